@@ -1,0 +1,56 @@
+# Steward developer commands. Everything runs from the project venv (.venv).
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Touched after a successful install; reinstalls when pyproject.toml changes.
+STAMP  := $(VENV)/.steward-installed
+
+.PHONY: help .venv install up test lint typecheck fmt bench clean clean-data
+
+help:
+	@echo "make up       run the embedded stack (PostgreSQL, Temporal + UI, worker, API)"
+	@echo "make test     lint, type-check and run the test suite"
+	@echo "make bench    run the benchmarks"
+	@echo "make lint     ruff check"
+	@echo "make fmt      ruff format + autofix"
+	@echo "make clean    remove caches and build artefacts (keeps .venv and .steward data)"
+	@echo "make clean-data  delete the embedded stack's data (.steward): all cases are lost"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+.venv: $(STAMP)
+
+install: .venv
+
+up: .venv
+	$(BIN)/steward up
+
+test: .venv
+	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/pytest -q
+
+lint: .venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: .venv
+	$(BIN)/mypy
+
+fmt: .venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: .venv
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+clean-data:
+	rm -rf .steward

@@ -1,0 +1,70 @@
+"""Audit entries, case status and task bookkeeping: short local writes, run as
+local activities.
+
+All are idempotent (unique entry id; a case snapshot that never goes back in
+time; task opens/closes that apply once), so a local activity retried after a
+worker crash writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from temporalio import activity
+
+from activities.context import activity_logger
+from domain.audit import (
+    RECORD_AUDIT,
+    RECORD_CASE_STATUS,
+    RECORD_TRANSITION,
+    AuditEntry,
+    CaseStatusInput,
+    RecordTransitionInput,
+)
+from store import audit, cases, tasks
+
+
+class AuditActivities:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @activity.defn(name=RECORD_AUDIT)
+    async def record_audit(self, entry: AuditEntry) -> None:
+        inserted = await audit.insert_entry(self.pool, entry)
+        activity_logger(actor=entry.actor, role=entry.role.value).debug(
+            "audit_recorded", entry_id=entry.entry_id, action=entry.action, inserted=inserted
+        )
+
+    @activity.defn(name=RECORD_CASE_STATUS)
+    async def record_case_status(self, input: CaseStatusInput) -> None:
+        applied = await cases.upsert(self.pool, input)
+        activity_logger().debug("case_status_recorded", status=input.status, applied=applied)
+
+    @activity.defn(name=RECORD_TRANSITION)
+    async def record_transition(self, input: RecordTransitionInput) -> None:
+        """Everything one workflow step writes, in one transaction: a reader
+        never sees the audit row of a decision without its closed task, and
+        the step costs one local activity (one marker event) instead of four.
+
+        Tasks are opened, then updated, then closed, so a step may do all
+        three to the same task.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = 0
+            for entry in input.entries:
+                inserted += await audit.insert_entry(conn, entry)
+            if input.case is not None:
+                await cases.upsert(conn, input.case)
+            for opening in input.open_tasks:
+                await tasks.open(conn, opening)
+            for change in input.update_tasks:
+                await tasks.update(conn, change)
+            for closing in input.close_tasks:
+                await tasks.close(conn, closing)
+        activity_logger().debug(
+            "transition_recorded",
+            entries=len(input.entries),
+            entries_inserted=inserted,
+            status=input.case.status if input.case else None,
+            tasks_opened=[t.task_id for t in input.open_tasks],
+            tasks_closed=[t.task_id for t in input.close_tasks],
+        )

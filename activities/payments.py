@@ -1,0 +1,226 @@
+"""Capture, void and refund through the payment provider port, recorded in the ledger.
+
+Why a retried activity can never move money twice:
+1. The provider receives `input.idempotency_key` (workflow id + operation id,
+   never the run id) and performs the effect at most once per key.
+2. The ledger has a unique key on the same value; the row is written after
+   the provider confirmed, with ON CONFLICT DO NOTHING.
+3. A key already in the ledger is answered from the ledger without calling
+   the provider again.
+If the worker dies between 1 and 2, the retry calls the provider with the same
+key, gets the same reference back, and writes the one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.context import activity_logger
+from activities.ports import PaymentProvider, PaymentRefusedError, RateLimitedError
+from domain.payments import (
+    CAPTURE_PAYMENT,
+    REFUND_PAYMENT,
+    VOID_AUTHORISATION,
+    LedgerEntry,
+    PaymentOperationInput,
+    PaymentOperationKind,
+    PaymentOperationResult,
+    PaymentOperationStatus,
+)
+from store import ledger
+
+# ApplicationError types workflows can branch on.
+PAYMENT_REFUSED = "PaymentRefused"
+REFUND_EXCEEDS_CAPTURE = "RefundExceedsCapture"
+PROVIDER_RATE_LIMITED = "PaymentProviderRateLimited"
+UNKNOWN_PAYMENT_PROVIDER = "UnknownPaymentProvider"
+IDEMPOTENCY_KEY_REUSED = "IdempotencyKeyReused"
+LEDGER_CONFLICT = "LedgerConflict"
+
+ProviderCall = Callable[..., Awaitable[str]]
+
+
+def _result(entry: LedgerEntry) -> PaymentOperationResult:
+    return PaymentOperationResult(
+        kind=entry.kind,
+        idempotency_key=entry.idempotency_key,
+        provider_reference=entry.provider_reference,
+        status=PaymentOperationStatus.SUCCEEDED,
+        amount_minor=entry.amount_minor,
+        currency=entry.currency,
+    )
+
+
+class PaymentActivities:
+    def __init__(self, pool: asyncpg.Pool, providers: Mapping[str, PaymentProvider]) -> None:
+        self.pool = pool
+        # By the name orders carry in `payment.provider` ("simulated", "adyen"...).
+        self.providers = dict(providers)
+
+    @activity.defn(name=CAPTURE_PAYMENT)
+    async def capture_payment(self, input: PaymentOperationInput) -> PaymentOperationResult:
+        return await self._operate(PaymentOperationKind.CAPTURE, input)
+
+    @activity.defn(name=VOID_AUTHORISATION)
+    async def void_authorisation(self, input: PaymentOperationInput) -> PaymentOperationResult:
+        return await self._operate(PaymentOperationKind.VOID, input)
+
+    @activity.defn(name=REFUND_PAYMENT)
+    async def refund_payment(self, input: PaymentOperationInput) -> PaymentOperationResult:
+        return await self._operate(PaymentOperationKind.REFUND, input)
+
+    def _provider(self, name: str) -> PaymentProvider:
+        provider = self.providers.get(name)
+        if provider is None:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise ApplicationError(
+                f"no payment provider {name!r} is configured (known: {known})",
+                type=UNKNOWN_PAYMENT_PROVIDER,
+                non_retryable=True,
+            )
+        return provider
+
+    def _call(self, provider: PaymentProvider, kind: PaymentOperationKind) -> ProviderCall:
+        if kind is PaymentOperationKind.CAPTURE:
+            return provider.capture
+        if kind is PaymentOperationKind.VOID:
+            return provider.void
+        return provider.refund
+
+    async def _operate(
+        self, kind: PaymentOperationKind, input: PaymentOperationInput
+    ) -> PaymentOperationResult:
+        key = input.idempotency_key
+        log = activity_logger(
+            order_id=input.order_id,
+            operation=kind.value,
+            idempotency_key=key,
+            amount_minor=input.amount_minor,
+            currency=input.currency,
+        )
+        done = await ledger.get(self.pool, key)
+        if done is not None:
+            return self._already_done(kind, input, done, log)
+        provider = self._provider(input.provider)
+        if kind is PaymentOperationKind.REFUND:
+            entry = await self._refund(provider, input)
+        else:
+            reference = await self._ask_provider(provider, kind, input)
+            entry = await self._record(self.pool, kind, input, reference)
+        log.info("payment_operation_succeeded", provider_reference=entry.provider_reference)
+        return _result(entry)
+
+    def _already_done(
+        self,
+        kind: PaymentOperationKind,
+        input: PaymentOperationInput,
+        done: LedgerEntry,
+        log: Any,
+    ) -> PaymentOperationResult:
+        # The same key must mean the same movement; anything else is a bug in
+        # the caller's operation ids, and answering with the old result would
+        # hide it.
+        if (
+            done.kind is not kind
+            or done.amount_minor != input.amount_minor
+            or done.currency != input.currency
+        ):
+            raise ApplicationError(
+                f"idempotency key {done.idempotency_key} is recorded for a {done.kind} of "
+                f"{done.amount_minor} {done.currency}, not a {kind} of {input.amount_minor} "
+                f"{input.currency}",
+                type=IDEMPOTENCY_KEY_REUSED,
+                non_retryable=True,
+            )
+        log.info("payment_operation_already_recorded", provider_reference=done.provider_reference)
+        return _result(done)
+
+    async def _refund(self, provider: PaymentProvider, input: PaymentOperationInput) -> LedgerEntry:
+        # One refund per order at a time: the ledger check, the provider call
+        # and the ledger row happen under an order-scoped lock, so two
+        # concurrent refunds (a return and a goodwill gesture) cannot both
+        # pass the check. Refunds are rare; holding a connection for the
+        # provider's latency is an acceptable price.
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"refund:{input.order_id}",
+            )
+            totals = await ledger.totals_for_order(conn, input.order_id)
+            if totals.currency is not None and totals.currency != input.currency:
+                raise ApplicationError(
+                    f"refund in {input.currency} for order {input.order_id} captured in "
+                    f"{totals.currency}",
+                    "currency_mismatch",
+                    type=PAYMENT_REFUSED,
+                    non_retryable=True,
+                )
+            if input.amount_minor > totals.refundable_minor:
+                raise ApplicationError(
+                    f"refund of {input.amount_minor} {input.currency} exceeds what is left "
+                    f"to refund on order {input.order_id}: captured {totals.captured_minor}, "
+                    f"refunded {totals.refunded_minor}",
+                    {
+                        "captured_minor": totals.captured_minor,
+                        "refunded_minor": totals.refunded_minor,
+                        "requested_minor": input.amount_minor,
+                    },
+                    type=REFUND_EXCEEDS_CAPTURE,
+                    non_retryable=True,
+                )
+            reference = await self._ask_provider(provider, PaymentOperationKind.REFUND, input)
+            return await self._record(conn, PaymentOperationKind.REFUND, input, reference)
+
+    async def _ask_provider(
+        self, provider: PaymentProvider, kind: PaymentOperationKind, input: PaymentOperationInput
+    ) -> str:
+        try:
+            return await self._call(provider, kind)(
+                idempotency_key=input.idempotency_key,
+                authorisation_ref=input.authorisation_ref,
+                amount_minor=input.amount_minor,
+                currency=input.currency,
+            )
+        except PaymentRefusedError as exc:
+            activity_logger(order_id=input.order_id).warning(
+                "payment_operation_refused", operation=kind.value, code=exc.code
+            )
+            raise ApplicationError(
+                str(exc), exc.code, type=PAYMENT_REFUSED, non_retryable=True
+            ) from exc
+        except RateLimitedError as exc:
+            # Still retryable, but no sooner than the provider asked.
+            raise ApplicationError(
+                str(exc), type=PROVIDER_RATE_LIMITED, next_retry_delay=exc.retry_after
+            ) from exc
+        # Timeouts and 5xx (TransientPortError) propagate as they are:
+        # Temporal retries them with backoff and the same idempotency key.
+
+    async def _record(
+        self,
+        db: ledger.Executor,
+        kind: PaymentOperationKind,
+        input: PaymentOperationInput,
+        reference: str,
+    ) -> LedgerEntry:
+        try:
+            return await ledger.record(
+                db,
+                idempotency_key=input.idempotency_key,
+                workflow_id=input.workflow_id,
+                order_id=input.order_id,
+                kind=kind,
+                amount_minor=input.amount_minor,
+                currency=input.currency,
+                provider=input.provider,
+                provider_reference=reference,
+            )
+        except ledger.LedgerConflictError as exc:
+            # Money moved but the books disagree: retrying cannot fix that,
+            # a person must look (the error carries both versions).
+            raise ApplicationError(str(exc), type=LEDGER_CONFLICT, non_retryable=True) from exc

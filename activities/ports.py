@@ -1,0 +1,160 @@
+"""Ports: the outside systems Steward talks to, as small Protocols.
+
+Activities depend on these, never on a concrete provider. The simulated
+implementations (activities/simulated.py) back the embedded stack and the
+tests; a real adapter (Adyen, Stripe, a 3PL's API, an email service) plugs in
+through the same Protocol in the composition root.
+
+Error contract, shared by every port so activities map errors one way:
+- `TransientPortError` and subclasses: the call may succeed if repeated with
+  the same idempotency key (timeouts, 5xx, rate limits). Activities let them
+  propagate so Temporal retries with backoff.
+- `RefusedError` and subclasses: the outside system said no for a business
+  reason; repeating cannot help. Activities turn them into non-retryable
+  ApplicationErrors with a `type` workflows can branch on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from domain.warehouse import ReleaseItem
+
+
+class PortError(Exception):
+    """Anything an outside system reports."""
+
+
+class TransientPortError(PortError):
+    """Retry with the same idempotency key."""
+
+
+class PortTimeoutError(TransientPortError):
+    """No answer in time. The effect may or may not have happened: only the
+    idempotency key makes the retry safe."""
+
+
+class PortUnavailableError(TransientPortError):
+    """5xx or connection refused: nothing happened."""
+
+    def __init__(self, message: str, status: int = 503) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimitedError(TransientPortError):
+    """HTTP 429: nothing happened; try again after `retry_after`."""
+
+    def __init__(self, message: str, retry_after: timedelta) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RefusedError(PortError):
+    """A business refusal; `code` is the outside system's reason, for the audit trail."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PaymentRefusedError(RefusedError):
+    """E.g. capture above the authorised amount, expired or voided authorisation,
+    refund above the captured amount, unknown authorisation."""
+
+
+class ReleaseRejectedError(RefusedError):
+    """The warehouse will not release the order (unknown SKU, empty order...)."""
+
+
+class NotificationRejectedError(RefusedError):
+    """The address bounces or is suppressed."""
+
+
+# -- payment provider -----------------------------------------------------------
+
+
+class PaymentProvider(Protocol):
+    """Capture, void and refund an authorisation obtained upstream (at checkout).
+
+    Each call carries an idempotency key; the provider performs the effect at
+    most once per key and answers a repeat with the first result. Every method
+    returns the provider's reference for the operation.
+    """
+
+    name: str
+
+    async def capture(
+        self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
+    ) -> str: ...
+
+    async def void(
+        self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
+    ) -> str: ...
+
+    async def refund(
+        self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
+    ) -> str: ...
+
+
+class AuthorisationMirror(Protocol):
+    """Simulation only: tell the simulated provider about an authorisation the
+    (simulated) checkout obtained. See `ScoringActivities` for why."""
+
+    async def register_authorisation(
+        self,
+        *,
+        authorisation_ref: str,
+        amount_minor: int,
+        currency: str,
+        authorised_at: datetime,
+        expires_at: datetime,
+    ) -> None: ...
+
+
+# -- warehouse ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WarehouseRelease:
+    release_id: str
+    warehouse: str
+
+
+class Warehouse(Protocol):
+    """The 3PL/WMS: release an order for picking once payment is captured.
+    Idempotent by key: a repeat returns the first release."""
+
+    name: str
+
+    async def release_order(
+        self,
+        *,
+        idempotency_key: str,
+        order_id: str,
+        market: str,
+        destination_country: str,
+        items: list[ReleaseItem],
+    ) -> WarehouseRelease: ...
+
+
+# -- notifications --------------------------------------------------------------
+
+
+class Notifier(Protocol):
+    """Customer messages (email). Idempotent by message id: a repeat is not sent
+    again. Returns whether the message was accepted for delivery."""
+
+    name: str
+
+    async def send(
+        self,
+        *,
+        message_id: str,
+        order_id: str,
+        recipient_email: str,
+        template: str,
+        locale: str,
+    ) -> bool: ...

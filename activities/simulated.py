@@ -1,0 +1,394 @@
+"""Simulated payment provider, warehouse and email service.
+
+They behave like the real systems where it matters to Steward: state lives in
+PostgreSQL (the sim_* tables, the provider's side of the world), idempotency
+keys are honoured (same key, same result, no second effect), business rules
+refuse what a provider would refuse, and calls can be slow or fail:
+
+- `latency_ms`: each call sleeps about that long (±50 %).
+- `failure_rate`: that share of calls fails with a random fault.
+- `faults`: a scripted queue consumed one per call, ahead of the random ones,
+  for tests: ["timeout_after_commit", "http_500", "http_429", "ok", ...].
+
+Faults:
+- http_500: fails before any effect (PortUnavailableError).
+- http_429: fails before any effect with a retry-after (RateLimitedError).
+- timeout_before_commit: no answer, nothing happened (PortTimeoutError).
+- timeout_after_commit: the effect is committed, then no answer
+  (PortTimeoutError) - the retry must find the operation, not repeat it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import asyncpg
+
+from activities.ports import (
+    NotificationRejectedError,
+    PaymentRefusedError,
+    PortTimeoutError,
+    PortUnavailableError,
+    RateLimitedError,
+    ReleaseRejectedError,
+    WarehouseRelease,
+)
+from domain.payments import PaymentOperationKind
+from domain.risk_rules import IdentityKind, identity_hash
+from domain.warehouse import ReleaseItem
+from store import simulated as sim
+
+
+class Fault(StrEnum):
+    OK = "ok"
+    HTTP_500 = "http_500"
+    HTTP_429 = "http_429"
+    TIMEOUT_BEFORE_COMMIT = "timeout_before_commit"
+    TIMEOUT_AFTER_COMMIT = "timeout_after_commit"
+
+
+RANDOM_FAULTS: tuple[Fault, ...] = (
+    Fault.HTTP_500,
+    Fault.HTTP_429,
+    Fault.TIMEOUT_BEFORE_COMMIT,
+    Fault.TIMEOUT_AFTER_COMMIT,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class FaultPlan:
+    """Latency and failures for one simulated system."""
+
+    def __init__(
+        self,
+        *,
+        latency_ms: int = 0,
+        failure_rate: float = 0.0,
+        faults: Iterable[Fault | str] = (),
+        seed: int | None = None,
+        retry_after: timedelta = timedelta(seconds=1),
+    ) -> None:
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ValueError("failure_rate must be between 0 and 1")
+        self.latency_ms = max(0, latency_ms)
+        self.failure_rate = failure_rate
+        self.retry_after = retry_after
+        self._scripted: deque[Fault] = deque(Fault(f) for f in faults)
+        self._rng = random.Random(seed)
+
+    def script(self, *faults: Fault | str) -> None:
+        """Queue more faults for the next calls."""
+        self._scripted.extend(Fault(f) for f in faults)
+
+    @property
+    def pending(self) -> list[Fault]:
+        return list(self._scripted)
+
+    def next_fault(self) -> Fault:
+        if self._scripted:
+            return self._scripted.popleft()
+        if self.failure_rate and self._rng.random() < self.failure_rate:
+            return self._rng.choice(RANDOM_FAULTS)
+        return Fault.OK
+
+    async def delay(self) -> None:
+        if self.latency_ms:
+            await asyncio.sleep(self.latency_ms * self._rng.uniform(0.5, 1.5) / 1000)
+
+    def fail_before_effect(self, fault: Fault, system: str, operation: str) -> None:
+        where = f"{system} {operation}"
+        if fault is Fault.HTTP_500:
+            raise PortUnavailableError(f"{where}: HTTP 500 internal server error", status=500)
+        if fault is Fault.HTTP_429:
+            raise RateLimitedError(f"{where}: HTTP 429 too many requests", self.retry_after)
+        if fault is Fault.TIMEOUT_BEFORE_COMMIT:
+            raise PortTimeoutError(f"{where}: timed out")
+
+    def fail_after_effect(self, fault: Fault, system: str, operation: str) -> None:
+        if fault is Fault.TIMEOUT_AFTER_COMMIT:
+            raise PortTimeoutError(f"{system} {operation}: timed out (the request went through)")
+
+
+def _reference(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+class SimulatedPaymentProvider:
+    """A card acquirer holding authorisations made at checkout.
+
+    How it learns of authorisations: at checkout the (real) provider creates
+    the authorisation and order management forwards its reference with the
+    order. Here nothing upstream is real, so the scoring activity mirrors each
+    order's authorisation into this provider (`register_authorisation`) when
+    the order first reaches Steward, with the amount, currency and expiry the
+    order carries. Registering is idempotent and the first registration wins,
+    so the provider, not the caller, remains the authority on what was
+    authorised. Operations on an authorisation it never saw are refused as a
+    real provider would (`unknown_authorisation`).
+    """
+
+    name = "simulated"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        plan: FaultPlan | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.pool = pool
+        self.plan = plan or FaultPlan()
+        self.clock = clock
+
+    async def register_authorisation(
+        self,
+        *,
+        authorisation_ref: str,
+        amount_minor: int,
+        currency: str,
+        authorised_at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        await sim.register_authorisation(
+            self.pool,
+            authorisation_ref=authorisation_ref,
+            amount_minor=amount_minor,
+            currency=currency,
+            authorised_at=authorised_at,
+            expires_at=expires_at,
+        )
+
+    async def capture(
+        self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
+    ) -> str:
+        return await self._operate(
+            PaymentOperationKind.CAPTURE, idempotency_key, authorisation_ref, amount_minor, currency
+        )
+
+    async def void(
+        self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
+    ) -> str:
+        return await self._operate(
+            PaymentOperationKind.VOID, idempotency_key, authorisation_ref, amount_minor, currency
+        )
+
+    async def refund(
+        self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
+    ) -> str:
+        return await self._operate(
+            PaymentOperationKind.REFUND, idempotency_key, authorisation_ref, amount_minor, currency
+        )
+
+    async def _operate(
+        self,
+        kind: PaymentOperationKind,
+        key: str,
+        authorisation_ref: str,
+        amount_minor: int,
+        currency: str,
+    ) -> str:
+        await self.plan.delay()
+        fault = self.plan.next_fault()
+        self.plan.fail_before_effect(fault, "payment provider", kind.value)
+        async with self.pool.acquire() as conn, conn.transaction():
+            outcome = await self._apply(conn, kind, key, authorisation_ref, amount_minor, currency)
+        # Raised after the commit: marking an authorisation expired is a state
+        # change the provider keeps even though the request is refused.
+        if isinstance(outcome, PaymentRefusedError):
+            raise outcome
+        self.plan.fail_after_effect(fault, "payment provider", kind.value)
+        return outcome
+
+    async def _apply(
+        self,
+        conn: sim.Executor,
+        kind: PaymentOperationKind,
+        key: str,
+        ref: str,
+        amount: int,
+        currency: str,
+    ) -> str | PaymentRefusedError:
+        # Lock the authorisation first: concurrent requests on one
+        # authorisation (including two with the same key) run one at a time.
+        auth = await sim.get_authorisation(conn, ref, for_update=True)
+        if auth is None:
+            return PaymentRefusedError(f"authorisation {ref} is unknown", "unknown_authorisation")
+        existing = await sim.get_operation(conn, key)
+        if existing is not None:
+            same = (
+                existing.kind == kind.value
+                and existing.authorisation_ref == ref
+                and (kind is PaymentOperationKind.VOID or existing.amount_minor == amount)
+            )
+            if not same:
+                return PaymentRefusedError(
+                    f"idempotency key {key} was used for {existing.kind} {existing.amount_minor} "
+                    f"on {existing.authorisation_ref}",
+                    "idempotency_key_reused",
+                )
+            return existing.provider_reference
+        if currency != auth.currency:
+            return PaymentRefusedError(
+                f"{kind} in {currency} on an authorisation in {auth.currency}", "currency_mismatch"
+            )
+
+        status, captured, refunded = auth.status, auth.captured_minor, auth.refunded_minor
+        expired = self.clock() >= auth.expires_at
+        if kind is not PaymentOperationKind.REFUND and status == "authorised" and expired:
+            await sim.update_authorisation(
+                conn, ref, status="expired", captured_minor=captured, refunded_minor=refunded
+            )
+            return PaymentRefusedError(f"authorisation {ref} expired", "authorisation_expired")
+
+        op_amount = amount
+        if kind is PaymentOperationKind.CAPTURE:
+            if amount <= 0:
+                return PaymentRefusedError("capture amount must be positive", "invalid_amount")
+            if status == "voided":
+                return PaymentRefusedError(f"authorisation {ref} is voided", "authorisation_voided")
+            if status == "expired" or expired:
+                return PaymentRefusedError(f"authorisation {ref} expired", "authorisation_expired")
+            if captured + amount > auth.amount_minor:
+                return PaymentRefusedError(
+                    f"capture of {amount} exceeds the authorised {auth.amount_minor} "
+                    f"(already captured {captured})",
+                    "amount_exceeds_authorisation",
+                )
+            captured += amount
+            status = "captured"
+        elif kind is PaymentOperationKind.VOID:
+            if status == "voided":
+                return PaymentRefusedError(
+                    f"authorisation {ref} is already voided", "already_voided"
+                )
+            if status == "expired":
+                return PaymentRefusedError(f"authorisation {ref} expired", "authorisation_expired")
+            if captured > 0:
+                return PaymentRefusedError(
+                    f"authorisation {ref} is captured; refund instead", "already_captured"
+                )
+            # A void releases the whole authorisation, whatever amount was sent.
+            op_amount = auth.amount_minor
+            status = "voided"
+        else:
+            if amount <= 0:
+                return PaymentRefusedError("refund amount must be positive", "invalid_amount")
+            if captured == 0:
+                return PaymentRefusedError(f"nothing captured on {ref}", "not_captured")
+            if refunded + amount > captured:
+                return PaymentRefusedError(
+                    f"refund of {amount} exceeds the captured {captured} "
+                    f"(already refunded {refunded})",
+                    "refund_exceeds_capture",
+                )
+            refunded += amount
+
+        reference = _reference(f"sim_{kind.value}")
+        await sim.insert_operation(
+            conn,
+            idempotency_key=key,
+            kind=kind.value,
+            authorisation_ref=ref,
+            amount_minor=op_amount,
+            currency=currency,
+            provider_reference=reference,
+        )
+        await sim.update_authorisation(
+            conn, ref, status=status, captured_minor=captured, refunded_minor=refunded
+        )
+        return reference
+
+
+# Fulfilment hub per market; anything else ships from Europe.
+WAREHOUSE_BY_MARKET: dict[str, str] = {
+    "US": "sim-3pl-new-jersey",
+    "CA": "sim-3pl-new-jersey",
+    "CN": "sim-3pl-shanghai",
+    "HK": "sim-3pl-hong-kong",
+    "JP": "sim-3pl-hong-kong",
+    "KR": "sim-3pl-hong-kong",
+    "SG": "sim-3pl-hong-kong",
+}
+DEFAULT_WAREHOUSE = "sim-3pl-paris"
+
+
+class SimulatedWarehouse:
+    name = "simulated-3pl"
+
+    def __init__(self, pool: asyncpg.Pool, plan: FaultPlan | None = None) -> None:
+        self.pool = pool
+        self.plan = plan or FaultPlan()
+
+    async def release_order(
+        self,
+        *,
+        idempotency_key: str,
+        order_id: str,
+        market: str,
+        destination_country: str,
+        items: list[ReleaseItem],
+    ) -> WarehouseRelease:
+        await self.plan.delay()
+        fault = self.plan.next_fault()
+        self.plan.fail_before_effect(fault, "warehouse", "release")
+        if not items or any(i.quantity < 1 for i in items):
+            raise ReleaseRejectedError(f"order {order_id} has nothing to pick", "empty_order")
+        release = await sim.insert_release(
+            self.pool,
+            idempotency_key=idempotency_key,
+            order_id=order_id,
+            release_id=_reference("REL"),
+            warehouse=WAREHOUSE_BY_MARKET.get(market, DEFAULT_WAREHOUSE),
+            destination=destination_country,
+            items=[i.model_dump(mode="json") for i in items],
+        )
+        self.plan.fail_after_effect(fault, "warehouse", "release")
+        return WarehouseRelease(release_id=release.release_id, warehouse=release.warehouse)
+
+
+# Addresses at this domain bounce, so tests and the simulator can exercise a
+# refused message.
+BOUNCING_DOMAIN = "bounce.example"
+
+
+class SimulatedNotifier:
+    name = "simulated-email"
+
+    def __init__(self, pool: asyncpg.Pool, plan: FaultPlan | None = None) -> None:
+        self.pool = pool
+        self.plan = plan or FaultPlan()
+
+    async def send(
+        self,
+        *,
+        message_id: str,
+        order_id: str,
+        recipient_email: str,
+        template: str,
+        locale: str,
+    ) -> bool:
+        await self.plan.delay()
+        fault = self.plan.next_fault()
+        self.plan.fail_before_effect(fault, "email service", "send")
+        if recipient_email.strip().lower().endswith("@" + BOUNCING_DOMAIN):
+            raise NotificationRejectedError(f"message {message_id} bounced", "hard_bounce")
+        await sim.insert_notification(
+            self.pool,
+            message_id=message_id,
+            order_id=order_id,
+            template=template,
+            locale=locale,
+            # Even the simulated provider's log keeps no clear address.
+            recipient_hash=identity_hash(IdentityKind.EMAIL, recipient_email),
+        )
+        self.plan.fail_after_effect(fault, "email service", "send")
+        return True

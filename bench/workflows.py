@@ -1,0 +1,107 @@
+"""Bench-only workflows: the floor the order review is measured against.
+
+`BareWorkflow` runs the same sequence of regular and local activities as one
+order review run (the sequence is read from a real review's history, not
+hard-coded), but every activity is a no-op and there is no business logic,
+store write, search attribute or query state. `BareUpdateWorkflow` waits for
+one update the way a review waits for `decide`, with a validator and a
+deadline, so the two update round trips compare like for like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio import activity, workflow
+
+REGULAR = "activity"
+LOCAL = "local"
+
+NOOP_ACTIVITY = "bench_noop"
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+LOCAL_TIMEOUT = timedelta(seconds=10)
+# A bare update target gives up after this long, as every Steward wait has a deadline.
+UPDATE_WAIT_LIMIT = timedelta(hours=1)
+
+
+@dataclass
+class BareInput:
+    # REGULAR / LOCAL, in the order the review runs them.
+    steps: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BareResult:
+    activities: int
+    local_activities: int
+
+
+@dataclass
+class BareDecision:
+    decision: str
+    actor: str
+
+
+@activity.defn(name=NOOP_ACTIVITY)
+async def bench_noop(step: int) -> int:
+    return step
+
+
+@workflow.defn(name="BenchBareWorkflow")
+class BareWorkflow:
+    @workflow.run
+    async def run(self, input: BareInput) -> BareResult:
+        regular = local = 0
+        for index, step in enumerate(input.steps):
+            if step == LOCAL:
+                local += 1
+                await workflow.execute_local_activity(
+                    NOOP_ACTIVITY, index, result_type=int, start_to_close_timeout=LOCAL_TIMEOUT
+                )
+            elif step == REGULAR:
+                regular += 1
+                await workflow.execute_activity(
+                    NOOP_ACTIVITY, index, result_type=int, start_to_close_timeout=ACTIVITY_TIMEOUT
+                )
+            else:
+                raise ValueError(f"unknown bench step {step!r}")
+        return BareResult(activities=regular, local_activities=local)
+
+
+@workflow.defn(name="BenchBareUpdateWorkflow")
+class BareUpdateWorkflow:
+    def __init__(self) -> None:
+        self._decision: BareDecision | None = None
+
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.wait_condition(
+                lambda: self._decision is not None, timeout=UPDATE_WAIT_LIMIT
+            )
+        except TimeoutError:
+            return "timed_out"
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self._decision is not None
+        return self._decision.decision
+
+    @workflow.query
+    def ready(self) -> bool:
+        return True
+
+    @workflow.update
+    def decide(self, decision: BareDecision) -> str:
+        self._decision = decision
+        return decision.decision
+
+    @decide.validator
+    def _validate_decide(self, decision: BareDecision) -> None:
+        if self._decision is not None:
+            raise ValueError("already decided")
+        if not decision.actor:
+            raise ValueError("actor is required")
+
+
+BENCH_WORKFLOWS: list[type] = [BareWorkflow, BareUpdateWorkflow]
+BENCH_ACTIVITIES = [bench_noop]

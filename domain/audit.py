@@ -1,0 +1,83 @@
+"""The audit trail: who did what, when, why, and what changed.
+
+Entries are written by workflows through a local activity. Each entry id is
+deterministic (workflow id + sequence in that workflow), and the table has a
+unique constraint on it, so a retried activity never writes a row twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from domain.common import NonEmptyStr, Role, StewardModel
+from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput
+
+
+class AuditEntry(StewardModel):
+    entry_id: NonEmptyStr
+    workflow_id: NonEmptyStr
+    process: NonEmptyStr
+    case_id: NonEmptyStr
+    actor: NonEmptyStr
+    role: Role
+    action: NonEmptyStr
+    reason: str = ""
+    before: dict[str, Any] = Field(default_factory=dict)
+    after: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime
+
+
+class AuditRow(AuditEntry):
+    recorded_at: datetime
+
+
+class CaseStatusInput(StewardModel):
+    """The latest status of a case, upserted for lists and reports."""
+
+    workflow_id: NonEmptyStr
+    process: NonEmptyStr
+    case_id: NonEmptyStr
+    status: NonEmptyStr
+    market: str | None = None
+    risk_band: str | None = None
+    awaited_role: str | None = None
+    due_at: datetime | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+    updated_at: datetime
+
+
+class CaseRow(CaseStatusInput):
+    """A row of the case list: the latest status plus when the case first appeared."""
+
+    created_at: datetime
+
+
+RECORD_AUDIT = "record_audit"
+RECORD_CASE_STATUS = "record_case_status"
+
+
+class RecordTransitionInput(StewardModel):
+    """Every local write of one workflow step, applied in one transaction by
+    one local activity: audit entries, the case status row and task changes.
+
+    Batching them keeps each step to a single marker event in the history
+    (see DESIGN.md §6) and makes the step atomic in the store.
+    """
+
+    entries: list[AuditEntry] = Field(default_factory=list)
+    case: CaseStatusInput | None = None
+    open_tasks: list[OpenTaskInput] = Field(default_factory=list)
+    update_tasks: list[UpdateTaskInput] = Field(default_factory=list)
+    close_tasks: list[CloseTaskInput] = Field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (
+            self.entries or self.case or self.open_tasks or self.update_tasks or self.close_tasks
+        )
+
+
+RECORD_TRANSITION = "record_transition"

@@ -1,0 +1,44 @@
+"""Shared vocabulary: roles, money, ISO codes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+
+class Role(StrEnum):
+    """Who may act. API keys map to one role; validators check it."""
+
+    COORDINATOR = "coordinator"
+    MANAGER = "manager"
+    FINANCE = "finance"
+    OPS = "ops"
+    SYSTEM = "system"
+    AUDITOR = "auditor"
+
+
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$", min_length=3, max_length=3)]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$", min_length=2, max_length=2)]
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# Business keys travel in workflow ids and URLs: keep them plain.
+BusinessKey = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"),
+]
+MinorUnits = Annotated[int, Field(ge=0, description="Amount in minor units (cents)")]
+
+
+class StewardModel(BaseModel):
+    """Base for every model crossing a workflow boundary: strict about unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class Money(StewardModel):
+    amount_minor: MinorUnits
+    currency: CurrencyCode
+
+    def __str__(self) -> str:
+        return f"{self.amount_minor / 100:,.2f} {self.currency}"

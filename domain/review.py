@@ -1,0 +1,212 @@
+"""Order review: states, decisions and the rules that validate them.
+
+Pure: the workflow calls these functions, tests call them without a server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from domain.common import NonEmptyStr, Role, StewardModel
+from domain.orders import Order
+from domain.risk import RiskAssessment
+
+
+class ReviewStatus(StrEnum):
+    RECEIVED = "received"
+    SCORED = "scored"
+    AUTO_ACCEPTED = "auto_accepted"
+    AUTO_DECLINED = "auto_declined"
+    AWAITING_REVIEW = "awaiting_review"
+    AWAITING_CUSTOMER = "awaiting_customer"
+    CAPTURING = "capturing"
+    RELEASED = "released"
+    CANCELLED = "cancelled"
+
+
+CLOSED_STATUSES = frozenset({ReviewStatus.RELEASED, ReviewStatus.CANCELLED})
+# Once capture starts, the money decision is taken; decisions and cancels are refused.
+DECIDABLE_STATUSES = frozenset({ReviewStatus.AWAITING_REVIEW, ReviewStatus.AWAITING_CUSTOMER})
+
+
+class ReviewDecision(StrEnum):
+    APPROVE = "approve"
+    DECLINE = "decline"
+    ASK_CUSTOMER = "ask_customer"
+
+
+class DecisionReason(StrEnum):
+    """Why a coordinator decided; reported on in the fraud and cancellation report."""
+
+    VERIFIED_CUSTOMER = "verified_customer"
+    CUSTOMER_CONFIRMED = "customer_confirmed"
+    LOW_RISK_ON_REVIEW = "low_risk_on_review"
+    SUSPECTED_FRAUD = "suspected_fraud"
+    STOLEN_CARD = "stolen_card"
+    RESELLER = "reseller"
+    CUSTOMER_UNREACHABLE = "customer_unreachable"
+    IDENTITY_CHECK_NEEDED = "identity_check_needed"
+    ADDRESS_CHECK_NEEDED = "address_check_needed"
+    POLICY_DEFAULT = "policy_default"  # the configured default acted at the deadline
+    AUTOMATIC = "automatic"  # the rule set decided without a person
+
+
+class DefaultAction(StrEnum):
+    """What happens at the hard deadline when nobody decided."""
+
+    DECLINE = "decline"  # void the authorisation and cancel: no capture without a decision
+    APPROVE = "approve"
+
+
+class ReviewPolicy(StewardModel):
+    """Per-market review timing, resolved from configuration when the review
+    starts and kept in the workflow input so a running review never changes
+    its rules under replay."""
+
+    review_sla: timedelta = timedelta(hours=4)
+    reminder_after: timedelta = timedelta(hours=2)
+    # Stop waiting this long before the authorisation expires, so void or
+    # capture still has time to reach the provider.
+    auth_expiry_margin: timedelta = timedelta(hours=6)
+    customer_answer_timeout: timedelta = timedelta(hours=48)
+    default_action: DefaultAction = DefaultAction.DECLINE
+
+    @model_validator(mode="after")
+    def _reminder_before_sla(self) -> ReviewPolicy:
+        if self.reminder_after >= self.review_sla:
+            raise ValueError("reminder_after must be shorter than review_sla")
+        return self
+
+
+# Markets with a follow-the-sun team get shorter SLAs; the rest use the default.
+MARKET_REVIEW_POLICIES: dict[str, ReviewPolicy] = {
+    "FR": ReviewPolicy(review_sla=timedelta(hours=2), reminder_after=timedelta(hours=1)),
+    "GB": ReviewPolicy(review_sla=timedelta(hours=2), reminder_after=timedelta(hours=1)),
+    "US": ReviewPolicy(review_sla=timedelta(hours=3), reminder_after=timedelta(hours=90 / 60)),
+    "CN": ReviewPolicy(review_sla=timedelta(hours=4), reminder_after=timedelta(hours=2)),
+}
+
+
+def review_policy_for(market: str) -> ReviewPolicy:
+    return MARKET_REVIEW_POLICIES.get(market, ReviewPolicy())
+
+
+class OrderReviewInput(StewardModel):
+    order: Order
+    policy: ReviewPolicy = Field(default_factory=ReviewPolicy)
+
+
+class DecideInput(StewardModel):
+    """A coordinator's decision, sent as the `decide` update."""
+
+    decision: ReviewDecision
+    reason_code: DecisionReason
+    note: str = Field(default="", max_length=2000)
+    actor: NonEmptyStr
+    role: Role
+
+
+class CustomerAnswer(StewardModel):
+    """The customer's reply to an ask_customer request (signal)."""
+
+    event_id: NonEmptyStr
+    confirmed: bool
+    message: str = Field(default="", max_length=2000)
+    channel: str = "email"
+
+
+class CancelRequest(StewardModel):
+    """Upstream order management cancels the order (signal)."""
+
+    event_id: NonEmptyStr
+    reason: NonEmptyStr
+    requested_by: NonEmptyStr = "order-management"
+
+
+class DecisionRecord(StewardModel):
+    decision: ReviewDecision
+    reason_code: DecisionReason
+    note: str
+    actor: str
+    role: Role
+    decided_at: datetime
+
+
+class StatusChange(StewardModel):
+    at: datetime
+    status: ReviewStatus
+    actor: str
+    reason: str
+
+
+class OrderReviewState(StewardModel):
+    """Everything a person needs to see about a review (the `status` query)."""
+
+    order_id: str
+    market: str
+    status: ReviewStatus
+    amount_minor: int
+    currency: str
+    risk: RiskAssessment | None = None
+    awaited_role: Role | None = None
+    due_at: datetime | None = None
+    hard_deadline: datetime | None = None
+    reminders_sent: int = 0
+    escalated: bool = False
+    decisions: list[DecisionRecord] = Field(default_factory=list)
+    customer_answers: list[CustomerAnswer] = Field(default_factory=list)
+    cancel_request: CancelRequest | None = None
+    capture_reference: str | None = None
+    void_reference: str | None = None
+    warehouse_release_id: str | None = None
+    history: list[StatusChange] = Field(default_factory=list)
+
+
+class OrderReviewResult(StewardModel):
+    order_id: str
+    status: ReviewStatus
+    risk: RiskAssessment | None
+    decided_by: str
+    reason_code: DecisionReason | None
+    captured_minor: int
+    currency: str
+
+
+class DecisionRejected(ValueError):
+    """A decision the validator refuses; the message says why."""
+
+
+DECIDER_ROLES = frozenset({Role.COORDINATOR, Role.MANAGER})
+# Once escalated, only a manager may decide.
+ESCALATED_DECIDER_ROLES = frozenset({Role.MANAGER})
+
+
+def validate_decision(state: OrderReviewState, decision: DecideInput) -> None:
+    """Raise DecisionRejected when `decision` may not be applied to `state`."""
+    if state.status in CLOSED_STATUSES:
+        raise DecisionRejected(f"review of order {state.order_id} is closed ({state.status})")
+    if state.status not in DECIDABLE_STATUSES:
+        raise DecisionRejected(
+            f"review of order {state.order_id} is not awaiting a decision ({state.status})"
+        )
+    allowed = ESCALATED_DECIDER_ROLES if state.escalated else DECIDER_ROLES
+    if decision.role not in allowed:
+        names = ", ".join(sorted(r.value for r in allowed))
+        raise DecisionRejected(f"role: {decision.role} may not decide this review (needs {names})")
+    if decision.reason_code in (DecisionReason.POLICY_DEFAULT, DecisionReason.AUTOMATIC):
+        raise DecisionRejected(f"reason_code: {decision.reason_code} is reserved for Steward")
+    if decision.decision is ReviewDecision.DECLINE and not decision.note.strip():
+        raise DecisionRejected("note: a decline needs a note for the audit trail")
+    if (
+        decision.decision is ReviewDecision.ASK_CUSTOMER
+        and state.status is ReviewStatus.AWAITING_CUSTOMER
+    ):
+        raise DecisionRejected("decision: the customer has already been asked")
+
+
+def hard_deadline(order: Order, policy: ReviewPolicy) -> datetime:
+    """The last moment a decision is useful: before the authorisation expires."""
+    return order.payment.authorisation_expires_at - policy.auth_expiry_margin

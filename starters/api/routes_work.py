@@ -1,0 +1,69 @@
+"""The coordinator work queue and the audit trail, both read from PostgreSQL.
+
+The queue is read from the human-task table, not from Temporal visibility:
+visibility is eventually consistent, and a coordinator must never see a task
+that was already decided or miss one that just opened.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from domain.audit import AuditRow
+from domain.common import NonEmptyStr, Role
+from domain.tasks import TaskRow
+from starters.api.routes_common import DbPool, error_responses
+from starters.auth import Principal, authenticate, require_roles
+from store import audit as audit_store
+from store import tasks as task_store
+
+router = APIRouter(prefix="/v1", tags=["work queue and audit"])
+
+AUDIT_READERS = (Role.AUDITOR, Role.MANAGER, Role.OPS, Role.COORDINATOR)
+
+
+@router.get(
+    "/tasks",
+    response_model=list[TaskRow],
+    responses=error_responses(401, 422),
+    summary="Open human tasks, most urgent first",
+)
+async def list_tasks(
+    principal: Annotated[Principal, Depends(authenticate)],
+    pool: DbPool,
+    role: Annotated[
+        Role | None, Query(description="Awaited role; defaults to the caller's role")
+    ] = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    process: Annotated[str | None, Query(max_length=64, examples=["order-review"])] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[TaskRow]:
+    rows = await task_store.list_open(
+        pool, role=role or principal.role, assignee=assignee, process=process, limit=limit
+    )
+    # The store sorts too; sorting here keeps the contract if the query changes.
+    return sorted(rows, key=lambda t: (t.due_at, -t.priority))
+
+
+@router.get(
+    "/audit/{case_id}",
+    response_model=list[AuditRow],
+    responses=error_responses(401, 403, 422),
+    summary="The whole decision path of a case, oldest first",
+)
+async def case_audit(
+    case_id: Annotated[NonEmptyStr, Path(max_length=200, examples=["FR-100234"])],
+    principal: Annotated[Principal, Depends(require_roles(*AUDIT_READERS))],
+    pool: DbPool,
+    process: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            examples=["order-review"],
+            description="Only this process (an order id is also the key of its return...)",
+        ),
+    ] = None,
+) -> list[AuditRow]:
+    return await audit_store.list_by_case(pool, case_id, process=process)

@@ -1,0 +1,327 @@
+"""Typed helpers to start and drive order reviews from outside Temporal.
+
+The API, the CLI and the simulator all go through these functions, so the
+workflow contract (names, id scheme, id policies, search attributes) lives in
+one place on the client side.
+
+The workflow is addressed by its registered names rather than by importing the
+workflow class: starters then never load workflow code (and its sandbox
+restrictions) into the API process, and a client can run against a worker
+deployed from another version of the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.ids import ORDER_REVIEW, order_review_id
+from domain.orders import Order
+from domain.review import (
+    CancelRequest,
+    CustomerAnswer,
+    DecideInput,
+    OrderReviewInput,
+    OrderReviewState,
+    review_policy_for,
+)
+from workflows import visibility
+
+WORKFLOW_TYPE = "OrderReviewWorkflow"
+UPDATE_DECIDE = "decide"
+SIGNAL_CANCEL = "cancel"
+SIGNAL_CUSTOMER_ANSWERED = "customer_answered"
+QUERY_STATUS = "status"
+
+# A query needs a worker to replay the workflow; without one it would hang until
+# the server's long default. Callers (HTTP, CLI) prefer a prompt, clear failure.
+QUERY_TIMEOUT = timedelta(seconds=15)
+# An update returns once the workflow has applied it; same reasoning.
+UPDATE_TIMEOUT = timedelta(seconds=30)
+
+# ISO 4217 exponents that are not 2. Amounts are integer minor units, so JPY
+# and KRW (no minor unit) must not be divided by 100 when shown to people.
+_CURRENCY_EXPONENTS: dict[str, int] = {
+    "JPY": 0,
+    "KRW": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "VND": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "JOD": 3,
+    "TND": 3,
+}
+
+
+class ReviewNotFound(LookupError):
+    """No review exists for this order id."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"no order review for order {order_id}")
+        self.order_id = order_id
+
+
+class ReviewClosed(RuntimeError):
+    """The review has finished; it accepts no more signals or decisions."""
+
+    def __init__(self, order_id: str, status: str) -> None:
+        super().__init__(f"review of order {order_id} is closed ({status})")
+        self.order_id = order_id
+        self.status = status
+
+
+class ReviewUnavailable(RuntimeError):
+    """The review exists but could not answer (no worker polling, workflow task failing)."""
+
+
+class DecisionRefused(Exception):
+    """The workflow's `decide` validator (or the server) refused the decision."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StartReviewResult:
+    workflow_id: str
+    order_id: str
+    # False when a review for this order already existed (running or closed):
+    # upstream retries and duplicate webhooks start nothing new.
+    started: bool
+
+
+def format_amount(amount_minor: int, currency: str) -> str:
+    """`245000, "EUR"` -> `2,450.00 EUR`; `385000, "JPY"` -> `385,000 JPY`."""
+    exponent = _CURRENCY_EXPONENTS.get(currency, 2)
+    if exponent == 0:
+        return f"{amount_minor:,} {currency}"
+    return f"{amount_minor / 10**exponent:,.{exponent}f} {currency}"
+
+
+def review_summary(order: Order) -> str:
+    """One line for the Temporal UI list; business facts only, never PII."""
+    return f"Order review {order.market} · {format_amount(order.total_minor, order.currency)}"
+
+
+def review_details(order: Order) -> str:
+    """Markdown shown on the workflow page in the Temporal UI.
+
+    Deliberately without the customer's name, email, addresses or device: the
+    summary and details are stored unencrypted by the server.
+    """
+    categories = sorted({item.category.value for item in order.items})
+    units = sum(item.quantity for item in order.items)
+    return "\n".join(
+        [
+            f"**Order** `{order.order_id}` · market {order.market} · channel {order.channel.value}",
+            f"**Amount** {format_amount(order.total_minor, order.currency)} "
+            f"({units} unit{'s' if units != 1 else ''}: {', '.join(categories)})",
+            f"**Payment** {order.payment.provider} · 3-DS {order.payment.three_ds.value} · "
+            f"authorisation expires {order.payment.authorisation_expires_at.isoformat()}",
+        ]
+    )
+
+
+def _handle(client: Client, order_id: str) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(order_review_id(order_id))
+
+
+def _is_not_found(err: RPCError) -> bool:
+    return err.status == RPCStatusCode.NOT_FOUND
+
+
+async def _closed_status(client: Client, order_id: str) -> str | None:
+    """The status of a closed review (e.g. "released"), None if it is still running.
+
+    Raises ReviewNotFound when no execution exists at all.
+    """
+    handle = _handle(client, order_id)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if _is_not_found(err):
+            raise ReviewNotFound(order_id) from err
+        raise
+    if description.status in (None, WorkflowExecutionStatus.RUNNING):
+        return None
+    try:
+        # The review's own status says more to a person than "completed".
+        state = await handle.query(
+            QUERY_STATUS, result_type=OrderReviewState, rpc_timeout=QUERY_TIMEOUT
+        )
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+        return description.status.name.lower()
+    return state.status.value
+
+
+async def start_review(client: Client, order: Order, task_queue: str) -> StartReviewResult:
+    """Start the review of `order`, or find the one already started for it.
+
+    USE_EXISTING makes a duplicate start while the review runs return the
+    running one; REJECT_DUPLICATE makes a duplicate after it closed fail with
+    WorkflowAlreadyStartedError instead of reviewing (and capturing) twice.
+    """
+    workflow_id = order_review_id(order.order_id)
+    review_input = OrderReviewInput(order=order, policy=review_policy_for(order.market))
+    try:
+        handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+            WORKFLOW_TYPE,
+            review_input,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(visibility.PROCESS, ORDER_REVIEW),
+                    SearchAttributePair(visibility.MARKET, order.market),
+                ]
+            ),
+            static_summary=review_summary(order),
+            static_details=review_details(order),
+        )
+    except WorkflowAlreadyStartedError:
+        return StartReviewResult(workflow_id=workflow_id, order_id=order.order_id, started=False)
+    return StartReviewResult(
+        workflow_id=workflow_id, order_id=order.order_id, started=_was_started(handle)
+    )
+
+
+def _was_started(handle: WorkflowHandle[Any, Any]) -> bool:
+    # The server says in StartWorkflowExecutionResponse.started whether this
+    # call created the run or USE_EXISTING returned a running one. The SDK
+    # keeps the response on the handle but has no public accessor for it yet.
+    response = getattr(handle, "_start_workflow_response", None)
+    started = getattr(response, "started", None)
+    return True if started is None else bool(started)
+
+
+async def get_status(client: Client, order_id: str) -> OrderReviewState:
+    """The review's current state (the `status` query); works on closed reviews too."""
+    try:
+        return await _handle(client, order_id).query(
+            QUERY_STATUS, result_type=OrderReviewState, rpc_timeout=QUERY_TIMEOUT
+        )
+    except RPCError as err:
+        if _is_not_found(err):
+            raise ReviewNotFound(order_id) from err
+        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise ReviewUnavailable(
+                f"review of order {order_id} did not answer within "
+                f"{QUERY_TIMEOUT.total_seconds():.0f}s (is a worker running?)"
+            ) from err
+        raise
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+        raise ReviewUnavailable(f"review of order {order_id} could not answer: {err}") from err
+
+
+def _failure_message(err: BaseException) -> str:
+    # The validator's DecisionRejected reaches us as an ApplicationError whose
+    # message is the validator's text ("role: ops may not decide ...").
+    if isinstance(err, ApplicationError):
+        return err.message
+    return str(err) or type(err).__name__
+
+
+async def decide(
+    client: Client, order_id: str, decision: DecideInput, *, update_id: str | None = None
+) -> OrderReviewState:
+    """Send a coordinator's decision (the `decide` update) and return the new state.
+
+    `update_id` makes a retried call idempotent: Temporal applies an update id
+    once per run, so a client that timed out can safely send it again.
+    """
+    handle = _handle(client, order_id)
+    try:
+        return await handle.execute_update(
+            UPDATE_DECIDE,
+            decision,
+            id=update_id,
+            result_type=OrderReviewState,
+            rpc_timeout=UPDATE_TIMEOUT,
+        )
+    except WorkflowUpdateFailedError as err:
+        raise DecisionRefused(_failure_message(err.cause)) from err
+    except RPCError as err:
+        if _is_not_found(err):
+            # Either no such review, or it has completed: the server refuses
+            # updates on closed executions before the validator can run.
+            status = await _closed_status(client, order_id)
+            raise DecisionRefused(
+                f"review of order {order_id} is closed ({status or 'completed'})"
+            ) from err
+        raise
+
+
+async def _signal(client: Client, order_id: str, name: str, payload: object) -> None:
+    try:
+        await _handle(client, order_id).signal(name, payload)
+    except RPCError as err:
+        if _is_not_found(err):
+            status = await _closed_status(client, order_id)
+            raise ReviewClosed(order_id, status or "completed") from err
+        raise
+
+
+async def cancel(client: Client, order_id: str, request: CancelRequest) -> None:
+    """Upstream cancellation (the `cancel` signal); de-duplicated by `event_id` in the workflow."""
+    await _signal(client, order_id, SIGNAL_CANCEL, request)
+
+
+async def answer_customer(client: Client, order_id: str, answer: CustomerAnswer) -> None:
+    """The customer's reply to a verification request (the `customer_answered` signal)."""
+    await _signal(client, order_id, SIGNAL_CUSTOMER_ANSWERED, answer)
+
+
+async def review_exists(client: Client, order_id: str) -> bool:
+    try:
+        await _handle(client, order_id).describe()
+    except RPCError as err:
+        if _is_not_found(err):
+            return False
+        raise
+    return True
+
+
+__all__ = [
+    "QUERY_STATUS",
+    "SIGNAL_CANCEL",
+    "SIGNAL_CUSTOMER_ANSWERED",
+    "UPDATE_DECIDE",
+    "WORKFLOW_TYPE",
+    "DecisionRefused",
+    "ReviewClosed",
+    "ReviewNotFound",
+    "ReviewUnavailable",
+    "StartReviewResult",
+    "answer_customer",
+    "cancel",
+    "decide",
+    "format_amount",
+    "get_status",
+    "review_details",
+    "review_exists",
+    "review_summary",
+    "start_review",
+]

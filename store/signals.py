@@ -1,0 +1,282 @@
+"""What scoring knows about a customer, card, device and address.
+
+Identities are stored only as `domain.risk_rules.identity_hash` values; this
+module hashes raw values on the way in, so callers never store clear ones.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TypeAlias
+
+import asyncpg
+import asyncpg.pool
+
+from domain.orders import Address, Order
+from domain.risk import CustomerSignals
+from domain.risk_rules import (
+    IdentityKind,
+    OrderFingerprints,
+    RiskList,
+    identity_hash,
+    normalise_postal_code,
+    order_fingerprints,
+)
+
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+VELOCITY_WINDOW = timedelta(hours=24)
+
+
+async def record_order_seen(
+    db: Executor, order: Order, fingerprints: OrderFingerprints | None = None
+) -> bool:
+    """Remember the order for velocity; False when it was already recorded
+    (a retried scoring, or the same order sent twice upstream)."""
+    fp = fingerprints or order_fingerprints(order)
+    row = await db.fetchrow(
+        """
+        INSERT INTO orders_seen (order_id, customer_id, market, email_hash, card_hash,
+                                 device_hash, address_hash, amount_minor, currency, placed_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (order_id) DO NOTHING
+        RETURNING order_id
+        """,
+        order.order_id,
+        order.customer.customer_id,
+        order.market,
+        fp.email_hash,
+        fp.card_hash,
+        fp.device_hash,
+        fp.shipping_address_hash,
+        order.total_minor,
+        order.currency,
+        order.placed_at,
+    )
+    return row is not None
+
+
+async def set_order_outcome(db: Executor, order_id: str, outcome: str) -> bool:
+    """accepted | declined | cancelled | completed...; False for an unknown order."""
+    status = await db.execute(
+        "UPDATE orders_seen SET outcome = $2 WHERE order_id = $1", order_id, outcome
+    )
+    return status != "UPDATE 0"
+
+
+async def load_signals(
+    db: Executor,
+    order: Order,
+    *,
+    as_of: datetime | None = None,
+    fingerprints: OrderFingerprints | None = None,
+) -> CustomerSignals:
+    """The signals for `order`, as of `as_of` (default: when it was placed).
+
+    Velocity counts the other orders placed in the 24 h up to `as_of`: the
+    order itself is excluded by id, so recording it before or after loading,
+    once or on every retry, gives the same numbers; orders placed after it do
+    not count, so re-scoring later does too.
+    """
+    fp = fingerprints or order_fingerprints(order)
+    end = as_of or order.placed_at
+    start = end - VELOCITY_WINDOW
+    counts = await db.fetchrow(
+        """
+        WITH recent AS (
+            SELECT order_id, email_hash, card_hash, device_hash, address_hash
+            FROM orders_seen
+            WHERE placed_at > $6 AND placed_at <= $7 AND order_id <> $5
+              AND (email_hash = $1 OR card_hash = $2 OR device_hash = $3 OR address_hash = $4)
+        )
+        SELECT
+            count(*) FILTER (WHERE email_hash = $1)   AS by_email,
+            count(*) FILTER (WHERE card_hash = $2)    AS by_card,
+            count(*) FILTER (WHERE device_hash = $3)  AS by_device,
+            count(*) FILTER (WHERE address_hash = $4) AS by_address,
+            count(DISTINCT email_hash) FILTER (WHERE card_hash = $2 AND email_hash <> $1)
+                AS emails_by_card
+        FROM recent
+        """,
+        fp.email_hash,
+        fp.card_hash,
+        fp.device_hash,
+        fp.shipping_address_hash,
+        order.order_id,
+        start,
+        end,
+    )
+    assert counts is not None  # an aggregate without GROUP BY always returns one row
+    history = await db.fetchrow(
+        "SELECT completed_orders, chargebacks, returns FROM customer_history "
+        "WHERE customer_id = $1",
+        order.customer.customer_id,
+    )
+    kinds: list[str] = []
+    hashes: list[str] = []
+    for kind, values in fp.by_kind().items():
+        for value in values:
+            kinds.append(kind.value)
+            hashes.append(value)
+    hits = await db.fetch(
+        """
+        SELECT DISTINCT l.list, l.kind
+        FROM risk_lists l
+        JOIN unnest($1::text[], $2::text[]) AS k(kind, value_hash)
+          ON l.kind = k.kind AND l.value_hash = k.value_hash
+        """,
+        kinds,
+        hashes,
+    )
+    forwarder = await db.fetchval(
+        """
+        SELECT EXISTS (SELECT 1 FROM freight_forwarders WHERE address_hash = $1)
+            OR EXISTS (SELECT 1 FROM freight_forwarder_postal_codes
+                       WHERE country = $2 AND postal_code = $3)
+        """,
+        fp.shipping_address_hash,
+        order.shipping_address.country,
+        normalise_postal_code(order.shipping_address.postal_code),
+    )
+    kind_order = {k.value: i for i, k in enumerate(IdentityKind)}
+    blocked = sorted(
+        {h["kind"] for h in hits if h["list"] == RiskList.BLOCK.value}, key=kind_order.__getitem__
+    )
+    return CustomerSignals(
+        orders_24h_by_email=counts["by_email"],
+        orders_24h_by_card=counts["by_card"],
+        orders_24h_by_device=counts["by_device"],
+        orders_24h_by_address=counts["by_address"],
+        emails_24h_by_card=counts["emails_by_card"],
+        completed_orders=history["completed_orders"] if history else 0,
+        chargebacks=history["chargebacks"] if history else 0,
+        returns=history["returns"] if history else 0,
+        blocklisted=blocked,
+        allowlisted=any(h["list"] == RiskList.ALLOW.value for h in hits),
+        freight_forwarder_address=bool(forwarder),
+    )
+
+
+async def add_to_list(
+    db: Executor,
+    list_name: RiskList | str,
+    kind: IdentityKind | str,
+    raw_value: str | Address,
+    reason: str,
+    added_by: str,
+) -> str:
+    """Put an email, card fingerprint, device id, address or customer id on the
+    block or allow list; returns the stored hash. Adding again updates the
+    reason and author."""
+    risk_list = RiskList(list_name)
+    identity = IdentityKind(kind)
+    value_hash = identity_hash(identity, raw_value)
+    await db.execute(
+        """
+        INSERT INTO risk_lists (list, kind, value_hash, reason, added_by)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (list, kind, value_hash) DO UPDATE
+            SET reason = EXCLUDED.reason, added_by = EXCLUDED.added_by, added_at = now()
+        """,
+        risk_list.value,
+        identity.value,
+        value_hash,
+        reason,
+        added_by,
+    )
+    return value_hash
+
+
+async def remove_from_list(
+    db: Executor, list_name: RiskList | str, kind: IdentityKind | str, raw_value: str | Address
+) -> bool:
+    identity = IdentityKind(kind)
+    status = await db.execute(
+        "DELETE FROM risk_lists WHERE list = $1 AND kind = $2 AND value_hash = $3",
+        RiskList(list_name).value,
+        identity.value,
+        identity_hash(identity, raw_value),
+    )
+    return status != "DELETE 0"
+
+
+async def add_freight_forwarder(db: Executor, address: Address, name: str) -> str:
+    """A known forwarder's warehouse address; returns its hash."""
+    address_hash = identity_hash(IdentityKind.ADDRESS, address)
+    await db.execute(
+        """
+        INSERT INTO freight_forwarders (address_hash, name) VALUES ($1, $2)
+        ON CONFLICT (address_hash) DO UPDATE SET name = EXCLUDED.name
+        """,
+        address_hash,
+        name,
+    )
+    return address_hash
+
+
+async def add_freight_forwarder_postal_code(
+    db: Executor, country: str, postal_code: str, name: str
+) -> None:
+    """A postal code where forwarders cluster (any address there counts)."""
+    await db.execute(
+        """
+        INSERT INTO freight_forwarder_postal_codes (country, postal_code, name) VALUES ($1, $2, $3)
+        ON CONFLICT (country, postal_code) DO UPDATE SET name = EXCLUDED.name
+        """,
+        country.strip().upper(),
+        normalise_postal_code(postal_code),
+        name,
+    )
+
+
+async def set_customer_history(
+    db: Executor,
+    customer_id: str,
+    *,
+    completed_orders: int,
+    chargebacks: int,
+    returns: int,
+) -> None:
+    """Replace a customer's counts (a sync from order management)."""
+    await db.execute(
+        """
+        INSERT INTO customer_history (customer_id, completed_orders, chargebacks, returns)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (customer_id) DO UPDATE SET
+            completed_orders = EXCLUDED.completed_orders,
+            chargebacks      = EXCLUDED.chargebacks,
+            returns          = EXCLUDED.returns,
+            updated_at       = now()
+        """,
+        customer_id,
+        completed_orders,
+        chargebacks,
+        returns,
+    )
+
+
+async def increment_customer_history(
+    db: Executor,
+    customer_id: str,
+    *,
+    completed_orders: int = 0,
+    chargebacks: int = 0,
+    returns: int = 0,
+) -> None:
+    """Add to a customer's counts. Not idempotent: call it once per event, from
+    code that de-duplicates events (a workflow, or a table keyed by event id)."""
+    await db.execute(
+        """
+        INSERT INTO customer_history AS h (customer_id, completed_orders, chargebacks, returns)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (customer_id) DO UPDATE SET
+            completed_orders = h.completed_orders + EXCLUDED.completed_orders,
+            chargebacks      = h.chargebacks + EXCLUDED.chargebacks,
+            returns          = h.returns + EXCLUDED.returns,
+            updated_at       = now()
+        """,
+        customer_id,
+        completed_orders,
+        chargebacks,
+        returns,
+    )

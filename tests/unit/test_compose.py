@@ -1,0 +1,366 @@
+"""The production docker-compose.yml and Dockerfile, checked without Docker.
+
+Docker cannot run in CI here, so these tests read the files and check the
+wiring that would otherwise only fail on a real `docker compose up`: which
+service talks to which, start order, the codec endpoint, search attributes,
+exposed ports, secrets and the image's user.
+
+Port policy: every published port is bound to 127.0.0.1, and only the API and
+the Temporal UI publish one. A reverse proxy with TLS fronts them.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from workflows.visibility import DEV_SERVER_TYPES
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+STEWARD_SERVICES = ("migrate", "worker", "api")
+ONE_SHOT_SERVICES = ("temporal-schema", "temporal-setup", "migrate")
+LONG_RUNNING_SERVICES = ("temporal-db", "temporal", "temporal-ui", "app-db", "worker", "api")
+PUBLISHING_SERVICES = {"api", "temporal-ui"}
+
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+def interpolate(value: str) -> str:
+    """Compose's ${VAR:-default} with an empty environment; required ${VAR:?} -> <VAR>."""
+
+    def repl(match: re.Match[str]) -> str:
+        op = match.group("op") or ""
+        if op.endswith("-"):
+            return match.group("arg")
+        return f"<{match.group('name')}>"
+
+    return _VARIABLE.sub(repl, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = compose["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+def env(service: dict[str, Any]) -> dict[str, str]:
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        pairs = (item.split("=", 1) for item in raw)
+        raw = {k: v for k, v in pairs}
+    return {str(k): interpolate(str(v)) for k, v in raw.items()}
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    raw = service.get("depends_on") or {}
+    if isinstance(raw, list):
+        return dict.fromkeys(raw, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in raw.items()}
+
+
+def published_ports(service: dict[str, Any]) -> list[str]:
+    ports = []
+    for port in service.get("ports") or []:
+        assert isinstance(port, str), f"use the short string syntax for ports: {port!r}"
+        ports.append(interpolate(port))
+    return ports
+
+
+# ---------------------------------------------------------------- services
+
+
+def test_every_service_exists(services: dict[str, Any]) -> None:
+    expected = {
+        "temporal-db",
+        "temporal-schema",
+        "temporal",
+        "temporal-setup",
+        "temporal-ui",
+        "app-db",
+        "migrate",
+        "worker",
+        "api",
+    }
+    assert expected <= set(services)
+
+
+def test_steward_services_run_the_built_image(services: dict[str, Any]) -> None:
+    images = {services[name]["image"] for name in STEWARD_SERVICES}
+    assert len(images) == 1, f"migrate, worker and api must share one image, got {images}"
+    assert interpolate(images.pop()).startswith("steward:")
+    for name in STEWARD_SERVICES:
+        build = services[name]["build"]
+        context = build if isinstance(build, str) else build.get("context", ".")
+        assert context == ".", f"{name} must be built from the repository's Dockerfile"
+
+
+def test_steward_commands(services: dict[str, Any]) -> None:
+    assert services["migrate"]["command"] == ["migrate"]
+    assert services["worker"]["command"] == ["worker"]
+    assert services["api"]["command"] == ["api"]
+
+
+@pytest.mark.parametrize("name", STEWARD_SERVICES)
+def test_steward_services_point_at_temporal_and_app_db(services: dict[str, Any], name: str) -> None:
+    values = env(services[name])
+    host, _, port = values["TEMPORAL_ADDRESS"].partition(":")
+    assert (host, port) == ("temporal", "7233")
+
+    url = urlsplit(values["DATABASE_URL"])
+    assert url.scheme in ("postgresql", "postgres")
+    assert (url.hostname, url.port, url.path) == ("app-db", 5432, "/steward")
+    assert url.username == env(services["app-db"])["POSTGRES_USER"]
+    # The password comes from .env, never from the file.
+    assert url.password == "<STEWARD_DB_PASSWORD>"
+    assert env(services["app-db"])["POSTGRES_PASSWORD"] == "<STEWARD_DB_PASSWORD>"
+
+
+def test_only_the_api_listens_on_all_interfaces_inside_its_container(
+    services: dict[str, Any],
+) -> None:
+    assert env(services["api"])["STEWARD_API_HOST"] == "0.0.0.0"
+    for name in ("worker", "migrate"):
+        assert "STEWARD_API_HOST" not in env(services[name])
+
+
+def test_temporal_runs_on_its_own_postgres(services: dict[str, Any]) -> None:
+    temporal = services["temporal"]
+    assert temporal["image"].startswith("temporalio/server:")
+    values = env(temporal)
+    assert values["DB"] == "postgres12"
+    assert values["POSTGRES_SEEDS"] == "temporal-db"
+    assert values["POSTGRES_USER"] == env(services["temporal-db"])["POSTGRES_USER"]
+    assert values["POSTGRES_PWD"] == "<TEMPORAL_DB_PASSWORD>"
+    for name in ("temporal-db", "app-db"):
+        assert services[name]["image"] == "postgres:16"
+
+
+def test_temporal_versions_match(services: dict[str, Any]) -> None:
+    # Schema tooling must come from the same release as the server it prepares.
+    server_version = services["temporal"]["image"].split(":")[1]
+    for name in ("temporal-schema", "temporal-setup"):
+        image = services[name]["image"]
+        assert image == f"temporalio/admin-tools:{server_version}"
+
+
+# -------------------------------------------------------------- start order
+
+
+def test_start_order(services: dict[str, Any]) -> None:
+    healthy, done = "service_healthy", "service_completed_successfully"
+    assert depends_on(services["temporal-schema"]) == {"temporal-db": healthy}
+    assert depends_on(services["temporal"]) == {"temporal-db": healthy, "temporal-schema": done}
+    assert depends_on(services["temporal-setup"]) == {"temporal": healthy}
+    assert depends_on(services["temporal-ui"]) == {"temporal": healthy}
+    assert depends_on(services["migrate"]) == {"app-db": healthy}
+    for name in ("worker", "api"):
+        assert depends_on(services[name]) == {
+            "migrate": done,
+            "temporal-setup": done,
+            "app-db": healthy,
+        }
+
+
+def test_healthy_conditions_have_healthchecks(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for target, condition in depends_on(service).items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            if condition == "service_healthy":
+                assert "healthcheck" in services[target], f"{target} needs a healthcheck"
+    assert "healthcheck" in services["api"]
+
+
+def test_restart_policies(services: dict[str, Any]) -> None:
+    for name in LONG_RUNNING_SERVICES:
+        assert services[name].get("restart") in ("unless-stopped", "always"), name
+    for name in ONE_SHOT_SERVICES:
+        # A one-shot that restarts forever never "completes successfully".
+        assert str(services[name].get("restart", "no")).startswith(("no", "on-failure")), name
+
+
+def test_worker_scales_out(services: dict[str, Any]) -> None:
+    worker = services["worker"]
+    assert "container_name" not in worker
+    assert not worker.get("ports")
+
+
+# ------------------------------------------------------------ UI and codec
+
+
+def test_ui_points_at_temporal_and_the_codec(services: dict[str, Any]) -> None:
+    values = env(services["temporal-ui"])
+    assert values["TEMPORAL_ADDRESS"] == "temporal:7233"
+    codec = urlsplit(values["TEMPORAL_CODEC_ENDPOINT"])
+    assert codec.path == "/codec"
+    assert codec.hostname in ("localhost", "127.0.0.1")
+    # The browser reaches the API on its published port.
+    api_host_ports = {p.split(":")[1] for p in published_ports(services["api"])}
+    assert str(codec.port) in api_host_ports
+
+
+def test_api_allows_the_ui_origin(services: dict[str, Any]) -> None:
+    ui_host_port = published_ports(services["temporal-ui"])[0].split(":")[1]
+    assert env(services["api"])["STEWARD_TEMPORAL_UI_PORT"] == ui_host_port
+
+
+# ------------------------------------------------------- search attributes
+
+
+def test_every_search_attribute_is_registered(services: dict[str, Any]) -> None:
+    setup = services["temporal-setup"]
+    registered = dict(
+        pair.split("=", 1) for pair in env(setup)["STEWARD_SEARCH_ATTRIBUTES"].split()
+    )
+    assert registered == DEV_SERVER_TYPES
+    script = _mounted_script(setup)
+    text = script.read_text(encoding="utf-8")
+    assert "search-attribute create" in text
+    assert "$STEWARD_SEARCH_ATTRIBUTES" in text
+
+
+def _mounted_script(service: dict[str, Any]) -> Path:
+    entrypoint = service["entrypoint"]
+    container_path = entrypoint[-1]
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        if target == container_path:
+            path = ROOT / source
+            assert path.is_file(), f"{source} is mounted but missing"
+            return path
+    raise AssertionError(f"{container_path} is not mounted")
+
+
+@pytest.mark.parametrize("name", ["temporal-schema", "temporal-setup"])
+def test_setup_scripts_are_valid_sh(services: dict[str, Any], name: str) -> None:
+    script = _mounted_script(services[name])
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no sh")
+    subprocess.run([sh, "-n", str(script)], check=True)
+
+
+def test_dynamic_config_is_mounted(services: dict[str, Any]) -> None:
+    temporal = services["temporal"]
+    relative = env(temporal)["DYNAMIC_CONFIG_FILE_PATH"]  # relative to /etc/temporal
+    for volume in temporal["volumes"]:
+        source, target = volume.split(":")[:2]
+        if f"/etc/temporal/{relative}".startswith(target + "/"):
+            config = ROOT / source / Path(relative).name
+            assert config.is_file()
+            assert isinstance(yaml.safe_load(config.read_text(encoding="utf-8")), dict)
+            return
+    raise AssertionError("the dynamic config directory is not mounted")
+
+
+# ------------------------------------------------- ports, volumes, secrets
+
+
+def test_published_ports_are_loopback_only(services: dict[str, Any]) -> None:
+    publishing = {name for name, service in services.items() if service.get("ports")}
+    assert publishing == PUBLISHING_SERVICES
+    for name in publishing:
+        for port in published_ports(services[name]):
+            parts = port.split(":")
+            assert len(parts) == 3 and parts[0] == "127.0.0.1", (
+                f"{name} publishes {port!r}; bind it to 127.0.0.1"
+            )
+
+
+def test_databases_keep_their_data_in_named_volumes(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    declared = set(compose.get("volumes") or {})
+    assert {"temporal-db", "app-db"} <= declared
+    for name in ("temporal-db", "app-db"):
+        mounts = dict(v.split(":")[:2] for v in services[name]["volumes"])
+        assert mounts.get(name) == "/var/lib/postgresql/data"
+    for name, service in services.items():
+        for volume in service.get("volumes") or []:
+            source = volume.split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name} uses undeclared volume {source}"
+
+
+def test_codec_keyring_is_a_secret(compose: dict[str, Any], services: dict[str, Any]) -> None:
+    secret = compose["secrets"]["codec_keyring"]
+    assert secret["file"].startswith("./deploy/secrets/")
+    for name in ("worker", "api"):
+        assert "codec_keyring" in services[name]["secrets"]
+        assert env(services[name])["STEWARD_CODEC_KEYRING"] == "/run/secrets/codec_keyring"
+    # The keyring never travels in an environment variable.
+    for service in services.values():
+        for value in env(service).values():
+            assert '"keys"' not in value
+
+
+def test_secrets_dir_is_ignored_by_git() -> None:
+    ignore = (ROOT / "deploy" / "secrets" / ".gitignore").read_text(encoding="utf-8")
+    assert ignore.splitlines()[0] == "*"
+
+
+# -------------------------------------------------------------- Dockerfile
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def _final_stage() -> list[tuple[str, str]]:
+    instructions = _instructions(DOCKERFILE.read_text(encoding="utf-8"))
+    starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    assert len(starts) >= 2, "the Dockerfile must be multi-stage"
+    return instructions[starts[-1] :]
+
+
+def test_dockerfile_base_and_build() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "python:3.11-slim" in text
+    run_lines = [rest for keyword, rest in _instructions(text) if keyword == "RUN"]
+    assert any(re.search(r"pip install \.(\s|$)", line) for line in run_lines)
+
+
+def test_dockerfile_runs_as_non_root() -> None:
+    users = [rest for keyword, rest in _final_stage() if keyword == "USER"]
+    assert users, "the runtime stage must set USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+
+
+def test_dockerfile_entrypoint_is_steward() -> None:
+    entrypoints = [rest for keyword, rest in _final_stage() if keyword == "ENTRYPOINT"]
+    assert entrypoints
+    last = entrypoints[-1]
+    args = yaml.safe_load(last) if last.startswith("[") else shlex.split(last)
+    assert args == ["steward"]
+
+
+def test_dockerignore_keeps_secrets_and_venv_out() -> None:
+    ignored = set(DOCKERIGNORE.read_text(encoding="utf-8").split())
+    assert {".venv", ".git", ".env", "deploy"} <= ignored

@@ -1,0 +1,537 @@
+"""Order review under time skipping: every path, every deadline.
+
+The outside world (scoring, payment provider, warehouse, notifications, the
+store) is replaced by in-memory activities registered under the same names,
+so these tests exercise the workflow's timing and decisions only; the real
+activities are covered by tests/integration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from domain.audit import RECORD_TRANSITION, RecordTransitionInput
+from domain.common import Role
+from domain.ids import order_review_id
+from domain.notifications import NOTIFY_CUSTOMER, NotifyCustomerInput, NotifyCustomerResult
+from domain.orders import Order
+from domain.payments import (
+    CAPTURE_PAYMENT,
+    VOID_AUTHORISATION,
+    PaymentOperationInput,
+    PaymentOperationKind,
+    PaymentOperationResult,
+    PaymentOperationStatus,
+)
+from domain.review import (
+    CancelRequest,
+    CustomerAnswer,
+    DecideInput,
+    DecisionReason,
+    DefaultAction,
+    OrderReviewInput,
+    OrderReviewResult,
+    ReviewDecision,
+    ReviewPolicy,
+    ReviewStatus,
+)
+from domain.risk import SCORE_ORDER, ReasonCode, RiskAssessment, RiskBand, Routing, ScoreOrderInput
+from domain.warehouse import RELEASE_ORDER, ReleaseOrderInput, ReleaseOrderResult
+from tests.factories import make_order
+from workflows.order_review import OrderReviewWorkflow
+
+POLICY = ReviewPolicy(
+    review_sla=timedelta(hours=4),
+    reminder_after=timedelta(hours=2),
+    auth_expiry_margin=timedelta(hours=6),
+    customer_answer_timeout=timedelta(hours=48),
+    default_action=DefaultAction.DECLINE,
+)
+
+ACCEPT = RiskAssessment(
+    score=5, band=RiskBand.LOW, routing=Routing.AUTO_ACCEPT, reason_codes=[], rule_set_version="t"
+)
+REVIEW = RiskAssessment(
+    score=55,
+    band=RiskBand.MEDIUM,
+    routing=Routing.REVIEW,
+    reason_codes=[ReasonCode.AVS_MISMATCH, ReasonCode.NEW_ACCOUNT_HIGH_VALUE],
+    rule_set_version="t",
+)
+DECLINE = RiskAssessment(
+    score=95,
+    band=RiskBand.HIGH,
+    routing=Routing.AUTO_DECLINE,
+    reason_codes=[ReasonCode.BLOCKLIST_CARD],
+    rule_set_version="t",
+)
+
+
+class FakeWorld:
+    """In-memory outside world that records every call."""
+
+    def __init__(self, assessment: RiskAssessment, refuse_capture: bool = False) -> None:
+        self.assessment = assessment
+        self.refuse_capture = refuse_capture
+        self.payments: list[PaymentOperationInput] = []
+        self.releases: list[ReleaseOrderInput] = []
+        self.notifications: list[NotifyCustomerInput] = []
+        self.transitions: list[RecordTransitionInput] = []
+
+    @activity.defn(name=SCORE_ORDER)
+    async def score_order(self, input: ScoreOrderInput) -> RiskAssessment:
+        return self.assessment
+
+    @activity.defn(name=CAPTURE_PAYMENT)
+    async def capture_payment(self, input: PaymentOperationInput) -> PaymentOperationResult:
+        if self.refuse_capture:
+            raise ApplicationError(
+                "authorisation expired", type="PaymentRefused", non_retryable=True
+            )
+        self.payments.append(input)
+        return self._result(PaymentOperationKind.CAPTURE, input)
+
+    @activity.defn(name=VOID_AUTHORISATION)
+    async def void_authorisation(self, input: PaymentOperationInput) -> PaymentOperationResult:
+        self.payments.append(input)
+        return self._result(PaymentOperationKind.VOID, input)
+
+    @activity.defn(name=RELEASE_ORDER)
+    async def release_order(self, input: ReleaseOrderInput) -> ReleaseOrderResult:
+        self.releases.append(input)
+        return ReleaseOrderResult(release_id=f"REL-{input.order_id}", warehouse="PAR-1")
+
+    @activity.defn(name=NOTIFY_CUSTOMER)
+    async def notify_customer(self, input: NotifyCustomerInput) -> NotifyCustomerResult:
+        self.notifications.append(input)
+        return NotifyCustomerResult(message_id=input.message_id, delivered=True)
+
+    @activity.defn(name=RECORD_TRANSITION)
+    async def record_transition(self, input: RecordTransitionInput) -> None:
+        self.transitions.append(input)
+
+    def activities(self) -> list[object]:
+        return [
+            self.score_order,
+            self.capture_payment,
+            self.void_authorisation,
+            self.release_order,
+            self.notify_customer,
+            self.record_transition,
+        ]
+
+    @staticmethod
+    def _result(kind: PaymentOperationKind, op: PaymentOperationInput) -> PaymentOperationResult:
+        return PaymentOperationResult(
+            kind=kind,
+            idempotency_key=op.idempotency_key,
+            provider_reference=f"psp_{kind}_{op.order_id}",
+            status=PaymentOperationStatus.SUCCEEDED,
+            amount_minor=op.amount_minor,
+            currency=op.currency,
+        )
+
+    # What the store would hold.
+    def actions(self) -> list[str]:
+        return [e.action for t in self.transitions for e in t.entries]
+
+    def opened_tasks(self) -> list[str]:
+        return [o.task_id for t in self.transitions for o in t.open_tasks]
+
+    def closed_tasks(self) -> list[str]:
+        return [c.task_id for t in self.transitions for c in t.close_tasks]
+
+    def kinds(self) -> list[str]:
+        return [p.operation_id for p in self.payments]
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"order-review-{uuid.uuid4()}"
+
+
+def fresh_order(auth_valid_for: timedelta = timedelta(days=7)) -> Order:
+    now = datetime.now(UTC)
+    order = make_order(order_id=f"ORD-{uuid.uuid4().hex[:10]}")
+    payment = order.payment.model_copy(
+        update={"authorised_at": now, "authorisation_expires_at": now + auth_valid_for}
+    )
+    return order.model_copy(update={"payment": payment, "placed_at": now})
+
+
+async def start(
+    env: WorkflowEnvironment, task_queue: str, order: Order, policy: ReviewPolicy = POLICY
+) -> WorkflowHandle[OrderReviewWorkflow, OrderReviewResult]:
+    return await env.client.start_workflow(
+        OrderReviewWorkflow.run,
+        OrderReviewInput(order=order, policy=policy),
+        id=order_review_id(order.order_id),
+        task_queue=task_queue,
+    )
+
+
+async def state_of(handle: WorkflowHandle[OrderReviewWorkflow, OrderReviewResult]) -> ReviewStatus:
+    return (await handle.query(OrderReviewWorkflow.status)).status
+
+
+async def wait_for_status(
+    env: WorkflowEnvironment,
+    handle: WorkflowHandle[OrderReviewWorkflow, OrderReviewResult],
+    status: ReviewStatus,
+) -> None:
+    # Queries do not skip time; poll a few workflow tasks' worth of real time.
+    for _ in range(200):
+        if await state_of(handle) == status:
+            return
+        await env.sleep(timedelta(milliseconds=1))
+    raise AssertionError(f"never reached {status}; now {await state_of(handle)}")
+
+
+def decide(
+    decision: ReviewDecision,
+    reason: DecisionReason = DecisionReason.VERIFIED_CUSTOMER,
+    *,
+    actor: str = "alice",
+    role: Role = Role.COORDINATOR,
+    note: str = "checked",
+) -> DecideInput:
+    return DecideInput(decision=decision, reason_code=reason, note=note, actor=actor, role=role)
+
+
+@pytest.fixture
+async def world_worker(
+    env: WorkflowEnvironment, task_queue: str, request: pytest.FixtureRequest
+) -> AsyncIterator[FakeWorld]:
+    world: FakeWorld = request.param if hasattr(request, "param") else FakeWorld(REVIEW)
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[OrderReviewWorkflow],
+        activities=world.activities(),
+    ):
+        yield world
+
+
+def world(assessment: RiskAssessment, **kwargs: bool) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("world_worker", [FakeWorld(assessment, **kwargs)], indirect=True)
+
+
+@world(ACCEPT)
+async def test_auto_accept_captures_once_and_releases(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    order = fresh_order()
+    handle = await start(env, task_queue, order)
+    result = await handle.result()
+
+    assert result.status is ReviewStatus.RELEASED
+    assert result.captured_minor == order.payment.amount_minor
+    assert world_worker.kinds() == ["capture"]
+    assert world_worker.payments[0].idempotency_key == f"{handle.id}/capture"
+    assert len(world_worker.releases) == 1
+    assert world_worker.notifications == []  # order management confirms accepted orders
+    actions = world_worker.actions()
+    assert actions[:2] == ["review_started", "scored"]
+    assert "payment_captured" in actions
+    assert world_worker.transitions[-1].case is not None
+    assert world_worker.transitions[-1].case.status == ReviewStatus.RELEASED
+    assert world_worker.opened_tasks() == []
+
+
+@world(ACCEPT)
+async def test_auto_accept_path_stays_within_30_history_events(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await handle.result()
+    events = [e async for e in handle.fetch_history_events()]
+    assert len(events) <= 30, [e.event_type for e in events]
+
+
+@world(DECLINE)
+async def test_auto_decline_voids_cancels_and_notifies(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    result = await handle.result()
+
+    assert result.status is ReviewStatus.CANCELLED
+    assert result.captured_minor == 0
+    assert world_worker.kinds() == ["void"]
+    assert world_worker.releases == []
+    assert [n.template for n in world_worker.notifications] == ["order_cancelled"]
+    state = await handle.query(OrderReviewWorkflow.status)
+    assert [h.status for h in state.history][-2:] == [
+        ReviewStatus.AUTO_DECLINED,
+        ReviewStatus.CANCELLED,
+    ]
+
+
+@world(REVIEW)
+async def test_review_approved_by_coordinator(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    state = await handle.query(OrderReviewWorkflow.status)
+    assert state.awaited_role is Role.COORDINATOR
+    assert state.due_at is not None
+
+    after = await handle.execute_update(
+        OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE)
+    )
+    assert after.status in (ReviewStatus.CAPTURING, ReviewStatus.RELEASED)
+    result = await handle.result()
+
+    assert result.status is ReviewStatus.RELEASED
+    assert result.decided_by == "alice"
+    assert result.reason_code is DecisionReason.VERIFIED_CUSTOMER
+    assert world_worker.kinds() == ["capture"]
+    assert world_worker.opened_tasks() == [f"{handle.id}/review/1"]
+    assert world_worker.closed_tasks() == [f"{handle.id}/review/1"]
+    assert "decision_approve" in world_worker.actions()
+
+
+@world(REVIEW)
+async def test_validator_rejects_wrong_role_reserved_reason_and_bare_decline(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+
+    with pytest.raises(WorkflowUpdateFailedError) as wrong_role:
+        await handle.execute_update(
+            OrderReviewWorkflow.decide,
+            decide(ReviewDecision.APPROVE, actor="olga", role=Role.OPS),
+        )
+    assert "role" in str(wrong_role.value.cause)
+
+    with pytest.raises(WorkflowUpdateFailedError) as reserved:
+        await handle.execute_update(
+            OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE, DecisionReason.AUTOMATIC)
+        )
+    assert "reason_code" in str(reserved.value.cause)
+
+    with pytest.raises(WorkflowUpdateFailedError) as bare:
+        await handle.execute_update(
+            OrderReviewWorkflow.decide,
+            decide(ReviewDecision.DECLINE, DecisionReason.SUSPECTED_FRAUD, note=""),
+        )
+    assert "note" in str(bare.value.cause)
+
+    # Nothing moved and the review still waits.
+    assert await state_of(handle) is ReviewStatus.AWAITING_REVIEW
+    assert world_worker.payments == []
+    await handle.execute_update(
+        OrderReviewWorkflow.decide,
+        decide(ReviewDecision.DECLINE, DecisionReason.SUSPECTED_FRAUD, note="card reported"),
+    )
+    assert (await handle.result()).status is ReviewStatus.CANCELLED
+
+
+@world(REVIEW)
+async def test_duplicate_decision_is_refused_and_money_moves_once(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    await handle.execute_update(OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE))
+    await handle.result()
+
+    # The review is closed: the server refuses an update on a completed workflow.
+    with pytest.raises((WorkflowUpdateFailedError, RPCError)):
+        await handle.execute_update(OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE))
+    assert world_worker.kinds() == ["capture"]
+    decisions = (await handle.query(OrderReviewWorkflow.status)).decisions
+    assert len(decisions) == 1
+
+
+@world(REVIEW)
+async def test_second_decision_while_capturing_is_refused(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    first = await handle.execute_update(
+        OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE)
+    )
+    if first.status is ReviewStatus.CAPTURING:
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                OrderReviewWorkflow.decide,
+                decide(ReviewDecision.DECLINE, DecisionReason.STOLEN_CARD, actor="bob"),
+            )
+        assert "not awaiting a decision" in str(refused.value.cause) or "closed" in str(
+            refused.value.cause
+        )
+    await handle.result()
+    assert world_worker.kinds() == ["capture"]
+
+
+@world(REVIEW)
+async def test_sla_reminder_then_escalation_to_manager(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+
+    await env.sleep(POLICY.reminder_after + timedelta(minutes=1))
+    state = await handle.query(OrderReviewWorkflow.status)
+    assert state.reminders_sent == 1
+    assert not state.escalated
+    assert "review_reminder" in world_worker.actions()
+
+    await env.sleep(POLICY.review_sla - POLICY.reminder_after)
+    state = await handle.query(OrderReviewWorkflow.status)
+    assert state.escalated
+    assert state.awaited_role is Role.MANAGER
+    assert state.due_at == state.hard_deadline
+    updates = [u for t in world_worker.transitions for u in t.update_tasks]
+    assert any(u.escalated and u.awaited_role is Role.MANAGER for u in updates)
+
+    # Once escalated, a coordinator may no longer decide; a manager may.
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE))
+    await handle.execute_update(
+        OrderReviewWorkflow.decide,
+        decide(ReviewDecision.APPROVE, actor="marc", role=Role.MANAGER),
+    )
+    result = await handle.result()
+    assert result.status is ReviewStatus.RELEASED
+    assert result.decided_by == "marc"
+
+
+@world(REVIEW)
+async def test_default_declines_before_the_authorisation_expires(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    order = fresh_order(auth_valid_for=timedelta(days=3))
+    handle = await start(env, task_queue, order)
+    result = await handle.result()  # time skips through the whole ladder
+
+    assert result.status is ReviewStatus.CANCELLED
+    assert result.reason_code is DecisionReason.POLICY_DEFAULT
+    assert world_worker.kinds() == ["void"]
+    state = await handle.query(OrderReviewWorkflow.status)
+    assert state.escalated and state.reminders_sent == 1
+    cancelled_at = state.history[-1].at
+    assert cancelled_at <= order.payment.authorisation_expires_at - POLICY.auth_expiry_margin + (
+        timedelta(minutes=1)
+    )
+    assert cancelled_at < order.payment.authorisation_expires_at
+
+
+@world(REVIEW)
+async def test_default_can_be_configured_to_approve(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    policy = POLICY.model_copy(update={"default_action": DefaultAction.APPROVE})
+    handle = await start(env, task_queue, fresh_order(timedelta(days=2)), policy)
+    result = await handle.result()
+    assert result.status is ReviewStatus.RELEASED
+    assert world_worker.kinds() == ["capture"]
+
+
+@world(REVIEW)
+async def test_authorisation_already_near_expiry_applies_default_at_once(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order(auth_valid_for=timedelta(hours=3)))
+    result = await handle.result()
+    assert result.status is ReviewStatus.CANCELLED
+    assert result.reason_code is DecisionReason.POLICY_DEFAULT
+    assert world_worker.opened_tasks() == []  # nobody is asked to review a lost cause
+
+
+@world(REVIEW)
+async def test_ask_customer_then_answer_returns_to_review(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    after = await handle.execute_update(
+        OrderReviewWorkflow.decide,
+        decide(ReviewDecision.ASK_CUSTOMER, DecisionReason.IDENTITY_CHECK_NEEDED),
+    )
+    assert after.status is ReviewStatus.AWAITING_CUSTOMER
+    # The request goes out right after the update returns.
+    for _ in range(200):
+        if world_worker.notifications:
+            break
+        await env.sleep(timedelta(milliseconds=1))
+    assert [n.template for n in world_worker.notifications] == ["verification_request"]
+
+    answer = CustomerAnswer(event_id="cs-1", confirmed=True, message="yes, it was me")
+    await handle.signal(OrderReviewWorkflow.customer_answered, answer)
+    await handle.signal(OrderReviewWorkflow.customer_answered, answer)  # duplicate delivery
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    state = await handle.query(OrderReviewWorkflow.status)
+    assert len(state.customer_answers) == 1
+    assert world_worker.opened_tasks() == [f"{handle.id}/review/1", f"{handle.id}/review/2"]
+
+    await handle.execute_update(
+        OrderReviewWorkflow.decide,
+        decide(ReviewDecision.APPROVE, DecisionReason.CUSTOMER_CONFIRMED),
+    )
+    assert (await handle.result()).status is ReviewStatus.RELEASED
+    assert world_worker.actions().count("customer_answered") == 1
+
+
+@world(REVIEW)
+async def test_customer_answer_timeout_returns_to_review(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    await handle.execute_update(
+        OrderReviewWorkflow.decide,
+        decide(ReviewDecision.ASK_CUSTOMER, DecisionReason.IDENTITY_CHECK_NEEDED),
+    )
+    await env.sleep(POLICY.customer_answer_timeout + timedelta(minutes=1))
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    assert "customer_answer_timeout" in world_worker.actions()
+
+    await handle.execute_update(
+        OrderReviewWorkflow.decide,
+        decide(ReviewDecision.DECLINE, DecisionReason.CUSTOMER_UNREACHABLE, note="no answer"),
+    )
+    assert (await handle.result()).status is ReviewStatus.CANCELLED
+    assert world_worker.kinds() == ["void"]
+
+
+@world(REVIEW)
+async def test_upstream_cancel_during_review_voids(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    cancel = CancelRequest(event_id="oms-77", reason="customer changed their mind")
+    await handle.signal(OrderReviewWorkflow.cancel, cancel)
+    await handle.signal(OrderReviewWorkflow.cancel, cancel)
+
+    result = await handle.result()
+    assert result.status is ReviewStatus.CANCELLED
+    assert world_worker.kinds() == ["void"]
+    assert world_worker.actions().count("cancel_requested") == 1
+    assert world_worker.closed_tasks() == [f"{handle.id}/review/1"]
+
+
+@world(ACCEPT, refuse_capture=True)
+async def test_refused_capture_cancels_the_order(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    result = await handle.result()
+    assert result.status is ReviewStatus.CANCELLED
+    assert result.captured_minor == 0
+    assert "capture_failed" in world_worker.actions()

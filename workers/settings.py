@@ -1,0 +1,69 @@
+"""Steward's configuration, read from the environment (and `.env`).
+
+With nothing set, Steward runs on the embedded stack under `data_dir`.
+`TEMPORAL_ADDRESS` and `DATABASE_URL` point it at external servers instead.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # External servers; None means "use the embedded stack".
+    temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+
+    temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field(default="steward", validation_alias="STEWARD_TASK_QUEUE")
+    data_dir: Path = Field(default=Path(".steward"), validation_alias="STEWARD_DATA_DIR")
+
+    # Embedded stack ports, all bound to loopback.
+    temporal_port: int = Field(default=7233, validation_alias="STEWARD_TEMPORAL_PORT")
+    temporal_ui_port: int = Field(default=8233, validation_alias="STEWARD_TEMPORAL_UI_PORT")
+    postgres_port: int = Field(default=55432, validation_alias="STEWARD_POSTGRES_PORT")
+    api_host: str = Field(default="127.0.0.1", validation_alias="STEWARD_API_HOST")
+    api_port: int = Field(default=8400, validation_alias="STEWARD_API_PORT")
+
+    # Payload encryption keyring: a JSON file {"active": kid, "keys": {kid: base64 key}}.
+    # Created with a fresh dev key on first start when absent.
+    codec_keyring_path: Path | None = Field(default=None, validation_alias="STEWARD_CODEC_KEYRING")
+
+    # API keys: "key:actor:role,key:actor:role". The embedded stack seeds dev keys.
+    api_keys: str = Field(default="", validation_alias="STEWARD_API_KEYS")
+
+    # Simulated outside world: latency (ms) and failure rates (0..1) for the ports.
+    sim_latency_ms: int = Field(default=0, validation_alias="STEWARD_SIM_LATENCY_MS")
+    sim_failure_rate: float = Field(default=0.0, validation_alias="STEWARD_SIM_FAILURE_RATE")
+
+    log_level: str = Field(default="INFO", validation_alias="STEWARD_LOG_LEVEL")
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.codec_keyring_path or (self.data_dir / "codec-keyring.json")
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def database_dsn(self) -> str:
+        return (
+            self.database_url
+            or f"postgresql://postgres@127.0.0.1:{self.postgres_port}/steward"
+        )
+
+    @property
+    def api_base_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

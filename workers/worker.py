@@ -1,0 +1,112 @@
+"""The Steward worker: every workflow and activity on one task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+from domain.ids import case_id_from_workflow_id
+from workers.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# In-flight activities get this long to finish on shutdown before they are
+# cancelled; long enough for a provider call, short enough for Ctrl-C.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
+
+class _LogContextInbound(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        # Each activity runs in its own task, so these bindings stay local to it
+        # and every structlog line the activity writes carries the case.
+        structlog.contextvars.bind_contextvars(
+            workflow_id=info.workflow_id,
+            case_id=case_id_from_workflow_id(info.workflow_id or ""),
+            activity_type=info.activity_type,
+            attempt=info.attempt,
+        )
+        return await self.next.execute_activity(input)
+
+
+class LogContextInterceptor(Interceptor):
+    """Binds workflow_id / case_id / activity_type for structlog in every activity."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _LogContextInbound(next)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    workflows: Sequence[type],
+    activities: Sequence[Callable[..., Any]],
+) -> Worker:
+    # Synchronous activities need a thread pool; async ones run on the loop.
+    needs_executor = any(not inspect.iscoroutinefunction(_unwrap(a)) for a in activities)
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=20) if needs_executor else None
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=list(workflows),
+        activities=list(activities),
+        activity_executor=executor,
+        interceptors=[LogContextInterceptor()],
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+def _unwrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    # Bound methods of activity classes and callable objects: inspect the call.
+    call = getattr(fn, "__call__", None)  # noqa: B004 - we want the attribute itself
+    if not inspect.isfunction(fn) and not inspect.ismethod(fn) and call is not None:
+        return call
+    return fn
+
+
+async def run_worker(
+    client: Client, pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Poll `settings.task_queue` until `stop` is set, then shut down gracefully."""
+    # Imported here so `workers` stays importable while these packages are
+    # being written, and because importing every workflow is not free.
+    import activities
+    import workflows
+
+    worker = build_worker(
+        client,
+        settings,
+        workflows.ALL_WORKFLOWS,
+        activities.build_activities(pool, settings),
+    )
+    log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
+    # worker.run() rather than `async with`: a fatal worker error (lost
+    # connection for good, bad registration) must end this coroutine instead
+    # of going unnoticed while we wait for `stop`.
+    run_task = asyncio.create_task(worker.run(), name="steward-worker")
+    stop_task = asyncio.create_task(stop.wait(), name="steward-worker-stop")
+    try:
+        await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_task.cancel()
+        if not run_task.done():
+            log.info("worker_stopping", task_queue=settings.task_queue)
+            await worker.shutdown()
+        # Re-raises the worker's own failure, if that is why we woke up.
+        await run_task
+    log.info("worker_stopped", task_queue=settings.task_queue)
