@@ -27,6 +27,7 @@ from rich.panel import Panel
 from rich.table import Table
 from temporalio.client import Client
 
+from starters.auth import API_KEYS_FILE  # the file the API reads keys from
 from starters.client import connect
 from store.db import create_pool
 from store.migrate import apply_migrations
@@ -36,8 +37,6 @@ from workers.logging import configure_logging
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-API_KEYS_FILE = "api-keys.txt"
 
 # Who gets a dev key: (actor, role). One per role the product knows about.
 DEV_ACTORS: tuple[tuple[str, str], ...] = (
@@ -153,17 +152,22 @@ async def _start_api(
         timeout_graceful_shutdown=5,
     )
     server = _EmbeddedUvicorn(config)
-    task = asyncio.create_task(server.serve(), name="steward-api")
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        except SystemExit as exc:
+            # uvicorn reports a failed start (port taken, lifespan error) by
+            # logging and calling sys.exit(); a SystemExit escaping a task
+            # would stop the event loop itself, skipping our orderly shutdown.
+            raise RuntimeError(
+                f"the API failed to start on {settings.api_base_url} (see the log above)"
+            ) from exc
+
+    task = asyncio.create_task(serve(), name="steward-api")
     while not server.started:
         if task.done():
-            # uvicorn reports a failed start (port taken, lifespan error) by
-            # logging and raising SystemExit inside the task.
-            try:
-                await task
-            except SystemExit as exc:
-                raise RuntimeError(
-                    f"the API failed to start on {settings.api_base_url} (see log above)"
-                ) from exc
+            await task  # raises the start-up failure
             raise RuntimeError(f"the API stopped during start-up on {settings.api_base_url}")
         await asyncio.sleep(0.02)
     return server, task
@@ -246,8 +250,9 @@ async def run_stack(settings: Settings) -> None:
             worker_task = asyncio.create_task(
                 run_worker(client, pool, settings, stop), name="steward-worker-main"
             )
-            # Cancelled only if still running when we unwind on an error.
             stack.push_async_callback(_finish, worker_task)
+            # Unwinding (also on an error below) first tells the worker to stop.
+            stack.callback(stop.set)
 
             server, api_task = await _start_api(settings, client, pool)
 
