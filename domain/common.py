@@ -36,9 +36,32 @@ class StewardModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+# ISO 4217 exponents that differ from 2: a yen has no minor unit.
+CURRENCY_EXPONENTS: dict[str, int] = {
+    "JPY": 0,
+    "KRW": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "VND": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "JOD": 3,
+    "TND": 3,
+}
+
+
+def format_amount(amount_minor: int, currency: str) -> str:
+    """`245000, "EUR"` -> `2,450.00 EUR`; `385000, "JPY"` -> `385,000 JPY`."""
+    exponent = CURRENCY_EXPONENTS.get(currency, 2)
+    if exponent == 0:
+        return f"{amount_minor:,} {currency}"
+    return f"{amount_minor / 10**exponent:,.{exponent}f} {currency}"
+
+
 class Money(StewardModel):
     amount_minor: MinorUnits
     currency: CurrencyCode
 
     def __str__(self) -> str:
-        return f"{self.amount_minor / 100:,.2f} {self.currency}"
+        return format_amount(self.amount_minor, self.currency)

@@ -33,6 +33,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.common import format_amount
 from domain.ids import ORDER_REVIEW, order_review_id
 from domain.orders import Order
 from domain.review import (
@@ -59,18 +60,6 @@ UPDATE_TIMEOUT = timedelta(seconds=30)
 
 # ISO 4217 exponents that are not 2. Amounts are integer minor units, so JPY
 # and KRW (no minor unit) must not be divided by 100 when shown to people.
-_CURRENCY_EXPONENTS: dict[str, int] = {
-    "JPY": 0,
-    "KRW": 0,
-    "CLP": 0,
-    "ISK": 0,
-    "VND": 0,
-    "BHD": 3,
-    "KWD": 3,
-    "OMR": 3,
-    "JOD": 3,
-    "TND": 3,
-}
 
 
 class ReviewNotFound(LookupError):
@@ -109,14 +98,6 @@ class StartReviewResult:
     # False when a review for this order already existed (running or closed):
     # upstream retries and duplicate webhooks start nothing new.
     started: bool
-
-
-def format_amount(amount_minor: int, currency: str) -> str:
-    """`245000, "EUR"` -> `2,450.00 EUR`; `385000, "JPY"` -> `385,000 JPY`."""
-    exponent = _CURRENCY_EXPONENTS.get(currency, 2)
-    if exponent == 0:
-        return f"{amount_minor:,} {currency}"
-    return f"{amount_minor / 10**exponent:,.{exponent}f} {currency}"
 
 
 def review_summary(order: Order) -> str:

@@ -45,6 +45,7 @@ DEV_ACTORS: tuple[tuple[str, str], ...] = (
     ("fiona", "finance"),
     ("ops", "ops"),
     ("upstream", "system"),
+    ("audrey", "auditor"),
 )
 
 

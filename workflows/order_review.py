@@ -22,13 +22,14 @@ with workflow.unsafe.imports_passed_through():
     # pydantic validates EmailStr with email_validator, imported lazily; pass it
     # through up front so the sandbox does not re-import it per workflow run.
     import email_validator  # noqa: F401
+
     from domain.audit import (
         RECORD_TRANSITION,
         AuditEntry,
         CaseStatusInput,
         RecordTransitionInput,
     )
-    from domain.common import Role
+    from domain.common import Role, format_amount
     from domain.ids import ORDER_REVIEW
     from domain.notifications import (
         NOTIFY_CUSTOMER,
@@ -568,7 +569,7 @@ class OrderReviewWorkflow:
         self._open_task_id = None
 
     def _money(self) -> str:
-        return f"{self._order.payment.amount_minor / 100:,.2f} {self._order.currency}"
+        return format_amount(self._order.payment.amount_minor, self._order.currency)
 
     def _audit(
         self,
