@@ -228,10 +228,12 @@ class EmbeddedPostgres:
         if self.log_path.exists():
             os.chown(self.log_path, uid, gid)
         changed: list[str] = []
-        for parent in self.data_dir.parents:
+        # Traverse only (x), not list (r): the server must reach its data dir and
+        # its own binaries, which sit in the venv, wherever the checkout lives
+        # (a fresh clone under a private 0700 temp dir, in CI).
+        for parent in [*self.data_dir.parents, *POSTGRES_BIN_PATH.parent.parents]:
             mode = parent.stat().st_mode
             if not mode & stat.S_IXOTH:
-                # Traverse only (x), not list (r): the server must reach its data dir.
                 parent.chmod(mode | stat.S_IXOTH)
                 changed.append(str(parent))
         if changed:
