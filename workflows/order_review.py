@@ -398,6 +398,7 @@ class OrderReviewWorkflow:
             role=record.role,
             reason=f"{record.reason_code}: {record.note}" if record.note else record.reason_code,
             before={"status": self._state.status},
+            after={"decision": record.decision, "reason_code": record.reason_code},
         )
         self._close_task(record.actor, record.decision)
 
