@@ -12,17 +12,31 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from activities.audit import AuditActivities
+from activities.claims import ClaimActivities
+from activities.deliveries import DeliveryActivities
+from activities.disputes import (
+    DisputeActivities,
+    SimulatedDisputeProvider,
+    cctv_retention_from_env,
+)
+from activities.evidence import EvidenceActivities, SimulatedCctvArchive
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from activities.returns import ReturnActivities
 from activities.scoring import ScoringActivities
 from activities.simulated import (
     FaultPlan,
+    SimulatedCarrier,
     SimulatedNotifier,
+    SimulatedParcelReturnsDesk,
     SimulatedPaymentProvider,
+    SimulatedReturnCarrier,
+    SimulatedReturnsWarehouse,
     SimulatedWarehouse,
 )
 from activities.tasks import TaskActivities
 from activities.warehouse import WarehouseActivities
+from domain.disputes import DisputeProvider
 
 if TYPE_CHECKING:
     # Only for the annotation: activities must not depend on the worker package.
@@ -49,13 +63,47 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
     notifications = NotificationActivities(SimulatedNotifier(pool, plan()))
     audit = AuditActivities(pool)
     tasks = TaskActivities(pool)
+    returns = ReturnActivities(
+        pool, SimulatedReturnCarrier(pool, plan()), SimulatedReturnsWarehouse(pool, plan())
+    )
+    carrier = SimulatedCarrier(pool, plan())
+    deliveries = DeliveryActivities(
+        pool, carrier, SimulatedParcelReturnsDesk(pool, plan()), SimulatedNotifier(pool, plan())
+    )
+    claims = ClaimActivities(pool, carrier)
+    disputes = DisputeActivities(
+        pool,
+        {
+            provider: SimulatedDisputeProvider(pool, provider, plan())
+            for provider in DisputeProvider
+        },
+    )
+    evidence = EvidenceActivities(SimulatedCctvArchive(pool, retention=cctv_retention_from_env()))
     return [
+        disputes.assemble_dispute_evidence,
+        disputes.submit_dispute_response,
+        disputes.hold_order_release,
+        disputes.record_dispute,
+        evidence.request_cctv_clip,
+        deliveries.notify_delivery_customer,
+        deliveries.book_reshipment,
+        deliveries.inspect_returned_parcel,
+        deliveries.restock_returned_parcel,
+        claims.open_carrier_investigation,
+        claims.gather_claim_documents,
+        claims.file_carrier_claim,
+        claims.chase_carrier_claim,
+        claims.record_claim_outcome,
         scoring.score_order,
         payments.capture_payment,
         payments.void_authorisation,
         payments.refund_payment,
         warehouse.release_order_to_warehouse,
         notifications.notify_customer,
+        returns.check_return_eligibility,
+        returns.issue_return_label,
+        returns.record_return_disposition,
+        returns.check_replacement_stock,
         audit.record_audit,
         audit.record_case_status,
         audit.record_transition,
@@ -67,8 +115,13 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
 
 __all__ = [
     "AuditActivities",
+    "ClaimActivities",
+    "DeliveryActivities",
+    "DisputeActivities",
+    "EvidenceActivities",
     "NotificationActivities",
     "PaymentActivities",
+    "ReturnActivities",
     "ScoringActivities",
     "TaskActivities",
     "WarehouseActivities",

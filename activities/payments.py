@@ -32,7 +32,7 @@ from domain.payments import (
     PaymentOperationResult,
     PaymentOperationStatus,
 )
-from store import ledger
+from store import disputes, ledger
 
 # ApplicationError types workflows can branch on.
 PAYMENT_REFUSED = "PaymentRefused"
@@ -41,6 +41,10 @@ PROVIDER_RATE_LIMITED = "PaymentProviderRateLimited"
 UNKNOWN_PAYMENT_PROVIDER = "UnknownPaymentProvider"
 IDEMPOTENCY_KEY_REUSED = "IdempotencyKeyReused"
 LEDGER_CONFLICT = "LedgerConflict"
+# An open chargeback on the order: refunding now could pay the customer twice
+# (once by us, once by the card scheme). Non-retryable; returns and
+# failed-delivery workflows branch on it.
+REFUND_FROZEN_BY_DISPUTE = "RefundFrozenByDispute"
 
 ProviderCall = Callable[..., Awaitable[str]]
 
@@ -151,6 +155,26 @@ class PaymentActivities:
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                 f"refund:{input.order_id}",
             )
+            dispute = await disputes.open_dispute_for_order(conn, input.order_id)
+            if dispute is not None:
+                due = (
+                    f", provider deadline {dispute.due_by:%Y-%m-%d %H:%M} UTC"
+                    if dispute.due_by
+                    else ""
+                )
+                raise ApplicationError(
+                    f"refund of order {input.order_id} is frozen: {dispute.provider} dispute "
+                    f"{dispute.dispute_id} is open ({dispute.status}{due}); the card scheme "
+                    "may return the money, so a refund now could pay the customer twice",
+                    {
+                        "provider": dispute.provider,
+                        "dispute_id": dispute.dispute_id,
+                        "workflow_id": dispute.workflow_id,
+                        "status": dispute.status,
+                    },
+                    type=REFUND_FROZEN_BY_DISPUTE,
+                    non_retryable=True,
+                )
             totals = await ledger.totals_for_order(conn, input.order_id)
             if totals.currency is not None and totals.currency != input.currency:
                 raise ApplicationError(

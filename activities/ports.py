@@ -158,3 +158,128 @@ class Notifier(Protocol):
         template: str,
         locale: str,
     ) -> bool: ...
+
+
+# -- returns: carrier labels and warehouse dispositions (workflows/returns.py) --
+
+
+@dataclass(frozen=True)
+class ReturnLabel:
+    carrier: str
+    tracking_number: str
+    label_url: str
+    expires_at: datetime
+
+
+class ReturnCarrier(Protocol):
+    """The carrier that collects returns: one prepaid label per return.
+    Idempotent by key: a repeat returns the first label."""
+
+    name: str
+
+    async def create_return_label(
+        self,
+        *,
+        idempotency_key: str,
+        rma_id: str,
+        market: str,
+        parcel_units: int,
+        expires_at: datetime,
+    ) -> ReturnLabel: ...
+
+
+@dataclass(frozen=True)
+class DispositionRecord:
+    reference: str
+    warehouse: str
+
+
+class ReturnsWarehouse(Protocol):
+    """The 3PL's returns desk: what to do with a returned item, and whether a
+    replacement is in stock. Dispositions are idempotent by key."""
+
+    name: str
+
+    async def record_disposition(
+        self,
+        *,
+        idempotency_key: str,
+        rma_id: str,
+        order_id: str,
+        market: str,
+        disposition: str,
+        items: list[tuple[str, int]],
+    ) -> DispositionRecord: ...
+
+    async def missing_stock(self, *, market: str, items: list[tuple[str, int]]) -> list[str]:
+        """SKUs that cannot be supplied in the wanted quantity; empty when all can."""
+        ...
+
+
+# -- carrier and parcel returns (failed deliveries, claims) ---------------------
+
+
+class ClaimRefusedError(RefusedError):
+    """The carrier will not take the claim (filed too late, not insured...)."""
+
+
+@dataclass(frozen=True)
+class BookedShipment:
+    tracking_number: str
+    expected_delivery_at: datetime
+
+
+class Carrier(Protocol):
+    """The carrier (or a shipping aggregator such as EasyPost): labels,
+    investigations and claims. Every call is idempotent by key: a repeat
+    returns the first reference and books, opens or files nothing twice."""
+
+    name: str
+
+    async def book_shipment(
+        self,
+        *,
+        idempotency_key: str,
+        carrier: str,
+        order_id: str,
+        destination_country: str,
+        service_level: str,
+        pickup_point_id: str | None,
+    ) -> BookedShipment: ...
+
+    async def open_investigation(
+        self, *, idempotency_key: str, carrier: str, tracking_number: str, claim_type: str
+    ) -> str: ...
+
+    async def file_claim(
+        self,
+        *,
+        idempotency_key: str,
+        carrier: str,
+        tracking_number: str,
+        claim_type: str,
+        amount_minor: int,
+        currency: str,
+        documents: list[str],
+    ) -> str: ...
+
+    async def chase_claim(
+        self, *, idempotency_key: str, carrier: str, claim_reference: str
+    ) -> None: ...
+
+
+class ParcelReturnsDesk(Protocol):
+    """The warehouse's inbound desk for parcels the carrier brought back:
+    QC grade and restock. Idempotent by key."""
+
+    name: str
+
+    async def inspect(
+        self, *, idempotency_key: str, shipment_id: str, order_id: str
+    ) -> tuple[str, str]:
+        """(grade, notes); grade is "resellable" or "damaged"."""
+        ...
+
+    async def restock(self, *, idempotency_key: str, shipment_id: str, skus: list[str]) -> str:
+        """The stock location the items went back to."""
+        ...

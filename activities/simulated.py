@@ -31,17 +31,23 @@ from enum import StrEnum
 import asyncpg
 
 from activities.ports import (
+    BookedShipment,
+    ClaimRefusedError,
+    DispositionRecord,
     NotificationRejectedError,
     PaymentRefusedError,
     PortTimeoutError,
     PortUnavailableError,
     RateLimitedError,
     ReleaseRejectedError,
+    ReturnLabel,
     WarehouseRelease,
 )
 from domain.payments import PaymentOperationKind
 from domain.risk_rules import IdentityKind, identity_hash
 from domain.warehouse import ReleaseItem
+from store import deliveries as delivery_store
+from store import returns as returns_store
 from store import simulated as sim
 
 
@@ -392,3 +398,257 @@ class SimulatedNotifier:
         )
         self.plan.fail_after_effect(fault, "email service", "send")
         return True
+
+
+# -- returns ------------------------------------------------------------------
+# State lives in store/returns.py's sim_* tables (migration 0003).
+
+
+class SimulatedReturnCarrier:
+    name = "simulated-returns-carrier"
+
+    def __init__(self, pool: asyncpg.Pool, plan: FaultPlan | None = None) -> None:
+        self.pool = pool
+        self.plan = plan or FaultPlan()
+
+    async def create_return_label(
+        self,
+        *,
+        idempotency_key: str,
+        rma_id: str,
+        market: str,
+        parcel_units: int,
+        expires_at: datetime,
+    ) -> ReturnLabel:
+        await self.plan.delay()
+        fault = self.plan.next_fault()
+        self.plan.fail_before_effect(fault, "carrier", "return label")
+        carrier = "sim-ups" if market in ("US", "CA") else "sim-dhl"
+        tracking = f"1Z{uuid.uuid4().hex[:16].upper()}"
+        label = await returns_store.insert_label(
+            self.pool,
+            idempotency_key=idempotency_key,
+            rma_id=rma_id,
+            carrier=carrier,
+            tracking_number=tracking,
+            label_url=f"https://labels.example/{tracking}.pdf",
+            expires_at=expires_at,
+        )
+        self.plan.fail_after_effect(fault, "carrier", "return label")
+        return ReturnLabel(
+            carrier=label.carrier,
+            tracking_number=label.tracking_number,
+            label_url=label.label_url,
+            expires_at=label.expires_at,
+        )
+
+
+class SimulatedReturnsWarehouse:
+    name = "simulated-3pl-returns"
+
+    def __init__(self, pool: asyncpg.Pool, plan: FaultPlan | None = None) -> None:
+        self.pool = pool
+        self.plan = plan or FaultPlan()
+
+    async def record_disposition(
+        self,
+        *,
+        idempotency_key: str,
+        rma_id: str,
+        order_id: str,
+        market: str,
+        disposition: str,
+        items: list[tuple[str, int]],
+    ) -> DispositionRecord:
+        await self.plan.delay()
+        fault = self.plan.next_fault()
+        self.plan.fail_before_effect(fault, "warehouse", "disposition")
+        record = await returns_store.insert_disposition(
+            self.pool,
+            idempotency_key=idempotency_key,
+            rma_id=rma_id,
+            order_id=order_id,
+            disposition=disposition,
+            warehouse=WAREHOUSE_BY_MARKET.get(market, DEFAULT_WAREHOUSE),
+            reference=_reference("DSP"),
+            items=[{"sku": sku, "quantity": quantity} for sku, quantity in items],
+        )
+        self.plan.fail_after_effect(fault, "warehouse", "disposition")
+        return DispositionRecord(reference=record.reference, warehouse=record.warehouse)
+
+    async def missing_stock(self, *, market: str, items: list[tuple[str, int]]) -> list[str]:
+        await self.plan.delay()
+        self.plan.fail_before_effect(self.plan.next_fault(), "warehouse", "stock")
+        stock = await returns_store.stock_of(self.pool, [sku for sku, _ in items])
+        return [sku for sku, quantity in items if stock.get(sku, quantity) < quantity]
+
+
+# Transit times of the simulated carrier, by service level.
+SIM_TRANSIT: dict[str, timedelta] = {
+    "express": timedelta(days=1),
+    "signature_required": timedelta(days=2),
+    "standard": timedelta(days=3),
+}
+
+
+class SimulatedCarrier:
+    """Labels, investigations and claims, kept in sim_carrier_operations.
+
+    Idempotent by key like a real carrier API: a repeat returns the first
+    tracking number or reference and books nothing twice."""
+
+    name = "simulated-carrier"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        plan: FaultPlan | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.pool = pool
+        self.plan = plan or FaultPlan()
+        self.clock = clock
+
+    async def _call(self, operation: str) -> Fault:
+        await self.plan.delay()
+        fault = self.plan.next_fault()
+        self.plan.fail_before_effect(fault, "carrier", operation)
+        return fault
+
+    async def book_shipment(
+        self,
+        *,
+        idempotency_key: str,
+        carrier: str,
+        order_id: str,
+        destination_country: str,
+        service_level: str,
+        pickup_point_id: str | None,
+    ) -> BookedShipment:
+        fault = await self._call("book")
+        expected = self.clock() + SIM_TRANSIT.get(service_level, SIM_TRANSIT["standard"])
+        tracking, payload = await delivery_store.sim_operation(
+            self.pool,
+            idempotency_key=idempotency_key,
+            kind="label",
+            carrier=carrier,
+            reference=f"SIM{uuid.uuid4().hex[:14].upper()}",
+            payload={
+                "order_id": order_id,
+                "expected_delivery_at": expected.isoformat(),
+                "destination": destination_country,
+                "pickup_point_id": pickup_point_id,
+            },
+        )
+        self.plan.fail_after_effect(fault, "carrier", "book")
+        return BookedShipment(
+            tracking_number=tracking,
+            expected_delivery_at=datetime.fromisoformat(payload["expected_delivery_at"]),
+        )
+
+    async def open_investigation(
+        self, *, idempotency_key: str, carrier: str, tracking_number: str, claim_type: str
+    ) -> str:
+        fault = await self._call("investigation")
+        reference, _ = await delivery_store.sim_operation(
+            self.pool,
+            idempotency_key=idempotency_key,
+            kind="investigation",
+            carrier=carrier,
+            reference=_reference("INV"),
+            payload={"tracking_number": tracking_number, "claim_type": claim_type},
+        )
+        self.plan.fail_after_effect(fault, "carrier", "investigation")
+        return reference
+
+    async def file_claim(
+        self,
+        *,
+        idempotency_key: str,
+        carrier: str,
+        tracking_number: str,
+        claim_type: str,
+        amount_minor: int,
+        currency: str,
+        documents: list[str],
+    ) -> str:
+        fault = await self._call("claim")
+        if "invoice" not in documents:
+            raise ClaimRefusedError(
+                f"claim on {tracking_number} has no proof of value", "missing_invoice"
+            )
+        reference, _ = await delivery_store.sim_operation(
+            self.pool,
+            idempotency_key=idempotency_key,
+            kind="claim",
+            carrier=carrier,
+            reference=_reference("CLM"),
+            payload={
+                "tracking_number": tracking_number,
+                "claim_type": claim_type,
+                "amount_minor": amount_minor,
+                "currency": currency,
+                "documents": documents,
+            },
+        )
+        self.plan.fail_after_effect(fault, "carrier", "claim")
+        return reference
+
+    async def chase_claim(
+        self, *, idempotency_key: str, carrier: str, claim_reference: str
+    ) -> None:
+        fault = await self._call("chase")
+        await delivery_store.sim_operation(
+            self.pool,
+            idempotency_key=idempotency_key,
+            kind="chase",
+            carrier=carrier,
+            reference=claim_reference,
+        )
+        self.plan.fail_after_effect(fault, "carrier", "chase")
+
+
+# Returned parcels whose shipment id contains this come back damaged, so the
+# simulator and tests can exercise quarantine and a damage claim.
+DAMAGED_MARKER = "DMG"
+
+
+class SimulatedParcelReturnsDesk:
+    name = "simulated-3pl-inbound"
+
+    def __init__(self, pool: asyncpg.Pool, plan: FaultPlan | None = None) -> None:
+        self.pool = pool
+        self.plan = plan or FaultPlan()
+
+    async def inspect(
+        self, *, idempotency_key: str, shipment_id: str, order_id: str
+    ) -> tuple[str, str]:
+        await self.plan.delay()
+        fault = self.plan.next_fault()
+        self.plan.fail_before_effect(fault, "warehouse", "inspect")
+        damaged = DAMAGED_MARKER in shipment_id.upper()
+        grade = await delivery_store.sim_returns_desk(
+            self.pool,
+            idempotency_key=idempotency_key,
+            kind="inspection",
+            shipment_id=shipment_id,
+            result="damaged" if damaged else "resellable",
+        )
+        self.plan.fail_after_effect(fault, "warehouse", "inspect")
+        notes = "crushed box, item scratched" if grade == "damaged" else "seal intact, as shipped"
+        return grade, notes
+
+    async def restock(self, *, idempotency_key: str, shipment_id: str, skus: list[str]) -> str:
+        await self.plan.delay()
+        fault = self.plan.next_fault()
+        self.plan.fail_before_effect(fault, "warehouse", "restock")
+        location = await delivery_store.sim_returns_desk(
+            self.pool,
+            idempotency_key=idempotency_key,
+            kind="restock",
+            shipment_id=shipment_id,
+            result=f"sim-3pl-paris/returns/{len(skus)}x",
+        )
+        self.plan.fail_after_effect(fault, "warehouse", "restock")
+        return location

@@ -28,6 +28,10 @@ class AuditEntry(StewardModel):
     before: dict[str, Any] = Field(default_factory=dict)
     after: dict[str, Any] = Field(default_factory=dict)
     occurred_at: datetime
+    # The order a case belongs to when its case id is another key (a failed
+    # delivery's shipment id...), so `steward audit ORDER_ID` finds it. Optional
+    # with a default: entries in recorded histories have no such field.
+    order_id: str | None = None
 
 
 class AuditRow(AuditEntry):

@@ -13,6 +13,32 @@ def order_review_id(order_id: str) -> str:
     return f"{ORDER_REVIEW}:{order_id}"
 
 
+RETURN = "return"
+
+
+def return_id(rma_id: str) -> str:
+    return f"{RETURN}:{rma_id}"
+
+
+FAILED_DELIVERY = "failed-delivery"
+CARRIER_CLAIM = "carrier-claim"
+
+
+def failed_delivery_id(shipment_id: str) -> str:
+    return f"{FAILED_DELIVERY}:{shipment_id}"
+
+
+def carrier_claim_id(carrier: str, tracking_number: str) -> str:
+    return f"{CARRIER_CLAIM}:{carrier.lower()}:{tracking_number}"
+
+
+CHARGEBACK = "chargeback"
+
+
+def chargeback_id(provider: str, dispute_id: str) -> str:
+    return f"{CHARGEBACK}:{provider}:{dispute_id}"
+
+
 def case_id_from_workflow_id(workflow_id: str) -> str:
     """The business key after the process prefix: `order-review:A1` -> `A1`."""
     _, _, rest = workflow_id.partition(":")

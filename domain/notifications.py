@@ -13,6 +13,12 @@ class CustomerTemplate(StrEnum):
     ORDER_CONFIRMED = "order_confirmed"
     ORDER_CANCELLED = "order_cancelled"
     VERIFICATION_REQUEST = "verification_request"
+    # Returns (workflows/returns.py).
+    RETURN_REJECTED = "return_rejected"
+    RETURN_LABEL = "return_label"
+    RETURN_LABEL_REMINDER = "return_label_reminder"
+    RETURN_REFUNDED = "return_refunded"
+    EXCHANGE_OUT_OF_STOCK = "exchange_out_of_stock"
 
 
 class NotifyCustomerInput(StewardModel):

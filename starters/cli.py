@@ -30,7 +30,6 @@ from rich.text import Text
 
 from domain.audit import AuditRow
 from domain.common import Role
-from domain.ids import ORDER_REVIEW
 from domain.review import (
     DECIDER_ROLES,
     DecideInput,
@@ -39,6 +38,9 @@ from domain.review import (
     ReviewDecision,
 )
 from domain.tasks import TaskRow
+from starters.deliveries_cli import claims_app, deliveries_app
+from starters.disputes_cli import disputes_app
+from starters.returns_cli import returns_app
 from workers.settings import Settings, get_settings
 
 _T = TypeVar("_T")
@@ -55,6 +57,10 @@ review_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(review_app, name="review")
+app.add_typer(returns_app, name="returns")
+app.add_typer(disputes_app, name="disputes")
+app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(claims_app, name="claims")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -258,6 +264,8 @@ def _format_change(before: dict[str, Any], after: dict[str, Any]) -> str:
 def audit_table(order_id: str, rows: Sequence[AuditRow]) -> Table:
     table = Table(title=f"Decision path of order {order_id}", title_justify="left")
     table.add_column("Time", no_wrap=True)
+    # An order's path spans processes (review, failed delivery, claim, return).
+    table.add_column("Process", no_wrap=True)
     table.add_column("Actor", no_wrap=True)
     table.add_column("Role", no_wrap=True)
     table.add_column("Action", no_wrap=True, style="bold")
@@ -266,6 +274,7 @@ def audit_table(order_id: str, rows: Sequence[AuditRow]) -> Table:
     for row in rows:
         table.add_row(
             row.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            row.process,
             row.actor,
             row.role.value,
             row.action,
@@ -470,7 +479,9 @@ def audit(
         from store import audit as audit_store
 
         async def body(pool: Any) -> list[AuditRow]:
-            return await audit_store.list_by_case(pool, order_id, process=ORDER_REVIEW)
+            # Every process of the order: its review, a failed delivery (found
+            # by order id though keyed by shipment), a return...
+            return await audit_store.list_by_case(pool, order_id)
 
         return await _with_pool(settings, body)
 
@@ -635,6 +646,43 @@ def simulate(
             sent = await simulator.send_orders(
                 start, traffic.orders, rate, on_sent=lambda _o, _r: progress.advance(bar)
             )
+        # Some orders come back as Stripe / Adyen disputes or early fraud warnings.
+        from starters import disputes_simulator
+        from starters.disputes import DisputeSettings
+
+        events = disputes_simulator.generate_dispute_events(
+            chosen_seed, [o.order for o in traffic.orders], datetime.now(UTC)
+        )
+        report = await _with_pool(
+            settings,
+            lambda pool: disputes_simulator.send_disputes(
+                client,
+                pool,
+                events,
+                task_queue=settings.task_queue,
+                policy=DisputeSettings().policy(),
+            ),
+        )
+        console.print(
+            f"disputes sent: stripe {report.stripe} · adyen {report.adyen} · "
+            f"early fraud warnings {report.early_fraud_warnings} · failed {report.failed}"
+        )
+        # Some parcels fail, get lost or arrive damaged.
+        from starters import deliveries_simulator
+
+        parcels = deliveries_simulator.generate_parcels(
+            chosen_seed, [o.order for o in traffic.orders], datetime.now(UTC)
+        )
+        parcel_report = await _with_pool(
+            settings,
+            lambda pool: deliveries_simulator.send_parcels(
+                client, pool, parcels, task_queue=settings.task_queue
+            ),
+        )
+        console.print(
+            f"parcels shipped: {parcel_report.shipments} · failed deliveries "
+            f"{parcel_report.failed_deliveries} · carrier claims {parcel_report.claims}"
+        )
         return seeded, sent
 
     seeded, sent = _run(main())

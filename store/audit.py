@@ -19,7 +19,7 @@ Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConne
 
 _COLUMNS = (
     "entry_id, workflow_id, process, case_id, actor, role, action, reason, "
-    "before, after, occurred_at, recorded_at"
+    "before, after, occurred_at, recorded_at, order_id"
 )
 
 
@@ -28,8 +28,8 @@ async def insert_entry(db: Executor, entry: AuditEntry) -> bool:
     row = await db.fetchrow(
         """
         INSERT INTO audit_log (entry_id, workflow_id, process, case_id, actor, role,
-                               action, reason, before, after, occurred_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                               action, reason, before, after, occurred_at, order_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (entry_id) DO NOTHING
         RETURNING id
         """,
@@ -44,6 +44,7 @@ async def insert_entry(db: Executor, entry: AuditEntry) -> bool:
         entry.before,
         entry.after,
         entry.occurred_at,
+        entry.order_id,
     )
     return row is not None
 
@@ -58,12 +59,13 @@ async def list_by_case(
     """A case's trail in the order things happened (id breaks ties in one instant).
 
     `process` narrows it when two processes share a business key (an order id
-    is also the key of its return or failed delivery).
+    is also the key of its return or failed delivery). Entries of processes
+    keyed otherwise (a failed delivery's shipment id) match on their order_id.
     """
     records = await db.fetch(
         f"""
         SELECT {_COLUMNS} FROM audit_log
-        WHERE case_id = $1 AND ($2::text IS NULL OR process = $2)
+        WHERE (case_id = $1 OR order_id = $1) AND ($2::text IS NULL OR process = $2)
         ORDER BY occurred_at, id
         LIMIT $3
         """,

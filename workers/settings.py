@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     # API keys: "key:actor:role,key:actor:role". The embedded stack seeds dev keys.
     api_keys: str = Field(default="", validation_alias="STEWARD_API_KEYS")
+    # Shared secret upstream webhooks (carrier scans, 3PL QC reports) send in
+    # `X-Steward-Webhook-Secret` on top of their API key; empty: not checked.
+    webhook_secret: str = Field(default="", validation_alias="STEWARD_WEBHOOK_SECRET")
 
     # Simulated outside world: latency (ms) and failure rates (0..1) for the ports.
     sim_latency_ms: int = Field(default=0, validation_alias="STEWARD_SIM_LATENCY_MS")

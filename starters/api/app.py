@@ -26,7 +26,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters.api import codec_routes, routes_reviews, routes_work
+from starters.api import (
+    codec_routes,
+    routes_carrier,
+    routes_disputes,
+    routes_returns,
+    routes_reviews,
+    routes_webhooks,
+    routes_work,
+)
 from starters.auth import ApiKeyStore
 from starters.order_review import (
     DecisionRefused,
@@ -120,6 +128,10 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(routes_reviews.router)
     app.include_router(routes_work.router)
+    app.include_router(routes_returns.router)
+    app.include_router(routes_carrier.router)
+    app.include_router(routes_disputes.router)
+    app.include_router(routes_webhooks.router)
     app.include_router(codec_routes.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and dependencies")

@@ -458,6 +458,27 @@ async def test_build_activities_registers_every_name(clean_db: asyncpg.Pool) -> 
         "open_task",
         "update_task",
         "close_task",
+        # Returns (activities/returns.py).
+        "check_return_eligibility",
+        "issue_return_label",
+        "record_return_disposition",
+        "check_replacement_stock",
+        # Failed deliveries and carrier claims (activities/deliveries.py, claims.py).
+        "notify_delivery_customer",
+        "book_reshipment",
+        "inspect_returned_parcel",
+        "restock_returned_parcel",
+        "open_carrier_investigation",
+        "gather_claim_documents",
+        "file_carrier_claim",
+        "chase_carrier_claim",
+        "record_claim_outcome",
+        # Chargebacks (activities/disputes.py, evidence.py).
+        "assemble_dispute_evidence",
+        "submit_dispute_response",
+        "hold_order_release",
+        "record_dispute",
+        "request_cctv_clip",
     }
 
 

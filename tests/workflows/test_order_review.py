@@ -287,9 +287,7 @@ async def test_review_approved_by_coordinator(
     assert state.awaited_role is Role.COORDINATOR
     assert state.due_at is not None
 
-    after = await handle.execute_update(
-        OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE)
-    )
+    after = await handle.execute_update(OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE))
     assert after.status in (ReviewStatus.CAPTURING, ReviewStatus.RELEASED)
     result = await handle.result()
 
@@ -362,9 +360,7 @@ async def test_second_decision_while_capturing_is_refused(
 ) -> None:
     handle = await start(env, task_queue, fresh_order())
     await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
-    first = await handle.execute_update(
-        OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE)
-    )
+    first = await handle.execute_update(OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE))
     if first.status is ReviewStatus.CAPTURING:
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(

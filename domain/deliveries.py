@@ -1,0 +1,432 @@
+"""Failed deliveries: the shipment, the customer's answer, the coordinator's
+decision, the policy and the rules that recommend and validate. Pure.
+
+`failed-delivery:{shipment_id}`: opened -> awaiting_customer ->
+awaiting_decision -> (reshipped -> delivered | second failure ->
+awaiting_return) | awaiting_return -> inspecting -> refunded, with
+refund_frozen while a dispute freezes the order's refunds.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from domain.carrier_events import CarrierEvent, TrackingStatus
+from domain.common import BusinessKey, NonEmptyStr, Role, StewardModel
+from domain.orders import Address, Order
+from domain.risk import RiskAssessment, RiskBand, Routing
+
+
+class ServiceLevel(StrEnum):
+    STANDARD = "standard"
+    EXPRESS = "express"
+    SIGNATURE_REQUIRED = "signature_required"
+
+
+class ShipmentRecord(StewardModel):
+    """A parcel Steward follows: registered by the warehouse when it ships
+    (`POST /v1/shipments`) or by a reship. Holds the order so a failed
+    delivery can contact the customer, rescore an address and refund."""
+
+    shipment_id: BusinessKey
+    carrier: BusinessKey
+    tracking_number: BusinessKey
+    service_level: ServiceLevel = ServiceLevel.STANDARD
+    expected_delivery_at: datetime
+    order: Order
+    # 1 for the first shipment, 2 for a reship: a second failure never reships.
+    attempt: int = Field(default=1, ge=1, le=5)
+    destination: Address | None = None  # None: the order's shipping address
+
+    @property
+    def address(self) -> Address:
+        return self.destination or self.order.shipping_address
+
+
+class CustomerOption(StrEnum):
+    RESCHEDULE = "reschedule"
+    NEW_ADDRESS = "new_address"
+    PICKUP_POINT = "pickup_point"
+    CANCEL_REFUND = "cancel_refund"
+
+
+ALL_OPTIONS: tuple[CustomerOption, ...] = tuple(CustomerOption)
+
+
+class CustomerReply(StewardModel):
+    """The customer's answer (signal `customer_replied`)."""
+
+    event_id: NonEmptyStr = Field(max_length=200)
+    option: CustomerOption
+    address: Address | None = None
+    pickup_point_id: str | None = Field(default=None, max_length=64)
+    preferred_date: date | None = None
+    message: str = Field(default="", max_length=2000)
+    channel: str = Field(default="email", max_length=40)
+
+    @model_validator(mode="after")
+    def _option_details(self) -> CustomerReply:
+        if self.option is CustomerOption.NEW_ADDRESS and self.address is None:
+            raise ValueError("address is required when option is new_address")
+        if self.option is CustomerOption.PICKUP_POINT and not self.pickup_point_id:
+            raise ValueError("pickup_point_id is required when option is pickup_point")
+        return self
+
+
+class DeliveryDecision(StrEnum):
+    RESHIP = "reship"
+    RETURN_TO_STOCK = "return_to_stock"  # wait for the parcel, QC, restock, refund
+
+
+class DefaultDeliveryAction(StrEnum):
+    """What acts when no coordinator decided by the SLA deadline."""
+
+    FOLLOW_RECOMMENDATION = "follow_recommendation"
+    RETURN_TO_STOCK = "return_to_stock"
+
+
+class FailedDeliveryPolicy(StewardModel):
+    """Resolved when the process starts and kept in its input, so a running
+    case never changes rules under replay."""
+
+    customer_answer_timeout: timedelta = timedelta(hours=72)
+    customer_reminder_after: timedelta = timedelta(hours=36)
+    decision_sla: timedelta = timedelta(hours=24)
+    default_action: DefaultDeliveryAction = DefaultDeliveryAction.FOLLOW_RECOMMENDATION
+    # A new address on a parcel worth at least this goes back through risk review.
+    high_value_minor: int = Field(default=300_000, ge=0)
+    # The carrier's return trip: past this, the parcel is presumed lost and claimed.
+    return_timeout: timedelta = timedelta(days=21)
+    reship_tracking_timeout: timedelta = timedelta(days=14)
+    # While a dispute freezes refunds: re-check this often, give up after the deadline.
+    refund_freeze_recheck: timedelta = timedelta(days=1)
+    refund_freeze_deadline: timedelta = timedelta(days=30)
+
+    @model_validator(mode="after")
+    def _reminder_before_deadline(self) -> FailedDeliveryPolicy:
+        if self.customer_reminder_after >= self.customer_answer_timeout:
+            raise ValueError("customer_reminder_after must be shorter than customer_answer_timeout")
+        return self
+
+
+class FailedDeliveryStatus(StrEnum):
+    OPENED = "opened"
+    AWAITING_CUSTOMER = "awaiting_customer"
+    AWAITING_DECISION = "awaiting_decision"
+    RISK_REVIEW = "risk_review"
+    RESHIPPED = "reshipped"
+    AWAITING_RETURN = "awaiting_return"
+    INSPECTING = "inspecting"
+    REFUNDING = "refunding"
+    REFUND_FROZEN = "refund_frozen"
+    DELIVERED = "delivered"
+    REFUNDED = "refunded"
+    CLOSED = "closed"  # nothing more Steward can do (refund left to a dispute...)
+
+
+CLOSED_DELIVERY_STATUSES = frozenset(
+    {FailedDeliveryStatus.DELIVERED, FailedDeliveryStatus.REFUNDED, FailedDeliveryStatus.CLOSED}
+)
+DECIDER_ROLES = frozenset({Role.COORDINATOR, Role.MANAGER})
+
+
+class Recommendation(StewardModel):
+    decision: DeliveryDecision
+    reasons: list[str]
+    # Set when a reship to the customer's new address is not allowed (risk).
+    reship_blocked: bool = False
+
+
+class FailedDeliveryInput(StewardModel):
+    shipment: ShipmentRecord
+    trigger: CarrierEvent
+    policy: FailedDeliveryPolicy = Field(default_factory=FailedDeliveryPolicy)
+    # Set when a carrier claim opened this case for a lost or damaged parcel.
+    claim_workflow_id: str | None = None
+
+
+class DeliveryDecideInput(StewardModel):
+    """A coordinator's decision, sent as the `decide` update."""
+
+    decision: DeliveryDecision
+    address: Address | None = None  # reship: None keeps the current destination
+    pickup_point_id: str | None = Field(default=None, max_length=64)
+    service_level: ServiceLevel = ServiceLevel.STANDARD
+    note: str = Field(default="", max_length=2000)
+    actor: NonEmptyStr
+    role: Role
+
+
+class DeliveryDecisionRecord(StewardModel):
+    decision: DeliveryDecision
+    address: Address | None = None
+    pickup_point_id: str | None = None
+    service_level: ServiceLevel = ServiceLevel.STANDARD
+    note: str = ""
+    actor: str
+    role: Role
+    decided_at: datetime
+    by_default: bool = False
+
+
+class CustomerMessage(StewardModel):
+    message_id: str
+    template: str
+    sent_at: datetime
+
+
+class DeliveryStatusChange(StewardModel):
+    at: datetime
+    status: FailedDeliveryStatus
+    actor: str
+    reason: str
+
+
+class FailedDeliveryState(StewardModel):
+    shipment_id: str
+    order_id: str
+    carrier: str
+    tracking_number: str
+    status: FailedDeliveryStatus
+    attempt: int
+    amount_minor: int
+    currency: str
+    trigger_status: TrackingStatus
+    options_offered: list[CustomerOption] = Field(default_factory=list)
+    customer_deadline: datetime | None = None
+    customer_reply: CustomerReply | None = None
+    messages: list[CustomerMessage] = Field(default_factory=list)
+    risk: RiskAssessment | None = None
+    recommendation: Recommendation | None = None
+    decision: DeliveryDecisionRecord | None = None
+    awaited_role: Role | None = None
+    due_at: datetime | None = None
+    reship_shipment_id: str | None = None
+    reship_tracking_number: str | None = None
+    second_failure: bool = False
+    parcel_received_at: datetime | None = None
+    inspection_grade: str | None = None
+    refund_reference: str | None = None
+    claim_workflow_ids: list[str] = Field(default_factory=list)
+    history: list[DeliveryStatusChange] = Field(default_factory=list)
+
+
+class FailedDeliveryResult(StewardModel):
+    shipment_id: str
+    order_id: str
+    status: FailedDeliveryStatus
+    decision: DeliveryDecision | None
+    refunded_minor: int
+    currency: str
+
+
+class ParcelReceived(StewardModel):
+    """The warehouse saw the returned parcel come in (signal `parcel_received`)."""
+
+    event_id: NonEmptyStr = Field(max_length=200)
+    received_at: datetime
+    note: str = Field(default="", max_length=500)
+
+
+# ------------------------------------------------------------------- rules
+
+
+class DeliveryDecisionRejected(ValueError):
+    """The decision cannot apply; the message names the field and the reason."""
+
+
+def needs_risk_review(
+    shipment: ShipmentRecord, new_address: Address | None, policy: FailedDeliveryPolicy
+) -> bool:
+    """A new destination for a parcel worth at least the threshold is rescored."""
+    if new_address is None:
+        return False
+    if _same_address(new_address, shipment.address):
+        return False
+    return shipment.order.payment.amount_minor >= policy.high_value_minor
+
+
+def risk_blocks_reship(risk: RiskAssessment | None) -> bool:
+    return risk is not None and (risk.band is RiskBand.HIGH or risk.routing is Routing.AUTO_DECLINE)
+
+
+def recommend(
+    *,
+    reply: CustomerReply | None,
+    attempt: int,
+    amount_minor: int,
+    policy: FailedDeliveryPolicy,
+    risk: RiskAssessment | None,
+    trigger: TrackingStatus,
+) -> Recommendation:
+    """The policy's advice to the coordinator, with its reasons.
+
+    Reship when the customer asked for it and nothing forbids it; otherwise
+    return to stock and refund: a silent customer, a second failure, a lost
+    parcel's value and a risky new address all argue for the money back.
+    """
+    reasons: list[str] = []
+    if attempt >= 2:
+        reasons.append(f"attempt {attempt} failed: a second failure never reships")
+        return Recommendation(decision=DeliveryDecision.RETURN_TO_STOCK, reasons=reasons)
+    if reply is None:
+        reasons.append("the customer did not answer by the deadline")
+        return Recommendation(decision=DeliveryDecision.RETURN_TO_STOCK, reasons=reasons)
+    if reply.option is CustomerOption.CANCEL_REFUND:
+        reasons.append("the customer asked to cancel and be refunded")
+        return Recommendation(decision=DeliveryDecision.RETURN_TO_STOCK, reasons=reasons)
+    if reply.option is CustomerOption.NEW_ADDRESS and risk_blocks_reship(risk):
+        assert risk is not None
+        reasons.append(
+            f"the new address scored {risk.score} ({risk.band}, {risk.routing}): "
+            "no reship of a high-value parcel there"
+        )
+        return Recommendation(
+            decision=DeliveryDecision.RETURN_TO_STOCK, reasons=reasons, reship_blocked=True
+        )
+    reasons.append(f"the customer chose {reply.option}")
+    if trigger in (TrackingStatus.LOST, TrackingStatus.DAMAGED):
+        reasons.append(f"the parcel is {trigger}; a claim is filed with the carrier meanwhile")
+    if amount_minor >= policy.high_value_minor:
+        reasons.append("high-value parcel: ship with signature required")
+    if risk is not None:
+        reasons.append(f"new address scored {risk.score} ({risk.band})")
+    return Recommendation(decision=DeliveryDecision.RESHIP, reasons=reasons)
+
+
+def validate_delivery_decision(state: FailedDeliveryState, decision: DeliveryDecideInput) -> None:
+    """Raise DeliveryDecisionRejected naming the field and the reason."""
+    if decision.role not in DECIDER_ROLES:
+        raise DeliveryDecisionRejected(
+            f"role: {decision.role} may not decide a failed delivery (coordinator or manager)"
+        )
+    # A coordinator may decide before the customer answers (a phone call...).
+    if state.status not in (
+        FailedDeliveryStatus.AWAITING_CUSTOMER,
+        FailedDeliveryStatus.RISK_REVIEW,
+        FailedDeliveryStatus.AWAITING_DECISION,
+    ):
+        raise DeliveryDecisionRejected(
+            f"status: the failed delivery of {state.shipment_id} is {state.status}; "
+            "no decision is awaited"
+        )
+    if decision.decision is DeliveryDecision.RESHIP:
+        if state.attempt >= 2 or state.second_failure:
+            raise DeliveryDecisionRejected(
+                "decision: this parcel already failed twice; a second failure never reships"
+            )
+        rec = state.recommendation
+        reply = state.customer_reply
+        if (
+            rec is not None
+            and rec.reship_blocked
+            and reply is not None
+            and reply.address is not None
+            and decision.address is not None
+            and _same_address(decision.address, reply.address)
+        ):
+            raise DeliveryDecisionRejected(
+                "address: risk review refused this address for a high-value parcel"
+            )
+    elif decision.address is not None or decision.pickup_point_id is not None:
+        raise DeliveryDecisionRejected("address: only a reship takes an address or a pickup point")
+    if decision.decision is DeliveryDecision.RETURN_TO_STOCK and not decision.note.strip():
+        raise DeliveryDecisionRejected("note: say why the parcel goes back to stock")
+
+
+def _same_address(a: Address, b: Address) -> bool:
+    def key(x: Address) -> tuple[str, ...]:
+        return (
+            x.line1.strip().lower(),
+            (x.line2 or "").strip().lower(),
+            x.city.strip().lower(),
+            x.postal_code.replace(" ", "").lower(),
+            x.country,
+        )
+
+    return key(a) == key(b)
+
+
+# -------------------------------------------------------------- activities
+
+
+class DeliveryTemplate(StrEnum):
+    DELIVERY_OPTIONS = "delivery_failed_options"
+    DELIVERY_REMINDER = "delivery_failed_reminder"
+    RESHIPPED = "delivery_reshipped"
+    REFUNDED = "delivery_refunded"
+
+
+class NotifyDeliveryCustomerInput(StewardModel):
+    workflow_id: NonEmptyStr
+    message_id: NonEmptyStr  # deterministic: a retried send goes out once
+    order_id: NonEmptyStr
+    email: str
+    template: DeliveryTemplate
+    options: list[CustomerOption] = Field(default_factory=list)
+    deadline: datetime | None = None
+    locale: str = "en"
+
+
+class BookReshipmentInput(StewardModel):
+    workflow_id: NonEmptyStr
+    original_shipment_id: NonEmptyStr
+    order_id: NonEmptyStr
+    carrier: NonEmptyStr
+    destination: Address
+    pickup_point_id: str | None = None
+    service_level: ServiceLevel
+    # The whole record, so the activity registers the new shipment for tracking.
+    shipment: ShipmentRecord
+
+
+class BookReshipmentResult(StewardModel):
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+    expected_delivery_at: datetime
+
+
+class InspectParcelInput(StewardModel):
+    workflow_id: NonEmptyStr
+    shipment_id: NonEmptyStr
+    order_id: NonEmptyStr
+
+
+class InspectionGrade(StrEnum):
+    RESELLABLE = "resellable"
+    DAMAGED = "damaged"
+
+
+class InspectParcelResult(StewardModel):
+    grade: InspectionGrade
+    notes: str = ""
+
+
+class RestockParcelInput(StewardModel):
+    workflow_id: NonEmptyStr
+    shipment_id: NonEmptyStr
+    order_id: NonEmptyStr
+    skus: list[str]
+
+
+class RestockParcelResult(StewardModel):
+    location: str
+
+
+NOTIFY_DELIVERY_CUSTOMER = "notify_delivery_customer"
+BOOK_RESHIPMENT = "book_reshipment"
+INSPECT_RETURNED_PARCEL = "inspect_returned_parcel"
+RESTOCK_RETURNED_PARCEL = "restock_returned_parcel"
+
+# Signals and updates of FailedDeliveryWorkflow.
+SIGNAL_CARRIER_EVENT = "carrier_event"
+SIGNAL_CUSTOMER_REPLIED = "customer_replied"
+SIGNAL_PARCEL_RECEIVED = "parcel_received"
+UPDATE_DECIDE = "decide"
+QUERY_STATUS = "status"
+# The refund-freeze contract of the chargeback process (refund_payment).
+REFUND_FROZEN_BY_DISPUTE = "RefundFrozenByDispute"

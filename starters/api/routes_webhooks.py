@@ -1,0 +1,259 @@
+"""Provider webhooks: Stripe and Adyen dispute events, and the warehouse's
+CCTV answers.
+
+Stripe and Adyen authenticate by signature, not by API key: the raw body is
+verified before anything is parsed, and a request that fails verification,
+is malformed or carries an event Steward does not handle gets a 4xx naming
+the reason and starts nothing. A whole Adyen batch is verified and
+normalised before any item is delivered, so a bad item cannot leave half a
+batch applied.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import lru_cache
+from typing import Annotated, Any
+
+import asyncpg
+import structlog
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi.responses import PlainTextResponse
+from pydantic import Field
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.common import NonEmptyStr, Role, StewardModel
+from domain.disputes import (
+    DisputeEvent,
+    UnsupportedEvent,
+    WebhookPayloadError,
+    adyen_item_to_dispute_event,
+    stripe_event_to_dispute_event,
+)
+from domain.evidence import CctvClipReady
+from domain.webhook_signatures import SignatureError, verify_adyen_item, verify_stripe_signature
+from starters import disputes
+from starters.api.routes_common import AppSettings, DbPool, TemporalClient, error_responses
+from starters.auth import Principal, require_roles
+from store import disputes as dispute_store
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+# Provider bodies are small; anything larger is not a provider talking.
+MAX_BODY_BYTES = 512 * 1024
+
+
+@lru_cache(maxsize=1)
+def _env_dispute_settings() -> disputes.DisputeSettings:
+    return disputes.DisputeSettings()
+
+
+def dispute_settings(request: Request) -> disputes.DisputeSettings:
+    """From `app.state.dispute_settings` when the embedding process set it
+    (tests), otherwise from the environment."""
+    configured = getattr(request.app.state, "dispute_settings", None)
+    if isinstance(configured, disputes.DisputeSettings):
+        return configured
+    return _env_dispute_settings()
+
+
+DisputeConfig = Annotated[disputes.DisputeSettings, Depends(dispute_settings)]
+
+
+class WebhookResult(StewardModel):
+    received: int
+    delivered: int = Field(description="Events handed to their case (not duplicates)")
+    workflow_ids: list[str]
+
+
+def _refuse(code: int, detail: str) -> HTTPException:
+    log.info("webhook_refused", status=code, reason=detail)
+    return HTTPException(status_code=code, detail=f"{detail}; nothing was started or changed")
+
+
+async def _raw_body(request: Request) -> bytes:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise _refuse(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"body: larger than {MAX_BODY_BYTES} bytes"
+        )
+    return body
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _refuse(status.HTTP_400_BAD_REQUEST, f"body: not valid JSON ({exc})") from None
+
+
+async def _deliver(
+    client: Client,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    events: list[DisputeEvent],
+    config: disputes.DisputeSettings,
+) -> WebhookResult:
+    delivered = 0
+    ids: list[str] = []
+    for event in events:
+        result = await disputes.deliver_event(
+            client, pool, event, task_queue=task_queue, policy=config.policy()
+        )
+        delivered += int(result.delivered)
+        ids.append(result.workflow_id)
+        log.info(
+            "dispute_event_received",
+            provider=event.provider.value,
+            dispute_id=event.dispute_id,
+            event_id=event.event_id,
+            kind=event.kind.value,
+            delivered=result.delivered,
+            workflow_id=result.workflow_id,
+        )
+    return WebhookResult(received=len(events), delivered=delivered, workflow_ids=ids)
+
+
+@router.post(
+    "/stripe",
+    response_model=WebhookResult,
+    responses=error_responses(422, 503)
+    | {400: {"description": "Malformed body"}, 401: {"description": "Bad Stripe-Signature"}},
+    summary="Stripe Event objects (charge.dispute.*, radar.early_fraud_warning.created)",
+)
+async def stripe_webhook(
+    request: Request,
+    config: DisputeConfig,
+    client: TemporalClient,
+    pool: DbPool,
+    settings: AppSettings,
+    stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
+) -> WebhookResult:
+    body = await _raw_body(request)
+    try:
+        verify_stripe_signature(
+            body=body,
+            header=stripe_signature,
+            secrets=config.stripe_secrets,
+            now=time.time(),
+            tolerance_seconds=config.stripe_tolerance_seconds,
+        )
+    except SignatureError as exc:
+        raise _refuse(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
+    payload = _json(body)
+    if not isinstance(payload, dict):
+        raise _refuse(status.HTTP_400_BAD_REQUEST, "body: expected a Stripe Event object")
+    try:
+        event = stripe_event_to_dispute_event(payload)
+    except (WebhookPayloadError, UnsupportedEvent) as exc:
+        raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return await _deliver(client, pool, settings.task_queue, [event], config)
+
+
+@router.post(
+    "/adyen",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"description": "`[accepted]`, as Adyen expects"},
+        400: {"description": "Malformed body"},
+        401: {"description": "An item's HMAC signature is missing or wrong"},
+        422: {"description": "An item is malformed or not a dispute event"},
+    },
+    summary="Adyen standard notifications for disputes (HMAC-signed items)",
+)
+async def adyen_webhook(
+    request: Request,
+    config: DisputeConfig,
+    client: TemporalClient,
+    pool: DbPool,
+    settings: AppSettings,
+) -> PlainTextResponse:
+    payload = _json(await _raw_body(request))
+    items = payload.get("notificationItems") if isinstance(payload, dict) else None
+    if not isinstance(items, list) or not items:
+        raise _refuse(status.HTTP_400_BAD_REQUEST, "notificationItems: expected a non-empty list")
+    events: list[DisputeEvent] = []
+    for index, wrapper in enumerate(items):
+        where = f"notificationItems[{index}].NotificationRequestItem"
+        item = wrapper.get("NotificationRequestItem") if isinstance(wrapper, dict) else None
+        if not isinstance(item, dict):
+            raise _refuse(status.HTTP_400_BAD_REQUEST, f"{where}: expected an object")
+        try:
+            verify_adyen_item(item, config.adyen_keys)
+        except SignatureError as exc:
+            raise _refuse(status.HTTP_401_UNAUTHORIZED, f"{where}.{exc}") from None
+        try:
+            events.append(adyen_item_to_dispute_event(item, f"{where}."))
+        except (WebhookPayloadError, UnsupportedEvent) as exc:
+            raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    await _deliver(client, pool, settings.task_queue, events, config)
+    return PlainTextResponse("[accepted]")
+
+
+class CctvAnswer(StewardModel):
+    """The warehouse's answer to a CCTV clip request."""
+
+    event_id: NonEmptyStr = Field(description="The warehouse's message id; repeats are ignored")
+    request_id: NonEmptyStr = Field(description="The request id Steward sent")
+    available: bool = True
+    clip_ref: str | None = Field(default=None, max_length=500)
+    station: str | None = Field(default=None, max_length=100)
+    reason: str = Field(default="", max_length=500)
+
+
+class CctvDelivered(StewardModel):
+    request_id: str
+    workflow_id: str
+    status: str
+
+
+@router.post(
+    "/warehouse/cctv",
+    response_model=CctvDelivered,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(401, 403, 404, 422, 503),
+    summary="The warehouse delivers a packing-station clip (signals the requester)",
+)
+async def warehouse_cctv(
+    body: CctvAnswer,
+    principal: Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.OPS))],
+    client: TemporalClient,
+    pool: DbPool,
+    settings: AppSettings,
+) -> CctvDelivered:
+    if body.available and not body.clip_ref:
+        raise _refuse(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "clip_ref: required when available is true"
+        )
+    request = await dispute_store.sim_answer_cctv_request(
+        pool, request_id=body.request_id, available=body.available, clip_ref=body.clip_ref
+    )
+    if request is None:
+        raise _refuse(status.HTTP_404_NOT_FOUND, f"request_id: no CCTV request {body.request_id}")
+    clip = CctvClipReady(
+        event_id=body.event_id,
+        request_id=body.request_id,
+        order_id=request.order_id,
+        available=body.available,
+        clip_ref=body.clip_ref,
+        station=body.station or request.station,
+        reason=body.reason,
+    )
+    try:
+        await disputes.deliver_cctv_clip(client, request.reply_to, clip)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"request_id: the requesting process {request.reply_to} is no longer "
+            "running; the answer is recorded with the warehouse request only",
+        ) from None
+    log.info("cctv_clip_delivered", request_id=body.request_id, workflow_id=request.reply_to)
+    return CctvDelivered(
+        request_id=body.request_id, workflow_id=request.reply_to, status=request.status
+    )

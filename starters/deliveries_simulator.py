@@ -1,0 +1,157 @@
+"""Simulated parcels for `steward simulate`: every order is registered as a
+shipment, and a seeded share comes back as a failed delivery (customer not
+home, refused, returned to sender), a lost parcel or a damaged one. Half of
+the events arrive as signed EasyPost tracker events run through the same
+parser as the webhook, the rest in Steward's own format.
+
+Seeded: the same seed and orders give the same shipments and events.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+from temporalio.client import Client
+
+from domain.carrier_events import CarrierEvent, TrackingStatus, parse_easypost_event
+from domain.deliveries import ServiceLevel, ShipmentRecord
+from domain.orders import Order
+from starters import deliveries
+
+FAILED_RATE = 0.08
+LOST_RATE = 0.02
+DAMAGED_RATE = 0.02
+CARRIERS = ("ups", "fedex", "dhl", "colissimo")
+FAILURE_CODES = ("recipient_not_home", "refused", "address_not_found", "business_closed")
+# EasyPost spells the carrier as its own name; Steward lowers it.
+EASYPOST_CARRIER_NAMES = {"ups": "UPS", "fedex": "FedEx", "dhl": "DHL", "colissimo": "Colissimo"}
+
+
+@dataclass(frozen=True)
+class SimulatedParcel:
+    shipment: ShipmentRecord
+    event: CarrierEvent | None  # None: delivered without trouble (no event sent)
+    easypost: dict[str, Any] | None = None  # the EasyPost payload the event came from
+
+
+def easypost_tracker_event(
+    shipment: ShipmentRecord, status: str, detail: str, at: datetime, rng: random.Random
+) -> dict[str, Any]:
+    """An EasyPost `tracker.updated` Event as EasyPost posts it."""
+    return {
+        "id": f"evt_{uuid.UUID(int=rng.getrandbits(128)).hex[:24]}",
+        "object": "Event",
+        "description": "tracker.updated",
+        "mode": "test",
+        "created_at": at.isoformat(),
+        "result": {
+            "id": f"trk_{uuid.UUID(int=rng.getrandbits(128)).hex[:24]}",
+            "object": "Tracker",
+            "tracking_code": shipment.tracking_number,
+            "carrier": EASYPOST_CARRIER_NAMES[shipment.carrier],
+            "status": status,
+            "status_detail": detail,
+            "updated_at": at.isoformat(),
+            "tracking_details": [
+                {
+                    "datetime": at.isoformat(),
+                    "status": status,
+                    "status_detail": detail,
+                    "message": detail.replace("_", " ") or status,
+                    "tracking_location": {
+                        "city": shipment.address.city,
+                        "country": shipment.address.country,
+                    },
+                }
+            ],
+        },
+    }
+
+
+def generate_parcels(seed: int, orders: Sequence[Order], now: datetime) -> list[SimulatedParcel]:
+    rng = random.Random(seed * 7919 + 5)
+    parcels: list[SimulatedParcel] = []
+    for order in orders:
+        carrier = rng.choice(CARRIERS)
+        shipment = ShipmentRecord(
+            shipment_id=f"SH-{order.order_id}",
+            carrier=carrier,
+            tracking_number=f"{carrier[:2].upper()}{rng.getrandbits(40):012d}",
+            service_level=rng.choice(list(ServiceLevel)),
+            expected_delivery_at=now + timedelta(days=rng.randint(1, 3)),
+            order=order,
+        )
+        roll = rng.random()
+        at = now + timedelta(minutes=rng.randint(1, 600))
+        status: TrackingStatus | None = None
+        code = ""
+        if roll < FAILED_RATE:
+            status = rng.choice([TrackingStatus.DELIVERY_FAILED, TrackingStatus.RETURNED_TO_SENDER])
+            code = rng.choice(FAILURE_CODES)
+        elif roll < FAILED_RATE + LOST_RATE:
+            status, code = TrackingStatus.LOST, "lost"
+        elif roll < FAILED_RATE + LOST_RATE + DAMAGED_RATE:
+            status, code = TrackingStatus.DAMAGED, "damaged"
+        if status is None:
+            parcels.append(SimulatedParcel(shipment, None))
+            continue
+        if rng.random() < 0.5:
+            easypost_status = {
+                TrackingStatus.DELIVERY_FAILED: "failure",
+                TrackingStatus.RETURNED_TO_SENDER: "return_to_sender",
+                TrackingStatus.LOST: "failure",
+                TrackingStatus.DAMAGED: "failure",
+            }[status]
+            payload = easypost_tracker_event(shipment, easypost_status, code, at, rng)
+            event = parse_easypost_event(json.loads(json.dumps(payload)))
+            assert event is not None
+            parcels.append(SimulatedParcel(shipment, event, payload))
+        else:
+            event = CarrierEvent(
+                event_id=f"{carrier}-{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}",
+                carrier=carrier,
+                tracking_number=shipment.tracking_number,
+                shipment_id=shipment.shipment_id,
+                status=status,
+                exception_code=code,
+                location=f"{shipment.address.city}, {shipment.address.country}",
+                occurred_at=at,
+            )
+            parcels.append(SimulatedParcel(shipment, event))
+    return parcels
+
+
+@dataclass
+class ParcelReport:
+    shipments: int = 0
+    failed_deliveries: int = 0
+    claims: int = 0
+    failed: int = 0
+
+
+async def send_parcels(
+    client: Client, pool: asyncpg.Pool, parcels: Sequence[SimulatedParcel], *, task_queue: str
+) -> ParcelReport:
+    report = ParcelReport()
+    for parcel in parcels:
+        await deliveries.register_shipment(pool, parcel.shipment)
+        report.shipments += 1
+        if parcel.event is None:
+            continue
+        try:
+            result = await deliveries.ingest_event(client, pool, parcel.event, task_queue)
+        except deliveries.UnknownShipment:
+            report.failed += 1
+            continue
+        if result.route.value == "failed_delivery":
+            report.failed_deliveries += 1
+        elif result.route.value == "carrier_claim":
+            report.claims += 1
+    return report

@@ -1,0 +1,250 @@
+"""Typed helpers to feed and drive chargeback workflows from outside Temporal.
+
+The webhook endpoints, the dispute endpoints, the CLI and the simulator all go
+through these functions. Workflows are addressed by their registered names, so
+the API process never loads workflow code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.common import format_amount
+from domain.disputes import (
+    ChargebackInput,
+    ChargebackState,
+    DisputeDefault,
+    DisputeEvent,
+    DisputePolicy,
+    DisputeProvider,
+    RespondInput,
+    chargeback_workflow_id,
+)
+from domain.evidence import CCTV_CLIP_READY_SIGNAL, CctvClipReady
+from domain.ids import CHARGEBACK
+from store import disputes as dispute_store
+from workflows import visibility
+
+WORKFLOW_TYPE = "ChargebackWorkflow"
+SIGNAL_DISPUTE_EVENT = "dispute_event"
+UPDATE_RESPOND = "respond"
+QUERY_STATUS = "status"
+QUERY_TIMEOUT = timedelta(seconds=15)
+UPDATE_TIMEOUT = timedelta(seconds=30)
+
+
+class DisputeSettings(BaseSettings):
+    """Webhook secrets and the deadline engine's policy, from the environment.
+
+    Secrets are comma separated so a rolled secret and its successor are both
+    valid for the overlap (Stripe keeps the old one valid up to 24 h).
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    stripe_webhook_secrets: str = Field(
+        default="", validation_alias="STEWARD_STRIPE_WEBHOOK_SECRET"
+    )
+    stripe_tolerance_seconds: int = Field(
+        default=300, ge=1, validation_alias="STEWARD_STRIPE_TOLERANCE_SECONDS"
+    )
+    adyen_hmac_keys: str = Field(default="", validation_alias="STEWARD_ADYEN_HMAC_KEY")
+    safety_buffer_hours: float = Field(
+        default=12, ge=0, validation_alias="STEWARD_DISPUTE_SAFETY_BUFFER_HOURS"
+    )
+    reminder_hours: str = Field(default="72,24", validation_alias="STEWARD_DISPUTE_REMINDER_HOURS")
+    accept_below_minor: int = Field(
+        default=5_000, ge=0, validation_alias="STEWARD_DISPUTE_ACCEPT_BELOW_MINOR"
+    )
+    default_action: DisputeDefault = Field(
+        default=DisputeDefault.SMART, validation_alias="STEWARD_DISPUTE_DEFAULT"
+    )
+
+    @property
+    def stripe_secrets(self) -> list[str]:
+        return [s.strip() for s in self.stripe_webhook_secrets.split(",") if s.strip()]
+
+    @property
+    def adyen_keys(self) -> list[str]:
+        return [k.strip() for k in self.adyen_hmac_keys.split(",") if k.strip()]
+
+    def policy(self) -> DisputePolicy:
+        return DisputePolicy(
+            safety_buffer=timedelta(hours=self.safety_buffer_hours),
+            reminder_offsets=[
+                timedelta(hours=float(h)) for h in self.reminder_hours.split(",") if h.strip()
+            ],
+            accept_below_minor=self.accept_below_minor,
+            default_action=self.default_action,
+        )
+
+
+class DisputeNotFound(LookupError):
+    def __init__(self, provider: str, dispute_id: str) -> None:
+        super().__init__(f"no dispute {provider} {dispute_id}")
+
+
+class DisputeUnavailable(RuntimeError):
+    """The case exists but could not answer (no worker polling...)."""
+
+
+class ResponseRefused(Exception):
+    """The `respond` validator (or the server) refused the answer."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Delivery:
+    workflow_id: str
+    # False: this provider event was already delivered; nothing was signalled.
+    delivered: bool
+
+
+def dispute_summary(event: DisputeEvent) -> str:
+    """One line for the Temporal UI list; business facts only."""
+    money = format_amount(event.amount_minor, event.currency) if event.amount_minor else "no amount"
+    return f"Dispute {event.provider} · {event.reason} · {money}"
+
+
+async def deliver_event(
+    client: Client,
+    pool: asyncpg.Pool,
+    event: DisputeEvent,
+    *,
+    task_queue: str,
+    policy: DisputePolicy,
+) -> Delivery:
+    """Hand a verified provider event to its case, starting the case if needed.
+
+    Signal-with-start: the first event of a dispute starts the workflow, later
+    ones are signals; the workflow de-duplicates on `event_id`. The event is
+    recorded as delivered only once Temporal took it, so a provider retry after
+    a failure here delivers it again instead of being dropped as a duplicate.
+    """
+    workflow_id = chargeback_workflow_id(event.provider, event.dispute_id)
+    if await dispute_store.event_delivered(pool, event.event_id):
+        await dispute_store.record_event(
+            pool,
+            event_key=event.event_id,
+            provider=event.provider.value,
+            dispute_id=event.dispute_id,
+            event_type=event.provider_event,
+            occurred_at=event.occurred_at,
+        )
+        return Delivery(workflow_id=workflow_id, delivered=False)
+    await client.start_workflow(
+        WORKFLOW_TYPE,
+        ChargebackInput(event=event, policy=policy),
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal=SIGNAL_DISPUTE_EVENT,
+        start_signal_args=[event],
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(visibility.PROCESS, CHARGEBACK)]
+        ),
+        static_summary=dispute_summary(event),
+    )
+    await dispute_store.record_event(
+        pool,
+        event_key=event.event_id,
+        provider=event.provider.value,
+        dispute_id=event.dispute_id,
+        event_type=event.provider_event,
+        occurred_at=event.occurred_at,
+    )
+    return Delivery(workflow_id=workflow_id, delivered=True)
+
+
+def _handle(client: Client, provider: str, dispute_id: str) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(chargeback_workflow_id(provider, dispute_id))
+
+
+async def get_status(client: Client, provider: str, dispute_id: str) -> ChargebackState:
+    try:
+        return await _handle(client, provider, dispute_id).query(
+            QUERY_STATUS, result_type=ChargebackState, rpc_timeout=QUERY_TIMEOUT
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise DisputeNotFound(provider, dispute_id) from err
+        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise DisputeUnavailable(
+                f"dispute {provider} {dispute_id} did not answer (is a worker running?)"
+            ) from err
+        raise
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+        raise DisputeUnavailable(
+            f"dispute {provider} {dispute_id} could not answer: {err}"
+        ) from err
+
+
+async def respond(
+    client: Client,
+    provider: str,
+    dispute_id: str,
+    answer: RespondInput,
+    *,
+    update_id: str | None = None,
+) -> ChargebackState:
+    """Contest or accept (the `respond` update); `update_id` makes a retry apply once."""
+    try:
+        return await _handle(client, provider, dispute_id).execute_update(
+            UPDATE_RESPOND,
+            answer,
+            id=update_id,
+            result_type=ChargebackState,
+            rpc_timeout=UPDATE_TIMEOUT,
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        raise ResponseRefused(
+            cause.message if isinstance(cause, ApplicationError) else str(cause)
+        ) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ResponseRefused(
+                f"dispute {provider} {dispute_id} is not open for a response (closed or unknown)"
+            ) from err
+        raise
+
+
+async def deliver_cctv_clip(client: Client, reply_to_workflow_id: str, clip: CctvClipReady) -> None:
+    """The warehouse's answer, as the `cctv_clip_ready` signal to the requester."""
+    await client.get_workflow_handle(reply_to_workflow_id).signal(CCTV_CLIP_READY_SIGNAL, clip)
+
+
+__all__ = [
+    "DisputeNotFound",
+    "DisputeProvider",
+    "DisputeSettings",
+    "DisputeUnavailable",
+    "ResponseRefused",
+    "deliver_cctv_clip",
+    "deliver_event",
+    "get_status",
+    "respond",
+]

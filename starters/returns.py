@@ -1,0 +1,225 @@
+"""Typed helpers to start and drive returns from outside Temporal.
+
+The API, the CLI and the simulator go through these functions. As in
+starters/order_review.py, the workflow is addressed by its registered names,
+so the API process never loads workflow code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.common import format_amount
+from domain.ids import RETURN, return_id
+from domain.returns import (
+    CancelReturnRequest,
+    CarrierEvent,
+    CustomerChoiceInput,
+    FinanceApprovalInput,
+    QcDecisionInput,
+    QcResult,
+    ReturnInput,
+    ReturnState,
+    returned_value_minor,
+)
+from workflows import visibility
+
+WORKFLOW_TYPE = "ReturnWorkflow"
+UPDATE_QC_DECISION = "qc_decision"
+UPDATE_FINANCE_APPROVAL = "finance_approval"
+SIGNAL_CARRIER_EVENT = "carrier_event"
+SIGNAL_QC_RESULT = "qc_result"
+SIGNAL_CANCEL = "cancel"
+SIGNAL_CUSTOMER_CHOICE = "customer_choice"
+QUERY_STATUS = "status"
+
+QUERY_TIMEOUT = timedelta(seconds=15)
+UPDATE_TIMEOUT = timedelta(seconds=30)
+
+
+class ReturnNotFound(LookupError):
+    def __init__(self, rma_id: str) -> None:
+        super().__init__(f"no return {rma_id}")
+        self.rma_id = rma_id
+
+
+class ReturnClosed(RuntimeError):
+    """The return has finished; it accepts no more messages or decisions."""
+
+    def __init__(self, rma_id: str, status: str) -> None:
+        super().__init__(f"return {rma_id} is closed ({status})")
+        self.rma_id = rma_id
+        self.status = status
+
+
+class ReturnUnavailable(RuntimeError):
+    """The return exists but could not answer (no worker polling...)."""
+
+
+class ReturnDecisionRefused(Exception):
+    """The workflow's validator refused the decision; the message names the field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StartReturnResult:
+    workflow_id: str
+    rma_id: str
+    started: bool  # False when this RMA already had a return (duplicate webhook, retry)
+
+
+def return_summary(request: ReturnInput) -> str:
+    """One line for the Temporal UI list; business facts only, never PII."""
+    value = format_amount(returned_value_minor(request), request.order.currency)
+    return f"Return {request.order.market} · {value} · {request.reason} → {request.resolution}"
+
+
+def _handle(client: Client, rma_id: str) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(return_id(rma_id))
+
+
+async def start_return(client: Client, request: ReturnInput, task_queue: str) -> StartReturnResult:
+    """Start the return, or find the one already started for this RMA (never two)."""
+    workflow_id = return_id(request.rma_id)
+    try:
+        handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+            WORKFLOW_TYPE,
+            request,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(visibility.PROCESS, RETURN),
+                    SearchAttributePair(visibility.MARKET, request.order.market),
+                ]
+            ),
+            static_summary=return_summary(request),
+        )
+    except WorkflowAlreadyStartedError:
+        return StartReturnResult(workflow_id=workflow_id, rma_id=request.rma_id, started=False)
+    response = getattr(handle, "_start_workflow_response", None)
+    started = getattr(response, "started", None)
+    return StartReturnResult(
+        workflow_id=workflow_id,
+        rma_id=request.rma_id,
+        started=True if started is None else bool(started),
+    )
+
+
+async def _closed_status(client: Client, rma_id: str) -> str | None:
+    handle = _handle(client, rma_id)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ReturnNotFound(rma_id) from err
+        raise
+    if description.status in (None, WorkflowExecutionStatus.RUNNING):
+        return None
+    try:
+        state = await handle.query(QUERY_STATUS, result_type=ReturnState, rpc_timeout=QUERY_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+        return description.status.name.lower()
+    return state.status.value
+
+
+async def get_status(client: Client, rma_id: str) -> ReturnState:
+    try:
+        return await _handle(client, rma_id).query(
+            QUERY_STATUS, result_type=ReturnState, rpc_timeout=QUERY_TIMEOUT
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ReturnNotFound(rma_id) from err
+        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise ReturnUnavailable(
+                f"return {rma_id} did not answer within {QUERY_TIMEOUT.total_seconds():.0f}s "
+                "(is a worker running?)"
+            ) from err
+        raise
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+        raise ReturnUnavailable(f"return {rma_id} could not answer: {err}") from err
+
+
+async def _update(
+    client: Client, rma_id: str, name: str, payload: object, update_id: str | None
+) -> ReturnState:
+    try:
+        return await _handle(client, rma_id).execute_update(
+            name, payload, id=update_id, result_type=ReturnState, rpc_timeout=UPDATE_TIMEOUT
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise ReturnDecisionRefused(message) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            status = await _closed_status(client, rma_id)
+            raise ReturnDecisionRefused(
+                f"status: return {rma_id} is closed ({status or 'completed'})"
+            ) from err
+        raise
+
+
+async def decide_qc(
+    client: Client, rma_id: str, decision: QcDecisionInput, *, update_id: str | None = None
+) -> ReturnState:
+    """A coordinator's manual QC decision (the `qc_decision` update)."""
+    return await _update(client, rma_id, UPDATE_QC_DECISION, decision, update_id)
+
+
+async def approve_refund(
+    client: Client, rma_id: str, approval: FinanceApprovalInput, *, update_id: str | None = None
+) -> ReturnState:
+    """Finance's second approval (the `finance_approval` update)."""
+    return await _update(client, rma_id, UPDATE_FINANCE_APPROVAL, approval, update_id)
+
+
+async def _signal(client: Client, rma_id: str, name: str, payload: object) -> None:
+    try:
+        await _handle(client, rma_id).signal(name, payload)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            status = await _closed_status(client, rma_id)
+            raise ReturnClosed(rma_id, status or "completed") from err
+        raise
+
+
+async def carrier_event(client: Client, rma_id: str, event: CarrierEvent) -> None:
+    await _signal(client, rma_id, SIGNAL_CARRIER_EVENT, event)
+
+
+async def qc_result(client: Client, rma_id: str, result: QcResult) -> None:
+    await _signal(client, rma_id, SIGNAL_QC_RESULT, result)
+
+
+async def cancel(client: Client, rma_id: str, request: CancelReturnRequest) -> None:
+    await _signal(client, rma_id, SIGNAL_CANCEL, request)
+
+
+async def customer_choice(client: Client, rma_id: str, choice: CustomerChoiceInput) -> None:
+    await _signal(client, rma_id, SIGNAL_CUSTOMER_CHOICE, choice)

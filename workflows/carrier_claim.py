@@ -1,0 +1,551 @@
+"""Carrier claim: `carrier-claim:{carrier}:{tracking_number}`.
+
+opened -> gathering_evidence -> filed -> approved | rejected | no_response,
+or withdrawn when the parcel is delivered before the claim is filed.
+
+The claim is filed as soon as the evidence is in (invoice, photos, tracking
+history, the packing-station CCTV clip), and at the latest at `file_by` (the
+carrier's filing deadline minus a safety margin) with whatever arrived: a
+late claim is worth nothing. The customer never waits for the carrier: a
+failed-delivery case (started here when none is linked) reships or refunds
+by the coordinator's decision meanwhile.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    import email_validator  # noqa: F401  (see workflows/order_review.py)
+
+    from domain.audit import RECORD_TRANSITION, AuditEntry, CaseStatusInput, RecordTransitionInput
+    from domain.carrier_events import CarrierEvent, EventSource, TrackingStatus
+    from domain.claims import (
+        CHASE_CARRIER_CLAIM,
+        CLOSED_CLAIM_STATUSES,
+        FILE_CARRIER_CLAIM,
+        GATHER_CLAIM_DOCUMENTS,
+        OPEN_CARRIER_INVESTIGATION,
+        RECORD_CLAIM_OUTCOME,
+        SIGNAL_CLAIM_CARRIER_EVENT,
+        SIGNAL_CLAIM_OUTCOME,
+        CarrierClaimInput,
+        CarrierClaimResult,
+        CarrierClaimState,
+        ChaseClaimInput,
+        ClaimDocument,
+        ClaimOutcome,
+        ClaimStatus,
+        FileClaimInput,
+        FileClaimResult,
+        GatherDocumentsInput,
+        GatherDocumentsResult,
+        OpenInvestigationInput,
+        OpenInvestigationResult,
+        RecordReimbursementInput,
+        file_by,
+        filing_deadline,
+    )
+    from domain.common import Role, format_amount
+    from domain.deliveries import FailedDeliveryInput
+    from domain.evidence import (
+        CCTV_CLIP_READY_SIGNAL,
+        REQUEST_CCTV_CLIP,
+        CctvClipReady,
+        CctvClipRequest,
+        CctvClipRequestResult,
+        cctv_request_id,
+    )
+    from domain.ids import CARRIER_CLAIM, failed_delivery_id
+    from workflows import visibility
+
+STEWARD = "steward"
+FAILED_DELIVERY_WORKFLOW_TYPE = "FailedDeliveryWorkflow"
+OUTSIDE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["ClaimRefused", "CctvFootageExpired", "CctvRequestRefused"],
+)
+LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
+OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
+CCTV_REQUEST_GIVE_UP = timedelta(minutes=10)
+
+
+@workflow.defn
+class CarrierClaimWorkflow:
+    @workflow.init
+    def __init__(self, input: CarrierClaimInput) -> None:
+        self._input = input
+        order = input.shipment.order
+        self._state = CarrierClaimState(
+            carrier=input.carrier,
+            tracking_number=input.tracking_number,
+            shipment_id=input.shipment.shipment_id,
+            order_id=order.order_id,
+            claim_type=input.claim_type,
+            status=ClaimStatus.OPENED,
+            declared_value_minor=order.payment.amount_minor,
+            currency=order.payment.currency,
+            filing_deadline=filing_deadline(input.reported_at, input.policy),
+            file_by=file_by(input.reported_at, input.policy),
+            remedy_workflow_id=input.remedy_workflow_id,
+        )
+        self._pending = RecordTransitionInput()
+        self._audit_sequence = 0
+        self._seen_event_ids: set[str] = set()
+        self._clip: CctvClipReady | None = None
+        self._delivered = False
+        self._outcome: ClaimOutcome | None = None
+        self._search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
+
+    @workflow.run
+    async def run(self, input: CarrierClaimInput) -> CarrierClaimResult:
+        self._audit(
+            "claim_opened",
+            reason=input.reason or f"{input.claim_type} parcel",
+            after={
+                "claim_type": input.claim_type,
+                "filing_deadline": self._state.filing_deadline,
+                "file_by": self._state.file_by,
+                "shipment_id": self._state.shipment_id,
+            },
+        )
+        self._transition(ClaimStatus.OPENED, f"{input.claim_type} parcel reported")
+        await self._flush()
+        if input.remedy_workflow_id is None:
+            await self._start_remedy(input)
+
+        investigation = await workflow.execute_activity(
+            OPEN_CARRIER_INVESTIGATION,
+            OpenInvestigationInput(
+                workflow_id=workflow.info().workflow_id,
+                carrier=input.carrier,
+                tracking_number=input.tracking_number,
+                claim_type=input.claim_type,
+            ),
+            result_type=OpenInvestigationResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="open the carrier investigation",
+        )
+        self._state.investigation_ref = investigation.investigation_ref
+        self._audit(
+            "investigation_opened", actor=input.carrier, reason=investigation.investigation_ref
+        )
+        self._state.due_at = self._state.file_by
+        self._transition(
+            ClaimStatus.GATHERING_EVIDENCE, "collecting proof of value, photos and CCTV"
+        )
+        await self._flush()
+
+        await self._gather_evidence()
+        if self._delivered:
+            self._transition(ClaimStatus.WITHDRAWN, "the parcel was delivered before filing")
+        else:
+            await self._file()
+            await self._follow_up()
+        await self._flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        outcome = self._outcome
+        return CarrierClaimResult(
+            status=self._state.status,
+            claim_reference=self._state.claim_reference,
+            reimbursed_minor=outcome.reimbursed_minor if outcome and outcome.approved else 0,
+            currency=self._state.currency,
+        )
+
+    # ------------------------------------------------------------- handlers
+
+    @workflow.query
+    def status(self) -> CarrierClaimState:
+        return self._state
+
+    @workflow.signal(name=SIGNAL_CLAIM_CARRIER_EVENT)
+    async def carrier_event(self, event: CarrierEvent) -> None:
+        if not self._first_time(event.event_id):
+            return
+        delivered = (
+            event.status is TrackingStatus.DELIVERED
+            and event.tracking_number == self._state.tracking_number
+        )
+        if delivered:
+            self._delivered = True
+        self._audit(
+            "carrier_event",
+            actor=event.carrier,
+            reason=f"{event.tracking_number}: {event.status}",
+            after={"event_id": event.event_id, "occurred_at": event.occurred_at},
+        )
+        remedy = self._state.remedy_workflow_id
+        if delivered and remedy and self._input.remedy_workflow_id is None:
+            # This claim follows the parcel for the remedy it started: a
+            # parcel found after all must close that case too if it waits.
+            try:
+                await workflow.get_external_workflow_handle(remedy).signal(
+                    SIGNAL_CLAIM_CARRIER_EVENT, event
+                )
+            except Exception as failure:  # the remedy has finished: nothing waits
+                self._audit("remedy_not_signalled", reason=str(failure))
+
+    @workflow.signal(name=CCTV_CLIP_READY_SIGNAL)
+    def cctv_clip_ready(self, clip: CctvClipReady) -> None:
+        if not self._first_time(clip.event_id):
+            return
+        if self._clip is None:
+            self._clip = clip
+        self._audit(
+            "cctv_clip_ready" if clip.available else "cctv_clip_unavailable",
+            actor="warehouse",
+            reason=clip.clip_ref or clip.reason or "",
+            after={"event_id": clip.event_id, "request_id": clip.request_id},
+        )
+
+    @workflow.signal(name=SIGNAL_CLAIM_OUTCOME)
+    def claim_outcome(self, outcome: ClaimOutcome) -> None:
+        if not self._first_time(outcome.event_id):
+            return
+        # One outcome counts; a repeat with another event id is only recorded.
+        if self._outcome is None and self._state.status is ClaimStatus.FILED:
+            self._outcome = outcome
+            action = "claim_outcome_received"
+        else:
+            action = "claim_outcome_ignored"
+        self._audit(
+            action,
+            actor=self._state.carrier,
+            reason=outcome.note or ("approved" if outcome.approved else "rejected"),
+            after={
+                "event_id": outcome.event_id,
+                "approved": outcome.approved,
+                "reimbursed_minor": outcome.reimbursed_minor,
+                "currency": outcome.currency,
+            },
+        )
+
+    # -------------------------------------------------------------- stages
+
+    async def _start_remedy(self, input: CarrierClaimInput) -> None:
+        remedy_id = failed_delivery_id(input.shipment.shipment_id)
+        trigger = CarrierEvent(
+            event_id=f"{workflow.info().workflow_id}/opened",
+            carrier=input.carrier,
+            tracking_number=input.tracking_number,
+            shipment_id=input.shipment.shipment_id,
+            status=TrackingStatus.LOST if input.claim_type == "lost" else TrackingStatus.DAMAGED,
+            occurred_at=input.reported_at,
+            source=EventSource.STEWARD,
+        )
+        try:
+            await workflow.start_child_workflow(
+                FAILED_DELIVERY_WORKFLOW_TYPE,
+                FailedDeliveryInput(
+                    shipment=input.shipment,
+                    trigger=trigger,
+                    claim_workflow_id=workflow.info().workflow_id,
+                ),
+                id=remedy_id,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"Failed delivery {input.shipment.shipment_id} (claim)",
+            )
+            action = "remedy_started"
+        except WorkflowAlreadyStartedError:
+            action = "remedy_linked"
+        self._state.remedy_workflow_id = remedy_id
+        self._audit(
+            action,
+            reason="reship or refund by the coordinator's decision",
+            after={"remedy_workflow_id": remedy_id},
+        )
+        await self._flush()
+
+    async def _gather_evidence(self) -> None:
+        input = self._input
+        gathered = await workflow.execute_activity(
+            GATHER_CLAIM_DOCUMENTS,
+            GatherDocumentsInput(
+                workflow_id=workflow.info().workflow_id,
+                order_id=self._state.order_id,
+                shipment_id=self._state.shipment_id,
+                claim_type=input.claim_type,
+            ),
+            result_type=GatherDocumentsResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="collect invoice, photos and tracking history",
+        )
+        self._state.documents.extend(gathered.documents)
+        self._audit("documents_gathered", reason=", ".join(d.kind for d in gathered.documents))
+
+        try:
+            await workflow.execute_activity(
+                REQUEST_CCTV_CLIP,
+                CctvClipRequest(
+                    request_id=cctv_request_id(workflow.info().workflow_id),
+                    reply_to_workflow_id=workflow.info().workflow_id,
+                    order_id=self._state.order_id,
+                    purpose="carrier claim",
+                ),
+                result_type=CctvClipRequestResult,
+                start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+                # The clip strengthens the claim but never holds up filing.
+                schedule_to_close_timeout=CCTV_REQUEST_GIVE_UP,
+                retry_policy=OUTSIDE_RETRY,
+                summary="request the packing CCTV clip",
+            )
+            self._state.cctv_requested = True
+            self._audit("cctv_clip_requested")
+        except ActivityError as failure:
+            # Footage past retention: file without it, and say so.
+            self._state.cctv_note = _failure_reason(failure)
+            self._audit("cctv_clip_unavailable", reason=self._state.cctv_note)
+        await self._flush()
+
+        if self._state.cctv_requested:
+            until = min(workflow.now() + input.policy.evidence_wait, self._state.file_by)
+            got = await self._wait(
+                lambda: self._clip is not None or self._delivered,
+                until=until,
+                timer="cctv-clip-wait",
+            )
+            clip = self._clip
+            if clip is not None and clip.available and clip.clip_ref:
+                self._state.documents.append(
+                    ClaimDocument(kind="cctv_clip", reference=clip.clip_ref)
+                )
+            elif not got:
+                self._state.cctv_note = f"no clip by {until.isoformat()}"
+                self._audit("cctv_clip_timeout", reason="filing without the CCTV clip")
+
+    async def _file(self) -> None:
+        input = self._input
+        filed = await workflow.execute_activity(
+            FILE_CARRIER_CLAIM,
+            FileClaimInput(
+                workflow_id=workflow.info().workflow_id,
+                carrier=input.carrier,
+                tracking_number=input.tracking_number,
+                claim_type=input.claim_type,
+                investigation_ref=self._state.investigation_ref,
+                amount_minor=self._state.declared_value_minor,
+                currency=self._state.currency,
+                documents=self._state.documents,
+            ),
+            result_type=FileClaimResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="file the claim",
+        )
+        self._state.claim_reference = filed.claim_reference
+        self._state.filed_at = workflow.now()
+        margin = self._state.filing_deadline - workflow.now()
+        self._audit(
+            "claim_filed",
+            reason=f"{filed.claim_reference}, {self._money()}",
+            after={
+                "documents": [d.kind for d in self._state.documents],
+                "filing_deadline": self._state.filing_deadline,
+                "hours_before_deadline": round(margin.total_seconds() / 3600, 1),
+            },
+        )
+        self._state.due_at = workflow.now() + input.policy.response_deadline
+        self._transition(ClaimStatus.FILED, f"filed {filed.claim_reference}")
+        await self._flush()
+
+    async def _follow_up(self) -> None:
+        policy = self._input.policy
+        due = self._state.due_at
+        assert due is not None and self._state.claim_reference is not None
+        while True:
+            next_chase = min(workflow.now() + policy.follow_up_every, due)
+            if await self._wait(
+                lambda: self._outcome is not None, until=next_chase, timer="claim-follow-up"
+            ):
+                break
+            if workflow.now() >= due:
+                break
+            self._state.follow_ups += 1
+            await workflow.execute_activity(
+                CHASE_CARRIER_CLAIM,
+                ChaseClaimInput(
+                    workflow_id=workflow.info().workflow_id,
+                    carrier=self._state.carrier,
+                    claim_reference=self._state.claim_reference,
+                    follow_up=self._state.follow_ups,
+                ),
+                start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+                retry_policy=OUTSIDE_RETRY,
+                summary="chase the carrier",
+            )
+            self._audit(
+                "claim_follow_up",
+                reason=f"reminder {self._state.follow_ups} to {self._state.carrier}",
+            )
+            await self._flush()
+        outcome = self._outcome
+        if outcome is None:
+            result, amount, status = "no_response", 0, ClaimStatus.NO_RESPONSE
+        elif outcome.approved:
+            result, amount, status = "approved", outcome.reimbursed_minor, ClaimStatus.APPROVED
+        else:
+            result, amount, status = "rejected", 0, ClaimStatus.REJECTED
+        self._state.outcome = outcome
+        await workflow.execute_activity(
+            RECORD_CLAIM_OUTCOME,
+            RecordReimbursementInput(
+                workflow_id=workflow.info().workflow_id,
+                carrier=self._state.carrier,
+                tracking_number=self._state.tracking_number,
+                order_id=self._state.order_id,
+                claim_reference=self._state.claim_reference,
+                outcome=result,
+                amount_minor=amount,
+                currency=self._state.currency,
+            ),
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="record the outcome in the claims ledger",
+        )
+        self._audit(
+            "claim_outcome_recorded",
+            reason=f"{result}: {format_amount(amount, self._state.currency)}",
+            after={"outcome": result, "reimbursed_minor": amount},
+        )
+        self._state.due_at = None
+        self._transition(status, f"claim {result}")
+
+    # -------------------------------------------------------------- helpers
+
+    async def _wait(self, condition: Any, *, until: datetime, timer: str) -> bool:
+        remaining = until - workflow.now()
+        if remaining <= timedelta(0):
+            return bool(condition())
+        try:
+            await workflow.wait_condition(condition, timeout=remaining, timeout_summary=timer)
+        except TimeoutError:
+            return False
+        return True
+
+    def _first_time(self, event_id: str) -> bool:
+        if event_id in self._seen_event_ids:
+            return False
+        self._seen_event_ids.add(event_id)
+        return True
+
+    def _audit(
+        self,
+        action: str,
+        *,
+        actor: str = STEWARD,
+        role: Role = Role.SYSTEM,
+        reason: str = "",
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        self._audit_sequence += 1
+        workflow_id = workflow.info().workflow_id
+        self._pending.entries.append(
+            AuditEntry(
+                entry_id=f"{workflow_id}/{self._audit_sequence:04d}",
+                workflow_id=workflow_id,
+                process=CARRIER_CLAIM,
+                case_id=f"{self._state.carrier}:{self._state.tracking_number}",
+                order_id=self._state.order_id,
+                actor=actor,
+                role=role,
+                action=action,
+                reason=reason,
+                before=_jsonable(before or {}),
+                after=_jsonable(after or {}),
+                occurred_at=workflow.now(),
+            )
+        )
+
+    def _transition(self, status: ClaimStatus, reason: str) -> None:
+        previous = self._state.status
+        self._state.status = status
+        if status in CLOSED_CLAIM_STATUSES:
+            self._state.due_at = None
+        if previous != status:
+            self._audit(
+                "status_changed",
+                reason=reason,
+                before={"status": previous},
+                after={"status": status},
+            )
+        self._refresh_ui()
+
+    def _refresh_ui(self) -> None:
+        state = self._state
+        self._pending.case = CaseStatusInput(
+            workflow_id=workflow.info().workflow_id,
+            process=CARRIER_CLAIM,
+            case_id=f"{state.carrier}:{state.tracking_number}",
+            status=state.status,
+            market=self._input.shipment.order.market,
+            due_at=state.due_at,
+            amount_minor=state.declared_value_minor,
+            currency=state.currency,
+            updated_at=workflow.now(),
+        )
+        self._search_attribute_updates = [
+            visibility.PROCESS.value_set(CARRIER_CLAIM),
+            visibility.MARKET.value_set(self._input.shipment.order.market),
+            visibility.STATUS.value_set(state.status),
+            visibility.DUE_AT.value_set(state.due_at)
+            if state.due_at
+            else visibility.DUE_AT.value_unset(),
+        ]
+        lines = [
+            f"**{state.status.replace('_', ' ').capitalize()}** · "
+            f"{state.carrier} {state.tracking_number}",
+            f"{state.claim_type} · order {state.order_id} · "
+            f"{format_amount(state.declared_value_minor, state.currency)}",
+            f"Filing deadline {state.filing_deadline:%Y-%m-%d %H:%M} UTC",
+        ]
+        if state.claim_reference:
+            lines.append(f"Claim {state.claim_reference}")
+        workflow.set_current_details("\n\n".join(lines))
+
+    def _money(self) -> str:
+        return format_amount(self._state.declared_value_minor, self._state.currency)
+
+    async def _flush(self) -> None:
+        if self._search_attribute_updates:
+            workflow.upsert_search_attributes(self._search_attribute_updates)
+            self._search_attribute_updates = []
+        if self._pending.is_empty():
+            return
+        batch, self._pending = self._pending, RecordTransitionInput()
+        await workflow.execute_local_activity(
+            RECORD_TRANSITION,
+            batch,
+            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
+            summary="record audit, case and tasks",
+        )
+
+
+def _failure_reason(failure: ActivityError) -> str:
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
+    return str(cause or failure)
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue  # an absent fact, not a change worth a line in the audit
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif hasattr(value, "value"):
+            out[key] = value.value
+        else:
+            out[key] = value
+    return out

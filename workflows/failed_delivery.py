@@ -1,0 +1,1007 @@
+"""Failed delivery decision: `failed-delivery:{shipment_id}`.
+
+opened -> awaiting_customer -> awaiting_decision -> (reshipped -> delivered,
+or a second failure -> awaiting_return) | awaiting_return -> inspecting ->
+refunding [-> refund_frozen] -> refunded; `delivered` whenever the carrier
+manages after all.
+
+The workflow decides *when*; the policy recommendation is a pure domain
+function, the risk of a new address comes from the scoring activity's
+versioned rules, and every side effect is an activity. Each step's audit rows,
+case row and task changes go out in one local activity (`_flush`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    import email_validator  # noqa: F401  (see workflows/order_review.py)
+
+    from domain.audit import RECORD_TRANSITION, AuditEntry, CaseStatusInput, RecordTransitionInput
+    from domain.carrier_events import CLAIM_STATUSES, FAILURE_STATUSES, CarrierEvent, TrackingStatus
+    from domain.claims import CarrierClaimInput, ClaimType, claim_policy_for
+    from domain.common import Role, format_amount
+    from domain.deliveries import (
+        ALL_OPTIONS,
+        BOOK_RESHIPMENT,
+        CLOSED_DELIVERY_STATUSES,
+        INSPECT_RETURNED_PARCEL,
+        NOTIFY_DELIVERY_CUSTOMER,
+        REFUND_FROZEN_BY_DISPUTE,
+        RESTOCK_RETURNED_PARCEL,
+        SIGNAL_CARRIER_EVENT,
+        SIGNAL_CUSTOMER_REPLIED,
+        SIGNAL_PARCEL_RECEIVED,
+        UPDATE_DECIDE,
+        BookReshipmentInput,
+        BookReshipmentResult,
+        CustomerMessage,
+        CustomerOption,
+        CustomerReply,
+        DefaultDeliveryAction,
+        DeliveryDecideInput,
+        DeliveryDecision,
+        DeliveryDecisionRecord,
+        DeliveryStatusChange,
+        DeliveryTemplate,
+        FailedDeliveryInput,
+        FailedDeliveryResult,
+        FailedDeliveryState,
+        FailedDeliveryStatus,
+        InspectionGrade,
+        InspectParcelInput,
+        InspectParcelResult,
+        NotifyDeliveryCustomerInput,
+        ParcelReceived,
+        RestockParcelInput,
+        RestockParcelResult,
+        ServiceLevel,
+        ShipmentRecord,
+        needs_risk_review,
+        recommend,
+        risk_blocks_reship,
+        validate_delivery_decision,
+    )
+    from domain.ids import FAILED_DELIVERY, carrier_claim_id
+    from domain.notifications import NotifyCustomerResult
+    from domain.orders import Address
+    from domain.payments import REFUND_PAYMENT, PaymentOperationInput, PaymentOperationResult
+    from domain.risk import SCORE_ORDER, RiskAssessment, ScoreOrderInput
+    from domain.tasks import CloseTaskInput, OpenTaskInput, task_id
+    from workflows import visibility
+
+STEWARD = "steward"
+CLAIM_WORKFLOW_TYPE = "CarrierClaimWorkflow"
+OUTSIDE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[
+        "PaymentRefused",
+        "RefundExceedsCapture",
+        REFUND_FROZEN_BY_DISPUTE,
+        "NotificationRejected",
+    ],
+)
+LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
+OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
+# The refund's operation id: one refund per failed delivery, whatever the path.
+REFUND_OPERATION = "refund-failed-delivery"
+
+
+@workflow.defn
+class FailedDeliveryWorkflow:
+    @workflow.init
+    def __init__(self, input: FailedDeliveryInput) -> None:
+        shipment = input.shipment
+        self._shipment: ShipmentRecord = shipment
+        self._policy = input.policy
+        order = shipment.order
+        self._state = FailedDeliveryState(
+            shipment_id=shipment.shipment_id,
+            order_id=order.order_id,
+            carrier=shipment.carrier,
+            tracking_number=shipment.tracking_number,
+            status=FailedDeliveryStatus.OPENED,
+            attempt=shipment.attempt,
+            amount_minor=order.payment.amount_minor,
+            currency=order.payment.currency,
+            trigger_status=input.trigger.status,
+            claim_workflow_ids=[input.claim_workflow_id] if input.claim_workflow_id else [],
+        )
+        self._pending = RecordTransitionInput()
+        self._audit_sequence = 0
+        self._message_sequence = 0
+        # The trigger also arrives as the start signal: it is a duplicate then.
+        self._seen_event_ids: set[str] = {input.trigger.event_id}
+        # Latest event per tracking number, by carrier time (out-of-order safe).
+        self._latest: dict[str, CarrierEvent] = {input.trigger.tracking_number: input.trigger}
+        self._decision: DeliveryDecisionRecord | None = None
+        self._parcel_received: ParcelReceived | None = None
+        self._open_task_id: str | None = None
+        self._reviewed_address: Address | None = None
+        self._search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
+
+    # ------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, input: FailedDeliveryInput) -> FailedDeliveryResult:
+        trigger = input.trigger
+        self._audit(
+            "failed_delivery_opened",
+            reason=f"{trigger.status}"
+            + (f" ({trigger.exception_code})" if trigger.exception_code else "")
+            + (f" at {trigger.location}" if trigger.location else ""),
+            after={
+                "carrier": self._shipment.carrier,
+                "tracking_number": self._shipment.tracking_number,
+                "attempt": self._shipment.attempt,
+                "event_id": trigger.event_id,
+                "claim": input.claim_workflow_id,
+            },
+        )
+        self._transition(FailedDeliveryStatus.OPENED, STEWARD, f"carrier reported {trigger.status}")
+        await self._flush()
+
+        if self._shipment.attempt >= 2:
+            # A reship that failed again: no second reship, no options to offer.
+            self._state.second_failure = True
+            self._audit("second_failure", reason="a second failure never reships")
+            self._default_decision("second failed attempt")
+            await self._return_and_refund(parcel_expected=trigger.status not in CLAIM_STATUSES)
+        else:
+            await self._contact_customer()
+            if not self._delivered(self._shipment.tracking_number):
+                await self._recommend()
+                record = await self._await_decision()
+                if record is not None:
+                    await self._apply(record)
+            if self._delivered(self._shipment.tracking_number) and (
+                self._state.status not in CLOSED_DELIVERY_STATUSES
+            ):
+                self._close_task(STEWARD, "delivered")
+                self._transition(
+                    FailedDeliveryStatus.DELIVERED, STEWARD, "the carrier delivered after all"
+                )
+        await self._flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return FailedDeliveryResult(
+            shipment_id=self._state.shipment_id,
+            order_id=self._state.order_id,
+            status=self._state.status,
+            decision=self._state.decision.decision if self._state.decision else None,
+            refunded_minor=self._state.amount_minor if self._state.refund_reference else 0,
+            currency=self._state.currency,
+        )
+
+    # ------------------------------------------------------------- handlers
+
+    @workflow.query
+    def status(self) -> FailedDeliveryState:
+        return self._state
+
+    @workflow.update(name=UPDATE_DECIDE)
+    async def decide(self, decision: DeliveryDecideInput) -> FailedDeliveryState:
+        self._decision = DeliveryDecisionRecord(
+            decision=decision.decision,
+            address=decision.address,
+            pickup_point_id=decision.pickup_point_id,
+            service_level=decision.service_level,
+            note=decision.note,
+            actor=decision.actor,
+            role=decision.role,
+            decided_at=workflow.now(),
+        )
+        # Answer once the main loop took it, with the state it led to.
+        await workflow.wait_condition(lambda: self._decision is None)
+        return self._state
+
+    @decide.validator
+    def _validate_decide(self, decision: DeliveryDecideInput) -> None:
+        if self._decision is not None or self._state.decision is not None:
+            raise ApplicationError(
+                "decision: this failed delivery is already decided", type="DecisionRejected"
+            )
+        try:
+            validate_delivery_decision(self._state, decision)
+        except ValueError as refused:
+            raise ApplicationError(str(refused), type="DecisionRejected") from None
+
+    @workflow.signal(name=SIGNAL_CARRIER_EVENT)
+    def carrier_event(self, event: CarrierEvent) -> None:
+        if not self._first_time(event.event_id):
+            return
+        latest = self._latest.get(event.tracking_number)
+        applied = latest is None or event.occurred_at > latest.occurred_at
+        if applied:
+            self._latest[event.tracking_number] = event
+        self._audit(
+            "carrier_event" if applied else "carrier_event_out_of_order",
+            actor=event.carrier,
+            reason=f"{event.tracking_number}: {event.status}"
+            + (f" ({event.exception_code})" if event.exception_code else ""),
+            after={"event_id": event.event_id, "occurred_at": event.occurred_at},
+        )
+
+    @workflow.signal(name=SIGNAL_CUSTOMER_REPLIED)
+    def customer_replied(self, reply: CustomerReply) -> None:
+        if not self._first_time(reply.event_id):
+            return
+        # Every message is on record; only one before the decision counts.
+        counts = self._state.decision is None and self._decision is None
+        if counts:
+            self._state.customer_reply = reply
+        self._audit(
+            "customer_replied" if counts else "customer_replied_after_decision",
+            actor="customer",
+            reason=f"{reply.option} via {reply.channel}"
+            + (f": {reply.message}" if reply.message else ""),
+            after={
+                "event_id": reply.event_id,
+                "option": reply.option,
+                "pickup_point_id": reply.pickup_point_id,
+                "preferred_date": reply.preferred_date.isoformat()
+                if reply.preferred_date
+                else None,
+                "new_address_country": reply.address.country if reply.address else None,
+            },
+        )
+
+    @workflow.signal(name=SIGNAL_PARCEL_RECEIVED)
+    def parcel_received(self, receipt: ParcelReceived) -> None:
+        if not self._first_time(receipt.event_id):
+            return
+        if self._parcel_received is None:
+            self._parcel_received = receipt
+            self._state.parcel_received_at = receipt.received_at
+        self._audit(
+            "parcel_received",
+            actor="warehouse",
+            reason=receipt.note or "returned parcel received at the warehouse",
+            after={"event_id": receipt.event_id, "received_at": receipt.received_at},
+        )
+
+    # ------------------------------------------------------------- customer
+
+    async def _contact_customer(self) -> None:
+        now = workflow.now()
+        deadline = now + self._policy.customer_answer_timeout
+        self._state.options_offered = list(ALL_OPTIONS)
+        self._state.customer_deadline = deadline
+        self._state.awaited_role = None
+        self._state.due_at = deadline
+        self._audit(
+            "customer_options_offered",
+            reason=", ".join(self._state.options_offered),
+            after={"deadline": deadline, "reminder_at": now + self._policy.customer_reminder_after},
+        )
+        self._transition(FailedDeliveryStatus.AWAITING_CUSTOMER, STEWARD, "options sent")
+        await self._flush()
+        await self._notify(DeliveryTemplate.DELIVERY_OPTIONS, deadline=deadline)
+
+        def answered() -> bool:
+            return (
+                self._state.customer_reply is not None
+                or self._decision is not None
+                or self._delivered(self._shipment.tracking_number)
+            )
+
+        reminder_at = now + self._policy.customer_reminder_after
+        if await self._wait(answered, until=reminder_at, timer="customer-reminder"):
+            return
+        await self._notify(DeliveryTemplate.DELIVERY_REMINDER, deadline=deadline)
+        if not await self._wait(answered, until=deadline, timer="customer-answer-deadline"):
+            self._audit("customer_silent", reason=f"no answer by {deadline.isoformat()}")
+
+    # ------------------------------------------------------ recommendation
+
+    async def _recommend(self) -> None:
+        reply = self._state.customer_reply
+        risk: RiskAssessment | None = None
+        if (
+            reply is not None
+            and reply.option is CustomerOption.NEW_ADDRESS
+            and reply.address is not None
+            and self._decision is None
+        ):
+            risk = await self._review_address(reply.address)
+        recommendation = recommend(
+            reply=reply,
+            attempt=self._state.attempt,
+            amount_minor=self._state.amount_minor,
+            policy=self._policy,
+            risk=risk,
+            trigger=self._state.trigger_status,
+        )
+        self._state.recommendation = recommendation
+        self._audit(
+            "recommendation",
+            reason="; ".join(recommendation.reasons),
+            after={
+                "decision": recommendation.decision,
+                "reship_blocked": recommendation.reship_blocked,
+            },
+        )
+
+    async def _review_address(self, address: Address) -> RiskAssessment | None:
+        """Rescore the order as if placed to `address`, when the policy asks.
+
+        The scoring activity, not an OrderReviewWorkflow child: the review
+        would capture and release the order again, and its id is taken by the
+        original review; the scoring activity applies the same versioned rules
+        with no side effect beyond its velocity signals.
+        """
+        if not needs_risk_review(self._shipment, address, self._policy):
+            return None
+        if self._reviewed_address == address:
+            return self._state.risk
+        self._transition(
+            FailedDeliveryStatus.RISK_REVIEW, STEWARD, "new address on a high-value parcel"
+        )
+        await self._flush()
+        order = self._shipment.order.model_copy(update={"shipping_address": address})
+        risk = await workflow.execute_activity(
+            SCORE_ORDER,
+            ScoreOrderInput(order=order),
+            result_type=RiskAssessment,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="score the new address",
+        )
+        self._state.risk = risk
+        self._reviewed_address = address
+        self._audit(
+            "address_risk_reviewed",
+            reason=", ".join(risk.reason_codes) or "no risk signal",
+            after={
+                "score": risk.score,
+                "band": risk.band,
+                "routing": risk.routing,
+                "rule_set_version": risk.rule_set_version,
+                "country": address.country,
+            },
+        )
+        return risk
+
+    # ------------------------------------------------------------ decision
+
+    async def _await_decision(self) -> DeliveryDecisionRecord | None:
+        """The coordinator's decision, or the configured default at the SLA.
+        None: the carrier delivered meanwhile."""
+        if self._decision is None:
+            due = workflow.now() + self._policy.decision_sla
+            self._open_task("decision", due, Role.COORDINATOR)
+            self._transition(
+                FailedDeliveryStatus.AWAITING_DECISION, STEWARD, "decision task opened"
+            )
+            await self._flush()
+            decided = await self._wait(
+                lambda: (
+                    self._decision is not None or self._delivered(self._shipment.tracking_number)
+                ),
+                until=due,
+                timer="decision-sla",
+            )
+            if self._decision is None and self._delivered(self._shipment.tracking_number):
+                return None
+            if not decided:
+                return self._default_decision("no decision within the SLA")
+        record = self._decision
+        assert record is not None
+        self._record_decision(record)
+        self._decision = None
+        return record
+
+    def _default_decision(self, why: str) -> DeliveryDecisionRecord:
+        rec = self._state.recommendation
+        reply = self._state.customer_reply
+        follow = self._policy.default_action is DefaultDeliveryAction.FOLLOW_RECOMMENDATION
+        decision = (
+            rec.decision
+            if follow and rec is not None and not self._state.second_failure
+            else DeliveryDecision.RETURN_TO_STOCK
+        )
+        address = None
+        pickup = None
+        if decision is DeliveryDecision.RESHIP and reply is not None:
+            address = reply.address if reply.option is CustomerOption.NEW_ADDRESS else None
+            pickup = reply.pickup_point_id if reply.option is CustomerOption.PICKUP_POINT else None
+        record = DeliveryDecisionRecord(
+            decision=decision,
+            address=address,
+            pickup_point_id=pickup,
+            service_level=self._service_level(),
+            note=f"{why}; default {self._policy.default_action} applied",
+            actor=STEWARD,
+            role=Role.SYSTEM,
+            decided_at=workflow.now(),
+            by_default=True,
+        )
+        self._record_decision(record)
+        return record
+
+    def _record_decision(self, record: DeliveryDecisionRecord) -> None:
+        self._state.decision = record
+        self._audit(
+            f"decision_{record.decision}",
+            actor=record.actor,
+            role=record.role,
+            reason=record.note or record.decision,
+            before={"status": self._state.status},
+            after={
+                "decision": record.decision,
+                "service_level": record.service_level,
+                "by_default": record.by_default,
+                "new_address_country": record.address.country if record.address else None,
+                "pickup_point_id": record.pickup_point_id,
+            },
+        )
+        self._close_task(record.actor, record.decision)
+
+    async def _apply(self, record: DeliveryDecisionRecord) -> None:
+        if record.decision is DeliveryDecision.RESHIP:
+            await self._reship(record)
+        else:
+            lost = self._state.trigger_status in CLAIM_STATUSES
+            await self._return_and_refund(parcel_expected=not lost)
+
+    # --------------------------------------------------------------- reship
+
+    async def _reship(self, record: DeliveryDecisionRecord) -> None:
+        destination = record.address or self._shipment.address
+        if needs_risk_review(self._shipment, destination, self._policy):
+            risk = await self._review_address(destination)
+            if risk_blocks_reship(risk):
+                self._audit(
+                    "reship_blocked_by_risk",
+                    reason="risk review refused the new address; returning to stock instead",
+                )
+                await self._return_and_refund(
+                    parcel_expected=self._state.trigger_status not in CLAIM_STATUSES
+                )
+                return
+        booked = await workflow.execute_activity(
+            BOOK_RESHIPMENT,
+            BookReshipmentInput(
+                workflow_id=workflow.info().workflow_id,
+                original_shipment_id=self._shipment.shipment_id,
+                order_id=self._state.order_id,
+                carrier=self._shipment.carrier,
+                destination=destination,
+                pickup_point_id=record.pickup_point_id,
+                service_level=record.service_level,
+                shipment=self._shipment,
+            ),
+            result_type=BookReshipmentResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="book the second shipment",
+        )
+        self._state.reship_shipment_id = booked.shipment_id
+        self._state.reship_tracking_number = booked.tracking_number
+        self._state.due_at = booked.expected_delivery_at
+        self._audit(
+            "reshipped",
+            actor=record.actor,
+            role=record.role,
+            reason=f"{booked.carrier} {booked.tracking_number} ({record.service_level})",
+            after={
+                "shipment_id": booked.shipment_id,
+                "tracking_number": booked.tracking_number,
+                "expected_delivery_at": booked.expected_delivery_at,
+                "destination_country": destination.country,
+            },
+        )
+        self._transition(
+            FailedDeliveryStatus.RESHIPPED, STEWARD, f"second shipment {booked.shipment_id}"
+        )
+        await self._flush()
+        await self._notify(DeliveryTemplate.RESHIPPED)
+
+        tracking = booked.tracking_number
+        until = workflow.now() + self._policy.reship_tracking_timeout
+        arrived = await self._wait(
+            lambda: self._final_status(tracking) is not None, until=until, timer="reship-tracking"
+        )
+        outcome = self._final_status(tracking)
+        if not arrived or outcome is None:
+            self._audit(
+                "reship_not_delivered",
+                reason=f"no delivery scan by {until.isoformat()}; presumed lost",
+            )
+            await self._open_claim(booked.shipment_id, tracking, ClaimType.LOST)
+            await self._refund()
+            return
+        if outcome is TrackingStatus.DELIVERED:
+            self._transition(FailedDeliveryStatus.DELIVERED, STEWARD, "second shipment delivered")
+            return
+        if outcome in FAILURE_STATUSES:
+            self._state.second_failure = True
+            self._audit("second_failure", reason="a second failure never reships")
+            await self._return_and_refund(parcel_expected=True, tracking=tracking)
+            return
+        await self._open_claim(
+            booked.shipment_id,
+            tracking,
+            ClaimType.DAMAGED if outcome is TrackingStatus.DAMAGED else ClaimType.LOST,
+        )
+        await self._refund()
+
+    # ------------------------------------------------------ return to stock
+
+    async def _return_and_refund(
+        self, *, parcel_expected: bool, tracking: str | None = None
+    ) -> None:
+        tracking = tracking or self._shipment.tracking_number
+        shipment_id = (
+            self._state.reship_shipment_id
+            if tracking != self._shipment.tracking_number
+            else self._shipment.shipment_id
+        )
+        assert shipment_id is not None
+        if parcel_expected:
+            until = workflow.now() + self._policy.return_timeout
+            self._state.due_at = until
+            self._state.awaited_role = None
+            self._transition(
+                FailedDeliveryStatus.AWAITING_RETURN, STEWARD, "waiting for the parcel"
+            )
+            await self._flush()
+            await self._wait(
+                lambda: self._parcel_received is not None or self._lost(tracking),
+                until=until,
+                timer="parcel-return-deadline",
+            )
+            if self._parcel_received is not None:
+                await self._inspect_and_restock(shipment_id)
+            else:
+                latest = self._latest.get(tracking)
+                damaged = latest is not None and latest.status is TrackingStatus.DAMAGED
+                self._audit(
+                    "parcel_not_returned",
+                    reason=f"carrier reported {latest.status}"
+                    if self._lost(tracking) and latest
+                    else f"not back at the warehouse by {until.isoformat()}",
+                )
+                await self._open_claim(
+                    shipment_id, tracking, ClaimType.DAMAGED if damaged else ClaimType.LOST
+                )
+        await self._refund()
+
+    async def _inspect_and_restock(self, shipment_id: str) -> None:
+        self._transition(FailedDeliveryStatus.INSPECTING, STEWARD, "inbound QC")
+        await self._flush()
+        inspection = await workflow.execute_activity(
+            INSPECT_RETURNED_PARCEL,
+            InspectParcelInput(
+                workflow_id=workflow.info().workflow_id,
+                shipment_id=shipment_id,
+                order_id=self._state.order_id,
+            ),
+            result_type=InspectParcelResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="inbound QC",
+        )
+        self._state.inspection_grade = inspection.grade
+        self._audit(
+            "parcel_inspected",
+            actor="warehouse",
+            reason=inspection.notes or inspection.grade,
+            after={"grade": inspection.grade},
+        )
+        if inspection.grade is InspectionGrade.RESELLABLE:
+            restock = await workflow.execute_activity(
+                RESTOCK_RETURNED_PARCEL,
+                RestockParcelInput(
+                    workflow_id=workflow.info().workflow_id,
+                    shipment_id=shipment_id,
+                    order_id=self._state.order_id,
+                    skus=[item.sku for item in self._shipment.order.items],
+                ),
+                result_type=RestockParcelResult,
+                start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+                retry_policy=OUTSIDE_RETRY,
+                summary="restock",
+            )
+            self._audit("restocked", actor="warehouse", reason=restock.location)
+        else:
+            # Damaged on the way back: quarantined, and the carrier pays for it.
+            self._audit("parcel_quarantined", actor="warehouse", reason=inspection.notes)
+            tracking = (
+                self._state.reship_tracking_number
+                if shipment_id == self._state.reship_shipment_id
+                and self._state.reship_tracking_number
+                else self._shipment.tracking_number
+            )
+            await self._open_claim(shipment_id, tracking, ClaimType.DAMAGED)
+
+    # --------------------------------------------------------------- claims
+
+    async def _open_claim(self, shipment_id: str, tracking: str, claim_type: ClaimType) -> None:
+        claim_id = carrier_claim_id(self._shipment.carrier, tracking)
+        if claim_id in self._state.claim_workflow_ids:
+            return
+        shipment = self._shipment.model_copy(
+            update={"shipment_id": shipment_id, "tracking_number": tracking}
+        )
+        try:
+            await workflow.start_child_workflow(
+                CLAIM_WORKFLOW_TYPE,
+                CarrierClaimInput(
+                    carrier=self._shipment.carrier,
+                    tracking_number=tracking,
+                    claim_type=claim_type,
+                    reported_at=workflow.now(),
+                    reason=f"opened by the failed delivery of {self._shipment.shipment_id}",
+                    shipment=shipment,
+                    policy=claim_policy_for(self._shipment.carrier, claim_type),
+                    remedy_workflow_id=workflow.info().workflow_id,
+                ),
+                id=claim_id,
+                # The claim outlives this case: it waits weeks for the carrier.
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"Carrier claim {self._shipment.carrier} {tracking} ({claim_type})",
+            )
+            opened = True
+        except WorkflowAlreadyStartedError:
+            opened = False  # the webhook opened it first: link to it
+        self._state.claim_workflow_ids.append(claim_id)
+        self._audit(
+            "carrier_claim_opened" if opened else "carrier_claim_linked",
+            reason=f"{claim_type} parcel {tracking}",
+            after={"claim_workflow_id": claim_id},
+        )
+        await self._flush()
+
+    # --------------------------------------------------------------- refund
+
+    async def _refund(self) -> None:
+        payment = self._shipment.order.payment
+        operation = PaymentOperationInput(
+            workflow_id=workflow.info().workflow_id,
+            operation_id=REFUND_OPERATION,
+            order_id=self._state.order_id,
+            provider=payment.provider,
+            authorisation_ref=payment.authorisation_ref,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            reason="failed delivery: returned to stock",
+        )
+        self._state.awaited_role = None
+        self._state.due_at = None
+        self._transition(FailedDeliveryStatus.REFUNDING, STEWARD, "refunding the order")
+        await self._flush()
+        give_up_at = workflow.now() + self._policy.refund_freeze_deadline
+        frozen_task: str | None = None
+        while True:
+            try:
+                refund = await workflow.execute_activity(
+                    REFUND_PAYMENT,
+                    operation,
+                    result_type=PaymentOperationResult,
+                    start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+                    retry_policy=OUTSIDE_RETRY,
+                    summary="refund the order",
+                )
+                break
+            except ActivityError as failure:
+                cause = failure.cause
+                frozen = (
+                    isinstance(cause, ApplicationError) and cause.type == REFUND_FROZEN_BY_DISPUTE
+                )
+                if not frozen:
+                    reason = _failure_reason(failure)
+                    self._audit("refund_failed", reason=reason)
+                    self._open_task(
+                        "refund_failed", workflow.now() + timedelta(days=2), Role.FINANCE
+                    )
+                    self._transition(
+                        FailedDeliveryStatus.CLOSED, STEWARD, f"refund failed: {reason}"
+                    )
+                    await self._flush()
+                    return
+                if frozen_task is None:
+                    # A dispute freezes the order's refunds: finance sees why
+                    # it waits, and Steward re-checks until the deadline.
+                    self._open_task("refund_frozen", give_up_at, Role.FINANCE)
+                    frozen_task = self._open_task_id
+                    self._audit(
+                        "refund_frozen",
+                        reason=_failure_reason(failure),
+                        after={
+                            "recheck_every": str(self._policy.refund_freeze_recheck),
+                            "give_up_at": give_up_at,
+                        },
+                    )
+                    self._transition(
+                        FailedDeliveryStatus.REFUND_FROZEN, STEWARD, "open dispute on the order"
+                    )
+                    await self._flush()
+                if workflow.now() >= give_up_at:
+                    self._audit(
+                        "refund_left_to_dispute",
+                        reason="refunds still frozen at the deadline; "
+                        "the dispute settles the money",
+                    )
+                    self._close_task(STEWARD, "left to the dispute")
+                    self._transition(
+                        FailedDeliveryStatus.CLOSED, STEWARD, "refund left to the dispute"
+                    )
+                    await self._flush()
+                    return
+                wait = min(self._policy.refund_freeze_recheck, give_up_at - workflow.now())
+                await workflow.sleep(wait, summary="refund-freeze-recheck")
+        if frozen_task is not None:
+            self._close_task(STEWARD, "refunded")
+        self._state.refund_reference = refund.provider_reference
+        self._audit(
+            "refunded",
+            reason=refund.idempotency_key,
+            after={
+                "amount_minor": refund.amount_minor,
+                "currency": refund.currency,
+                "provider_reference": refund.provider_reference,
+            },
+        )
+        self._transition(FailedDeliveryStatus.REFUNDED, STEWARD, f"refunded {self._money()}")
+        await self._flush()
+        await self._notify(DeliveryTemplate.REFUNDED)
+
+    # -------------------------------------------------------------- helpers
+
+    def _service_level(self) -> ServiceLevel:
+        if self._state.amount_minor >= self._policy.high_value_minor:
+            return ServiceLevel.SIGNATURE_REQUIRED
+        return self._shipment.service_level
+
+    def _delivered(self, tracking: str) -> bool:
+        latest = self._latest.get(tracking)
+        return latest is not None and latest.status is TrackingStatus.DELIVERED
+
+    def _lost(self, tracking: str) -> bool:
+        latest = self._latest.get(tracking)
+        return latest is not None and latest.status in CLAIM_STATUSES
+
+    def _final_status(self, tracking: str) -> TrackingStatus | None:
+        latest = self._latest.get(tracking)
+        if latest is None or latest.status in (
+            TrackingStatus.IN_TRANSIT,
+            TrackingStatus.OUT_FOR_DELIVERY,
+        ):
+            return None
+        return latest.status
+
+    async def _notify(
+        self, template: DeliveryTemplate, *, deadline: datetime | None = None
+    ) -> None:
+        self._message_sequence += 1
+        workflow_id = workflow.info().workflow_id
+        message_id = f"{workflow_id}/{template}/{self._message_sequence}"
+        try:
+            result = await workflow.execute_activity(
+                NOTIFY_DELIVERY_CUSTOMER,
+                NotifyDeliveryCustomerInput(
+                    workflow_id=workflow_id,
+                    message_id=message_id,
+                    order_id=self._state.order_id,
+                    email=str(self._shipment.order.customer.email),
+                    template=template,
+                    options=self._state.options_offered if deadline else [],
+                    deadline=deadline,
+                ),
+                result_type=NotifyCustomerResult,
+                start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+                retry_policy=OUTSIDE_RETRY,
+                summary=f"notify customer: {template}",
+            )
+        except ActivityError as failure:
+            # A bounced address must not stop the case: it goes on the record
+            # and the deadline still applies.
+            self._audit(
+                "customer_notification_failed", reason=f"{template}: {_failure_reason(failure)}"
+            )
+            await self._flush()
+            return
+        self._state.messages.append(
+            CustomerMessage(message_id=result.message_id, template=template, sent_at=workflow.now())
+        )
+        self._audit(
+            "customer_notified",
+            reason=template,
+            after={"message_id": result.message_id, "deadline": deadline},
+        )
+        await self._flush()
+
+    async def _wait(self, condition: Any, *, until: datetime, timer: str) -> bool:
+        remaining = until - workflow.now()
+        if remaining <= timedelta(0):
+            return bool(condition())
+        try:
+            await workflow.wait_condition(condition, timeout=remaining, timeout_summary=timer)
+        except TimeoutError:
+            return False
+        return True
+
+    def _first_time(self, event_id: str) -> bool:
+        if event_id in self._seen_event_ids:
+            return False
+        self._seen_event_ids.add(event_id)
+        return True
+
+    def _open_task(self, kind: str, due: datetime, role: Role) -> None:
+        self._open_task_id = task_id(workflow.info().workflow_id, kind)
+        self._pending.open_tasks.append(
+            OpenTaskInput(
+                task_id=self._open_task_id,
+                process=FAILED_DELIVERY,
+                case_id=self._state.shipment_id,
+                workflow_id=workflow.info().workflow_id,
+                kind=f"failed_delivery_{kind}",
+                title=(
+                    f"Failed delivery {self._state.shipment_id} · order {self._state.order_id} · "
+                    f"{self._money()} · {kind.replace('_', ' ')}"
+                ),
+                awaited_role=role,
+                due_at=due,
+                opened_at=workflow.now(),
+            )
+        )
+        self._state.awaited_role = role
+        self._state.due_at = due
+
+    def _close_task(self, actor: str, outcome: str) -> None:
+        if self._open_task_id is None:
+            return
+        self._pending.close_tasks.append(
+            CloseTaskInput(
+                task_id=self._open_task_id,
+                closed_by=actor,
+                outcome=outcome,
+                closed_at=workflow.now(),
+            )
+        )
+        self._open_task_id = None
+        self._state.awaited_role = None
+
+    def _money(self) -> str:
+        return format_amount(self._state.amount_minor, self._state.currency)
+
+    def _audit(
+        self,
+        action: str,
+        *,
+        actor: str = STEWARD,
+        role: Role = Role.SYSTEM,
+        reason: str = "",
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        self._audit_sequence += 1
+        workflow_id = workflow.info().workflow_id
+        self._pending.entries.append(
+            AuditEntry(
+                entry_id=f"{workflow_id}/{self._audit_sequence:04d}",
+                workflow_id=workflow_id,
+                process=FAILED_DELIVERY,
+                case_id=self._state.shipment_id,
+                order_id=self._state.order_id,
+                actor=actor,
+                role=role,
+                action=action,
+                reason=reason,
+                before=_jsonable(before or {}),
+                after=_jsonable(after or {}),
+                occurred_at=workflow.now(),
+            )
+        )
+
+    def _transition(
+        self, status: FailedDeliveryStatus, actor: str, reason: str, *, role: Role = Role.SYSTEM
+    ) -> None:
+        previous = self._state.status
+        self._state.status = status
+        if status in CLOSED_DELIVERY_STATUSES:
+            self._state.awaited_role = None
+            self._state.due_at = None
+        self._state.history.append(
+            DeliveryStatusChange(at=workflow.now(), status=status, actor=actor, reason=reason)
+        )
+        if previous != status:
+            self._audit(
+                "status_changed",
+                actor=actor,
+                role=role,
+                reason=reason,
+                before={"status": previous},
+                after={"status": status},
+            )
+        self._refresh_ui()
+
+    def _refresh_ui(self) -> None:
+        state = self._state
+        market = self._shipment.order.market
+        self._pending.case = CaseStatusInput(
+            workflow_id=workflow.info().workflow_id,
+            process=FAILED_DELIVERY,
+            case_id=state.shipment_id,
+            status=state.status,
+            market=market,
+            awaited_role=state.awaited_role,
+            due_at=state.due_at,
+            amount_minor=state.amount_minor,
+            currency=state.currency,
+            updated_at=workflow.now(),
+        )
+        self._search_attribute_updates = [
+            visibility.PROCESS.value_set(FAILED_DELIVERY),
+            visibility.MARKET.value_set(market),
+            visibility.STATUS.value_set(state.status),
+            visibility.AWAITED_ROLE.value_set(state.awaited_role)
+            if state.awaited_role
+            else visibility.AWAITED_ROLE.value_unset(),
+            visibility.DUE_AT.value_set(state.due_at)
+            if state.due_at
+            else visibility.DUE_AT.value_unset(),
+        ]
+        workflow.set_current_details(_details(state, self._money()))
+
+    async def _flush(self) -> None:
+        if self._search_attribute_updates:
+            workflow.upsert_search_attributes(self._search_attribute_updates)
+            self._search_attribute_updates = []
+        if self._pending.is_empty():
+            return
+        batch, self._pending = self._pending, RecordTransitionInput()
+        await workflow.execute_local_activity(
+            RECORD_TRANSITION,
+            batch,
+            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
+            summary="record audit, case and tasks",
+        )
+
+
+def _details(state: FailedDeliveryState, money: str) -> str:
+    lines = [
+        f"**{state.status.replace('_', ' ').capitalize()}** · shipment {state.shipment_id} · "
+        f"order {state.order_id}",
+        f"{state.carrier} {state.tracking_number} · attempt {state.attempt} · {money}",
+    ]
+    if state.recommendation:
+        lines.append(f"Recommendation: {state.recommendation.decision}")
+    if state.decision:
+        lines.append(f"Decision: {state.decision.decision} by {state.decision.actor}")
+    if state.awaited_role and state.due_at:
+        lines.append(
+            f"Waiting for **{state.awaited_role}** · due {state.due_at:%Y-%m-%d %H:%M} UTC"
+        )
+    if state.claim_workflow_ids:
+        lines.append("Claims: " + ", ".join(state.claim_workflow_ids))
+    return "\n\n".join(lines)
+
+
+def _failure_reason(failure: ActivityError) -> str:
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
+    return str(cause or failure)
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue  # an absent fact, not a change worth a line in the audit
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif hasattr(value, "value"):
+            out[key] = value.value
+        else:
+            out[key] = value
+    return out

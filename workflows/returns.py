@@ -1,0 +1,999 @@
+"""Returns, exchanges and refunds: `return:{rma_id}`.
+
+requested -> (rejected | label_issued) -> in_transit -> received -> QC
+[-> manual_qc] -> refund | exchange | store credit | return to customer | repair,
+with the item restocked or quarantined through the warehouse port.
+
+Money moves only when QC (the 3PL, or a coordinator after a manual check)
+confirms the outcome; above the market's threshold finance approves first, and
+never the person who asked for the refund. The refund goes through the payment
+port once (deterministic operation id), and while the order has an open
+dispute the provider refuses it: the workflow then re-checks on a durable
+timer, escalates, and gives up at a deadline instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    import email_validator  # noqa: F401  (see workflows/order_review.py)
+
+    from domain.audit import (
+        RECORD_TRANSITION,
+        AuditEntry,
+        CaseStatusInput,
+        RecordTransitionInput,
+    )
+    from domain.common import Role, format_amount
+    from domain.ids import RETURN, order_review_id
+    from domain.notifications import (
+        NOTIFY_CUSTOMER,
+        CustomerTemplate,
+        NotifyCustomerInput,
+        NotifyCustomerResult,
+    )
+    from domain.payments import REFUND_PAYMENT, PaymentOperationInput, PaymentOperationResult
+    from domain.returns import (
+        CANCELLABLE_STATUSES,
+        CHECK_RETURN_ELIGIBILITY,
+        CHECK_STOCK,
+        CLOSED_RETURN_STATUSES,
+        ISSUE_RETURN_LABEL,
+        RECORD_DISPOSITION,
+        REFUND_FROZEN_BY_DISPUTE,
+        CancelReturnRequest,
+        CarrierEvent,
+        CarrierEventKind,
+        CheckEligibilityInput,
+        CheckStockInput,
+        CheckStockResult,
+        CustomerChoice,
+        CustomerChoiceInput,
+        Disposition,
+        EligibilityResult,
+        FinanceApprovalInput,
+        FinanceApprovalRecord,
+        IssueLabelInput,
+        IssueLabelResult,
+        QcDecisionInput,
+        QcDecisionRecord,
+        QcGrade,
+        QcOutcome,
+        QcResult,
+        RecordDispositionInput,
+        RecordDispositionResult,
+        Resolution,
+        ReturnInput,
+        ReturnLine,
+        ReturnResult,
+        ReturnState,
+        ReturnStatus,
+        ReturnStatusChange,
+        disposition_for,
+        manual_qc_reasons,
+        parent_reason,
+        returned_value_minor,
+        validate_finance_approval,
+        validate_qc_decision,
+    )
+    from domain.review import OrderReviewInput, review_policy_for
+    from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput, task_id
+    from workflows import visibility
+
+STEWARD = "steward"
+ORDER_REVIEW_WORKFLOW = "OrderReviewWorkflow"
+
+OUTSIDE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[
+        "PaymentRefused",
+        "RefundExceedsCapture",
+        REFUND_FROZEN_BY_DISPUTE,
+        "IdempotencyKeyReused",
+        "LedgerConflict",
+    ],
+)
+LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
+OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
+# A provider that keeps failing for a day is a person's problem, not a retry's.
+REFUND_GIVE_UP = timedelta(days=1)
+# How long a coordinator has to act on a parcel presumed lost.
+LOST_PARCEL_TASK_SLA = timedelta(days=2)
+
+
+@workflow.defn
+class ReturnWorkflow:
+    @workflow.init
+    def __init__(self, input: ReturnInput) -> None:
+        self._input = input
+        self._policy = input.policy
+        self._state = ReturnState(
+            rma_id=input.rma_id,
+            order_id=input.order.order_id,
+            market=input.order.market,
+            currency=input.order.currency,
+            status=ReturnStatus.REQUESTED,
+            reason=input.reason,
+            parent_reason=parent_reason(input.reason),
+            resolution=input.resolution,
+            lines=input.lines,
+            value_minor=returned_value_minor(input),
+        )
+        self._full_refund_minor = self._state.value_minor
+        self._pending = RecordTransitionInput()
+        self._audit_sequence = 0
+        self._task_sequence = 0
+        self._open_task_id: str | None = None
+        self._seen_event_ids: set[str] = set()
+        self._shipped = False
+        self._delivered = False
+        self._cancel: CancelReturnRequest | None = None
+        self._qc_decision: QcDecisionRecord | None = None
+        self._finance: FinanceApprovalRecord | None = None
+        self._choice: CustomerChoice | None = None
+        self._refund_operations = 0
+        self._search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
+
+    # ------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, input: ReturnInput) -> ReturnResult:
+        self._audit(
+            "return_requested",
+            actor=input.requested_by,
+            role=input.requester_role,
+            reason=f"{input.reason} ({self._state.parent_reason}), wants {input.resolution}",
+            after={
+                "order_id": input.order.order_id,
+                "lines": {line.sku: line.quantity for line in input.lines},
+                "value_minor": self._state.value_minor,
+            },
+        )
+        self._transition(ReturnStatus.REQUESTED, input.requested_by, "return requested")
+        await self._flush()
+
+        if await self._check_eligibility() and await self._ship_back():
+            await self._inspect_and_resolve()
+
+        await self._flush()
+        # Let an update that raced the end finish and answer its caller.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return ReturnResult(
+            rma_id=input.rma_id,
+            status=self._state.status,
+            refunded_minor=self._state.refund_minor if self._state.refund_reference else 0,
+            currency=input.order.currency,
+            disposition=self._state.disposition,
+            replacement_order_id=self._state.replacement_order_id,
+        )
+
+    # ------------------------------------------------------------- handlers
+
+    @workflow.query
+    def status(self) -> ReturnState:
+        return self._state
+
+    @workflow.signal(name="carrier_event")
+    def carrier_event(self, event: CarrierEvent) -> None:
+        if not self._first_time(event.event_id):
+            return
+        after = {"event_id": event.event_id, "kind": event.kind, "location": event.location}
+        if self._state.tracking_number and event.tracking_number != self._state.tracking_number:
+            self._audit("carrier_event_ignored", reason="tracking number differs", after=after)
+            return
+        if self._state.status in CLOSED_RETURN_STATUSES:
+            self._audit("carrier_event_ignored", reason=f"return {self._state.status}", after=after)
+            return
+        self._shipped = True
+        if event.kind is CarrierEventKind.DELIVERED_TO_WAREHOUSE:
+            self._delivered = True
+        self._audit(f"carrier_{event.kind}", actor="carrier", reason=event.location, after=after)
+
+    @workflow.signal(name="qc_result")
+    def qc_result(self, result: QcResult) -> None:
+        if not self._first_time(result.event_id):
+            return
+        after = {"event_id": result.event_id, "grade": result.grade}
+        if self._state.qc is not None:
+            # The first report is the one QC decisions were based on.
+            self._audit("qc_result_ignored", reason="a QC result is already recorded", after=after)
+            return
+        self._state.qc = result
+        self._audit(
+            "qc_result_received",
+            actor="3pl",
+            reason=result.notes,
+            after={
+                **after,
+                "photos": len(result.photos),
+                "authenticity_confirmed": result.authenticity_confirmed,
+            },
+        )
+
+    @workflow.signal(name="cancel")
+    def cancel(self, request: CancelReturnRequest) -> None:
+        if not self._first_time(request.event_id):
+            return
+        after = {"event_id": request.event_id, "status_at_request": self._state.status}
+        if self._state.status not in CANCELLABLE_STATUSES or self._shipped:
+            self._audit(
+                "cancel_refused",
+                actor=request.requested_by,
+                reason="the parcel has already shipped" if self._shipped else self._state.status,
+                after=after,
+            )
+            return
+        if self._cancel is None:
+            self._cancel = request
+        self._audit(
+            "cancel_requested", actor=request.requested_by, reason=request.reason, after=after
+        )
+
+    @workflow.signal(name="customer_choice")
+    def customer_choice(self, choice: CustomerChoiceInput) -> None:
+        if not self._first_time(choice.event_id):
+            return
+        after = {"event_id": choice.event_id, "choice": choice.choice}
+        if self._state.status is not ReturnStatus.AWAITING_CUSTOMER or self._choice is not None:
+            self._audit("customer_choice_ignored", actor="customer", after=after)
+            return
+        self._choice = choice.choice
+        self._audit("customer_chose", actor="customer", reason=choice.choice, after=after)
+
+    @workflow.update(name="qc_decision")
+    async def qc_decision(self, decision: QcDecisionInput) -> ReturnState:
+        self._qc_decision = QcDecisionRecord(
+            grade=decision.grade,
+            reason=decision.reason,
+            outcome=decision.outcome,
+            partial_refund_minor=decision.partial_refund_minor,
+            actor=decision.actor,
+            role=decision.role,
+            decided_at=workflow.now(),
+        )
+        # Answer once the main loop has taken it, with the state it led to.
+        await workflow.wait_condition(lambda: self._qc_decision is None)
+        return self._state
+
+    @qc_decision.validator
+    def _validate_qc_decision(self, decision: QcDecisionInput) -> None:
+        if self._qc_decision is not None:
+            raise ApplicationError("decision: another decision is being applied", type="Rejected")
+        try:
+            validate_qc_decision(self._state, decision, max_refund_minor=self._full_refund_minor)
+        except ValueError as refused:
+            raise ApplicationError(str(refused), type="DecisionRejected") from None
+
+    @workflow.update(name="finance_approval")
+    async def finance_approval(self, approval: FinanceApprovalInput) -> ReturnState:
+        self._finance = FinanceApprovalRecord(
+            approved=approval.approved,
+            note=approval.note,
+            actor=approval.actor,
+            decided_at=workflow.now(),
+        )
+        await workflow.wait_condition(lambda: self._finance is None)
+        return self._state
+
+    @finance_approval.validator
+    def _validate_finance_approval(self, approval: FinanceApprovalInput) -> None:
+        if self._finance is not None:
+            raise ApplicationError("decision: another approval is being applied", type="Rejected")
+        try:
+            validate_finance_approval(self._state, approval)
+        except ValueError as refused:
+            raise ApplicationError(str(refused), type="DecisionRejected") from None
+
+    # ----------------------------------------------------------- the steps
+
+    async def _check_eligibility(self) -> bool:
+        result = await workflow.execute_activity(
+            CHECK_RETURN_ELIGIBILITY,
+            CheckEligibilityInput(
+                workflow_id=workflow.info().workflow_id,
+                request=self._input,
+                requested_at=workflow.now(),
+            ),
+            result_type=EligibilityResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="check return eligibility",
+        )
+        self._state.open_dispute = result.open_dispute
+        self._full_refund_minor = result.refund_minor
+        self._audit(
+            "eligibility_checked",
+            reason="; ".join(r.code for r in result.refusals) or "eligible",
+            after={
+                "eligible": result.eligible,
+                "open_dispute": result.open_dispute,
+                "full_return": result.full_return,
+                "refund_minor": result.refund_minor,
+            },
+        )
+        if not result.eligible:
+            self._state.refusals = [r.message for r in result.refusals]
+            self._transition(ReturnStatus.REJECTED, STEWARD, self._state.refusals[0])
+            await self._flush()
+            await self._notify(CustomerTemplate.RETURN_REJECTED)
+            return False
+        if self._cancel is not None:
+            self._transition(ReturnStatus.CANCELLED, self._cancel.requested_by, self._cancel.reason)
+            return False
+        label = await workflow.execute_activity(
+            ISSUE_RETURN_LABEL,
+            IssueLabelInput(
+                workflow_id=workflow.info().workflow_id,
+                rma_id=self._input.rma_id,
+                order_id=self._input.order.order_id,
+                market=self._input.order.market,
+                lines=self._input.lines,
+                expires_at=workflow.now() + self._policy.label_validity,
+            ),
+            result_type=IssueLabelResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="issue return label",
+        )
+        self._state.tracking_number = label.tracking_number
+        self._state.label_expires_at = label.expires_at
+        self._state.due_at = label.expires_at
+        self._audit(
+            "label_issued",
+            reason=label.carrier,
+            after={"tracking_number": label.tracking_number, "expires_at": label.expires_at},
+        )
+        self._transition(ReturnStatus.LABEL_ISSUED, STEWARD, f"label from {label.carrier}")
+        await self._flush()
+        await self._notify(CustomerTemplate.RETURN_LABEL)
+        return True
+
+    async def _ship_back(self) -> bool:
+        """Wait for the parcel: reminder before the label expires, expiry closes
+        the case, a cancel before shipping ends it; then wait for delivery."""
+        expires = self._state.label_expires_at
+        assert expires is not None
+        shipped_or_cancelled: Callable[[], bool] = lambda: self._shipped or self._cancel is not None  # noqa: E731
+        reminder_at = expires - self._policy.label_reminder_before
+        if not await self._wait(shipped_or_cancelled, until=reminder_at, timer="label-reminder"):
+            self._state.reminders_sent += 1
+            self._audit("label_reminder", reason=f"label expires {expires:%Y-%m-%d}")
+            await self._flush()
+            await self._notify(CustomerTemplate.RETURN_LABEL_REMINDER)
+            if not await self._wait(shipped_or_cancelled, until=expires, timer="label-expiry"):
+                self._state.due_at = None
+                self._audit("label_expired", reason=f"unused by {expires:%Y-%m-%d %H:%M} UTC")
+                self._transition(ReturnStatus.EXPIRED, STEWARD, "return label expired unused")
+                return False
+        if self._cancel is not None and not self._shipped:
+            self._state.due_at = None
+            self._transition(ReturnStatus.CANCELLED, self._cancel.requested_by, self._cancel.reason)
+            return False
+        if not self._delivered:
+            due = workflow.now() + self._policy.inbound_deadline
+            self._state.due_at = due
+            self._transition(ReturnStatus.IN_TRANSIT, "carrier", "parcel scanned by the carrier")
+            await self._flush()
+            if not await self._wait(lambda: self._delivered, until=due, timer="inbound-deadline"):
+                self._open_task(
+                    "lost_parcel",
+                    f"Return {self._input.rma_id}: parcel {self._state.tracking_number} "
+                    "presumed lost, check with the carrier",
+                    Role.COORDINATOR,
+                    workflow.now() + LOST_PARCEL_TASK_SLA,
+                )
+                self._transition(
+                    ReturnStatus.LOST_IN_TRANSIT,
+                    STEWARD,
+                    f"not delivered to the warehouse within {self._policy.inbound_deadline.days} "
+                    "days",
+                )
+                # The task stays open: the coordinator follows up through a
+                # carrier claim, outside this return.
+                self._open_task_id = None
+                return False
+        self._state.due_at = workflow.now() + self._policy.qc_result_timeout
+        self._transition(ReturnStatus.RECEIVED, "carrier", "delivered to the warehouse")
+        await self._flush()
+        return True
+
+    async def _inspect_and_resolve(self) -> None:
+        due = self._state.due_at
+        assert due is not None
+        if await self._wait(lambda: self._state.qc is not None, until=due, timer="qc-result"):
+            assert self._state.qc is not None
+            reasons = manual_qc_reasons(self._input, self._state.qc)
+        else:
+            self._audit("qc_result_missing", reason=f"no 3PL QC result by {due:%Y-%m-%d %H:%M}")
+            reasons = ["no QC result from the 3PL"]
+        grade: QcGrade = QcGrade.FIRST_CHOICE
+        outcome: QcOutcome | None = None
+        partial: int | None = None
+        requester = self._input.requested_by
+        if reasons:
+            decision = await self._manual_qc(reasons)
+            if decision is None:
+                # Nobody confirmed the item: it stays in quarantine and no money moves.
+                await self._dispose(Disposition.QUARANTINE, "no QC decision before the deadline")
+                self._transition(ReturnStatus.QUARANTINED, STEWARD, "manual QC deadline passed")
+                return
+            grade, outcome, partial = (
+                decision.grade,
+                decision.outcome,
+                decision.partial_refund_minor,
+            )
+            requester = decision.actor
+        else:
+            self._audit("qc_passed", reason="3PL graded first choice; no check needed")
+
+        disposition = disposition_for(grade, outcome)
+        await self._dispose(disposition, f"QC {grade}")
+        if grade is QcGrade.FIRST_CHOICE:
+            if self._input.resolution is Resolution.REFUND:
+                await self._refund(self._full_refund_minor, requester, ReturnStatus.REFUNDED)
+            elif self._input.resolution is Resolution.STORE_CREDIT:
+                self._state.refund_minor = self._full_refund_minor
+                self._audit(
+                    "store_credit_granted",
+                    reason=self._money(self._full_refund_minor),
+                    after={"amount_minor": self._full_refund_minor},
+                )
+                self._transition(ReturnStatus.STORE_CREDITED, STEWARD, "store credit granted")
+            else:
+                await self._exchange(requester)
+        elif outcome is QcOutcome.PARTIAL_REFUND:
+            assert partial is not None
+            await self._refund(partial, requester, ReturnStatus.REFUNDED)
+        elif outcome is QcOutcome.REPAIR:
+            self._transition(ReturnStatus.SENT_TO_REPAIR, requester, "sent to the workshop")
+        else:
+            self._transition(ReturnStatus.RETURNED_TO_CUSTOMER, requester, "sent back as it is")
+
+    # --------------------------------------------------------- manual QC
+
+    async def _manual_qc(self, reasons: list[str]) -> QcDecisionRecord | None:
+        """A coordinator grades the item; at the SLA the senior QA coordinator
+        (manager) takes over; at the deadline None (the default: quarantine)."""
+        opened = workflow.now()
+        sla = opened + self._policy.manual_qc_sla
+        deadline = opened + self._policy.manual_qc_deadline
+        self._state.escalated = False
+        self._open_task(
+            "return_qc",
+            f"QC return {self._input.rma_id} · {self._money(self._state.value_minor)} · "
+            + ", ".join(reasons),
+            Role.COORDINATOR,
+            sla,
+            priority=min(self._state.value_minor // 10_000, 1_000),
+        )
+        self._transition(ReturnStatus.MANUAL_QC, STEWARD, "; ".join(reasons))
+        await self._flush()
+        decided: Callable[[], bool] = lambda: self._qc_decision is not None  # noqa: E731
+        if await self._wait(decided, until=sla, timer="manual-qc-sla"):
+            return self._take_qc_decision()
+        self._escalate(
+            Role.MANAGER, deadline, f"manual QC SLA of {self._policy.manual_qc_sla} missed"
+        )
+        await self._flush()
+        if await self._wait(decided, until=deadline, timer="manual-qc-deadline"):
+            return self._take_qc_decision()
+        self._audit(
+            "qc_default_applied",
+            reason=f"no QC decision within {self._policy.manual_qc_deadline}: quarantined, "
+            "no refund",
+        )
+        self._close_task(STEWARD, "expired")
+        return None
+
+    def _take_qc_decision(self) -> QcDecisionRecord:
+        record = self._qc_decision
+        assert record is not None
+        self._state.manual_qc = record
+        self._audit(
+            "qc_decided",
+            actor=record.actor,
+            role=record.role,
+            reason=record.reason,
+            after={
+                "grade": record.grade,
+                "outcome": record.outcome,
+                "partial_refund_minor": record.partial_refund_minor,
+            },
+        )
+        self._close_task(record.actor, record.grade)
+        self._qc_decision = None
+        return record
+
+    # ------------------------------------------------------------- money
+
+    async def _refund(self, amount: int, requester: str, done: ReturnStatus) -> None:
+        self._state.refund_minor = amount
+        self._state.refund_requested_by = requester
+        if amount > self._policy.finance_threshold_minor and not await self._finance_approved():
+            self._transition(ReturnStatus.REFUND_DECLINED, STEWARD, "refund not approved")
+            return
+        self._state.awaited_role = None
+        self._state.due_at = None
+        self._transition(ReturnStatus.REFUNDING, STEWARD, f"refund {self._money(amount)}")
+        await self._flush()
+        self._refund_operations += 1
+        # Deterministic: a retried activity, a frozen refund re-tried a day
+        # later or a reset workflow all present the same idempotency key.
+        operation = PaymentOperationInput(
+            workflow_id=workflow.info().workflow_id,
+            operation_id=f"refund-{self._refund_operations}",
+            order_id=self._input.order.order_id,
+            provider=self._input.order.payment_provider,
+            authorisation_ref=self._input.order.authorisation_ref,
+            amount_minor=amount,
+            currency=self._input.order.currency,
+            reason=f"return {self._input.rma_id}",
+        )
+        frozen_since: datetime | None = None
+        while True:
+            try:
+                refund = await workflow.execute_activity(
+                    REFUND_PAYMENT,
+                    operation,
+                    result_type=PaymentOperationResult,
+                    start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+                    schedule_to_close_timeout=REFUND_GIVE_UP,
+                    retry_policy=OUTSIDE_RETRY,
+                    summary="refund payment",
+                )
+                break
+            except ActivityError as failure:
+                if _failure_type(failure) != REFUND_FROZEN_BY_DISPUTE:
+                    self._audit("refund_failed", reason=_failure_reason(failure))
+                    self._close_task(STEWARD, "refund failed")
+                    self._transition(ReturnStatus.REFUND_FAILED, STEWARD, "provider refused")
+                    return
+            now = workflow.now()
+            if frozen_since is None:
+                frozen_since = now
+                self._state.open_dispute = True
+                self._state.due_at = now + self._policy.refund_freeze_deadline
+                self._audit("refund_frozen", reason="the order has an open dispute")
+                self._transition(ReturnStatus.REFUND_FROZEN, STEWARD, "dispute open on the order")
+            give_up = frozen_since + self._policy.refund_freeze_deadline
+            if now >= give_up:
+                self._audit(
+                    "refund_freeze_deadline",
+                    reason=f"dispute still open after {self._policy.refund_freeze_deadline}",
+                )
+                self._close_task(STEWARD, "refund abandoned")
+                self._transition(ReturnStatus.REFUND_FAILED, STEWARD, "dispute never resolved")
+                return
+            escalate_at = frozen_since + self._policy.refund_freeze_escalate_after
+            if now >= escalate_at and self._open_task_id is None:
+                self._open_task(
+                    "refund_frozen",
+                    f"Refund of return {self._input.rma_id} frozen by a dispute since "
+                    f"{frozen_since:%Y-%m-%d}",
+                    Role.MANAGER,
+                    give_up,
+                )
+                self._audit("refund_freeze_escalated", reason=f"frozen since {frozen_since}")
+                self._refresh_ui()
+            await self._flush()
+            await workflow.sleep(
+                min(self._policy.refund_recheck_every, give_up - now),
+                summary="refund-freeze-recheck",
+            )
+        self._state.refund_reference = refund.provider_reference
+        self._state.due_at = None
+        self._audit(
+            "refund_issued",
+            reason=refund.idempotency_key,
+            after={
+                "amount_minor": refund.amount_minor,
+                "currency": refund.currency,
+                "provider_reference": refund.provider_reference,
+            },
+        )
+        self._close_task(STEWARD, "refunded")
+        self._transition(done, STEWARD, f"refunded {self._money(amount)}")
+        await self._flush()
+        await self._notify(CustomerTemplate.RETURN_REFUNDED)
+
+    async def _finance_approved(self) -> bool:
+        """Four eyes above the threshold; past the deadline the refund is not made."""
+        opened = workflow.now()
+        sla = opened + self._policy.finance_sla
+        deadline = opened + self._policy.finance_deadline
+        self._state.escalated = False
+        self._open_task(
+            "refund_approval",
+            f"Approve refund {self._money(self._state.refund_minor or 0)} · return "
+            f"{self._input.rma_id} · requested by {self._state.refund_requested_by}",
+            Role.FINANCE,
+            sla,
+        )
+        self._transition(ReturnStatus.AWAITING_FINANCE, STEWARD, "above the finance threshold")
+        await self._flush()
+        approved: Callable[[], bool] = lambda: self._finance is not None  # noqa: E731
+        if not await self._wait(approved, until=sla, timer="finance-sla"):
+            # Still finance's decision (four eyes), just louder and later.
+            self._escalate(Role.FINANCE, deadline, f"finance SLA of {self._policy.finance_sla}")
+            await self._flush()
+            if not await self._wait(approved, until=deadline, timer="finance-deadline"):
+                self._audit(
+                    "finance_approval_timeout",
+                    reason=f"no approval within {self._policy.finance_deadline}",
+                )
+                self._close_task(STEWARD, "expired")
+                return False
+        record = self._finance
+        assert record is not None
+        self._state.finance_approval = record
+        self._audit(
+            "refund_approved" if record.approved else "refund_refused",
+            actor=record.actor,
+            role=Role.FINANCE,
+            reason=record.note,
+            after={"amount_minor": self._state.refund_minor, "approved": record.approved},
+        )
+        self._close_task(record.actor, "approved" if record.approved else "refused")
+        self._finance = None
+        return record.approved
+
+    # ---------------------------------------------------------- exchange
+
+    async def _exchange(self, requester: str) -> None:
+        replacement = self._input.replacement
+        assert replacement is not None
+        wanted = [ReturnLine(sku=i.sku, quantity=i.quantity) for i in replacement.items]
+        stock = await self._check_stock(wanted)
+        if not stock.in_stock:
+            choice = await self._ask_customer(stock.missing_skus)
+            if choice is CustomerChoice.REFUND:
+                await self._refund(self._full_refund_minor, requester, ReturnStatus.REFUNDED)
+                return
+            wait_until = workflow.now() + self._policy.exchange_wait_deadline
+            self._state.due_at = wait_until
+            self._refresh_ui()
+            await self._flush()
+            while not stock.in_stock:
+                if workflow.now() >= wait_until:
+                    self._audit("exchange_wait_expired", reason=", ".join(stock.missing_skus))
+                    await self._refund(self._full_refund_minor, requester, ReturnStatus.REFUNDED)
+                    return
+                await workflow.sleep(
+                    min(self._policy.refund_recheck_every, wait_until - workflow.now()),
+                    summary="replacement-stock-recheck",
+                )
+                stock = await self._check_stock(wanted)
+        review_id = order_review_id(replacement.order_id)
+        try:
+            await workflow.start_child_workflow(
+                ORDER_REVIEW_WORKFLOW,
+                OrderReviewInput(order=replacement, policy=review_policy_for(replacement.market)),
+                id=review_id,
+                # The replacement lives on after the return closes.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"Exchange for return {self._input.rma_id}",
+            )
+            started = "replacement_ordered"
+        except WorkflowAlreadyStartedError:
+            # Order management already sent the replacement for review: one review only.
+            started = "replacement_already_under_review"
+        self._state.replacement_order_id = replacement.order_id
+        self._state.price_difference_minor = replacement.total_minor - self._full_refund_minor
+        self._audit(
+            started,
+            actor=requester,
+            reason=f"new order {replacement.order_id} under review ({review_id})",
+            after={
+                "replacement_total_minor": replacement.total_minor,
+                "refund_minor": self._full_refund_minor,
+                # Positive: the customer pays more; negative: gets money back.
+                "price_difference_minor": self._state.price_difference_minor,
+            },
+        )
+        # The replacement is captured in full by its own review; the returned
+        # items are refunded here, so the customer nets the price difference.
+        await self._refund(self._full_refund_minor, requester, ReturnStatus.EXCHANGED)
+
+    async def _ask_customer(self, missing: list[str]) -> CustomerChoice:
+        due = workflow.now() + self._policy.customer_choice_timeout
+        self._state.awaited_role = None
+        self._state.due_at = due
+        self._audit("replacement_out_of_stock", reason=", ".join(missing))
+        self._transition(ReturnStatus.AWAITING_CUSTOMER, STEWARD, "replacement out of stock")
+        await self._flush()
+        await self._notify(CustomerTemplate.EXCHANGE_OUT_OF_STOCK)
+        if await self._wait(lambda: self._choice is not None, until=due, timer="customer-choice"):
+            assert self._choice is not None
+            return self._choice
+        self._audit("customer_choice_timeout", reason="no answer; refund by default")
+        return CustomerChoice.REFUND
+
+    async def _check_stock(self, lines: list[ReturnLine]) -> CheckStockResult:
+        return await workflow.execute_activity(
+            CHECK_STOCK,
+            CheckStockInput(market=self._input.order.market, lines=lines),
+            result_type=CheckStockResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="check replacement stock",
+        )
+
+    # ------------------------------------------------------------ outside
+
+    async def _dispose(self, disposition: Disposition, reason: str) -> None:
+        result = await workflow.execute_activity(
+            RECORD_DISPOSITION,
+            RecordDispositionInput(
+                workflow_id=workflow.info().workflow_id,
+                rma_id=self._input.rma_id,
+                order_id=self._input.order.order_id,
+                market=self._input.order.market,
+                lines=self._input.lines,
+                disposition=disposition,
+                reason=reason,
+            ),
+            result_type=RecordDispositionResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary=f"warehouse: {disposition}",
+        )
+        self._state.disposition = disposition
+        self._audit(
+            f"item_{disposition}",
+            reason=reason,
+            after={"reference": result.reference, "warehouse": result.warehouse},
+        )
+
+    async def _notify(self, template: CustomerTemplate) -> None:
+        workflow_id = workflow.info().workflow_id
+        result = await workflow.execute_activity(
+            NOTIFY_CUSTOMER,
+            NotifyCustomerInput(
+                workflow_id=workflow_id,
+                message_id=f"{workflow_id}/{template}",
+                order_id=self._input.order.order_id,
+                email=self._input.contact.email,
+                template=template,
+                locale=self._input.contact.locale,
+            ),
+            result_type=NotifyCustomerResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary=f"notify customer: {template}",
+        )
+        self._audit("customer_notified", reason=template, after={"message_id": result.message_id})
+        await self._flush()
+
+    # ------------------------------------------------------------ helpers
+
+    async def _wait(self, condition: Callable[[], bool], *, until: datetime, timer: str) -> bool:
+        """Wait for `condition` until `until`; True if it became true in time."""
+        remaining = until - workflow.now()
+        if remaining <= timedelta(0):
+            return bool(condition())
+        try:
+            await workflow.wait_condition(condition, timeout=remaining, timeout_summary=timer)
+        except TimeoutError:
+            return False
+        return True
+
+    def _first_time(self, event_id: str) -> bool:
+        if event_id in self._seen_event_ids:
+            return False
+        self._seen_event_ids.add(event_id)
+        return True
+
+    def _open_task(
+        self, kind: str, title: str, role: Role, due: datetime, *, priority: int = 0
+    ) -> None:
+        self._task_sequence += 1
+        workflow_id = workflow.info().workflow_id
+        self._open_task_id = task_id(workflow_id, kind, self._task_sequence)
+        self._pending.open_tasks.append(
+            OpenTaskInput(
+                task_id=self._open_task_id,
+                process=RETURN,
+                case_id=self._input.rma_id,
+                workflow_id=workflow_id,
+                kind=kind,
+                title=title,
+                awaited_role=role,
+                due_at=due,
+                priority=priority,
+                opened_at=workflow.now(),
+            )
+        )
+        self._state.awaited_role = role
+        self._state.due_at = due
+
+    def _escalate(self, role: Role, due: datetime, reason: str) -> None:
+        before = {"awaited_role": self._state.awaited_role, "due_at": self._state.due_at}
+        self._state.escalated = True
+        self._state.reminders_sent += 1
+        self._state.awaited_role = role
+        self._state.due_at = due
+        if self._open_task_id:
+            self._pending.update_tasks.append(
+                UpdateTaskInput(
+                    task_id=self._open_task_id,
+                    awaited_role=role,
+                    escalated=True,
+                    due_at=due,
+                    reminders_sent=self._state.reminders_sent,
+                )
+            )
+        self._audit(
+            "escalated", reason=reason, before=before, after={"awaited_role": role, "due_at": due}
+        )
+        self._refresh_ui()
+
+    def _close_task(self, actor: str, outcome: str) -> None:
+        if self._open_task_id is None:
+            return
+        self._pending.close_tasks.append(
+            CloseTaskInput(
+                task_id=self._open_task_id,
+                closed_by=actor,
+                outcome=outcome,
+                closed_at=workflow.now(),
+            )
+        )
+        self._open_task_id = None
+        self._state.awaited_role = None
+        self._state.escalated = False
+
+    def _money(self, amount_minor: int) -> str:
+        return format_amount(amount_minor, self._input.order.currency)
+
+    def _audit(
+        self,
+        action: str,
+        *,
+        actor: str = STEWARD,
+        role: Role = Role.SYSTEM,
+        reason: str = "",
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        self._audit_sequence += 1
+        workflow_id = workflow.info().workflow_id
+        self._pending.entries.append(
+            AuditEntry(
+                entry_id=f"{workflow_id}/{self._audit_sequence:04d}",
+                workflow_id=workflow_id,
+                process=RETURN,
+                case_id=self._input.rma_id,
+                actor=actor,
+                role=role,
+                action=action,
+                reason=reason,
+                before=_jsonable(before or {}),
+                after=_jsonable(after or {}),
+                occurred_at=workflow.now(),
+                # So the order's audit trail (`steward audit ORDER_ID`) shows its returns.
+                order_id=self._input.order.order_id,
+            )
+        )
+
+    def _transition(
+        self, status: ReturnStatus, actor: str, reason: str, *, role: Role = Role.SYSTEM
+    ) -> None:
+        previous = self._state.status
+        self._state.status = status
+        if status in CLOSED_RETURN_STATUSES:
+            self._state.awaited_role = None
+            self._state.due_at = None
+        self._state.history.append(
+            ReturnStatusChange(at=workflow.now(), status=status, actor=actor, reason=reason)
+        )
+        if previous != status:
+            self._audit(
+                "status_changed",
+                actor=actor,
+                role=role,
+                reason=reason,
+                before={"status": previous},
+                after={"status": status},
+            )
+        self._refresh_ui()
+
+    def _refresh_ui(self) -> None:
+        """Case row, search attributes and current details follow the state."""
+        state = self._state
+        self._pending.case = CaseStatusInput(
+            workflow_id=workflow.info().workflow_id,
+            process=RETURN,
+            case_id=state.rma_id,
+            status=state.status,
+            market=state.market,
+            awaited_role=state.awaited_role,
+            due_at=state.due_at,
+            amount_minor=state.value_minor,
+            currency=state.currency,
+            updated_at=workflow.now(),
+        )
+        self._search_attribute_updates = [
+            visibility.PROCESS.value_set(RETURN),
+            visibility.MARKET.value_set(state.market),
+            visibility.STATUS.value_set(state.status),
+            visibility.AWAITED_ROLE.value_set(state.awaited_role)
+            if state.awaited_role
+            else visibility.AWAITED_ROLE.value_unset(),
+            visibility.DUE_AT.value_set(state.due_at)
+            if state.due_at
+            else visibility.DUE_AT.value_unset(),
+        ]
+        workflow.set_current_details(_details(state, self._money(state.value_minor)))
+
+    async def _flush(self) -> None:
+        """One local activity for the step's audit rows, case row and tasks,
+        and one search-attribute upsert."""
+        if self._search_attribute_updates:
+            workflow.upsert_search_attributes(self._search_attribute_updates)
+            self._search_attribute_updates = []
+        if self._pending.is_empty():
+            return
+        batch, self._pending = self._pending, RecordTransitionInput()
+        await workflow.execute_local_activity(
+            RECORD_TRANSITION,
+            batch,
+            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
+            summary="record audit, case and tasks",
+        )
+
+
+def _details(state: ReturnState, money: str) -> str:
+    lines = [f"**{state.status.replace('_', ' ').capitalize()}** · return {state.rma_id}"]
+    lines.append(
+        f"order {state.order_id} · {state.market} · {money} · {state.reason} "
+        f"({state.parent_reason}) · wants {state.resolution}"
+    )
+    if state.qc:
+        lines.append(f"3PL QC: {state.qc.grade}")
+    if state.manual_qc:
+        lines.append(f"Manual QC: {state.manual_qc.grade} by {state.manual_qc.actor}")
+    if state.open_dispute:
+        lines.append("Open dispute on the order: refunds are frozen")
+    if state.awaited_role and state.due_at:
+        lines.append(
+            f"Waiting for **{state.awaited_role}** · due {state.due_at:%Y-%m-%d %H:%M} UTC"
+        )
+    elif state.due_at:
+        lines.append(f"Next deadline {state.due_at:%Y-%m-%d %H:%M} UTC")
+    return "\n\n".join(lines)
+
+
+def _failure_type(failure: ActivityError) -> str | None:
+    cause = failure.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _failure_reason(failure: ActivityError) -> str:
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
+    return str(cause or failure)
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Audit before/after are JSON in the store; keep enums and times plain."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif hasattr(value, "value"):
+            out[key] = value.value
+        else:
+            out[key] = value
+    return out
