@@ -184,14 +184,18 @@ class PaymentActivities:
                     type=PAYMENT_REFUSED,
                     non_retryable=True,
                 )
-            if input.amount_minor > totals.refundable_minor:
+            charged_back = await disputes.chargeback_losses_minor(
+                conn, input.order_id, input.currency
+            )
+            if input.amount_minor > totals.refundable_minor - charged_back:
                 raise ApplicationError(
                     f"refund of {input.amount_minor} {input.currency} exceeds what is left "
                     f"to refund on order {input.order_id}: captured {totals.captured_minor}, "
-                    f"refunded {totals.refunded_minor}",
+                    f"refunded {totals.refunded_minor}, lost to chargebacks {charged_back}",
                     {
                         "captured_minor": totals.captured_minor,
                         "refunded_minor": totals.refunded_minor,
+                        "charged_back_minor": charged_back,
                         "requested_minor": input.amount_minor,
                     },
                     type=REFUND_EXCEEDS_CAPTURE,

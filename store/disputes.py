@@ -67,6 +67,22 @@ async def open_dispute_for_order(db: Executor, order_id: str) -> DisputeRow | No
     return _row(record) if record is not None else None
 
 
+async def chargeback_losses_minor(db: Executor, order_id: str, currency: str) -> int:
+    """Money the card scheme already took back from us on this order: disputes
+    lost or accepted past the pre-dispute stage (inquiries move no money).
+    A refund on top of it would pay the customer twice."""
+    total = await db.fetchval(
+        """
+        SELECT COALESCE(SUM(amount_minor), 0) FROM disputes
+        WHERE order_id = $1 AND currency = $2 AND status IN ('lost', 'accepted')
+          AND stage <> 'pre_dispute'
+        """,
+        order_id,
+        currency,
+    )
+    return int(total)
+
+
 async def upsert(db: Executor, record: DisputeRecordInput) -> bool:
     """Record the workflow's view; an older snapshot never overwrites a newer
     one. A reopened dispute (Adyen second chargeback) clears closed_at."""
