@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from activities.audit import AuditActivities
+from activities.carrier_sweep import CarrierSweepActivities
 from activities.claims import ClaimActivities
 from activities.deliveries import DeliveryActivities
 from activities.disputes import (
@@ -71,6 +72,7 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
         pool, carrier, SimulatedParcelReturnsDesk(pool, plan()), SimulatedNotifier(pool, plan())
     )
     claims = ClaimActivities(pool, carrier)
+    sweep = CarrierSweepActivities(pool)
     disputes = DisputeActivities(
         pool,
         {
@@ -94,6 +96,7 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
         claims.file_carrier_claim,
         claims.chase_carrier_claim,
         claims.record_claim_outcome,
+        sweep.sweep_silent_shipments,
         scoring.score_order,
         payments.capture_payment,
         payments.void_authorisation,
@@ -104,6 +107,7 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
         returns.issue_return_label,
         returns.record_return_disposition,
         returns.check_replacement_stock,
+        returns.prepare_return_parcel_claim,
         audit.record_audit,
         audit.record_case_status,
         audit.record_transition,
@@ -115,6 +119,7 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
 
 __all__ = [
     "AuditActivities",
+    "CarrierSweepActivities",
     "ClaimActivities",
     "DeliveryActivities",
     "DisputeActivities",

@@ -10,10 +10,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.context import activity_logger
 from activities.ports import RateLimitedError, RefusedError, ReturnCarrier, ReturnsWarehouse
+from domain.deliveries import ShipmentRecord
+from domain.ids import carrier_claim_id
+from domain.orders import Order
 from domain.returns import (
     CHECK_RETURN_ELIGIBILITY,
     CHECK_STOCK,
     ISSUE_RETURN_LABEL,
+    PREPARE_RETURN_PARCEL_CLAIM,
     RECORD_DISPOSITION,
     CheckEligibilityInput,
     CheckStockInput,
@@ -23,11 +27,15 @@ from domain.returns import (
     IssueLabelResult,
     RecordDispositionInput,
     RecordDispositionResult,
+    ReturnParcelClaimInput,
+    ReturnParcelClaimResult,
     assess_eligibility,
     is_full_return,
     refund_amount_minor,
+    return_parcel_shipment_id,
     returned_value_minor,
 )
+from store import deliveries as delivery_store
 from store import disputes
 from store import returns as returns_store
 
@@ -154,3 +162,62 @@ class ReturnActivities:
         except (RefusedError, RateLimitedError) as exc:
             raise _port_error(exc) from exc
         return CheckStockResult(in_stock=not missing, missing_skus=missing)
+
+    @activity.defn(name=PREPARE_RETURN_PARCEL_CLAIM)
+    async def prepare_return_parcel_claim(
+        self, input: ReturnParcelClaimInput
+    ) -> ReturnParcelClaimResult:
+        """The lost return parcel as a shipment a carrier claim can follow.
+
+        The claim needs the order (invoice, declared value); a return only
+        carries a summary of it, so the order comes from the outbound
+        shipment Steward registered. The parcel is registered too, followed by
+        the claim, so a late scan reaches the claim instead of opening a case.
+        """
+        log = activity_logger(order_id=input.order_id, rma_id=input.rma_id)
+        outbound = await delivery_store.list_for_order(self.pool, input.order_id)
+        if not outbound:
+            log.warning("return_parcel_claim_without_order")
+            return ReturnParcelClaimResult(
+                reason=f"order_id: no shipment of order {input.order_id} is registered, "
+                "so its invoice is unknown; claim with the carrier by hand"
+            )
+        order = outbound[0].record.order
+        wanted = {line.sku: line.quantity for line in input.lines}
+        items = [
+            item.model_copy(update={"quantity": wanted[item.sku]})
+            for item in order.items
+            if item.sku in wanted
+        ]
+        value = sum(item.unit_price_minor * item.quantity for item in items)
+        # Only the returned items travel in this parcel: that is what is declared.
+        returned = Order.model_validate(
+            {
+                **order.model_dump(),
+                "items": [item.model_dump() for item in items] or order.model_dump()["items"],
+                "shipping_minor": 0 if items else order.shipping_minor,
+                "payment": {
+                    **order.payment.model_dump(),
+                    "amount_minor": value if items else order.payment.amount_minor,
+                },
+            }
+        )
+        record = ShipmentRecord(
+            shipment_id=return_parcel_shipment_id(input.rma_id),
+            carrier=input.carrier,
+            tracking_number=input.tracking_number,
+            expected_delivery_at=input.expected_delivery_at,
+            order=returned,
+        )
+        try:
+            await delivery_store.register_shipment(
+                self.pool,
+                record,
+                tracked_by=carrier_claim_id(input.carrier, input.tracking_number),
+            )
+        except delivery_store.ShipmentConflictError as conflict:
+            # Already followed under another id: the claim still opens, its
+            # scans keep going where they went.
+            log.warning("return_parcel_already_registered", reason=str(conflict))
+        log.info("return_parcel_registered_for_claim", shipment_id=record.shipment_id)
+        return ReturnParcelClaimResult(shipment=record)

@@ -133,6 +133,8 @@ class CarrierClaimState(StewardModel):
     outcome: ClaimOutcome | None = None
     remedy_workflow_id: str | None = None
     due_at: datetime | None = None
+    # When the carrier delivered the parcel after all (carrier time).
+    found_at: datetime | None = None
 
 
 class CarrierClaimResult(StewardModel):

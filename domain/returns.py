@@ -22,6 +22,7 @@ from domain.common import (
     Role,
     StewardModel,
 )
+from domain.deliveries import ShipmentRecord
 from domain.orders import Order
 
 # ----------------------------------------------------------------- vocabulary
@@ -409,6 +410,9 @@ class ReturnState(StewardModel):
     refusals: list[str] = Field(default_factory=list)
     open_dispute: bool = False
     tracking_number: str | None = None
+    # The return label's carrier, and the claim opened when its parcel is lost.
+    carrier: str | None = None
+    claim_workflow_id: str | None = None
     label_expires_at: datetime | None = None
     qc: QcResult | None = None
     manual_qc: QcDecisionRecord | None = None
@@ -690,6 +694,34 @@ CHECK_RETURN_ELIGIBILITY = "check_return_eligibility"
 ISSUE_RETURN_LABEL = "issue_return_label"
 RECORD_DISPOSITION = "record_return_disposition"
 CHECK_STOCK = "check_replacement_stock"
+PREPARE_RETURN_PARCEL_CLAIM = "prepare_return_parcel_claim"
 
 # ApplicationError type refund_payment raises while the order has an open dispute.
 REFUND_FROZEN_BY_DISPUTE = "RefundFrozenByDispute"
+
+
+# ------------------------------------------------------- lost return parcel
+
+
+class ReturnParcelClaimInput(StewardModel):
+    """What a carrier claim for a lost return parcel needs from the store."""
+
+    workflow_id: NonEmptyStr
+    rma_id: NonEmptyStr
+    order_id: NonEmptyStr
+    carrier: NonEmptyStr
+    tracking_number: NonEmptyStr
+    lines: list[ReturnLine]
+    expected_delivery_at: datetime
+
+
+class ReturnParcelClaimResult(StewardModel):
+    # The return parcel as a shipment Steward follows (the order restricted to
+    # the returned items, so the claim declares their value); None when the
+    # order is unknown to the store, with the reason.
+    shipment: ShipmentRecord | None = None
+    reason: str = ""
+
+
+def return_parcel_shipment_id(rma_id: str) -> str:
+    return f"{rma_id}-RETURN"

@@ -37,6 +37,7 @@ from domain.carrier_events import (
     TrackingStatus,
     route_event,
 )
+from domain.carrier_sweep import DEFAULT_SILENCE as SWEEP_DEFAULT_SILENCE
 from domain.claims import (
     QUERY_CLAIM_STATUS,
     SIGNAL_CLAIM_OUTCOME,
@@ -71,7 +72,7 @@ CARRIER_CLAIM_WORKFLOW = "CarrierClaimWorkflow"
 QUERY_TIMEOUT = timedelta(seconds=15)
 UPDATE_TIMEOUT = timedelta(seconds=30)
 # No scan for this long after the expected delivery: the parcel is presumed lost.
-DEFAULT_SILENCE = timedelta(days=5)
+DEFAULT_SILENCE = SWEEP_DEFAULT_SILENCE
 
 
 class UnknownShipment(LookupError):
@@ -174,7 +175,16 @@ async def ingest_event(
     elif route is Route.TRACKING_WORKFLOW and row.tracked_by:
         workflow_id = row.tracked_by
         if not await _signal_if_running(client, workflow_id, SIGNAL_CARRIER_EVENT, event):
-            route, workflow_id = Route.RECORD_ONLY, None
+            # The failed delivery that followed the parcel has closed; a claim
+            # it opened for this parcel still waits (weeks) and must hear of a
+            # late delivery. It de-duplicates by event id.
+            claim_id = carrier_claim_id(shipment.carrier, shipment.tracking_number)
+            if claim_id != workflow_id and await _signal_if_running(
+                client, claim_id, SIGNAL_CARRIER_EVENT, event
+            ):
+                workflow_id = claim_id
+            else:
+                route, workflow_id = Route.RECORD_ONLY, None
     if workflow_id is not None:
         await delivery_store.set_tracked_by(pool, shipment.shipment_id, workflow_id)
     await delivery_store.mark_routed(pool, event, workflow_id or route.value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Coroutine, Sequence
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.audit import CaseRow
+from domain.carrier_sweep import DEFAULT_SILENCE
 from domain.claims import CarrierClaimState
 from domain.common import Role, format_amount
 from domain.deliveries import (
@@ -40,7 +41,9 @@ deliveries_app = typer.Typer(
     help="Failed deliveries: list, show one, reship or return to stock and refund.",
     no_args_is_help=True,
 )
-claims_app = typer.Typer(help="Carrier claims: list, show one.", no_args_is_help=True)
+claims_app = typer.Typer(
+    help="Carrier claims: list, show one, sweep silent parcels.", no_args_is_help=True
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -373,6 +376,52 @@ def claims_show(
         return await get_claim(await connect(get_settings()), carrier.lower(), tracking_number)
 
     console.print(claim_panel(_run(main())))
+
+
+@claims_app.command("sweep")
+def claims_sweep(
+    silence_days: Annotated[
+        int,
+        typer.Option(
+            "--silence-days", min=1, max=60, help="Days without a scan past the expected delivery"
+        ),
+    ] = DEFAULT_SILENCE.days,
+) -> None:
+    """Run one silence sweep now: a lost-parcel claim for every silent parcel.
+
+    The same sweep the `carrier-silence-sweep` schedule runs every hour; a
+    parcel already claimed is never claimed twice.
+    """
+    from starters.client import connect
+    from starters.deliveries import sweep_silent_shipments
+    from store.db import create_pool
+
+    settings = get_settings()
+
+    async def main() -> tuple[datetime, list[str]]:
+        client = await connect(settings)
+        pool = await create_pool(settings.database_dsn, min_size=1, max_size=2)
+        now = datetime.now(UTC)
+        try:
+            results = await sweep_silent_shipments(
+                client, pool, settings.task_queue, now=now, silence=timedelta(days=silence_days)
+            )
+        finally:
+            await pool.close()
+        return now, [r.workflow_id for r in results if r.workflow_id]
+
+    now, opened = _run(main())
+    if not opened:
+        console.print(
+            f"[green]No parcel silent for {silence_days} days past its expected delivery "
+            f"({now:%Y-%m-%d %H:%M} UTC).[/green]"
+        )
+        return
+    table = Table(title=f"Claims opened for silent parcels ({silence_days} days)")
+    table.add_column("Claim", no_wrap=True)
+    for workflow_id in opened:
+        table.add_row(workflow_id)
+    console.print(table)
 
 
 __all__ = ["claims_app", "deliveries_app"]

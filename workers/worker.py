@@ -13,6 +13,7 @@ import asyncpg
 import structlog
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -20,7 +21,9 @@ from temporalio.worker import (
     Worker,
 )
 
+from domain.carrier_sweep import CARRIER_SWEEP_SCHEDULE_ID
 from domain.ids import case_id_from_workflow_id
+from workers.schedules import ensure_carrier_sweep_schedule
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -94,6 +97,13 @@ async def run_worker(
         workflows.ALL_WORKFLOWS,
         activities.build_activities(pool, settings),
     )
+    try:
+        # The worker process is the composition root of the schedules its
+        # workflows serve: created or brought up to date at every start.
+        await ensure_carrier_sweep_schedule(client, settings.task_queue)
+    except RPCError as err:
+        # Sweeps can still be run by hand; the worker's cases must not wait.
+        log.error("schedule_not_ensured", schedule_id=CARRIER_SWEEP_SCHEDULE_ID, error=str(err))
     log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
     # worker.run() rather than `async with`: a fatal worker error (lost
     # connection for good, bad registration) must end this coroutine instead

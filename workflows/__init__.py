@@ -1,20 +1,18 @@
-"""Steward's processes: one workflow class per module."""
+"""Steward's processes: one workflow class per module (see workflows/registry.py).
 
-from workflows.carrier_claim import CarrierClaimWorkflow
-from workflows.chargeback import ChargebackWorkflow
-from workflows.failed_delivery import FailedDeliveryWorkflow
-from workflows.order_review import OrderReviewWorkflow
-from workflows.returns import ReturnWorkflow
+This package's __init__ imports nothing on purpose: the workflow sandbox
+re-imports a workflow's module, and its package, for every run it starts;
+importing every process here would make each order review pay for loading
+the chargeback, returns and delivery workflows too.
+"""
 
-ALL_WORKFLOWS: list[type] = [OrderReviewWorkflow, ReturnWorkflow]
-ALL_WORKFLOWS += [FailedDeliveryWorkflow, CarrierClaimWorkflow]
-ALL_WORKFLOWS += [ChargebackWorkflow]
+from typing import Any
 
-__all__ = [
-    "ALL_WORKFLOWS",
-    "CarrierClaimWorkflow",
-    "ChargebackWorkflow",
-    "FailedDeliveryWorkflow",
-    "OrderReviewWorkflow",
-    "ReturnWorkflow",
-]
+
+def __getattr__(name: str) -> Any:
+    # `workflows.ALL_WORKFLOWS` for the worker, loaded only when asked for.
+    if name == "ALL_WORKFLOWS":
+        from workflows.registry import ALL_WORKFLOWS
+
+        return ALL_WORKFLOWS
+    raise AttributeError(f"module 'workflows' has no attribute {name!r}")

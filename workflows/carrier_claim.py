@@ -66,6 +66,8 @@ with workflow.unsafe.imports_passed_through():
 
 STEWARD = "steward"
 FAILED_DELIVERY_WORKFLOW_TYPE = "FailedDeliveryWorkflow"
+# A parcel found after filing is recorded at once (runs before it waited for the outcome).
+PATCH_FOUND_AFTER_FILING = "claim-found-after-filing"
 OUTSIDE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -102,6 +104,8 @@ class CarrierClaimWorkflow:
         self._clip: CctvClipReady | None = None
         self._delivered = False
         self._outcome: ClaimOutcome | None = None
+        # A parcel found after filing: the follow-up loop records it at once.
+        self._found_unrecorded = False
         self._search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
 
     @workflow.run
@@ -174,6 +178,7 @@ class CarrierClaimWorkflow:
             event.status is TrackingStatus.DELIVERED
             and event.tracking_number == self._state.tracking_number
         )
+        found = delivered and not self._delivered
         if delivered:
             self._delivered = True
         self._audit(
@@ -182,6 +187,21 @@ class CarrierClaimWorkflow:
             reason=f"{event.tracking_number}: {event.status}",
             after={"event_id": event.event_id, "occurred_at": event.occurred_at},
         )
+        if found:
+            self._state.found_at = event.occurred_at
+            filed = self._state.claim_reference is not None
+            self._audit(
+                "parcel_found_after_filing" if filed else "parcel_found",
+                actor=event.carrier,
+                reason=(
+                    f"delivered after claim {self._state.claim_reference} was filed: "
+                    "any reimbursement is owed back to the carrier"
+                    if filed
+                    else "delivered before filing: the claim is withdrawn"
+                ),
+                after={"event_id": event.event_id, "occurred_at": event.occurred_at},
+            )
+            self._found_unrecorded = filed
         remedy = self._state.remedy_workflow_id
         if delivered and remedy and self._input.remedy_workflow_id is None:
             # This claim follows the parcel for the remedy it started: a
@@ -361,12 +381,21 @@ class CarrierClaimWorkflow:
         policy = self._input.policy
         due = self._state.due_at
         assert due is not None and self._state.claim_reference is not None
+        wake_on_found = workflow.patched(PATCH_FOUND_AFTER_FILING)
+        next_chase = min(workflow.now() + policy.follow_up_every, due)
         while True:
-            next_chase = min(workflow.now() + policy.follow_up_every, due)
             if await self._wait(
-                lambda: self._outcome is not None, until=next_chase, timer="claim-follow-up"
+                lambda: self._outcome is not None or (wake_on_found and self._found_unrecorded),
+                until=next_chase,
+                timer="claim-follow-up",
             ):
-                break
+                if self._outcome is not None:
+                    break
+                # The parcel turned up: on record now; the carrier still answers.
+                self._found_unrecorded = False
+                self._refresh_ui()
+                await self._flush()
+                continue
             if workflow.now() >= due:
                 break
             self._state.follow_ups += 1
@@ -387,6 +416,7 @@ class CarrierClaimWorkflow:
                 reason=f"reminder {self._state.follow_ups} to {self._state.carrier}",
             )
             await self._flush()
+            next_chase = min(workflow.now() + policy.follow_up_every, due)
         outcome = self._outcome
         if outcome is None:
             result, amount, status = "no_response", 0, ClaimStatus.NO_RESPONSE
@@ -510,6 +540,8 @@ class CarrierClaimWorkflow:
         ]
         if state.claim_reference:
             lines.append(f"Claim {state.claim_reference}")
+        if state.found_at:
+            lines.append(f"Parcel delivered after all on {state.found_at:%Y-%m-%d %H:%M} UTC")
         workflow.set_current_details("\n\n".join(lines))
 
     def _money(self) -> str:

@@ -25,7 +25,12 @@ with workflow.unsafe.imports_passed_through():
 
     from domain.audit import RECORD_TRANSITION, AuditEntry, CaseStatusInput, RecordTransitionInput
     from domain.carrier_events import CLAIM_STATUSES, FAILURE_STATUSES, CarrierEvent, TrackingStatus
-    from domain.claims import CarrierClaimInput, ClaimType, claim_policy_for
+    from domain.claims import (
+        SIGNAL_CLAIM_CARRIER_EVENT,
+        CarrierClaimInput,
+        ClaimType,
+        claim_policy_for,
+    )
     from domain.common import Role, format_amount
     from domain.deliveries import (
         ALL_OPTIONS,
@@ -78,6 +83,8 @@ with workflow.unsafe.imports_passed_through():
 
 STEWARD = "steward"
 CLAIM_WORKFLOW_TYPE = "CarrierClaimWorkflow"
+# A late "delivered" is forwarded to the linked claim (runs before it were not).
+PATCH_FORWARD_TO_CLAIM = "forward-delivered-to-claim"
 OUTSIDE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -127,6 +134,7 @@ class FailedDeliveryWorkflow:
         self._open_task_id: str | None = None
         self._reviewed_address: Address | None = None
         self._search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
+        self._claim_origin = input.claim_workflow_id
 
     # ------------------------------------------------------------------ run
 
@@ -214,7 +222,7 @@ class FailedDeliveryWorkflow:
             raise ApplicationError(str(refused), type="DecisionRejected") from None
 
     @workflow.signal(name=SIGNAL_CARRIER_EVENT)
-    def carrier_event(self, event: CarrierEvent) -> None:
+    async def carrier_event(self, event: CarrierEvent) -> None:
         if not self._first_time(event.event_id):
             return
         latest = self._latest.get(event.tracking_number)
@@ -227,6 +235,34 @@ class FailedDeliveryWorkflow:
             reason=f"{event.tracking_number}: {event.status}"
             + (f" ({event.exception_code})" if event.exception_code else ""),
             after={"event_id": event.event_id, "occurred_at": event.occurred_at},
+        )
+        await self._forward_to_claim(event)
+
+    async def _forward_to_claim(self, event: CarrierEvent) -> None:
+        """A parcel this case claimed for was delivered after all: the claim
+        follows it through this case (the shipment's scans come here), so it
+        is told, once per event id (first-time check above)."""
+        if event.status is not TrackingStatus.DELIVERED:
+            return
+        claim_id = carrier_claim_id(event.carrier, event.tracking_number)
+        # The claim that opened this case sends its own events here, not back.
+        if claim_id == self._claim_origin or claim_id not in self._state.claim_workflow_ids:
+            return
+        if not workflow.patched(PATCH_FORWARD_TO_CLAIM):
+            return
+        try:
+            await workflow.get_external_workflow_handle(claim_id).signal(
+                SIGNAL_CLAIM_CARRIER_EVENT, event
+            )
+            action = "carrier_event_forwarded"
+        except Exception as failure:  # the claim has closed: nothing waits for it
+            action = "claim_not_signalled"
+            self._audit(action, reason=str(failure), after={"claim_workflow_id": claim_id})
+            return
+        self._audit(
+            action,
+            reason=f"{event.tracking_number}: delivered, told the claim",
+            after={"event_id": event.event_id, "claim_workflow_id": claim_id},
         )
 
     @workflow.signal(name=SIGNAL_CUSTOMER_REPLIED)

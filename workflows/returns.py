@@ -32,8 +32,9 @@ with workflow.unsafe.imports_passed_through():
         CaseStatusInput,
         RecordTransitionInput,
     )
+    from domain.claims import CarrierClaimInput, ClaimType, claim_policy_for
     from domain.common import Role, format_amount
-    from domain.ids import RETURN, order_review_id
+    from domain.ids import RETURN, carrier_claim_id, order_review_id
     from domain.notifications import (
         NOTIFY_CUSTOMER,
         CustomerTemplate,
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         CHECK_STOCK,
         CLOSED_RETURN_STATUSES,
         ISSUE_RETURN_LABEL,
+        PREPARE_RETURN_PARCEL_CLAIM,
         RECORD_DISPOSITION,
         REFUND_FROZEN_BY_DISPUTE,
         CancelReturnRequest,
@@ -73,6 +75,8 @@ with workflow.unsafe.imports_passed_through():
         Resolution,
         ReturnInput,
         ReturnLine,
+        ReturnParcelClaimInput,
+        ReturnParcelClaimResult,
         ReturnResult,
         ReturnState,
         ReturnStatus,
@@ -90,6 +94,9 @@ with workflow.unsafe.imports_passed_through():
 
 STEWARD = "steward"
 ORDER_REVIEW_WORKFLOW = "OrderReviewWorkflow"
+CARRIER_CLAIM_WORKFLOW = "CarrierClaimWorkflow"
+# Lost parcels open the carrier claim themselves (runs started before left a task).
+PATCH_LOST_PARCEL_CLAIM = "return-lost-parcel-claim"
 
 OUTSIDE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -346,6 +353,7 @@ class ReturnWorkflow:
             summary="issue return label",
         )
         self._state.tracking_number = label.tracking_number
+        self._state.carrier = label.carrier
         self._state.label_expires_at = label.expires_at
         self._state.due_at = label.expires_at
         self._audit(
@@ -398,14 +406,79 @@ class ReturnWorkflow:
                     f"not delivered to the warehouse within {self._policy.inbound_deadline.days} "
                     "days",
                 )
-                # The task stays open: the coordinator follows up through a
-                # carrier claim, outside this return.
+                if workflow.patched(PATCH_LOST_PARCEL_CLAIM):
+                    await self._flush()
+                    await self._claim_lost_parcel()
+                # Runs before this patch left the task open for a manual claim.
                 self._open_task_id = None
                 return False
         self._state.due_at = workflow.now() + self._policy.qc_result_timeout
         self._transition(ReturnStatus.RECEIVED, "carrier", "delivered to the warehouse")
         await self._flush()
         return True
+
+    async def _claim_lost_parcel(self) -> None:
+        """Start the carrier claim for the lost parcel and close the
+        coordinator's task with that outcome; without the order's invoice the
+        task stays open for a claim by hand."""
+        carrier = self._state.carrier
+        tracking = self._state.tracking_number
+        assert carrier is not None and tracking is not None
+        workflow_id = workflow.info().workflow_id
+        prepared = await workflow.execute_activity(
+            PREPARE_RETURN_PARCEL_CLAIM,
+            ReturnParcelClaimInput(
+                workflow_id=workflow_id,
+                rma_id=self._input.rma_id,
+                order_id=self._input.order.order_id,
+                carrier=carrier,
+                tracking_number=tracking,
+                lines=self._input.lines,
+                expected_delivery_at=workflow.now(),
+            ),
+            result_type=ReturnParcelClaimResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            retry_policy=OUTSIDE_RETRY,
+            summary="prepare the lost-parcel claim",
+        )
+        if prepared.shipment is None:
+            self._audit("carrier_claim_not_opened", reason=prepared.reason)
+            return
+        claim_id = carrier_claim_id(carrier, tracking)
+        try:
+            await workflow.start_child_workflow(
+                CARRIER_CLAIM_WORKFLOW,
+                CarrierClaimInput(
+                    carrier=carrier,
+                    tracking_number=tracking,
+                    claim_type=ClaimType.LOST,
+                    reported_at=workflow.now(),
+                    reason=f"return {self._input.rma_id} never reached the warehouse",
+                    shipment=prepared.shipment,
+                    policy=claim_policy_for(carrier, ClaimType.LOST),
+                    # This return is the customer's case: the claim starts no
+                    # failed delivery of its own.
+                    remedy_workflow_id=workflow_id,
+                ),
+                id=claim_id,
+                # The claim waits weeks for the carrier; the return is closed.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"Carrier claim {carrier} {tracking} (lost return)",
+            )
+            opened = "carrier_claim_opened"
+        except WorkflowAlreadyStartedError:
+            opened = "carrier_claim_linked"  # a webhook or a sweep opened it first
+        self._state.claim_workflow_id = claim_id
+        self._audit(
+            opened,
+            reason=f"lost return parcel {carrier} {tracking}",
+            after={
+                "claim_workflow_id": claim_id,
+                "declared_minor": prepared.shipment.order.payment.amount_minor,
+            },
+        )
+        self._close_task(STEWARD, f"{opened}: {claim_id}")
+        self._refresh_ui()
 
     async def _inspect_and_resolve(self) -> None:
         due = self._state.due_at
@@ -965,6 +1038,8 @@ def _details(state: ReturnState, money: str) -> str:
         lines.append(f"Manual QC: {state.manual_qc.grade} by {state.manual_qc.actor}")
     if state.open_dispute:
         lines.append("Open dispute on the order: refunds are frozen")
+    if state.claim_workflow_id:
+        lines.append(f"Carrier claim {state.claim_workflow_id}")
     if state.awaited_role and state.due_at:
         lines.append(
             f"Waiting for **{state.awaited_role}** · due {state.due_at:%Y-%m-%d %H:%M} UTC"

@@ -463,6 +463,9 @@ async def test_build_activities_registers_every_name(clean_db: asyncpg.Pool) -> 
         "issue_return_label",
         "record_return_disposition",
         "check_replacement_stock",
+        "prepare_return_parcel_claim",
+        # The hourly carrier silence sweep (activities/carrier_sweep.py).
+        "sweep_silent_shipments",
         # Failed deliveries and carrier claims (activities/deliveries.py, claims.py).
         "notify_delivery_customer",
         "book_reshipment",

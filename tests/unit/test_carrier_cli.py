@@ -46,8 +46,15 @@ def test_commands_are_listed() -> None:
     assert "list" in invoke("deliveries", "--help").output
     for command in ("list", "show", "reship", "refund"):
         assert command in invoke("deliveries", "--help").output
-    for command in ("list", "show"):
+    for command in ("list", "show", "sweep"):
         assert command in invoke("claims", "--help").output
+
+
+def test_sweep_refuses_a_silence_outside_one_to_sixty_days_before_connecting() -> None:
+    for days in ("0", "61"):
+        result = invoke("claims", "sweep", "--silence-days", days)
+        assert result.exit_code == 2
+        assert "--silence-days" in result.output
 
 
 @pytest.mark.parametrize(

@@ -28,8 +28,11 @@ from domain.claims import (
     GATHER_CLAIM_DOCUMENTS,
     OPEN_CARRIER_INVESTIGATION,
     RECORD_CLAIM_OUTCOME,
+    CarrierClaimState,
     ChaseClaimInput,
     ClaimDocument,
+    ClaimOutcome,
+    ClaimStatus,
     FileClaimInput,
     FileClaimResult,
     GatherDocumentsInput,
@@ -668,3 +671,95 @@ async def test_low_value_new_address_ships_without_review(
     await wait_for(env, handle, FailedDeliveryStatus.RESHIPPED)
     assert world.scored == []
     assert world.bookings[0].destination == NEW_ADDRESS
+
+
+# ------------------------------------------- late delivery after a claim
+
+
+async def _claim_opened_while_refund_frozen(
+    env: WorkflowEnvironment, task_queue: str, record: ShipmentRecord
+) -> tuple[WorkflowHandle[FailedDeliveryWorkflow, FailedDeliveryResult], WorkflowHandle[Any, Any]]:
+    """Return to stock, the carrier loses the parcel: the case opens a claim,
+    then waits on a refund frozen by a dispute (so it is still running)."""
+    handle = await start(env, task_queue, record)
+    await wait_for(env, handle, FailedDeliveryStatus.AWAITING_CUSTOMER)
+    await handle.execute_update(
+        FailedDeliveryWorkflow.decide, decide(DeliveryDecision.RETURN_TO_STOCK)
+    )
+    await wait_for(env, handle, FailedDeliveryStatus.AWAITING_RETURN)
+    await handle.signal(FailedDeliveryWorkflow.carrier_event, event(record, TrackingStatus.LOST))
+    await wait_for(env, handle, FailedDeliveryStatus.REFUND_FROZEN)
+    claim_id = carrier_claim_id(record.carrier, record.tracking_number)
+    assert (await handle.query(FailedDeliveryWorkflow.status)).claim_workflow_ids == [claim_id]
+    return handle, env.client.get_workflow_handle(claim_id)
+
+
+async def _claim_reaches(
+    env: WorkflowEnvironment, claim: WorkflowHandle[Any, Any], status: ClaimStatus
+) -> CarrierClaimState:
+    for _ in range(300):
+        state: CarrierClaimState = await claim.query(
+            CarrierClaimWorkflow.status, result_type=CarrierClaimState
+        )
+        if state.status is status:
+            return state
+        await env.sleep(timedelta(milliseconds=1))
+    raise AssertionError(f"claim never reached {status}")
+
+
+@with_world(FakeWorld(frozen_refunds=1_000))
+async def test_late_delivery_is_forwarded_once_and_withdraws_the_unfiled_claim(
+    env: WorkflowEnvironment, task_queue: str, world: FakeWorld
+) -> None:
+    record = shipment()
+    handle, claim = await _claim_opened_while_refund_frozen(env, task_queue, record)
+    await _claim_reaches(env, claim, ClaimStatus.GATHERING_EVIDENCE)
+    delivered = event(record, TrackingStatus.DELIVERED, at=datetime.now(UTC) + timedelta(hours=1))
+    # The carrier's webhook repeats itself: the claim hears of it once.
+    await handle.signal(FailedDeliveryWorkflow.carrier_event, delivered)
+    await handle.signal(FailedDeliveryWorkflow.carrier_event, delivered)
+    result = await claim.result()
+
+    assert result["status"] == ClaimStatus.WITHDRAWN
+    assert world.filed == [] and world.outcomes == {}
+    claim_actions = world.actions(claim.id)
+    assert claim_actions.count("parcel_found") == 1
+    assert claim_actions.count("carrier_event") == 1
+    state = await claim.query(CarrierClaimWorkflow.status, result_type=CarrierClaimState)
+    assert state.found_at == delivered.occurred_at
+    # The case's own audit goes out with its next step: here, giving up the
+    # frozen refund at its deadline.
+    assert (await handle.result()).status is FailedDeliveryStatus.CLOSED
+    forwarded = world.entries("carrier_event_forwarded")
+    assert len(forwarded) == 1
+    assert forwarded[0].after == {"event_id": delivered.event_id, "claim_workflow_id": claim.id}
+
+
+@with_world(FakeWorld(frozen_refunds=1_000))
+async def test_late_delivery_after_filing_is_recorded_on_the_claim(
+    env: WorkflowEnvironment, task_queue: str, world: FakeWorld
+) -> None:
+    world.cctv_expired = True  # no clip to wait for: the claim is filed at once
+    record = shipment()
+    handle, claim = await _claim_opened_while_refund_frozen(env, task_queue, record)
+    await _claim_reaches(env, claim, ClaimStatus.FILED)
+    delivered = event(record, TrackingStatus.DELIVERED, at=datetime.now(UTC) + timedelta(hours=1))
+    await handle.signal(FailedDeliveryWorkflow.carrier_event, delivered)
+    # On record at once, not when the carrier answers weeks later.
+    for _ in range(300):
+        if "parcel_found_after_filing" in world.actions(claim.id):
+            break
+        await env.sleep(timedelta(milliseconds=1))
+    found = world.entries("parcel_found_after_filing")
+    assert len(found) == 1 and "CLM-" in found[0].reason
+    state = await claim.query(CarrierClaimWorkflow.status, result_type=CarrierClaimState)
+    assert state.status is ClaimStatus.FILED and state.found_at == delivered.occurred_at
+    assert world.chases == []  # woken early, but the chase cadence is unchanged
+
+    await claim.signal(
+        "claim_outcome",
+        ClaimOutcome(event_id="out-1", approved=False, currency="EUR", note="delivered"),
+    )
+    result = await claim.result()
+    assert result["status"] == ClaimStatus.REJECTED
+    assert len(world.filed) == 1

@@ -21,8 +21,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.audit import RECORD_TRANSITION, RecordTransitionInput
+from domain.claims import CarrierClaimInput, ClaimType
 from domain.common import Role
-from domain.ids import return_id
+from domain.deliveries import ShipmentRecord
+from domain.ids import carrier_claim_id, return_id
 from domain.notifications import NOTIFY_CUSTOMER, NotifyCustomerInput, NotifyCustomerResult
 from domain.payments import (
     REFUND_PAYMENT,
@@ -35,6 +37,7 @@ from domain.returns import (
     CHECK_RETURN_ELIGIBILITY,
     CHECK_STOCK,
     ISSUE_RETURN_LABEL,
+    PREPARE_RETURN_PARCEL_CLAIM,
     RECORD_DISPOSITION,
     REFUND_FROZEN_BY_DISPUTE,
     CancelReturnRequest,
@@ -63,6 +66,8 @@ from domain.returns import (
     ReturnInput,
     ReturnLine,
     ReturnOrder,
+    ReturnParcelClaimInput,
+    ReturnParcelClaimResult,
     ReturnPolicy,
     ReturnReason,
     ReturnResult,
@@ -86,10 +91,21 @@ class StandInOrderReview:
         return input.order.order_id
 
 
+@workflow.defn(name="CarrierClaimWorkflow")
+class StandInCarrierClaim:
+    """The lost parcel's claim: started by name, answers with its input."""
+
+    @workflow.run
+    async def run(self, input: CarrierClaimInput) -> CarrierClaimInput:
+        return input
+
+
 class FakeWorld:
     """In-memory outside world that records every call."""
 
     def __init__(self) -> None:
+        self.order_known = True  # whether the store knows the order a lost parcel claims
+        self.claim_preparations: list[ReturnParcelClaimInput] = []
         self.refusals: list[Refusal] = []
         self.open_dispute = False
         self.frozen_refunds = 0  # how many refund calls the dispute freeze refuses
@@ -167,6 +183,21 @@ class FakeWorld:
     async def record_transition(self, input: RecordTransitionInput) -> None:
         self.transitions.append(input)
 
+    @activity.defn(name=PREPARE_RETURN_PARCEL_CLAIM)
+    async def prepare_claim(self, input: ReturnParcelClaimInput) -> ReturnParcelClaimResult:
+        self.claim_preparations.append(input)
+        if not self.order_known:
+            return ReturnParcelClaimResult(reason=f"order_id: no shipment of {input.order_id}")
+        return ReturnParcelClaimResult(
+            shipment=ShipmentRecord(
+                shipment_id=f"{input.rma_id}-RETURN",
+                carrier=input.carrier,
+                tracking_number=input.tracking_number,
+                expected_delivery_at=input.expected_delivery_at,
+                order=make_order(order_id=input.order_id),
+            )
+        )
+
     def activities(self) -> list[object]:
         return [
             self.check_return_eligibility,
@@ -176,6 +207,7 @@ class FakeWorld:
             self.refund_payment,
             self.notify_customer,
             self.record_transition,
+            self.prepare_claim,
         ]
 
     def actions(self) -> list[str]:
@@ -261,7 +293,7 @@ async def world(env: WorkflowEnvironment) -> AsyncIterator[tuple[FakeWorld, str]
     async with Worker(
         env.client,
         task_queue=task_queue,
-        workflows=[ReturnWorkflow, StandInOrderReview],
+        workflows=[ReturnWorkflow, StandInOrderReview, StandInCarrierClaim],
         activities=fake.activities(),
     ):
         yield fake, task_queue
@@ -640,3 +672,41 @@ async def test_parcel_never_delivered_is_presumed_lost(
     assert result.status is ReturnStatus.LOST_IN_TRANSIT
     assert fake.opened_tasks() == [("lost_parcel", Role.COORDINATOR)]
     assert fake.refunds == []
+    # The claim is started by the return itself, and the task closes with it.
+    claim_id = carrier_claim_id("sim-dhl", TRACKING)
+    state = await handle.query(ReturnWorkflow.status)
+    assert state.claim_workflow_id == claim_id
+    # A local activity may run twice when the child's completion races it;
+    # the store keys rows by id, so count distinct rows.
+    assert set(fake.closed_outcomes()) == {f"carrier_claim_opened: {claim_id}"}
+    opened = {
+        e.entry_id: e
+        for t in fake.transitions
+        for e in t.entries
+        if e.action == "carrier_claim_opened"
+    }
+    assert len(opened) == 1
+    assert next(iter(opened.values())).after["claim_workflow_id"] == claim_id
+    started = await env.client.get_workflow_handle(claim_id, result_type=CarrierClaimInput).result()
+    assert started.tracking_number == TRACKING
+    assert started.claim_type is ClaimType.LOST
+    assert started.remedy_workflow_id == handle.id  # no failed delivery of its own
+    assert started.shipment.order.order_id == fake.claim_preparations[0].order_id
+    assert fake.claim_preparations[0].lines == [ReturnLine(sku="HB-TOTE-MM-NOIR", quantity=1)]
+
+
+async def test_lost_parcel_of_an_unknown_order_leaves_the_task_open(
+    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+) -> None:
+    fake, queue = world
+    fake.order_known = False
+    handle = await start(env, queue, return_input())
+    await wait_for(env, handle, ReturnStatus.LABEL_ISSUED)
+    await handle.signal(ReturnWorkflow.carrier_event, scan(CarrierEventKind.IN_TRANSIT))
+    result = await handle.result()
+
+    assert result.status is ReturnStatus.LOST_IN_TRANSIT
+    assert fake.opened_tasks() == [("lost_parcel", Role.COORDINATOR)]
+    assert fake.closed_outcomes() == []  # a coordinator claims by hand
+    assert "carrier_claim_not_opened" in fake.actions()
+    assert (await handle.query(ReturnWorkflow.status)).claim_workflow_id is None

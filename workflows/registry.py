@@ -1,0 +1,17 @@
+"""Every workflow the worker registers."""
+
+from workflows.carrier_claim import CarrierClaimWorkflow
+from workflows.carrier_sweep import CarrierSilenceSweepWorkflow
+from workflows.chargeback import ChargebackWorkflow
+from workflows.failed_delivery import FailedDeliveryWorkflow
+from workflows.order_review import OrderReviewWorkflow
+from workflows.returns import ReturnWorkflow
+
+ALL_WORKFLOWS: list[type] = [
+    OrderReviewWorkflow,
+    ReturnWorkflow,
+    FailedDeliveryWorkflow,
+    CarrierClaimWorkflow,
+    ChargebackWorkflow,
+    CarrierSilenceSweepWorkflow,
+]
