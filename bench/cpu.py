@@ -16,6 +16,8 @@ from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PROC = Path("/proc")
+# The CPU of the whole machine minus that of the named components.
+OTHER_PROCESSES = "other processes"
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -114,5 +116,5 @@ class CpuMeter:
             for name in after.by_component
         }
         machine = max(0.0, after.machine - before.machine)
-        used["other processes"] = max(0.0, machine - sum(used.values()))
+        used[OTHER_PROCESSES] = max(0.0, machine - sum(used.values()))
         return used

@@ -1,6 +1,7 @@
 """Steward's benchmark: `make bench` / `python -m bench.run [--count N] [--concurrency C]`.
 
-On one embedded stack, one server and one worker, it measures:
+On one throw-away embedded stack (one Temporal dev server, one PostgreSQL,
+one worker process) it measures:
 
 (a) order reviews on the auto-accept path: completions per second and p50/p95
     start-to-result latency;
@@ -13,9 +14,13 @@ On one embedded stack, one server and one worker, it measures:
 (e) history events per path (auto-accept, auto-decline, review -> approve)
     against the goal of at most 30 on auto-accept.
 
-(a) and (b) run in ABBA order (half the reviews, all-but-half the bare runs,
-the rest of the bare runs, the rest of the reviews) so the server's slow drift
-as its SQLite file grows does not favour either side.
+(a) and (b) run in ABBA order (half the reviews, half the bare runs, the
+other half of the bare runs, the other half of the reviews) so the server's
+slow drift as its SQLite file grows favours neither side. During (a) and (b)
+the CPU seconds of the worker, the server, PostgreSQL, the load generator and
+any other process on the machine are read from /proc: the machine is CPU
+bound, so they say where a review costs more than the bare workflow, and
+whether something else running at the same time made the figures noisy.
 
 DESIGN §6: more than ~1,200 concurrent `result()` waits hit the server's
 poller limit, so at most `--concurrency` workflows (<= 1000) are in flight and
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -35,7 +41,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +52,7 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
 
+from bench.cpu import OTHER_PROCESSES
 from bench.history import HistoryProfile, fetch_profile
 from bench.orders import Path as ReviewPath
 from bench.orders import bench_order, check_paths
@@ -72,6 +79,8 @@ AUTO_ACCEPT_EVENTS_GOAL = 30
 # DESIGN §6: the namespace poller limit is reached at ~1,200 concurrent result() waits.
 MAX_IN_FLIGHT = 1000
 READY_TIMEOUT_S = 120.0
+# One workflow that has not finished after this long is stuck, not slow.
+JOB_TIMEOUT_S = 300.0
 # Share of the machine used by processes outside the bench above which the
 # figures are flagged as noisy.
 NOISY_SHARE = 0.10
@@ -84,6 +93,10 @@ R = TypeVar("R")
 AUTO_ACCEPT = "auto_accept"
 AUTO_DECLINE = "auto_decline"
 REVIEW_APPROVE = "review_approve"
+
+
+class WrongPath(RuntimeError):
+    """A bench order took another path than the one it was built for."""
 
 
 @dataclass
@@ -104,7 +117,10 @@ async def drive(jobs: Sequence[Job], concurrency: int) -> Segment:
         async with gate:
             started = time.perf_counter()
             try:
-                ok = await job()
+                ok = await asyncio.wait_for(job(), JOB_TIMEOUT_S)
+            except TimeoutError:
+                errors.append(f"no result after {JOB_TIMEOUT_S:.0f}s (workflow stuck?)")
+                return
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 return
@@ -202,6 +218,13 @@ class Report:
         return math.nan
 
     @property
+    def cpu_cost_ratio(self) -> float:
+        """Bare over review CPU per run, our own processes only. On a CPU-bound
+        machine this is the throughput ratio without outside noise."""
+        review, bare = _own_cpu(self.review), _own_cpu(self.bare)
+        return bare / review if review and bare else math.nan
+
+    @property
     def ratio_pass(self) -> bool:
         return not math.isnan(self.ratio) and self.ratio >= RATIO_GOAL
 
@@ -209,6 +232,10 @@ class Report:
     def events_pass(self) -> bool:
         accept = self.histories.get(AUTO_ACCEPT)
         return accept is not None and accept.events <= AUTO_ACCEPT_EVENTS_GOAL
+
+
+def _own_cpu(sample: Sample) -> float:
+    return sum(v for k, v in sample.cpu_per_100().items() if k != OTHER_PROCESSES)
 
 
 def _record(sample: Sample, segment: Segment, report: Report) -> None:
@@ -219,9 +246,13 @@ def _record(sample: Sample, segment: Segment, report: Report) -> None:
 async def _probe_auto_accept(stack: BenchStack) -> HistoryProfile:
     """One review on the auto-accept path; its history says what the bare workflow runs."""
     order = bench_order(ReviewPath.AUTO_ACCEPT, "BP-000001")
-    job = review_job(stack.client, stack.task_queue, order, ReviewStatus.RELEASED)
-    if not await job():
-        raise RuntimeError("the probe order was not released: the auto-accept path is broken")
+    segment = await drive(
+        [review_job(stack.client, stack.task_queue, order, ReviewStatus.RELEASED)], 1
+    )
+    if segment.failed:
+        raise RuntimeError(
+            f"the probe order was not released, the auto-accept path is broken: {segment.errors}"
+        )
     handle = stack.client.get_workflow_handle(order_review_id(order.order_id))
     return await fetch_profile(handle)
 
@@ -275,7 +306,9 @@ async def _wait_until(check: Callable[[], Awaitable[bool]], what: str) -> None:
         try:
             if await check():
                 return
-        except Exception as exc:  # not started yet, first task not done yet
+        except WrongPath:
+            raise
+        except Exception as exc:  # not started yet, first workflow task not done yet
             last = exc
         else:
             last = None
@@ -308,7 +341,7 @@ async def _updates(stack: BenchStack, report: Report, count: int, concurrency: i
             async def awaiting() -> bool:
                 state = await get_status(client, order.order_id)
                 if state.risk is not None and state.risk.routing is not Routing.REVIEW:
-                    raise RuntimeError(f"order {order.order_id} routed {state.risk.routing}")
+                    raise WrongPath(f"order {order.order_id} was routed {state.risk.routing}")
                 return state.status is ReviewStatus.AWAITING_REVIEW
 
             await _wait_until(awaiting, f"review {order.order_id}")
@@ -376,6 +409,15 @@ async def _auto_decline(stack: BenchStack, report: Report) -> None:
     )
 
 
+@contextlib.contextmanager
+def phase(console: Console, what: str) -> Iterator[None]:
+    """A spinner while `what` runs, then one line with its duration (also in CI logs)."""
+    began = time.monotonic()
+    with console.status(what):
+        yield
+    console.print(f"{what}: done in {time.monotonic() - began:.1f}s")
+
+
 async def run_bench(args: argparse.Namespace, console: Console) -> Report:
     report = Report(
         config={
@@ -409,7 +451,7 @@ async def run_bench(args: argparse.Namespace, console: Console) -> Report:
             f"postgres {stack.postgres.dsn}, worker pid {stack.worker_pid}, "
             f"task queue {stack.task_queue}"
         )
-        with console.status("probing one auto-accept review"):
+        with phase(console, "probe: one auto-accept review"):
             probe = await _probe_auto_accept(stack)
         report.histories[AUTO_ACCEPT] = probe
         report.bare_steps = probe.steps
@@ -417,17 +459,18 @@ async def run_bench(args: argparse.Namespace, console: Console) -> Report:
             f"auto-accept review runs {probe.activities} activities and "
             f"{probe.local_activities} local activities: {' > '.join(probe.steps)}"
         )
-        with console.status(
-            f"throughput: {args.count} reviews and {args.count} bare workflows, "
-            f"{args.concurrency} in flight"
+        with phase(
+            console,
+            f"throughput: {args.warmup} + {args.count} reviews and as many bare workflows, "
+            f"{args.concurrency} in flight",
         ):
             await _throughput(stack, report, args.count, args.concurrency)
-        with console.status(f"decide updates: {args.updates} reviews and bare workflows"):
+        with phase(console, f"updates: {args.updates} reviews and {args.updates} bare workflows"):
             await _updates(stack, report, args.updates, args.update_concurrency)
-        with console.status("auto-decline path"):
+        with phase(console, "auto-decline path"):
             await _auto_decline(stack, report)
     finally:
-        with console.status("stopping the stack"):
+        with phase(console, "stopping the stack"):
             await stack.__aexit__(None, None, None)
     report.total_s = time.monotonic() - began
     return report
@@ -444,7 +487,7 @@ def _verdict(ok: bool) -> str:
     return "[bold green]PASS[/]" if ok else "[bold red]FAIL[/]"
 
 
-CPU_COMPONENTS = ("worker", "temporal server", "postgres", "load generator", "other processes")
+CPU_COMPONENTS = ("worker", "temporal server", "postgres", "load generator", OTHER_PROCESSES)
 
 
 def print_cpu(report: Report, console: Console) -> None:
@@ -459,19 +502,23 @@ def print_cpu(report: Report, console: Console) -> None:
         cpu.add_row(
             sample.name,
             *(f"{per_100.get(name, 0.0):.2f}" for name in CPU_COMPONENTS),
-            f"{sum(v for k, v in per_100.items() if k != 'other processes'):.2f}",
+            f"{_own_cpu(sample):.2f}",
             f"{busy:.0%}",
         )
     console.print(cpu)
+    console.print(
+        f"CPU cost ratio bare / review (own processes): [bold]{report.cpu_cost_ratio:.3f}[/] "
+        "(the throughput ratio a quiet, CPU-bound machine would show)"
+    )
     measured = report.review.elapsed_s + report.bare.elapsed_s
-    other = report.review.cpu_s.get("other processes", 0.0) + report.bare.cpu_s.get(
-        "other processes", 0.0
+    other = report.review.cpu_s.get(OTHER_PROCESSES, 0.0) + report.bare.cpu_s.get(
+        OTHER_PROCESSES, 0.0
     )
     if measured and other / (measured * cores) > NOISY_SHARE:
         console.print(
             f"[bold yellow]warning:[/] other processes used {other / (measured * cores):.0%} of "
-            "the machine during the measurement: the figures are noisy; run again on a quiet "
-            "machine"
+            "the machine during the measurement: throughput and latency are noisy (the CPU "
+            "cost ratio much less so); run again on a quiet machine"
         )
 
 
@@ -597,6 +644,9 @@ def results_json(report: Report) -> dict[str, Any]:
             "ratio": ratio,
             "ratio_goal": RATIO_GOAL,
             "ratio_pass": report.ratio_pass,
+            "cpu_cost_ratio": None
+            if math.isnan(report.cpu_cost_ratio)
+            else round(report.cpu_cost_ratio, 3),
         },
         "update_round_trip": {
             "decide_order_review": report.decide.as_json(),
@@ -614,12 +664,14 @@ def results_json(report: Report) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--count", type=int, default=600, help="runs per side in the throughput test"
+        "--count", type=int, default=1200, help="runs per side in the throughput test"
     )
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=200,
+        # Enough to keep this 2-core machine's CPU saturated (more only adds
+        # queueing to the latencies); raise it on a bigger machine.
+        default=50,
         help=f"workflows in flight (and awaited) at once, at most {MAX_IN_FLIGHT}",
     )
     parser.add_argument("--updates", type=int, default=100, help="update round trips per side")
@@ -658,7 +710,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not console.is_terminal:
         # `make bench | tee`, CI logs: keep the tables readable.
         console.width = max(console.width, 120)
-    report = asyncio.run(run_bench(args, console))
+    try:
+        report = asyncio.run(run_bench(args, console))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print("interrupted: the stack was stopped and its temp dir removed")
+        return 130
     print_report(report, console)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results_json(report), indent=2) + "\n", encoding="utf-8")

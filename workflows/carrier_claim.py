@@ -13,17 +13,16 @@ by the coordinator's decision meanwhile.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/order_review.py)
 
-    from domain.audit import RECORD_TRANSITION, AuditEntry, CaseStatusInput, RecordTransitionInput
+    from domain.audit import CaseStatusInput
     from domain.carrier_events import CarrierEvent, EventSource, TrackingStatus
     from domain.claims import (
         CHASE_CARRIER_CLAIM,
@@ -51,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         file_by,
         filing_deadline,
     )
-    from domain.common import Role, format_amount
+    from domain.common import format_amount
     from domain.deliveries import FailedDeliveryInput
     from domain.evidence import (
         CCTV_CLIP_READY_SIGNAL,
@@ -64,7 +63,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import CARRIER_CLAIM, failed_delivery_id
     from workflows import visibility
 
-STEWARD = "steward"
+from workflows.steps import StepRecorder, failure_reason, wait_until
+
 FAILED_DELIVERY_WORKFLOW_TYPE = "FailedDeliveryWorkflow"
 # A parcel found after filing is recorded at once (runs before it waited for the outcome).
 PATCH_FOUND_AFTER_FILING = "claim-found-after-filing"
@@ -74,7 +74,6 @@ OUTSIDE_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     non_retryable_error_types=["ClaimRefused", "CctvFootageExpired", "CctvRequestRefused"],
 )
-LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
 OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
 CCTV_REQUEST_GIVE_UP = timedelta(minutes=10)
 
@@ -98,19 +97,21 @@ class CarrierClaimWorkflow:
             file_by=file_by(input.reported_at, input.policy),
             remedy_workflow_id=input.remedy_workflow_id,
         )
-        self._pending = RecordTransitionInput()
-        self._audit_sequence = 0
-        self._seen_event_ids: set[str] = set()
+        self._steps = StepRecorder(
+            CARRIER_CLAIM,
+            lambda: f"{self._state.carrier}:{self._state.tracking_number}",
+            order_id=lambda: self._state.order_id,
+            drop_none=True,
+        )
         self._clip: CctvClipReady | None = None
         self._delivered = False
         self._outcome: ClaimOutcome | None = None
         # A parcel found after filing: the follow-up loop records it at once.
         self._found_unrecorded = False
-        self._search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
 
     @workflow.run
     async def run(self, input: CarrierClaimInput) -> CarrierClaimResult:
-        self._audit(
+        self._steps.audit(
             "claim_opened",
             reason=input.reason or f"{input.claim_type} parcel",
             after={
@@ -121,7 +122,7 @@ class CarrierClaimWorkflow:
             },
         )
         self._transition(ClaimStatus.OPENED, f"{input.claim_type} parcel reported")
-        await self._flush()
+        await self._steps.flush()
         if input.remedy_workflow_id is None:
             await self._start_remedy(input)
 
@@ -139,14 +140,14 @@ class CarrierClaimWorkflow:
             summary="open the carrier investigation",
         )
         self._state.investigation_ref = investigation.investigation_ref
-        self._audit(
+        self._steps.audit(
             "investigation_opened", actor=input.carrier, reason=investigation.investigation_ref
         )
         self._state.due_at = self._state.file_by
         self._transition(
             ClaimStatus.GATHERING_EVIDENCE, "collecting proof of value, photos and CCTV"
         )
-        await self._flush()
+        await self._steps.flush()
 
         await self._gather_evidence()
         if self._delivered:
@@ -154,7 +155,7 @@ class CarrierClaimWorkflow:
         else:
             await self._file()
             await self._follow_up()
-        await self._flush()
+        await self._steps.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         outcome = self._outcome
         return CarrierClaimResult(
@@ -172,7 +173,7 @@ class CarrierClaimWorkflow:
 
     @workflow.signal(name=SIGNAL_CLAIM_CARRIER_EVENT)
     async def carrier_event(self, event: CarrierEvent) -> None:
-        if not self._first_time(event.event_id):
+        if not self._steps.first_time(event.event_id):
             return
         delivered = (
             event.status is TrackingStatus.DELIVERED
@@ -181,7 +182,7 @@ class CarrierClaimWorkflow:
         found = delivered and not self._delivered
         if delivered:
             self._delivered = True
-        self._audit(
+        self._steps.audit(
             "carrier_event",
             actor=event.carrier,
             reason=f"{event.tracking_number}: {event.status}",
@@ -190,7 +191,7 @@ class CarrierClaimWorkflow:
         if found:
             self._state.found_at = event.occurred_at
             filed = self._state.claim_reference is not None
-            self._audit(
+            self._steps.audit(
                 "parcel_found_after_filing" if filed else "parcel_found",
                 actor=event.carrier,
                 reason=(
@@ -211,15 +212,15 @@ class CarrierClaimWorkflow:
                     SIGNAL_CLAIM_CARRIER_EVENT, event
                 )
             except Exception as failure:  # the remedy has finished: nothing waits
-                self._audit("remedy_not_signalled", reason=str(failure))
+                self._steps.audit("remedy_not_signalled", reason=str(failure))
 
     @workflow.signal(name=CCTV_CLIP_READY_SIGNAL)
     def cctv_clip_ready(self, clip: CctvClipReady) -> None:
-        if not self._first_time(clip.event_id):
+        if not self._steps.first_time(clip.event_id):
             return
         if self._clip is None:
             self._clip = clip
-        self._audit(
+        self._steps.audit(
             "cctv_clip_ready" if clip.available else "cctv_clip_unavailable",
             actor="warehouse",
             reason=clip.clip_ref or clip.reason or "",
@@ -228,7 +229,7 @@ class CarrierClaimWorkflow:
 
     @workflow.signal(name=SIGNAL_CLAIM_OUTCOME)
     def claim_outcome(self, outcome: ClaimOutcome) -> None:
-        if not self._first_time(outcome.event_id):
+        if not self._steps.first_time(outcome.event_id):
             return
         # One outcome counts; a repeat with another event id is only recorded.
         if self._outcome is None and self._state.status is ClaimStatus.FILED:
@@ -236,7 +237,7 @@ class CarrierClaimWorkflow:
             action = "claim_outcome_received"
         else:
             action = "claim_outcome_ignored"
-        self._audit(
+        self._steps.audit(
             action,
             actor=self._state.carrier,
             reason=outcome.note or ("approved" if outcome.approved else "rejected"),
@@ -277,12 +278,12 @@ class CarrierClaimWorkflow:
         except WorkflowAlreadyStartedError:
             action = "remedy_linked"
         self._state.remedy_workflow_id = remedy_id
-        self._audit(
+        self._steps.audit(
             action,
             reason="reship or refund by the coordinator's decision",
             after={"remedy_workflow_id": remedy_id},
         )
-        await self._flush()
+        await self._steps.flush()
 
     async def _gather_evidence(self) -> None:
         input = self._input
@@ -300,7 +301,9 @@ class CarrierClaimWorkflow:
             summary="collect invoice, photos and tracking history",
         )
         self._state.documents.extend(gathered.documents)
-        self._audit("documents_gathered", reason=", ".join(d.kind for d in gathered.documents))
+        self._steps.audit(
+            "documents_gathered", reason=", ".join(d.kind for d in gathered.documents)
+        )
 
         try:
             await workflow.execute_activity(
@@ -319,16 +322,16 @@ class CarrierClaimWorkflow:
                 summary="request the packing CCTV clip",
             )
             self._state.cctv_requested = True
-            self._audit("cctv_clip_requested")
+            self._steps.audit("cctv_clip_requested")
         except ActivityError as failure:
             # Footage past retention: file without it, and say so.
-            self._state.cctv_note = _failure_reason(failure)
-            self._audit("cctv_clip_unavailable", reason=self._state.cctv_note)
-        await self._flush()
+            self._state.cctv_note = failure_reason(failure)
+            self._steps.audit("cctv_clip_unavailable", reason=self._state.cctv_note)
+        await self._steps.flush()
 
         if self._state.cctv_requested:
             until = min(workflow.now() + input.policy.evidence_wait, self._state.file_by)
-            got = await self._wait(
+            got = await wait_until(
                 lambda: self._clip is not None or self._delivered,
                 until=until,
                 timer="cctv-clip-wait",
@@ -340,7 +343,7 @@ class CarrierClaimWorkflow:
                 )
             elif not got:
                 self._state.cctv_note = f"no clip by {until.isoformat()}"
-                self._audit("cctv_clip_timeout", reason="filing without the CCTV clip")
+                self._steps.audit("cctv_clip_timeout", reason="filing without the CCTV clip")
 
     async def _file(self) -> None:
         input = self._input
@@ -364,7 +367,7 @@ class CarrierClaimWorkflow:
         self._state.claim_reference = filed.claim_reference
         self._state.filed_at = workflow.now()
         margin = self._state.filing_deadline - workflow.now()
-        self._audit(
+        self._steps.audit(
             "claim_filed",
             reason=f"{filed.claim_reference}, {self._money()}",
             after={
@@ -375,7 +378,7 @@ class CarrierClaimWorkflow:
         )
         self._state.due_at = workflow.now() + input.policy.response_deadline
         self._transition(ClaimStatus.FILED, f"filed {filed.claim_reference}")
-        await self._flush()
+        await self._steps.flush()
 
     async def _follow_up(self) -> None:
         policy = self._input.policy
@@ -384,7 +387,7 @@ class CarrierClaimWorkflow:
         wake_on_found = workflow.patched(PATCH_FOUND_AFTER_FILING)
         next_chase = min(workflow.now() + policy.follow_up_every, due)
         while True:
-            if await self._wait(
+            if await wait_until(
                 lambda: self._outcome is not None or (wake_on_found and self._found_unrecorded),
                 until=next_chase,
                 timer="claim-follow-up",
@@ -394,7 +397,7 @@ class CarrierClaimWorkflow:
                 # The parcel turned up: on record now; the carrier still answers.
                 self._found_unrecorded = False
                 self._refresh_ui()
-                await self._flush()
+                await self._steps.flush()
                 continue
             if workflow.now() >= due:
                 break
@@ -411,11 +414,11 @@ class CarrierClaimWorkflow:
                 retry_policy=OUTSIDE_RETRY,
                 summary="chase the carrier",
             )
-            self._audit(
+            self._steps.audit(
                 "claim_follow_up",
                 reason=f"reminder {self._state.follow_ups} to {self._state.carrier}",
             )
-            await self._flush()
+            await self._steps.flush()
             next_chase = min(workflow.now() + policy.follow_up_every, due)
         outcome = self._outcome
         if outcome is None:
@@ -441,7 +444,7 @@ class CarrierClaimWorkflow:
             retry_policy=OUTSIDE_RETRY,
             summary="record the outcome in the claims ledger",
         )
-        self._audit(
+        self._steps.audit(
             "claim_outcome_recorded",
             reason=f"{result}: {format_amount(amount, self._state.currency)}",
             after={"outcome": result, "reimbursed_minor": amount},
@@ -451,68 +454,17 @@ class CarrierClaimWorkflow:
 
     # -------------------------------------------------------------- helpers
 
-    async def _wait(self, condition: Any, *, until: datetime, timer: str) -> bool:
-        remaining = until - workflow.now()
-        if remaining <= timedelta(0):
-            return bool(condition())
-        try:
-            await workflow.wait_condition(condition, timeout=remaining, timeout_summary=timer)
-        except TimeoutError:
-            return False
-        return True
-
-    def _first_time(self, event_id: str) -> bool:
-        if event_id in self._seen_event_ids:
-            return False
-        self._seen_event_ids.add(event_id)
-        return True
-
-    def _audit(
-        self,
-        action: str,
-        *,
-        actor: str = STEWARD,
-        role: Role = Role.SYSTEM,
-        reason: str = "",
-        before: dict[str, Any] | None = None,
-        after: dict[str, Any] | None = None,
-    ) -> None:
-        self._audit_sequence += 1
-        workflow_id = workflow.info().workflow_id
-        self._pending.entries.append(
-            AuditEntry(
-                entry_id=f"{workflow_id}/{self._audit_sequence:04d}",
-                workflow_id=workflow_id,
-                process=CARRIER_CLAIM,
-                case_id=f"{self._state.carrier}:{self._state.tracking_number}",
-                order_id=self._state.order_id,
-                actor=actor,
-                role=role,
-                action=action,
-                reason=reason,
-                before=_jsonable(before or {}),
-                after=_jsonable(after or {}),
-                occurred_at=workflow.now(),
-            )
-        )
-
     def _transition(self, status: ClaimStatus, reason: str) -> None:
         previous = self._state.status
         self._state.status = status
         if status in CLOSED_CLAIM_STATUSES:
             self._state.due_at = None
-        if previous != status:
-            self._audit(
-                "status_changed",
-                reason=reason,
-                before={"status": previous},
-                after={"status": status},
-            )
+        self._steps.status_changed(previous, status, reason=reason)
         self._refresh_ui()
 
     def _refresh_ui(self) -> None:
         state = self._state
-        self._pending.case = CaseStatusInput(
+        case = CaseStatusInput(
             workflow_id=workflow.info().workflow_id,
             process=CARRIER_CLAIM,
             case_id=f"{state.carrier}:{state.tracking_number}",
@@ -523,14 +475,15 @@ class CarrierClaimWorkflow:
             currency=state.currency,
             updated_at=workflow.now(),
         )
-        self._search_attribute_updates = [
-            visibility.PROCESS.value_set(CARRIER_CLAIM),
-            visibility.MARKET.value_set(self._input.shipment.order.market),
-            visibility.STATUS.value_set(state.status),
-            visibility.DUE_AT.value_set(state.due_at)
-            if state.due_at
-            else visibility.DUE_AT.value_unset(),
-        ]
+        updates = visibility.case_updates(
+            CARRIER_CLAIM,
+            state.status,
+            market=self._input.shipment.order.market,
+            due_at=state.due_at,
+            # A claim waits on the carrier, never on a person.
+            tracks_awaited_role=False,
+        )
+        self._steps.set_case(case, updates)
         lines = [
             f"**{state.status.replace('_', ' ').capitalize()}** · "
             f"{state.carrier} {state.tracking_number}",
@@ -546,38 +499,3 @@ class CarrierClaimWorkflow:
 
     def _money(self) -> str:
         return format_amount(self._state.declared_value_minor, self._state.currency)
-
-    async def _flush(self) -> None:
-        if self._search_attribute_updates:
-            workflow.upsert_search_attributes(self._search_attribute_updates)
-            self._search_attribute_updates = []
-        if self._pending.is_empty():
-            return
-        batch, self._pending = self._pending, RecordTransitionInput()
-        await workflow.execute_local_activity(
-            RECORD_TRANSITION,
-            batch,
-            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
-            summary="record audit, case and tasks",
-        )
-
-
-def _failure_reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}" if cause.type else cause.message
-    return str(cause or failure)
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if value is None:
-            continue  # an absent fact, not a change worth a line in the audit
-        if isinstance(value, datetime):
-            out[key] = value.isoformat()
-        elif hasattr(value, "value"):
-            out[key] = value.value
-        else:
-            out[key] = value
-    return out

@@ -15,19 +15,13 @@ Every write of a step (audit rows, the case row, tasks) goes out in one
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.audit import (
-        RECORD_TRANSITION,
-        AuditEntry,
-        CaseStatusInput,
-        RecordTransitionInput,
-    )
+    from domain.audit import CaseStatusInput
     from domain.common import Role, format_amount
     from domain.disputes import (
         ASSEMBLE_DISPUTE_EVIDENCE,
@@ -74,10 +68,17 @@ with workflow.unsafe.imports_passed_through():
         cctv_request_id,
     )
     from domain.ids import CHARGEBACK
-    from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput, task_id
+    from domain.tasks import OpenTaskInput, UpdateTaskInput, task_id
     from workflows import visibility
 
-STEWARD = "steward"
+from workflows.steps import (
+    LOCAL_WRITE_TIMEOUT,
+    STEWARD,
+    StepRecorder,
+    failure_reason,
+    wait_until,
+)
+
 DISPUTE_EVENT_SIGNAL = "dispute_event"
 
 OUTSIDE_RETRY = RetryPolicy(
@@ -91,7 +92,6 @@ OUTSIDE_RETRY = RetryPolicy(
         "CctvRequestRefused",
     ],
 )
-LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
 OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
 # Reading our own store: if it is down this long, go on with what we have.
 EVIDENCE_GIVE_UP = timedelta(minutes=30)
@@ -115,12 +115,14 @@ class ChargebackWorkflow:
             amount_minor=event.amount_minor,
             currency=event.currency,
         )
-        self._pending = RecordTransitionInput()
+        self._steps = StepRecorder(
+            CHARGEBACK,
+            self._case_id,
+            order_id=lambda: self._state.order_id,
+            plain_lists=True,
+        )
         self._dispute_dirty = False
-        self._audit_sequence = 0
         self._task_sequence = 0
-        self._open_task_id: str | None = None
-        self._seen_event_ids: set[str] = set()
         self._round = 0  # bumped by every event that makes a response due
         self._answered_round = 0
         self._changed = False  # an event or a clip arrived since the loop last looked
@@ -128,14 +130,13 @@ class ChargebackWorkflow:
         self._decision: DisputeDecision | None = None
         self._extra_evidence: list[EvidenceItem] = []
         self._cctv_request_id: str | None = None
-        self._search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
 
     # ------------------------------------------------------------------ run
 
     @workflow.run
     async def run(self, input: ChargebackInput) -> ChargebackResult:
         # With signal-with-start the same event may already have come in as the signal.
-        if input.event.event_id not in self._seen_event_ids:
+        if input.event.event_id not in self._steps.seen_event_ids:
             self._receive(input.event)
         self._refresh_ui()
         await self._flush()
@@ -146,7 +147,7 @@ class ChargebackWorkflow:
             if state.status_closed():
                 self._drop_pending_decision("the dispute closed before the answer could be sent")
                 # Adyen may still reopen (second chargeback) within the window.
-                if not await self._wait(
+                if not await wait_until(
                     lambda: self._changed,
                     until=workflow.now() + self._policy.reopen_window,
                     timer="reopen-window",
@@ -163,19 +164,19 @@ class ChargebackWorkflow:
             if self._answered_round < self._round:
                 # No response allowed (fraud notification, no deadline): say so once.
                 self._answered_round = self._round
-                self._audit(
+                self._steps.audit(
                     "no_response_possible",
                     reason="the provider gave no response deadline; waiting for its outcome",
                 )
                 self._refresh_ui()
                 await self._flush()
                 continue
-            if not await self._wait(
+            if not await wait_until(
                 lambda: self._changed,
                 until=workflow.now() + self._policy.provider_silence_timeout,
                 timer="provider-outcome",
             ):
-                self._audit(
+                self._steps.audit(
                     "provider_silent",
                     reason=f"no provider event for {self._policy.provider_silence_timeout}; "
                     "the case stays listed with its last status",
@@ -204,7 +205,7 @@ class ChargebackWorkflow:
 
     @workflow.signal(name=DISPUTE_EVENT_SIGNAL)
     def dispute_event(self, event: DisputeEvent) -> None:
-        if event.event_id in self._seen_event_ids:
+        if event.event_id in self._steps.seen_event_ids:
             return  # a redelivery: it changed the case the first time
         if event.provider is not self._state.provider or event.dispute_id != self._state.dispute_id:
             return  # addressed to another dispute: the starter never does this
@@ -212,9 +213,9 @@ class ChargebackWorkflow:
 
     @workflow.signal(name=CCTV_CLIP_READY_SIGNAL)
     def cctv_clip_ready(self, clip: CctvClipReady) -> None:
-        if clip.event_id in self._seen_event_ids or clip.request_id != self._cctv_request_id:
+        if clip.event_id in self._steps.seen_event_ids or clip.request_id != self._cctv_request_id:
             return
-        self._seen_event_ids.add(clip.event_id)
+        self._steps.seen_event_ids.add(clip.event_id)
         item = EvidenceItem(
             kind=EvidenceKind.CCTV_CLIP,
             available=clip.available and bool(clip.clip_ref),
@@ -226,7 +227,7 @@ class ChargebackWorkflow:
         self._state.evidence.put(item)
         self._state.cctv_status = "delivered" if item.available else "unavailable"
         self._state.missing_evidence = missing_evidence(self._state.reason, self._state.evidence)
-        self._audit(
+        self._steps.audit(
             "cctv_clip_received" if item.available else "cctv_clip_unavailable",
             reason=item.summary,
             after={"request_id": clip.request_id, "event_id": clip.event_id},
@@ -263,18 +264,18 @@ class ChargebackWorkflow:
     # ---------------------------------------------------------- events
 
     def _receive(self, event: DisputeEvent) -> None:
-        if not self._seen_event_ids:
-            self._audit(
+        if not self._steps.seen_event_ids:
+            self._steps.audit(
                 "dispute_received",
                 reason=f"{event.provider} {event.provider_event}",
                 after={"event_id": event.event_id},
             )
-        self._seen_event_ids.add(event.event_id)
+        self._steps.seen_event_ids.add(event.event_id)
         before = {"stage": self._state.stage, "status": self._state.status}
         effect = apply_event(self._state, event)
         if effect is EventEffect.NEW_ROUND:
             self._round += 1
-        self._audit(
+        self._steps.audit(
             f"provider_event_{effect}",
             actor=str(event.provider),
             reason=f"{event.provider_event} ({event.kind}) of {event.occurred_at.isoformat()}",
@@ -307,7 +308,7 @@ class ChargebackWorkflow:
         assert due is not None
         now = workflow.now()
         if now >= due:
-            self._audit(
+            self._steps.audit(
                 "deadline_passed_on_arrival",
                 reason=f"provider deadline {due.isoformat()} had passed when the case reached "
                 "Steward: no response is possible",
@@ -324,7 +325,7 @@ class ChargebackWorkflow:
 
         decision: DisputeDecision | None = None
         if workflow.now() >= state.respond_by:
-            self._audit(
+            self._steps.audit(
                 "arrived_inside_safety_buffer",
                 reason=f"less than {self._policy.safety_buffer} before the provider deadline: "
                 "the default acts now",
@@ -365,13 +366,13 @@ class ChargebackWorkflow:
                     moved = True
                     break
                 state.reminders_sent += 1
-                if self._open_task_id:
-                    self._pending.update_tasks.append(
+                if self._steps.open_task_id:
+                    self._steps.update_task(
                         UpdateTaskInput(
-                            task_id=self._open_task_id, reminders_sent=state.reminders_sent
+                            task_id=self._steps.open_task_id, reminders_sent=state.reminders_sent
                         )
                     )
-                self._audit(
+                self._steps.audit(
                     "dispute_reminder",
                     reason=f"{state.due_by - at} before the provider deadline, no answer yet",
                     after={"reminders_sent": state.reminders_sent},
@@ -402,7 +403,7 @@ class ChargebackWorkflow:
     async def _wait_for_decision(self, *, until: datetime, round_no: int, timer: str) -> bool:
         while True:
             self._changed = False
-            woke = await self._wait(
+            woke = await wait_until(
                 lambda: (
                     self._decision is not None
                     or self._changed
@@ -499,10 +500,10 @@ class ChargebackWorkflow:
                 summary=f"{decision.action} dispute at {state.provider}",
             )
         except ActivityError as failure:
-            self._audit("dispute_submission_failed", reason=_failure_reason(failure))
+            self._steps.audit("dispute_submission_failed", reason=failure_reason(failure))
             return False
         state.submissions.append(result)
-        self._audit(
+        self._steps.audit(
             f"dispute_{decision.action}_submitted",
             actor=decision.actor,
             role=decision.role,
@@ -532,7 +533,7 @@ class ChargebackWorkflow:
         )
         self._close_task(STEWARD, f"default: {action}")
         if "reported" in why:
-            self._audit("default_accept_reported", reason=why)
+            self._steps.audit("default_accept_reported", reason=why)
         return decision
 
     def _take_decision(self) -> DisputeDecision | None:
@@ -544,7 +545,7 @@ class ChargebackWorkflow:
 
     def _record_decision(self, decision: DisputeDecision) -> None:
         self._state.decisions.append(decision)
-        self._audit(
+        self._steps.audit(
             f"decision_{decision.action}",
             actor=decision.actor,
             role=decision.role,
@@ -564,7 +565,7 @@ class ChargebackWorkflow:
         decision = self._decision
         if decision is None:
             return
-        self._audit("response_not_sent", actor=decision.actor, role=decision.role, reason=why)
+        self._steps.audit("response_not_sent", actor=decision.actor, role=decision.role, reason=why)
         self._decision = None
 
     def _release_decision(self, decision: DisputeDecision) -> None:
@@ -598,14 +599,14 @@ class ChargebackWorkflow:
                 summary="assemble evidence",
             )
         except ActivityError as failure:
-            self._audit("evidence_assembly_failed", reason=_failure_reason(failure))
+            self._steps.audit("evidence_assembly_failed", reason=failure_reason(failure))
             assembled = AssembleEvidenceResult(pack=state.evidence)
         clip = state.evidence.get(EvidenceKind.CCTV_CLIP)
         state.evidence = assembled.pack
         if clip is not None and clip.available:  # a clip from an earlier round stays
             state.evidence.put(clip)
         state.missing_evidence = missing_evidence(state.reason, state.evidence)
-        self._audit(
+        self._steps.audit(
             "evidence_assembled",
             reason="complete"
             if not state.missing_evidence
@@ -643,12 +644,12 @@ class ChargebackWorkflow:
                 summary="request packing CCTV clip",
             )
         except ActivityError as failure:
-            reason = _failure_reason(failure)
+            reason = failure_reason(failure)
             self._state.cctv_status = "unavailable"
             self._state.evidence.put(
                 EvidenceItem(kind=EvidenceKind.CCTV_CLIP, available=False, summary=reason)
             )
-            self._audit("cctv_request_failed", reason=reason)
+            self._steps.audit("cctv_request_failed", reason=reason)
             return
         self._state.cctv_status = "requested"
         self._state.evidence.put(
@@ -660,7 +661,9 @@ class ChargebackWorkflow:
                 reference=request_id,
             )
         )
-        self._audit("cctv_clip_requested", reason=request_id, after={"station": result.station})
+        self._steps.audit(
+            "cctv_clip_requested", reason=request_id, after={"station": result.station}
+        )
 
     # ------------------------------------------------- early fraud warning
 
@@ -686,13 +689,13 @@ class ChargebackWorkflow:
                 summary="hold order at the warehouse",
             )
             state.release_held = hold.held
-            self._audit(
+            self._steps.audit(
                 "order_release_held",
                 reason=f"early fraud warning on order {state.order_id}",
                 after={"released_to_warehouse": hold.released_to_warehouse},
             )
         except ActivityError as failure:
-            self._audit("order_hold_failed", reason=_failure_reason(failure))
+            self._steps.audit("order_hold_failed", reason=failure_reason(failure))
         state.due_by = workflow.now() + EFW_DECISION_SLA
         state.respond_by = state.due_by
         self._open_task(Role.COORDINATOR, due=state.due_by, kind="early_fraud_warning")
@@ -732,10 +735,9 @@ class ChargebackWorkflow:
         self._task_sequence += 1
         state = self._state
         workflow_id = workflow.info().workflow_id
-        self._open_task_id = task_id(workflow_id, kind, self._task_sequence)
-        self._pending.open_tasks.append(
+        self._steps.open_task(
             OpenTaskInput(
-                task_id=self._open_task_id,
+                task_id=task_id(workflow_id, kind, self._task_sequence),
                 process=CHARGEBACK,
                 case_id=self._case_id(),
                 workflow_id=workflow_id,
@@ -757,46 +759,35 @@ class ChargebackWorkflow:
         state = self._state
         state.escalated = True
         state.awaited_role = Role.MANAGER
-        if self._open_task_id:
-            self._pending.update_tasks.append(
+        if self._steps.open_task_id:
+            self._steps.update_task(
                 UpdateTaskInput(
-                    task_id=self._open_task_id, awaited_role=Role.MANAGER, escalated=True
+                    task_id=self._steps.open_task_id, awaited_role=Role.MANAGER, escalated=True
                 )
             )
-        self._audit(
+        self._steps.audit(
             "dispute_escalated",
             reason="last reminder before the deadline without an answer",
             after={"awaited_role": Role.MANAGER},
         )
 
     def _close_task(self, actor: str, outcome: str) -> None:
-        if self._open_task_id is None:
-            return
-        self._pending.close_tasks.append(
-            CloseTaskInput(
-                task_id=self._open_task_id,
-                closed_by=actor,
-                outcome=outcome,
-                closed_at=workflow.now(),
-            )
-        )
-        self._open_task_id = None
-        self._state.awaited_role = None
+        if self._steps.close_task(actor, outcome):
+            self._state.awaited_role = None
 
     def _set_status(
         self, status: DisputeStatus, actor: str, reason: str, *, role: Role = Role.SYSTEM
     ) -> None:
         previous = self._state.status
         self._state.status = status
-        if previous != status:
-            self._audit(
-                "status_changed",
-                actor=actor,
-                role=role,
-                reason=reason,
-                before={"status": previous},
-                after={"status": status, "stage": self._state.stage},
-            )
+        self._steps.status_changed(
+            previous,
+            status,
+            actor=actor,
+            role=role,
+            reason=reason,
+            after={"status": status, "stage": self._state.stage},
+        )
         self._history(actor, reason)
         self._refresh_ui()
 
@@ -811,55 +802,16 @@ class ChargebackWorkflow:
             )
         )
 
-    async def _wait(self, condition: Any, *, until: datetime, timer: str) -> bool:
-        remaining = until - workflow.now()
-        if remaining <= timedelta(0):
-            return bool(condition())
-        try:
-            await workflow.wait_condition(condition, timeout=remaining, timeout_summary=timer)
-        except TimeoutError:
-            return False
-        return True
-
     def _case_id(self) -> str:
         return f"{self._state.provider}:{self._state.dispute_id}"
 
     def _money(self) -> str:
         return format_amount(self._state.amount_minor, self._state.currency)
 
-    def _audit(
-        self,
-        action: str,
-        *,
-        actor: str = STEWARD,
-        role: Role = Role.SYSTEM,
-        reason: str = "",
-        before: dict[str, Any] | None = None,
-        after: dict[str, Any] | None = None,
-    ) -> None:
-        self._audit_sequence += 1
-        workflow_id = workflow.info().workflow_id
-        self._pending.entries.append(
-            AuditEntry(
-                entry_id=f"{workflow_id}/{self._audit_sequence:04d}",
-                workflow_id=workflow_id,
-                process=CHARGEBACK,
-                case_id=self._case_id(),
-                actor=actor,
-                role=role,
-                action=action,
-                reason=reason,
-                before=_jsonable(before or {}),
-                after=_jsonable(after or {}),
-                occurred_at=workflow.now(),
-                order_id=self._state.order_id,
-            )
-        )
-
     def _refresh_ui(self) -> None:
         state = self._state
         due = state.respond_by or state.due_by
-        self._pending.case = CaseStatusInput(
+        case = CaseStatusInput(
             workflow_id=workflow.info().workflow_id,
             process=CHARGEBACK,
             case_id=self._case_id(),
@@ -871,31 +823,17 @@ class ChargebackWorkflow:
             updated_at=workflow.now(),
         )
         self._dispute_dirty = True
-        updates: list[SearchAttributeUpdate[Any]] = [
-            visibility.PROCESS.value_set(CHARGEBACK),
-            visibility.STATUS.value_set(state.status),
-            visibility.AWAITED_ROLE.value_set(state.awaited_role)
-            if state.awaited_role
-            else visibility.AWAITED_ROLE.value_unset(),
-            visibility.DUE_AT.value_set(due)
-            if due and not state.status_closed()
-            else visibility.DUE_AT.value_unset(),
-        ]
-        self._search_attribute_updates = updates
+        updates = visibility.case_updates(
+            CHARGEBACK,
+            state.status,
+            awaited_role=state.awaited_role,
+            due_at=due if not state.status_closed() else None,
+        )
+        self._steps.set_case(case, updates)
         workflow.set_current_details(_details(state, self._money()))
 
     async def _flush(self) -> None:
-        if self._search_attribute_updates:
-            workflow.upsert_search_attributes(self._search_attribute_updates)
-            self._search_attribute_updates = []
-        if not self._pending.is_empty():
-            batch, self._pending = self._pending, RecordTransitionInput()
-            await workflow.execute_local_activity(
-                RECORD_TRANSITION,
-                batch,
-                start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
-                summary="record audit, case and tasks",
-            )
+        await self._steps.flush()
         # An early fraud warning is not a dispute: it stays out of the register,
         # so it never freezes the proactive refund that would prevent one.
         if self._dispute_dirty and not self._state.early_fraud_warning:
@@ -946,24 +884,3 @@ def _details(state: ChargebackState, money: str) -> str:
     if state.escalated:
         lines.append("Escalated to a manager")
     return "\n\n".join(lines)
-
-
-def _failure_reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}" if cause.type else cause.message
-    return str(cause or failure)
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, datetime):
-            out[key] = value.isoformat()
-        elif isinstance(value, list):
-            out[key] = [v.value if hasattr(v, "value") else v for v in value]
-        elif hasattr(value, "value"):
-            out[key] = value.value
-        else:
-            out[key] = value
-    return out

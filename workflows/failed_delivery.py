@@ -8,22 +8,21 @@ manages after all.
 The workflow decides *when*; the policy recommendation is a pure domain
 function, the risk of a new address comes from the scoring activity's
 versioned rules, and every side effect is an activity. Each step's audit rows,
-case row and task changes go out in one local activity (`_flush`).
+case row and task changes go out in one local activity (`StepRecorder.flush`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/order_review.py)
 
-    from domain.audit import RECORD_TRANSITION, AuditEntry, CaseStatusInput, RecordTransitionInput
+    from domain.audit import CaseStatusInput
     from domain.carrier_events import CLAIM_STATUSES, FAILURE_STATUSES, CarrierEvent, TrackingStatus
     from domain.claims import (
         SIGNAL_CLAIM_CARRIER_EVENT,
@@ -78,10 +77,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.orders import Address
     from domain.payments import REFUND_PAYMENT, PaymentOperationInput, PaymentOperationResult
     from domain.risk import SCORE_ORDER, RiskAssessment, ScoreOrderInput
-    from domain.tasks import CloseTaskInput, OpenTaskInput, task_id
+    from domain.tasks import OpenTaskInput, task_id
     from workflows import visibility
 
-STEWARD = "steward"
+from workflows.steps import STEWARD, StepRecorder, failure_reason, wait_until
+
 CLAIM_WORKFLOW_TYPE = "CarrierClaimWorkflow"
 # A late "delivered" is forwarded to the linked claim (runs before it were not).
 PATCH_FORWARD_TO_CLAIM = "forward-delivered-to-claim"
@@ -96,7 +96,6 @@ OUTSIDE_RETRY = RetryPolicy(
         "NotificationRejected",
     ],
 )
-LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
 OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
 # The refund's operation id: one refund per failed delivery, whatever the path.
 REFUND_OPERATION = "refund-failed-delivery"
@@ -122,18 +121,20 @@ class FailedDeliveryWorkflow:
             trigger_status=input.trigger.status,
             claim_workflow_ids=[input.claim_workflow_id] if input.claim_workflow_id else [],
         )
-        self._pending = RecordTransitionInput()
-        self._audit_sequence = 0
+        self._steps = StepRecorder(
+            FAILED_DELIVERY,
+            lambda: self._state.shipment_id,
+            order_id=lambda: self._state.order_id,
+            drop_none=True,
+            # The trigger also arrives as the start signal: it is a duplicate then.
+            seen_event_ids={input.trigger.event_id},
+        )
         self._message_sequence = 0
-        # The trigger also arrives as the start signal: it is a duplicate then.
-        self._seen_event_ids: set[str] = {input.trigger.event_id}
         # Latest event per tracking number, by carrier time (out-of-order safe).
         self._latest: dict[str, CarrierEvent] = {input.trigger.tracking_number: input.trigger}
         self._decision: DeliveryDecisionRecord | None = None
         self._parcel_received: ParcelReceived | None = None
-        self._open_task_id: str | None = None
         self._reviewed_address: Address | None = None
-        self._search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
         self._claim_origin = input.claim_workflow_id
 
     # ------------------------------------------------------------------ run
@@ -141,7 +142,7 @@ class FailedDeliveryWorkflow:
     @workflow.run
     async def run(self, input: FailedDeliveryInput) -> FailedDeliveryResult:
         trigger = input.trigger
-        self._audit(
+        self._steps.audit(
             "failed_delivery_opened",
             reason=f"{trigger.status}"
             + (f" ({trigger.exception_code})" if trigger.exception_code else "")
@@ -155,12 +156,12 @@ class FailedDeliveryWorkflow:
             },
         )
         self._transition(FailedDeliveryStatus.OPENED, STEWARD, f"carrier reported {trigger.status}")
-        await self._flush()
+        await self._steps.flush()
 
         if self._shipment.attempt >= 2:
             # A reship that failed again: no second reship, no options to offer.
             self._state.second_failure = True
-            self._audit("second_failure", reason="a second failure never reships")
+            self._steps.audit("second_failure", reason="a second failure never reships")
             self._default_decision("second failed attempt")
             await self._return_and_refund(parcel_expected=trigger.status not in CLAIM_STATUSES)
         else:
@@ -177,7 +178,7 @@ class FailedDeliveryWorkflow:
                 self._transition(
                     FailedDeliveryStatus.DELIVERED, STEWARD, "the carrier delivered after all"
                 )
-        await self._flush()
+        await self._steps.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return FailedDeliveryResult(
             shipment_id=self._state.shipment_id,
@@ -223,13 +224,13 @@ class FailedDeliveryWorkflow:
 
     @workflow.signal(name=SIGNAL_CARRIER_EVENT)
     async def carrier_event(self, event: CarrierEvent) -> None:
-        if not self._first_time(event.event_id):
+        if not self._steps.first_time(event.event_id):
             return
         latest = self._latest.get(event.tracking_number)
         applied = latest is None or event.occurred_at > latest.occurred_at
         if applied:
             self._latest[event.tracking_number] = event
-        self._audit(
+        self._steps.audit(
             "carrier_event" if applied else "carrier_event_out_of_order",
             actor=event.carrier,
             reason=f"{event.tracking_number}: {event.status}"
@@ -257,9 +258,9 @@ class FailedDeliveryWorkflow:
             action = "carrier_event_forwarded"
         except Exception as failure:  # the claim has closed: nothing waits for it
             action = "claim_not_signalled"
-            self._audit(action, reason=str(failure), after={"claim_workflow_id": claim_id})
+            self._steps.audit(action, reason=str(failure), after={"claim_workflow_id": claim_id})
             return
-        self._audit(
+        self._steps.audit(
             action,
             reason=f"{event.tracking_number}: delivered, told the claim",
             after={"event_id": event.event_id, "claim_workflow_id": claim_id},
@@ -267,13 +268,13 @@ class FailedDeliveryWorkflow:
 
     @workflow.signal(name=SIGNAL_CUSTOMER_REPLIED)
     def customer_replied(self, reply: CustomerReply) -> None:
-        if not self._first_time(reply.event_id):
+        if not self._steps.first_time(reply.event_id):
             return
         # Every message is on record; only one before the decision counts.
         counts = self._state.decision is None and self._decision is None
         if counts:
             self._state.customer_reply = reply
-        self._audit(
+        self._steps.audit(
             "customer_replied" if counts else "customer_replied_after_decision",
             actor="customer",
             reason=f"{reply.option} via {reply.channel}"
@@ -291,12 +292,12 @@ class FailedDeliveryWorkflow:
 
     @workflow.signal(name=SIGNAL_PARCEL_RECEIVED)
     def parcel_received(self, receipt: ParcelReceived) -> None:
-        if not self._first_time(receipt.event_id):
+        if not self._steps.first_time(receipt.event_id):
             return
         if self._parcel_received is None:
             self._parcel_received = receipt
             self._state.parcel_received_at = receipt.received_at
-        self._audit(
+        self._steps.audit(
             "parcel_received",
             actor="warehouse",
             reason=receipt.note or "returned parcel received at the warehouse",
@@ -312,13 +313,13 @@ class FailedDeliveryWorkflow:
         self._state.customer_deadline = deadline
         self._state.awaited_role = None
         self._state.due_at = deadline
-        self._audit(
+        self._steps.audit(
             "customer_options_offered",
             reason=", ".join(self._state.options_offered),
             after={"deadline": deadline, "reminder_at": now + self._policy.customer_reminder_after},
         )
         self._transition(FailedDeliveryStatus.AWAITING_CUSTOMER, STEWARD, "options sent")
-        await self._flush()
+        await self._steps.flush()
         await self._notify(DeliveryTemplate.DELIVERY_OPTIONS, deadline=deadline)
 
         def answered() -> bool:
@@ -329,11 +330,11 @@ class FailedDeliveryWorkflow:
             )
 
         reminder_at = now + self._policy.customer_reminder_after
-        if await self._wait(answered, until=reminder_at, timer="customer-reminder"):
+        if await wait_until(answered, until=reminder_at, timer="customer-reminder"):
             return
         await self._notify(DeliveryTemplate.DELIVERY_REMINDER, deadline=deadline)
-        if not await self._wait(answered, until=deadline, timer="customer-answer-deadline"):
-            self._audit("customer_silent", reason=f"no answer by {deadline.isoformat()}")
+        if not await wait_until(answered, until=deadline, timer="customer-answer-deadline"):
+            self._steps.audit("customer_silent", reason=f"no answer by {deadline.isoformat()}")
 
     # ------------------------------------------------------ recommendation
 
@@ -356,7 +357,7 @@ class FailedDeliveryWorkflow:
             trigger=self._state.trigger_status,
         )
         self._state.recommendation = recommendation
-        self._audit(
+        self._steps.audit(
             "recommendation",
             reason="; ".join(recommendation.reasons),
             after={
@@ -380,7 +381,7 @@ class FailedDeliveryWorkflow:
         self._transition(
             FailedDeliveryStatus.RISK_REVIEW, STEWARD, "new address on a high-value parcel"
         )
-        await self._flush()
+        await self._steps.flush()
         order = self._shipment.order.model_copy(update={"shipping_address": address})
         risk = await workflow.execute_activity(
             SCORE_ORDER,
@@ -392,7 +393,7 @@ class FailedDeliveryWorkflow:
         )
         self._state.risk = risk
         self._reviewed_address = address
-        self._audit(
+        self._steps.audit(
             "address_risk_reviewed",
             reason=", ".join(risk.reason_codes) or "no risk signal",
             after={
@@ -416,8 +417,8 @@ class FailedDeliveryWorkflow:
             self._transition(
                 FailedDeliveryStatus.AWAITING_DECISION, STEWARD, "decision task opened"
             )
-            await self._flush()
-            decided = await self._wait(
+            await self._steps.flush()
+            decided = await wait_until(
                 lambda: (
                     self._decision is not None or self._delivered(self._shipment.tracking_number)
                 ),
@@ -464,7 +465,7 @@ class FailedDeliveryWorkflow:
 
     def _record_decision(self, record: DeliveryDecisionRecord) -> None:
         self._state.decision = record
-        self._audit(
+        self._steps.audit(
             f"decision_{record.decision}",
             actor=record.actor,
             role=record.role,
@@ -494,7 +495,7 @@ class FailedDeliveryWorkflow:
         if needs_risk_review(self._shipment, destination, self._policy):
             risk = await self._review_address(destination)
             if risk_blocks_reship(risk):
-                self._audit(
+                self._steps.audit(
                     "reship_blocked_by_risk",
                     reason="risk review refused the new address; returning to stock instead",
                 )
@@ -522,7 +523,7 @@ class FailedDeliveryWorkflow:
         self._state.reship_shipment_id = booked.shipment_id
         self._state.reship_tracking_number = booked.tracking_number
         self._state.due_at = booked.expected_delivery_at
-        self._audit(
+        self._steps.audit(
             "reshipped",
             actor=record.actor,
             role=record.role,
@@ -537,17 +538,17 @@ class FailedDeliveryWorkflow:
         self._transition(
             FailedDeliveryStatus.RESHIPPED, STEWARD, f"second shipment {booked.shipment_id}"
         )
-        await self._flush()
+        await self._steps.flush()
         await self._notify(DeliveryTemplate.RESHIPPED)
 
         tracking = booked.tracking_number
         until = workflow.now() + self._policy.reship_tracking_timeout
-        arrived = await self._wait(
+        arrived = await wait_until(
             lambda: self._final_status(tracking) is not None, until=until, timer="reship-tracking"
         )
         outcome = self._final_status(tracking)
         if not arrived or outcome is None:
-            self._audit(
+            self._steps.audit(
                 "reship_not_delivered",
                 reason=f"no delivery scan by {until.isoformat()}; presumed lost",
             )
@@ -559,7 +560,7 @@ class FailedDeliveryWorkflow:
             return
         if outcome in FAILURE_STATUSES:
             self._state.second_failure = True
-            self._audit("second_failure", reason="a second failure never reships")
+            self._steps.audit("second_failure", reason="a second failure never reships")
             await self._return_and_refund(parcel_expected=True, tracking=tracking)
             return
         await self._open_claim(
@@ -588,8 +589,8 @@ class FailedDeliveryWorkflow:
             self._transition(
                 FailedDeliveryStatus.AWAITING_RETURN, STEWARD, "waiting for the parcel"
             )
-            await self._flush()
-            await self._wait(
+            await self._steps.flush()
+            await wait_until(
                 lambda: self._parcel_received is not None or self._lost(tracking),
                 until=until,
                 timer="parcel-return-deadline",
@@ -599,7 +600,7 @@ class FailedDeliveryWorkflow:
             else:
                 latest = self._latest.get(tracking)
                 damaged = latest is not None and latest.status is TrackingStatus.DAMAGED
-                self._audit(
+                self._steps.audit(
                     "parcel_not_returned",
                     reason=f"carrier reported {latest.status}"
                     if self._lost(tracking) and latest
@@ -612,7 +613,7 @@ class FailedDeliveryWorkflow:
 
     async def _inspect_and_restock(self, shipment_id: str) -> None:
         self._transition(FailedDeliveryStatus.INSPECTING, STEWARD, "inbound QC")
-        await self._flush()
+        await self._steps.flush()
         inspection = await workflow.execute_activity(
             INSPECT_RETURNED_PARCEL,
             InspectParcelInput(
@@ -626,7 +627,7 @@ class FailedDeliveryWorkflow:
             summary="inbound QC",
         )
         self._state.inspection_grade = inspection.grade
-        self._audit(
+        self._steps.audit(
             "parcel_inspected",
             actor="warehouse",
             reason=inspection.notes or inspection.grade,
@@ -646,10 +647,10 @@ class FailedDeliveryWorkflow:
                 retry_policy=OUTSIDE_RETRY,
                 summary="restock",
             )
-            self._audit("restocked", actor="warehouse", reason=restock.location)
+            self._steps.audit("restocked", actor="warehouse", reason=restock.location)
         else:
             # Damaged on the way back: quarantined, and the carrier pays for it.
-            self._audit("parcel_quarantined", actor="warehouse", reason=inspection.notes)
+            self._steps.audit("parcel_quarantined", actor="warehouse", reason=inspection.notes)
             tracking = (
                 self._state.reship_tracking_number
                 if shipment_id == self._state.reship_shipment_id
@@ -689,12 +690,12 @@ class FailedDeliveryWorkflow:
         except WorkflowAlreadyStartedError:
             opened = False  # the webhook opened it first: link to it
         self._state.claim_workflow_ids.append(claim_id)
-        self._audit(
+        self._steps.audit(
             "carrier_claim_opened" if opened else "carrier_claim_linked",
             reason=f"{claim_type} parcel {tracking}",
             after={"claim_workflow_id": claim_id},
         )
-        await self._flush()
+        await self._steps.flush()
 
     # --------------------------------------------------------------- refund
 
@@ -713,7 +714,7 @@ class FailedDeliveryWorkflow:
         self._state.awaited_role = None
         self._state.due_at = None
         self._transition(FailedDeliveryStatus.REFUNDING, STEWARD, "refunding the order")
-        await self._flush()
+        await self._steps.flush()
         give_up_at = workflow.now() + self._policy.refund_freeze_deadline
         frozen_task: str | None = None
         while True:
@@ -733,24 +734,24 @@ class FailedDeliveryWorkflow:
                     isinstance(cause, ApplicationError) and cause.type == REFUND_FROZEN_BY_DISPUTE
                 )
                 if not frozen:
-                    reason = _failure_reason(failure)
-                    self._audit("refund_failed", reason=reason)
+                    reason = failure_reason(failure)
+                    self._steps.audit("refund_failed", reason=reason)
                     self._open_task(
                         "refund_failed", workflow.now() + timedelta(days=2), Role.FINANCE
                     )
                     self._transition(
                         FailedDeliveryStatus.CLOSED, STEWARD, f"refund failed: {reason}"
                     )
-                    await self._flush()
+                    await self._steps.flush()
                     return
                 if frozen_task is None:
                     # A dispute freezes the order's refunds: finance sees why
                     # it waits, and Steward re-checks until the deadline.
                     self._open_task("refund_frozen", give_up_at, Role.FINANCE)
-                    frozen_task = self._open_task_id
-                    self._audit(
+                    frozen_task = self._steps.open_task_id
+                    self._steps.audit(
                         "refund_frozen",
-                        reason=_failure_reason(failure),
+                        reason=failure_reason(failure),
                         after={
                             "recheck_every": str(self._policy.refund_freeze_recheck),
                             "give_up_at": give_up_at,
@@ -759,9 +760,9 @@ class FailedDeliveryWorkflow:
                     self._transition(
                         FailedDeliveryStatus.REFUND_FROZEN, STEWARD, "open dispute on the order"
                     )
-                    await self._flush()
+                    await self._steps.flush()
                 if workflow.now() >= give_up_at:
-                    self._audit(
+                    self._steps.audit(
                         "refund_left_to_dispute",
                         reason="refunds still frozen at the deadline; "
                         "the dispute settles the money",
@@ -770,14 +771,14 @@ class FailedDeliveryWorkflow:
                     self._transition(
                         FailedDeliveryStatus.CLOSED, STEWARD, "refund left to the dispute"
                     )
-                    await self._flush()
+                    await self._steps.flush()
                     return
                 wait = min(self._policy.refund_freeze_recheck, give_up_at - workflow.now())
                 await workflow.sleep(wait, summary="refund-freeze-recheck")
         if frozen_task is not None:
             self._close_task(STEWARD, "refunded")
         self._state.refund_reference = refund.provider_reference
-        self._audit(
+        self._steps.audit(
             "refunded",
             reason=refund.idempotency_key,
             after={
@@ -787,7 +788,7 @@ class FailedDeliveryWorkflow:
             },
         )
         self._transition(FailedDeliveryStatus.REFUNDED, STEWARD, f"refunded {self._money()}")
-        await self._flush()
+        await self._steps.flush()
         await self._notify(DeliveryTemplate.REFUNDED)
 
     # -------------------------------------------------------------- helpers
@@ -840,42 +841,25 @@ class FailedDeliveryWorkflow:
         except ActivityError as failure:
             # A bounced address must not stop the case: it goes on the record
             # and the deadline still applies.
-            self._audit(
-                "customer_notification_failed", reason=f"{template}: {_failure_reason(failure)}"
+            self._steps.audit(
+                "customer_notification_failed", reason=f"{template}: {failure_reason(failure)}"
             )
-            await self._flush()
+            await self._steps.flush()
             return
         self._state.messages.append(
             CustomerMessage(message_id=result.message_id, template=template, sent_at=workflow.now())
         )
-        self._audit(
+        self._steps.audit(
             "customer_notified",
             reason=template,
             after={"message_id": result.message_id, "deadline": deadline},
         )
-        await self._flush()
-
-    async def _wait(self, condition: Any, *, until: datetime, timer: str) -> bool:
-        remaining = until - workflow.now()
-        if remaining <= timedelta(0):
-            return bool(condition())
-        try:
-            await workflow.wait_condition(condition, timeout=remaining, timeout_summary=timer)
-        except TimeoutError:
-            return False
-        return True
-
-    def _first_time(self, event_id: str) -> bool:
-        if event_id in self._seen_event_ids:
-            return False
-        self._seen_event_ids.add(event_id)
-        return True
+        await self._steps.flush()
 
     def _open_task(self, kind: str, due: datetime, role: Role) -> None:
-        self._open_task_id = task_id(workflow.info().workflow_id, kind)
-        self._pending.open_tasks.append(
+        self._steps.open_task(
             OpenTaskInput(
-                task_id=self._open_task_id,
+                task_id=task_id(workflow.info().workflow_id, kind),
                 process=FAILED_DELIVERY,
                 case_id=self._state.shipment_id,
                 workflow_id=workflow.info().workflow_id,
@@ -893,50 +877,11 @@ class FailedDeliveryWorkflow:
         self._state.due_at = due
 
     def _close_task(self, actor: str, outcome: str) -> None:
-        if self._open_task_id is None:
-            return
-        self._pending.close_tasks.append(
-            CloseTaskInput(
-                task_id=self._open_task_id,
-                closed_by=actor,
-                outcome=outcome,
-                closed_at=workflow.now(),
-            )
-        )
-        self._open_task_id = None
-        self._state.awaited_role = None
+        if self._steps.close_task(actor, outcome):
+            self._state.awaited_role = None
 
     def _money(self) -> str:
         return format_amount(self._state.amount_minor, self._state.currency)
-
-    def _audit(
-        self,
-        action: str,
-        *,
-        actor: str = STEWARD,
-        role: Role = Role.SYSTEM,
-        reason: str = "",
-        before: dict[str, Any] | None = None,
-        after: dict[str, Any] | None = None,
-    ) -> None:
-        self._audit_sequence += 1
-        workflow_id = workflow.info().workflow_id
-        self._pending.entries.append(
-            AuditEntry(
-                entry_id=f"{workflow_id}/{self._audit_sequence:04d}",
-                workflow_id=workflow_id,
-                process=FAILED_DELIVERY,
-                case_id=self._state.shipment_id,
-                order_id=self._state.order_id,
-                actor=actor,
-                role=role,
-                action=action,
-                reason=reason,
-                before=_jsonable(before or {}),
-                after=_jsonable(after or {}),
-                occurred_at=workflow.now(),
-            )
-        )
 
     def _transition(
         self, status: FailedDeliveryStatus, actor: str, reason: str, *, role: Role = Role.SYSTEM
@@ -949,21 +894,13 @@ class FailedDeliveryWorkflow:
         self._state.history.append(
             DeliveryStatusChange(at=workflow.now(), status=status, actor=actor, reason=reason)
         )
-        if previous != status:
-            self._audit(
-                "status_changed",
-                actor=actor,
-                role=role,
-                reason=reason,
-                before={"status": previous},
-                after={"status": status},
-            )
+        self._steps.status_changed(previous, status, actor=actor, role=role, reason=reason)
         self._refresh_ui()
 
     def _refresh_ui(self) -> None:
         state = self._state
         market = self._shipment.order.market
-        self._pending.case = CaseStatusInput(
+        case = CaseStatusInput(
             workflow_id=workflow.info().workflow_id,
             process=FAILED_DELIVERY,
             case_id=state.shipment_id,
@@ -975,32 +912,15 @@ class FailedDeliveryWorkflow:
             currency=state.currency,
             updated_at=workflow.now(),
         )
-        self._search_attribute_updates = [
-            visibility.PROCESS.value_set(FAILED_DELIVERY),
-            visibility.MARKET.value_set(market),
-            visibility.STATUS.value_set(state.status),
-            visibility.AWAITED_ROLE.value_set(state.awaited_role)
-            if state.awaited_role
-            else visibility.AWAITED_ROLE.value_unset(),
-            visibility.DUE_AT.value_set(state.due_at)
-            if state.due_at
-            else visibility.DUE_AT.value_unset(),
-        ]
-        workflow.set_current_details(_details(state, self._money()))
-
-    async def _flush(self) -> None:
-        if self._search_attribute_updates:
-            workflow.upsert_search_attributes(self._search_attribute_updates)
-            self._search_attribute_updates = []
-        if self._pending.is_empty():
-            return
-        batch, self._pending = self._pending, RecordTransitionInput()
-        await workflow.execute_local_activity(
-            RECORD_TRANSITION,
-            batch,
-            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
-            summary="record audit, case and tasks",
+        updates = visibility.case_updates(
+            FAILED_DELIVERY,
+            state.status,
+            market=market,
+            awaited_role=state.awaited_role,
+            due_at=state.due_at,
         )
+        self._steps.set_case(case, updates)
+        workflow.set_current_details(_details(state, self._money()))
 
 
 def _details(state: FailedDeliveryState, money: str) -> str:
@@ -1020,24 +940,3 @@ def _details(state: FailedDeliveryState, money: str) -> str:
     if state.claim_workflow_ids:
         lines.append("Claims: " + ", ".join(state.claim_workflow_ids))
     return "\n\n".join(lines)
-
-
-def _failure_reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}" if cause.type else cause.message
-    return str(cause or failure)
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if value is None:
-            continue  # an absent fact, not a change worth a line in the audit
-        if isinstance(value, datetime):
-            out[key] = value.isoformat()
-        elif hasattr(value, "value"):
-            out[key] = value.value
-        else:
-            out[key] = value
-    return out

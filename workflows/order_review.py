@@ -12,10 +12,9 @@ stays short in history and every step is atomic in the store.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -23,12 +22,7 @@ with workflow.unsafe.imports_passed_through():
     # through up front so the sandbox does not re-import it per workflow run.
     import email_validator  # noqa: F401
 
-    from domain.audit import (
-        RECORD_TRANSITION,
-        AuditEntry,
-        CaseStatusInput,
-        RecordTransitionInput,
-    )
+    from domain.audit import CaseStatusInput
     from domain.common import Role, format_amount
     from domain.ids import ORDER_REVIEW
     from domain.notifications import (
@@ -63,11 +57,11 @@ with workflow.unsafe.imports_passed_through():
         validate_decision,
     )
     from domain.risk import SCORE_ORDER, RiskAssessment, Routing, ScoreOrderInput
-    from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput, task_id
+    from domain.tasks import OpenTaskInput, UpdateTaskInput, task_id
     from domain.warehouse import RELEASE_ORDER, ReleaseItem, ReleaseOrderInput, ReleaseOrderResult
     from workflows import visibility
 
-STEWARD = "steward"
+from workflows.steps import STEWARD, StepRecorder, failure_reason, wait_until
 
 # Outside systems: retry transient faults with backoff; business refusals are
 # non-retryable ApplicationErrors raised by the activities.
@@ -77,7 +71,6 @@ OUTSIDE_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     non_retryable_error_types=["PaymentRefused", "RefundExceedsCapture", "InvalidOrder"],
 )
-LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
 OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
 # A capture that still fails after this long is given up: the order is
 # cancelled rather than left in limbo while its authorisation expires.
@@ -98,23 +91,19 @@ class OrderReviewWorkflow:
             currency=input.order.currency,
             hard_deadline=hard_deadline(input.order, input.policy),
         )
-        self._pending = RecordTransitionInput()
-        self._audit_sequence = 0
+        self._steps = StepRecorder(ORDER_REVIEW, lambda: self._order.order_id)
         self._review_round = 0
-        self._open_task_id: str | None = None
-        self._seen_event_ids: set[str] = set()
         # A decision accepted by the `decide` update, waiting for the main loop.
         self._decision: DecisionRecord | None = None
         self._customer_answered = False
-        self._search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
 
     # ------------------------------------------------------------------ run
 
     @workflow.run
     async def run(self, input: OrderReviewInput) -> OrderReviewResult:
-        self._audit("review_started", reason=f"channel {self._order.channel}")
+        self._steps.audit("review_started", reason=f"channel {self._order.channel}")
         self._transition(ReviewStatus.RECEIVED, STEWARD, "order received for review")
-        await self._flush()
+        await self._steps.flush()
 
         risk = await workflow.execute_activity(
             SCORE_ORDER,
@@ -125,7 +114,7 @@ class OrderReviewWorkflow:
             summary="score order risk",
         )
         self._state.risk = risk
-        self._audit(
+        self._steps.audit(
             "scored",
             reason=", ".join(risk.reason_codes) or "no risk signal",
             after={
@@ -148,7 +137,7 @@ class OrderReviewWorkflow:
         else:
             await self._manual_review()
 
-        await self._flush()
+        await self._steps.flush()
         # Let a decide update that raced the end finish and answer its caller.
         await workflow.wait_condition(workflow.all_handlers_finished)
         last = self._state.decisions[-1] if self._state.decisions else None
@@ -195,11 +184,11 @@ class OrderReviewWorkflow:
 
     @workflow.signal(name="cancel")
     def cancel(self, request: CancelRequest) -> None:
-        if not self._first_time(request.event_id):
+        if not self._steps.first_time(request.event_id):
             return
         if self._state.cancel_request is None:
             self._state.cancel_request = request
-        self._audit(
+        self._steps.audit(
             "cancel_requested",
             actor=request.requested_by,
             role=Role.SYSTEM,
@@ -209,11 +198,11 @@ class OrderReviewWorkflow:
 
     @workflow.signal(name="customer_answered")
     def customer_answered(self, answer: CustomerAnswer) -> None:
-        if not self._first_time(answer.event_id):
+        if not self._steps.first_time(answer.event_id):
             return
         self._state.customer_answers.append(answer)
         self._customer_answered = True
-        self._audit(
+        self._steps.audit(
             "customer_answered",
             actor="customer",
             role=Role.SYSTEM,
@@ -237,10 +226,10 @@ class OrderReviewWorkflow:
             else:
                 self._open_review_task()
                 # The task must reach the work queue before anyone can act on it.
-                await self._flush()
+                await self._steps.flush()
                 record = await self._await_decision_or_deadline(deadline)
             if record is None:  # cancelled upstream while waiting
-                self._close_task(self._cancel_actor(), "cancelled upstream")
+                self._steps.close_task(self._cancel_actor(), "cancelled upstream")
                 await self._cancel_order(self._cancel_reason(), actor=self._cancel_actor())
                 return
             if record.decision is ReviewDecision.APPROVE:
@@ -268,14 +257,14 @@ class OrderReviewWorkflow:
         for at, step in ladder:
             if at >= deadline:
                 break
-            if await self._wait(self._decision_or_cancel, until=at, timer=f"review-{step}"):
+            if await wait_until(self._decision_or_cancel, until=at, timer=f"review-{step}"):
                 return self._take_decision()
             if step == "reminder":
                 self._send_reminder()
             elif not self._state.escalated:
                 self._escalate()
-            await self._flush()
-        if await self._wait(self._decision_or_cancel, until=deadline, timer="auth-expiry-deadline"):
+            await self._steps.flush()
+        if await wait_until(self._decision_or_cancel, until=deadline, timer="auth-expiry-deadline"):
             return self._take_decision()
         return self._apply_default()
 
@@ -287,9 +276,9 @@ class OrderReviewWorkflow:
         self._state.awaited_role = None
         self._state.due_at = due
         self._transition(ReviewStatus.AWAITING_CUSTOMER, STEWARD, "verification requested")
-        await self._flush()
+        await self._steps.flush()
         await self._notify(CustomerTemplate.VERIFICATION_REQUEST)
-        answered = await self._wait(
+        answered = await wait_until(
             lambda: self._customer_answered or self._decision is not None or self._cancel_pending(),
             until=due,
             timer="customer-answer-deadline",
@@ -297,7 +286,7 @@ class OrderReviewWorkflow:
         if self._cancel_pending():
             return None
         if not answered:
-            self._audit("customer_answer_timeout", reason=f"no answer by {due.isoformat()}")
+            self._steps.audit("customer_answer_timeout", reason=f"no answer by {due.isoformat()}")
         return answered
 
     def _open_review_task(self) -> None:
@@ -306,11 +295,10 @@ class OrderReviewWorkflow:
         self._review_round += 1
         due = min(workflow.now() + self._policy.review_sla, deadline)
         role = Role.MANAGER if self._state.escalated else Role.COORDINATOR
-        self._open_task_id = task_id(workflow.info().workflow_id, "review", self._review_round)
         risk = self._state.risk
-        self._pending.open_tasks.append(
+        self._steps.open_task(
             OpenTaskInput(
-                task_id=self._open_task_id,
+                task_id=task_id(workflow.info().workflow_id, "review", self._review_round),
                 process=ORDER_REVIEW,
                 case_id=self._order.order_id,
                 workflow_id=workflow.info().workflow_id,
@@ -330,13 +318,13 @@ class OrderReviewWorkflow:
 
     def _send_reminder(self) -> None:
         self._state.reminders_sent += 1
-        if self._open_task_id:
-            self._pending.update_tasks.append(
+        if self._steps.open_task_id:
+            self._steps.update_task(
                 UpdateTaskInput(
-                    task_id=self._open_task_id, reminders_sent=self._state.reminders_sent
+                    task_id=self._steps.open_task_id, reminders_sent=self._state.reminders_sent
                 )
             )
-        self._audit(
+        self._steps.audit(
             "review_reminder",
             reason=f"no decision {self._policy.reminder_after} after the task opened",
             after={"reminders_sent": self._state.reminders_sent},
@@ -350,16 +338,16 @@ class OrderReviewWorkflow:
         self._state.escalated = True
         self._state.awaited_role = Role.MANAGER
         self._state.due_at = deadline
-        if self._open_task_id:
-            self._pending.update_tasks.append(
+        if self._steps.open_task_id:
+            self._steps.update_task(
                 UpdateTaskInput(
-                    task_id=self._open_task_id,
+                    task_id=self._steps.open_task_id,
                     awaited_role=Role.MANAGER,
                     escalated=True,
                     due_at=deadline,
                 )
             )
-        self._audit(
+        self._steps.audit(
             "review_escalated",
             reason=f"review SLA of {self._policy.review_sla} missed",
             before=before,
@@ -392,7 +380,7 @@ class OrderReviewWorkflow:
 
     def _record_decision(self, record: DecisionRecord) -> None:
         self._state.decisions.append(record)
-        self._audit(
+        self._steps.audit(
             f"decision_{record.decision}",
             actor=record.actor,
             role=record.role,
@@ -400,7 +388,7 @@ class OrderReviewWorkflow:
             before={"status": self._state.status},
             after={"decision": record.decision, "reason_code": record.reason_code},
         )
-        self._close_task(record.actor, record.decision)
+        self._steps.close_task(record.actor, record.decision)
 
     # -------------------------------------------------------------- outcomes
 
@@ -411,7 +399,7 @@ class OrderReviewWorkflow:
         self._state.awaited_role = None
         self._state.due_at = None
         self._transition(ReviewStatus.CAPTURING, actor, f"approved ({reason})", role=role)
-        await self._flush()
+        await self._steps.flush()
         try:
             capture = await workflow.execute_activity(
                 CAPTURE_PAYMENT,
@@ -423,12 +411,12 @@ class OrderReviewWorkflow:
                 summary="capture payment",
             )
         except ActivityError as failure:
-            reason_text = _failure_reason(failure)
-            self._audit("capture_failed", reason=reason_text)
+            reason_text = failure_reason(failure)
+            self._steps.audit("capture_failed", reason=reason_text)
             await self._cancel_order(f"capture failed: {reason_text}", actor=STEWARD)
             return
         self._state.capture_reference = capture.provider_reference
-        self._audit(
+        self._steps.audit(
             "payment_captured",
             reason=capture.idempotency_key,
             after={
@@ -462,11 +450,11 @@ class OrderReviewWorkflow:
         )
         if self._cancel_pending():
             # The money moved before the cancel could act: say so, loudly.
-            self._audit(
+            self._steps.audit(
                 "cancel_not_applied",
                 reason="payment already captured; the order needs a return or refund",
             )
-        await self._flush()
+        await self._steps.flush()
 
     async def _cancel_order(self, reason: str, *, actor: str, role: Role = Role.SYSTEM) -> None:
         """Void the authorisation, cancel, tell the customer. Nothing was captured."""
@@ -483,13 +471,13 @@ class OrderReviewWorkflow:
                 summary="void authorisation",
             )
             self._state.void_reference = void.provider_reference
-            self._audit("authorisation_voided", reason=void.idempotency_key)
+            self._steps.audit("authorisation_voided", reason=void.idempotency_key)
         except ActivityError as failure:
             # An authorisation that cannot be voided (already expired) lapses by
             # itself; the order is still cancelled and the failure is on record.
-            self._audit("void_failed", reason=_failure_reason(failure))
+            self._steps.audit("void_failed", reason=failure_reason(failure))
         self._transition(ReviewStatus.CANCELLED, actor, reason, role=role)
-        await self._flush()
+        await self._steps.flush()
         await self._notify(CustomerTemplate.ORDER_CANCELLED)
 
     async def _notify(self, template: CustomerTemplate) -> None:
@@ -507,8 +495,10 @@ class OrderReviewWorkflow:
             retry_policy=OUTSIDE_RETRY,
             summary=f"notify customer: {template}",
         )
-        self._audit("customer_notified", reason=template, after={"message_id": result.message_id})
-        await self._flush()
+        self._steps.audit(
+            "customer_notified", reason=template, after={"message_id": result.message_id}
+        )
+        await self._steps.flush()
 
     # --------------------------------------------------------------- helpers
 
@@ -525,17 +515,6 @@ class OrderReviewWorkflow:
             reason=reason,
         )
 
-    async def _wait(self, condition: Any, *, until: datetime, timer: str) -> bool:
-        """Wait for `condition` until `until`; True if it became true in time."""
-        remaining = until - workflow.now()
-        if remaining <= timedelta(0):
-            return bool(condition())
-        try:
-            await workflow.wait_condition(condition, timeout=remaining, timeout_summary=timer)
-        except TimeoutError:
-            return False
-        return True
-
     def _decision_or_cancel(self) -> bool:
         return self._decision is not None or self._cancel_pending()
 
@@ -550,55 +529,8 @@ class OrderReviewWorkflow:
         request = self._state.cancel_request
         return request.requested_by if request else STEWARD
 
-    def _first_time(self, event_id: str) -> bool:
-        if event_id in self._seen_event_ids:
-            return False
-        self._seen_event_ids.add(event_id)
-        return True
-
-    def _close_task(self, actor: str, outcome: str) -> None:
-        if self._open_task_id is None:
-            return
-        self._pending.close_tasks.append(
-            CloseTaskInput(
-                task_id=self._open_task_id,
-                closed_by=actor,
-                outcome=outcome,
-                closed_at=workflow.now(),
-            )
-        )
-        self._open_task_id = None
-
     def _money(self) -> str:
         return format_amount(self._order.payment.amount_minor, self._order.currency)
-
-    def _audit(
-        self,
-        action: str,
-        *,
-        actor: str = STEWARD,
-        role: Role = Role.SYSTEM,
-        reason: str = "",
-        before: dict[str, Any] | None = None,
-        after: dict[str, Any] | None = None,
-    ) -> None:
-        self._audit_sequence += 1
-        workflow_id = workflow.info().workflow_id
-        self._pending.entries.append(
-            AuditEntry(
-                entry_id=f"{workflow_id}/{self._audit_sequence:04d}",
-                workflow_id=workflow_id,
-                process=ORDER_REVIEW,
-                case_id=self._order.order_id,
-                actor=actor,
-                role=role,
-                action=action,
-                reason=reason,
-                before=_jsonable(before or {}),
-                after=_jsonable(after or {}),
-                occurred_at=workflow.now(),
-            )
-        )
 
     def _transition(
         self, status: ReviewStatus, actor: str, reason: str, *, role: Role = Role.SYSTEM
@@ -608,22 +540,14 @@ class OrderReviewWorkflow:
         self._state.history.append(
             StatusChange(at=workflow.now(), status=status, actor=actor, reason=reason)
         )
-        if previous != status:
-            self._audit(
-                "status_changed",
-                actor=actor,
-                role=role,
-                reason=reason,
-                before={"status": previous},
-                after={"status": status},
-            )
+        self._steps.status_changed(previous, status, actor=actor, role=role, reason=reason)
         self._refresh_ui()
 
     def _refresh_ui(self) -> None:
         """Case row, search attributes and current details follow the state."""
         state = self._state
         risk = state.risk
-        self._pending.case = CaseStatusInput(
+        case = CaseStatusInput(
             workflow_id=workflow.info().workflow_id,
             process=ORDER_REVIEW,
             case_id=state.order_id,
@@ -636,42 +560,16 @@ class OrderReviewWorkflow:
             currency=state.currency,
             updated_at=workflow.now(),
         )
-        updates: list[SearchAttributeUpdate[Any]] = [
-            visibility.PROCESS.value_set(ORDER_REVIEW),
-            visibility.MARKET.value_set(state.market),
-            visibility.STATUS.value_set(state.status),
-        ]
-        if risk:
-            updates.append(visibility.RISK_BAND.value_set(risk.band))
-        updates.append(
-            visibility.AWAITED_ROLE.value_set(state.awaited_role)
-            if state.awaited_role
-            else visibility.AWAITED_ROLE.value_unset()
+        updates = visibility.case_updates(
+            ORDER_REVIEW,
+            state.status,
+            market=state.market,
+            risk_band=risk.band if risk else None,
+            awaited_role=state.awaited_role,
+            due_at=state.due_at,
         )
-        updates.append(
-            visibility.DUE_AT.value_set(state.due_at)
-            if state.due_at
-            else visibility.DUE_AT.value_unset()
-        )
-        self._search_attribute_updates = updates
+        self._steps.set_case(case, updates)
         workflow.set_current_details(_details(state, self._money()))
-
-    async def _flush(self) -> None:
-        """Write the step's audit rows, case row and task changes in one local
-        activity, and publish the matching search attributes."""
-        if self._search_attribute_updates:
-            # One upsert per step, not per change: each upsert is a history event.
-            workflow.upsert_search_attributes(self._search_attribute_updates)
-            self._search_attribute_updates = []
-        if self._pending.is_empty():
-            return
-        batch, self._pending = self._pending, RecordTransitionInput()
-        await workflow.execute_local_activity(
-            RECORD_TRANSITION,
-            batch,
-            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
-            summary="record audit, case and tasks",
-        )
 
 
 def _details(state: OrderReviewState, money: str) -> str:
@@ -689,23 +587,3 @@ def _details(state: OrderReviewState, money: str) -> str:
     if state.hard_deadline and state.status not in CLOSED_STATUSES:
         lines.append(f"Authorisation deadline {state.hard_deadline:%Y-%m-%d %H:%M} UTC")
     return "\n\n".join(lines)
-
-
-def _failure_reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}" if cause.type else cause.message
-    return str(cause or failure)
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    """Audit before/after are JSON in the store; keep enums and times plain."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, datetime):
-            out[key] = value.isoformat()
-        elif hasattr(value, "value"):
-            out[key] = value.value
-        else:
-            out[key] = value
-    return out

@@ -16,22 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate, WorkflowIDReusePolicy
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/order_review.py)
 
-    from domain.audit import (
-        RECORD_TRANSITION,
-        AuditEntry,
-        CaseStatusInput,
-        RecordTransitionInput,
-    )
+    from domain.audit import CaseStatusInput
     from domain.claims import CarrierClaimInput, ClaimType, claim_policy_for
     from domain.common import Role, format_amount
     from domain.ids import RETURN, carrier_claim_id, order_review_id
@@ -89,10 +83,17 @@ with workflow.unsafe.imports_passed_through():
         validate_qc_decision,
     )
     from domain.review import OrderReviewInput, review_policy_for
-    from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput, task_id
+    from domain.tasks import OpenTaskInput, UpdateTaskInput, task_id
     from workflows import visibility
 
-STEWARD = "steward"
+from workflows.steps import (
+    STEWARD,
+    StepRecorder,
+    failure_reason,
+    failure_type,
+    wait_until,
+)
+
 ORDER_REVIEW_WORKFLOW = "OrderReviewWorkflow"
 CARRIER_CLAIM_WORKFLOW = "CarrierClaimWorkflow"
 # Lost parcels open the carrier claim themselves (runs started before left a task).
@@ -110,7 +111,6 @@ OUTSIDE_RETRY = RetryPolicy(
         "LedgerConflict",
     ],
 )
-LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
 OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
 # A provider that keeps failing for a day is a person's problem, not a retry's.
 REFUND_GIVE_UP = timedelta(days=1)
@@ -137,11 +137,12 @@ class ReturnWorkflow:
             value_minor=returned_value_minor(input),
         )
         self._full_refund_minor = self._state.value_minor
-        self._pending = RecordTransitionInput()
-        self._audit_sequence = 0
+        # Entries carry the order id so the order's audit trail
+        # (`steward audit ORDER_ID`) shows its returns.
+        self._steps = StepRecorder(
+            RETURN, lambda: self._input.rma_id, order_id=lambda: self._input.order.order_id
+        )
         self._task_sequence = 0
-        self._open_task_id: str | None = None
-        self._seen_event_ids: set[str] = set()
         self._shipped = False
         self._delivered = False
         self._cancel: CancelReturnRequest | None = None
@@ -149,13 +150,12 @@ class ReturnWorkflow:
         self._finance: FinanceApprovalRecord | None = None
         self._choice: CustomerChoice | None = None
         self._refund_operations = 0
-        self._search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
 
     # ------------------------------------------------------------------ run
 
     @workflow.run
     async def run(self, input: ReturnInput) -> ReturnResult:
-        self._audit(
+        self._steps.audit(
             "return_requested",
             actor=input.requested_by,
             role=input.requester_role,
@@ -167,12 +167,12 @@ class ReturnWorkflow:
             },
         )
         self._transition(ReturnStatus.REQUESTED, input.requested_by, "return requested")
-        await self._flush()
+        await self._steps.flush()
 
         if await self._check_eligibility() and await self._ship_back():
             await self._inspect_and_resolve()
 
-        await self._flush()
+        await self._steps.flush()
         # Let an update that raced the end finish and answer its caller.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ReturnResult(
@@ -192,31 +192,39 @@ class ReturnWorkflow:
 
     @workflow.signal(name="carrier_event")
     def carrier_event(self, event: CarrierEvent) -> None:
-        if not self._first_time(event.event_id):
+        if not self._steps.first_time(event.event_id):
             return
         after = {"event_id": event.event_id, "kind": event.kind, "location": event.location}
         if self._state.tracking_number and event.tracking_number != self._state.tracking_number:
-            self._audit("carrier_event_ignored", reason="tracking number differs", after=after)
+            self._steps.audit(
+                "carrier_event_ignored", reason="tracking number differs", after=after
+            )
             return
         if self._state.status in CLOSED_RETURN_STATUSES:
-            self._audit("carrier_event_ignored", reason=f"return {self._state.status}", after=after)
+            self._steps.audit(
+                "carrier_event_ignored", reason=f"return {self._state.status}", after=after
+            )
             return
         self._shipped = True
         if event.kind is CarrierEventKind.DELIVERED_TO_WAREHOUSE:
             self._delivered = True
-        self._audit(f"carrier_{event.kind}", actor="carrier", reason=event.location, after=after)
+        self._steps.audit(
+            f"carrier_{event.kind}", actor="carrier", reason=event.location, after=after
+        )
 
     @workflow.signal(name="qc_result")
     def qc_result(self, result: QcResult) -> None:
-        if not self._first_time(result.event_id):
+        if not self._steps.first_time(result.event_id):
             return
         after = {"event_id": result.event_id, "grade": result.grade}
         if self._state.qc is not None:
             # The first report is the one QC decisions were based on.
-            self._audit("qc_result_ignored", reason="a QC result is already recorded", after=after)
+            self._steps.audit(
+                "qc_result_ignored", reason="a QC result is already recorded", after=after
+            )
             return
         self._state.qc = result
-        self._audit(
+        self._steps.audit(
             "qc_result_received",
             actor="3pl",
             reason=result.notes,
@@ -229,11 +237,11 @@ class ReturnWorkflow:
 
     @workflow.signal(name="cancel")
     def cancel(self, request: CancelReturnRequest) -> None:
-        if not self._first_time(request.event_id):
+        if not self._steps.first_time(request.event_id):
             return
         after = {"event_id": request.event_id, "status_at_request": self._state.status}
         if self._state.status not in CANCELLABLE_STATUSES or self._shipped:
-            self._audit(
+            self._steps.audit(
                 "cancel_refused",
                 actor=request.requested_by,
                 reason="the parcel has already shipped" if self._shipped else self._state.status,
@@ -242,20 +250,20 @@ class ReturnWorkflow:
             return
         if self._cancel is None:
             self._cancel = request
-        self._audit(
+        self._steps.audit(
             "cancel_requested", actor=request.requested_by, reason=request.reason, after=after
         )
 
     @workflow.signal(name="customer_choice")
     def customer_choice(self, choice: CustomerChoiceInput) -> None:
-        if not self._first_time(choice.event_id):
+        if not self._steps.first_time(choice.event_id):
             return
         after = {"event_id": choice.event_id, "choice": choice.choice}
         if self._state.status is not ReturnStatus.AWAITING_CUSTOMER or self._choice is not None:
-            self._audit("customer_choice_ignored", actor="customer", after=after)
+            self._steps.audit("customer_choice_ignored", actor="customer", after=after)
             return
         self._choice = choice.choice
-        self._audit("customer_chose", actor="customer", reason=choice.choice, after=after)
+        self._steps.audit("customer_chose", actor="customer", reason=choice.choice, after=after)
 
     @workflow.update(name="qc_decision")
     async def qc_decision(self, decision: QcDecisionInput) -> ReturnState:
@@ -318,7 +326,7 @@ class ReturnWorkflow:
         )
         self._state.open_dispute = result.open_dispute
         self._full_refund_minor = result.refund_minor
-        self._audit(
+        self._steps.audit(
             "eligibility_checked",
             reason="; ".join(r.code for r in result.refusals) or "eligible",
             after={
@@ -331,7 +339,7 @@ class ReturnWorkflow:
         if not result.eligible:
             self._state.refusals = [r.message for r in result.refusals]
             self._transition(ReturnStatus.REJECTED, STEWARD, self._state.refusals[0])
-            await self._flush()
+            await self._steps.flush()
             await self._notify(CustomerTemplate.RETURN_REJECTED)
             return False
         if self._cancel is not None:
@@ -356,13 +364,13 @@ class ReturnWorkflow:
         self._state.carrier = label.carrier
         self._state.label_expires_at = label.expires_at
         self._state.due_at = label.expires_at
-        self._audit(
+        self._steps.audit(
             "label_issued",
             reason=label.carrier,
             after={"tracking_number": label.tracking_number, "expires_at": label.expires_at},
         )
         self._transition(ReturnStatus.LABEL_ISSUED, STEWARD, f"label from {label.carrier}")
-        await self._flush()
+        await self._steps.flush()
         await self._notify(CustomerTemplate.RETURN_LABEL)
         return True
 
@@ -373,14 +381,14 @@ class ReturnWorkflow:
         assert expires is not None
         shipped_or_cancelled: Callable[[], bool] = lambda: self._shipped or self._cancel is not None  # noqa: E731
         reminder_at = expires - self._policy.label_reminder_before
-        if not await self._wait(shipped_or_cancelled, until=reminder_at, timer="label-reminder"):
+        if not await wait_until(shipped_or_cancelled, until=reminder_at, timer="label-reminder"):
             self._state.reminders_sent += 1
-            self._audit("label_reminder", reason=f"label expires {expires:%Y-%m-%d}")
-            await self._flush()
+            self._steps.audit("label_reminder", reason=f"label expires {expires:%Y-%m-%d}")
+            await self._steps.flush()
             await self._notify(CustomerTemplate.RETURN_LABEL_REMINDER)
-            if not await self._wait(shipped_or_cancelled, until=expires, timer="label-expiry"):
+            if not await wait_until(shipped_or_cancelled, until=expires, timer="label-expiry"):
                 self._state.due_at = None
-                self._audit("label_expired", reason=f"unused by {expires:%Y-%m-%d %H:%M} UTC")
+                self._steps.audit("label_expired", reason=f"unused by {expires:%Y-%m-%d %H:%M} UTC")
                 self._transition(ReturnStatus.EXPIRED, STEWARD, "return label expired unused")
                 return False
         if self._cancel is not None and not self._shipped:
@@ -391,8 +399,8 @@ class ReturnWorkflow:
             due = workflow.now() + self._policy.inbound_deadline
             self._state.due_at = due
             self._transition(ReturnStatus.IN_TRANSIT, "carrier", "parcel scanned by the carrier")
-            await self._flush()
-            if not await self._wait(lambda: self._delivered, until=due, timer="inbound-deadline"):
+            await self._steps.flush()
+            if not await wait_until(lambda: self._delivered, until=due, timer="inbound-deadline"):
                 self._open_task(
                     "lost_parcel",
                     f"Return {self._input.rma_id}: parcel {self._state.tracking_number} "
@@ -407,14 +415,14 @@ class ReturnWorkflow:
                     "days",
                 )
                 if workflow.patched(PATCH_LOST_PARCEL_CLAIM):
-                    await self._flush()
+                    await self._steps.flush()
                     await self._claim_lost_parcel()
                 # Runs before this patch left the task open for a manual claim.
-                self._open_task_id = None
+                self._steps.open_task_id = None
                 return False
         self._state.due_at = workflow.now() + self._policy.qc_result_timeout
         self._transition(ReturnStatus.RECEIVED, "carrier", "delivered to the warehouse")
-        await self._flush()
+        await self._steps.flush()
         return True
 
     async def _claim_lost_parcel(self) -> None:
@@ -442,7 +450,7 @@ class ReturnWorkflow:
             summary="prepare the lost-parcel claim",
         )
         if prepared.shipment is None:
-            self._audit("carrier_claim_not_opened", reason=prepared.reason)
+            self._steps.audit("carrier_claim_not_opened", reason=prepared.reason)
             return
         claim_id = carrier_claim_id(carrier, tracking)
         try:
@@ -469,7 +477,7 @@ class ReturnWorkflow:
         except WorkflowAlreadyStartedError:
             opened = "carrier_claim_linked"  # a webhook or a sweep opened it first
         self._state.claim_workflow_id = claim_id
-        self._audit(
+        self._steps.audit(
             opened,
             reason=f"lost return parcel {carrier} {tracking}",
             after={
@@ -483,11 +491,13 @@ class ReturnWorkflow:
     async def _inspect_and_resolve(self) -> None:
         due = self._state.due_at
         assert due is not None
-        if await self._wait(lambda: self._state.qc is not None, until=due, timer="qc-result"):
+        if await wait_until(lambda: self._state.qc is not None, until=due, timer="qc-result"):
             assert self._state.qc is not None
             reasons = manual_qc_reasons(self._input, self._state.qc)
         else:
-            self._audit("qc_result_missing", reason=f"no 3PL QC result by {due:%Y-%m-%d %H:%M}")
+            self._steps.audit(
+                "qc_result_missing", reason=f"no 3PL QC result by {due:%Y-%m-%d %H:%M}"
+            )
             reasons = ["no QC result from the 3PL"]
         grade: QcGrade = QcGrade.FIRST_CHOICE
         outcome: QcOutcome | None = None
@@ -507,7 +517,7 @@ class ReturnWorkflow:
             )
             requester = decision.actor
         else:
-            self._audit("qc_passed", reason="3PL graded first choice; no check needed")
+            self._steps.audit("qc_passed", reason="3PL graded first choice; no check needed")
 
         disposition = disposition_for(grade, outcome)
         await self._dispose(disposition, f"QC {grade}")
@@ -516,7 +526,7 @@ class ReturnWorkflow:
                 await self._refund(self._full_refund_minor, requester, ReturnStatus.REFUNDED)
             elif self._input.resolution is Resolution.STORE_CREDIT:
                 self._state.refund_minor = self._full_refund_minor
-                self._audit(
+                self._steps.audit(
                     "store_credit_granted",
                     reason=self._money(self._full_refund_minor),
                     after={"amount_minor": self._full_refund_minor},
@@ -550,17 +560,17 @@ class ReturnWorkflow:
             priority=min(self._state.value_minor // 10_000, 1_000),
         )
         self._transition(ReturnStatus.MANUAL_QC, STEWARD, "; ".join(reasons))
-        await self._flush()
+        await self._steps.flush()
         decided: Callable[[], bool] = lambda: self._qc_decision is not None  # noqa: E731
-        if await self._wait(decided, until=sla, timer="manual-qc-sla"):
+        if await wait_until(decided, until=sla, timer="manual-qc-sla"):
             return self._take_qc_decision()
         self._escalate(
             Role.MANAGER, deadline, f"manual QC SLA of {self._policy.manual_qc_sla} missed"
         )
-        await self._flush()
-        if await self._wait(decided, until=deadline, timer="manual-qc-deadline"):
+        await self._steps.flush()
+        if await wait_until(decided, until=deadline, timer="manual-qc-deadline"):
             return self._take_qc_decision()
-        self._audit(
+        self._steps.audit(
             "qc_default_applied",
             reason=f"no QC decision within {self._policy.manual_qc_deadline}: quarantined, "
             "no refund",
@@ -572,7 +582,7 @@ class ReturnWorkflow:
         record = self._qc_decision
         assert record is not None
         self._state.manual_qc = record
-        self._audit(
+        self._steps.audit(
             "qc_decided",
             actor=record.actor,
             role=record.role,
@@ -598,7 +608,7 @@ class ReturnWorkflow:
         self._state.awaited_role = None
         self._state.due_at = None
         self._transition(ReturnStatus.REFUNDING, STEWARD, f"refund {self._money(amount)}")
-        await self._flush()
+        await self._steps.flush()
         self._refund_operations += 1
         # Deterministic: a retried activity, a frozen refund re-tried a day
         # later or a reset workflow all present the same idempotency key.
@@ -626,8 +636,8 @@ class ReturnWorkflow:
                 )
                 break
             except ActivityError as failure:
-                if _failure_type(failure) != REFUND_FROZEN_BY_DISPUTE:
-                    self._audit("refund_failed", reason=_failure_reason(failure))
+                if failure_type(failure) != REFUND_FROZEN_BY_DISPUTE:
+                    self._steps.audit("refund_failed", reason=failure_reason(failure))
                     self._close_task(STEWARD, "refund failed")
                     self._transition(ReturnStatus.REFUND_FAILED, STEWARD, "provider refused")
                     return
@@ -636,11 +646,11 @@ class ReturnWorkflow:
                 frozen_since = now
                 self._state.open_dispute = True
                 self._state.due_at = now + self._policy.refund_freeze_deadline
-                self._audit("refund_frozen", reason="the order has an open dispute")
+                self._steps.audit("refund_frozen", reason="the order has an open dispute")
                 self._transition(ReturnStatus.REFUND_FROZEN, STEWARD, "dispute open on the order")
             give_up = frozen_since + self._policy.refund_freeze_deadline
             if now >= give_up:
-                self._audit(
+                self._steps.audit(
                     "refund_freeze_deadline",
                     reason=f"dispute still open after {self._policy.refund_freeze_deadline}",
                 )
@@ -648,7 +658,7 @@ class ReturnWorkflow:
                 self._transition(ReturnStatus.REFUND_FAILED, STEWARD, "dispute never resolved")
                 return
             escalate_at = frozen_since + self._policy.refund_freeze_escalate_after
-            if now >= escalate_at and self._open_task_id is None:
+            if now >= escalate_at and self._steps.open_task_id is None:
                 self._open_task(
                     "refund_frozen",
                     f"Refund of return {self._input.rma_id} frozen by a dispute since "
@@ -656,16 +666,16 @@ class ReturnWorkflow:
                     Role.MANAGER,
                     give_up,
                 )
-                self._audit("refund_freeze_escalated", reason=f"frozen since {frozen_since}")
+                self._steps.audit("refund_freeze_escalated", reason=f"frozen since {frozen_since}")
                 self._refresh_ui()
-            await self._flush()
+            await self._steps.flush()
             await workflow.sleep(
                 min(self._policy.refund_recheck_every, give_up - now),
                 summary="refund-freeze-recheck",
             )
         self._state.refund_reference = refund.provider_reference
         self._state.due_at = None
-        self._audit(
+        self._steps.audit(
             "refund_issued",
             reason=refund.idempotency_key,
             after={
@@ -676,7 +686,7 @@ class ReturnWorkflow:
         )
         self._close_task(STEWARD, "refunded")
         self._transition(done, STEWARD, f"refunded {self._money(amount)}")
-        await self._flush()
+        await self._steps.flush()
         await self._notify(CustomerTemplate.RETURN_REFUNDED)
 
     async def _finance_approved(self) -> bool:
@@ -693,14 +703,14 @@ class ReturnWorkflow:
             sla,
         )
         self._transition(ReturnStatus.AWAITING_FINANCE, STEWARD, "above the finance threshold")
-        await self._flush()
+        await self._steps.flush()
         approved: Callable[[], bool] = lambda: self._finance is not None  # noqa: E731
-        if not await self._wait(approved, until=sla, timer="finance-sla"):
+        if not await wait_until(approved, until=sla, timer="finance-sla"):
             # Still finance's decision (four eyes), just louder and later.
             self._escalate(Role.FINANCE, deadline, f"finance SLA of {self._policy.finance_sla}")
-            await self._flush()
-            if not await self._wait(approved, until=deadline, timer="finance-deadline"):
-                self._audit(
+            await self._steps.flush()
+            if not await wait_until(approved, until=deadline, timer="finance-deadline"):
+                self._steps.audit(
                     "finance_approval_timeout",
                     reason=f"no approval within {self._policy.finance_deadline}",
                 )
@@ -709,7 +719,7 @@ class ReturnWorkflow:
         record = self._finance
         assert record is not None
         self._state.finance_approval = record
-        self._audit(
+        self._steps.audit(
             "refund_approved" if record.approved else "refund_refused",
             actor=record.actor,
             role=Role.FINANCE,
@@ -735,10 +745,10 @@ class ReturnWorkflow:
             wait_until = workflow.now() + self._policy.exchange_wait_deadline
             self._state.due_at = wait_until
             self._refresh_ui()
-            await self._flush()
+            await self._steps.flush()
             while not stock.in_stock:
                 if workflow.now() >= wait_until:
-                    self._audit("exchange_wait_expired", reason=", ".join(stock.missing_skus))
+                    self._steps.audit("exchange_wait_expired", reason=", ".join(stock.missing_skus))
                     await self._refund(self._full_refund_minor, requester, ReturnStatus.REFUNDED)
                     return
                 await workflow.sleep(
@@ -763,7 +773,7 @@ class ReturnWorkflow:
             started = "replacement_already_under_review"
         self._state.replacement_order_id = replacement.order_id
         self._state.price_difference_minor = replacement.total_minor - self._full_refund_minor
-        self._audit(
+        self._steps.audit(
             started,
             actor=requester,
             reason=f"new order {replacement.order_id} under review ({review_id})",
@@ -782,14 +792,14 @@ class ReturnWorkflow:
         due = workflow.now() + self._policy.customer_choice_timeout
         self._state.awaited_role = None
         self._state.due_at = due
-        self._audit("replacement_out_of_stock", reason=", ".join(missing))
+        self._steps.audit("replacement_out_of_stock", reason=", ".join(missing))
         self._transition(ReturnStatus.AWAITING_CUSTOMER, STEWARD, "replacement out of stock")
-        await self._flush()
+        await self._steps.flush()
         await self._notify(CustomerTemplate.EXCHANGE_OUT_OF_STOCK)
-        if await self._wait(lambda: self._choice is not None, until=due, timer="customer-choice"):
+        if await wait_until(lambda: self._choice is not None, until=due, timer="customer-choice"):
             assert self._choice is not None
             return self._choice
-        self._audit("customer_choice_timeout", reason="no answer; refund by default")
+        self._steps.audit("customer_choice_timeout", reason="no answer; refund by default")
         return CustomerChoice.REFUND
 
     async def _check_stock(self, lines: list[ReturnLine]) -> CheckStockResult:
@@ -822,7 +832,7 @@ class ReturnWorkflow:
             summary=f"warehouse: {disposition}",
         )
         self._state.disposition = disposition
-        self._audit(
+        self._steps.audit(
             f"item_{disposition}",
             reason=reason,
             after={"reference": result.reference, "warehouse": result.warehouse},
@@ -845,37 +855,21 @@ class ReturnWorkflow:
             retry_policy=OUTSIDE_RETRY,
             summary=f"notify customer: {template}",
         )
-        self._audit("customer_notified", reason=template, after={"message_id": result.message_id})
-        await self._flush()
+        self._steps.audit(
+            "customer_notified", reason=template, after={"message_id": result.message_id}
+        )
+        await self._steps.flush()
 
     # ------------------------------------------------------------ helpers
-
-    async def _wait(self, condition: Callable[[], bool], *, until: datetime, timer: str) -> bool:
-        """Wait for `condition` until `until`; True if it became true in time."""
-        remaining = until - workflow.now()
-        if remaining <= timedelta(0):
-            return bool(condition())
-        try:
-            await workflow.wait_condition(condition, timeout=remaining, timeout_summary=timer)
-        except TimeoutError:
-            return False
-        return True
-
-    def _first_time(self, event_id: str) -> bool:
-        if event_id in self._seen_event_ids:
-            return False
-        self._seen_event_ids.add(event_id)
-        return True
 
     def _open_task(
         self, kind: str, title: str, role: Role, due: datetime, *, priority: int = 0
     ) -> None:
         self._task_sequence += 1
         workflow_id = workflow.info().workflow_id
-        self._open_task_id = task_id(workflow_id, kind, self._task_sequence)
-        self._pending.open_tasks.append(
+        self._steps.open_task(
             OpenTaskInput(
-                task_id=self._open_task_id,
+                task_id=task_id(workflow_id, kind, self._task_sequence),
                 process=RETURN,
                 case_id=self._input.rma_id,
                 workflow_id=workflow_id,
@@ -896,68 +890,28 @@ class ReturnWorkflow:
         self._state.reminders_sent += 1
         self._state.awaited_role = role
         self._state.due_at = due
-        if self._open_task_id:
-            self._pending.update_tasks.append(
+        if self._steps.open_task_id:
+            self._steps.update_task(
                 UpdateTaskInput(
-                    task_id=self._open_task_id,
+                    task_id=self._steps.open_task_id,
                     awaited_role=role,
                     escalated=True,
                     due_at=due,
                     reminders_sent=self._state.reminders_sent,
                 )
             )
-        self._audit(
+        self._steps.audit(
             "escalated", reason=reason, before=before, after={"awaited_role": role, "due_at": due}
         )
         self._refresh_ui()
 
     def _close_task(self, actor: str, outcome: str) -> None:
-        if self._open_task_id is None:
-            return
-        self._pending.close_tasks.append(
-            CloseTaskInput(
-                task_id=self._open_task_id,
-                closed_by=actor,
-                outcome=outcome,
-                closed_at=workflow.now(),
-            )
-        )
-        self._open_task_id = None
-        self._state.awaited_role = None
-        self._state.escalated = False
+        if self._steps.close_task(actor, outcome):
+            self._state.awaited_role = None
+            self._state.escalated = False
 
     def _money(self, amount_minor: int) -> str:
         return format_amount(amount_minor, self._input.order.currency)
-
-    def _audit(
-        self,
-        action: str,
-        *,
-        actor: str = STEWARD,
-        role: Role = Role.SYSTEM,
-        reason: str = "",
-        before: dict[str, Any] | None = None,
-        after: dict[str, Any] | None = None,
-    ) -> None:
-        self._audit_sequence += 1
-        workflow_id = workflow.info().workflow_id
-        self._pending.entries.append(
-            AuditEntry(
-                entry_id=f"{workflow_id}/{self._audit_sequence:04d}",
-                workflow_id=workflow_id,
-                process=RETURN,
-                case_id=self._input.rma_id,
-                actor=actor,
-                role=role,
-                action=action,
-                reason=reason,
-                before=_jsonable(before or {}),
-                after=_jsonable(after or {}),
-                occurred_at=workflow.now(),
-                # So the order's audit trail (`steward audit ORDER_ID`) shows its returns.
-                order_id=self._input.order.order_id,
-            )
-        )
 
     def _transition(
         self, status: ReturnStatus, actor: str, reason: str, *, role: Role = Role.SYSTEM
@@ -970,21 +924,13 @@ class ReturnWorkflow:
         self._state.history.append(
             ReturnStatusChange(at=workflow.now(), status=status, actor=actor, reason=reason)
         )
-        if previous != status:
-            self._audit(
-                "status_changed",
-                actor=actor,
-                role=role,
-                reason=reason,
-                before={"status": previous},
-                after={"status": status},
-            )
+        self._steps.status_changed(previous, status, actor=actor, role=role, reason=reason)
         self._refresh_ui()
 
     def _refresh_ui(self) -> None:
         """Case row, search attributes and current details follow the state."""
         state = self._state
-        self._pending.case = CaseStatusInput(
+        case = CaseStatusInput(
             workflow_id=workflow.info().workflow_id,
             process=RETURN,
             case_id=state.rma_id,
@@ -996,34 +942,15 @@ class ReturnWorkflow:
             currency=state.currency,
             updated_at=workflow.now(),
         )
-        self._search_attribute_updates = [
-            visibility.PROCESS.value_set(RETURN),
-            visibility.MARKET.value_set(state.market),
-            visibility.STATUS.value_set(state.status),
-            visibility.AWAITED_ROLE.value_set(state.awaited_role)
-            if state.awaited_role
-            else visibility.AWAITED_ROLE.value_unset(),
-            visibility.DUE_AT.value_set(state.due_at)
-            if state.due_at
-            else visibility.DUE_AT.value_unset(),
-        ]
-        workflow.set_current_details(_details(state, self._money(state.value_minor)))
-
-    async def _flush(self) -> None:
-        """One local activity for the step's audit rows, case row and tasks,
-        and one search-attribute upsert."""
-        if self._search_attribute_updates:
-            workflow.upsert_search_attributes(self._search_attribute_updates)
-            self._search_attribute_updates = []
-        if self._pending.is_empty():
-            return
-        batch, self._pending = self._pending, RecordTransitionInput()
-        await workflow.execute_local_activity(
-            RECORD_TRANSITION,
-            batch,
-            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
-            summary="record audit, case and tasks",
+        updates = visibility.case_updates(
+            RETURN,
+            state.status,
+            market=state.market,
+            awaited_role=state.awaited_role,
+            due_at=state.due_at,
         )
+        self._steps.set_case(case, updates)
+        workflow.set_current_details(_details(state, self._money(state.value_minor)))
 
 
 def _details(state: ReturnState, money: str) -> str:
@@ -1047,28 +974,3 @@ def _details(state: ReturnState, money: str) -> str:
     elif state.due_at:
         lines.append(f"Next deadline {state.due_at:%Y-%m-%d %H:%M} UTC")
     return "\n\n".join(lines)
-
-
-def _failure_type(failure: ActivityError) -> str | None:
-    cause = failure.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
-def _failure_reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}" if cause.type else cause.message
-    return str(cause or failure)
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    """Audit before/after are JSON in the store; keep enums and times plain."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, datetime):
-            out[key] = value.isoformat()
-        elif hasattr(value, "value"):
-            out[key] = value.value
-        else:
-            out[key] = value
-    return out

@@ -6,7 +6,10 @@ the visibility store and shown in the UI's list views.
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from datetime import datetime
+from typing import Any
+
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 PROCESS = SearchAttributeKey.for_keyword("StewardProcess")
 STATUS = SearchAttributeKey.for_keyword("StewardStatus")
@@ -33,3 +36,30 @@ DEV_SERVER_TYPES: dict[str, str] = {
     "StewardRiskBand": "Keyword",
     "StewardMarket": "Keyword",
 }
+
+
+def case_updates(
+    process: str,
+    status: str,
+    *,
+    market: str | None = None,
+    risk_band: str | None = None,
+    awaited_role: str | None = None,
+    due_at: datetime | None = None,
+    tracks_awaited_role: bool = True,
+) -> list[SearchAttributeUpdate[Any]]:
+    """A case's search attributes, in the order every workflow has always
+    upserted them. Who is awaited and until when are unset, not left stale,
+    when nobody is; a process that never awaits a person leaves the role out."""
+    updates: list[SearchAttributeUpdate[Any]] = [PROCESS.value_set(process)]
+    if market is not None:
+        updates.append(MARKET.value_set(market))
+    updates.append(STATUS.value_set(status))
+    if risk_band is not None:
+        updates.append(RISK_BAND.value_set(risk_band))
+    if tracks_awaited_role:
+        updates.append(
+            AWAITED_ROLE.value_set(awaited_role) if awaited_role else AWAITED_ROLE.value_unset()
+        )
+    updates.append(DUE_AT.value_set(due_at) if due_at else DUE_AT.value_unset())
+    return updates

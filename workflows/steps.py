@@ -1,0 +1,228 @@
+"""The step machinery every Steward workflow shares.
+
+A workflow step buffers its local writes (audit entries, the case row, task
+changes) and its search attributes, then `flush` sends them out as one
+`record_transition` local activity and one upsert. Keeping that in one place
+keeps every workflow's commands identical: the recorded histories in
+tests/replay depend on the order and the summaries below, so changing them is
+a `workflow.patched` matter, not a refactor.
+
+This is workflow code: the sandbox re-imports it with each workflow module,
+so it stays small, imports only temporalio, the stdlib and domain/, and does
+no I/O itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.audit import RECORD_TRANSITION, AuditEntry, CaseStatusInput, RecordTransitionInput
+    from domain.common import Role
+    from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput
+
+STEWARD = "steward"
+LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
+
+
+class StepRecorder:
+    """Buffers one step's local writes and search attributes until `flush`.
+
+    `case_id` and `order_id` are read at each audit, not at construction: some
+    workflows learn them (or their parts) after the run has started. A workflow
+    whose entries have never carried an order id passes no `order_id`, so its
+    entries keep omitting the field instead of setting it to None.
+    """
+
+    def __init__(
+        self,
+        process: str,
+        case_id: Callable[[], str],
+        *,
+        order_id: Callable[[], str | None] | None = None,
+        drop_none: bool = False,
+        plain_lists: bool = False,
+        seen_event_ids: set[str] | None = None,
+    ) -> None:
+        self.process = process
+        self._case_id = case_id
+        self._order_id = order_id
+        # How each workflow has always rendered before/after; entries already
+        # in the store were written this way, so each keeps its own.
+        self._drop_none = drop_none
+        self._plain_lists = plain_lists
+        self.pending = RecordTransitionInput()
+        self.audit_sequence = 0
+        self.open_task_id: str | None = None
+        self.seen_event_ids: set[str] = seen_event_ids if seen_event_ids is not None else set()
+        self.search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
+
+    def first_time(self, event_id: str) -> bool:
+        """Signals carry the source event id; a redelivered event is dropped."""
+        if event_id in self.seen_event_ids:
+            return False
+        self.seen_event_ids.add(event_id)
+        return True
+
+    def audit(
+        self,
+        action: str,
+        *,
+        actor: str = STEWARD,
+        role: Role = Role.SYSTEM,
+        reason: str = "",
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        # The entry id is the workflow id plus a per-run sequence, so a retried
+        # local activity hits the store's unique constraint instead of a duplicate.
+        self.audit_sequence += 1
+        workflow_id = workflow.info().workflow_id
+        extra: dict[str, Any] = {}
+        if self._order_id is not None:
+            extra["order_id"] = self._order_id()
+        self.pending.entries.append(
+            AuditEntry(
+                entry_id=f"{workflow_id}/{self.audit_sequence:04d}",
+                workflow_id=workflow_id,
+                process=self.process,
+                case_id=self._case_id(),
+                actor=actor,
+                role=role,
+                action=action,
+                reason=reason,
+                before=jsonable(
+                    before or {}, drop_none=self._drop_none, plain_lists=self._plain_lists
+                ),
+                after=jsonable(
+                    after or {}, drop_none=self._drop_none, plain_lists=self._plain_lists
+                ),
+                occurred_at=workflow.now(),
+                **extra,
+            )
+        )
+
+    def status_changed(
+        self,
+        previous: str,
+        status: str,
+        *,
+        actor: str = STEWARD,
+        role: Role = Role.SYSTEM,
+        reason: str,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        """Audit a status change; re-entering the same status is history only,
+        not a change worth an audit row."""
+        if previous == status:
+            return
+        self.audit(
+            "status_changed",
+            actor=actor,
+            role=role,
+            reason=reason,
+            before={"status": previous},
+            after=after if after is not None else {"status": status},
+        )
+
+    def set_case(self, case: CaseStatusInput, updates: list[SearchAttributeUpdate[Any]]) -> None:
+        """The case row and the search attributes that follow the state; only
+        the latest of a step is written."""
+        self.pending.case = case
+        self.search_attribute_updates = updates
+
+    def open_task(self, task: OpenTaskInput) -> None:
+        self.open_task_id = task.task_id
+        self.pending.open_tasks.append(task)
+
+    def update_task(self, update: UpdateTaskInput) -> None:
+        self.pending.update_tasks.append(update)
+
+    def close_task(self, actor: str, outcome: str) -> bool:
+        """Close the open task, if any; False when there was none, so the
+        caller leaves the rest of its state alone."""
+        if self.open_task_id is None:
+            return False
+        self.pending.close_tasks.append(
+            CloseTaskInput(
+                task_id=self.open_task_id,
+                closed_by=actor,
+                outcome=outcome,
+                closed_at=workflow.now(),
+            )
+        )
+        self.open_task_id = None
+        return True
+
+    async def flush(self) -> None:
+        """Write the step's audit rows, case row and task changes in one local
+        activity, and publish the matching search attributes."""
+        if self.search_attribute_updates:
+            # One upsert per step, not per change: each upsert is a history event.
+            workflow.upsert_search_attributes(self.search_attribute_updates)
+            self.search_attribute_updates = []
+        if self.pending.is_empty():
+            return
+        batch, self.pending = self.pending, RecordTransitionInput()
+        await workflow.execute_local_activity(
+            RECORD_TRANSITION,
+            batch,
+            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
+            summary="record audit, case and tasks",
+        )
+
+
+async def wait_until(condition: Callable[[], bool], *, until: datetime, timer: str) -> bool:
+    """Wait for `condition` until `until`; True if it became true in time.
+
+    A deadline already past starts no timer: the condition is only checked,
+    so arriving late adds nothing to the history."""
+    remaining = until - workflow.now()
+    if remaining <= timedelta(0):
+        return bool(condition())
+    try:
+        await workflow.wait_condition(condition, timeout=remaining, timeout_summary=timer)
+    except TimeoutError:
+        return False
+    return True
+
+
+def failure_type(failure: ActivityError) -> str | None:
+    cause = failure.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def failure_reason(failure: ActivityError) -> str:
+    """The business reason an activity gave up, for the audit trail."""
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
+    return str(cause or failure)
+
+
+def jsonable(
+    values: dict[str, Any], *, drop_none: bool = False, plain_lists: bool = False
+) -> dict[str, Any]:
+    """Audit before/after are JSON in the store; keep enums and times plain.
+
+    `drop_none` leaves absent facts out rather than recording them as changes;
+    `plain_lists` also flattens enums inside lists."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if drop_none and value is None:
+            continue
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif plain_lists and isinstance(value, list):
+            out[key] = [v.value if hasattr(v, "value") else v for v in value]
+        elif hasattr(value, "value"):
+            out[key] = value.value
+        else:
+            out[key] = value
+    return out
