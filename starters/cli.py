@@ -382,6 +382,24 @@ def up() -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Apply the store's schema migrations to DATABASE_URL, then exit (production one-shot)."""
+    from store.migrate import apply_migrations
+    from workers.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+
+    async def main() -> list[str]:
+        return await _with_pool(settings, apply_migrations)
+
+    applied = _run(main())
+    console.print(
+        f"applied {', '.join(applied)}" if applied else "schema is up to date; nothing applied"
+    )
+
+
+@app.command()
 def worker() -> None:
     """Run a worker only (against TEMPORAL_ADDRESS / DATABASE_URL or a running `steward up`)."""
     from starters.client import connect
