@@ -201,6 +201,20 @@ def require_roles(*roles: Role) -> Callable[..., object]:
     return dependency
 
 
+def in_networks(host: str | None, networks: str) -> bool:
+    """True when `host` is an IP inside one of the comma-separated CIDRs."""
+    if host is None or not networks.strip():
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for cidr in networks.split(","):
+        if cidr.strip() and address in ipaddress.ip_network(cidr.strip(), strict=False):
+            return True
+    return False
+
+
 def is_loopback(host: str | None) -> bool:
     """True for a peer on this machine (the embedded stack binds to 127.0.0.1)."""
     if host is None:

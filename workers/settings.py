@@ -47,6 +47,13 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", validation_alias="STEWARD_LOG_LEVEL")
 
+    # Networks whose callers may use the codec endpoint without an API key,
+    # besides loopback: the Temporal UI's browser cannot send one. In compose the
+    # browser's calls reach the API through Docker's gateway, e.g. "172.16.0.0/12".
+    codec_trusted_networks: str = Field(
+        default="", validation_alias="STEWARD_CODEC_TRUSTED_NETWORKS"
+    )
+
     @property
     def keyring_path(self) -> Path:
         return self.codec_keyring_path or (self.data_dir / "codec-keyring.json")
@@ -57,10 +64,7 @@ class Settings(BaseSettings):
 
     @property
     def database_dsn(self) -> str:
-        return (
-            self.database_url
-            or f"postgresql://postgres@127.0.0.1:{self.postgres_port}/steward"
-        )
+        return self.database_url or f"postgresql://postgres@127.0.0.1:{self.postgres_port}/steward"
 
     @property
     def api_base_url(self) -> str:

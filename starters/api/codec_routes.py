@@ -26,7 +26,7 @@ from temporalio.api.common.v1 import Payloads
 
 from domain.common import Role
 from starters.api.routes_common import error_responses
-from starters.auth import Principal, is_loopback, optional_principal
+from starters.auth import Principal, in_networks, is_loopback, optional_principal
 from workers.codec import CodecError, EncryptionCodec
 
 log = structlog.get_logger(__name__)
@@ -57,7 +57,8 @@ async def codec_caller(
             )
         return principal
     peer = request.client.host if request.client else None
-    if not is_loopback(peer):
+    trusted = request.app.state.settings.codec_trusted_networks
+    if not (is_loopback(peer) or in_networks(peer, trusted)):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="the codec needs an API key from outside this host",

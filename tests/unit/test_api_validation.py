@@ -400,6 +400,18 @@ def test_codec_refuses_remote_callers_without_a_key_and_bad_bodies(api: TestClie
     assert bad.status_code == 400
 
 
+def test_codec_trusts_configured_networks_without_a_key(
+    settings: Settings, codec: EncryptionCodec
+) -> None:
+    # Compose: the UI's browser reaches the API through Docker's gateway.
+    trusting = settings.model_copy(update={"codec_trusted_networks": "172.16.0.0/12, 10.9.0.0/16"})
+    app = make_client(trusting, codec).app
+    inside = TestClient(app, client=("172.18.0.1", 50000))
+    assert inside.post("/codec/decode", json={"payloads": []}).status_code == 200
+    outside = TestClient(app, client=("192.168.1.20", 50000))
+    assert outside.post("/codec/decode", json={"payloads": []}).status_code == 401
+
+
 def test_codec_reports_an_unknown_key_id(api: TestClient) -> None:
     foreign = EncryptionCodec(Keyring(active="k9", keys={"k9": b"\x01" * 32})).encrypt(
         Payload(metadata={"encoding": b"json/plain"}, data=b"{}")

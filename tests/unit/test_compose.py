@@ -363,3 +363,10 @@ def test_dockerfile_entrypoint_is_steward() -> None:
 def test_dockerignore_keeps_secrets_and_venv_out() -> None:
     ignored = set(DOCKERIGNORE.read_text(encoding="utf-8").split())
     assert {".venv", ".git", ".env", "deploy"} <= ignored
+
+
+def test_api_lets_the_ui_browser_use_the_codec(services: dict[str, Any]) -> None:
+    # Without it the UI (whose browser calls come through Docker's gateway and
+    # carry no API key) would get 401 from /codec and show encrypted payloads.
+    networks = env(services["api"])["STEWARD_CODEC_TRUSTED_NETWORKS"]
+    assert "172.16.0.0/12" in networks
