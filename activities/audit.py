@@ -49,9 +49,7 @@ class AuditActivities:
         three to the same task.
         """
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = 0
-            for entry in input.entries:
-                inserted += await audit.insert_entry(conn, entry)
+            await audit.insert_entries(conn, input.entries)
             if input.case is not None:
                 await cases.upsert(conn, input.case)
             for opening in input.open_tasks:
@@ -63,7 +61,6 @@ class AuditActivities:
         activity_logger().debug(
             "transition_recorded",
             entries=len(input.entries),
-            entries_inserted=inserted,
             status=input.case.status if input.case else None,
             tasks_opened=[t.task_id for t in input.open_tasks],
             tasks_closed=[t.task_id for t in input.close_tasks],

@@ -49,6 +49,38 @@ async def insert_entry(db: Executor, entry: AuditEntry) -> bool:
     return row is not None
 
 
+async def insert_entries(db: Executor, entries: list[AuditEntry]) -> None:
+    """Append a step's entries in one pipelined round trip; entry ids already
+    there (a retried write) are skipped, as in `insert_entry`."""
+    if not entries:
+        return
+    await db.executemany(
+        """
+        INSERT INTO audit_log (entry_id, workflow_id, process, case_id, actor, role,
+                               action, reason, before, after, occurred_at, order_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        ON CONFLICT (entry_id) DO NOTHING
+        """,
+        [
+            (
+                e.entry_id,
+                e.workflow_id,
+                e.process,
+                e.case_id,
+                e.actor,
+                e.role.value,
+                e.action,
+                e.reason,
+                e.before,
+                e.after,
+                e.occurred_at,
+                e.order_id,
+            )
+            for e in entries
+        ],
+    )
+
+
 def _rows(records: list[asyncpg.Record]) -> list[AuditRow]:
     return [AuditRow.model_validate(dict(r)) for r in records]
 

@@ -47,6 +47,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default session reset (a round trip per
+    release: RESET ALL, UNLISTEN, unlock advisory locks...). Steward keeps no
+    session state: transactions are rolled back by asyncpg before this runs,
+    locks are transaction-scoped except the migration lock, which
+    apply_migrations releases itself."""
+
+
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections encode/decode json and jsonb as Python objects."""
     return await asyncpg.create_pool(
@@ -54,6 +62,7 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncp
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         # Shows who holds a connection in pg_stat_activity.
         server_settings={"application_name": "steward"},
     )
