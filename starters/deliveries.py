@@ -62,6 +62,13 @@ from domain.deliveries import (
     ShipmentRecord,
 )
 from domain.ids import CARRIER_CLAIM, FAILED_DELIVERY, carrier_claim_id, failed_delivery_id
+from starters.case_errors import (
+    QUERY_TIMEOUT,
+    UPDATE_TIMEOUT,
+    CaseNotFound,
+    CaseRefused,
+    CaseUnavailable,
+)
 from store import deliveries as delivery_store
 from workflows import visibility
 
@@ -69,30 +76,12 @@ log = structlog.get_logger(__name__)
 
 FAILED_DELIVERY_WORKFLOW = "FailedDeliveryWorkflow"
 CARRIER_CLAIM_WORKFLOW = "CarrierClaimWorkflow"
-QUERY_TIMEOUT = timedelta(seconds=15)
-UPDATE_TIMEOUT = timedelta(seconds=30)
 # No scan for this long after the expected delivery: the parcel is presumed lost.
 DEFAULT_SILENCE = SWEEP_DEFAULT_SILENCE
 
 
 class UnknownShipment(LookupError):
     """No registered shipment matches the event; the message names the field."""
-
-
-class CaseNotFound(LookupError):
-    pass
-
-
-class CaseUnavailable(RuntimeError):
-    """The case exists but did not answer (no worker polling...)."""
-
-
-class CaseRefused(Exception):
-    """A decision or signal the workflow (or the server) refused."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

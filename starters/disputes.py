@@ -42,6 +42,13 @@ from domain.disputes import (
 )
 from domain.evidence import CCTV_CLIP_READY_SIGNAL, CctvClipReady
 from domain.ids import CHARGEBACK
+from starters.case_errors import (
+    QUERY_TIMEOUT,
+    UPDATE_TIMEOUT,
+    CaseNotFound,
+    CaseRefused,
+    CaseUnavailable,
+)
 from store import disputes as dispute_store
 from workflows import visibility
 
@@ -49,8 +56,6 @@ WORKFLOW_TYPE = "ChargebackWorkflow"
 SIGNAL_DISPUTE_EVENT = "dispute_event"
 UPDATE_RESPOND = "respond"
 QUERY_STATUS = "status"
-QUERY_TIMEOUT = timedelta(seconds=15)
-UPDATE_TIMEOUT = timedelta(seconds=30)
 
 
 class DisputeSettings(BaseSettings):
@@ -99,21 +104,17 @@ class DisputeSettings(BaseSettings):
         )
 
 
-class DisputeNotFound(LookupError):
+class DisputeNotFound(CaseNotFound):
     def __init__(self, provider: str, dispute_id: str) -> None:
         super().__init__(f"no dispute {provider} {dispute_id}")
 
 
-class DisputeUnavailable(RuntimeError):
+class DisputeUnavailable(CaseUnavailable):
     """The case exists but could not answer (no worker polling...)."""
 
 
-class ResponseRefused(Exception):
+class ResponseRefused(CaseRefused):
     """The `respond` validator (or the server) refused the answer."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

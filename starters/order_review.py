@@ -13,7 +13,6 @@ deployed from another version of the code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -44,6 +43,14 @@ from domain.review import (
     OrderReviewState,
     review_policy_for,
 )
+from starters.case_errors import (
+    QUERY_TIMEOUT,
+    UPDATE_TIMEOUT,
+    CaseClosed,
+    CaseNotFound,
+    CaseRefused,
+    CaseUnavailable,
+)
 from workflows import visibility
 
 WORKFLOW_TYPE = "OrderReviewWorkflow"
@@ -52,17 +59,8 @@ SIGNAL_CANCEL = "cancel"
 SIGNAL_CUSTOMER_ANSWERED = "customer_answered"
 QUERY_STATUS = "status"
 
-# A query needs a worker to replay the workflow; without one it would hang until
-# the server's long default. Callers (HTTP, CLI) prefer a prompt, clear failure.
-QUERY_TIMEOUT = timedelta(seconds=15)
-# An update returns once the workflow has applied it; same reasoning.
-UPDATE_TIMEOUT = timedelta(seconds=30)
 
-# ISO 4217 exponents that are not 2. Amounts are integer minor units, so JPY
-# and KRW (no minor unit) must not be divided by 100 when shown to people.
-
-
-class ReviewNotFound(LookupError):
+class ReviewNotFound(CaseNotFound):
     """No review exists for this order id."""
 
     def __init__(self, order_id: str) -> None:
@@ -70,7 +68,7 @@ class ReviewNotFound(LookupError):
         self.order_id = order_id
 
 
-class ReviewClosed(RuntimeError):
+class ReviewClosed(CaseClosed):
     """The review has finished; it accepts no more signals or decisions."""
 
     def __init__(self, order_id: str, status: str) -> None:
@@ -79,16 +77,12 @@ class ReviewClosed(RuntimeError):
         self.status = status
 
 
-class ReviewUnavailable(RuntimeError):
+class ReviewUnavailable(CaseUnavailable):
     """The review exists but could not answer (no worker polling, workflow task failing)."""
 
 
-class DecisionRefused(Exception):
+class DecisionRefused(CaseRefused):
     """The workflow's `decide` validator (or the server) refused the decision."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

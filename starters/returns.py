@@ -8,7 +8,6 @@ so the API process never loads workflow code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -41,6 +40,14 @@ from domain.returns import (
     ReturnState,
     returned_value_minor,
 )
+from starters.case_errors import (
+    QUERY_TIMEOUT,
+    UPDATE_TIMEOUT,
+    CaseClosed,
+    CaseNotFound,
+    CaseRefused,
+    CaseUnavailable,
+)
 from workflows import visibility
 
 WORKFLOW_TYPE = "ReturnWorkflow"
@@ -52,17 +59,14 @@ SIGNAL_CANCEL = "cancel"
 SIGNAL_CUSTOMER_CHOICE = "customer_choice"
 QUERY_STATUS = "status"
 
-QUERY_TIMEOUT = timedelta(seconds=15)
-UPDATE_TIMEOUT = timedelta(seconds=30)
 
-
-class ReturnNotFound(LookupError):
+class ReturnNotFound(CaseNotFound):
     def __init__(self, rma_id: str) -> None:
         super().__init__(f"no return {rma_id}")
         self.rma_id = rma_id
 
 
-class ReturnClosed(RuntimeError):
+class ReturnClosed(CaseClosed):
     """The return has finished; it accepts no more messages or decisions."""
 
     def __init__(self, rma_id: str, status: str) -> None:
@@ -71,16 +75,12 @@ class ReturnClosed(RuntimeError):
         self.status = status
 
 
-class ReturnUnavailable(RuntimeError):
+class ReturnUnavailable(CaseUnavailable):
     """The return exists but could not answer (no worker polling...)."""
 
 
-class ReturnDecisionRefused(Exception):
+class ReturnDecisionRefused(CaseRefused):
     """The workflow's validator refused the decision; the message names the field."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
