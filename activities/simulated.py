@@ -228,6 +228,8 @@ class SimulatedPaymentProvider:
         auth = await sim.get_authorisation(conn, ref, for_update=True)
         if auth is None:
             return PaymentRefusedError(f"authorisation {ref} is unknown", "unknown_authorisation")
+        # A statement of its own, after the lock: its snapshot then includes
+        # an operation a concurrent request with this key just committed.
         existing = await sim.get_operation(conn, key)
         if existing is not None:
             same = (
@@ -299,7 +301,7 @@ class SimulatedPaymentProvider:
             refunded += amount
 
         reference = _reference(f"sim_{kind.value}")
-        await sim.insert_operation(
+        await sim.record_operation(
             conn,
             idempotency_key=key,
             kind=kind.value,
@@ -307,9 +309,9 @@ class SimulatedPaymentProvider:
             amount_minor=op_amount,
             currency=currency,
             provider_reference=reference,
-        )
-        await sim.update_authorisation(
-            conn, ref, status=status, captured_minor=captured, refunded_minor=refunded
+            status=status,
+            captured_minor=captured,
+            refunded_minor=refunded,
         )
         return reference
 

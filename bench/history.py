@@ -9,7 +9,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
 
-from bench.workflows import LOCAL, REGULAR
+from bench.bare_types import LOCAL, REGULAR
 
 # Marker name the SDK core gives a completed local activity.
 LOCAL_ACTIVITY_MARKER = "core_local_activity"

@@ -52,13 +52,14 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
 
+from bench.bare_types import BareDecision, BareInput, BareResult
 from bench.cpu import OTHER_PROCESSES
 from bench.history import HistoryProfile, fetch_profile
 from bench.orders import Path as ReviewPath
 from bench.orders import bench_order, check_paths
 from bench.stack import BenchStack
 from bench.stats import Sample
-from bench.workflows import BareDecision, BareInput, BareResult, BareUpdateWorkflow, BareWorkflow
+from bench.workflows import BareUpdateWorkflow, BareWorkflow
 from domain.common import Role
 from domain.ids import order_review_id
 from domain.orders import Order

@@ -19,21 +19,9 @@ _COLUMNS = (
 )
 
 
-async def upsert(db: Executor, case: CaseStatusInput) -> bool:
-    """Record the latest status; False when a newer status is already stored.
-
-    Each call is a snapshot of what the workflow knows now: `awaited_role` and
-    `due_at` are overwritten (None clears them when nobody is awaited), while
-    market, risk band and amount keep their stored value when not given, so a
-    status change need not repeat them. `updated_at` is workflow time, and an
-    older snapshot never overwrites a newer one.
-    """
-    row = await db.fetchrow(
-        """
-        INSERT INTO cases AS c (workflow_id, process, case_id, status, market, risk_band,
-                                awaited_role, due_at, amount_minor, currency,
-                                created_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+# Shared with store/steps.py, which upserts the case row in the same statement
+# as the step's audit rows. EXCLUDED.* is the new snapshot, c.* the stored one.
+ON_CONFLICT = """
         ON CONFLICT (workflow_id) DO UPDATE SET
             status       = EXCLUDED.status,
             market       = COALESCE(EXCLUDED.market, c.market),
@@ -43,9 +31,12 @@ async def upsert(db: Executor, case: CaseStatusInput) -> bool:
             amount_minor = COALESCE(EXCLUDED.amount_minor, c.amount_minor),
             currency     = COALESCE(EXCLUDED.currency, c.currency),
             updated_at   = EXCLUDED.updated_at
-        WHERE c.updated_at <= EXCLUDED.updated_at
-        RETURNING workflow_id
-        """,
+        WHERE c.updated_at <= EXCLUDED.updated_at"""
+
+
+def upsert_args(case: CaseStatusInput) -> tuple[object, ...]:
+    """The snapshot as query arguments, in column order, `updated_at` last."""
+    return (
         case.workflow_id,
         case.process,
         case.case_id,
@@ -57,6 +48,28 @@ async def upsert(db: Executor, case: CaseStatusInput) -> bool:
         case.amount_minor,
         case.currency,
         case.updated_at,
+    )
+
+
+async def upsert(db: Executor, case: CaseStatusInput) -> bool:
+    """Record the latest status; False when a newer status is already stored.
+
+    Each call is a snapshot of what the workflow knows now: `awaited_role` and
+    `due_at` are overwritten (None clears them when nobody is awaited), while
+    market, risk band and amount keep their stored value when not given, so a
+    status change need not repeat them. `updated_at` is workflow time, and an
+    older snapshot never overwrites a newer one.
+    """
+    row = await db.fetchrow(
+        f"""
+        INSERT INTO cases AS c (workflow_id, process, case_id, status, market, risk_band,
+                                awaited_role, due_at, amount_minor, currency,
+                                created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+        {ON_CONFLICT}
+        RETURNING workflow_id
+        """,
+        *upsert_args(case),
     )
     return row is not None
 

@@ -81,22 +81,47 @@ async def load_signals(
     fp = fingerprints or order_fingerprints(order)
     end = as_of or order.placed_at
     start = end - VELOCITY_WINDOW
-    counts = await db.fetchrow(
+    kinds: list[str] = []
+    hashes: list[str] = []
+    for kind, values in fp.by_kind().items():
+        for value in values:
+            kinds.append(kind.value)
+            hashes.append(value)
+    # One round trip: scoring runs for every order, and each query is a
+    # network hop plus a parse on both sides.
+    row = await db.fetchrow(
         """
         WITH recent AS (
             SELECT order_id, email_hash, card_hash, device_hash, address_hash
             FROM orders_seen
             WHERE placed_at > $6 AND placed_at <= $7 AND order_id <> $5
               AND (email_hash = $1 OR card_hash = $2 OR device_hash = $3 OR address_hash = $4)
+        ), velocity AS (
+            SELECT
+                count(*) FILTER (WHERE email_hash = $1)   AS by_email,
+                count(*) FILTER (WHERE card_hash = $2)    AS by_card,
+                count(*) FILTER (WHERE device_hash = $3)  AS by_device,
+                count(*) FILTER (WHERE address_hash = $4) AS by_address,
+                count(DISTINCT email_hash) FILTER (WHERE card_hash = $2 AND email_hash <> $1)
+                    AS emails_by_card
+            FROM recent
+        ), hits AS (
+            SELECT DISTINCT l.list, l.kind
+            FROM risk_lists l
+            JOIN unnest($9::text[], $10::text[]) AS k(kind, value_hash)
+              ON l.kind = k.kind AND l.value_hash = k.value_hash
         )
-        SELECT
-            count(*) FILTER (WHERE email_hash = $1)   AS by_email,
-            count(*) FILTER (WHERE card_hash = $2)    AS by_card,
-            count(*) FILTER (WHERE device_hash = $3)  AS by_device,
-            count(*) FILTER (WHERE address_hash = $4) AS by_address,
-            count(DISTINCT email_hash) FILTER (WHERE card_hash = $2 AND email_hash <> $1)
-                AS emails_by_card
-        FROM recent
+        SELECT v.*,
+               COALESCE(h.completed_orders, 0) AS completed_orders,
+               COALESCE(h.chargebacks, 0)      AS chargebacks,
+               COALESCE(h.returns, 0)          AS returns,
+               ARRAY(SELECT kind FROM hits WHERE list = $11) AS blocked_kinds,
+               EXISTS (SELECT 1 FROM hits WHERE list = $12)  AS allowlisted,
+               EXISTS (SELECT 1 FROM freight_forwarders WHERE address_hash = $4)
+                 OR EXISTS (SELECT 1 FROM freight_forwarder_postal_codes
+                            WHERE country = $13 AND postal_code = $14) AS forwarder
+        FROM velocity v
+        LEFT JOIN customer_history h ON h.customer_id = $8
         """,
         fp.email_hash,
         fp.card_hash,
@@ -105,55 +130,29 @@ async def load_signals(
         order.order_id,
         start,
         end,
-    )
-    assert counts is not None  # an aggregate without GROUP BY always returns one row
-    history = await db.fetchrow(
-        "SELECT completed_orders, chargebacks, returns FROM customer_history "
-        "WHERE customer_id = $1",
         order.customer.customer_id,
-    )
-    kinds: list[str] = []
-    hashes: list[str] = []
-    for kind, values in fp.by_kind().items():
-        for value in values:
-            kinds.append(kind.value)
-            hashes.append(value)
-    hits = await db.fetch(
-        """
-        SELECT DISTINCT l.list, l.kind
-        FROM risk_lists l
-        JOIN unnest($1::text[], $2::text[]) AS k(kind, value_hash)
-          ON l.kind = k.kind AND l.value_hash = k.value_hash
-        """,
         kinds,
         hashes,
-    )
-    forwarder = await db.fetchval(
-        """
-        SELECT EXISTS (SELECT 1 FROM freight_forwarders WHERE address_hash = $1)
-            OR EXISTS (SELECT 1 FROM freight_forwarder_postal_codes
-                       WHERE country = $2 AND postal_code = $3)
-        """,
-        fp.shipping_address_hash,
+        RiskList.BLOCK.value,
+        RiskList.ALLOW.value,
         order.shipping_address.country,
         normalise_postal_code(order.shipping_address.postal_code),
     )
+    assert row is not None  # an aggregate without GROUP BY always returns one row
     kind_order = {k.value: i for i, k in enumerate(IdentityKind)}
-    blocked = sorted(
-        {h["kind"] for h in hits if h["list"] == RiskList.BLOCK.value}, key=kind_order.__getitem__
-    )
+    blocked = sorted(set(row["blocked_kinds"]), key=kind_order.__getitem__)
     return CustomerSignals(
-        orders_24h_by_email=counts["by_email"],
-        orders_24h_by_card=counts["by_card"],
-        orders_24h_by_device=counts["by_device"],
-        orders_24h_by_address=counts["by_address"],
-        emails_24h_by_card=counts["emails_by_card"],
-        completed_orders=history["completed_orders"] if history else 0,
-        chargebacks=history["chargebacks"] if history else 0,
-        returns=history["returns"] if history else 0,
+        orders_24h_by_email=row["by_email"],
+        orders_24h_by_card=row["by_card"],
+        orders_24h_by_device=row["by_device"],
+        orders_24h_by_address=row["by_address"],
+        emails_24h_by_card=row["emails_by_card"],
+        completed_orders=row["completed_orders"],
+        chargebacks=row["chargebacks"],
+        returns=row["returns"],
         blocklisted=blocked,
-        allowlisted=any(h["list"] == RiskList.ALLOW.value for h in hits),
-        freight_forwarder_address=bool(forwarder),
+        allowlisted=row["allowlisted"],
+        freight_forwarder_address=row["forwarder"],
     )
 
 

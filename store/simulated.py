@@ -96,6 +96,43 @@ async def get_authorisation(
     return SimAuthorisation(**dict(record)) if record is not None else None
 
 
+async def record_operation(
+    db: Executor,
+    *,
+    idempotency_key: str,
+    kind: str,
+    authorisation_ref: str,
+    amount_minor: int,
+    currency: str,
+    provider_reference: str,
+    status: str,
+    captured_minor: int,
+    refunded_minor: int,
+) -> None:
+    """The operation and the authorisation's new totals, in one statement."""
+    await db.execute(
+        """
+        WITH operation AS (
+            INSERT INTO sim_payment_operations (idempotency_key, kind, authorisation_ref,
+                                                amount_minor, currency, provider_reference)
+            VALUES ($1, $2, $3, $4, $5, $6)
+        )
+        UPDATE sim_payment_authorisations
+        SET status = $7, captured_minor = $8, refunded_minor = $9, updated_at = now()
+        WHERE authorisation_ref = $3
+        """,
+        idempotency_key,
+        kind,
+        authorisation_ref,
+        amount_minor,
+        currency,
+        provider_reference,
+        status,
+        captured_minor,
+        refunded_minor,
+    )
+
+
 async def update_authorisation(
     db: Executor, authorisation_ref: str, *, status: str, captured_minor: int, refunded_minor: int
 ) -> None:
@@ -119,31 +156,6 @@ async def get_operation(db: Executor, idempotency_key: str) -> SimOperation | No
         idempotency_key,
     )
     return SimOperation(**dict(record)) if record is not None else None
-
-
-async def insert_operation(
-    db: Executor,
-    *,
-    idempotency_key: str,
-    kind: str,
-    authorisation_ref: str,
-    amount_minor: int,
-    currency: str,
-    provider_reference: str,
-) -> None:
-    await db.execute(
-        """
-        INSERT INTO sim_payment_operations (idempotency_key, kind, authorisation_ref,
-                                            amount_minor, currency, provider_reference)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        """,
-        idempotency_key,
-        kind,
-        authorisation_ref,
-        amount_minor,
-        currency,
-        provider_reference,
-    )
 
 
 async def list_operations(db: Executor, authorisation_ref: str) -> list[SimOperation]:
@@ -170,12 +182,13 @@ async def insert_release(
     items: list[dict[str, Any]],
 ) -> SimRelease:
     """Record a release once; a repeated key returns the first one."""
-    await db.execute(
+    record = await db.fetchrow(
         """
         INSERT INTO sim_warehouse_releases (idempotency_key, order_id, release_id, warehouse,
                                             destination, items)
         VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING idempotency_key, order_id, release_id, warehouse, created_at
         """,
         idempotency_key,
         order_id,
@@ -184,8 +197,10 @@ async def insert_release(
         destination,
         items,
     )
+    if record is not None:
+        return SimRelease(**dict(record))
     release = await get_release(db, idempotency_key)
-    assert release is not None  # just inserted, or there before
+    assert release is not None  # there before: the key conflicted
     return release
 
 

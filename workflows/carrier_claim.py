@@ -62,8 +62,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.ids import CARRIER_CLAIM, failed_delivery_id
     from workflows import visibility
-
-from workflows.steps import StepRecorder, failure_reason, wait_until
+    from workflows.steps import StepRecorder, failure_reason, wait_until
 
 FAILED_DELIVERY_WORKFLOW_TYPE = "FailedDeliveryWorkflow"
 # A parcel found after filing is recorded at once (runs before it waited for the outcome).

@@ -70,14 +70,13 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import CHARGEBACK
     from domain.tasks import OpenTaskInput, UpdateTaskInput, task_id
     from workflows import visibility
-
-from workflows.steps import (
-    LOCAL_WRITE_TIMEOUT,
-    STEWARD,
-    StepRecorder,
-    failure_reason,
-    wait_until,
-)
+    from workflows.steps import (
+        LOCAL_WRITE_TIMEOUT,
+        STEWARD,
+        StepRecorder,
+        failure_reason,
+        wait_until,
+    )
 
 DISPUTE_EVENT_SIGNAL = "dispute_event"
 

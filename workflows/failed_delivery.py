@@ -79,8 +79,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.risk import SCORE_ORDER, RiskAssessment, ScoreOrderInput
     from domain.tasks import OpenTaskInput, task_id
     from workflows import visibility
-
-from workflows.steps import STEWARD, StepRecorder, failure_reason, wait_until
+    from workflows.steps import STEWARD, StepRecorder, failure_reason, wait_until
 
 CLAIM_WORKFLOW_TYPE = "CarrierClaimWorkflow"
 # A late "delivered" is forwarded to the linked claim (runs before it were not).

@@ -7,6 +7,11 @@ The workflow decides *when*; activities decide *what the rules say* (scoring)
 and do every side effect. Local writes of a step (audit rows, the case row,
 task changes) go out together in one local activity, so the auto-accept path
 stays short in history and every step is atomic in the store.
+
+The auto-accept path runs for nearly every order, so it carries nothing the
+UI does not need: its activities have no summary (their types, score_order,
+capture_payment, release_order_to_warehouse, say it), and its local writes
+are one local activity per step.
 """
 
 from __future__ import annotations
@@ -60,8 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.tasks import OpenTaskInput, UpdateTaskInput, task_id
     from domain.warehouse import RELEASE_ORDER, ReleaseItem, ReleaseOrderInput, ReleaseOrderResult
     from workflows import visibility
-
-from workflows.steps import STEWARD, StepRecorder, failure_reason, wait_until
+    from workflows.steps import STEWARD, StepRecorder, failure_reason, wait_until
 
 # Outside systems: retry transient faults with backoff; business refusals are
 # non-retryable ApplicationErrors raised by the activities.
@@ -111,7 +115,6 @@ class OrderReviewWorkflow:
             result_type=RiskAssessment,
             start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
             retry_policy=OUTSIDE_RETRY,
-            summary="score order risk",
         )
         self._state.risk = risk
         self._steps.audit(
@@ -408,7 +411,6 @@ class OrderReviewWorkflow:
                 start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
                 schedule_to_close_timeout=CAPTURE_GIVE_UP,
                 retry_policy=OUTSIDE_RETRY,
-                summary="capture payment",
             )
         except ActivityError as failure:
             reason_text = failure_reason(failure)
@@ -440,7 +442,6 @@ class OrderReviewWorkflow:
             result_type=ReleaseOrderResult,
             start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
             retry_policy=OUTSIDE_RETRY,
-            summary="release to warehouse",
         )
         self._state.warehouse_release_id = release.release_id
         self._transition(

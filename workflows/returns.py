@@ -85,14 +85,13 @@ with workflow.unsafe.imports_passed_through():
     from domain.review import OrderReviewInput, review_policy_for
     from domain.tasks import OpenTaskInput, UpdateTaskInput, task_id
     from workflows import visibility
-
-from workflows.steps import (
-    STEWARD,
-    StepRecorder,
-    failure_reason,
-    failure_type,
-    wait_until,
-)
+    from workflows.steps import (
+        STEWARD,
+        StepRecorder,
+        failure_reason,
+        failure_type,
+        wait_until,
+    )
 
 ORDER_REVIEW_WORKFLOW = "OrderReviewWorkflow"
 CARRIER_CLAIM_WORKFLOW = "CarrierClaimWorkflow"

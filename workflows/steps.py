@@ -7,9 +7,10 @@ keeps every workflow's commands identical: the recorded histories in
 tests/replay depend on the order and the summaries below, so changing them is
 a `workflow.patched` matter, not a refactor.
 
-This is workflow code: the sandbox re-imports it with each workflow module,
-so it stays small, imports only temporalio, the stdlib and domain/, and does
-no I/O itself.
+This is workflow code, imported by the workflows through the sandbox's
+pass-through (like domain/): one copy is shared by every run instead of being
+re-imported for each, so it must keep no module-level state, import only
+temporalio, the stdlib and domain/, and do no I/O itself.
 """
 
 from __future__ import annotations
@@ -170,11 +171,10 @@ class StepRecorder:
         if self.pending.is_empty():
             return
         batch, self.pending = self.pending, RecordTransitionInput()
+        # No summary: the type (record_transition) says it, and a summary is
+        # one more encrypted payload on every step of every process.
         await workflow.execute_local_activity(
-            RECORD_TRANSITION,
-            batch,
-            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
-            summary="record audit, case and tasks",
+            RECORD_TRANSITION, batch, start_to_close_timeout=LOCAL_WRITE_TIMEOUT
         )
 
 

@@ -4,6 +4,7 @@ follow the same contract."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -127,6 +128,30 @@ async def test_timeout_after_commit_then_retry_captures_once(world: World) -> No
     assert (result.amount_minor, result.currency) == (245_000, "EUR")
     auth = await sim.get_authorisation(world.pool, order.payment.authorisation_ref)
     assert auth is not None and auth.captured_minor == 245_000 and auth.status == "captured"
+
+
+async def test_concurrent_requests_with_one_key_capture_once(world: World) -> None:
+    # Two captures with the same key race for the authorisation's lock; the
+    # loser must answer with the winner's reference, not fail or capture again.
+    order = make_order("FR-1002")
+    await world.authorise(order)
+    key = f"order-review:{order.order_id}/capture"
+    references = await asyncio.gather(
+        *(
+            world.provider.capture(
+                idempotency_key=key,
+                authorisation_ref=order.payment.authorisation_ref,
+                amount_minor=order.payment.amount_minor,
+                currency=order.currency,
+            )
+            for _ in range(4)
+        )
+    )
+    ops = await world.operations(order)
+    assert len(ops) == 1
+    assert set(references) == {ops[0].provider_reference}
+    auth = await sim.get_authorisation(world.pool, order.payment.authorisation_ref)
+    assert auth is not None and auth.captured_minor == order.payment.amount_minor
 
 
 async def test_http_500_fails_before_any_effect_then_succeeds(world: World) -> None:

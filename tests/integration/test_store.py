@@ -21,7 +21,7 @@ from domain.payments import PaymentOperationKind
 from domain.risk import ReasonCode, Routing, ScoreOrderInput
 from domain.risk_rules import IdentityKind, RiskList, identity_hash, order_fingerprints
 from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput
-from store import audit, cases, ledger, signals, tasks
+from store import audit, cases, ledger, signals, steps, tasks
 from store import simulated as sim
 from tests.factories import make_order
 
@@ -472,3 +472,51 @@ async def test_record_transition_writes_a_step_atomically(clean_db: asyncpg.Pool
     with pytest.raises(asyncpg.PostgresError):
         await env.run(acts.record_transition, broken)
     assert len(await audit.list_by_case(clean_db, "FR-1")) == 3
+
+
+async def test_a_step_without_tasks_is_one_statement_with_the_same_rules(
+    clean_db: asyncpg.Pool,
+) -> None:
+    # Three rows in one instant keep the order the workflow wrote them in.
+    first = RecordTransitionInput(
+        entries=[
+            entry(1, action="review_started", order_id="FR-1"),
+            entry(2, action="status_changed"),
+            entry(3, action="scored", after={"score": 12, "reasons": ["velocity_email"]}),
+        ],
+        case=status("scored", T0, market="FR", risk_band="low", amount_minor=9_900),
+    )
+    await steps.record_step(clean_db, first)
+    await steps.record_step(clean_db, first)  # a retried local activity
+    rows = await audit.list_by_case(clean_db, "FR-1")
+    assert [r.action for r in rows] == ["review_started", "status_changed", "scored"]
+    assert rows[0].order_id == "FR-1" and rows[1].order_id is None
+    assert rows[2].after == {"score": 12, "reasons": ["velocity_email"]}
+    assert rows[0].before == {"status": "received"}
+
+    # A late retry of an older snapshot leaves the newer case row alone;
+    # a step with audit rows only leaves the case row alone too.
+    newer = RecordTransitionInput(
+        entries=[entry(4, action="payment_captured", at=T0 + timedelta(minutes=1))],
+        case=status("capturing", T0 + timedelta(minutes=1)),
+    )
+    await steps.record_step(clean_db, newer)
+    await steps.record_step(clean_db, first)
+    await steps.record_step(clean_db, RecordTransitionInput(entries=[entry(5, action="noted")]))
+    case = await cases.get(clean_db, "order-review:FR-1")
+    assert case is not None
+    assert (case.status, case.market, case.risk_band, case.amount_minor) == (
+        "capturing",
+        "FR",
+        "low",
+        9_900,
+    )
+    assert await clean_db.fetchval("SELECT count(*) FROM audit_log") == 5
+
+    # A case row alone, with no audit rows.
+    await steps.record_step(
+        clean_db,
+        RecordTransitionInput(case=status("released", T0 + timedelta(minutes=2))),
+    )
+    case = await cases.get(clean_db, "order-review:FR-1")
+    assert case is not None and case.status == "released"
