@@ -94,9 +94,30 @@ def review_policy_for(market: str) -> ReviewPolicy:
     return MARKET_REVIEW_POLICIES.get(market, ReviewPolicy())
 
 
+# The workflow's behaviour revision, chosen by whoever starts the review and
+# carried in its input, so a run keeps the behaviour it started with and every
+# recorded history replays:
+#   1. the received step is written (audit rows, case row, search attributes)
+#      before scoring, in a step of its own;
+#   2. the starter sets the received status as a start search attribute, and
+#      the received step's rows go out with the scoring step's: one local
+#      activity and one search-attribute upsert fewer on every review.
+# Revision 2 changes no decision, only how the same records reach the store.
+CURRENT_REVIEW_REVISION = 2
+
+
 class OrderReviewInput(StewardModel):
     order: Order
     policy: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    # Absent in runs started before revisions existed: those are revision 1.
+    revision: int = Field(default=1, ge=1, le=CURRENT_REVIEW_REVISION)
+
+
+def review_input(order: Order) -> OrderReviewInput:
+    """What a new review of `order` starts with: its market's policy, the current revision."""
+    return OrderReviewInput(
+        order=order, policy=review_policy_for(order.market), revision=CURRENT_REVIEW_REVISION
+    )
 
 
 class DecideInput(StewardModel):

@@ -24,8 +24,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -39,9 +37,9 @@ from domain.review import (
     CancelRequest,
     CustomerAnswer,
     DecideInput,
-    OrderReviewInput,
     OrderReviewState,
-    review_policy_for,
+    ReviewStatus,
+    review_input,
 )
 from starters.case_errors import (
     QUERY_TIMEOUT,
@@ -158,20 +156,19 @@ async def start_review(client: Client, order: Order, task_queue: str) -> StartRe
     WorkflowAlreadyStartedError instead of reviewing (and capturing) twice.
     """
     workflow_id = order_review_id(order.order_id)
-    review_input = OrderReviewInput(order=order, policy=review_policy_for(order.market))
+    # The starter chooses the revision (see domain/review.py) and, for
+    # revision 2, the received status the workflow no longer upserts itself.
+    started_with = review_input(order)
     try:
         handle: WorkflowHandle[Any, Any] = await client.start_workflow(
             WORKFLOW_TYPE,
-            review_input,
+            started_with,
             id=workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(visibility.PROCESS, ORDER_REVIEW),
-                    SearchAttributePair(visibility.MARKET, order.market),
-                ]
+            search_attributes=visibility.start_attributes(
+                ORDER_REVIEW, ReviewStatus.RECEIVED, market=order.market
             ),
             static_summary=review_summary(order),
             static_details=review_details(order),

@@ -107,7 +107,12 @@ class OrderReviewWorkflow:
     async def run(self, input: OrderReviewInput) -> OrderReviewResult:
         self._steps.audit("review_started", reason=f"channel {self._order.channel}")
         self._transition(ReviewStatus.RECEIVED, STEWARD, "order received for review")
-        await self._steps.flush()
+        if input.revision < 2:
+            await self._steps.flush()
+        # Revision 2: the starter listed the case as received; these rows go
+        # out with the scoring step's, a few milliseconds later. Should the
+        # worker die meanwhile, the replay writes them again, with the same
+        # entry ids and times.
 
         risk = await workflow.execute_activity(
             SCORE_ORDER,

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.audit import CaseStatusInput
     from domain.claims import CarrierClaimInput, ClaimType, claim_policy_for
     from domain.common import Role, format_amount
-    from domain.ids import RETURN, carrier_claim_id, order_review_id
+    from domain.ids import ORDER_REVIEW, RETURN, carrier_claim_id, order_review_id
     from domain.notifications import (
         NOTIFY_CUSTOMER,
         CustomerTemplate,
@@ -82,7 +82,7 @@ with workflow.unsafe.imports_passed_through():
         validate_finance_approval,
         validate_qc_decision,
     )
-    from domain.review import OrderReviewInput, review_policy_for
+    from domain.review import ReviewStatus, review_input
     from domain.tasks import OpenTaskInput, UpdateTaskInput, task_id
     from workflows import visibility
     from workflows.steps import (
@@ -759,8 +759,11 @@ class ReturnWorkflow:
         try:
             await workflow.start_child_workflow(
                 ORDER_REVIEW_WORKFLOW,
-                OrderReviewInput(order=replacement, policy=review_policy_for(replacement.market)),
+                review_input(replacement),
                 id=review_id,
+                search_attributes=visibility.start_attributes(
+                    ORDER_REVIEW, ReviewStatus.RECEIVED, market=replacement.market
+                ),
                 # The replacement lives on after the return closes.
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

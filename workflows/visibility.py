@@ -9,7 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
 
 PROCESS = SearchAttributeKey.for_keyword("StewardProcess")
 STATUS = SearchAttributeKey.for_keyword("StewardStatus")
@@ -63,3 +68,15 @@ def case_updates(
         )
     updates.append(DUE_AT.value_set(due_at) if due_at else DUE_AT.value_unset())
     return updates
+
+
+def start_attributes(
+    process: str, status: str, *, market: str | None = None
+) -> TypedSearchAttributes:
+    """The search attributes a case starts with, so it is listed with its
+    process, market and first status from its first moment."""
+    pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(PROCESS, process)]
+    if market is not None:
+        pairs.append(SearchAttributePair(MARKET, market))
+    pairs.append(SearchAttributePair(STATUS, status))
+    return TypedSearchAttributes(pairs)

@@ -1,17 +1,21 @@
 """Record the histories replayed by tests/replay.
 
-Run after a deliberate change to a workflow's commands, *before* merging it,
-only when the old histories no longer need to replay (no run of the old code
-is still open anywhere):
+One history per path and per review revision (domain/review.py): revision 1
+as `order_review_<path>.json`, later ones as `order_review_rev<N>_<path>.json`.
+Files already there are kept: they are what runs of that revision did, and
+must go on replaying. To record a new revision's histories:
 
     .venv/bin/python -m tests.replay.record_histories
 
-Otherwise keep the old files and guard the change with `workflow.patched`.
+`--overwrite` re-records them all; only do that when no run of the old code
+is still open anywhere. Otherwise guard a change with `workflow.patched` or a
+new revision.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +25,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.common import Role
-from domain.review import DecisionReason, ReviewDecision, ReviewStatus
+from domain.review import CURRENT_REVIEW_REVISION, DecisionReason, ReviewDecision, ReviewStatus
+from domain.risk import RiskAssessment
 from tests.workflows.conftest import _test_server_binary
 from tests.workflows.test_order_review import (
     ACCEPT,
@@ -38,43 +43,56 @@ from workflows.order_review import OrderReviewWorkflow
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def record() -> None:
-    for name, assessment in (("auto_accept", ACCEPT), ("review_escalated_approve", REVIEW)):
-        # A fresh server per history: its clock only moves forward.
-        env = await WorkflowEnvironment.start_time_skipping(
-            data_converter=pydantic_data_converter,
-            test_server_existing_path=_test_server_binary(),
-        )
-        await ensure_search_attributes(env.client, env.client.namespace)
-        try:
-            world = FakeWorld(assessment)
-            queue = f"record-{uuid.uuid4()}"
-            async with Worker(
-                env.client,
-                task_queue=queue,
-                workflows=[OrderReviewWorkflow],
-                activities=world.activities(),
-            ):
-                handle = await start(env, queue, fresh_order())
-                if assessment is REVIEW:
-                    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
-                    await env.sleep(timedelta(hours=5))  # reminder and escalation
-                    await handle.execute_update(
-                        OrderReviewWorkflow.decide,
-                        decide(
-                            ReviewDecision.APPROVE,
-                            DecisionReason.VERIFIED_CUSTOMER,
-                            actor="marc",
-                            role=Role.MANAGER,
-                        ),
-                    )
-                await handle.result()
-                history = await handle.fetch_history()
-                (HISTORIES / f"order_review_{name}.json").write_text(history.to_json())
-                print(f"recorded {name}: {len(history.events)} events")
-        finally:
-            await env.shutdown()
+def history_file(name: str, revision: int) -> Path:
+    prefix = "order_review_" if revision == 1 else f"order_review_rev{revision}_"
+    return HISTORIES / f"{prefix}{name}.json"
+
+
+async def record(*, overwrite: bool = False) -> None:
+    paths = (("auto_accept", ACCEPT), ("review_escalated_approve", REVIEW))
+    for revision in range(1, CURRENT_REVIEW_REVISION + 1):
+        for name, assessment in paths:
+            target = history_file(name, revision)
+            if overwrite or not target.exists():
+                await record_one(target, assessment, revision)
+
+
+async def record_one(target: Path, assessment: RiskAssessment, revision: int) -> None:
+    # A fresh server per history: its clock only moves forward.
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=_test_server_binary(),
+    )
+    await ensure_search_attributes(env.client, env.client.namespace)
+    try:
+        world = FakeWorld(assessment)
+        queue = f"record-{uuid.uuid4()}"
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[OrderReviewWorkflow],
+            activities=world.activities(),
+        ):
+            handle = await start(env, queue, fresh_order(), revision=revision)
+            if assessment is REVIEW:
+                await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+                await env.sleep(timedelta(hours=5))  # reminder and escalation
+                await handle.execute_update(
+                    OrderReviewWorkflow.decide,
+                    decide(
+                        ReviewDecision.APPROVE,
+                        DecisionReason.VERIFIED_CUSTOMER,
+                        actor="marc",
+                        role=Role.MANAGER,
+                    ),
+                )
+            await handle.result()
+            history = await handle.fetch_history()
+            target.write_text(history.to_json())
+            print(f"recorded {target.name}: {len(history.events)} events")
+    finally:
+        await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    asyncio.run(record(overwrite="--overwrite" in sys.argv[1:]))

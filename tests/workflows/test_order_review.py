@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -34,6 +35,7 @@ from domain.payments import (
     PaymentOperationStatus,
 )
 from domain.review import (
+    CURRENT_REVIEW_REVISION,
     CancelRequest,
     CustomerAnswer,
     DecideInput,
@@ -170,11 +172,16 @@ def fresh_order(auth_valid_for: timedelta = timedelta(days=7)) -> Order:
 
 
 async def start(
-    env: WorkflowEnvironment, task_queue: str, order: Order, policy: ReviewPolicy = POLICY
+    env: WorkflowEnvironment,
+    task_queue: str,
+    order: Order,
+    policy: ReviewPolicy = POLICY,
+    *,
+    revision: int = CURRENT_REVIEW_REVISION,
 ) -> WorkflowHandle[OrderReviewWorkflow, OrderReviewResult]:
     return await env.client.start_workflow(
         OrderReviewWorkflow.run,
-        OrderReviewInput(order=order, policy=policy),
+        OrderReviewInput(order=order, policy=policy, revision=revision),
         id=order_review_id(order.order_id),
         task_queue=task_queue,
     )
@@ -256,6 +263,56 @@ async def test_auto_accept_path_stays_within_30_history_events(
     await handle.result()
     events = [e async for e in handle.fetch_history_events()]
     assert len(events) <= 30, [e.event_type for e in events]
+
+
+@world(ACCEPT)
+async def test_revision_2_writes_the_received_step_with_the_scoring_step(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await handle.result()
+
+    # Two writes: everything up to capturing, then released.
+    steps = world_worker.transitions
+    assert [t.case.status if t.case else None for t in steps] == [
+        ReviewStatus.CAPTURING,
+        ReviewStatus.RELEASED,
+    ]
+    first = [(e.action, e.after.get("status")) for e in steps[0].entries]
+    assert first[:3] == [
+        ("review_started", None),
+        ("scored", None),
+        ("status_changed", "scored"),
+    ]
+    assert first[-1] == ("status_changed", "capturing")
+    # Entry ids still follow the order things happened in.
+    ids = [e.entry_id for t in steps for e in t.entries]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+    events = [e async for e in handle.fetch_history_events()]
+    kinds = [EventType.Name(e.event_type) for e in events]
+    first_activity = kinds.index("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED")
+    # Nothing but the scoring activity in the first workflow task.
+    assert "EVENT_TYPE_MARKER_RECORDED" not in kinds[:first_activity]
+    assert "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" not in kinds[:first_activity]
+    assert kinds.count("EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 2
+    assert kinds.count("EVENT_TYPE_MARKER_RECORDED") == 2
+
+
+@world(ACCEPT)
+async def test_revision_1_runs_keep_writing_the_received_step_first(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    # Runs started before revision 2 (their input has no revision) keep the
+    # behaviour they started with, so their histories replay.
+    handle = await start(env, task_queue, fresh_order(), revision=1)
+    await handle.result()
+    assert [t.case.status if t.case else None for t in world_worker.transitions] == [
+        ReviewStatus.RECEIVED,
+        ReviewStatus.CAPTURING,
+        ReviewStatus.RELEASED,
+    ]
+    assert OrderReviewInput.model_validate({"order": fresh_order()}).revision == 1
 
 
 @world(DECLINE)
