@@ -39,10 +39,7 @@ class ScoringActivities:
         order = input.order
         log = activity_logger(order_id=order.order_id, market=order.market)
         fingerprints = order_fingerprints(order)
-        first_time = await signals.record_order_seen(self.pool, order, fingerprints)
-        found = await signals.load_signals(
-            self.pool, order, as_of=order.placed_at, fingerprints=fingerprints
-        )
+        first_time, found = await signals.record_and_load_signals(self.pool, order, fingerprints)
         assessment = assess(order, found, now=order.placed_at)
 
         mirror = self.authorisation_mirrors.get(order.payment.provider)

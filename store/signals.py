@@ -78,6 +78,78 @@ async def load_signals(
     once or on every retry, gives the same numbers; orders placed after it do
     not count, so re-scoring later does too.
     """
+    _, found = await _load(db, order, as_of, fingerprints, record=False)
+    return found
+
+
+async def record_and_load_signals(
+    db: Executor, order: Order, fingerprints: OrderFingerprints | None = None
+) -> tuple[bool, CustomerSignals]:
+    """`record_order_seen` and `load_signals` as of the order's placement, in
+    one statement: scoring runs for every order. The signals are the same as
+    in two calls, since velocity never counts the order itself."""
+    first_time, found = await _load(db, order, None, fingerprints, record=True)
+    assert first_time is not None
+    return first_time, found
+
+
+# Velocity, history, list hits and forwarder matches in one query; with
+# RECORD, the order is remembered for velocity in the same statement.
+_SIGNALS = """
+    {record}recent AS (
+        SELECT order_id, email_hash, card_hash, device_hash, address_hash
+        FROM orders_seen
+        WHERE placed_at > $6 AND placed_at <= $7 AND order_id <> $5
+          AND (email_hash = $1 OR card_hash = $2 OR device_hash = $3 OR address_hash = $4)
+    ), velocity AS (
+        SELECT
+            count(*) FILTER (WHERE email_hash = $1)   AS by_email,
+            count(*) FILTER (WHERE card_hash = $2)    AS by_card,
+            count(*) FILTER (WHERE device_hash = $3)  AS by_device,
+            count(*) FILTER (WHERE address_hash = $4) AS by_address,
+            count(DISTINCT email_hash) FILTER (WHERE card_hash = $2 AND email_hash <> $1)
+                AS emails_by_card
+        FROM recent
+    ), hits AS (
+        SELECT DISTINCT l.list, l.kind
+        FROM risk_lists l
+        JOIN unnest($9::text[], $10::text[]) AS k(kind, value_hash)
+          ON l.kind = k.kind AND l.value_hash = k.value_hash
+    )
+    SELECT v.*,
+           COALESCE(h.completed_orders, 0) AS completed_orders,
+           COALESCE(h.chargebacks, 0)      AS chargebacks,
+           COALESCE(h.returns, 0)          AS returns,
+           ARRAY(SELECT kind FROM hits WHERE list = $11) AS blocked_kinds,
+           EXISTS (SELECT 1 FROM hits WHERE list = $12)  AS allowlisted,
+           EXISTS (SELECT 1 FROM freight_forwarders WHERE address_hash = $4)
+             OR EXISTS (SELECT 1 FROM freight_forwarder_postal_codes
+                        WHERE country = $13 AND postal_code = $14) AS forwarder,
+           {first_time} AS first_time
+    FROM velocity v
+    LEFT JOIN customer_history h ON h.customer_id = $8
+"""
+_LOAD_SIGNALS = "WITH " + _SIGNALS.format(record="", first_time="NULL::boolean")
+_RECORD_AND_LOAD_SIGNALS = "WITH " + _SIGNALS.format(
+    record="""seen AS (
+        INSERT INTO orders_seen (order_id, customer_id, market, email_hash, card_hash,
+                                 device_hash, address_hash, amount_minor, currency, placed_at)
+        VALUES ($5, $8, $15, $1, $2, $3, $4, $16, $17, $18)
+        ON CONFLICT (order_id) DO NOTHING
+        RETURNING order_id
+    ), """,
+    first_time="EXISTS (SELECT 1 FROM seen)",
+)
+
+
+async def _load(
+    db: Executor,
+    order: Order,
+    as_of: datetime | None,
+    fingerprints: OrderFingerprints | None,
+    *,
+    record: bool,
+) -> tuple[bool | None, CustomerSignals]:
     fp = fingerprints or order_fingerprints(order)
     end = as_of or order.placed_at
     start = end - VELOCITY_WINDOW
@@ -87,42 +159,7 @@ async def load_signals(
         for value in values:
             kinds.append(kind.value)
             hashes.append(value)
-    # One round trip: scoring runs for every order, and each query is a
-    # network hop plus a parse on both sides.
-    row = await db.fetchrow(
-        """
-        WITH recent AS (
-            SELECT order_id, email_hash, card_hash, device_hash, address_hash
-            FROM orders_seen
-            WHERE placed_at > $6 AND placed_at <= $7 AND order_id <> $5
-              AND (email_hash = $1 OR card_hash = $2 OR device_hash = $3 OR address_hash = $4)
-        ), velocity AS (
-            SELECT
-                count(*) FILTER (WHERE email_hash = $1)   AS by_email,
-                count(*) FILTER (WHERE card_hash = $2)    AS by_card,
-                count(*) FILTER (WHERE device_hash = $3)  AS by_device,
-                count(*) FILTER (WHERE address_hash = $4) AS by_address,
-                count(DISTINCT email_hash) FILTER (WHERE card_hash = $2 AND email_hash <> $1)
-                    AS emails_by_card
-            FROM recent
-        ), hits AS (
-            SELECT DISTINCT l.list, l.kind
-            FROM risk_lists l
-            JOIN unnest($9::text[], $10::text[]) AS k(kind, value_hash)
-              ON l.kind = k.kind AND l.value_hash = k.value_hash
-        )
-        SELECT v.*,
-               COALESCE(h.completed_orders, 0) AS completed_orders,
-               COALESCE(h.chargebacks, 0)      AS chargebacks,
-               COALESCE(h.returns, 0)          AS returns,
-               ARRAY(SELECT kind FROM hits WHERE list = $11) AS blocked_kinds,
-               EXISTS (SELECT 1 FROM hits WHERE list = $12)  AS allowlisted,
-               EXISTS (SELECT 1 FROM freight_forwarders WHERE address_hash = $4)
-                 OR EXISTS (SELECT 1 FROM freight_forwarder_postal_codes
-                            WHERE country = $13 AND postal_code = $14) AS forwarder
-        FROM velocity v
-        LEFT JOIN customer_history h ON h.customer_id = $8
-        """,
+    args: list[object] = [
         fp.email_hash,
         fp.card_hash,
         fp.device_hash,
@@ -137,11 +174,14 @@ async def load_signals(
         RiskList.ALLOW.value,
         order.shipping_address.country,
         normalise_postal_code(order.shipping_address.postal_code),
-    )
+    ]
+    if record:
+        args += [order.market, order.total_minor, order.currency, order.placed_at]
+    row = await db.fetchrow(_RECORD_AND_LOAD_SIGNALS if record else _LOAD_SIGNALS, *args)
     assert row is not None  # an aggregate without GROUP BY always returns one row
     kind_order = {k.value: i for i, k in enumerate(IdentityKind)}
     blocked = sorted(set(row["blocked_kinds"]), key=kind_order.__getitem__)
-    return CustomerSignals(
+    found = CustomerSignals(
         orders_24h_by_email=row["by_email"],
         orders_24h_by_card=row["by_card"],
         orders_24h_by_device=row["by_device"],
@@ -154,6 +194,7 @@ async def load_signals(
         allowlisted=row["allowlisted"],
         freight_forwarder_address=row["forwarder"],
     )
+    return row["first_time"], found
 
 
 async def add_to_list(

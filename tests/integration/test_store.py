@@ -336,9 +336,19 @@ async def test_velocity_counts_other_orders_in_the_24h_before(clean_db: asyncpg.
             ),
         )
 
-    assert await signals.record_order_seen(clean_db, order) is True
-    assert await signals.record_order_seen(clean_db, order) is False  # a retried scoring
-    found = await signals.load_signals(clean_db, order)
+    # Scoring records and loads in one statement; a retry records nothing
+    # and sees the same numbers, since the order never counts against itself.
+    first_time, found = await signals.record_and_load_signals(clean_db, order)
+    assert first_time is True
+    assert await signals.record_and_load_signals(clean_db, order) == (False, found)
+    assert await signals.record_order_seen(clean_db, order) is False
+    assert await signals.load_signals(clean_db, order) == found
+    seen = await clean_db.fetchrow(
+        "SELECT market, amount_minor, currency, placed_at FROM orders_seen WHERE order_id = $1",
+        order.order_id,
+    )
+    assert seen is not None
+    assert tuple(seen) == (order.market, order.total_minor, order.currency, order.placed_at)
     assert found.orders_24h_by_email == 2
     assert found.orders_24h_by_device == 2
     assert found.orders_24h_by_address == 2
