@@ -14,13 +14,17 @@ one worker process) it measures:
 (e) history events per path (auto-accept, auto-decline, review -> approve)
     against the goal of at most 30 on auto-accept.
 
-(a) and (b) run in ABBA order (half the reviews, half the bare runs, the
-other half of the bare runs, the other half of the reviews) so the server's
-slow drift as its SQLite file grows favours neither side. During (a) and (b)
-the CPU seconds of the worker, the server, PostgreSQL, the load generator and
-any other process on the machine are read from /proc: the machine is CPU
-bound, so they say where a review costs more than the bare workflow, and
-whether something else running at the same time made the figures noisy.
+(a) and (b) run in `--rounds` ABBA rounds (reviews, bare runs, bare runs,
+reviews, then again) so the server's drift as its SQLite file grows favours
+neither side. Per second counts completions while all `--concurrency` slots
+are busy (from a segment's first result to its last start): filling and
+draining a segment leave the machine part idle, longer for the side with
+the longer latency. The figure over whole segments is printed too. During
+(a) and (b) the CPU seconds of the worker, the server, PostgreSQL, the load
+generator and any other process on the machine are read from /proc: the
+machine is CPU bound, so they say where a review costs more than the bare
+workflow, and whether something else running at the same time made the
+figures noisy.
 
 DESIGN §6: more than ~1,200 concurrent `result()` waits hit the server's
 poller limit, so at most `--concurrency` workflows (<= 1000) are in flight and
@@ -58,7 +62,7 @@ from bench.history import HistoryProfile, fetch_profile
 from bench.orders import Path as ReviewPath
 from bench.orders import bench_order, check_paths
 from bench.stack import BenchStack
-from bench.stats import Sample
+from bench.stats import Sample, steady_window
 from bench.workflows import BareUpdateWorkflow, BareWorkflow
 from domain.common import Role
 from domain.ids import order_review_id
@@ -106,17 +110,26 @@ class Segment:
     latencies_s: list[float]
     failed: int
     errors: list[str] = field(default_factory=list)
+    # (completions, seconds) while every slot was busy: bench/stats.steady_window.
+    steady: tuple[int, float] = (0, 0.0)
 
 
 async def drive(jobs: Sequence[Job], concurrency: int) -> Segment:
     """Run `jobs` with at most `concurrency` in flight; time each one and the whole."""
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
+    completed_at: list[float] = []
     errors: list[str] = []
+    waiting = len(jobs)
+    all_started_at = 0.0
 
     async def one(job: Job) -> None:
+        nonlocal waiting, all_started_at
         async with gate:
             started = time.perf_counter()
+            waiting -= 1
+            if waiting == 0:
+                all_started_at = started
             try:
                 ok = await asyncio.wait_for(job(), JOB_TIMEOUT_S)
             except TimeoutError:
@@ -126,13 +139,21 @@ async def drive(jobs: Sequence[Job], concurrency: int) -> Segment:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 return
             if ok:
-                latencies.append(time.perf_counter() - started)
+                finished = time.perf_counter()
+                latencies.append(finished - started)
+                completed_at.append(finished)
             else:
                 errors.append("unexpected outcome")
 
     began = time.perf_counter()
     await asyncio.gather(*(one(job) for job in jobs))
-    return Segment(time.perf_counter() - began, latencies, len(errors), errors[:5])
+    return Segment(
+        time.perf_counter() - began,
+        latencies,
+        len(errors),
+        errors[:5],
+        steady=steady_window(all_started_at, completed_at),
+    )
 
 
 # ------------------------------------------------------------------ jobs
@@ -214,9 +235,13 @@ class Report:
 
     @property
     def ratio(self) -> float:
-        if self.bare.per_second and not math.isnan(self.bare.per_second):
-            return self.review.per_second / self.bare.per_second
-        return math.nan
+        """Review over bare throughput while every slot was busy (the goal's figure)."""
+        return _ratio(self.review.steady_per_second, self.bare.steady_per_second)
+
+    @property
+    def whole_segment_ratio(self) -> float:
+        """The same over whole segments, filling and draining included."""
+        return _ratio(self.review.per_second, self.bare.per_second)
 
     @property
     def cpu_cost_ratio(self) -> float:
@@ -235,12 +260,18 @@ class Report:
         return accept is not None and accept.events <= AUTO_ACCEPT_EVENTS_GOAL
 
 
+def _ratio(review: float, bare: float) -> float:
+    if math.isnan(review) or math.isnan(bare) or not bare:
+        return math.nan
+    return review / bare
+
+
 def _own_cpu(sample: Sample) -> float:
     return sum(v for k, v in sample.cpu_per_100().items() if k != OTHER_PROCESSES)
 
 
 def _record(sample: Sample, segment: Segment, report: Report) -> None:
-    sample.add_segment(segment.elapsed_s, segment.latencies_s, segment.failed)
+    sample.add_segment(segment.elapsed_s, segment.latencies_s, segment.failed, segment.steady)
     report.errors.extend(f"{sample.name}: {e}" for e in segment.errors)
 
 
@@ -284,13 +315,21 @@ async def _throughput(stack: BenchStack, report: Report, count: int, concurrency
         await drive(reviews("BW", 0, warmup), concurrency)
         await drive(bares("BW", 0, warmup), concurrency)
 
-    half = count // 2
-    plan: list[tuple[Sample, list[Job]]] = [
-        (report.review, reviews("BA", 0, half)),
-        (report.bare, bares("BA", 0, count - half)),
-        (report.bare, bares("BA", count - half, count)),
-        (report.review, reviews("BA", half, count)),
-    ]
+    # ABBA rounds: review, bare, bare, review, then again. The server's cost
+    # per run drifts up as its SQLite file grows, and each round's order
+    # cancels a linear drift; several shorter rounds also spread bursts of
+    # server work (checkpoints, garbage collection) over both sides.
+    rounds = report.config["rounds"]
+    edges = [count * k // (2 * rounds) for k in range(2 * rounds + 1)]
+    plan: list[tuple[Sample, list[Job]]] = []
+    for r in range(rounds):
+        first, second, third = edges[2 * r], edges[2 * r + 1], edges[2 * r + 2]
+        plan += [
+            (report.review, reviews("BA", first, second)),
+            (report.bare, bares("BA", first, second)),
+            (report.bare, bares("BA", second, third)),
+            (report.review, reviews("BA", second, third)),
+        ]
     meter = stack.cpu_meter()
     for sample, jobs in plan:
         if jobs:
@@ -427,6 +466,7 @@ async def run_bench(args: argparse.Namespace, console: Console) -> Report:
             "updates": args.updates,
             "update_concurrency": args.update_concurrency,
             "warmup": args.warmup,
+            "rounds": args.rounds,
         }
     )
     began = time.monotonic()
@@ -526,13 +566,17 @@ def print_cpu(report: Report, console: Console) -> None:
 def print_report(report: Report, console: Console) -> None:
     cfg = report.config
     table = Table(
-        title=f"Throughput: {cfg['count']} runs each, {cfg['concurrency']} in flight",
+        title=(
+            f"Throughput: {cfg['count']} runs each in {cfg['rounds']} ABBA rounds, "
+            f"{cfg['concurrency']} in flight"
+        ),
         title_justify="left",
     )
     table.add_column("workflow")
     table.add_column("completed", justify="right")
     table.add_column("failed", justify="right")
     table.add_column("per second", justify="right")
+    table.add_column("whole segments", justify="right")
     table.add_column("p50 ms", justify="right")
     table.add_column("p95 ms", justify="right")
     for sample in (report.review, report.bare):
@@ -540,6 +584,7 @@ def print_report(report: Report, console: Console) -> None:
             sample.name,
             str(sample.completed),
             str(sample.failed),
+            f"{sample.steady_per_second:.2f}",
             f"{sample.per_second:.2f}",
             _ms(sample.p50_ms),
             _ms(sample.p95_ms),
@@ -547,7 +592,11 @@ def print_report(report: Report, console: Console) -> None:
     console.print(table)
     console.print(
         f"review / bare throughput: [bold]{report.ratio:.3f}[/] (goal >= {RATIO_GOAL}) "
-        f"{_verdict(report.ratio_pass)}"
+        f"{_verdict(report.ratio_pass)}; over whole segments {report.whole_segment_ratio:.3f}"
+    )
+    console.print(
+        "per second: completions while all slots were busy, from a segment's first result "
+        "to its last start; whole segments: also while filling and draining"
     )
     print_cpu(report, console)
 
@@ -643,6 +692,9 @@ def results_json(report: Report) -> dict[str, Any]:
             "order_review_auto_accept": report.review.as_json(),
             "bare_workflow": report.bare.as_json(),
             "ratio": ratio,
+            "whole_segment_ratio": None
+            if math.isnan(report.whole_segment_ratio)
+            else round(report.whole_segment_ratio, 3),
             "ratio_goal": RATIO_GOAL,
             "ratio_pass": report.ratio_pass,
             "cpu_cost_ratio": None
@@ -682,6 +734,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--warmup", type=int, default=40, help="unmeasured runs per side before the throughput test"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="ABBA rounds (review, bare, bare, review) the --count runs are split into",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON file")
     parser.add_argument("--keep-dir", action="store_true", help="keep the stack's temp dir")
     parser.add_argument(
@@ -690,6 +748,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.count < 1 or args.updates < 1 or args.warmup < 0:
         parser.error("--count and --updates must be >= 1, --warmup >= 0")
+    if not args.rounds >= 1 or args.count < 2 * args.rounds * args.concurrency:
+        parser.error(
+            "--rounds must be >= 1, and --count at least 2 x rounds x concurrency: a segment "
+            "with fewer runs than slots never runs at full concurrency"
+        )
     if not 1 <= args.concurrency <= MAX_IN_FLIGHT:
         parser.error(
             f"--concurrency must be 1..{MAX_IN_FLIGHT}: beyond ~1,200 concurrent result() "
