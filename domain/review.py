@@ -101,8 +101,12 @@ def review_policy_for(market: str) -> ReviewPolicy:
 #      before scoring, in a step of its own;
 #   2. the starter sets the received status as a start search attribute, and
 #      the received step's rows go out with the scoring step's: one local
-#      activity and one search-attribute upsert fewer on every review.
-# Revision 2 changes no decision, only how the same records reach the store.
+#      activity and one search-attribute upsert fewer on every review. The
+#      capturing status reaches the search attributes only when the first
+#      capture attempt fails (a `capture_retrying` audit row says why), not
+#      on every order: one more upsert fewer.
+# Revision 2 changes no decision and no money movement, only how the same
+# records reach the store and visibility.
 CURRENT_REVIEW_REVISION = 2
 
 

@@ -69,12 +69,15 @@ with workflow.unsafe.imports_passed_through():
 
 # Outside systems: retry transient faults with backoff; business refusals are
 # non-retryable ApplicationErrors raised by the activities.
+BUSINESS_REFUSALS = ["PaymentRefused", "RefundExceedsCapture", "InvalidOrder"]
 OUTSIDE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["PaymentRefused", "RefundExceedsCapture", "InvalidOrder"],
+    non_retryable_error_types=BUSINESS_REFUSALS,
 )
+# One attempt, for a first try the workflow follows up itself (see _capture).
+FIRST_TRY = RetryPolicy(maximum_attempts=1, non_retryable_error_types=BUSINESS_REFUSALS)
 OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
 # A capture that still fails after this long is given up: the order is
 # cancelled rather than left in limbo while its authorisation expires.
@@ -87,6 +90,7 @@ class OrderReviewWorkflow:
     def __init__(self, input: OrderReviewInput) -> None:
         self._order: Order = input.order
         self._policy: ReviewPolicy = input.policy
+        self._revision = input.revision
         self._state = OrderReviewState(
             order_id=input.order.order_id,
             market=input.order.market,
@@ -107,7 +111,7 @@ class OrderReviewWorkflow:
     async def run(self, input: OrderReviewInput) -> OrderReviewResult:
         self._steps.audit("review_started", reason=f"channel {self._order.channel}")
         self._transition(ReviewStatus.RECEIVED, STEWARD, "order received for review")
-        if input.revision < 2:
+        if self._revision < 2:
             await self._steps.flush()
         # Revision 2: the starter listed the case as received; these rows go
         # out with the scoring step's, a few milliseconds later. Should the
@@ -407,16 +411,15 @@ class OrderReviewWorkflow:
         self._state.awaited_role = None
         self._state.due_at = None
         self._transition(ReviewStatus.CAPTURING, actor, f"approved ({reason})", role=role)
-        await self._steps.flush()
+        # The audit rows and the case row are written before money moves. From
+        # revision 2, the capturing status reaches the search attributes only
+        # if the capture stalls: a capture that succeeds at once would show it
+        # for milliseconds, at the price of an upsert (a history event and a
+        # visibility write) on every order.
+        first_try = self._revision >= 2
+        await self._steps.flush(publish_search_attributes=not first_try)
         try:
-            capture = await workflow.execute_activity(
-                CAPTURE_PAYMENT,
-                self._payment_operation("capture"),
-                result_type=PaymentOperationResult,
-                start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-                schedule_to_close_timeout=CAPTURE_GIVE_UP,
-                retry_policy=OUTSIDE_RETRY,
-            )
+            capture = await self._capture(first_try)
         except ActivityError as failure:
             reason_text = failure_reason(failure)
             self._steps.audit("capture_failed", reason=reason_text)
@@ -461,6 +464,45 @@ class OrderReviewWorkflow:
                 reason="payment already captured; the order needs a return or refund",
             )
         await self._steps.flush()
+
+    async def _capture(self, first_try: bool) -> PaymentOperationResult:
+        """Capture the payment; raises ActivityError once it has failed for good.
+
+        With `first_try`, one attempt runs without server-side retries. If it
+        fails for a reason worth retrying, the stall is put on record and on
+        the search attributes (ops see the review as capturing), then the
+        capture runs again with the usual retries. Same operation id, so the
+        provider and the ledger still capture once.
+        """
+        operation = self._payment_operation("capture")
+        if first_try:
+            try:
+                return await workflow.execute_activity(
+                    CAPTURE_PAYMENT,
+                    operation,
+                    result_type=PaymentOperationResult,
+                    start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+                    retry_policy=FIRST_TRY,
+                )
+            except ActivityError as failure:
+                cause = failure.cause
+                if isinstance(cause, ApplicationError) and (
+                    cause.non_retryable or cause.type in BUSINESS_REFUSALS
+                ):
+                    raise
+                self._steps.audit("capture_retrying", reason=failure_reason(failure))
+                await self._steps.flush()
+                if isinstance(cause, ApplicationError) and cause.next_retry_delay:
+                    # The provider said when to come back (HTTP 429 Retry-After).
+                    await workflow.sleep(cause.next_retry_delay, summary="provider asked to wait")
+        return await workflow.execute_activity(
+            CAPTURE_PAYMENT,
+            operation,
+            result_type=PaymentOperationResult,
+            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
+            schedule_to_close_timeout=CAPTURE_GIVE_UP,
+            retry_policy=OUTSIDE_RETRY,
+        )
 
     async def _cancel_order(self, reason: str, *, actor: str, role: Role = Role.SYSTEM) -> None:
         """Void the authorisation, cancel, tell the customer. Nothing was captured."""

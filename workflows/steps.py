@@ -161,10 +161,14 @@ class StepRecorder:
         self.open_task_id = None
         return True
 
-    async def flush(self) -> None:
+    async def flush(self, *, publish_search_attributes: bool = True) -> None:
         """Write the step's audit rows, case row and task changes in one local
-        activity, and publish the matching search attributes."""
-        if self.search_attribute_updates:
+        activity, and publish the matching search attributes.
+
+        Without `publish_search_attributes` the search attributes wait for the
+        next flush (or the next state change replaces them): for a state that
+        is expected to last milliseconds."""
+        if self.search_attribute_updates and publish_search_attributes:
             # One upsert per step, not per change: each upsert is a history event.
             workflow.upsert_search_attributes(self.search_attribute_updates)
             self.search_attribute_updates = []

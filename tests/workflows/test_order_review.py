@@ -8,13 +8,16 @@ activities are covered by tests/integration.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -82,9 +85,20 @@ DECLINE = RiskAssessment(
 class FakeWorld:
     """In-memory outside world that records every call."""
 
-    def __init__(self, assessment: RiskAssessment, refuse_capture: bool = False) -> None:
+    def __init__(
+        self,
+        assessment: RiskAssessment,
+        refuse_capture: bool = False,
+        capture_outages: int = 0,
+        capture_rate_limited: bool = False,
+    ) -> None:
         self.assessment = assessment
         self.refuse_capture = refuse_capture
+        # The provider answers 503 this many times before capturing.
+        self.capture_outages = capture_outages
+        # The provider answers 429 with Retry-After once before capturing.
+        self.capture_rate_limited = capture_rate_limited
+        self.capture_attempts = 0
         self.payments: list[PaymentOperationInput] = []
         self.releases: list[ReleaseOrderInput] = []
         self.notifications: list[NotifyCustomerInput] = []
@@ -96,10 +110,19 @@ class FakeWorld:
 
     @activity.defn(name=CAPTURE_PAYMENT)
     async def capture_payment(self, input: PaymentOperationInput) -> PaymentOperationResult:
+        self.capture_attempts += 1
         if self.refuse_capture:
             raise ApplicationError(
                 "authorisation expired", type="PaymentRefused", non_retryable=True
             )
+        if self.capture_rate_limited and self.capture_attempts == 1:
+            raise ApplicationError(
+                "HTTP 429",
+                type="PaymentProviderRateLimited",
+                next_retry_delay=timedelta(seconds=30),
+            )
+        if self.capture_attempts <= self.capture_outages:
+            raise ApplicationError("HTTP 503 from the provider", type="PortUnavailable")
         self.payments.append(input)
         return self._result(PaymentOperationKind.CAPTURE, input)
 
@@ -229,7 +252,7 @@ async def world_worker(
         yield world
 
 
-def world(assessment: RiskAssessment, **kwargs: bool) -> pytest.MarkDecorator:
+def world(assessment: RiskAssessment, **kwargs: Any) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("world_worker", [FakeWorld(assessment, **kwargs)], indirect=True)
 
 
@@ -295,8 +318,73 @@ async def test_revision_2_writes_the_received_step_with_the_scoring_step(
     # Nothing but the scoring activity in the first workflow task.
     assert "EVENT_TYPE_MARKER_RECORDED" not in kinds[:first_activity]
     assert "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" not in kinds[:first_activity]
-    assert kinds.count("EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 2
+    # One upsert, released, at the end: the capture succeeded at once, so
+    # capturing lasted milliseconds and was not worth a visibility write.
+    assert kinds.count("EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 1
+    assert upserted_statuses(events) == ["released"]
     assert kinds.count("EVENT_TYPE_MARKER_RECORDED") == 2
+    assert len(events) <= 26
+
+
+def upserted_statuses(events: list[HistoryEvent]) -> list[str]:
+    statuses = []
+    for e in events:
+        if e.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+            statuses.append(json.loads(fields.indexed_fields["StewardStatus"].data))
+    return statuses
+
+
+@world(ACCEPT, capture_outages=2)
+async def test_revision_2_shows_a_stalled_capture_and_captures_once(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    result = await handle.result()
+
+    assert result.status is ReviewStatus.RELEASED
+    # The first try, then the retried activity: once more down, then through.
+    assert world_worker.capture_attempts == 3
+    assert [p.idempotency_key for p in world_worker.payments] == [f"{handle.id}/capture"]
+    actions = world_worker.actions()
+    assert actions.count("capture_retrying") == 1
+    assert actions.index("capture_retrying") < actions.index("payment_captured")
+    retrying = next(
+        e for t in world_worker.transitions for e in t.entries if e.action == "capture_retrying"
+    )
+    assert "503" in retrying.reason
+    events = [e async for e in handle.fetch_history_events()]
+    # Ops saw it as capturing while it stalled.
+    assert upserted_statuses(events) == ["capturing", "released"]
+
+
+@world(ACCEPT, capture_rate_limited=True)
+async def test_revision_2_waits_as_long_as_a_rate_limited_provider_asks(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    result = await handle.result()
+    assert result.status is ReviewStatus.RELEASED
+    assert world_worker.capture_attempts == 2
+    events = [e async for e in handle.fetch_history_events()]
+    timers = [
+        e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+        for e in events
+        if e.HasField("timer_started_event_attributes")
+    ]
+    assert timers == [timedelta(seconds=30)]
+
+
+@world(ACCEPT, refuse_capture=True)
+async def test_revision_2_refused_capture_is_not_retried(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    result = await handle.result()
+    assert result.status is ReviewStatus.CANCELLED
+    assert world_worker.capture_attempts == 1
+    actions = world_worker.actions()
+    assert "capture_failed" in actions and "capture_retrying" not in actions
 
 
 @world(ACCEPT)
