@@ -12,6 +12,10 @@ LOCAL = "local"
 class BareInput:
     # REGULAR / LOCAL, in the order the review runs them.
     steps: list[str] = field(default_factory=list)
+    # Before the last step, upsert the search attributes a released review
+    # ends with (started with the ones a review starts with): the bare
+    # workflow plus the review's visibility writes, to size what those cost.
+    publish_case: bool = False
 
 
 @dataclass

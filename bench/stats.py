@@ -23,25 +23,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def steady_window(all_started_at: float, completed_at: Sequence[float]) -> tuple[int, float]:
-    """Completions, and seconds, while every slot was busy.
-
-    A segment fills (no run has finished yet), runs at full concurrency, and
-    drains (the last runs finish with fewer and fewer in flight). Filling and
-    draining leave the machine part idle, for longer on the side with the
-    longer latency, so they are cut off: the window opens at the first
-    completion and closes when the last run started. Returns (0, 0.0) when
-    the segment never had a full window (fewer runs than slots).
-    """
-    if not completed_at:
-        return 0, 0.0
-    opened = min(completed_at)
-    if all_started_at <= opened:
-        return 0, 0.0
-    inside = sum(1 for t in completed_at if opened < t <= all_started_at)
-    return inside, all_started_at - opened
-
-
 @dataclass
 class Sample:
     """Completions and latencies of one measured phase, possibly over several segments."""
@@ -53,23 +34,12 @@ class Sample:
     latencies_s: list[float] = field(default_factory=list)
     # CPU seconds used by each component (and by other processes) while it ran.
     cpu_s: dict[str, float] = field(default_factory=dict)
-    # Completions and seconds while all slots were busy (see steady_window).
-    steady_completed: int = 0
-    steady_elapsed_s: float = 0.0
 
-    def add_segment(
-        self,
-        elapsed_s: float,
-        latencies_s: Sequence[float],
-        failed: int,
-        steady: tuple[int, float] = (0, 0.0),
-    ) -> None:
+    def add_segment(self, elapsed_s: float, latencies_s: Sequence[float], failed: int) -> None:
         self.elapsed_s += elapsed_s
         self.latencies_s.extend(latencies_s)
         self.completed += len(latencies_s)
         self.failed += failed
-        self.steady_completed += steady[0]
-        self.steady_elapsed_s += steady[1]
 
     def add_cpu(self, used: dict[str, float]) -> None:
         for name, seconds in used.items():
@@ -83,15 +53,7 @@ class Sample:
 
     @property
     def per_second(self) -> float:
-        """Completions per second over whole segments, filling and draining included."""
         return self.completed / self.elapsed_s if self.elapsed_s > 0 else math.nan
-
-    @property
-    def steady_per_second(self) -> float:
-        """Completions per second while every slot was busy: the capacity."""
-        if self.steady_elapsed_s <= 0:
-            return math.nan
-        return self.steady_completed / self.steady_elapsed_s
 
     @property
     def p50_ms(self) -> float:
@@ -107,7 +69,6 @@ class Sample:
             "failed": self.failed,
             "elapsed_s": round(self.elapsed_s, 3),
             "per_second": _round(self.per_second, 2),
-            "steady_per_second": _round(self.steady_per_second, 2),
             "p50_ms": _round(self.p50_ms, 1),
             "p95_ms": _round(self.p95_ms, 1),
             "cpu_s": {name: round(seconds, 2) for name, seconds in self.cpu_s.items()},

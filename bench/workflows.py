@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     # rebuilds their schema), a cost the review does not pay. The floor is
     # the leanest workflow of this shape, not a handicapped one.
     from bench.bare_types import LOCAL, REGULAR, BareDecision, BareInput, BareResult
+    from workflows import visibility
 
 NOOP_ACTIVITY = "bench_noop"
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -39,6 +40,12 @@ class BareWorkflow:
     async def run(self, input: BareInput) -> BareResult:
         regular = local = 0
         for index, step in enumerate(input.steps):
+            if input.publish_case and index == len(input.steps) - 1:
+                workflow.upsert_search_attributes(
+                    visibility.case_updates(
+                        "order-review", "released", market="FR", risk_band="low"
+                    )
+                )
             if step == LOCAL:
                 local += 1
                 await workflow.execute_local_activity(
