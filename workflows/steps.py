@@ -4,8 +4,8 @@ A workflow step buffers its local writes (audit entries, the case row, task
 changes) and its search attributes, then `flush` sends them out as one
 `record_transition` local activity and one upsert. Keeping that in one place
 keeps every workflow's commands identical: the recorded histories in
-tests/replay depend on the order and the summaries below, so changing them is
-a `workflow.patched` matter, not a refactor.
+tests/replay depend on the commands below and their order, so changing them
+is a `workflow.patched` (or revision) matter, not a refactor.
 
 This is workflow code, imported by the workflows through the sandbox's
 pass-through (like domain/): one copy is shared by every run instead of being
