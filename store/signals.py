@@ -28,34 +28,6 @@ Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConne
 VELOCITY_WINDOW = timedelta(hours=24)
 
 
-async def record_order_seen(
-    db: Executor, order: Order, fingerprints: OrderFingerprints | None = None
-) -> bool:
-    """Remember the order for velocity; False when it was already recorded
-    (a retried scoring, or the same order sent twice upstream)."""
-    fp = fingerprints or order_fingerprints(order)
-    row = await db.fetchrow(
-        """
-        INSERT INTO orders_seen (order_id, customer_id, market, email_hash, card_hash,
-                                 device_hash, address_hash, amount_minor, currency, placed_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        ON CONFLICT (order_id) DO NOTHING
-        RETURNING order_id
-        """,
-        order.order_id,
-        order.customer.customer_id,
-        order.market,
-        fp.email_hash,
-        fp.card_hash,
-        fp.device_hash,
-        fp.shipping_address_hash,
-        order.total_minor,
-        order.currency,
-        order.placed_at,
-    )
-    return row is not None
-
-
 async def set_order_outcome(db: Executor, order_id: str, outcome: str) -> bool:
     """accepted | declined | cancelled | completed...; False for an unknown order."""
     status = await db.execute(
@@ -85,9 +57,11 @@ async def load_signals(
 async def record_and_load_signals(
     db: Executor, order: Order, fingerprints: OrderFingerprints | None = None
 ) -> tuple[bool, CustomerSignals]:
-    """`record_order_seen` and `load_signals` as of the order's placement, in
-    one statement: scoring runs for every order. The signals are the same as
-    in two calls, since velocity never counts the order itself."""
+    """Remember the order for velocity and load its signals as of its
+    placement, in one statement: scoring runs for every order. The first
+    value is False when the order was already recorded (a retried scoring,
+    or the same order sent twice upstream); the signals are the same either
+    way, since velocity never counts the order itself."""
     first_time, found = await _load(db, order, None, fingerprints, record=True)
     assert first_time is not None
     return first_time, found

@@ -317,14 +317,14 @@ async def test_velocity_counts_other_orders_in_the_24h_before(clean_db: asyncpg.
         ("FR-301", T0 - timedelta(hours=25)),
         ("FR-601", T0 + timedelta(hours=1)),
     ):
-        await signals.record_order_seen(clean_db, make_order(order_id, placed_at=placed))
+        await signals.record_and_load_signals(clean_db, make_order(order_id, placed_at=placed))
     # Another email on the same card, twice, and a third email once.
     for order_id, email in (
         ("FR-410", "a.n.other@example.com"),
         ("FR-411", "A.N.Other+x@example.com"),
         ("FR-412", "third@example.com"),
     ):
-        await signals.record_order_seen(
+        await signals.record_and_load_signals(
             clean_db,
             make_order(
                 order_id,
@@ -341,7 +341,6 @@ async def test_velocity_counts_other_orders_in_the_24h_before(clean_db: asyncpg.
     first_time, found = await signals.record_and_load_signals(clean_db, order)
     assert first_time is True
     assert await signals.record_and_load_signals(clean_db, order) == (False, found)
-    assert await signals.record_order_seen(clean_db, order) is False
     assert await signals.load_signals(clean_db, order) == found
     seen = await clean_db.fetchrow(
         "SELECT market, amount_minor, currency, placed_at FROM orders_seen WHERE order_id = $1",
@@ -357,7 +356,7 @@ async def test_velocity_counts_other_orders_in_the_24h_before(clean_db: asyncpg.
     assert found.emails_24h_by_card == 2
     # Orders arriving later do not change this order's numbers: a re-score
     # after a retry or an outage gives the same answer.
-    await signals.record_order_seen(
+    await signals.record_and_load_signals(
         clean_db, make_order("FR-602", placed_at=T0 + timedelta(hours=3))
     )
     assert await signals.load_signals(clean_db, order) == found
