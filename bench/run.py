@@ -233,6 +233,9 @@ class Report:
     errors: list[str] = field(default_factory=list)
     total_s: float = 0.0
     load_at_start: float = 0.0
+    # Review over bare throughput within each ABCCBA round: how far one
+    # round's ratio strays from the whole run's shows the machine's noise.
+    round_ratios: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -339,12 +342,21 @@ async def _throughput(stack: BenchStack, report: Report, count: int, concurrency
             (report.review, reviews("BA", second, third)),
         ]
     meter = stack.cpu_meter()
-    for sample, jobs in plan:
+    per_round: dict[int, dict[str, list[float]]] = {}
+    for index, (sample, jobs) in enumerate(plan):
         if jobs:
             before = meter.snapshot()
             segment = await drive(jobs, concurrency)
             sample.add_cpu(meter.delta(before, meter.snapshot()))
             _record(sample, segment, report)
+            # runs and seconds of this side in this round
+            tally = per_round.setdefault(index // 6, {}).setdefault(sample.name, [0.0, 0.0])
+            tally[0] += len(segment.latencies_s)
+            tally[1] += segment.elapsed_s
+    for tallies in per_round.values():
+        review, bare = tallies.get(report.review.name), tallies.get(report.bare.name)
+        if review and bare and review[1] and bare[1] and bare[0]:
+            report.round_ratios.append((review[0] / review[1]) / (bare[0] / bare[1]))
 
 
 async def _wait_until(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -600,6 +612,12 @@ def print_report(report: Report, console: Console) -> None:
         f"review / bare throughput: [bold]{report.ratio:.3f}[/] (goal >= {RATIO_GOAL}) "
         f"{_verdict(report.ratio_pass)}"
     )
+    if report.round_ratios:
+        console.print(
+            "  round by round: "
+            + ", ".join(f"{r:.3f}" for r in report.round_ratios)
+            + " (the same code; the spread is this machine's noise)"
+        )
     console.print(
         f"review / (bare + the review's search attributes): [bold]{report.visible_ratio:.3f}[/] "
         "(what Steward costs apart from visibility: its activities' work, its models, the "
@@ -703,6 +721,7 @@ def results_json(report: Report) -> dict[str, Any]:
             "ratio_with_search_attributes_on_both": None
             if math.isnan(report.visible_ratio)
             else round(report.visible_ratio, 3),
+            "ratio_per_round": [round(r, 3) for r in report.round_ratios],
             "ratio_goal": RATIO_GOAL,
             "ratio_pass": report.ratio_pass,
             "cpu_cost_ratio": None

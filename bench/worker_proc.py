@@ -27,7 +27,7 @@ from workers.codec import load_or_create_keyring
 from workers.converter import build_data_converter
 from workers.logging import configure_logging
 from workers.settings import Settings
-from workers.worker import build_worker
+from workers.worker import build_worker, tune_garbage_collector
 
 READY = "ready"
 
@@ -51,6 +51,8 @@ async def serve(settings: Settings) -> None:
             [*workflows.ALL_WORKFLOWS, *BENCH_WORKFLOWS],
             [*activities.build_activities(pool, settings), *BENCH_ACTIVITIES],
         )
+        # As `steward worker` does (workers/worker.py: run_worker).
+        tune_garbage_collector(settings.gc_threshold)
         async with worker:
             print(READY, flush=True)
             await stop.wait()

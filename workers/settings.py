@@ -47,6 +47,11 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", validation_alias="STEWARD_LOG_LEVEL")
 
+    # Allocations between two young-generation garbage collections in a worker
+    # process (Python's default is 700); 0 leaves the interpreter's defaults.
+    # See workers/worker.py: tune_garbage_collector.
+    gc_threshold: int = Field(default=50_000, ge=0, validation_alias="STEWARD_GC_THRESHOLD")
+
     # Networks whose callers may use the codec endpoint without an API key,
     # besides loopback: the Temporal UI's browser cannot send one. In compose the
     # browser's calls reach the API through Docker's gateway, e.g. "172.16.0.0/12".
