@@ -507,9 +507,11 @@ async def run_bench(args: argparse.Namespace, console: Console) -> Report:
         await stack.__aenter__()
     try:
         report.startup_s = stack.startup_s
+        report.config["worker"] = stack.worker_setup
+        setup = ", ".join(f"{key} {value}" for key, value in stack.worker_setup.items())
         console.print(
             f"stack up in {stack.startup_s:.1f}s: temporal {stack.temporal.target}, "
-            f"postgres {stack.postgres.dsn}, worker pid {stack.worker_pid}, "
+            f"postgres {stack.postgres.dsn}, worker pid {stack.worker_pid} ({setup}), "
             f"task queue {stack.task_queue}"
         )
         with phase(console, "probe: one auto-accept review"):

@@ -77,6 +77,7 @@ class BenchStack:
         self._stack = contextlib.AsyncExitStack()
         self._client: Client | None = None
         self._worker: asyncio.subprocess.Process | None = None
+        self.worker_setup: dict[str, str] = {}
 
     @property
     def client(self) -> Client:
@@ -169,12 +170,15 @@ class BenchStack:
             line = await asyncio.wait_for(self._worker.stdout.readline(), WORKER_START_TIMEOUT_S)
         except TimeoutError:
             line = b""
-        if line.decode().strip() != READY:
+        words = line.decode().split()
+        if not words or words[0] != READY:
             await self._stop_worker()
             raise RuntimeError(
                 f"the bench worker did not start within {WORKER_START_TIMEOUT_S:.0f}s "
                 "(its errors are above)"
             )
+        # "event_loop=uvloop gc_threshold=50000": what the figures were measured with.
+        self.worker_setup = dict(word.split("=", 1) for word in words[1:] if "=" in word)
 
     async def _stop_worker(self) -> None:
         process, self._worker = self._worker, None

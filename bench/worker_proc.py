@@ -7,7 +7,9 @@ in production, so the load generator's own work (building and encrypting
 orders, decoding results) never competes with the worker for the GIL and is
 not charged to the workflows being measured.
 
-Prints `ready` on stdout once it polls; stops gracefully on SIGTERM or SIGINT.
+Prints `ready` on stdout once it polls, followed by how it runs
+(`ready event_loop=uvloop gc_threshold=50000`); stops gracefully on SIGTERM
+or SIGINT.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from bench.workflows import BENCH_ACTIVITIES, BENCH_WORKFLOWS
 from store.db import create_pool
 from workers.codec import load_or_create_keyring
 from workers.converter import build_data_converter
+from workers.event_loop import run_on_event_loop, running_loop_kind
 from workers.logging import configure_logging
 from workers.settings import Settings
 from workers.worker import build_worker, tune_garbage_collector
@@ -54,7 +57,10 @@ async def serve(settings: Settings) -> None:
         # As `steward worker` does (workers/worker.py: run_worker).
         tune_garbage_collector(settings.gc_threshold)
         async with worker:
-            print(READY, flush=True)
+            print(
+                f"{READY} event_loop={running_loop_kind()} gc_threshold={settings.gc_threshold}",
+                flush=True,
+            )
             await stop.wait()
     finally:
         await pool.close()
@@ -65,7 +71,8 @@ def main() -> int:
     configure_logging(settings.log_level)
     # See bench/run.py: sandbox re-import warnings are reported, not printed per run.
     warnings.filterwarnings("ignore", message=r"Module .* was imported after initial workflow load")
-    asyncio.run(serve(settings))
+    # As `steward worker` does (STEWARD_EVENT_LOOP, uvloop by default).
+    run_on_event_loop(serve(settings), settings.event_loop)
     return 0
 
 

@@ -149,18 +149,23 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run `coro`, turning unreachable servers into one clear line."""
+def _run(coro: Coroutine[Any, Any, _T], *, long_running: bool = False) -> _T:
+    """Run `coro`, turning unreachable servers into one clear line.
+
+    A long-running process (the worker) runs on the configured event loop
+    (STEWARD_EVENT_LOOP, uvloop by default); one-shot commands on asyncio's.
+    """
     from starters.order_review import (
         DecisionRefused,
         ReviewClosed,
         ReviewNotFound,
         ReviewUnavailable,
     )
+    from workers.event_loop import run_on_event_loop
 
     settings = get_settings()
     try:
-        return asyncio.run(coro)
+        return run_on_event_loop(coro, settings.event_loop if long_running else "asyncio")
     except (ReviewNotFound, ReviewClosed, ReviewUnavailable) as err:
         _fail(str(err))
     except DecisionRefused as err:
@@ -372,11 +377,13 @@ def review_panel(state: OrderReviewState, now: datetime) -> Panel:
 @app.command()
 def up() -> None:
     """Run the whole embedded stack: PostgreSQL, Temporal (with its UI), worker and API."""
+    from workers.event_loop import run_on_event_loop
     from workers.stack import run_stack
 
     settings = get_settings()
     try:
-        asyncio.run(run_stack(settings))
+        # The worker and the API share this loop: see workers/event_loop.py.
+        run_on_event_loop(run_stack(settings), settings.event_loop)
     except RuntimeError as err:
         _fail(str(err))
 
@@ -422,7 +429,7 @@ def worker() -> None:
         finally:
             await pool.close()
 
-    _run(main())
+    _run(main(), long_running=True)
 
 
 @app.command()

@@ -24,6 +24,7 @@ from temporalio.worker import (
 
 from domain.carrier_sweep import CARRIER_SWEEP_SCHEDULE_ID
 from domain.ids import case_id_from_workflow_id
+from workers.event_loop import running_loop_kind
 from workers.schedules import ensure_carrier_sweep_schedule
 from workers.settings import Settings
 
@@ -155,7 +156,12 @@ async def run_worker(
     except RPCError as err:
         # Sweeps can still be run by hand; the worker's cases must not wait.
         log.error("schedule_not_ensured", schedule_id=CARRIER_SWEEP_SCHEDULE_ID, error=str(err))
-    log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
+    log.info(
+        "worker_started",
+        task_queue=settings.task_queue,
+        namespace=client.namespace,
+        event_loop=running_loop_kind(),
+    )
     # worker.run() rather than `async with`: a fatal worker error (lost
     # connection for good, bad registration) must end this coroutine instead
     # of going unnoticed while we wait for `stop`.
