@@ -23,6 +23,8 @@ class ReviewStatus(StrEnum):
     AWAITING_REVIEW = "awaiting_review"
     AWAITING_CUSTOMER = "awaiting_customer"
     CAPTURING = "capturing"
+    # Declined or cancelled: the authorisation is being voided (revision 3).
+    CANCELLING = "cancelling"
     RELEASED = "released"
     CANCELLED = "cancelled"
 
@@ -104,10 +106,16 @@ def review_policy_for(market: str) -> ReviewPolicy:
 #      activity and one search-attribute upsert fewer on every review. The
 #      capturing status reaches the search attributes only when the first
 #      capture attempt fails (a `capture_retrying` audit row says why), not
-#      on every order: one more upsert fewer.
-# Revision 2 changes no decision and no money movement, only how the same
-# records reach the store and visibility.
-CURRENT_REVIEW_REVISION = 2
+#      on every order: one more upsert fewer;
+#   3. a decline, a default decline, an upstream cancel or an auto-decline
+#      first moves the review to `cancelling` and writes that step (the
+#      decision's audit rows, its closed task, the case row, the search
+#      attributes) before the void: a void that stalls on the provider no
+#      longer leaves a decided task in the work queue, and `decide` answers
+#      with `cancelling` instead of the status the decision ended.
+# Revisions 2 and 3 change no decision and no money movement, only how and
+# when the same records reach the store and visibility.
+CURRENT_REVIEW_REVISION = 3
 
 
 class OrderReviewInput(StewardModel):

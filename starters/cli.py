@@ -295,6 +295,7 @@ _STATUS_STYLE = {
     "awaiting_review": "yellow",
     "awaiting_customer": "yellow",
     "capturing": "cyan",
+    "cancelling": "magenta",
 }
 
 

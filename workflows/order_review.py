@@ -1,7 +1,8 @@
 """Order review, fraud and payment: `order-review:{order_id}`.
 
 received -> scored -> (auto_accepted | auto_declined | awaiting_review
-[-> awaiting_customer -> awaiting_review]) -> capturing -> released | cancelled.
+[-> awaiting_customer -> awaiting_review]) -> capturing -> released
+                                          | cancelling -> cancelled.
 
 The workflow decides *when*; activities decide *what the rules say* (scoring)
 and do every side effect. Local writes of a step (audit rows, the case row,
@@ -508,6 +509,13 @@ class OrderReviewWorkflow:
         """Void the authorisation, cancel, tell the customer. Nothing was captured."""
         self._state.awaited_role = None
         self._state.due_at = None
+        if self._revision >= 3:
+            # The decision is on record, its task closed and the case shown as
+            # cancelling before money moves: the void may retry against a
+            # provider outage for a long while, and meanwhile the work queue
+            # must not offer a decided review to anyone.
+            self._transition(ReviewStatus.CANCELLING, actor, reason, role=role)
+            await self._steps.flush()
         try:
             void = await workflow.execute_activity(
                 VOID_AUTHORISATION,

@@ -48,16 +48,25 @@ def history_file(name: str, revision: int) -> Path:
     return HISTORIES / f"{prefix}{name}.json"
 
 
+# name -> (risk assessment, the decision a manager takes after escalation)
+PATHS: dict[str, tuple[RiskAssessment, ReviewDecision | None]] = {
+    "auto_accept": (ACCEPT, None),
+    "review_escalated_approve": (REVIEW, ReviewDecision.APPROVE),
+    "review_escalated_decline": (REVIEW, ReviewDecision.DECLINE),
+}
+
+
 async def record(*, overwrite: bool = False) -> None:
-    paths = (("auto_accept", ACCEPT), ("review_escalated_approve", REVIEW))
     for revision in range(1, CURRENT_REVIEW_REVISION + 1):
-        for name, assessment in paths:
+        for name, (assessment, decision) in PATHS.items():
             target = history_file(name, revision)
             if overwrite or not target.exists():
-                await record_one(target, assessment, revision)
+                await record_one(target, assessment, decision, revision)
 
 
-async def record_one(target: Path, assessment: RiskAssessment, revision: int) -> None:
+async def record_one(
+    target: Path, assessment: RiskAssessment, decision: ReviewDecision | None, revision: int
+) -> None:
     # A fresh server per history: its clock only moves forward.
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
@@ -74,17 +83,17 @@ async def record_one(target: Path, assessment: RiskAssessment, revision: int) ->
             activities=world.activities(),
         ):
             handle = await start(env, queue, fresh_order(), revision=revision)
-            if assessment is REVIEW:
+            if decision is not None:
                 await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
                 await env.sleep(timedelta(hours=5))  # reminder and escalation
+                reason, note = (
+                    (DecisionReason.VERIFIED_CUSTOMER, "checked")
+                    if decision is ReviewDecision.APPROVE
+                    else (DecisionReason.SUSPECTED_FRAUD, "card reported stolen by the issuer")
+                )
                 await handle.execute_update(
                     OrderReviewWorkflow.decide,
-                    decide(
-                        ReviewDecision.APPROVE,
-                        DecisionReason.VERIFIED_CUSTOMER,
-                        actor="marc",
-                        role=Role.MANAGER,
-                    ),
+                    decide(decision, reason, note=note, actor="marc", role=Role.MANAGER),
                 )
             await handle.result()
             history = await handle.fetch_history()

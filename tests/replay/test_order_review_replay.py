@@ -14,6 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from domain.review import CURRENT_REVIEW_REVISION
 from workflows.order_review import OrderReviewWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("order_review_*.json"))
@@ -21,13 +22,14 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("order_review_*.js
 
 def test_histories_are_recorded() -> None:
     names = {p.stem for p in HISTORIES}
-    # Revision 1 (runs started before revisions) and revision 2, per path.
-    assert {
-        "order_review_auto_accept",
-        "order_review_review_escalated_approve",
-        "order_review_rev2_auto_accept",
-        "order_review_rev2_review_escalated_approve",
-    } <= names
+    # Every revision (1: runs started before revisions; see domain/review.py)
+    # on every recorded path.
+    paths = ("auto_accept", "review_escalated_approve", "review_escalated_decline")
+    prefixes = [
+        "order_review_" if revision == 1 else f"order_review_rev{revision}_"
+        for revision in range(1, CURRENT_REVIEW_REVISION + 1)
+    ]
+    assert {prefix + path for prefix in prefixes for path in paths} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

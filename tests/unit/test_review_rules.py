@@ -55,7 +55,8 @@ def test_closed_review_refuses_decisions(status: ReviewStatus) -> None:
 
 
 @pytest.mark.parametrize(
-    "status", [ReviewStatus.RECEIVED, ReviewStatus.SCORED, ReviewStatus.CAPTURING]
+    "status",
+    [ReviewStatus.RECEIVED, ReviewStatus.SCORED, ReviewStatus.CAPTURING, ReviewStatus.CANCELLING],
 )
 def test_review_not_awaiting_refuses_decisions(status: ReviewStatus) -> None:
     with pytest.raises(DecisionRejected, match="not awaiting"):

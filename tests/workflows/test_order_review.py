@@ -91,6 +91,7 @@ class FakeWorld:
         refuse_capture: bool = False,
         capture_outages: int = 0,
         capture_rate_limited: bool = False,
+        void_outages: int = 0,
     ) -> None:
         self.assessment = assessment
         self.refuse_capture = refuse_capture
@@ -99,6 +100,12 @@ class FakeWorld:
         # The provider answers 429 with Retry-After once before capturing.
         self.capture_rate_limited = capture_rate_limited
         self.capture_attempts = 0
+        # The provider answers 503 this many times before voiding.
+        self.void_outages = void_outages
+        self.void_attempts = 0
+        # What the store held when the first void attempt reached the provider.
+        self.closed_tasks_at_first_void: list[str] | None = None
+        self.case_status_at_first_void: str | None = None
         self.payments: list[PaymentOperationInput] = []
         self.releases: list[ReleaseOrderInput] = []
         self.notifications: list[NotifyCustomerInput] = []
@@ -128,6 +135,13 @@ class FakeWorld:
 
     @activity.defn(name=VOID_AUTHORISATION)
     async def void_authorisation(self, input: PaymentOperationInput) -> PaymentOperationResult:
+        self.void_attempts += 1
+        if self.void_attempts == 1:
+            self.closed_tasks_at_first_void = self.closed_tasks()
+            cases = [t.case for t in self.transitions if t.case is not None]
+            self.case_status_at_first_void = cases[-1].status if cases else None
+        if self.void_attempts <= self.void_outages:
+            raise ApplicationError("HTTP 503 from the provider", type="PortUnavailable")
         self.payments.append(input)
         return self._result(PaymentOperationKind.VOID, input)
 
@@ -416,8 +430,9 @@ async def test_auto_decline_voids_cancels_and_notifies(
     assert world_worker.releases == []
     assert [n.template for n in world_worker.notifications] == ["order_cancelled"]
     state = await handle.query(OrderReviewWorkflow.status)
-    assert [h.status for h in state.history][-2:] == [
+    assert [h.status for h in state.history][-3:] == [
         ReviewStatus.AUTO_DECLINED,
+        ReviewStatus.CANCELLING,
         ReviewStatus.CANCELLED,
     ]
 
@@ -480,6 +495,56 @@ async def test_validator_rejects_wrong_role_reserved_reason_and_bare_decline(
         decide(ReviewDecision.DECLINE, DecisionReason.SUSPECTED_FRAUD, note="card reported"),
     )
     assert (await handle.result()).status is ReviewStatus.CANCELLED
+
+
+@world(REVIEW, void_outages=2)
+async def test_decline_closes_the_task_before_a_stalled_void_and_answers_cancelling(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order())
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+
+    answer = await handle.execute_update(
+        OrderReviewWorkflow.decide,
+        decide(ReviewDecision.DECLINE, DecisionReason.STOLEN_CARD, note="issuer confirmed"),
+    )
+    # The coordinator sees where the decision led, not the status it ended.
+    assert answer.status is ReviewStatus.CANCELLING
+    assert answer.awaited_role is None
+
+    result = await handle.result()
+    assert result.status is ReviewStatus.CANCELLED
+    assert world_worker.void_attempts == 3
+    assert world_worker.kinds() == ["void"]
+    # Before the provider was first asked, the task had left the work queue
+    # and the case row said cancelling.
+    assert world_worker.closed_tasks_at_first_void == world_worker.opened_tasks()
+    assert world_worker.case_status_at_first_void == ReviewStatus.CANCELLING
+    state = await handle.query(OrderReviewWorkflow.status)
+    assert [h.status for h in state.history][-2:] == [
+        ReviewStatus.CANCELLING,
+        ReviewStatus.CANCELLED,
+    ]
+    cancelling = next(h for h in state.history if h.status is ReviewStatus.CANCELLING)
+    assert cancelling.actor == "alice" and cancelling.reason == "issuer confirmed"
+    events = [e async for e in handle.fetch_history_events()]
+    assert upserted_statuses(events)[-2:] == ["cancelling", "cancelled"]
+
+
+@world(REVIEW)
+async def test_revision_2_decline_keeps_its_old_steps(
+    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+) -> None:
+    handle = await start(env, task_queue, fresh_order(), revision=2)
+    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    answer = await handle.execute_update(
+        OrderReviewWorkflow.decide,
+        decide(ReviewDecision.DECLINE, DecisionReason.SUSPECTED_FRAUD, note="card reported"),
+    )
+    assert answer.status is ReviewStatus.AWAITING_REVIEW
+    assert (await handle.result()).status is ReviewStatus.CANCELLED
+    state = await handle.query(OrderReviewWorkflow.status)
+    assert ReviewStatus.CANCELLING not in [h.status for h in state.history]
 
 
 @world(REVIEW)
