@@ -22,7 +22,7 @@ EventLoopKind = Literal["uvloop", "asyncio"]
 _T = TypeVar("_T")
 
 
-def loop_factory(kind: EventLoopKind) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def _loop_factory(kind: EventLoopKind) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The factory `asyncio.Runner` needs for `kind`; None is the standard loop."""
     if kind == "asyncio":
         return None
@@ -39,7 +39,7 @@ def loop_factory(kind: EventLoopKind) -> Callable[[], asyncio.AbstractEventLoop]
 def run_on_event_loop(main: Coroutine[Any, Any, _T], kind: EventLoopKind) -> _T:
     """`asyncio.run(main)`, on the event loop `kind` names."""
     try:
-        factory = loop_factory(kind)
+        factory = _loop_factory(kind)
     except RuntimeError:
         main.close()  # never awaited: no "coroutine was never awaited" warning
         raise

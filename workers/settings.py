@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workers.event_loop import EventLoopKind
 
 
 class Settings(BaseSettings):
@@ -54,9 +55,7 @@ class Settings(BaseSettings):
     gc_threshold: int = Field(default=50_000, ge=0, validation_alias="STEWARD_GC_THRESHOLD")
     # The event loop `steward worker` and `steward up` run on: uvloop (libuv)
     # or the standard library's. See workers/event_loop.py.
-    event_loop: Literal["uvloop", "asyncio"] = Field(
-        default="uvloop", validation_alias="STEWARD_EVENT_LOOP"
-    )
+    event_loop: EventLoopKind = Field(default="uvloop", validation_alias="STEWARD_EVENT_LOOP")
 
     # Networks whose callers may use the codec endpoint without an API key,
     # besides loopback: the Temporal UI's browser cannot send one. In compose the
