@@ -9,6 +9,7 @@ workflow on its own deterministic loop whatever the outer one is.
 
 `STEWARD_EVENT_LOOP=asyncio` keeps the standard library's loop, for a
 platform without uvloop or to compare (`make bench` measures both ways).
+`steward api` alone is left to uvicorn, whose default also picks uvloop.
 """
 
 from __future__ import annotations
