@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Final
 
 from pydantic import Field, model_validator
 
 from domain.common import BusinessKey, CurrencyCode, MinorUnits, NonEmptyStr, StewardModel
 from domain.deliveries import ShipmentRecord
+from domain.evidence import CCTV_CLIP_READY_SIGNAL
 
 
 class ClaimType(StrEnum):
@@ -217,3 +219,13 @@ RECORD_CLAIM_OUTCOME = "record_claim_outcome"
 SIGNAL_CLAIM_OUTCOME = "claim_outcome"
 SIGNAL_CLAIM_CARRIER_EVENT = "carrier_event"
 QUERY_CLAIM_STATUS = "status"
+
+
+class CarrierClaimContract:
+    """The names Temporal knows a carrier claim by (see OrderReviewContract)."""
+
+    WORKFLOW_TYPE: Final = "CarrierClaimWorkflow"
+    QUERY_STATUS: Final = "status"
+    SIGNAL_CARRIER_EVENT: Final = "carrier_event"
+    SIGNAL_CLAIM_OUTCOME: Final = "claim_outcome"
+    SIGNAL_CCTV_CLIP_READY: Final = CCTV_CLIP_READY_SIGNAL

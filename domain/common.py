@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -65,3 +65,10 @@ class Money(StewardModel):
 
     def __str__(self) -> str:
         return format_amount(self.amount_minor, self.currency)
+
+
+# Business error types every decision validator raises (ApplicationError.type):
+# clients map them to a refusal (HTTP 409/422) instead of a server error.
+DECISION_REJECTED: Final = "DecisionRejected"
+# Another decision is being applied by the main loop right now.
+DECISION_IN_PROGRESS: Final = "Rejected"

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Final
 
 from pydantic import Field, model_validator
 
 from domain.carrier_events import CarrierEvent, TrackingStatus
-from domain.common import BusinessKey, NonEmptyStr, Role, StewardModel
+from domain.common import DECISION_REJECTED, BusinessKey, NonEmptyStr, Role, StewardModel
 from domain.orders import Address, Order
 from domain.risk import RiskAssessment, RiskBand, Routing
 
@@ -430,3 +431,15 @@ UPDATE_DECIDE = "decide"
 QUERY_STATUS = "status"
 # The refund-freeze contract of the chargeback process (refund_payment).
 REFUND_FROZEN_BY_DISPUTE = "RefundFrozenByDispute"
+
+
+class FailedDeliveryContract:
+    """The names Temporal knows a failed delivery by (see OrderReviewContract)."""
+
+    WORKFLOW_TYPE: Final = "FailedDeliveryWorkflow"
+    QUERY_STATUS: Final = "status"
+    UPDATE_DECIDE: Final = "decide"
+    SIGNAL_CARRIER_EVENT: Final = "carrier_event"
+    SIGNAL_CUSTOMER_REPLIED: Final = "customer_replied"
+    SIGNAL_PARCEL_RECEIVED: Final = "parcel_received"
+    ERRORS: Final = (DECISION_REJECTED,)

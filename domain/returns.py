@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Final
 
 from pydantic import EmailStr, Field, model_validator
 
 from domain.common import (
+    DECISION_IN_PROGRESS,
+    DECISION_REJECTED,
     BusinessKey,
     CountryCode,
     CurrencyCode,
@@ -725,3 +728,17 @@ class ReturnParcelClaimResult(StewardModel):
 
 def return_parcel_shipment_id(rma_id: str) -> str:
     return f"{rma_id}-RETURN"
+
+
+class ReturnContract:
+    """The names Temporal knows a return by (see OrderReviewContract)."""
+
+    WORKFLOW_TYPE: Final = "ReturnWorkflow"
+    QUERY_STATUS: Final = "status"
+    UPDATE_QC_DECISION: Final = "qc_decision"
+    UPDATE_FINANCE_APPROVAL: Final = "finance_approval"
+    SIGNAL_CARRIER_EVENT: Final = "carrier_event"
+    SIGNAL_QC_RESULT: Final = "qc_result"
+    SIGNAL_CANCEL: Final = "cancel"
+    SIGNAL_CUSTOMER_CHOICE: Final = "customer_choice"
+    ERRORS: Final = (DECISION_REJECTED, DECISION_IN_PROGRESS)

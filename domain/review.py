@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Final
 
 from pydantic import Field, model_validator
 
-from domain.common import NonEmptyStr, Role, StewardModel
+from domain.common import (
+    DECISION_IN_PROGRESS,
+    DECISION_REJECTED,
+    NonEmptyStr,
+    Role,
+    StewardModel,
+)
 from domain.orders import Order
 from domain.risk import RiskAssessment
 
@@ -243,3 +250,17 @@ def validate_decision(state: OrderReviewState, decision: DecideInput) -> None:
 def hard_deadline(order: Order, policy: ReviewPolicy) -> datetime:
     """The last moment a decision is useful: before the authorisation expires."""
     return order.payment.authorisation_expires_at - policy.auth_expiry_margin
+
+
+class OrderReviewContract:
+    """The names Temporal knows the order review by: the workflow's
+    decorators and every client (starters/) use these, so renaming one side
+    alone fails type checking, and tests/unit/test_contracts.py compares them
+    with the registered workflow."""
+
+    WORKFLOW_TYPE: Final = "OrderReviewWorkflow"
+    QUERY_STATUS: Final = "status"
+    UPDATE_DECIDE: Final = "decide"
+    SIGNAL_CANCEL: Final = "cancel"
+    SIGNAL_CUSTOMER_ANSWERED: Final = "customer_answered"
+    ERRORS: Final = (DECISION_REJECTED, DECISION_IN_PROGRESS)
