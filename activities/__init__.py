@@ -37,7 +37,7 @@ from activities.simulated import (
 )
 from activities.tasks import TaskActivities
 from activities.warehouse import WarehouseActivities
-from domain.disputes import DisputeProvider
+from domain.chargeback import DisputeProvider
 
 if TYPE_CHECKING:
     # Only for the annotation: activities must not depend on the worker package.

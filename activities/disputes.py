@@ -23,8 +23,7 @@ from temporalio.exceptions import ApplicationError
 from activities.context import activity_logger
 from activities.ports import RateLimitedError, RefusedError
 from activities.simulated import FaultPlan
-from domain.common import format_amount
-from domain.disputes import (
+from domain.chargeback import (
     ASSEMBLE_DISPUTE_EVIDENCE,
     HOLD_ORDER_RELEASE,
     RECORD_DISPUTE,
@@ -42,6 +41,7 @@ from domain.disputes import (
     SubmitResponseInput,
     SubmitResponseResult,
 )
+from domain.common import format_amount
 from domain.evidence import DEFAULT_CCTV_RETENTION
 from domain.ids import order_review_id
 from store import disputes as dispute_store

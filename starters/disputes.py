@@ -29,8 +29,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.common import format_amount
-from domain.disputes import (
+from domain.chargeback import (
     ChargebackInput,
     ChargebackState,
     DisputeDefault,
@@ -40,6 +39,7 @@ from domain.disputes import (
     RespondInput,
     chargeback_workflow_id,
 )
+from domain.common import format_amount
 from domain.evidence import CCTV_CLIP_READY_SIGNAL, CctvClipReady
 from domain.ids import CHARGEBACK
 from starters.case_errors import (

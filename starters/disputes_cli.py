@@ -19,14 +19,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from domain.common import Role, format_amount
-from domain.disputes import (
+from domain.chargeback import (
     RESPONDER_ROLES,
     ChargebackState,
     DisputeProvider,
     RespondInput,
     ResponseAction,
 )
+from domain.common import Role, format_amount
 from workers.settings import get_settings
 
 _T = TypeVar("_T")

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 
-from domain.disputes import (
+from domain.chargeback import (
     DisputeEvent,
     DisputePolicy,
     adyen_item_to_dispute_event,

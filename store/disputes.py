@@ -13,8 +13,8 @@ from typing import Any, TypeAlias
 import asyncpg
 import asyncpg.pool
 
+from domain.chargeback import DisputeRecordInput
 from domain.common import StewardModel
-from domain.disputes import DisputeRecordInput
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 

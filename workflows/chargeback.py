@@ -22,8 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.audit import CaseStatusInput
-    from domain.common import Role, format_amount
-    from domain.disputes import (
+    from domain.chargeback import (
         ASSEMBLE_DISPUTE_EVIDENCE,
         CCTV_REASONS,
         HOLD_ORDER_RELEASE,
@@ -58,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         respond_by,
         validate_response,
     )
+    from domain.common import Role, format_amount
     from domain.evidence import (
         CCTV_CLIP_READY_SIGNAL,
         CCTV_FOOTAGE_EXPIRED,

@@ -13,14 +13,14 @@ import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
 from pydantic import Field
 
-from domain.common import BusinessKey, Role, StewardModel
-from domain.disputes import (
+from domain.chargeback import (
     ChargebackState,
     DisputeProvider,
     EvidenceItem,
     RespondInput,
     ResponseAction,
 )
+from domain.common import BusinessKey, Role, StewardModel
 from starters import disputes
 from starters.api.routes_common import DbPool, TemporalClient, error_responses
 from starters.auth import Principal, authenticate, require_roles

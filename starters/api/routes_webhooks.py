@@ -24,14 +24,14 @@ from pydantic import Field
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.common import NonEmptyStr, Role, StewardModel
-from domain.disputes import (
+from domain.chargeback import (
     DisputeEvent,
     UnsupportedEvent,
     WebhookPayloadError,
     adyen_item_to_dispute_event,
     stripe_event_to_dispute_event,
 )
+from domain.common import NonEmptyStr, Role, StewardModel
 from domain.evidence import CctvClipReady
 from domain.webhook_signatures import SignatureError, verify_adyen_item, verify_stripe_signature
 from starters import disputes

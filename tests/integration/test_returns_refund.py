@@ -32,14 +32,14 @@ from activities.simulated import (
     SimulatedReturnCarrier,
     SimulatedReturnsWarehouse,
 )
-from domain.common import Role
-from domain.disputes import (
+from domain.chargeback import (
     DisputeProvider,
     DisputeReason,
     DisputeRecordInput,
     DisputeStage,
     DisputeStatus,
 )
+from domain.common import Role
 from domain.payments import PaymentOperationInput, PaymentOperationKind
 from domain.returns import (
     CheckEligibilityInput,

@@ -17,7 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.disputes import DisputeEventKind, DisputeProvider, DisputeStatus, ResponseAction
+from domain.chargeback import DisputeEventKind, DisputeProvider, DisputeStatus, ResponseAction
 from tests.workflows.conftest import _test_server_binary
 from tests.workflows.test_chargeback import FakeWorld, answer, event, start, wait_for
 from workers.dev_server import ensure_search_attributes

@@ -10,8 +10,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from domain.common import Role
-from domain.disputes import (
+from domain.chargeback import (
     ChargebackState,
     DisputeDecision,
     DisputeEventKind,
@@ -24,6 +23,7 @@ from domain.disputes import (
     EvidencePack,
     ResponseAction,
 )
+from domain.common import Role
 from starters import cli
 from starters.disputes_cli import dispute_panel, disputes_table
 from starters.disputes_simulator import generate_dispute_events

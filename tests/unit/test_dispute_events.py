@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from domain.common import Role
-from domain.disputes import (
+from domain.chargeback import (
     ChargebackState,
     DisputeEvent,
     DisputeEventKind,
@@ -35,6 +34,7 @@ from domain.disputes import (
     stripe_event_to_dispute_event,
     validate_response,
 )
+from domain.common import Role
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

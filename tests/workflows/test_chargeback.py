@@ -20,8 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.audit import RECORD_TRANSITION, AuditEntry, RecordTransitionInput
-from domain.common import Role
-from domain.disputes import (
+from domain.chargeback import (
     ASSEMBLE_DISPUTE_EVIDENCE,
     HOLD_ORDER_RELEASE,
     RECORD_DISPUTE,
@@ -49,6 +48,7 @@ from domain.disputes import (
     SubmitResponseResult,
     chargeback_workflow_id,
 )
+from domain.common import Role
 from domain.evidence import (
     CCTV_FOOTAGE_EXPIRED,
     REQUEST_CCTV_CLIP,

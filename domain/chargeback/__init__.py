@@ -1,0 +1,146 @@
+"""Chargebacks and disputes: one normalised lifecycle for Stripe and Adyen.
+
+Pure (no I/O; only the stdlib, pydantic and domain/): the webhook endpoints
+normalise provider payloads with these functions, the workflow applies events
+and validates responses with them, and unit tests call them without a server.
+
+    codes       the vocabulary: provider, stage, status, reason, event kind, answer
+    lifecycle   the provider event, case state, input and result, activity
+                payloads, the coordinator's answer and how events move the case
+    deadlines   the deadline engine: policy, respond-by, reminders, the default
+    evidence    what each reason needs, the evidence pack, the completeness check
+    providers   Stripe and Adyen webhook payloads -> DisputeEvent
+
+Every public name is re-exported here: `from domain.chargeback import X`.
+Workflow payload models keep the class and field names they had in
+domain/disputes.py; the data converter writes no module names, so recorded
+histories replay unchanged.
+"""
+
+from domain.chargeback.codes import (
+    CLOSED_DISPUTE_STATUSES,
+    OUTCOME_KINDS,
+    REOPEN_KINDS,
+    RESPONDABLE_STATUSES,
+    DisputeEventKind,
+    DisputeProvider,
+    DisputeReason,
+    DisputeStage,
+    DisputeStatus,
+    ResponseAction,
+)
+from domain.chargeback.deadlines import (
+    DisputeDefault,
+    DisputePolicy,
+    default_response,
+    reminder_times,
+    respond_by,
+)
+from domain.chargeback.evidence import (
+    ASSEMBLE_DISPUTE_EVIDENCE,
+    CCTV_REASONS,
+    REQUIRED_EVIDENCE,
+    AssembleEvidenceInput,
+    AssembleEvidenceResult,
+    EvidenceItem,
+    EvidenceKind,
+    EvidencePack,
+    missing_evidence,
+)
+from domain.chargeback.lifecycle import (
+    HOLD_ORDER_RELEASE,
+    RECORD_DISPUTE,
+    RESPONDER_ROLES,
+    STAGE_ORDER,
+    SUBMIT_DISPUTE_RESPONSE,
+    ChargebackInput,
+    ChargebackResult,
+    ChargebackState,
+    DisputeDecision,
+    DisputeEvent,
+    DisputeRecordInput,
+    DisputeStatusChange,
+    EventEffect,
+    HoldReleaseInput,
+    HoldReleaseResult,
+    RespondInput,
+    ResponseRejected,
+    SubmitResponseInput,
+    SubmitResponseResult,
+    apply_event,
+    chargeback_workflow_id,
+    validate_response,
+)
+from domain.chargeback.providers import (
+    ADYEN_EVENTS,
+    ADYEN_REASON_CODES,
+    STRIPE_DISPUTE_EVENTS,
+    STRIPE_EFW_EVENT,
+    STRIPE_EVENTS,
+    STRIPE_REASONS,
+    UnsupportedEvent,
+    WebhookPayloadError,
+    adyen_event_id,
+    adyen_item_to_dispute_event,
+    stripe_event_to_dispute_event,
+)
+
+__all__ = [
+    "ADYEN_EVENTS",
+    "ADYEN_REASON_CODES",
+    "ASSEMBLE_DISPUTE_EVIDENCE",
+    "CCTV_REASONS",
+    "CLOSED_DISPUTE_STATUSES",
+    "HOLD_ORDER_RELEASE",
+    "OUTCOME_KINDS",
+    "RECORD_DISPUTE",
+    "REOPEN_KINDS",
+    "REQUIRED_EVIDENCE",
+    "RESPONDABLE_STATUSES",
+    "RESPONDER_ROLES",
+    "STAGE_ORDER",
+    "STRIPE_DISPUTE_EVENTS",
+    "STRIPE_EFW_EVENT",
+    "STRIPE_EVENTS",
+    "STRIPE_REASONS",
+    "SUBMIT_DISPUTE_RESPONSE",
+    "AssembleEvidenceInput",
+    "AssembleEvidenceResult",
+    "ChargebackInput",
+    "ChargebackResult",
+    "ChargebackState",
+    "DisputeDecision",
+    "DisputeDefault",
+    "DisputeEvent",
+    "DisputeEventKind",
+    "DisputePolicy",
+    "DisputeProvider",
+    "DisputeReason",
+    "DisputeRecordInput",
+    "DisputeStage",
+    "DisputeStatus",
+    "DisputeStatusChange",
+    "EventEffect",
+    "EvidenceItem",
+    "EvidenceKind",
+    "EvidencePack",
+    "HoldReleaseInput",
+    "HoldReleaseResult",
+    "RespondInput",
+    "ResponseAction",
+    "ResponseRejected",
+    "SubmitResponseInput",
+    "SubmitResponseResult",
+    "UnsupportedEvent",
+    "WebhookPayloadError",
+    "adyen_event_id",
+    "adyen_item_to_dispute_event",
+    "apply_event",
+    "chargeback_workflow_id",
+    "default_response",
+    "missing_evidence",
+    "reminder_times",
+    "respond_by",
+    "stripe_event_to_dispute_event",
+    "validate_response",
+]
