@@ -18,6 +18,7 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY domain ./domain
 COPY workflows ./workflows
+COPY clients ./clients
 COPY activities ./activities
 COPY store ./store
 COPY workers ./workers

@@ -1,7 +1,7 @@
 """The carrier silence sweep as an activity, so a Temporal Schedule runs it
 with retries and history; the sweep itself (find silent shipments, ingest a
 synthetic `lost` event each, which opens the claim) is the one the API's
-`POST /v1/carrier/sweep` uses, in starters/deliveries.py."""
+`POST /v1/carrier/sweep` uses, in clients/carrier_events.py."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import asyncpg
 from temporalio import activity
 
 from activities.context import activity_logger
+from clients.carrier_events import sweep_silent_shipments
 from domain.carrier_sweep import SWEEP_SILENT_SHIPMENTS, CarrierSweepInput, CarrierSweepResult
 
 
@@ -20,10 +21,6 @@ class CarrierSweepActivities:
 
     @activity.defn(name=SWEEP_SILENT_SHIPMENTS)
     async def sweep_silent_shipments(self, input: CarrierSweepInput) -> CarrierSweepResult:
-        # Imported here: the ingest path belongs to the starters (it starts and
-        # signals workflows through a client); activities only borrow it.
-        from starters.deliveries import sweep_silent_shipments
-
         as_of = input.as_of or datetime.now(UTC)
         # The worker's own client and task queue: claims run where this runs.
         results = await sweep_silent_shipments(

@@ -63,6 +63,7 @@ from bench.orders import bench_order, check_paths
 from bench.stack import BenchStack
 from bench.stats import Sample
 from bench.workflows import BareUpdateWorkflow, BareWorkflow
+from clients.order_review import decide, get_status, start_review
 from domain.common import Role
 from domain.ids import ORDER_REVIEW, order_review_id
 from domain.orders import Order
@@ -74,7 +75,6 @@ from domain.review import (
     ReviewStatus,
 )
 from domain.risk import Routing
-from starters.order_review import decide, get_status, start_review
 from workers.dev_server import find_temporal_cli
 from workers.logging import configure_logging
 from workflows import visibility

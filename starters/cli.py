@@ -155,7 +155,7 @@ def _run(coro: Coroutine[Any, Any, _T], *, long_running: bool = False) -> _T:
     A long-running process (the worker) runs on the configured event loop
     (STEWARD_EVENT_LOOP, uvloop by default); one-shot commands on asyncio's.
     """
-    from starters.order_review import (
+    from clients.order_review import (
         DecisionRefused,
         ReviewClosed,
         ReviewNotFound,
@@ -300,7 +300,7 @@ _STATUS_STYLE = {
 
 
 def review_panel(state: OrderReviewState, now: datetime) -> Panel:
-    from starters.order_review import format_amount
+    from clients.order_review import format_amount
 
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold cyan", no_wrap=True)
@@ -524,8 +524,8 @@ def review_show(
     ],
 ) -> None:
     """Status, risk, deadlines and decisions of one review."""
+    from clients.order_review import get_status
     from starters.client import connect
-    from starters.order_review import get_status
 
     settings = get_settings()
 
@@ -574,8 +574,8 @@ def _decide(
         )
         _fail(problems, code=2)
 
+    from clients.order_review import decide
     from starters.client import connect
-    from starters.order_review import decide
 
     settings = get_settings()
 
@@ -651,8 +651,8 @@ def simulate(
     traffic = simulator.generate_traffic(chosen_seed, count, datetime.now(UTC))
 
     async def main() -> tuple[simulator.SeedReport, simulator.SendReport]:
+        from clients.order_review import start_review
         from starters.client import connect
-        from starters.order_review import start_review
 
         seeded = await _with_pool(settings, lambda pool: simulator.seed_signals(pool, traffic))
         client = await connect(settings)
@@ -673,8 +673,8 @@ def simulate(
                 start, traffic.orders, rate, on_sent=lambda _o, _r: progress.advance(bar)
             )
         # Some orders come back as Stripe / Adyen disputes or early fraud warnings.
+        from clients.chargeback import DisputeSettings
         from starters import disputes_simulator
-        from starters.disputes import DisputeSettings
 
         events = disputes_simulator.generate_dispute_events(
             chosen_seed, [o.order for o in traffic.orders], datetime.now(UTC)

@@ -68,7 +68,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    from starters.deliveries import CaseNotFound, CaseRefused, CaseUnavailable
+    from clients.errors import CaseNotFound, CaseRefused, CaseUnavailable
 
     try:
         return asyncio.run(coro)
@@ -249,8 +249,8 @@ def deliveries_list(status: StatusOption = None, limit: LimitOption = 50) -> Non
 @deliveries_app.command("show")
 def deliveries_show(shipment_id: ShipmentArgument) -> None:
     """Options offered, the customer's answer, the recommendation and the decision."""
+    from clients.failed_delivery import get_delivery
     from starters.client import connect
-    from starters.deliveries import get_delivery
 
     async def main() -> FailedDeliveryState:
         return await get_delivery(await connect(get_settings()), shipment_id)
@@ -266,8 +266,8 @@ NoteOption = Annotated[str, typer.Option("--note", help="Why (recorded in the au
 
 
 def _decide(shipment_id: str, decision: DeliveryDecideInput) -> None:
+    from clients.failed_delivery import decide_delivery
     from starters.client import connect
-    from starters.deliveries import decide_delivery
 
     async def main() -> FailedDeliveryState:
         return await decide_delivery(await connect(get_settings()), shipment_id, decision)
@@ -369,8 +369,8 @@ def claims_show(
     tracking_number: Annotated[str, typer.Argument(callback=parse_key)],
 ) -> None:
     """Evidence, filing deadline, follow-ups and outcome of one claim."""
+    from clients.carrier_claim import get_claim
     from starters.client import connect
-    from starters.deliveries import get_claim
 
     async def main() -> CarrierClaimState:
         return await get_claim(await connect(get_settings()), carrier.lower(), tracking_number)
@@ -392,8 +392,8 @@ def claims_sweep(
     The same sweep the `carrier-silence-sweep` schedule runs every hour; a
     parcel already claimed is never claimed twice.
     """
+    from clients.carrier_events import sweep_silent_shipments
     from starters.client import connect
-    from starters.deliveries import sweep_silent_shipments
     from store.db import create_pool
 
     settings = get_settings()

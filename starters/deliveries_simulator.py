@@ -20,10 +20,10 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 
+from clients import carrier_events
 from domain.carrier_events import CarrierEvent, TrackingStatus, parse_easypost_event
 from domain.deliveries import ServiceLevel, ShipmentRecord
 from domain.orders import Order
-from starters import deliveries
 
 FAILED_RATE = 0.08
 LOST_RATE = 0.02
@@ -141,13 +141,13 @@ async def send_parcels(
 ) -> ParcelReport:
     report = ParcelReport()
     for parcel in parcels:
-        await deliveries.register_shipment(pool, parcel.shipment)
+        await carrier_events.register_shipment(pool, parcel.shipment)
         report.shipments += 1
         if parcel.event is None:
             continue
         try:
-            result = await deliveries.ingest_event(client, pool, parcel.event, task_queue)
-        except deliveries.UnknownShipment:
+            result = await carrier_events.ingest_event(client, pool, parcel.event, task_queue)
+        except carrier_events.UnknownShipment:
             report.failed += 1
             continue
         if result.route.value == "failed_delivery":

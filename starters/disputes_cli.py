@@ -73,7 +73,7 @@ def parse_responder_role(value: str) -> str:
 
 
 def _run(coro: Awaitable[_T]) -> _T:
-    from starters.disputes import DisputeNotFound, DisputeUnavailable, ResponseRefused
+    from clients.chargeback import DisputeNotFound, DisputeUnavailable, ResponseRefused
 
     async def main() -> _T:
         return await coro
@@ -218,8 +218,8 @@ def disputes_list(
 @disputes_app.command("show")
 def disputes_show(provider: ProviderArgument, dispute_id: DisputeArgument) -> None:
     """Stage, status, deadlines, evidence and decisions of one dispute."""
+    from clients.chargeback import get_status
     from starters.client import connect
-    from starters.disputes import get_status
 
     settings = get_settings()
 
@@ -248,8 +248,8 @@ def _respond(
         )
     except ValidationError as err:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()), 2)
+    from clients.chargeback import respond
     from starters.client import connect
-    from starters.disputes import respond
 
     settings = get_settings()
 

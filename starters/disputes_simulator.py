@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 
+from clients import chargeback
 from domain.chargeback import (
     DisputeEvent,
     DisputePolicy,
@@ -24,7 +25,6 @@ from domain.chargeback import (
     stripe_event_to_dispute_event,
 )
 from domain.orders import Order
-from starters import disputes
 
 # Share of orders that come back as a dispute, and as an early fraud warning.
 DISPUTE_RATE = 0.04
@@ -143,7 +143,9 @@ async def send_disputes(
     report = DisputeReport()
     for event in events:
         try:
-            await disputes.deliver_event(client, pool, event, task_queue=task_queue, policy=policy)
+            await chargeback.deliver_event(
+                client, pool, event, task_queue=task_queue, policy=policy
+            )
         except Exception as err:  # one bad delivery must not stop the run; it is reported
             report.failed += 1
             report.errors.append(f"{event.provider} {event.dispute_id}: {err}")

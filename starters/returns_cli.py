@@ -62,7 +62,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    from starters.returns import (
+    from clients.returns import (
         ReturnClosed,
         ReturnDecisionRefused,
         ReturnNotFound,
@@ -229,8 +229,8 @@ def returns_list(
 @returns_app.command("show")
 def returns_show(rma_id: RmaArgument) -> None:
     """Status, QC, refund and deadlines of one return."""
+    from clients.returns import get_status
     from starters.client import connect
-    from starters.returns import get_status
 
     settings = get_settings()
 
@@ -270,8 +270,8 @@ def returns_qc(
         )
     except ValidationError as err:
         _fail(_problems(err), code=2)
+    from clients.returns import decide_qc
     from starters.client import connect
-    from starters.returns import decide_qc
 
     settings = get_settings()
 
@@ -297,8 +297,8 @@ def returns_approve_refund(
     if refuse and not note.strip():
         _fail("--note: a refused refund needs a note for the audit trail", code=2)
     approval = FinanceApprovalInput(approved=not refuse, note=note, actor=actor, role=Role.FINANCE)
+    from clients.returns import approve_refund
     from starters.client import connect
-    from starters.returns import approve_refund
 
     settings = get_settings()
 
@@ -324,9 +324,9 @@ def returns_simulate(
 ) -> None:
     """Send orders through review, then return the captured ones: realistic
     reasons, resolutions, carrier scans and 3PL grades."""
+    from clients.order_review import start_review
     from starters import simulator
     from starters.client import connect
-    from starters.order_review import start_review
     from starters.returns_simulator import plan_returns, run_returns
     from store import ledger
     from store.db import create_pool

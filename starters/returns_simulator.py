@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from temporalio.client import Client
 
+from clients import returns
 from domain.orders import ItemCategory, Order
 from domain.returns import (
     CancelReturnRequest,
@@ -36,7 +37,6 @@ from domain.returns import (
     ReturnReason,
     return_policy_for,
 )
-from starters import returns
 
 _K = TypeVar("_K")
 

@@ -1034,7 +1034,7 @@ async def send_orders(
     """Send `orders` in order at about `rate` per second through `start`.
 
     `start` returns True when it started a review (the CLI passes
-    `starters.order_review.start_review` bound to a client and task queue).
+    `clients.order_review.start_review` bound to a client and task queue).
     Sequential on purpose: a card-testing burst must reach scoring in order
     for velocity to build up the way it does in production. A failed start is
     counted and reported, not fatal: a demo keeps going.

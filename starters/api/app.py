@@ -26,6 +26,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients.order_review import (
+    DecisionRefused,
+    ReviewClosed,
+    ReviewNotFound,
+    ReviewUnavailable,
+)
 from starters.api import (
     codec_routes,
     routes_carrier,
@@ -36,12 +42,6 @@ from starters.api import (
     routes_work,
 )
 from starters.auth import ApiKeyStore
-from starters.order_review import (
-    DecisionRefused,
-    ReviewClosed,
-    ReviewNotFound,
-    ReviewUnavailable,
-)
 from workers.codec import EncryptionCodec, load_or_create_keyring
 from workers.settings import Settings
 

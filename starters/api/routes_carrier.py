@@ -24,6 +24,8 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from temporalio.client import Client
 
+from clients import carrier_claim, carrier_events, failed_delivery
+from clients.errors import CaseNotFound, CaseRefused, CaseUnavailable
 from domain.audit import CaseRow
 from domain.carrier_events import (
     EASYPOST_SIGNATURE_HEADER,
@@ -46,7 +48,6 @@ from domain.deliveries import (
 )
 from domain.ids import CARRIER_CLAIM, FAILED_DELIVERY
 from domain.orders import Address
-from starters import deliveries
 from starters.api.routes_common import AppSettings, DbPool, TemporalClient, error_responses
 from starters.auth import Principal, authenticate, require_roles
 from store import cases as case_store
@@ -120,8 +121,8 @@ async def _ingest(
     client: Client, pool: asyncpg.Pool, event: CarrierEvent, task_queue: str
 ) -> IngestResponse | JSONResponse:
     try:
-        result = await deliveries.ingest_event(client, pool, event, task_queue)
-    except deliveries.UnknownShipment as unknown:
+        result = await carrier_events.ingest_event(client, pool, event, task_queue)
+    except carrier_events.UnknownShipment as unknown:
         log.info("carrier_event_unknown_shipment", event_id=event.event_id)
         return _field_error(str(unknown))
     return IngestResponse(
@@ -204,7 +205,7 @@ async def register_shipment(
     record: ShipmentRecord, principal: Upstream, pool: DbPool
 ) -> RegisterShipmentResponse:
     try:
-        registered = await deliveries.register_shipment(pool, record)
+        registered = await carrier_events.register_shipment(pool, record)
     except delivery_store.ShipmentConflictError as conflict:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(conflict)) from None
     return RegisterShipmentResponse(shipment_id=record.shipment_id, registered=registered)
@@ -221,9 +222,9 @@ async def sweep(
     client: TemporalClient,
     pool: DbPool,
     settings: AppSettings,
-    silence_days: Annotated[int, Query(ge=1, le=60)] = deliveries.DEFAULT_SILENCE.days,
+    silence_days: Annotated[int, Query(ge=1, le=60)] = carrier_events.DEFAULT_SILENCE.days,
 ) -> SweepResponse:
-    results = await deliveries.sweep_silent_shipments(
+    results = await carrier_events.sweep_silent_shipments(
         client,
         pool,
         settings.task_queue,
@@ -243,11 +244,11 @@ def _not_found(err: Exception) -> HTTPException:
 async def _call(coro: Any) -> Any:
     try:
         return await coro
-    except deliveries.CaseNotFound as err:
+    except CaseNotFound as err:
         raise _not_found(err) from None
-    except deliveries.CaseRefused as err:
+    except CaseRefused as err:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=err.message) from None
-    except deliveries.CaseUnavailable as err:
+    except CaseUnavailable as err:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(err)) from None
 
 
@@ -275,7 +276,7 @@ async def list_deliveries(
 async def get_delivery(
     shipment_id: ShipmentId, principal: Reader, client: TemporalClient
 ) -> FailedDeliveryState:
-    state: FailedDeliveryState = await _call(deliveries.get_delivery(client, shipment_id))
+    state: FailedDeliveryState = await _call(failed_delivery.get_delivery(client, shipment_id))
     return state
 
 
@@ -303,7 +304,7 @@ async def decide_delivery(
     )
     update_id = f"{principal.actor}/{idempotency_key}" if idempotency_key else None
     state: FailedDeliveryState = await _call(
-        deliveries.decide_delivery(client, shipment_id, decision, update_id=update_id)
+        failed_delivery.decide_delivery(client, shipment_id, decision, update_id=update_id)
     )
     log.info("failed_delivery_decided", shipment_id=shipment_id, decision=body.decision.value)
     return state
@@ -318,7 +319,7 @@ async def decide_delivery(
 async def customer_reply(
     shipment_id: ShipmentId, body: CustomerReply, principal: Relay, client: TemporalClient
 ) -> dict[str, str]:
-    await _call(deliveries.relay_customer_reply(client, shipment_id, body))
+    await _call(failed_delivery.relay_customer_reply(client, shipment_id, body))
     return {"status": "accepted", "event_id": body.event_id}
 
 
@@ -331,7 +332,7 @@ async def customer_reply(
 async def parcel_received(
     shipment_id: ShipmentId, body: ParcelReceived, principal: Upstream, client: TemporalClient
 ) -> dict[str, str]:
-    await _call(deliveries.relay_parcel_received(client, shipment_id, body))
+    await _call(failed_delivery.relay_parcel_received(client, shipment_id, body))
     return {"status": "accepted", "event_id": body.event_id}
 
 
@@ -363,7 +364,7 @@ async def get_claim(
     carrier: CarrierCode, tracking_number: TrackingNumber, principal: Reader, client: TemporalClient
 ) -> CarrierClaimState:
     state: CarrierClaimState = await _call(
-        deliveries.get_claim(client, carrier.lower(), tracking_number)
+        carrier_claim.get_claim(client, carrier.lower(), tracking_number)
     )
     return state
 
@@ -381,7 +382,7 @@ async def claim_outcome(
     principal: Upstream,
     client: TemporalClient,
 ) -> dict[str, str]:
-    await _call(deliveries.relay_claim_outcome(client, carrier.lower(), tracking_number, body))
+    await _call(carrier_claim.relay_claim_outcome(client, carrier.lower(), tracking_number, body))
     return {"status": "accepted", "event_id": body.event_id}
 
 

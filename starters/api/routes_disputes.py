@@ -13,6 +13,7 @@ import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
 from pydantic import Field
 
+from clients import chargeback
 from domain.chargeback import (
     ChargebackState,
     DisputeProvider,
@@ -21,7 +22,6 @@ from domain.chargeback import (
     ResponseAction,
 )
 from domain.common import BusinessKey, Role, StewardModel
-from starters import disputes
 from starters.api.routes_common import DbPool, TemporalClient, error_responses
 from starters.auth import Principal, authenticate, require_roles
 from store import disputes as dispute_store
@@ -88,10 +88,10 @@ async def show_dispute(
     provider: DisputeProvider, dispute_id: DisputeId, principal: Reader, client: TemporalClient
 ) -> ChargebackState:
     try:
-        return await disputes.get_status(client, provider.value, dispute_id)
-    except disputes.DisputeNotFound as exc:
+        return await chargeback.get_status(client, provider.value, dispute_id)
+    except chargeback.DisputeNotFound as exc:
         raise _not_found(exc) from None
-    except disputes.DisputeUnavailable as exc:
+    except chargeback.DisputeUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
 
 
@@ -105,10 +105,10 @@ async def _respond(
 ) -> ChargebackState:
     update_id = f"{principal.actor}/{idempotency_key}" if idempotency_key else None
     try:
-        state = await disputes.respond(
+        state = await chargeback.respond(
             client, provider.value, dispute_id, answer, update_id=update_id
         )
-    except disputes.ResponseRefused as exc:
+    except chargeback.ResponseRefused as exc:
         log.info("dispute_response_refused", dispute_id=dispute_id, reason=exc.message)
         raise HTTPException(status.HTTP_409_CONFLICT, detail=exc.message) from None
     log.info(

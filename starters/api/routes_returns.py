@@ -12,6 +12,7 @@ import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
 from pydantic import Field, model_validator
 
+from clients import returns
 from domain.audit import CaseRow
 from domain.common import BusinessKey, MinorUnits, NonEmptyStr, Role, StewardModel
 from domain.orders import Order
@@ -35,7 +36,6 @@ from domain.returns import (
     check_return_request,
     return_policy_for,
 )
-from starters import returns
 from starters.api.routes_common import (
     AppSettings,
     DbPool,

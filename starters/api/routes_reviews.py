@@ -9,6 +9,7 @@ import structlog
 from fastapi import APIRouter, Depends, Header, Path, status
 from pydantic import Field, field_validator
 
+from clients import order_review
 from domain.common import BusinessKey, NonEmptyStr, Role, StewardModel
 from domain.orders import Order
 from domain.review import (
@@ -19,7 +20,6 @@ from domain.review import (
     OrderReviewState,
     ReviewDecision,
 )
-from starters import order_review
 from starters.api.routes_common import AppSettings, TemporalClient, error_responses
 from starters.auth import Principal, authenticate, require_roles
 

@@ -24,6 +24,7 @@ from pydantic import Field
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients import chargeback
 from domain.chargeback import (
     DisputeEvent,
     UnsupportedEvent,
@@ -34,7 +35,6 @@ from domain.chargeback import (
 from domain.common import NonEmptyStr, Role, StewardModel
 from domain.evidence import CctvClipReady
 from domain.webhook_signatures import SignatureError, verify_adyen_item, verify_stripe_signature
-from starters import disputes
 from starters.api.routes_common import AppSettings, DbPool, TemporalClient, error_responses
 from starters.auth import Principal, require_roles
 from store import disputes as dispute_store
@@ -48,20 +48,20 @@ MAX_BODY_BYTES = 512 * 1024
 
 
 @lru_cache(maxsize=1)
-def _env_dispute_settings() -> disputes.DisputeSettings:
-    return disputes.DisputeSettings()
+def _env_dispute_settings() -> chargeback.DisputeSettings:
+    return chargeback.DisputeSettings()
 
 
-def dispute_settings(request: Request) -> disputes.DisputeSettings:
+def dispute_settings(request: Request) -> chargeback.DisputeSettings:
     """From `app.state.dispute_settings` when the embedding process set it
     (tests), otherwise from the environment."""
     configured = getattr(request.app.state, "dispute_settings", None)
-    if isinstance(configured, disputes.DisputeSettings):
+    if isinstance(configured, chargeback.DisputeSettings):
         return configured
     return _env_dispute_settings()
 
 
-DisputeConfig = Annotated[disputes.DisputeSettings, Depends(dispute_settings)]
+DisputeConfig = Annotated[chargeback.DisputeSettings, Depends(dispute_settings)]
 
 
 class WebhookResult(StewardModel):
@@ -96,12 +96,12 @@ async def _deliver(
     pool: asyncpg.Pool,
     task_queue: str,
     events: list[DisputeEvent],
-    config: disputes.DisputeSettings,
+    config: chargeback.DisputeSettings,
 ) -> WebhookResult:
     delivered = 0
     ids: list[str] = []
     for event in events:
-        result = await disputes.deliver_event(
+        result = await chargeback.deliver_event(
             client, pool, event, task_queue=task_queue, policy=config.policy()
         )
         delivered += int(result.delivered)
@@ -244,7 +244,7 @@ async def warehouse_cctv(
         reason=body.reason,
     )
     try:
-        await disputes.deliver_cctv_clip(client, request.reply_to, clip)
+        await chargeback.deliver_cctv_clip(client, request.reply_to, clip)
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise

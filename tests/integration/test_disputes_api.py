@@ -26,6 +26,7 @@ import workflows
 from activities.evidence import EvidenceActivities, SimulatedCctvArchive
 from activities.payments import REFUND_FROZEN_BY_DISPUTE, PaymentActivities
 from activities.simulated import SimulatedPaymentProvider
+from clients.chargeback import DisputeSettings
 from domain.audit import AuditEntry
 from domain.common import Role
 from domain.evidence import CCTV_FOOTAGE_EXPIRED, CctvClipRequest
@@ -33,7 +34,6 @@ from domain.payments import PaymentOperationInput, PaymentOperationKind
 from domain.webhook_signatures import adyen_signature, stripe_signature_header
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
-from starters.disputes import DisputeSettings
 from store import audit as audit_store
 from store import disputes as dispute_store
 from store import ledger

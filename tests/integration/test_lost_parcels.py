@@ -16,12 +16,12 @@ from temporalio.worker import Worker
 import activities
 import workflows
 from activities.returns import ReturnActivities
+from clients.carrier_events import ingest_event
 from domain.carrier_events import CarrierEvent, Route, TrackingStatus
 from domain.claims import CarrierClaimInput, CarrierClaimState, ClaimType
 from domain.deliveries import ShipmentRecord
 from domain.ids import carrier_claim_id
 from domain.returns import ReturnLine, ReturnParcelClaimInput
-from starters.deliveries import ingest_event
 from store import deliveries as delivery_store
 from tests.factories import make_order
 from tests.integration.test_api import eventually

@@ -13,9 +13,9 @@ from temporalio.worker import Worker
 
 import activities
 import workflows
+from clients import order_review
 from domain.common import Role
 from domain.review import DecideInput, DecisionReason, ReviewDecision, ReviewStatus
-from starters import order_review
 from tests.factories import make_order
 from workers.dev_server import TemporalDevServer
 from workers.settings import Settings

@@ -17,9 +17,9 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from clients.order_review import start_review
 from domain.carrier_sweep import CARRIER_SWEEP_SCHEDULE_ID
 from domain.review import ReviewStatus
-from starters.order_review import start_review
 from tests.factories import make_order
 from workers.settings import Settings
 

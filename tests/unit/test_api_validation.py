@@ -20,11 +20,11 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from clients.order_review import format_amount, review_summary
 from domain.common import Role
 from domain.review import OrderReviewState, ReviewStatus
 from starters.api.app import create_app, field_path
 from starters.auth import ApiKeyError, ApiKeyStore, parse_api_keys
-from starters.order_review import format_amount, review_summary
 from tests.factories import make_order, order_data
 from workers.codec import EncryptionCodec, Keyring
 from workers.settings import Settings

@@ -29,6 +29,13 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients.errors import (
+    QUERY_TIMEOUT,
+    UPDATE_TIMEOUT,
+    CaseNotFound,
+    CaseRefused,
+    CaseUnavailable,
+)
 from domain.chargeback import (
     ChargebackInput,
     ChargebackState,
@@ -42,13 +49,6 @@ from domain.chargeback import (
 from domain.common import format_amount
 from domain.evidence import CCTV_CLIP_READY_SIGNAL, CctvClipReady
 from domain.ids import CHARGEBACK
-from starters.case_errors import (
-    QUERY_TIMEOUT,
-    UPDATE_TIMEOUT,
-    CaseNotFound,
-    CaseRefused,
-    CaseUnavailable,
-)
 from store import disputes as dispute_store
 from workflows import visibility
 

@@ -1,7 +1,7 @@
 """Typed helpers to start and drive returns from outside Temporal.
 
 The API, the CLI and the simulator go through these functions. As in
-starters/order_review.py, the workflow is addressed by its registered names,
+clients/order_review.py, the workflow is addressed by its registered names,
 so the API process never loads workflow code.
 """
 
@@ -27,6 +27,14 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients.errors import (
+    QUERY_TIMEOUT,
+    UPDATE_TIMEOUT,
+    CaseClosed,
+    CaseNotFound,
+    CaseRefused,
+    CaseUnavailable,
+)
 from domain.common import format_amount
 from domain.ids import RETURN, return_id
 from domain.returns import (
@@ -39,14 +47,6 @@ from domain.returns import (
     ReturnInput,
     ReturnState,
     returned_value_minor,
-)
-from starters.case_errors import (
-    QUERY_TIMEOUT,
-    UPDATE_TIMEOUT,
-    CaseClosed,
-    CaseNotFound,
-    CaseRefused,
-    CaseUnavailable,
 )
 from workflows import visibility
 

@@ -5,7 +5,7 @@ workflow contract (names, id scheme, id policies, search attributes) lives in
 one place on the client side.
 
 The workflow is addressed by its registered names rather than by importing the
-workflow class: starters then never load workflow code (and its sandbox
+workflow class: clients then never load workflow code (and its sandbox
 restrictions) into the API process, and a client can run against a worker
 deployed from another version of the code.
 """
@@ -30,6 +30,14 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients.errors import (
+    QUERY_TIMEOUT,
+    UPDATE_TIMEOUT,
+    CaseClosed,
+    CaseNotFound,
+    CaseRefused,
+    CaseUnavailable,
+)
 from domain.common import format_amount
 from domain.ids import ORDER_REVIEW, order_review_id
 from domain.orders import Order
@@ -40,14 +48,6 @@ from domain.review import (
     OrderReviewState,
     ReviewStatus,
     review_input,
-)
-from starters.case_errors import (
-    QUERY_TIMEOUT,
-    UPDATE_TIMEOUT,
-    CaseClosed,
-    CaseNotFound,
-    CaseRefused,
-    CaseUnavailable,
 )
 from workflows import visibility
 

@@ -1,0 +1,91 @@
+"""Typed helpers to start and drive carrier claims from outside Temporal:
+open one for a lost or damaged parcel (from the carrier event ingest path,
+clients/carrier_events.py), read its state, relay the carrier's outcome.
+
+The workflow is addressed by its registered names, as in
+clients/order_review.py, so the API process never loads workflow code.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from clients.calls import query_case, signal_running
+from domain.carrier_events import CarrierEvent, TrackingStatus
+from domain.claims import (
+    QUERY_CLAIM_STATUS,
+    SIGNAL_CLAIM_CARRIER_EVENT,
+    SIGNAL_CLAIM_OUTCOME,
+    CarrierClaimInput,
+    CarrierClaimState,
+    ClaimOutcome,
+    ClaimType,
+    claim_policy_for,
+)
+from domain.deliveries import ShipmentRecord
+from domain.ids import CARRIER_CLAIM, carrier_claim_id
+from workflows import visibility
+
+CARRIER_CLAIM_WORKFLOW = "CarrierClaimWorkflow"
+
+
+async def start_claim(
+    client: Client, shipment: ShipmentRecord, event: CarrierEvent, task_queue: str
+) -> str | None:
+    """Open the parcel's claim with `event`; None when it already had one."""
+    claim_type = ClaimType.DAMAGED if event.status is TrackingStatus.DAMAGED else ClaimType.LOST
+    workflow_id = carrier_claim_id(shipment.carrier, shipment.tracking_number)
+    try:
+        await client.start_workflow(
+            CARRIER_CLAIM_WORKFLOW,
+            CarrierClaimInput(
+                carrier=shipment.carrier,
+                tracking_number=shipment.tracking_number,
+                claim_type=claim_type,
+                reported_at=event.occurred_at,
+                reason=f"carrier reported the parcel {event.status}",
+                shipment=shipment,
+                policy=claim_policy_for(shipment.carrier, claim_type),
+            ),
+            id=workflow_id,
+            task_queue=task_queue,
+            start_signal=SIGNAL_CLAIM_CARRIER_EVENT,
+            start_signal_args=[event],
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(visibility.PROCESS, CARRIER_CLAIM),
+                    SearchAttributePair(visibility.MARKET, shipment.order.market),
+                ]
+            ),
+            static_summary=f"Carrier claim {shipment.carrier} · {claim_type}",
+        )
+    except WorkflowAlreadyStartedError:
+        return None
+    return workflow_id
+
+
+async def get_claim(client: Client, carrier: str, tracking_number: str) -> CarrierClaimState:
+    handle = client.get_workflow_handle(carrier_claim_id(carrier, tracking_number))
+    state: CarrierClaimState = await query_case(
+        handle, QUERY_CLAIM_STATUS, CarrierClaimState, f"claim for {carrier} {tracking_number}"
+    )
+    return state
+
+
+async def relay_claim_outcome(
+    client: Client, carrier: str, tracking_number: str, outcome: ClaimOutcome
+) -> None:
+    await signal_running(
+        client,
+        carrier_claim_id(carrier, tracking_number),
+        SIGNAL_CLAIM_OUTCOME,
+        outcome,
+        f"claim for {carrier} {tracking_number}",
+    )

@@ -1,0 +1,129 @@
+"""Typed helpers to start and drive failed deliveries from outside Temporal:
+start one for a shipment (from the carrier event ingest path,
+clients/carrier_events.py), read its state, send a coordinator's decision,
+relay the customer's reply and the warehouse's receipt of the parcel.
+
+The workflow is addressed by its registered names, as in
+clients/order_review.py, so the API process never loads workflow code.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from clients.calls import failure_message, query_case, signal_running
+from clients.errors import UPDATE_TIMEOUT, CaseNotFound, CaseRefused
+from domain.carrier_events import CarrierEvent
+from domain.common import format_amount
+from domain.deliveries import (
+    QUERY_STATUS,
+    SIGNAL_CARRIER_EVENT,
+    SIGNAL_CUSTOMER_REPLIED,
+    SIGNAL_PARCEL_RECEIVED,
+    UPDATE_DECIDE,
+    CustomerReply,
+    DeliveryDecideInput,
+    FailedDeliveryInput,
+    FailedDeliveryState,
+    ParcelReceived,
+    ShipmentRecord,
+)
+from domain.ids import FAILED_DELIVERY, failed_delivery_id
+from workflows import visibility
+
+FAILED_DELIVERY_WORKFLOW = "FailedDeliveryWorkflow"
+
+
+async def start_failed_delivery(
+    client: Client, shipment: ShipmentRecord, event: CarrierEvent, task_queue: str
+) -> str | None:
+    """Open the shipment's failed delivery with `event`; None when it already had one."""
+    workflow_id = failed_delivery_id(shipment.shipment_id)
+    try:
+        # Signal-with-start: the first failure starts the case, a racing second
+        # event signals it; the workflow de-duplicates by event id.
+        await client.start_workflow(
+            FAILED_DELIVERY_WORKFLOW,
+            FailedDeliveryInput(shipment=shipment, trigger=event),
+            id=workflow_id,
+            task_queue=task_queue,
+            start_signal=SIGNAL_CARRIER_EVENT,
+            start_signal_args=[event],
+            # One failed-delivery case per shipment, ever: a closed one is not redone.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(visibility.PROCESS, FAILED_DELIVERY),
+                    SearchAttributePair(visibility.MARKET, shipment.order.market),
+                ]
+            ),
+            static_summary=(
+                f"Failed delivery {shipment.carrier} · "
+                f"{format_amount(shipment.order.payment.amount_minor, shipment.order.currency)}"
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        return None
+    return workflow_id
+
+
+async def get_delivery(client: Client, shipment_id: str) -> FailedDeliveryState:
+    handle = client.get_workflow_handle(failed_delivery_id(shipment_id))
+    state: FailedDeliveryState = await query_case(
+        handle, QUERY_STATUS, FailedDeliveryState, f"failed delivery for shipment {shipment_id}"
+    )
+    return state
+
+
+async def decide_delivery(
+    client: Client,
+    shipment_id: str,
+    decision: DeliveryDecideInput,
+    *,
+    update_id: str | None = None,
+) -> FailedDeliveryState:
+    handle = client.get_workflow_handle(failed_delivery_id(shipment_id))
+    try:
+        state: FailedDeliveryState = await handle.execute_update(
+            UPDATE_DECIDE,
+            decision,
+            id=update_id,
+            result_type=FailedDeliveryState,
+            rpc_timeout=UPDATE_TIMEOUT,
+        )
+    except WorkflowUpdateFailedError as err:
+        raise CaseRefused(failure_message(err.cause)) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise CaseNotFound(
+                f"no running failed delivery for shipment {shipment_id} (closed or unknown)"
+            ) from err
+        raise
+    return state
+
+
+async def relay_customer_reply(client: Client, shipment_id: str, reply: CustomerReply) -> None:
+    await signal_running(
+        client,
+        failed_delivery_id(shipment_id),
+        SIGNAL_CUSTOMER_REPLIED,
+        reply,
+        f"failed delivery for shipment {shipment_id}",
+    )
+
+
+async def relay_parcel_received(client: Client, shipment_id: str, receipt: ParcelReceived) -> None:
+    await signal_running(
+        client,
+        failed_delivery_id(shipment_id),
+        SIGNAL_PARCEL_RECEIVED,
+        receipt,
+        f"failed delivery for shipment {shipment_id}",
+    )
