@@ -24,7 +24,14 @@ from activities.context import activity_logger
 from activities.ports import PaymentProvider, PaymentRefusedError, RateLimitedError
 from domain.payments import (
     CAPTURE_PAYMENT,
+    IDEMPOTENCY_KEY_REUSED,
+    LEDGER_CONFLICT,
+    PAYMENT_REFUSED,
+    PROVIDER_RATE_LIMITED,
+    REFUND_EXCEEDS_CAPTURE,
+    REFUND_FROZEN_BY_DISPUTE,
     REFUND_PAYMENT,
+    UNKNOWN_PAYMENT_PROVIDER,
     VOID_AUTHORISATION,
     LedgerEntry,
     PaymentOperationInput,
@@ -33,18 +40,6 @@ from domain.payments import (
     PaymentOperationStatus,
 )
 from store import disputes, ledger
-
-# ApplicationError types workflows can branch on.
-PAYMENT_REFUSED = "PaymentRefused"
-REFUND_EXCEEDS_CAPTURE = "RefundExceedsCapture"
-PROVIDER_RATE_LIMITED = "PaymentProviderRateLimited"
-UNKNOWN_PAYMENT_PROVIDER = "UnknownPaymentProvider"
-IDEMPOTENCY_KEY_REUSED = "IdempotencyKeyReused"
-LEDGER_CONFLICT = "LedgerConflict"
-# An open chargeback on the order: refunding now could pay the customer twice
-# (once by us, once by the card scheme). Non-retryable; returns and
-# failed-delivery workflows branch on it.
-REFUND_FROZEN_BY_DISPUTE = "RefundFrozenByDispute"
 
 ProviderCall = Callable[..., Awaitable[str]]
 

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 from domain.carrier_events import CarrierEvent, TrackingStatus
 from domain.common import DECISION_REJECTED, BusinessKey, NonEmptyStr, Role, StewardModel
 from domain.orders import Address, Order
+from domain.payments import REFUND_FROZEN_BY_DISPUTE as REFUND_FROZEN_BY_DISPUTE
 from domain.risk import RiskAssessment, RiskBand, Routing
 
 
@@ -429,8 +430,9 @@ SIGNAL_CUSTOMER_REPLIED = "customer_replied"
 SIGNAL_PARCEL_RECEIVED = "parcel_received"
 UPDATE_DECIDE = "decide"
 QUERY_STATUS = "status"
-# The refund-freeze contract of the chargeback process (refund_payment).
-REFUND_FROZEN_BY_DISPUTE = "RefundFrozenByDispute"
+# REFUND_FROZEN_BY_DISPUTE (imported above) stays importable from here only
+# because workflows/failed_delivery.py imports it from this module; its home
+# is domain/payments.py.
 
 
 class FailedDeliveryContract:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
 
 from domain.common import CurrencyCode, MinorUnits, NonEmptyStr, StewardModel
 
@@ -85,3 +86,33 @@ class LedgerTotals(StewardModel):
 CAPTURE_PAYMENT = "capture_payment"
 VOID_AUTHORISATION = "void_authorisation"
 REFUND_PAYMENT = "refund_payment"
+
+# ApplicationError types the payment activities raise, defined once: the
+# activities raise them, workflows branch on them and list them as
+# non-retryable. The values are part of recorded histories; never change them.
+# The provider refused (declined, expired authorisation, currency mismatch).
+PAYMENT_REFUSED: Final = "PaymentRefused"
+# The refund is more than captured - refunded - lost to chargebacks.
+REFUND_EXCEEDS_CAPTURE: Final = "RefundExceedsCapture"
+# An open chargeback on the order: refunding now could pay the customer twice
+# (once by us, once by the card scheme). Returns and failed deliveries wait.
+REFUND_FROZEN_BY_DISPUTE: Final = "RefundFrozenByDispute"
+# The same idempotency key arrived for a different movement: a caller's bug.
+IDEMPOTENCY_KEY_REUSED: Final = "IdempotencyKeyReused"
+# Money moved but the ledger holds another version of the row: a person looks.
+LEDGER_CONFLICT: Final = "LedgerConflict"
+# The order names a payment provider this worker has no adapter for.
+UNKNOWN_PAYMENT_PROVIDER: Final = "UnknownPaymentProvider"
+# Retryable: the provider asked us to slow down (next_retry_delay is set).
+PROVIDER_RATE_LIMITED: Final = "PaymentProviderRateLimited"
+# Listed as non-retryable by the order review; no activity raises it today.
+INVALID_ORDER: Final = "InvalidOrder"
+
+# The business refusals a payment call ends with (retrying cannot change them).
+PAYMENT_BUSINESS_REFUSALS: Final = (
+    PAYMENT_REFUSED,
+    REFUND_EXCEEDS_CAPTURE,
+    REFUND_FROZEN_BY_DISPUTE,
+    IDEMPOTENCY_KEY_REUSED,
+    LEDGER_CONFLICT,
+)

@@ -13,9 +13,13 @@ import asyncpg
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.payments import REFUND_EXCEEDS_CAPTURE, PaymentActivities
+from activities.payments import PaymentActivities
 from activities.simulated import SimulatedPaymentProvider
-from domain.payments import PaymentOperationInput, PaymentOperationKind
+from domain.payments import (
+    REFUND_EXCEEDS_CAPTURE,
+    PaymentOperationInput,
+    PaymentOperationKind,
+)
 from store import ledger
 
 CAPTURED = 245_000

@@ -46,7 +46,6 @@ from domain.deliveries import (
     BOOK_RESHIPMENT,
     INSPECT_RETURNED_PARCEL,
     NOTIFY_DELIVERY_CUSTOMER,
-    REFUND_FROZEN_BY_DISPUTE,
     RESTOCK_RETURNED_PARCEL,
     BookReshipmentInput,
     BookReshipmentResult,
@@ -79,6 +78,7 @@ from domain.ids import carrier_claim_id, failed_delivery_id
 from domain.notifications import NotifyCustomerResult
 from domain.orders import Address
 from domain.payments import (
+    REFUND_FROZEN_BY_DISPUTE,
     REFUND_PAYMENT,
     PaymentOperationInput,
     PaymentOperationKind,

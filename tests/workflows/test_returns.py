@@ -27,6 +27,7 @@ from domain.deliveries import ShipmentRecord
 from domain.ids import carrier_claim_id, return_id
 from domain.notifications import NOTIFY_CUSTOMER, NotifyCustomerInput, NotifyCustomerResult
 from domain.payments import (
+    REFUND_FROZEN_BY_DISPUTE,
     REFUND_PAYMENT,
     PaymentOperationInput,
     PaymentOperationKind,
@@ -39,7 +40,6 @@ from domain.returns import (
     ISSUE_RETURN_LABEL,
     PREPARE_RETURN_PARCEL_CLAIM,
     RECORD_DISPOSITION,
-    REFUND_FROZEN_BY_DISPUTE,
     CancelReturnRequest,
     CarrierEvent,
     CarrierEventKind,
