@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.steward-installed
 
 help:
 	@echo "make up       run the embedded stack (PostgreSQL, Temporal + UI, worker, API)"
-	@echo "make test     lint, type-check and run the test suite"
+	@echo "make test     lint, check the import layers, type-check and run the test suite"
 	@echo "make bench    run the benchmarks"
 	@echo "make lint     ruff check"
 	@echo "make fmt      ruff format + autofix"
@@ -32,7 +32,7 @@ up: .venv
 	$(BIN)/steward up
 
 test: .venv
-	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/pytest -q
+	$(BIN)/ruff check . && $(BIN)/lint-imports && $(BIN)/mypy && $(BIN)/pytest -q
 
 lint: .venv
 	$(BIN)/ruff check .
@@ -49,7 +49,7 @@ bench: .venv
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache build dist *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 clean-data:

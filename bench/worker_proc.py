@@ -21,10 +21,10 @@ import warnings
 
 from temporalio.client import Client
 
-import activities
 import workflows
 from bench.workflows import BENCH_ACTIVITIES, BENCH_WORKFLOWS
 from store.db import create_pool
+from workers.activities import build_activities
 from workers.codec import load_or_create_keyring
 from workers.converter import build_data_converter
 from workers.event_loop import run_on_event_loop, running_loop_kind
@@ -52,7 +52,7 @@ async def serve(settings: Settings) -> None:
             client,
             settings,
             [*workflows.ALL_WORKFLOWS, *BENCH_WORKFLOWS],
-            [*activities.build_activities(pool, settings), *BENCH_ACTIVITIES],
+            [*build_activities(pool, settings), *BENCH_ACTIVITIES],
         )
         # As `steward worker` does (workers/worker.py: run_worker).
         tune_garbage_collector(settings.gc_threshold)

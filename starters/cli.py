@@ -378,8 +378,8 @@ def review_panel(state: OrderReviewState, now: datetime) -> Panel:
 @app.command()
 def up() -> None:
     """Run the whole embedded stack: PostgreSQL, Temporal (with its UI), worker and API."""
+    from starters.stack import run_stack
     from workers.event_loop import run_on_event_loop
-    from workers.stack import run_stack
 
     settings = get_settings()
     try:

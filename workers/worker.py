@@ -139,14 +139,14 @@ async def run_worker(
     """Poll `settings.task_queue` until `stop` is set, then shut down gracefully."""
     # Imported here so `workers` stays importable while these packages are
     # being written, and because importing every workflow is not free.
-    import activities
     import workflows
+    from workers.activities import build_activities
 
     worker = build_worker(
         client,
         settings,
         workflows.ALL_WORKFLOWS,
-        activities.build_activities(pool, settings),
+        build_activities(pool, settings),
     )
     tune_garbage_collector(settings.gc_threshold)
     try:

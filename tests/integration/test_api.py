@@ -22,12 +22,12 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-import activities
 import workflows
 from domain.common import Role
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from tests.factories import order_data
+from workers import activities
 from workers.codec import EncryptionCodec, load_or_create_keyring
 from workers.settings import Settings
 

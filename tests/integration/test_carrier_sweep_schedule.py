@@ -17,7 +17,6 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-import activities
 import workflows
 from domain.carrier_sweep import (
     CARRIER_SWEEP_SCHEDULE_ID,
@@ -28,6 +27,7 @@ from domain.carrier_sweep import (
 from domain.deliveries import ShipmentRecord
 from store import deliveries as delivery_store
 from tests.factories import make_order
+from workers import activities
 from workers.schedules import ensure_carrier_sweep_schedule
 from workers.settings import Settings
 

@@ -21,7 +21,6 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-import activities
 import workflows
 from domain.carrier_events import CarrierEvent, easypost_signature
 from starters.api.app import create_app
@@ -39,6 +38,7 @@ from tests.integration.test_api import (
     order_json,
     wait_for_status,
 )
+from workers import activities
 from workers.settings import Settings
 
 SECRET = "easypost-it-secret"

@@ -21,7 +21,6 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-import activities
 import workflows
 from activities.evidence import EvidenceActivities, SimulatedCctvArchive
 from activities.payments import REFUND_FROZEN_BY_DISPUTE, PaymentActivities
@@ -37,6 +36,7 @@ from starters.auth import ApiKeyStore
 from store import audit as audit_store
 from store import disputes as dispute_store
 from store import ledger
+from workers import activities
 from workers.settings import Settings
 
 STRIPE_SECRET = "whsec_it_8c1f"

@@ -13,7 +13,6 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
-import activities
 import workflows
 from activities.returns import ReturnActivities
 from clients.carrier_events import ingest_event
@@ -25,6 +24,7 @@ from domain.returns import ReturnLine, ReturnParcelClaimInput
 from store import deliveries as delivery_store
 from tests.factories import make_order
 from tests.integration.test_api import eventually
+from workers import activities
 from workers.settings import Settings
 
 TWO_ITEMS: list[dict[str, Any]] = [

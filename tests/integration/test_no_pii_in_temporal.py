@@ -11,12 +11,12 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-import activities
 import workflows
 from clients import order_review
 from domain.common import Role
 from domain.review import DecideInput, DecisionReason, ReviewDecision, ReviewStatus
 from tests.factories import make_order
+from workers import activities
 from workers.dev_server import TemporalDevServer
 from workers.settings import Settings
 

@@ -22,7 +22,6 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-import activities
 from activities.payments import PaymentActivities
 from activities.returns import ReturnActivities
 from activities.simulated import (
@@ -57,6 +56,7 @@ from store import audit as audit_store
 from store import disputes, ledger
 from store import returns as returns_store
 from store import simulated as sim_store
+from workers import activities
 from workers.settings import Settings
 from workflows.returns import ReturnWorkflow
 

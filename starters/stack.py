@@ -5,6 +5,10 @@ PostgreSQL and the Temporal dev server run as child processes persisted under
 loop. `DATABASE_URL` / `TEMPORAL_ADDRESS` replace the embedded servers with
 external ones. Ctrl-C (or SIGTERM) stops the API and the worker first, so
 nothing is cut off mid-write, then Temporal and PostgreSQL.
+
+It lives in starters/ because it runs the HTTP API (and seeds the API's dev
+keys) beside the worker, and `steward up` is its only caller; the worker
+itself comes from workers/.
 """
 
 from __future__ import annotations

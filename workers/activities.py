@@ -1,0 +1,120 @@
+"""The composition root of the activities: which adapter serves which port.
+
+Today every outside system (payment and dispute providers, warehouse,
+carriers, notifier, CCTV archive) is served by its simulated adapter from
+activities/simulated.py, configured by the settings; a real provider adapter
+plugs in here. The activity classes receive what they need (the pool, a port,
+a setting) as constructor arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from activities.audit import AuditActivities
+from activities.carrier_sweep import CarrierSweepActivities
+from activities.claims import ClaimActivities
+from activities.deliveries import DeliveryActivities
+from activities.disputes import (
+    DisputeActivities,
+    SimulatedDisputeProvider,
+    cctv_retention_from_env,
+)
+from activities.evidence import EvidenceActivities, SimulatedCctvArchive
+from activities.notifications import NotificationActivities
+from activities.payments import PaymentActivities
+from activities.returns import ReturnActivities
+from activities.scoring import ScoringActivities
+from activities.simulated import (
+    FaultPlan,
+    SimulatedCarrier,
+    SimulatedNotifier,
+    SimulatedParcelReturnsDesk,
+    SimulatedPaymentProvider,
+    SimulatedReturnCarrier,
+    SimulatedReturnsWarehouse,
+    SimulatedWarehouse,
+)
+from activities.tasks import TaskActivities
+from activities.warehouse import WarehouseActivities
+from domain.chargeback import DisputeProvider
+from workers.settings import Settings
+
+
+def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..., Any]]:
+    """All activities, wired to the simulated outside world configured by
+    `settings.sim_latency_ms` and `settings.sim_failure_rate`.
+
+    The last six (audit, case status, transition, tasks) are meant to be
+    called as local activities; registering them on the worker is the same
+    either way.
+    """
+
+    def plan() -> FaultPlan:
+        # One plan per system: each has its own scripted queue and random stream.
+        return FaultPlan(latency_ms=settings.sim_latency_ms, failure_rate=settings.sim_failure_rate)
+
+    payment_provider = SimulatedPaymentProvider(pool, plan())
+    scoring = ScoringActivities(pool, {payment_provider.name: payment_provider})
+    payments = PaymentActivities(pool, {payment_provider.name: payment_provider})
+    warehouse = WarehouseActivities(SimulatedWarehouse(pool, plan()))
+    notifications = NotificationActivities(SimulatedNotifier(pool, plan()))
+    audit = AuditActivities(pool)
+    tasks = TaskActivities(pool)
+    returns = ReturnActivities(
+        pool, SimulatedReturnCarrier(pool, plan()), SimulatedReturnsWarehouse(pool, plan())
+    )
+    carrier = SimulatedCarrier(pool, plan())
+    deliveries = DeliveryActivities(
+        pool, carrier, SimulatedParcelReturnsDesk(pool, plan()), SimulatedNotifier(pool, plan())
+    )
+    claims = ClaimActivities(pool, carrier)
+    sweep = CarrierSweepActivities(pool)
+    disputes = DisputeActivities(
+        pool,
+        {
+            provider: SimulatedDisputeProvider(pool, provider, plan())
+            for provider in DisputeProvider
+        },
+    )
+    evidence = EvidenceActivities(SimulatedCctvArchive(pool, retention=cctv_retention_from_env()))
+    return [
+        disputes.assemble_dispute_evidence,
+        disputes.submit_dispute_response,
+        disputes.hold_order_release,
+        disputes.record_dispute,
+        evidence.request_cctv_clip,
+        deliveries.notify_delivery_customer,
+        deliveries.book_reshipment,
+        deliveries.inspect_returned_parcel,
+        deliveries.restock_returned_parcel,
+        claims.open_carrier_investigation,
+        claims.gather_claim_documents,
+        claims.file_carrier_claim,
+        claims.chase_carrier_claim,
+        claims.record_claim_outcome,
+        sweep.sweep_silent_shipments,
+        scoring.score_order,
+        payments.capture_payment,
+        payments.void_authorisation,
+        payments.refund_payment,
+        warehouse.release_order_to_warehouse,
+        notifications.notify_customer,
+        returns.check_return_eligibility,
+        returns.issue_return_label,
+        returns.record_return_disposition,
+        returns.check_replacement_stock,
+        returns.prepare_return_parcel_claim,
+        audit.record_audit,
+        audit.record_case_status,
+        audit.record_transition,
+        tasks.open_task,
+        tasks.update_task,
+        tasks.close_task,
+    ]
+
+
+__all__ = ["build_activities"]
