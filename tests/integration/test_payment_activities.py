@@ -20,15 +20,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities import build_activities
 from activities.notifications import NotificationActivities
-from activities.payments import (
-    PAYMENT_REFUSED,
-    PROVIDER_RATE_LIMITED,
-    REFUND_EXCEEDS_CAPTURE,
-    UNKNOWN_PAYMENT_PROVIDER,
-    PaymentActivities,
-)
+from activities.payments import PaymentActivities
 from activities.ports import PortTimeoutError, PortUnavailableError
 from activities.simulated import (
     FaultPlan,
@@ -41,6 +34,11 @@ from domain.notifications import CustomerTemplate, NotifyCustomerInput
 from domain.orders import Order
 from domain.payments import (
     CAPTURE_PAYMENT,
+    IDEMPOTENCY_KEY_REUSED,
+    PAYMENT_REFUSED,
+    PROVIDER_RATE_LIMITED,
+    REFUND_EXCEEDS_CAPTURE,
+    UNKNOWN_PAYMENT_PROVIDER,
     PaymentOperationInput,
     PaymentOperationKind,
     PaymentOperationResult,
@@ -49,6 +47,7 @@ from domain.warehouse import ReleaseItem, ReleaseOrderInput
 from store import ledger
 from store import simulated as sim
 from tests.factories import make_order
+from workers.activities import build_activities
 from workers.settings import Settings
 
 
@@ -515,5 +514,5 @@ async def test_same_key_for_another_amount_is_refused(world: World) -> None:
     await world.authorise(order)
     await world.run(world.payments.capture_payment, op(order, "capture", 100_000))
     error = await refused(world, world.payments.capture_payment, op(order, "capture", 120_000))
-    assert error.type == "IdempotencyKeyReused"
+    assert error.type == IDEMPOTENCY_KEY_REUSED
     assert len(await world.operations(order)) == 1
