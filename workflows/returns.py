@@ -18,24 +18,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/order_review.py)
 
-    from domain.audit import CaseStatusInput
-    from domain.claims import CarrierClaimInput, ClaimType, claim_policy_for
+    from domain.claims import CarrierClaimContract, CarrierClaimInput, ClaimType, claim_policy_for
     from domain.common import Role, format_amount
     from domain.ids import ORDER_REVIEW, RETURN, carrier_claim_id, order_review_id
-    from domain.notifications import (
-        NOTIFY_CUSTOMER,
-        CustomerTemplate,
-        NotifyCustomerInput,
-        NotifyCustomerResult,
-    )
-    from domain.payments import REFUND_PAYMENT, PaymentOperationInput, PaymentOperationResult
+    from domain.notifications import NOTIFY_CUSTOMER, CustomerTemplate, NotifyCustomerInput
+    from domain.payments import PaymentOperationInput
     from domain.returns import (
         CANCELLABLE_STATUSES,
         CHECK_RETURN_ELIGIBILITY,
@@ -67,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         RecordDispositionInput,
         RecordDispositionResult,
         Resolution,
+        ReturnContract,
         ReturnInput,
         ReturnLine,
         ReturnParcelClaimInput,
@@ -82,42 +76,36 @@ with workflow.unsafe.imports_passed_through():
         validate_finance_approval,
         validate_qc_decision,
     )
-    from domain.review import ReviewStatus, review_input
-    from domain.tasks import OpenTaskInput, UpdateTaskInput, task_id
+    from domain.review import OrderReviewContract, ReviewStatus, review_input
     from workflows import visibility
-    from workflows.steps import (
-        STEWARD,
-        StepRecorder,
-        failure_reason,
-        failure_type,
-        wait_until,
+    from workflows.case import (
+        CaseBook,
+        CaseFacts,
+        PendingDecision,
+        call_outside,
+        outside_retry,
+        refund_until_unfrozen,
+        start_or_link,
     )
+    from workflows.steps import STEWARD, failure_reason, wait_until
 
-ORDER_REVIEW_WORKFLOW = "OrderReviewWorkflow"
-CARRIER_CLAIM_WORKFLOW = "CarrierClaimWorkflow"
 # Lost parcels open the carrier claim themselves (runs started before left a task).
 PATCH_LOST_PARCEL_CLAIM = "return-lost-parcel-claim"
 
-OUTSIDE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=[
-        "PaymentRefused",
-        "RefundExceedsCapture",
-        REFUND_FROZEN_BY_DISPUTE,
-        "IdempotencyKeyReused",
-        "LedgerConflict",
-    ],
+OUTSIDE_RETRY = outside_retry(
+    "PaymentRefused",
+    "RefundExceedsCapture",
+    REFUND_FROZEN_BY_DISPUTE,
+    "IdempotencyKeyReused",
+    "LedgerConflict",
 )
-OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
 # A provider that keeps failing for a day is a person's problem, not a retry's.
 REFUND_GIVE_UP = timedelta(days=1)
 # How long a coordinator has to act on a parcel presumed lost.
 LOST_PARCEL_TASK_SLA = timedelta(days=2)
 
 
-@workflow.defn
+@workflow.defn(name=ReturnContract.WORKFLOW_TYPE)
 class ReturnWorkflow:
     @workflow.init
     def __init__(self, input: ReturnInput) -> None:
@@ -138,15 +126,22 @@ class ReturnWorkflow:
         self._full_refund_minor = self._state.value_minor
         # Entries carry the order id so the order's audit trail
         # (`steward audit ORDER_ID`) shows its returns.
-        self._steps = StepRecorder(
-            RETURN, lambda: self._input.rma_id, order_id=lambda: self._input.order.order_id
+        self._case = CaseBook(
+            RETURN,
+            lambda: self._input.rma_id,
+            state=self._state,
+            facts=self._facts,
+            history=self._history,
+            closed=CLOSED_RETURN_STATUSES,
+            order_id=lambda: self._input.order.order_id,
         )
-        self._task_sequence = 0
         self._shipped = False
         self._delivered = False
         self._cancel: CancelReturnRequest | None = None
-        self._qc_decision: QcDecisionRecord | None = None
-        self._finance: FinanceApprovalRecord | None = None
+        self._qc_decision: PendingDecision[QcDecisionRecord] = PendingDecision()
+        self._finance: PendingDecision[FinanceApprovalRecord] = PendingDecision(
+            busy="decision: another approval is being applied"
+        )
         self._choice: CustomerChoice | None = None
         self._refund_operations = 0
 
@@ -154,7 +149,7 @@ class ReturnWorkflow:
 
     @workflow.run
     async def run(self, input: ReturnInput) -> ReturnResult:
-        self._steps.audit(
+        self._case.audit(
             "return_requested",
             actor=input.requested_by,
             role=input.requester_role,
@@ -165,13 +160,13 @@ class ReturnWorkflow:
                 "value_minor": self._state.value_minor,
             },
         )
-        self._transition(ReturnStatus.REQUESTED, input.requested_by, "return requested")
-        await self._steps.flush()
+        self._case.transition(ReturnStatus.REQUESTED, input.requested_by, "return requested")
+        await self._case.flush()
 
         if await self._check_eligibility() and await self._ship_back():
             await self._inspect_and_resolve()
 
-        await self._steps.flush()
+        await self._case.flush()
         # Let an update that raced the end finish and answer its caller.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ReturnResult(
@@ -185,45 +180,43 @@ class ReturnWorkflow:
 
     # ------------------------------------------------------------- handlers
 
-    @workflow.query
+    @workflow.query(name=ReturnContract.QUERY_STATUS)
     def status(self) -> ReturnState:
         return self._state
 
-    @workflow.signal(name="carrier_event")
+    @workflow.signal(name=ReturnContract.SIGNAL_CARRIER_EVENT)
     def carrier_event(self, event: CarrierEvent) -> None:
-        if not self._steps.first_time(event.event_id):
+        if not self._case.first_time(event.event_id):
             return
         after = {"event_id": event.event_id, "kind": event.kind, "location": event.location}
         if self._state.tracking_number and event.tracking_number != self._state.tracking_number:
-            self._steps.audit(
-                "carrier_event_ignored", reason="tracking number differs", after=after
-            )
+            self._case.audit("carrier_event_ignored", reason="tracking number differs", after=after)
             return
         if self._state.status in CLOSED_RETURN_STATUSES:
-            self._steps.audit(
+            self._case.audit(
                 "carrier_event_ignored", reason=f"return {self._state.status}", after=after
             )
             return
         self._shipped = True
         if event.kind is CarrierEventKind.DELIVERED_TO_WAREHOUSE:
             self._delivered = True
-        self._steps.audit(
+        self._case.audit(
             f"carrier_{event.kind}", actor="carrier", reason=event.location, after=after
         )
 
-    @workflow.signal(name="qc_result")
+    @workflow.signal(name=ReturnContract.SIGNAL_QC_RESULT)
     def qc_result(self, result: QcResult) -> None:
-        if not self._steps.first_time(result.event_id):
+        if not self._case.first_time(result.event_id):
             return
         after = {"event_id": result.event_id, "grade": result.grade}
         if self._state.qc is not None:
             # The first report is the one QC decisions were based on.
-            self._steps.audit(
+            self._case.audit(
                 "qc_result_ignored", reason="a QC result is already recorded", after=after
             )
             return
         self._state.qc = result
-        self._steps.audit(
+        self._case.audit(
             "qc_result_received",
             actor="3pl",
             reason=result.notes,
@@ -234,13 +227,13 @@ class ReturnWorkflow:
             },
         )
 
-    @workflow.signal(name="cancel")
+    @workflow.signal(name=ReturnContract.SIGNAL_CANCEL)
     def cancel(self, request: CancelReturnRequest) -> None:
-        if not self._steps.first_time(request.event_id):
+        if not self._case.first_time(request.event_id):
             return
         after = {"event_id": request.event_id, "status_at_request": self._state.status}
         if self._state.status not in CANCELLABLE_STATUSES or self._shipped:
-            self._steps.audit(
+            self._case.audit(
                 "cancel_refused",
                 actor=request.requested_by,
                 reason="the parcel has already shipped" if self._shipped else self._state.status,
@@ -249,69 +242,65 @@ class ReturnWorkflow:
             return
         if self._cancel is None:
             self._cancel = request
-        self._steps.audit(
+        self._case.audit(
             "cancel_requested", actor=request.requested_by, reason=request.reason, after=after
         )
 
-    @workflow.signal(name="customer_choice")
+    @workflow.signal(name=ReturnContract.SIGNAL_CUSTOMER_CHOICE)
     def customer_choice(self, choice: CustomerChoiceInput) -> None:
-        if not self._steps.first_time(choice.event_id):
+        if not self._case.first_time(choice.event_id):
             return
         after = {"event_id": choice.event_id, "choice": choice.choice}
         if self._state.status is not ReturnStatus.AWAITING_CUSTOMER or self._choice is not None:
-            self._steps.audit("customer_choice_ignored", actor="customer", after=after)
+            self._case.audit("customer_choice_ignored", actor="customer", after=after)
             return
         self._choice = choice.choice
-        self._steps.audit("customer_chose", actor="customer", reason=choice.choice, after=after)
+        self._case.audit("customer_chose", actor="customer", reason=choice.choice, after=after)
 
-    @workflow.update(name="qc_decision")
+    @workflow.update(name=ReturnContract.UPDATE_QC_DECISION)
     async def qc_decision(self, decision: QcDecisionInput) -> ReturnState:
-        self._qc_decision = QcDecisionRecord(
-            grade=decision.grade,
-            reason=decision.reason,
-            outcome=decision.outcome,
-            partial_refund_minor=decision.partial_refund_minor,
-            actor=decision.actor,
-            role=decision.role,
-            decided_at=workflow.now(),
-        )
         # Answer once the main loop has taken it, with the state it led to.
-        await workflow.wait_condition(lambda: self._qc_decision is None)
+        await self._qc_decision.hand_over(
+            QcDecisionRecord(
+                grade=decision.grade,
+                reason=decision.reason,
+                outcome=decision.outcome,
+                partial_refund_minor=decision.partial_refund_minor,
+                actor=decision.actor,
+                role=decision.role,
+                decided_at=workflow.now(),
+            )
+        )
         return self._state
 
     @qc_decision.validator
     def _validate_qc_decision(self, decision: QcDecisionInput) -> None:
-        if self._qc_decision is not None:
-            raise ApplicationError("decision: another decision is being applied", type="Rejected")
-        try:
-            validate_qc_decision(self._state, decision, max_refund_minor=self._full_refund_minor)
-        except ValueError as refused:
-            raise ApplicationError(str(refused), type="DecisionRejected") from None
-
-    @workflow.update(name="finance_approval")
-    async def finance_approval(self, approval: FinanceApprovalInput) -> ReturnState:
-        self._finance = FinanceApprovalRecord(
-            approved=approval.approved,
-            note=approval.note,
-            actor=approval.actor,
-            decided_at=workflow.now(),
+        self._qc_decision.validate(
+            lambda: validate_qc_decision(
+                self._state, decision, max_refund_minor=self._full_refund_minor
+            )
         )
-        await workflow.wait_condition(lambda: self._finance is None)
+
+    @workflow.update(name=ReturnContract.UPDATE_FINANCE_APPROVAL)
+    async def finance_approval(self, approval: FinanceApprovalInput) -> ReturnState:
+        await self._finance.hand_over(
+            FinanceApprovalRecord(
+                approved=approval.approved,
+                note=approval.note,
+                actor=approval.actor,
+                decided_at=workflow.now(),
+            )
+        )
         return self._state
 
     @finance_approval.validator
     def _validate_finance_approval(self, approval: FinanceApprovalInput) -> None:
-        if self._finance is not None:
-            raise ApplicationError("decision: another approval is being applied", type="Rejected")
-        try:
-            validate_finance_approval(self._state, approval)
-        except ValueError as refused:
-            raise ApplicationError(str(refused), type="DecisionRejected") from None
+        self._finance.validate(lambda: validate_finance_approval(self._state, approval))
 
     # ----------------------------------------------------------- the steps
 
     async def _check_eligibility(self) -> bool:
-        result = await workflow.execute_activity(
+        result = await call_outside(
             CHECK_RETURN_ELIGIBILITY,
             CheckEligibilityInput(
                 workflow_id=workflow.info().workflow_id,
@@ -319,13 +308,12 @@ class ReturnWorkflow:
                 requested_at=workflow.now(),
             ),
             result_type=EligibilityResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
             summary="check return eligibility",
         )
         self._state.open_dispute = result.open_dispute
         self._full_refund_minor = result.refund_minor
-        self._steps.audit(
+        self._case.audit(
             "eligibility_checked",
             reason="; ".join(r.code for r in result.refusals) or "eligible",
             after={
@@ -337,14 +325,16 @@ class ReturnWorkflow:
         )
         if not result.eligible:
             self._state.refusals = [r.message for r in result.refusals]
-            self._transition(ReturnStatus.REJECTED, STEWARD, self._state.refusals[0])
-            await self._steps.flush()
+            self._case.transition(ReturnStatus.REJECTED, STEWARD, self._state.refusals[0])
+            await self._case.flush()
             await self._notify(CustomerTemplate.RETURN_REJECTED)
             return False
         if self._cancel is not None:
-            self._transition(ReturnStatus.CANCELLED, self._cancel.requested_by, self._cancel.reason)
+            self._case.transition(
+                ReturnStatus.CANCELLED, self._cancel.requested_by, self._cancel.reason
+            )
             return False
-        label = await workflow.execute_activity(
+        label = await call_outside(
             ISSUE_RETURN_LABEL,
             IssueLabelInput(
                 workflow_id=workflow.info().workflow_id,
@@ -355,21 +345,20 @@ class ReturnWorkflow:
                 expires_at=workflow.now() + self._policy.label_validity,
             ),
             result_type=IssueLabelResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
             summary="issue return label",
         )
         self._state.tracking_number = label.tracking_number
         self._state.carrier = label.carrier
         self._state.label_expires_at = label.expires_at
         self._state.due_at = label.expires_at
-        self._steps.audit(
+        self._case.audit(
             "label_issued",
             reason=label.carrier,
             after={"tracking_number": label.tracking_number, "expires_at": label.expires_at},
         )
-        self._transition(ReturnStatus.LABEL_ISSUED, STEWARD, f"label from {label.carrier}")
-        await self._steps.flush()
+        self._case.transition(ReturnStatus.LABEL_ISSUED, STEWARD, f"label from {label.carrier}")
+        await self._case.flush()
         await self._notify(CustomerTemplate.RETURN_LABEL)
         return True
 
@@ -382,46 +371,50 @@ class ReturnWorkflow:
         reminder_at = expires - self._policy.label_reminder_before
         if not await wait_until(shipped_or_cancelled, until=reminder_at, timer="label-reminder"):
             self._state.reminders_sent += 1
-            self._steps.audit("label_reminder", reason=f"label expires {expires:%Y-%m-%d}")
-            await self._steps.flush()
+            self._case.audit("label_reminder", reason=f"label expires {expires:%Y-%m-%d}")
+            await self._case.flush()
             await self._notify(CustomerTemplate.RETURN_LABEL_REMINDER)
             if not await wait_until(shipped_or_cancelled, until=expires, timer="label-expiry"):
                 self._state.due_at = None
-                self._steps.audit("label_expired", reason=f"unused by {expires:%Y-%m-%d %H:%M} UTC")
-                self._transition(ReturnStatus.EXPIRED, STEWARD, "return label expired unused")
+                self._case.audit("label_expired", reason=f"unused by {expires:%Y-%m-%d %H:%M} UTC")
+                self._case.transition(ReturnStatus.EXPIRED, STEWARD, "return label expired unused")
                 return False
         if self._cancel is not None and not self._shipped:
             self._state.due_at = None
-            self._transition(ReturnStatus.CANCELLED, self._cancel.requested_by, self._cancel.reason)
+            self._case.transition(
+                ReturnStatus.CANCELLED, self._cancel.requested_by, self._cancel.reason
+            )
             return False
         if not self._delivered:
             due = workflow.now() + self._policy.inbound_deadline
             self._state.due_at = due
-            self._transition(ReturnStatus.IN_TRANSIT, "carrier", "parcel scanned by the carrier")
-            await self._steps.flush()
+            self._case.transition(
+                ReturnStatus.IN_TRANSIT, "carrier", "parcel scanned by the carrier"
+            )
+            await self._case.flush()
             if not await wait_until(lambda: self._delivered, until=due, timer="inbound-deadline"):
-                self._open_task(
+                self._case.open_human_task(
                     "lost_parcel",
                     f"Return {self._input.rma_id}: parcel {self._state.tracking_number} "
                     "presumed lost, check with the carrier",
                     Role.COORDINATOR,
                     workflow.now() + LOST_PARCEL_TASK_SLA,
                 )
-                self._transition(
+                self._case.transition(
                     ReturnStatus.LOST_IN_TRANSIT,
                     STEWARD,
                     f"not delivered to the warehouse within {self._policy.inbound_deadline.days} "
                     "days",
                 )
                 if workflow.patched(PATCH_LOST_PARCEL_CLAIM):
-                    await self._steps.flush()
+                    await self._case.flush()
                     await self._claim_lost_parcel()
                 # Runs before this patch left the task open for a manual claim.
-                self._steps.open_task_id = None
+                self._case.open_task_id = None
                 return False
         self._state.due_at = workflow.now() + self._policy.qc_result_timeout
-        self._transition(ReturnStatus.RECEIVED, "carrier", "delivered to the warehouse")
-        await self._steps.flush()
+        self._case.transition(ReturnStatus.RECEIVED, "carrier", "delivered to the warehouse")
+        await self._case.flush()
         return True
 
     async def _claim_lost_parcel(self) -> None:
@@ -432,7 +425,7 @@ class ReturnWorkflow:
         tracking = self._state.tracking_number
         assert carrier is not None and tracking is not None
         workflow_id = workflow.info().workflow_id
-        prepared = await workflow.execute_activity(
+        prepared = await call_outside(
             PREPARE_RETURN_PARCEL_CLAIM,
             ReturnParcelClaimInput(
                 workflow_id=workflow_id,
@@ -444,39 +437,34 @@ class ReturnWorkflow:
                 expected_delivery_at=workflow.now(),
             ),
             result_type=ReturnParcelClaimResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
             summary="prepare the lost-parcel claim",
         )
         if prepared.shipment is None:
-            self._steps.audit("carrier_claim_not_opened", reason=prepared.reason)
+            self._case.audit("carrier_claim_not_opened", reason=prepared.reason)
             return
         claim_id = carrier_claim_id(carrier, tracking)
-        try:
-            await workflow.start_child_workflow(
-                CARRIER_CLAIM_WORKFLOW,
-                CarrierClaimInput(
-                    carrier=carrier,
-                    tracking_number=tracking,
-                    claim_type=ClaimType.LOST,
-                    reported_at=workflow.now(),
-                    reason=f"return {self._input.rma_id} never reached the warehouse",
-                    shipment=prepared.shipment,
-                    policy=claim_policy_for(carrier, ClaimType.LOST),
-                    # This return is the customer's case: the claim starts no
-                    # failed delivery of its own.
-                    remedy_workflow_id=workflow_id,
-                ),
-                id=claim_id,
-                # The claim waits weeks for the carrier; the return is closed.
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                static_summary=f"Carrier claim {carrier} {tracking} (lost return)",
-            )
-            opened = "carrier_claim_opened"
-        except WorkflowAlreadyStartedError:
-            opened = "carrier_claim_linked"  # a webhook or a sweep opened it first
+        # The claim waits weeks for the carrier; the return is closed by then.
+        started = await start_or_link(
+            CarrierClaimContract.WORKFLOW_TYPE,
+            CarrierClaimInput(
+                carrier=carrier,
+                tracking_number=tracking,
+                claim_type=ClaimType.LOST,
+                reported_at=workflow.now(),
+                reason=f"return {self._input.rma_id} never reached the warehouse",
+                shipment=prepared.shipment,
+                policy=claim_policy_for(carrier, ClaimType.LOST),
+                # This return is the customer's case: the claim starts no
+                # failed delivery of its own.
+                remedy_workflow_id=workflow_id,
+            ),
+            id=claim_id,
+            summary=f"Carrier claim {carrier} {tracking} (lost return)",
+        )
+        opened = "carrier_claim_opened" if started else "carrier_claim_linked"
         self._state.claim_workflow_id = claim_id
-        self._steps.audit(
+        self._case.audit(
             opened,
             reason=f"lost return parcel {carrier} {tracking}",
             after={
@@ -485,7 +473,7 @@ class ReturnWorkflow:
             },
         )
         self._close_task(STEWARD, f"{opened}: {claim_id}")
-        self._refresh_ui()
+        self._case.refresh()
 
     async def _inspect_and_resolve(self) -> None:
         due = self._state.due_at
@@ -494,7 +482,7 @@ class ReturnWorkflow:
             assert self._state.qc is not None
             reasons = manual_qc_reasons(self._input, self._state.qc)
         else:
-            self._steps.audit(
+            self._case.audit(
                 "qc_result_missing", reason=f"no 3PL QC result by {due:%Y-%m-%d %H:%M}"
             )
             reasons = ["no QC result from the 3PL"]
@@ -507,7 +495,9 @@ class ReturnWorkflow:
             if decision is None:
                 # Nobody confirmed the item: it stays in quarantine and no money moves.
                 await self._dispose(Disposition.QUARANTINE, "no QC decision before the deadline")
-                self._transition(ReturnStatus.QUARANTINED, STEWARD, "manual QC deadline passed")
+                self._case.transition(
+                    ReturnStatus.QUARANTINED, STEWARD, "manual QC deadline passed"
+                )
                 return
             grade, outcome, partial = (
                 decision.grade,
@@ -516,7 +506,7 @@ class ReturnWorkflow:
             )
             requester = decision.actor
         else:
-            self._steps.audit("qc_passed", reason="3PL graded first choice; no check needed")
+            self._case.audit("qc_passed", reason="3PL graded first choice; no check needed")
 
         disposition = disposition_for(grade, outcome)
         await self._dispose(disposition, f"QC {grade}")
@@ -525,21 +515,23 @@ class ReturnWorkflow:
                 await self._refund(self._full_refund_minor, requester, ReturnStatus.REFUNDED)
             elif self._input.resolution is Resolution.STORE_CREDIT:
                 self._state.refund_minor = self._full_refund_minor
-                self._steps.audit(
+                self._case.audit(
                     "store_credit_granted",
                     reason=self._money(self._full_refund_minor),
                     after={"amount_minor": self._full_refund_minor},
                 )
-                self._transition(ReturnStatus.STORE_CREDITED, STEWARD, "store credit granted")
+                self._case.transition(ReturnStatus.STORE_CREDITED, STEWARD, "store credit granted")
             else:
                 await self._exchange(requester)
         elif outcome is QcOutcome.PARTIAL_REFUND:
             assert partial is not None
             await self._refund(partial, requester, ReturnStatus.REFUNDED)
         elif outcome is QcOutcome.REPAIR:
-            self._transition(ReturnStatus.SENT_TO_REPAIR, requester, "sent to the workshop")
+            self._case.transition(ReturnStatus.SENT_TO_REPAIR, requester, "sent to the workshop")
         else:
-            self._transition(ReturnStatus.RETURNED_TO_CUSTOMER, requester, "sent back as it is")
+            self._case.transition(
+                ReturnStatus.RETURNED_TO_CUSTOMER, requester, "sent back as it is"
+            )
 
     # --------------------------------------------------------- manual QC
 
@@ -550,7 +542,7 @@ class ReturnWorkflow:
         sla = opened + self._policy.manual_qc_sla
         deadline = opened + self._policy.manual_qc_deadline
         self._state.escalated = False
-        self._open_task(
+        self._case.open_human_task(
             "return_qc",
             f"QC return {self._input.rma_id} · {self._money(self._state.value_minor)} · "
             + ", ".join(reasons),
@@ -558,18 +550,21 @@ class ReturnWorkflow:
             sla,
             priority=min(self._state.value_minor // 10_000, 1_000),
         )
-        self._transition(ReturnStatus.MANUAL_QC, STEWARD, "; ".join(reasons))
-        await self._steps.flush()
-        decided: Callable[[], bool] = lambda: self._qc_decision is not None  # noqa: E731
+        self._case.transition(ReturnStatus.MANUAL_QC, STEWARD, "; ".join(reasons))
+        await self._case.flush()
+        decided: Callable[[], bool] = lambda: self._qc_decision.pending  # noqa: E731
         if await wait_until(decided, until=sla, timer="manual-qc-sla"):
             return self._take_qc_decision()
-        self._escalate(
-            Role.MANAGER, deadline, f"manual QC SLA of {self._policy.manual_qc_sla} missed"
+        self._case.escalate(
+            Role.MANAGER,
+            due=deadline,
+            reason=f"manual QC SLA of {self._policy.manual_qc_sla} missed",
+            counts_as_reminder=True,
         )
-        await self._steps.flush()
+        await self._case.flush()
         if await wait_until(decided, until=deadline, timer="manual-qc-deadline"):
             return self._take_qc_decision()
-        self._steps.audit(
+        self._case.audit(
             "qc_default_applied",
             reason=f"no QC decision within {self._policy.manual_qc_deadline}: quarantined, "
             "no refund",
@@ -578,10 +573,10 @@ class ReturnWorkflow:
         return None
 
     def _take_qc_decision(self) -> QcDecisionRecord:
-        record = self._qc_decision
+        record = self._qc_decision.take()
         assert record is not None
         self._state.manual_qc = record
-        self._steps.audit(
+        self._case.audit(
             "qc_decided",
             actor=record.actor,
             role=record.role,
@@ -593,7 +588,6 @@ class ReturnWorkflow:
             },
         )
         self._close_task(record.actor, record.grade)
-        self._qc_decision = None
         return record
 
     # ------------------------------------------------------------- money
@@ -602,12 +596,12 @@ class ReturnWorkflow:
         self._state.refund_minor = amount
         self._state.refund_requested_by = requester
         if amount > self._policy.finance_threshold_minor and not await self._finance_approved():
-            self._transition(ReturnStatus.REFUND_DECLINED, STEWARD, "refund not approved")
+            self._case.transition(ReturnStatus.REFUND_DECLINED, STEWARD, "refund not approved")
             return
         self._state.awaited_role = None
         self._state.due_at = None
-        self._transition(ReturnStatus.REFUNDING, STEWARD, f"refund {self._money(amount)}")
-        await self._steps.flush()
+        self._case.transition(ReturnStatus.REFUNDING, STEWARD, f"refund {self._money(amount)}")
+        await self._case.flush()
         self._refund_operations += 1
         # Deterministic: a retried activity, a frozen refund re-tried a day
         # later or a reset workflow all present the same idempotency key.
@@ -621,60 +615,23 @@ class ReturnWorkflow:
             currency=self._input.order.currency,
             reason=f"return {self._input.rma_id}",
         )
-        frozen_since: datetime | None = None
-        while True:
-            try:
-                refund = await workflow.execute_activity(
-                    REFUND_PAYMENT,
-                    operation,
-                    result_type=PaymentOperationResult,
-                    start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-                    schedule_to_close_timeout=REFUND_GIVE_UP,
-                    retry_policy=OUTSIDE_RETRY,
-                    summary="refund payment",
-                )
-                break
-            except ActivityError as failure:
-                if failure_type(failure) != REFUND_FROZEN_BY_DISPUTE:
-                    self._steps.audit("refund_failed", reason=failure_reason(failure))
-                    self._close_task(STEWARD, "refund failed")
-                    self._transition(ReturnStatus.REFUND_FAILED, STEWARD, "provider refused")
-                    return
-            now = workflow.now()
-            if frozen_since is None:
-                frozen_since = now
-                self._state.open_dispute = True
-                self._state.due_at = now + self._policy.refund_freeze_deadline
-                self._steps.audit("refund_frozen", reason="the order has an open dispute")
-                self._transition(ReturnStatus.REFUND_FROZEN, STEWARD, "dispute open on the order")
-            give_up = frozen_since + self._policy.refund_freeze_deadline
-            if now >= give_up:
-                self._steps.audit(
-                    "refund_freeze_deadline",
-                    reason=f"dispute still open after {self._policy.refund_freeze_deadline}",
-                )
-                self._close_task(STEWARD, "refund abandoned")
-                self._transition(ReturnStatus.REFUND_FAILED, STEWARD, "dispute never resolved")
-                return
-            escalate_at = frozen_since + self._policy.refund_freeze_escalate_after
-            if now >= escalate_at and self._steps.open_task_id is None:
-                self._open_task(
-                    "refund_frozen",
-                    f"Refund of return {self._input.rma_id} frozen by a dispute since "
-                    f"{frozen_since:%Y-%m-%d}",
-                    Role.MANAGER,
-                    give_up,
-                )
-                self._steps.audit("refund_freeze_escalated", reason=f"frozen since {frozen_since}")
-                self._refresh_ui()
-            await self._steps.flush()
-            await workflow.sleep(
-                min(self._policy.refund_recheck_every, give_up - now),
-                summary="refund-freeze-recheck",
-            )
+        refund = await refund_until_unfrozen(
+            operation,
+            retry=OUTSIDE_RETRY,
+            summary="refund payment",
+            schedule_to_close=REFUND_GIVE_UP,
+            recheck_every=self._policy.refund_recheck_every,
+            give_up_after_freeze=self._policy.refund_freeze_deadline,
+            on_failed=self._refund_failed,
+            on_frozen=self._refund_frozen,
+            on_still_frozen=self._refund_still_frozen,
+            on_gave_up=self._refund_abandoned,
+        )
+        if refund is None:
+            return
         self._state.refund_reference = refund.provider_reference
         self._state.due_at = None
-        self._steps.audit(
+        self._case.audit(
             "refund_issued",
             reason=refund.idempotency_key,
             after={
@@ -684,9 +641,42 @@ class ReturnWorkflow:
             },
         )
         self._close_task(STEWARD, "refunded")
-        self._transition(done, STEWARD, f"refunded {self._money(amount)}")
-        await self._steps.flush()
+        self._case.transition(done, STEWARD, f"refunded {self._money(amount)}")
+        await self._case.flush()
         await self._notify(CustomerTemplate.RETURN_REFUNDED)
+
+    async def _refund_failed(self, failure: ActivityError) -> None:
+        self._case.audit("refund_failed", reason=failure_reason(failure))
+        self._close_task(STEWARD, "refund failed")
+        self._case.transition(ReturnStatus.REFUND_FAILED, STEWARD, "provider refused")
+
+    async def _refund_frozen(self, failure: ActivityError, since: datetime) -> None:
+        self._state.open_dispute = True
+        self._state.due_at = since + self._policy.refund_freeze_deadline
+        self._case.audit("refund_frozen", reason="the order has an open dispute")
+        self._case.transition(ReturnStatus.REFUND_FROZEN, STEWARD, "dispute open on the order")
+
+    async def _refund_still_frozen(self, since: datetime, give_up: datetime) -> None:
+        """Past the escalation delay a manager sees the frozen refund."""
+        escalate_at = since + self._policy.refund_freeze_escalate_after
+        if workflow.now() >= escalate_at and self._case.open_task_id is None:
+            self._case.open_human_task(
+                "refund_frozen",
+                f"Refund of return {self._input.rma_id} frozen by a dispute since {since:%Y-%m-%d}",
+                Role.MANAGER,
+                give_up,
+            )
+            self._case.audit("refund_freeze_escalated", reason=f"frozen since {since}")
+            self._case.refresh()
+        await self._case.flush()
+
+    async def _refund_abandoned(self) -> None:
+        self._case.audit(
+            "refund_freeze_deadline",
+            reason=f"dispute still open after {self._policy.refund_freeze_deadline}",
+        )
+        self._close_task(STEWARD, "refund abandoned")
+        self._case.transition(ReturnStatus.REFUND_FAILED, STEWARD, "dispute never resolved")
 
     async def _finance_approved(self) -> bool:
         """Four eyes above the threshold; past the deadline the refund is not made."""
@@ -694,31 +684,36 @@ class ReturnWorkflow:
         sla = opened + self._policy.finance_sla
         deadline = opened + self._policy.finance_deadline
         self._state.escalated = False
-        self._open_task(
+        self._case.open_human_task(
             "refund_approval",
             f"Approve refund {self._money(self._state.refund_minor or 0)} · return "
             f"{self._input.rma_id} · requested by {self._state.refund_requested_by}",
             Role.FINANCE,
             sla,
         )
-        self._transition(ReturnStatus.AWAITING_FINANCE, STEWARD, "above the finance threshold")
-        await self._steps.flush()
-        approved: Callable[[], bool] = lambda: self._finance is not None  # noqa: E731
+        self._case.transition(ReturnStatus.AWAITING_FINANCE, STEWARD, "above the finance threshold")
+        await self._case.flush()
+        approved: Callable[[], bool] = lambda: self._finance.pending  # noqa: E731
         if not await wait_until(approved, until=sla, timer="finance-sla"):
             # Still finance's decision (four eyes), just louder and later.
-            self._escalate(Role.FINANCE, deadline, f"finance SLA of {self._policy.finance_sla}")
-            await self._steps.flush()
+            self._case.escalate(
+                Role.FINANCE,
+                due=deadline,
+                reason=f"finance SLA of {self._policy.finance_sla}",
+                counts_as_reminder=True,
+            )
+            await self._case.flush()
             if not await wait_until(approved, until=deadline, timer="finance-deadline"):
-                self._steps.audit(
+                self._case.audit(
                     "finance_approval_timeout",
                     reason=f"no approval within {self._policy.finance_deadline}",
                 )
                 self._close_task(STEWARD, "expired")
                 return False
-        record = self._finance
+        record = self._finance.take()
         assert record is not None
         self._state.finance_approval = record
-        self._steps.audit(
+        self._case.audit(
             "refund_approved" if record.approved else "refund_refused",
             actor=record.actor,
             role=Role.FINANCE,
@@ -726,7 +721,6 @@ class ReturnWorkflow:
             after={"amount_minor": self._state.refund_minor, "approved": record.approved},
         )
         self._close_task(record.actor, "approved" if record.approved else "refused")
-        self._finance = None
         return record.approved
 
     # ---------------------------------------------------------- exchange
@@ -743,11 +737,11 @@ class ReturnWorkflow:
                 return
             wait_until = workflow.now() + self._policy.exchange_wait_deadline
             self._state.due_at = wait_until
-            self._refresh_ui()
-            await self._steps.flush()
+            self._case.refresh()
+            await self._case.flush()
             while not stock.in_stock:
                 if workflow.now() >= wait_until:
-                    self._steps.audit("exchange_wait_expired", reason=", ".join(stock.missing_skus))
+                    self._case.audit("exchange_wait_expired", reason=", ".join(stock.missing_skus))
                     await self._refund(self._full_refund_minor, requester, ReturnStatus.REFUNDED)
                     return
                 await workflow.sleep(
@@ -756,26 +750,25 @@ class ReturnWorkflow:
                 )
                 stock = await self._check_stock(wanted)
         review_id = order_review_id(replacement.order_id)
-        try:
-            await workflow.start_child_workflow(
-                ORDER_REVIEW_WORKFLOW,
+        # The replacement lives on after the return closes; if order management
+        # already sent it for review, that review is the one.
+        started = (
+            "replacement_ordered"
+            if await start_or_link(
+                OrderReviewContract.WORKFLOW_TYPE,
                 review_input(replacement),
                 id=review_id,
+                summary=f"Exchange for return {self._input.rma_id}",
                 search_attributes=visibility.start_attributes(
                     ORDER_REVIEW, ReviewStatus.RECEIVED, market=replacement.market
                 ),
-                # The replacement lives on after the return closes.
-                parent_close_policy=ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"Exchange for return {self._input.rma_id}",
             )
-            started = "replacement_ordered"
-        except WorkflowAlreadyStartedError:
-            # Order management already sent the replacement for review: one review only.
-            started = "replacement_already_under_review"
+            else "replacement_already_under_review"
+        )
         self._state.replacement_order_id = replacement.order_id
         self._state.price_difference_minor = replacement.total_minor - self._full_refund_minor
-        self._steps.audit(
+        self._case.audit(
             started,
             actor=requester,
             reason=f"new order {replacement.order_id} under review ({review_id})",
@@ -794,30 +787,29 @@ class ReturnWorkflow:
         due = workflow.now() + self._policy.customer_choice_timeout
         self._state.awaited_role = None
         self._state.due_at = due
-        self._steps.audit("replacement_out_of_stock", reason=", ".join(missing))
-        self._transition(ReturnStatus.AWAITING_CUSTOMER, STEWARD, "replacement out of stock")
-        await self._steps.flush()
+        self._case.audit("replacement_out_of_stock", reason=", ".join(missing))
+        self._case.transition(ReturnStatus.AWAITING_CUSTOMER, STEWARD, "replacement out of stock")
+        await self._case.flush()
         await self._notify(CustomerTemplate.EXCHANGE_OUT_OF_STOCK)
         if await wait_until(lambda: self._choice is not None, until=due, timer="customer-choice"):
             assert self._choice is not None
             return self._choice
-        self._steps.audit("customer_choice_timeout", reason="no answer; refund by default")
+        self._case.audit("customer_choice_timeout", reason="no answer; refund by default")
         return CustomerChoice.REFUND
 
     async def _check_stock(self, lines: list[ReturnLine]) -> CheckStockResult:
-        return await workflow.execute_activity(
+        return await call_outside(
             CHECK_STOCK,
             CheckStockInput(market=self._input.order.market, lines=lines),
             result_type=CheckStockResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
             summary="check replacement stock",
         )
 
     # ------------------------------------------------------------ outside
 
     async def _dispose(self, disposition: Disposition, reason: str) -> None:
-        result = await workflow.execute_activity(
+        result = await call_outside(
             RECORD_DISPOSITION,
             RecordDispositionInput(
                 workflow_id=workflow.info().workflow_id,
@@ -829,12 +821,11 @@ class ReturnWorkflow:
                 reason=reason,
             ),
             result_type=RecordDispositionResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
             summary=f"warehouse: {disposition}",
         )
         self._state.disposition = disposition
-        self._steps.audit(
+        self._case.audit(
             f"item_{disposition}",
             reason=reason,
             after={"reference": result.reference, "warehouse": result.warehouse},
@@ -842,7 +833,7 @@ class ReturnWorkflow:
 
     async def _notify(self, template: CustomerTemplate) -> None:
         workflow_id = workflow.info().workflow_id
-        result = await workflow.execute_activity(
+        await self._case.notify(
             NOTIFY_CUSTOMER,
             NotifyCustomerInput(
                 workflow_id=workflow_id,
@@ -852,107 +843,34 @@ class ReturnWorkflow:
                 template=template,
                 locale=self._input.contact.locale,
             ),
-            result_type=NotifyCustomerResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
-            summary=f"notify customer: {template}",
+            template=template,
+            retry=OUTSIDE_RETRY,
         )
-        self._steps.audit(
-            "customer_notified", reason=template, after={"message_id": result.message_id}
-        )
-        await self._steps.flush()
 
-    # ------------------------------------------------------------ helpers
-
-    def _open_task(
-        self, kind: str, title: str, role: Role, due: datetime, *, priority: int = 0
-    ) -> None:
-        self._task_sequence += 1
-        workflow_id = workflow.info().workflow_id
-        self._steps.open_task(
-            OpenTaskInput(
-                task_id=task_id(workflow_id, kind, self._task_sequence),
-                process=RETURN,
-                case_id=self._input.rma_id,
-                workflow_id=workflow_id,
-                kind=kind,
-                title=title,
-                awaited_role=role,
-                due_at=due,
-                priority=priority,
-                opened_at=workflow.now(),
-            )
-        )
-        self._state.awaited_role = role
-        self._state.due_at = due
-
-    def _escalate(self, role: Role, due: datetime, reason: str) -> None:
-        before = {"awaited_role": self._state.awaited_role, "due_at": self._state.due_at}
-        self._state.escalated = True
-        self._state.reminders_sent += 1
-        self._state.awaited_role = role
-        self._state.due_at = due
-        if self._steps.open_task_id:
-            self._steps.update_task(
-                UpdateTaskInput(
-                    task_id=self._steps.open_task_id,
-                    awaited_role=role,
-                    escalated=True,
-                    due_at=due,
-                    reminders_sent=self._state.reminders_sent,
-                )
-            )
-        self._steps.audit(
-            "escalated", reason=reason, before=before, after={"awaited_role": role, "due_at": due}
-        )
-        self._refresh_ui()
+    # ------------------------------------------------------------ the case
 
     def _close_task(self, actor: str, outcome: str) -> None:
-        if self._steps.close_task(actor, outcome):
-            self._state.awaited_role = None
-            self._state.escalated = False
+        self._case.close_human_task(actor, outcome, clears_escalation=True)
 
     def _money(self, amount_minor: int) -> str:
         return format_amount(amount_minor, self._input.order.currency)
 
-    def _transition(
-        self, status: ReturnStatus, actor: str, reason: str, *, role: Role = Role.SYSTEM
-    ) -> None:
-        previous = self._state.status
-        self._state.status = status
-        if status in CLOSED_RETURN_STATUSES:
-            self._state.awaited_role = None
-            self._state.due_at = None
+    def _history(self, status: ReturnStatus, actor: str, reason: str) -> None:
         self._state.history.append(
             ReturnStatusChange(at=workflow.now(), status=status, actor=actor, reason=reason)
         )
-        self._steps.status_changed(previous, status, actor=actor, role=role, reason=reason)
-        self._refresh_ui()
 
-    def _refresh_ui(self) -> None:
-        """Case row, search attributes and current details follow the state."""
+    def _facts(self) -> CaseFacts:
         state = self._state
-        case = CaseStatusInput(
-            workflow_id=workflow.info().workflow_id,
-            process=RETURN,
-            case_id=state.rma_id,
+        return CaseFacts(
             status=state.status,
-            market=state.market,
-            awaited_role=state.awaited_role,
-            due_at=state.due_at,
+            details=_details(state, self._money(state.value_minor)),
             amount_minor=state.value_minor,
             currency=state.currency,
-            updated_at=workflow.now(),
-        )
-        updates = visibility.case_updates(
-            RETURN,
-            state.status,
             market=state.market,
             awaited_role=state.awaited_role,
             due_at=state.due_at,
         )
-        self._steps.set_case(case, updates)
-        workflow.set_current_details(_details(state, self._money(state.value_minor)))
 
 
 def _details(state: ReturnState, money: str) -> str:
