@@ -236,14 +236,16 @@ class CaseBook(StepRecorder):
         role: Role,
         due: datetime,
         *,
+        task_key: str | None = None,
         sequence: int | None = None,
         priority: int = 0,
         sets_due: bool = True,
         stamps_open_time: bool = True,
     ) -> int:
         """Open a task in the coordinators' work queue and record who is
-        awaited until when. `sequence` numbers the task id (default: the
-        book's own counter, one per task opened); `sets_due` False leaves the
+        awaited until when. The task id is the workflow id, `task_key`
+        (default: the kind) and `sequence` (default: the book's own counter,
+        one per task opened); `sets_due` False leaves the
         case's due date to the workflow (a chargeback's due date is the
         provider's); without `stamps_open_time` the store stamps it."""
         if sequence is None:
@@ -252,7 +254,7 @@ class CaseBook(StepRecorder):
         workflow_id = workflow.info().workflow_id
         self.open_task(
             OpenTaskInput(
-                task_id=task_id(workflow_id, kind, sequence),
+                task_id=task_id(workflow_id, task_key or kind, sequence),
                 process=self.process,
                 case_id=self._case_id(),
                 workflow_id=workflow_id,
