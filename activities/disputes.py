@@ -9,11 +9,9 @@ outside world, so the same code works against real providers.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -42,7 +40,6 @@ from domain.chargeback import (
     SubmitResponseResult,
 )
 from domain.common import format_amount
-from domain.evidence import DEFAULT_CCTV_RETENTION
 from domain.ids import order_review_id
 from store import disputes as dispute_store
 
@@ -56,21 +53,6 @@ REFUND_POLICY_SNAPSHOT = (
     "refund-policy v2026-01: returns within 30 days of delivery, unworn, tags and "
     "security seal attached; refunds to the original card within 14 days of receipt"
 )
-
-
-def cctv_retention_from_env() -> timedelta:
-    """The warehouse's CCTV retention, `STEWARD_CCTV_RETENTION_DAYS` (default 30).
-
-    Read here rather than from workers.settings: activities do not depend on
-    the worker package, and the value belongs to the (simulated) warehouse.
-    """
-    raw = os.environ.get("STEWARD_CCTV_RETENTION_DAYS", "").strip()
-    if not raw:
-        return DEFAULT_CCTV_RETENTION
-    days = int(raw)
-    if days < 1:
-        raise ValueError("STEWARD_CCTV_RETENTION_DAYS must be at least 1")
-    return timedelta(days=days)
 
 
 class DisputeResponseRefusedError(RefusedError):

@@ -8,12 +8,9 @@ the API process never loads workflow code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import (
     Client,
     WorkflowHandle,
@@ -39,7 +36,6 @@ from clients.errors import (
 from domain.chargeback import (
     ChargebackInput,
     ChargebackState,
-    DisputeDefault,
     DisputeEvent,
     DisputePolicy,
     DisputeProvider,
@@ -56,52 +52,6 @@ WORKFLOW_TYPE = "ChargebackWorkflow"
 SIGNAL_DISPUTE_EVENT = "dispute_event"
 UPDATE_RESPOND = "respond"
 QUERY_STATUS = "status"
-
-
-class DisputeSettings(BaseSettings):
-    """Webhook secrets and the deadline engine's policy, from the environment.
-
-    Secrets are comma separated so a rolled secret and its successor are both
-    valid for the overlap (Stripe keeps the old one valid up to 24 h).
-    """
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    stripe_webhook_secrets: str = Field(
-        default="", validation_alias="STEWARD_STRIPE_WEBHOOK_SECRET"
-    )
-    stripe_tolerance_seconds: int = Field(
-        default=300, ge=1, validation_alias="STEWARD_STRIPE_TOLERANCE_SECONDS"
-    )
-    adyen_hmac_keys: str = Field(default="", validation_alias="STEWARD_ADYEN_HMAC_KEY")
-    safety_buffer_hours: float = Field(
-        default=12, ge=0, validation_alias="STEWARD_DISPUTE_SAFETY_BUFFER_HOURS"
-    )
-    reminder_hours: str = Field(default="72,24", validation_alias="STEWARD_DISPUTE_REMINDER_HOURS")
-    accept_below_minor: int = Field(
-        default=5_000, ge=0, validation_alias="STEWARD_DISPUTE_ACCEPT_BELOW_MINOR"
-    )
-    default_action: DisputeDefault = Field(
-        default=DisputeDefault.SMART, validation_alias="STEWARD_DISPUTE_DEFAULT"
-    )
-
-    @property
-    def stripe_secrets(self) -> list[str]:
-        return [s.strip() for s in self.stripe_webhook_secrets.split(",") if s.strip()]
-
-    @property
-    def adyen_keys(self) -> list[str]:
-        return [k.strip() for k in self.adyen_hmac_keys.split(",") if k.strip()]
-
-    def policy(self) -> DisputePolicy:
-        return DisputePolicy(
-            safety_buffer=timedelta(hours=self.safety_buffer_hours),
-            reminder_offsets=[
-                timedelta(hours=float(h)) for h in self.reminder_hours.split(",") if h.strip()
-            ],
-            accept_below_minor=self.accept_below_minor,
-            default_action=self.default_action,
-        )
 
 
 class DisputeNotFound(CaseNotFound):
@@ -241,7 +191,6 @@ async def deliver_cctv_clip(client: Client, reply_to_workflow_id: str, clip: Cct
 __all__ = [
     "DisputeNotFound",
     "DisputeProvider",
-    "DisputeSettings",
     "DisputeUnavailable",
     "ResponseRefused",
     "deliver_cctv_clip",

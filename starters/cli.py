@@ -673,7 +673,6 @@ def simulate(
                 start, traffic.orders, rate, on_sent=lambda _o, _r: progress.advance(bar)
             )
         # Some orders come back as Stripe / Adyen disputes or early fraud warnings.
-        from clients.chargeback import DisputeSettings
         from starters import disputes_simulator
 
         events = disputes_simulator.generate_dispute_events(
@@ -686,7 +685,7 @@ def simulate(
                 pool,
                 events,
                 task_queue=settings.task_queue,
-                policy=DisputeSettings().policy(),
+                policy=settings.dispute_policy(),
             ),
         )
         console.print(

@@ -21,7 +21,6 @@ from activities.deliveries import DeliveryActivities
 from activities.disputes import (
     DisputeActivities,
     SimulatedDisputeProvider,
-    cctv_retention_from_env,
 )
 from activities.evidence import EvidenceActivities, SimulatedCctvArchive
 from activities.notifications import NotificationActivities
@@ -80,7 +79,7 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
             for provider in DisputeProvider
         },
     )
-    evidence = EvidenceActivities(SimulatedCctvArchive(pool, retention=cctv_retention_from_env()))
+    evidence = EvidenceActivities(SimulatedCctvArchive(pool, retention=settings.cctv_retention))
     return [
         disputes.assemble_dispute_evidence,
         disputes.submit_dispute_response,

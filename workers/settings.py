@@ -1,22 +1,35 @@
 """Steward's configuration, read from the environment (and `.env`).
 
+One object holds every setting: the worker, the API, the CLI and the
+composition root (workers/activities.py) read it and pass values down
+explicitly; nothing below workers/ reads the environment.
+
 With nothing set, Steward runs on the embedded stack under `data_dir`.
 `TEMPORAL_ADDRESS` and `DATABASE_URL` point it at external servers instead.
+Every other variable is `STEWARD_<NAME>`; each field names its variable
+(`validation_alias`) so a renamed field never renames what a deployment sets.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.chargeback import DisputeDefault, DisputePolicy
+from domain.evidence import DEFAULT_CCTV_RETENTION
 from workers.event_loop import EventLoopKind
+
+# The variables outside the STEWARD_ prefix: the names Temporal's and
+# PostgreSQL's own tooling use.
+UNPREFIXED_VARIABLES = frozenset({"TEMPORAL_ADDRESS", "DATABASE_URL", "TEMPORAL_NAMESPACE"})
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", env_prefix="STEWARD_", extra="ignore")
 
     # External servers; None means "use the embedded stack".
     temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
@@ -64,6 +77,40 @@ class Settings(BaseSettings):
         default="", validation_alias="STEWARD_CODEC_TRUSTED_NETWORKS"
     )
 
+    # Provider webhooks. Secrets are comma separated so a rolled secret and its
+    # successor are both valid for the overlap (Stripe keeps the old one valid
+    # up to 24 h). EasyPost signs its tracker events with one secret; empty:
+    # its webhook refuses every event.
+    stripe_webhook_secrets: str = Field(
+        default="", validation_alias="STEWARD_STRIPE_WEBHOOK_SECRET"
+    )
+    stripe_tolerance_seconds: int = Field(
+        default=300, ge=1, validation_alias="STEWARD_STRIPE_TOLERANCE_SECONDS"
+    )
+    adyen_hmac_keys: str = Field(default="", validation_alias="STEWARD_ADYEN_HMAC_KEY")
+    easypost_webhook_secret: str = Field(
+        default="", validation_alias="STEWARD_EASYPOST_WEBHOOK_SECRET"
+    )
+
+    # The chargeback deadline engine's policy (domain/chargeback/deadlines.py).
+    dispute_safety_buffer_hours: float = Field(
+        default=12, ge=0, validation_alias="STEWARD_DISPUTE_SAFETY_BUFFER_HOURS"
+    )
+    dispute_reminder_hours: str = Field(
+        default="72,24", validation_alias="STEWARD_DISPUTE_REMINDER_HOURS"
+    )
+    dispute_accept_below_minor: int = Field(
+        default=5_000, ge=0, validation_alias="STEWARD_DISPUTE_ACCEPT_BELOW_MINOR"
+    )
+    dispute_default_action: DisputeDefault = Field(
+        default=DisputeDefault.SMART, validation_alias="STEWARD_DISPUTE_DEFAULT"
+    )
+
+    # How long the (simulated) warehouse keeps CCTV footage, in days.
+    cctv_retention_days: int = Field(
+        default=DEFAULT_CCTV_RETENTION.days, ge=1, validation_alias="STEWARD_CCTV_RETENTION_DAYS"
+    )
+
     @property
     def keyring_path(self) -> Path:
         return self.codec_keyring_path or (self.data_dir / "codec-keyring.json")
@@ -79,6 +126,31 @@ class Settings(BaseSettings):
     @property
     def api_base_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def stripe_secrets(self) -> list[str]:
+        return [s.strip() for s in self.stripe_webhook_secrets.split(",") if s.strip()]
+
+    @property
+    def adyen_keys(self) -> list[str]:
+        return [k.strip() for k in self.adyen_hmac_keys.split(",") if k.strip()]
+
+    @property
+    def cctv_retention(self) -> timedelta:
+        return timedelta(days=self.cctv_retention_days)
+
+    def dispute_policy(self) -> DisputePolicy:
+        """The policy every new chargeback case starts with (it travels in its input)."""
+        return DisputePolicy(
+            safety_buffer=timedelta(hours=self.dispute_safety_buffer_hours),
+            reminder_offsets=[
+                timedelta(hours=float(h))
+                for h in self.dispute_reminder_hours.split(",")
+                if h.strip()
+            ],
+            accept_below_minor=self.dispute_accept_below_minor,
+            default_action=self.dispute_default_action,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@
   of a system or ops).
 - `POST /v1/webhooks/carrier/easypost`: EasyPost tracker events, verified by
   their `X-Hmac-Signature` (no API key: EasyPost cannot send one); the secret
-  is `STEWARD_EASYPOST_WEBHOOK_SECRET`.
+  is `Settings.easypost_webhook_secret` (`STEWARD_EASYPOST_WEBHOOK_SECRET`).
 - Coordinators read and decide failed deliveries; upstream systems relay the
   customer's answer, the warehouse's receipt and the carrier's claim outcome.
 """
@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -57,8 +56,6 @@ log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["deliveries and carrier claims"])
 
-EASYPOST_SECRET_ENV = "STEWARD_EASYPOST_WEBHOOK_SECRET"
-
 Upstream = Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.OPS))]
 Decider = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.MANAGER))]
 Relay = Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.OPS, Role.COORDINATOR))]
@@ -94,13 +91,6 @@ class DeliveryDecisionBody(StewardModel):
 
 class SweepResponse(StewardModel):
     claims_opened: list[str]
-
-
-def easypost_secret(request: Request) -> str:
-    """The EasyPost webhook secret: set on the app (tests, an embedding
-    process) or from the environment."""
-    secret = getattr(request.app.state, "easypost_webhook_secret", None)
-    return str(secret) if secret else os.environ.get(EASYPOST_SECRET_ENV, "")
 
 
 def _field_error(
@@ -167,12 +157,11 @@ async def easypost_webhook(
     client: TemporalClient,
     pool: DbPool,
     settings: AppSettings,
-    secret: Annotated[str, Depends(easypost_secret)],
     signature: Annotated[str | None, Header(alias=EASYPOST_SIGNATURE_HEADER)] = None,
 ) -> IngestResponse | JSONResponse:
     body = await request.body()
     try:
-        verify_easypost_signature(body, signature, secret)
+        verify_easypost_signature(body, signature, settings.easypost_webhook_secret)
     except SignatureError as refused:
         log.warning("easypost_signature_refused", reason=str(refused))
         return JSONResponse({"detail": str(refused)}, status_code=status.HTTP_401_UNAUTHORIZED)
@@ -386,4 +375,4 @@ async def claim_outcome(
     return {"status": "accepted", "event_id": body.event_id}
 
 
-__all__ = ["EASYPOST_SECRET_ENV", "easypost_secret", "router"]
+__all__ = ["router"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from functools import lru_cache
 from typing import Annotated, Any
 
 import asyncpg
@@ -38,6 +37,7 @@ from domain.webhook_signatures import SignatureError, verify_adyen_item, verify_
 from starters.api.routes_common import AppSettings, DbPool, TemporalClient, error_responses
 from starters.auth import Principal, require_roles
 from store import disputes as dispute_store
+from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -45,23 +45,6 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 # Provider bodies are small; anything larger is not a provider talking.
 MAX_BODY_BYTES = 512 * 1024
-
-
-@lru_cache(maxsize=1)
-def _env_dispute_settings() -> chargeback.DisputeSettings:
-    return chargeback.DisputeSettings()
-
-
-def dispute_settings(request: Request) -> chargeback.DisputeSettings:
-    """From `app.state.dispute_settings` when the embedding process set it
-    (tests), otherwise from the environment."""
-    configured = getattr(request.app.state, "dispute_settings", None)
-    if isinstance(configured, chargeback.DisputeSettings):
-        return configured
-    return _env_dispute_settings()
-
-
-DisputeConfig = Annotated[chargeback.DisputeSettings, Depends(dispute_settings)]
 
 
 class WebhookResult(StewardModel):
@@ -94,15 +77,14 @@ def _json(body: bytes) -> Any:
 async def _deliver(
     client: Client,
     pool: asyncpg.Pool,
-    task_queue: str,
     events: list[DisputeEvent],
-    config: chargeback.DisputeSettings,
+    settings: Settings,
 ) -> WebhookResult:
     delivered = 0
     ids: list[str] = []
     for event in events:
         result = await chargeback.deliver_event(
-            client, pool, event, task_queue=task_queue, policy=config.policy()
+            client, pool, event, task_queue=settings.task_queue, policy=settings.dispute_policy()
         )
         delivered += int(result.delivered)
         ids.append(result.workflow_id)
@@ -127,7 +109,6 @@ async def _deliver(
 )
 async def stripe_webhook(
     request: Request,
-    config: DisputeConfig,
     client: TemporalClient,
     pool: DbPool,
     settings: AppSettings,
@@ -138,9 +119,9 @@ async def stripe_webhook(
         verify_stripe_signature(
             body=body,
             header=stripe_signature,
-            secrets=config.stripe_secrets,
+            secrets=settings.stripe_secrets,
             now=time.time(),
-            tolerance_seconds=config.stripe_tolerance_seconds,
+            tolerance_seconds=settings.stripe_tolerance_seconds,
         )
     except SignatureError as exc:
         raise _refuse(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
@@ -151,7 +132,7 @@ async def stripe_webhook(
         event = stripe_event_to_dispute_event(payload)
     except (WebhookPayloadError, UnsupportedEvent) as exc:
         raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    return await _deliver(client, pool, settings.task_queue, [event], config)
+    return await _deliver(client, pool, [event], settings)
 
 
 @router.post(
@@ -167,7 +148,6 @@ async def stripe_webhook(
 )
 async def adyen_webhook(
     request: Request,
-    config: DisputeConfig,
     client: TemporalClient,
     pool: DbPool,
     settings: AppSettings,
@@ -183,14 +163,14 @@ async def adyen_webhook(
         if not isinstance(item, dict):
             raise _refuse(status.HTTP_400_BAD_REQUEST, f"{where}: expected an object")
         try:
-            verify_adyen_item(item, config.adyen_keys)
+            verify_adyen_item(item, settings.adyen_keys)
         except SignatureError as exc:
             raise _refuse(status.HTTP_401_UNAUTHORIZED, f"{where}.{exc}") from None
         try:
             events.append(adyen_item_to_dispute_event(item, f"{where}."))
         except (WebhookPayloadError, UnsupportedEvent) as exc:
             raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    await _deliver(client, pool, settings.task_queue, events, config)
+    await _deliver(client, pool, events, settings)
     return PlainTextResponse("[accepted]")
 
 

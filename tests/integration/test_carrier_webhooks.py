@@ -48,7 +48,9 @@ SECRET = "easypost-it-secret"
 async def carrier_api(
     client: Client, db_pool: asyncpg.Pool, integration_settings: Settings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    settings = integration_settings.model_copy(update={"task_queue": f"test-{uuid.uuid4()}"})
+    settings = integration_settings.model_copy(
+        update={"task_queue": f"test-{uuid.uuid4()}", "easypost_webhook_secret": SECRET}
+    )
     async with Worker(
         client,
         task_queue=settings.task_queue,
@@ -58,7 +60,6 @@ async def carrier_api(
         app = create_app(
             settings, client=client, pool=db_pool, api_keys=ApiKeyStore.from_mapping(KEYS)
         )
-        app.state.easypost_webhook_secret = SECRET
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://steward.test") as http:
             yield http

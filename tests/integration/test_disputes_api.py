@@ -23,13 +23,16 @@ from temporalio.worker import Worker
 
 import workflows
 from activities.evidence import EvidenceActivities, SimulatedCctvArchive
-from activities.payments import REFUND_FROZEN_BY_DISPUTE, PaymentActivities
+from activities.payments import PaymentActivities
 from activities.simulated import SimulatedPaymentProvider
-from clients.chargeback import DisputeSettings
 from domain.audit import AuditEntry
 from domain.common import Role
 from domain.evidence import CCTV_FOOTAGE_EXPIRED, CctvClipRequest
-from domain.payments import PaymentOperationInput, PaymentOperationKind
+from domain.payments import (
+    REFUND_FROZEN_BY_DISPUTE,
+    PaymentOperationInput,
+    PaymentOperationKind,
+)
 from domain.webhook_signatures import adyen_signature, stripe_signature_header
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
@@ -75,11 +78,15 @@ async def worker(
 async def api(
     client: Client, db_pool: asyncpg.Pool, settings: Settings, worker: Worker
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, client=client, pool=db_pool, api_keys=ApiKeyStore.from_mapping(KEYS))
-    app.state.dispute_settings = DisputeSettings(
-        _env_file=None,
-        STEWARD_STRIPE_WEBHOOK_SECRET=f"whsec_old,{STRIPE_SECRET}",
-        STEWARD_ADYEN_HMAC_KEY=ADYEN_KEY,
+    # A rolled Stripe secret and its successor are both valid.
+    configured = settings.model_copy(
+        update={
+            "stripe_webhook_secrets": f"whsec_old,{STRIPE_SECRET}",
+            "adyen_hmac_keys": ADYEN_KEY,
+        }
+    )
+    app = create_app(
+        configured, client=client, pool=db_pool, api_keys=ApiKeyStore.from_mapping(KEYS)
     )
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://steward.test") as http:
