@@ -28,8 +28,6 @@ from domain.payments import (
     LEDGER_CONFLICT,
     PAYMENT_REFUSED,
     PROVIDER_RATE_LIMITED,
-    REFUND_EXCEEDS_CAPTURE,
-    REFUND_FROZEN_BY_DISPUTE,
     REFUND_PAYMENT,
     UNKNOWN_PAYMENT_PROVIDER,
     VOID_AUTHORISATION,
@@ -38,10 +36,25 @@ from domain.payments import (
     PaymentOperationKind,
     PaymentOperationResult,
     PaymentOperationStatus,
+    RefundRefusal,
+    refund_freeze,
+    refund_refusal,
+)
+from domain.payments import (
+    # Re-exported until tests/integration/test_disputes_api.py imports it from
+    # domain.payments (that edit is pending in the working tree).
+    REFUND_FROZEN_BY_DISPUTE as REFUND_FROZEN_BY_DISPUTE,
 )
 from store import disputes, ledger
 
 ProviderCall = Callable[..., Awaitable[str]]
+
+
+def _raise_refused(refusal: RefundRefusal | None) -> None:
+    if refusal is not None:
+        raise ApplicationError(
+            refusal.message, refusal.details, type=refusal.type, non_retryable=True
+        )
 
 
 def _result(entry: LedgerEntry) -> PaymentOperationResult:
@@ -150,52 +163,23 @@ class PaymentActivities:
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                 f"refund:{input.order_id}",
             )
+            # The rule is domain/payments.py's; this gathers its facts, the
+            # dispute first: a frozen refund looks no further.
             dispute = await disputes.open_dispute_for_order(conn, input.order_id)
-            if dispute is not None:
-                due = (
-                    f", provider deadline {dispute.due_by:%Y-%m-%d %H:%M} UTC"
-                    if dispute.due_by
-                    else ""
-                )
-                raise ApplicationError(
-                    f"refund of order {input.order_id} is frozen: {dispute.provider} dispute "
-                    f"{dispute.dispute_id} is open ({dispute.status}{due}); the card scheme "
-                    "may return the money, so a refund now could pay the customer twice",
-                    {
-                        "provider": dispute.provider,
-                        "dispute_id": dispute.dispute_id,
-                        "workflow_id": dispute.workflow_id,
-                        "status": dispute.status,
-                    },
-                    type=REFUND_FROZEN_BY_DISPUTE,
-                    non_retryable=True,
-                )
+            _raise_refused(refund_freeze(input.order_id, dispute))
             totals = await ledger.totals_for_order(conn, input.order_id)
-            if totals.currency is not None and totals.currency != input.currency:
-                raise ApplicationError(
-                    f"refund in {input.currency} for order {input.order_id} captured in "
-                    f"{totals.currency}",
-                    "currency_mismatch",
-                    type=PAYMENT_REFUSED,
-                    non_retryable=True,
-                )
             charged_back = await disputes.chargeback_losses_minor(
                 conn, input.order_id, input.currency
             )
-            if input.amount_minor > totals.refundable_minor - charged_back:
-                raise ApplicationError(
-                    f"refund of {input.amount_minor} {input.currency} exceeds what is left "
-                    f"to refund on order {input.order_id}: captured {totals.captured_minor}, "
-                    f"refunded {totals.refunded_minor}, lost to chargebacks {charged_back}",
-                    {
-                        "captured_minor": totals.captured_minor,
-                        "refunded_minor": totals.refunded_minor,
-                        "charged_back_minor": charged_back,
-                        "requested_minor": input.amount_minor,
-                    },
-                    type=REFUND_EXCEEDS_CAPTURE,
-                    non_retryable=True,
+            _raise_refused(
+                refund_refusal(
+                    order_id=input.order_id,
+                    amount_minor=input.amount_minor,
+                    currency=input.currency,
+                    totals=totals,
+                    chargeback_lost_minor=charged_back,
                 )
+            )
             reference = await self._ask_provider(provider, PaymentOperationKind.REFUND, input)
             return await self._record(conn, PaymentOperationKind.REFUND, input, reference)
 

@@ -3,13 +3,18 @@
 Every operation carries an idempotency key derived from the workflow id and a
 deterministic operation id (never the run id), so a retried activity, a
 restarted worker or a reset workflow can never move money twice.
+
+The refund rule is here too (pure; the refund activity gathers the facts
+under its order lock and asks `refund_freeze` and `refund_refusal`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from domain.common import CurrencyCode, MinorUnits, NonEmptyStr, StewardModel
 
@@ -78,7 +83,9 @@ class LedgerTotals(StewardModel):
 
     @property
     def refundable_minor(self) -> int:
-        return self.captured_minor - self.refunded_minor
+        """Captured less refunded, before chargeback losses (the ledger does
+        not know them; see the module-level `refundable_minor`)."""
+        return refundable_minor(self.captured_minor, self.refunded_minor, 0)
 
 
 # Activity names, shared by workflows (which call them by name and never
@@ -116,3 +123,98 @@ PAYMENT_BUSINESS_REFUSALS: Final = (
     IDEMPOTENCY_KEY_REUSED,
     LEDGER_CONFLICT,
 )
+
+
+# -- the refund rule -------------------------------------------------------------
+
+
+def refundable_minor(captured_minor: int, refunded_minor: int, chargeback_lost_minor: int) -> int:
+    """What may still go back to the customer: what we captured, less what we
+    refunded and what the card scheme already took back (chargebacks lost or
+    accepted). Negative when the books are overdrawn; then nothing may go."""
+    return captured_minor - refunded_minor - chargeback_lost_minor
+
+
+class OpenDispute(Protocol):
+    """The facts about an order's open dispute the freeze reports (a row of
+    the dispute register fits)."""
+
+    provider: str
+    dispute_id: str
+    workflow_id: str
+    status: str
+    due_by: datetime | None
+
+
+@dataclass(frozen=True)
+class RefundRefusal:
+    """Why a refund may not go to the provider: what the activity raises as a
+    non-retryable ApplicationError (type, message, details)."""
+
+    type: str
+    message: str
+    details: Mapping[str, object] | str
+
+
+def refund_freeze(order_id: str, open_dispute: OpenDispute | None) -> RefundRefusal | None:
+    """Refunds are frozen while a dispute is open on the order: the card scheme
+    may return the money, so a refund now could pay the customer twice. None:
+    no dispute is open."""
+    if open_dispute is None:
+        return None
+    due = (
+        f", provider deadline {open_dispute.due_by:%Y-%m-%d %H:%M} UTC"
+        if open_dispute.due_by
+        else ""
+    )
+    return RefundRefusal(
+        type=REFUND_FROZEN_BY_DISPUTE,
+        message=(
+            f"refund of order {order_id} is frozen: {open_dispute.provider} dispute "
+            f"{open_dispute.dispute_id} is open ({open_dispute.status}{due}); the card scheme "
+            "may return the money, so a refund now could pay the customer twice"
+        ),
+        details={
+            "provider": open_dispute.provider,
+            "dispute_id": open_dispute.dispute_id,
+            "workflow_id": open_dispute.workflow_id,
+            "status": open_dispute.status,
+        },
+    )
+
+
+def refund_refusal(
+    *,
+    order_id: str,
+    amount_minor: int,
+    currency: str,
+    totals: LedgerTotals,
+    chargeback_lost_minor: int,
+) -> RefundRefusal | None:
+    """Whether a refund of `amount_minor` `currency` fits the order's money
+    (checked after `refund_freeze`). None: it does. Refused: a currency other
+    than the captured one, or more than `refundable_minor` (exactly all of it
+    is allowed)."""
+    if totals.currency is not None and totals.currency != currency:
+        return RefundRefusal(
+            type=PAYMENT_REFUSED,
+            message=(f"refund in {currency} for order {order_id} captured in {totals.currency}"),
+            details="currency_mismatch",
+        )
+    left = refundable_minor(totals.captured_minor, totals.refunded_minor, chargeback_lost_minor)
+    if amount_minor > left:
+        return RefundRefusal(
+            type=REFUND_EXCEEDS_CAPTURE,
+            message=(
+                f"refund of {amount_minor} {currency} exceeds what is left "
+                f"to refund on order {order_id}: captured {totals.captured_minor}, "
+                f"refunded {totals.refunded_minor}, lost to chargebacks {chargeback_lost_minor}"
+            ),
+            details={
+                "captured_minor": totals.captured_minor,
+                "refunded_minor": totals.refunded_minor,
+                "charged_back_minor": chargeback_lost_minor,
+                "requested_minor": amount_minor,
+            },
+        )
+    return None
