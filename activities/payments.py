@@ -40,11 +40,6 @@ from domain.payments import (
     refund_freeze,
     refund_refusal,
 )
-from domain.payments import (
-    # Re-exported until tests/integration/test_disputes_api.py imports it from
-    # domain.payments (that edit is pending in the working tree).
-    REFUND_FROZEN_BY_DISPUTE as REFUND_FROZEN_BY_DISPUTE,
-)
 from store import disputes, ledger
 
 ProviderCall = Callable[..., Awaitable[str]]
