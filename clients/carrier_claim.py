@@ -19,9 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from clients.calls import query_case, signal_running
 from domain.carrier_events import CarrierEvent, TrackingStatus
 from domain.claims import (
-    QUERY_CLAIM_STATUS,
-    SIGNAL_CLAIM_CARRIER_EVENT,
-    SIGNAL_CLAIM_OUTCOME,
+    CarrierClaimContract,
     CarrierClaimInput,
     CarrierClaimState,
     ClaimOutcome,
@@ -32,8 +30,6 @@ from domain.deliveries import ShipmentRecord
 from domain.ids import CARRIER_CLAIM, carrier_claim_id
 from workflows import visibility
 
-CARRIER_CLAIM_WORKFLOW = "CarrierClaimWorkflow"
-
 
 async def start_claim(
     client: Client, shipment: ShipmentRecord, event: CarrierEvent, task_queue: str
@@ -43,7 +39,7 @@ async def start_claim(
     workflow_id = carrier_claim_id(shipment.carrier, shipment.tracking_number)
     try:
         await client.start_workflow(
-            CARRIER_CLAIM_WORKFLOW,
+            CarrierClaimContract.WORKFLOW_TYPE,
             CarrierClaimInput(
                 carrier=shipment.carrier,
                 tracking_number=shipment.tracking_number,
@@ -55,7 +51,7 @@ async def start_claim(
             ),
             id=workflow_id,
             task_queue=task_queue,
-            start_signal=SIGNAL_CLAIM_CARRIER_EVENT,
+            start_signal=CarrierClaimContract.SIGNAL_CARRIER_EVENT,
             start_signal_args=[event],
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
@@ -74,7 +70,10 @@ async def start_claim(
 async def get_claim(client: Client, carrier: str, tracking_number: str) -> CarrierClaimState:
     handle = client.get_workflow_handle(carrier_claim_id(carrier, tracking_number))
     state: CarrierClaimState = await query_case(
-        handle, QUERY_CLAIM_STATUS, CarrierClaimState, f"claim for {carrier} {tracking_number}"
+        handle,
+        CarrierClaimContract.QUERY_STATUS,
+        CarrierClaimState,
+        f"claim for {carrier} {tracking_number}",
     )
     return state
 
@@ -85,7 +84,7 @@ async def relay_claim_outcome(
     await signal_running(
         client,
         carrier_claim_id(carrier, tracking_number),
-        SIGNAL_CLAIM_OUTCOME,
+        CarrierClaimContract.SIGNAL_CLAIM_OUTCOME,
         outcome,
         f"claim for {carrier} {tracking_number}",
     )

@@ -30,7 +30,8 @@ from domain.carrier_events import (
     route_event,
 )
 from domain.carrier_sweep import DEFAULT_SILENCE as SWEEP_DEFAULT_SILENCE
-from domain.deliveries import SIGNAL_CARRIER_EVENT, ShipmentRecord
+from domain.claims import CarrierClaimContract
+from domain.deliveries import FailedDeliveryContract, ShipmentRecord
 from domain.ids import carrier_claim_id
 from store import deliveries as delivery_store
 
@@ -38,6 +39,10 @@ log = structlog.get_logger(__name__)
 
 # No scan for this long after the expected delivery: the parcel is presumed lost.
 DEFAULT_SILENCE = SWEEP_DEFAULT_SILENCE
+# The signal a process following a parcel (a failed delivery, or a claim its
+# shipment is tracked by) takes carrier events under; one name for both, which
+# tests/unit/test_contracts.py checks.
+TRACKING_SIGNAL = FailedDeliveryContract.SIGNAL_CARRIER_EVENT
 
 
 class UnknownShipment(LookupError):
@@ -123,13 +128,13 @@ async def ingest_event(
         workflow_id = await start_claim(client, shipment, event, task_queue)
     elif route is Route.TRACKING_WORKFLOW and row.tracked_by:
         workflow_id = row.tracked_by
-        if not await signal_if_running(client, workflow_id, SIGNAL_CARRIER_EVENT, event):
+        if not await signal_if_running(client, workflow_id, TRACKING_SIGNAL, event):
             # The failed delivery that followed the parcel has closed; a claim
             # it opened for this parcel still waits (weeks) and must hear of a
             # late delivery. It de-duplicates by event id.
             claim_id = carrier_claim_id(shipment.carrier, shipment.tracking_number)
             if claim_id != workflow_id and await signal_if_running(
-                client, claim_id, SIGNAL_CARRIER_EVENT, event
+                client, claim_id, CarrierClaimContract.SIGNAL_CARRIER_EVENT, event
             ):
                 workflow_id = claim_id
             else:

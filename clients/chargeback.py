@@ -1,8 +1,9 @@
 """Typed helpers to feed and drive chargeback workflows from outside Temporal.
 
 The webhook endpoints, the dispute endpoints, the CLI and the simulator all go
-through these functions. Workflows are addressed by their registered names, so
-the API process never loads workflow code.
+through these functions. Workflows are addressed by their registered names
+(domain.chargeback.ChargebackContract), so the API process never loads
+workflow code.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from clients.errors import (
     CaseUnavailable,
 )
 from domain.chargeback import (
+    ChargebackContract,
     ChargebackInput,
     ChargebackState,
     DisputeEvent,
@@ -47,11 +49,6 @@ from domain.evidence import CCTV_CLIP_READY_SIGNAL, CctvClipReady
 from domain.ids import CHARGEBACK
 from store import disputes as dispute_store
 from workflows import visibility
-
-WORKFLOW_TYPE = "ChargebackWorkflow"
-SIGNAL_DISPUTE_EVENT = "dispute_event"
-UPDATE_RESPOND = "respond"
-QUERY_STATUS = "status"
 
 
 class DisputeNotFound(CaseNotFound):
@@ -107,12 +104,12 @@ async def deliver_event(
         )
         return Delivery(workflow_id=workflow_id, delivered=False)
     await client.start_workflow(
-        WORKFLOW_TYPE,
+        ChargebackContract.WORKFLOW_TYPE,
         ChargebackInput(event=event, policy=policy),
         id=workflow_id,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        start_signal=SIGNAL_DISPUTE_EVENT,
+        start_signal=ChargebackContract.SIGNAL_DISPUTE_EVENT,
         start_signal_args=[event],
         search_attributes=TypedSearchAttributes(
             [SearchAttributePair(visibility.PROCESS, CHARGEBACK)]
@@ -137,7 +134,7 @@ def _handle(client: Client, provider: str, dispute_id: str) -> WorkflowHandle[An
 async def get_status(client: Client, provider: str, dispute_id: str) -> ChargebackState:
     try:
         return await _handle(client, provider, dispute_id).query(
-            QUERY_STATUS, result_type=ChargebackState, rpc_timeout=QUERY_TIMEOUT
+            ChargebackContract.QUERY_STATUS, result_type=ChargebackState, rpc_timeout=QUERY_TIMEOUT
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -164,7 +161,7 @@ async def respond(
     """Contest or accept (the `respond` update); `update_id` makes a retry apply once."""
     try:
         return await _handle(client, provider, dispute_id).execute_update(
-            UPDATE_RESPOND,
+            ChargebackContract.UPDATE_RESPOND,
             answer,
             id=update_id,
             result_type=ChargebackState,

@@ -3,7 +3,8 @@ start one for a shipment (from the carrier event ingest path,
 clients/carrier_events.py), read its state, send a coordinator's decision,
 relay the customer's reply and the warehouse's receipt of the parcel.
 
-The workflow is addressed by its registered names, as in
+The workflow is addressed by its registered names
+(domain.deliveries.FailedDeliveryContract), as in
 clients/order_review.py, so the API process never loads workflow code.
 """
 
@@ -23,13 +24,9 @@ from clients.errors import UPDATE_TIMEOUT, CaseNotFound, CaseRefused
 from domain.carrier_events import CarrierEvent
 from domain.common import format_amount
 from domain.deliveries import (
-    QUERY_STATUS,
-    SIGNAL_CARRIER_EVENT,
-    SIGNAL_CUSTOMER_REPLIED,
-    SIGNAL_PARCEL_RECEIVED,
-    UPDATE_DECIDE,
     CustomerReply,
     DeliveryDecideInput,
+    FailedDeliveryContract,
     FailedDeliveryInput,
     FailedDeliveryState,
     ParcelReceived,
@@ -37,8 +34,6 @@ from domain.deliveries import (
 )
 from domain.ids import FAILED_DELIVERY, failed_delivery_id
 from workflows import visibility
-
-FAILED_DELIVERY_WORKFLOW = "FailedDeliveryWorkflow"
 
 
 async def start_failed_delivery(
@@ -50,11 +45,11 @@ async def start_failed_delivery(
         # Signal-with-start: the first failure starts the case, a racing second
         # event signals it; the workflow de-duplicates by event id.
         await client.start_workflow(
-            FAILED_DELIVERY_WORKFLOW,
+            FailedDeliveryContract.WORKFLOW_TYPE,
             FailedDeliveryInput(shipment=shipment, trigger=event),
             id=workflow_id,
             task_queue=task_queue,
-            start_signal=SIGNAL_CARRIER_EVENT,
+            start_signal=FailedDeliveryContract.SIGNAL_CARRIER_EVENT,
             start_signal_args=[event],
             # One failed-delivery case per shipment, ever: a closed one is not redone.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -77,7 +72,10 @@ async def start_failed_delivery(
 async def get_delivery(client: Client, shipment_id: str) -> FailedDeliveryState:
     handle = client.get_workflow_handle(failed_delivery_id(shipment_id))
     state: FailedDeliveryState = await query_case(
-        handle, QUERY_STATUS, FailedDeliveryState, f"failed delivery for shipment {shipment_id}"
+        handle,
+        FailedDeliveryContract.QUERY_STATUS,
+        FailedDeliveryState,
+        f"failed delivery for shipment {shipment_id}",
     )
     return state
 
@@ -92,7 +90,7 @@ async def decide_delivery(
     handle = client.get_workflow_handle(failed_delivery_id(shipment_id))
     try:
         state: FailedDeliveryState = await handle.execute_update(
-            UPDATE_DECIDE,
+            FailedDeliveryContract.UPDATE_DECIDE,
             decision,
             id=update_id,
             result_type=FailedDeliveryState,
@@ -113,7 +111,7 @@ async def relay_customer_reply(client: Client, shipment_id: str, reply: Customer
     await signal_running(
         client,
         failed_delivery_id(shipment_id),
-        SIGNAL_CUSTOMER_REPLIED,
+        FailedDeliveryContract.SIGNAL_CUSTOMER_REPLIED,
         reply,
         f"failed delivery for shipment {shipment_id}",
     )
@@ -123,7 +121,7 @@ async def relay_parcel_received(client: Client, shipment_id: str, receipt: Parce
     await signal_running(
         client,
         failed_delivery_id(shipment_id),
-        SIGNAL_PARCEL_RECEIVED,
+        FailedDeliveryContract.SIGNAL_PARCEL_RECEIVED,
         receipt,
         f"failed delivery for shipment {shipment_id}",
     )

@@ -4,10 +4,11 @@ The API, the CLI and the simulator all go through these functions, so the
 workflow contract (names, id scheme, id policies, search attributes) lives in
 one place on the client side.
 
-The workflow is addressed by its registered names rather than by importing the
-workflow class: clients then never load workflow code (and its sandbox
-restrictions) into the API process, and a client can run against a worker
-deployed from another version of the code.
+The workflow is addressed by its registered names, declared once in
+domain.review.OrderReviewContract, rather than by importing the workflow
+class: clients then never load workflow code (and its sandbox restrictions)
+into the API process, and a client can run against a worker deployed from
+another version of the code.
 """
 
 from __future__ import annotations
@@ -45,17 +46,12 @@ from domain.review import (
     CancelRequest,
     CustomerAnswer,
     DecideInput,
+    OrderReviewContract,
     OrderReviewState,
     ReviewStatus,
     review_input,
 )
 from workflows import visibility
-
-WORKFLOW_TYPE = "OrderReviewWorkflow"
-UPDATE_DECIDE = "decide"
-SIGNAL_CANCEL = "cancel"
-SIGNAL_CUSTOMER_ANSWERED = "customer_answered"
-QUERY_STATUS = "status"
 
 
 class ReviewNotFound(CaseNotFound):
@@ -141,7 +137,9 @@ async def _closed_status(client: Client, order_id: str) -> str | None:
     try:
         # The review's own status says more to a person than "completed".
         state = await handle.query(
-            QUERY_STATUS, result_type=OrderReviewState, rpc_timeout=QUERY_TIMEOUT
+            OrderReviewContract.QUERY_STATUS,
+            result_type=OrderReviewState,
+            rpc_timeout=QUERY_TIMEOUT,
         )
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
         return description.status.name.lower()
@@ -161,7 +159,7 @@ async def start_review(client: Client, order: Order, task_queue: str) -> StartRe
     started_with = review_input(order)
     try:
         handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-            WORKFLOW_TYPE,
+            OrderReviewContract.WORKFLOW_TYPE,
             started_with,
             id=workflow_id,
             task_queue=task_queue,
@@ -193,7 +191,9 @@ async def get_status(client: Client, order_id: str) -> OrderReviewState:
     """The review's current state (the `status` query); works on closed reviews too."""
     try:
         return await _handle(client, order_id).query(
-            QUERY_STATUS, result_type=OrderReviewState, rpc_timeout=QUERY_TIMEOUT
+            OrderReviewContract.QUERY_STATUS,
+            result_type=OrderReviewState,
+            rpc_timeout=QUERY_TIMEOUT,
         )
     except RPCError as err:
         if _is_not_found(err):
@@ -209,8 +209,8 @@ async def get_status(client: Client, order_id: str) -> OrderReviewState:
 
 
 def _failure_message(err: BaseException) -> str:
-    # The validator's DecisionRejected reaches us as an ApplicationError whose
-    # message is the validator's text ("role: ops may not decide ...").
+    # The validator's refusal (one of OrderReviewContract.ERRORS) reaches us as
+    # an ApplicationError whose message is its text ("role: ops may not decide ...").
     if isinstance(err, ApplicationError):
         return err.message
     return str(err) or type(err).__name__
@@ -227,7 +227,7 @@ async def decide(
     handle = _handle(client, order_id)
     try:
         return await handle.execute_update(
-            UPDATE_DECIDE,
+            OrderReviewContract.UPDATE_DECIDE,
             decision,
             id=update_id,
             result_type=OrderReviewState,
@@ -258,12 +258,12 @@ async def _signal(client: Client, order_id: str, name: str, payload: object) -> 
 
 async def cancel(client: Client, order_id: str, request: CancelRequest) -> None:
     """Upstream cancellation (the `cancel` signal); de-duplicated by `event_id` in the workflow."""
-    await _signal(client, order_id, SIGNAL_CANCEL, request)
+    await _signal(client, order_id, OrderReviewContract.SIGNAL_CANCEL, request)
 
 
 async def answer_customer(client: Client, order_id: str, answer: CustomerAnswer) -> None:
     """The customer's reply to a verification request (the `customer_answered` signal)."""
-    await _signal(client, order_id, SIGNAL_CUSTOMER_ANSWERED, answer)
+    await _signal(client, order_id, OrderReviewContract.SIGNAL_CUSTOMER_ANSWERED, answer)
 
 
 async def review_exists(client: Client, order_id: str) -> bool:
@@ -277,11 +277,6 @@ async def review_exists(client: Client, order_id: str) -> bool:
 
 
 __all__ = [
-    "QUERY_STATUS",
-    "SIGNAL_CANCEL",
-    "SIGNAL_CUSTOMER_ANSWERED",
-    "UPDATE_DECIDE",
-    "WORKFLOW_TYPE",
     "DecisionRefused",
     "ReviewClosed",
     "ReviewNotFound",

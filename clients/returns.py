@@ -1,7 +1,8 @@
 """Typed helpers to start and drive returns from outside Temporal.
 
 The API, the CLI and the simulator go through these functions. As in
-clients/order_review.py, the workflow is addressed by its registered names,
+clients/order_review.py, the workflow is addressed by its registered names
+(domain.returns.ReturnContract),
 so the API process never loads workflow code.
 """
 
@@ -44,20 +45,12 @@ from domain.returns import (
     FinanceApprovalInput,
     QcDecisionInput,
     QcResult,
+    ReturnContract,
     ReturnInput,
     ReturnState,
     returned_value_minor,
 )
 from workflows import visibility
-
-WORKFLOW_TYPE = "ReturnWorkflow"
-UPDATE_QC_DECISION = "qc_decision"
-UPDATE_FINANCE_APPROVAL = "finance_approval"
-SIGNAL_CARRIER_EVENT = "carrier_event"
-SIGNAL_QC_RESULT = "qc_result"
-SIGNAL_CANCEL = "cancel"
-SIGNAL_CUSTOMER_CHOICE = "customer_choice"
-QUERY_STATUS = "status"
 
 
 class ReturnNotFound(CaseNotFound):
@@ -105,7 +98,7 @@ async def start_return(client: Client, request: ReturnInput, task_queue: str) ->
     workflow_id = return_id(request.rma_id)
     try:
         handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-            WORKFLOW_TYPE,
+            ReturnContract.WORKFLOW_TYPE,
             request,
             id=workflow_id,
             task_queue=task_queue,
@@ -141,7 +134,9 @@ async def _closed_status(client: Client, rma_id: str) -> str | None:
     if description.status in (None, WorkflowExecutionStatus.RUNNING):
         return None
     try:
-        state = await handle.query(QUERY_STATUS, result_type=ReturnState, rpc_timeout=QUERY_TIMEOUT)
+        state = await handle.query(
+            ReturnContract.QUERY_STATUS, result_type=ReturnState, rpc_timeout=QUERY_TIMEOUT
+        )
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
         return description.status.name.lower()
     return state.status.value
@@ -150,7 +145,7 @@ async def _closed_status(client: Client, rma_id: str) -> str | None:
 async def get_status(client: Client, rma_id: str) -> ReturnState:
     try:
         return await _handle(client, rma_id).query(
-            QUERY_STATUS, result_type=ReturnState, rpc_timeout=QUERY_TIMEOUT
+            ReturnContract.QUERY_STATUS, result_type=ReturnState, rpc_timeout=QUERY_TIMEOUT
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -189,14 +184,16 @@ async def decide_qc(
     client: Client, rma_id: str, decision: QcDecisionInput, *, update_id: str | None = None
 ) -> ReturnState:
     """A coordinator's manual QC decision (the `qc_decision` update)."""
-    return await _update(client, rma_id, UPDATE_QC_DECISION, decision, update_id)
+    return await _update(client, rma_id, ReturnContract.UPDATE_QC_DECISION, decision, update_id)
 
 
 async def approve_refund(
     client: Client, rma_id: str, approval: FinanceApprovalInput, *, update_id: str | None = None
 ) -> ReturnState:
     """Finance's second approval (the `finance_approval` update)."""
-    return await _update(client, rma_id, UPDATE_FINANCE_APPROVAL, approval, update_id)
+    return await _update(
+        client, rma_id, ReturnContract.UPDATE_FINANCE_APPROVAL, approval, update_id
+    )
 
 
 async def _signal(client: Client, rma_id: str, name: str, payload: object) -> None:
@@ -210,16 +207,16 @@ async def _signal(client: Client, rma_id: str, name: str, payload: object) -> No
 
 
 async def carrier_event(client: Client, rma_id: str, event: CarrierEvent) -> None:
-    await _signal(client, rma_id, SIGNAL_CARRIER_EVENT, event)
+    await _signal(client, rma_id, ReturnContract.SIGNAL_CARRIER_EVENT, event)
 
 
 async def qc_result(client: Client, rma_id: str, result: QcResult) -> None:
-    await _signal(client, rma_id, SIGNAL_QC_RESULT, result)
+    await _signal(client, rma_id, ReturnContract.SIGNAL_QC_RESULT, result)
 
 
 async def cancel(client: Client, rma_id: str, request: CancelReturnRequest) -> None:
-    await _signal(client, rma_id, SIGNAL_CANCEL, request)
+    await _signal(client, rma_id, ReturnContract.SIGNAL_CANCEL, request)
 
 
 async def customer_choice(client: Client, rma_id: str, choice: CustomerChoiceInput) -> None:
-    await _signal(client, rma_id, SIGNAL_CUSTOMER_CHOICE, choice)
+    await _signal(client, rma_id, ReturnContract.SIGNAL_CUSTOMER_CHOICE, choice)

@@ -9,6 +9,7 @@ and validates responses with them, and unit tests call them without a server.
                 payloads, the coordinator's answer and how events move the case
     deadlines   the deadline engine: policy, respond-by, reminders, the default
     evidence    what each reason needs, the evidence pack, the completeness check
+    contract    the names Temporal knows the chargeback workflow by
     providers   Stripe and Adyen webhook payloads -> DisputeEvent
 
 Every public name is re-exported here: `from domain.chargeback import X`.
@@ -29,6 +30,7 @@ from domain.chargeback.codes import (
     DisputeStatus,
     ResponseAction,
 )
+from domain.chargeback.contract import RESPONSE_REJECTED, ChargebackContract
 from domain.chargeback.deadlines import (
     DisputeDefault,
     DisputePolicy,
@@ -98,6 +100,7 @@ __all__ = [
     "REQUIRED_EVIDENCE",
     "RESPONDABLE_STATUSES",
     "RESPONDER_ROLES",
+    "RESPONSE_REJECTED",
     "STAGE_ORDER",
     "STRIPE_DISPUTE_EVENTS",
     "STRIPE_EFW_EVENT",
@@ -106,6 +109,7 @@ __all__ = [
     "SUBMIT_DISPUTE_RESPONSE",
     "AssembleEvidenceInput",
     "AssembleEvidenceResult",
+    "ChargebackContract",
     "ChargebackInput",
     "ChargebackResult",
     "ChargebackState",

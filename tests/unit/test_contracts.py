@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from temporalio import workflow
 
+from domain.chargeback import ChargebackContract
 from domain.claims import CarrierClaimContract
 from domain.deliveries import FailedDeliveryContract
 from domain.returns import ReturnContract
 from domain.review import OrderReviewContract
 from workflows.carrier_claim import CarrierClaimWorkflow
+from workflows.chargeback import ChargebackWorkflow
 from workflows.failed_delivery import FailedDeliveryWorkflow
 from workflows.order_review import OrderReviewWorkflow
 from workflows.returns import ReturnWorkflow
@@ -26,6 +28,7 @@ CONTRACTS: list[tuple[type, type]] = [
     (ReturnWorkflow, ReturnContract),
     (FailedDeliveryWorkflow, FailedDeliveryContract),
     (CarrierClaimWorkflow, CarrierClaimContract),
+    (ChargebackWorkflow, ChargebackContract),
 ]
 
 
@@ -46,3 +49,9 @@ def test_the_workflow_registers_exactly_the_contract(workflow_class: type, contr
     assert set(definition.signals) == _names(contract, "SIGNAL_")
     assert set(definition.updates) == _names(contract, "UPDATE_")
     assert set(definition.queries) == _names(contract, "QUERY_")
+
+
+def test_a_parcel_s_followers_take_carrier_events_under_one_name() -> None:
+    # The ingest path (clients/carrier_events.py) signals whichever process a
+    # shipment is tracked by, a failed delivery or a carrier claim, by one name.
+    assert FailedDeliveryContract.SIGNAL_CARRIER_EVENT == CarrierClaimContract.SIGNAL_CARRIER_EVENT
