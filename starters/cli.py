@@ -13,37 +13,41 @@ import asyncio
 import contextlib
 import os
 import random
-import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console, Group
-from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from domain.audit import AuditRow
 from domain.common import Role
-from domain.review import (
-    DECIDER_ROLES,
-    DecideInput,
-    DecisionReason,
-    OrderReviewState,
-    ReviewDecision,
-)
 from domain.tasks import TaskRow
-from starters.deliveries_cli import claims_app, deliveries_app
-from starters.disputes_cli import disputes_app
+from starters.carrier_claim_cli import carrier_claim_app
+from starters.case_cli import (
+    console,
+    due_text,
+    err_console,
+    fail,
+    humanize_delta,
+    parse_order_id,
+    run_command,
+    valid_list,
+)
+from starters.chargeback_cli import chargeback_app
+from starters.failed_delivery_cli import failed_delivery_app
+from starters.order_review_cli import order_review_app
 from starters.returns_cli import returns_app
 from workers.settings import Settings, get_settings
 
 _T = TypeVar("_T")
+
+# Re-exported: the CLI's formatting helpers, as tests and scripts know them.
+__all__ = ["app", "due_text", "humanize_delta", "main"]
 
 app = typer.Typer(
     name="steward",
@@ -52,73 +56,24 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-review_app = typer.Typer(
-    help="Order reviews: show one, approve, decline or ask the customer.",
-    no_args_is_help=True,
-)
-app.add_typer(review_app, name="review")
-app.add_typer(returns_app, name="returns")
-app.add_typer(disputes_app, name="disputes")
-app.add_typer(deliveries_app, name="deliveries")
-app.add_typer(claims_app, name="claims")
+# One group per process, named after it (as its client module, API routes
+# and docs page are). The groups' first names stay as hidden aliases, so a
+# script written against them keeps working.
+for group, name, old_name in (
+    (order_review_app, "order-review", "review"),
+    (returns_app, "returns", None),
+    (failed_delivery_app, "failed-delivery", "deliveries"),
+    (carrier_claim_app, "carrier-claim", "claims"),
+    (chargeback_app, "chargeback", "disputes"),
+):
+    app.add_typer(group, name=name)
+    if old_name is not None:
+        app.add_typer(group, name=old_name, hidden=True)
 
-console = Console()
-err_console = Console(stderr=True)
-
-# Codes Steward writes itself; a person never claims them.
-RESERVED_REASONS = frozenset({DecisionReason.POLICY_DEFAULT, DecisionReason.AUTOMATIC})
-HUMAN_REASONS: tuple[DecisionReason, ...] = tuple(
-    r for r in DecisionReason if r not in RESERVED_REASONS
-)
-_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 MAX_SIMULATED_ORDERS = 100_000
 
 
 # ------------------------------------------------------------- validation
-
-
-def _valid_list(values: Sequence[str]) -> str:
-    return ", ".join(values)
-
-
-def parse_order_id(value: str) -> str:
-    value = value.strip()
-    if not _ORDER_ID.match(value):
-        raise typer.BadParameter(
-            f"{value!r} is not an order id (letters, digits, '.', '_', '-'; at most 64)"
-        )
-    return value
-
-
-def parse_reason(value: str) -> DecisionReason:
-    try:
-        reason = DecisionReason(value.strip().lower())
-    except ValueError:
-        raise typer.BadParameter(
-            f"unknown reason code {value!r}; valid codes: "
-            f"{_valid_list([r.value for r in HUMAN_REASONS])}"
-        ) from None
-    if reason in RESERVED_REASONS:
-        raise typer.BadParameter(
-            f"{reason.value} is reserved for Steward; valid codes: "
-            f"{_valid_list([r.value for r in HUMAN_REASONS])}"
-        )
-    return reason
-
-
-def parse_decider_role(value: str) -> Role:
-    names = sorted(r.value for r in DECIDER_ROLES)
-    try:
-        role = Role(value.strip().lower())
-    except ValueError:
-        raise typer.BadParameter(
-            f"unknown role {value!r}; a decision needs one of: {_valid_list(names)}"
-        ) from None
-    if role not in DECIDER_ROLES:
-        raise typer.BadParameter(
-            f"role {role.value} may not decide a review; use one of: {_valid_list(names)}"
-        )
-    return role
 
 
 def parse_role(value: str | None) -> Role | None:
@@ -128,62 +83,11 @@ def parse_role(value: str | None) -> Role | None:
         return Role(value.strip().lower())
     except ValueError:
         raise typer.BadParameter(
-            f"unknown role {value!r}; valid roles: {_valid_list([r.value for r in Role])}"
+            f"unknown role {value!r}; valid roles: {valid_list([r.value for r in Role])}"
         ) from None
 
 
-def parse_actor(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise typer.BadParameter("name who decides, e.g. --as alice")
-    if len(value) > 200:
-        raise typer.BadParameter("at most 200 characters")
-    return value
-
-
 # ---------------------------------------------------------------- running
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/bold red] {message}")
-    raise typer.Exit(code)
-
-
-def _run(coro: Coroutine[Any, Any, _T], *, long_running: bool = False) -> _T:
-    """Run `coro`, turning unreachable servers into one clear line.
-
-    A long-running process (the worker) runs on the configured event loop
-    (STEWARD_EVENT_LOOP, uvloop by default); one-shot commands on asyncio's.
-    """
-    from clients.order_review import (
-        DecisionRefused,
-        ReviewClosed,
-        ReviewNotFound,
-        ReviewUnavailable,
-    )
-    from workers.event_loop import run_on_event_loop
-
-    settings = get_settings()
-    try:
-        return run_on_event_loop(coro, settings.event_loop if long_running else "asyncio")
-    except (ReviewNotFound, ReviewClosed, ReviewUnavailable) as err:
-        _fail(str(err))
-    except DecisionRefused as err:
-        _fail(f"decision refused: {err.message}")
-    except (ConnectionError, OSError) as err:
-        _fail(
-            f"cannot reach PostgreSQL at {_redact(settings.database_dsn)} ({err}); "
-            "is `steward up` running?"
-        )
-    except RuntimeError as err:
-        if "client connect" in str(err).lower():
-            _fail(f"cannot reach Temporal at {settings.temporal_target}; is `steward up` running?")
-        raise
-
-
-def _redact(dsn: str) -> str:
-    # postgresql://user:secret@host/db -> postgresql://user:***@host/db
-    return re.sub(r"(//[^:/@]+:)[^@]+@", r"\1***@", dsn)
 
 
 async def _with_pool(settings: Settings, body: Callable[[Any], Awaitable[_T]]) -> _T:
@@ -206,33 +110,6 @@ def _stop_event_on_signals() -> asyncio.Event:
 
 
 # ------------------------------------------------------------- formatting
-
-
-def _local(dt: datetime | None, *, seconds: bool = False) -> str:
-    if dt is None:
-        return "—"
-    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
-
-
-def humanize_delta(delta: timedelta) -> str:
-    """timedelta(hours=1, minutes=5) -> "1h 05m"; negative values are handled by the caller."""
-    seconds = int(abs(delta.total_seconds()))
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes = rest // 60
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m"
-
-
-def due_text(due_at: datetime, now: datetime) -> Text:
-    delta = due_at - now
-    if delta.total_seconds() < 0:
-        return Text(f"overdue {humanize_delta(delta)}", style="bold red")
-    style = "yellow" if delta < timedelta(minutes=30) else ""
-    return Text(f"in {humanize_delta(delta)}", style=style)
 
 
 def tasks_table(rows: Sequence[TaskRow], now: datetime) -> Table:
@@ -289,89 +166,6 @@ def audit_table(order_id: str, rows: Sequence[AuditRow]) -> Table:
     return table
 
 
-_STATUS_STYLE = {
-    "released": "green",
-    "cancelled": "red",
-    "awaiting_review": "yellow",
-    "awaiting_customer": "yellow",
-    "capturing": "cyan",
-    "cancelling": "magenta",
-}
-
-
-def review_panel(state: OrderReviewState, now: datetime) -> Panel:
-    from clients.order_review import format_amount
-
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold cyan", no_wrap=True)
-    facts.add_column()
-    status = Text(state.status.value, style=_STATUS_STYLE.get(state.status.value, ""))
-    if state.escalated:
-        status.append("  escalated to a manager", style="bold red")
-    facts.add_row("Status", status)
-    facts.add_row("Amount", format_amount(state.amount_minor, state.currency))
-    if state.risk is not None:
-        risk = state.risk
-        facts.add_row(
-            "Risk",
-            f"{risk.score} ({risk.band.value}) → {risk.routing.value}  "
-            f"[dim]rules {risk.rule_set_version}[/dim]",
-        )
-        facts.add_row("Reasons", ", ".join(r.value for r in risk.reason_codes) or "no risk signal")
-    if state.awaited_role is not None:
-        facts.add_row("Waiting for", state.awaited_role.value)
-    if state.due_at is not None:
-        facts.add_row("Due", Text.assemble(_local(state.due_at), "  ", due_text(state.due_at, now)))
-    if state.hard_deadline is not None:
-        facts.add_row("Hard deadline", _local(state.hard_deadline))
-    if state.reminders_sent:
-        facts.add_row("Reminders", str(state.reminders_sent))
-    for label, value in (
-        ("Capture", state.capture_reference),
-        ("Void", state.void_reference),
-        ("Warehouse", state.warehouse_release_id),
-    ):
-        if value:
-            facts.add_row(label, value)
-    if state.cancel_request is not None:
-        facts.add_row(
-            "Cancel request",
-            f"{state.cancel_request.reason} (by {state.cancel_request.requested_by})",
-        )
-
-    parts: list[Any] = [facts]
-    if state.decisions:
-        decisions = Table(title="Decisions", title_justify="left", expand=True)
-        for column in ("Time", "Actor", "Role", "Decision", "Reason", "Note"):
-            decisions.add_column(column)
-        for d in state.decisions:
-            decisions.add_row(
-                _local(d.decided_at, seconds=True), d.actor, d.role.value, d.decision.value,
-                d.reason_code.value, d.note or "—",
-            )  # fmt: skip
-        parts.append(decisions)
-    if state.customer_answers:
-        answers = Table(title="Customer answers", title_justify="left", expand=True)
-        for column in ("Event", "Confirmed", "Channel", "Message"):
-            answers.add_column(column)
-        for a in state.customer_answers:
-            answers.add_row(a.event_id, "yes" if a.confirmed else "no", a.channel, a.message)
-        parts.append(answers)
-    if state.history:
-        history = Table(title="Status history", title_justify="left", expand=True)
-        for column in ("Time", "Status", "By", "Why"):
-            history.add_column(column)
-        for h in state.history:
-            history.add_row(_local(h.at, seconds=True), h.status.value, h.actor, h.reason)
-        parts.append(history)
-    return Panel(
-        Group(*parts),
-        title=f"Order review {state.order_id} · {state.market}",
-        title_align="left",
-        border_style=_STATUS_STYLE.get(state.status.value, "white"),
-    )
-
-
 # --------------------------------------------------------------- commands
 
 
@@ -386,7 +180,7 @@ def up() -> None:
         # The worker and the API share this loop: see workers/event_loop.py.
         run_on_event_loop(run_stack(settings), settings.event_loop)
     except RuntimeError as err:
-        _fail(str(err))
+        fail(str(err))
 
 
 @app.command()
@@ -401,7 +195,7 @@ def migrate() -> None:
     async def main() -> list[str]:
         return await _with_pool(settings, apply_migrations)
 
-    applied = _run(main())
+    applied = run_command(main())
     console.print(
         f"applied {', '.join(applied)}" if applied else "schema is up to date; nothing applied"
     )
@@ -430,7 +224,7 @@ def worker() -> None:
         finally:
             await pool.close()
 
-    _run(main(), long_running=True)
+    run_command(main(), long_running=True)
 
 
 @app.command()
@@ -485,7 +279,7 @@ def tasks(
 
         return await _with_pool(settings, body)
 
-    rows = _run(main())
+    rows = run_command(main())
     if not rows:
         console.print("[green]No open tasks.[/green]")
         return
@@ -511,126 +305,10 @@ def audit(
 
         return await _with_pool(settings, body)
 
-    rows = _run(main())
+    rows = run_command(main())
     if not rows:
-        _fail(f"no audit entries for order {order_id}")
+        fail(f"no audit entries for order {order_id}")
     console.print(audit_table(order_id, rows))
-
-
-@review_app.command("show")
-def review_show(
-    order_id: Annotated[
-        str, typer.Argument(help="The order id", metavar="ORDER_ID", callback=parse_order_id)
-    ],
-) -> None:
-    """Status, risk, deadlines and decisions of one review."""
-    from clients.order_review import get_status
-    from starters.client import connect
-
-    settings = get_settings()
-
-    async def main() -> OrderReviewState:
-        client = await connect(settings)
-        return await get_status(client, order_id)
-
-    console.print(review_panel(_run(main()), datetime.now(UTC)))
-
-
-ReasonOption = Annotated[
-    str,
-    typer.Option(
-        "--reason",
-        help=f"Reason code: {', '.join(r.value for r in HUMAN_REASONS)}",
-        callback=parse_reason,
-    ),
-]
-NoteOption = Annotated[str, typer.Option("--note", help="Free text for the audit trail")]
-ActorOption = Annotated[
-    str, typer.Option("--as", help="Who decides (recorded in the audit)", callback=parse_actor)
-]
-RoleOption = Annotated[
-    str,
-    typer.Option(
-        "--role", help="The decider's role: coordinator or manager", callback=parse_decider_role
-    ),
-]
-
-
-def _decide(
-    order_id: str, decision: ReviewDecision, reason: str, note: str, actor: str, role: str
-) -> None:
-    # Callbacks already validated these; the casts restore their parsed types.
-    reason_code = DecisionReason(reason)
-    decider_role = Role(role)
-    if decision is ReviewDecision.DECLINE and not note.strip():
-        _fail("--note: a decline needs a note for the audit trail", code=2)
-    try:
-        decide_input = DecideInput(
-            decision=decision, reason_code=reason_code, note=note, actor=actor, role=decider_role
-        )
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-        )
-        _fail(problems, code=2)
-
-    from clients.order_review import decide
-    from starters.client import connect
-
-    settings = get_settings()
-
-    async def main() -> OrderReviewState:
-        client = await connect(settings)
-        # The CLI has no retry loop: a fresh update id per invocation.
-        return await decide(client, order_id, decide_input)
-
-    state = _run(main())
-    console.print(
-        f"[green]{decision.value}[/green] recorded for order [bold]{order_id}[/bold] "
-        f"by {actor} ({decider_role.value}); status now [bold]{state.status.value}[/bold]"
-    )
-    console.print(review_panel(state, datetime.now(UTC)))
-
-
-OrderIdArgument = Annotated[
-    str, typer.Argument(help="The order id", metavar="ORDER_ID", callback=parse_order_id)
-]
-
-
-@review_app.command("approve")
-def review_approve(
-    order_id: OrderIdArgument,
-    reason: ReasonOption,
-    actor: ActorOption,
-    role: RoleOption,
-    note: NoteOption = "",
-) -> None:
-    """Approve: capture the payment and release the order to the warehouse."""
-    _decide(order_id, ReviewDecision.APPROVE, reason, note, actor, role)
-
-
-@review_app.command("decline")
-def review_decline(
-    order_id: OrderIdArgument,
-    reason: ReasonOption,
-    actor: ActorOption,
-    role: RoleOption,
-    note: NoteOption = "",
-) -> None:
-    """Decline: void the authorisation and cancel the order (needs --note)."""
-    _decide(order_id, ReviewDecision.DECLINE, reason, note, actor, role)
-
-
-@review_app.command("ask-customer")
-def review_ask_customer(
-    order_id: OrderIdArgument,
-    reason: ReasonOption,
-    actor: ActorOption,
-    role: RoleOption,
-    note: NoteOption = "",
-) -> None:
-    """Ask the customer to confirm the order before deciding."""
-    _decide(order_id, ReviewDecision.ASK_CUSTOMER, reason, note, actor, role)
 
 
 @app.command()
@@ -673,14 +351,14 @@ def simulate(
                 start, traffic.orders, rate, on_sent=lambda _o, _r: progress.advance(bar)
             )
         # Some orders come back as Stripe / Adyen disputes or early fraud warnings.
-        from starters import disputes_simulator
+        from starters import chargeback_simulator
 
-        events = disputes_simulator.generate_dispute_events(
+        events = chargeback_simulator.generate_dispute_events(
             chosen_seed, [o.order for o in traffic.orders], datetime.now(UTC)
         )
         report = await _with_pool(
             settings,
-            lambda pool: disputes_simulator.send_disputes(
+            lambda pool: chargeback_simulator.send_disputes(
                 client,
                 pool,
                 events,
@@ -693,14 +371,14 @@ def simulate(
             f"early fraud warnings {report.early_fraud_warnings} · failed {report.failed}"
         )
         # Some parcels fail, get lost or arrive damaged.
-        from starters import deliveries_simulator
+        from starters import carrier_events_simulator
 
-        parcels = deliveries_simulator.generate_parcels(
+        parcels = carrier_events_simulator.generate_parcels(
             chosen_seed, [o.order for o in traffic.orders], datetime.now(UTC)
         )
         parcel_report = await _with_pool(
             settings,
-            lambda pool: deliveries_simulator.send_parcels(
+            lambda pool: carrier_events_simulator.send_parcels(
                 client, pool, parcels, task_queue=settings.task_queue
             ),
         )
@@ -710,7 +388,7 @@ def simulate(
         )
         return seeded, sent
 
-    seeded, sent = _run(main())
+    seeded, sent = run_command(main())
     console.print(
         f"Seed [bold]{chosen_seed}[/bold] · store seeded with {seeded.histories} customer "
         f"histories, {seeded.list_entries} list entries, {seeded.forwarders} forwarders"

@@ -34,10 +34,12 @@ from clients.order_review import (
 )
 from starters.api import (
     codec_routes,
-    routes_carrier,
-    routes_disputes,
+    routes_carrier_claim,
+    routes_carrier_events,
+    routes_chargeback,
+    routes_failed_delivery,
+    routes_order_review,
     routes_returns,
-    routes_reviews,
     routes_webhooks,
     routes_work,
 )
@@ -126,11 +128,18 @@ def create_app(
     app.add_middleware(RequestLogMiddleware)
 
     _install_error_handlers(app)
-    app.include_router(routes_reviews.router)
+    app.include_router(routes_order_review.router)
     app.include_router(routes_work.router)
     app.include_router(routes_returns.router)
-    app.include_router(routes_carrier.router)
-    app.include_router(routes_disputes.router)
+    app.include_router(routes_carrier_events.router)
+    # A process whose prefix was renamed to its name keeps the first one as a
+    # deprecated alias: served, hidden from the schema.
+    for process in (routes_failed_delivery, routes_carrier_claim, routes_chargeback):
+        app.include_router(process.router, prefix=process.PREFIX)
+        for old_prefix in process.DEPRECATED_PREFIXES:
+            app.include_router(
+                process.router, prefix=old_prefix, include_in_schema=False, deprecated=True
+            )
     app.include_router(routes_webhooks.router)
     app.include_router(codec_routes.router)
 

@@ -5,14 +5,18 @@ API without a Temporal server."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 from pydantic import BaseModel
 from temporalio.client import Client
 
+from clients.errors import CaseNotFound, CaseRefused, CaseUnavailable
 from workers.settings import Settings
+
+_T = TypeVar("_T")
 
 
 class FieldError(BaseModel):
@@ -61,3 +65,15 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "Temporal or the worker did not answer",
     }
     return {code: {"model": ErrorResponse, "description": descriptions[code]} for code in codes}
+
+
+async def case_call(coro: Awaitable[_T]) -> _T:
+    """Await a client helper, turning the case errors into 404, 409 and 503."""
+    try:
+        return await coro
+    except CaseNotFound as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(err)) from None
+    except CaseRefused as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=err.message) from None
+    except CaseUnavailable as err:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(err)) from None

@@ -359,6 +359,27 @@ def test_openapi_and_docs_are_served(api: TestClient) -> None:
     assert api.get("/docs").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("prefix", "first_prefix", "case"),
+    [
+        ("/v1/failed-deliveries", "/v1/deliveries", "/SH-1"),
+        ("/v1/carrier-claims", "/v1/claims", "/ups/1Z1"),
+        ("/v1/chargebacks", "/v1/disputes", "/stripe/dp_1"),
+    ],
+)
+def test_each_process_has_its_own_prefix_and_keeps_its_first_one(
+    api: TestClient, prefix: str, first_prefix: str, case: str
+) -> None:
+    paths = list(api.get("/openapi.json").json()["paths"])
+    assert prefix in paths
+    # The first name is still served (an unknown key: 401, not an unknown
+    # route: 404) but no longer documented.
+    assert not [p for p in paths if p == first_prefix or p.startswith(first_prefix + "/")]
+    for url in (prefix, prefix + case, first_prefix, first_prefix + case):
+        assert api.get(url).status_code == 401, url
+    assert api.get("/v1/no-such-process").status_code == 404
+
+
 # -------------------------------------------------------------------- codec
 
 

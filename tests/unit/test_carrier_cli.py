@@ -23,7 +23,7 @@ from domain.deliveries import (
     FailedDeliveryStatus,
     Recommendation,
 )
-from starters import cli, deliveries_cli
+from starters import carrier_claim_cli, cli, failed_delivery_cli
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 runner = CliRunner()
@@ -43,16 +43,16 @@ def no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_commands_are_listed() -> None:
-    assert "list" in invoke("deliveries", "--help").output
+    assert "list" in invoke("failed-delivery", "--help").output
     for command in ("list", "show", "reship", "refund"):
-        assert command in invoke("deliveries", "--help").output
+        assert command in invoke("failed-delivery", "--help").output
     for command in ("list", "show", "sweep"):
-        assert command in invoke("claims", "--help").output
+        assert command in invoke("carrier-claim", "--help").output
 
 
 def test_sweep_refuses_a_silence_outside_one_to_sixty_days_before_connecting() -> None:
     for days in ("0", "61"):
-        result = invoke("claims", "sweep", "--silence-days", days)
+        result = invoke("carrier-claim", "sweep", "--silence-days", days)
         assert result.exit_code == 2
         assert "--silence-days" in result.output
 
@@ -60,24 +60,24 @@ def test_sweep_refuses_a_silence_outside_one_to_sixty_days_before_connecting() -
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("deliveries", "show", "SH 1; drop"), "is not a valid id"),
-        (("deliveries", "refund", "SH-1", "--as", "lea", "--note", " "), "--note: say why"),
+        (("failed-delivery", "show", "SH 1; drop"), "is not a valid id"),
+        (("failed-delivery", "refund", "SH-1", "--as", "lea", "--note", " "), "--note: say why"),
         (
-            ("deliveries", "refund", "SH-1", "--as", "lea", "--note", "x", "--role", "ops"),
+            ("failed-delivery", "refund", "SH-1", "--as", "lea", "--note", "x", "--role", "ops"),
             "may not decide",
         ),
-        (("deliveries", "reship", "SH-1", "--as", "lea", "--city", "Lyon"), "go together"),
+        (("failed-delivery", "reship", "SH-1", "--as", "lea", "--city", "Lyon"), "go together"),
         (
-            ("deliveries", "reship", "SH-1", "--as", "lea", "--line1", "1 rue", "--city", "Lyon",
-             "--postal-code", "69001", "--country", "France"),
+            ("failed-delivery", "reship", "SH-1", "--as", "lea", "--line1", "1 rue",
+             "--city", "Lyon", "--postal-code", "69001", "--country", "France"),
             "country",
         ),
         (
-            ("deliveries", "reship", "SH-1", "--as", "lea", "--service-level", "drone"),
+            ("failed-delivery", "reship", "SH-1", "--as", "lea", "--service-level", "drone"),
             "service level",
         ),
-        (("deliveries", "reship", "SH-1", "--as", "  "), "actor"),
-        (("claims", "show", "ups", "../etc"), "is not a valid id"),
+        (("failed-delivery", "reship", "SH-1", "--as", "  "), "actor"),
+        (("carrier-claim", "show", "ups", "../etc"), "is not a valid id"),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused_before_connecting(args: tuple[str, ...], message: str) -> None:
@@ -119,7 +119,7 @@ def test_delivery_and_claim_panels() -> None:
         awaited_role=Role.COORDINATOR,
         due_at=NOW + timedelta(hours=24),
     )
-    text = render(deliveries_cli.delivery_panel(state))
+    text = render(failed_delivery_cli.delivery_panel(state))
     assert "385,000 JPY" in text  # no minor unit for yen
     assert "reship: the customer chose reschedule" in text
     assert "reship by lea (coordinator) · home Friday" in text
@@ -144,7 +144,7 @@ def test_delivery_and_claim_panels() -> None:
         claim_reference="CLM-1",
         filed_at=NOW,
     )
-    text = render(deliveries_cli.claim_panel(claim))
+    text = render(carrier_claim_cli.claim_panel(claim))
     assert "2,450.00 EUR" in text and "invoice, photo" in text
     assert "Filing deadline  2026-12-15 12:00 UTC" in text
     assert "CLM-1 at 2026-11-24 12:00 UTC" in text

@@ -6,14 +6,14 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from domain.carrier_events import EventSource, TrackingStatus, parse_easypost_event
-from starters import deliveries_simulator, simulator
+from starters import carrier_events_simulator, simulator
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def parcels(seed: int, count: int) -> list[deliveries_simulator.SimulatedParcel]:
+def parcels(seed: int, count: int) -> list[carrier_events_simulator.SimulatedParcel]:
     traffic = simulator.generate_traffic(seed, count, NOW)
-    return deliveries_simulator.generate_parcels(seed, [o.order for o in traffic.orders], NOW)
+    return carrier_events_simulator.generate_parcels(seed, [o.order for o in traffic.orders], NOW)
 
 
 def test_same_seed_same_parcels() -> None:

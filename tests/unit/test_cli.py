@@ -23,6 +23,7 @@ from domain.review import (
 from domain.risk import ReasonCode, RiskAssessment, RiskBand, Routing
 from domain.tasks import TaskRow
 from starters import cli
+from starters.order_review_cli import review_panel
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -48,9 +49,18 @@ def no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ((), ["up", "worker", "api", "tasks", "review", "audit", "simulate"]),
-        (("review",), ["show", "approve", "decline", "ask-customer"]),
-        (("review", "approve", "--help"), ["--reason", "--note", "--as", "--role", "ORDER_ID"]),
+        (
+            (),
+            [
+                *("up", "worker", "api", "tasks", "audit", "simulate"),
+                *("order-review", "returns", "failed-delivery", "carrier-claim", "chargeback"),
+            ],
+        ),
+        (("order-review",), ["show", "approve", "decline", "ask-customer"]),
+        (
+            ("order-review", "approve", "--help"),
+            ["--reason", "--note", "--as", "--role", "ORDER_ID"],
+        ),
         (("tasks", "--help"), ["--role", "--assignee", "--process"]),
         (("simulate", "--help"), ["--count", "--seed", "--rate"]),
         (("audit", "--help"), ["decision path"]),
@@ -63,9 +73,28 @@ def test_help(args: tuple[str, ...], expected: list[str]) -> None:
         assert word in result.output
 
 
+@pytest.mark.parametrize(
+    ("old_name", "name"),
+    [
+        ("review", "order-review"),
+        ("deliveries", "failed-delivery"),
+        ("claims", "carrier-claim"),
+        ("disputes", "chargeback"),
+    ],
+)
+def test_a_group_s_first_name_still_works_but_is_not_listed(old_name: str, name: str) -> None:
+    listed = invoke("--help").output
+    assert f" {name} " in listed
+    assert f" {old_name} " not in listed
+    alias, group = invoke(old_name, "--help"), invoke(name, "--help")
+    assert alias.exit_code == group.exit_code == 0
+    # The same commands, under either name.
+    assert alias.output.split("Commands")[1] == group.output.split("Commands")[1]
+
+
 def test_unknown_reason_code_lists_the_valid_ones() -> None:
     result = invoke(
-        "review", "approve", "FR-1", "--reason", "looks_fine", "--as", "alice", "--role",
+        "order-review", "approve", "FR-1", "--reason", "looks_fine", "--as", "alice", "--role",
         "coordinator",
     )  # fmt: skip
     assert result.exit_code == 2
@@ -77,7 +106,7 @@ def test_unknown_reason_code_lists_the_valid_ones() -> None:
 
 def test_reserved_reason_code_is_refused() -> None:
     result = invoke(
-        "review", "decline", "FR-1", "--reason", "automatic", "--note", "x", "--as", "alice",
+        "order-review", "decline", "FR-1", "--reason", "automatic", "--note", "x", "--as", "alice",
         "--role", "manager",
     )  # fmt: skip
     assert result.exit_code == 2
@@ -93,7 +122,7 @@ def test_reserved_reason_code_is_refused() -> None:
 )
 def test_decider_role_is_checked(role: str, message: str) -> None:
     result = invoke(
-        "review", "approve", "FR-1", "--reason", "verified_customer", "--as", "alice",
+        "order-review", "approve", "FR-1", "--reason", "verified_customer", "--as", "alice",
         "--role", role,
     )  # fmt: skip
     assert result.exit_code == 2
@@ -102,25 +131,25 @@ def test_decider_role_is_checked(role: str, message: str) -> None:
 
 def test_decline_needs_a_note_and_actor_is_required() -> None:
     no_note = invoke(
-        "review", "decline", "FR-1", "--reason", "stolen_card", "--as", "alice", "--role",
+        "order-review", "decline", "FR-1", "--reason", "stolen_card", "--as", "alice", "--role",
         "coordinator",
     )  # fmt: skip
     assert no_note.exit_code == 2
     assert "a decline needs a note" in no_note.output
     no_actor = invoke(
-        "review", "approve", "FR-1", "--reason", "verified_customer", "--role", "coordinator"
+        "order-review", "approve", "FR-1", "--reason", "verified_customer", "--role", "coordinator"
     )
     assert no_actor.exit_code == 2
     assert "--as" in no_actor.output
     blank_actor = invoke(
-        "review", "approve", "FR-1", "--reason", "verified_customer", "--as", "  ", "--role",
+        "order-review", "approve", "FR-1", "--reason", "verified_customer", "--as", "  ", "--role",
         "coordinator",
     )  # fmt: skip
     assert blank_actor.exit_code == 2
 
 
 def test_bad_order_ids_and_options_are_refused() -> None:
-    assert "is not an order id" in invoke("review", "show", "FR 1; drop").output
+    assert "is not an order id" in invoke("order-review", "show", "FR 1; drop").output
     assert invoke("audit", "../etc").exit_code == 2
     tasks = invoke("tasks", "--role", "boss")
     assert tasks.exit_code == 2
@@ -134,7 +163,7 @@ def test_unreachable_temporal_is_one_clear_line(monkeypatch: pytest.MonkeyPatch)
         raise RuntimeError("Failed client connect: connection refused")
 
     monkeypatch.setattr("starters.client.connect", unreachable)
-    result = invoke("review", "show", "FR-1")
+    result = invoke("order-review", "show", "FR-1")
     assert result.exit_code == 1
     assert "cannot reach Temporal at 127.0.0.1:7233" in result.output
 
@@ -206,7 +235,7 @@ def test_review_panel_and_audit_table() -> None:
         history=[StatusChange(at=NOW, status=ReviewStatus.RELEASED, actor="steward", reason="ok")],
         capture_reference="cap_123",
     )
-    panel = render(cli.review_panel(state, NOW))
+    panel = render(review_panel(state, NOW))
     for expected in (
         "Order review JP-7 · JP",
         "2,225,000 JPY",  # no minor unit for yen

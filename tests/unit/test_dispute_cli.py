@@ -25,8 +25,8 @@ from domain.chargeback import (
 )
 from domain.common import Role
 from starters import cli
-from starters.disputes_cli import dispute_panel, disputes_table
-from starters.disputes_simulator import generate_dispute_events
+from starters.chargeback_cli import dispute_panel, disputes_table
+from starters.chargeback_simulator import generate_dispute_events
 from starters.simulator import generate_orders
 from store.disputes import DisputeRow
 
@@ -47,8 +47,8 @@ def no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("store.db.create_pool", refuse)
 
 
-def test_disputes_help_lists_the_commands() -> None:
-    result = invoke("disputes", "--help")
+def test_chargeback_help_lists_the_commands() -> None:
+    result = invoke("chargeback", "--help")
     assert result.exit_code == 0
     for command in ("list", "show", "contest", "accept"):
         assert command in result.output
@@ -57,14 +57,25 @@ def test_disputes_help_lists_the_commands() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("disputes", "show", "paypal", "dp_1"), "unknown provider 'paypal'"),
-        (("disputes", "show", "stripe", "dp 1"), "is not a dispute id"),
+        (("chargeback", "show", "paypal", "dp_1"), "unknown provider 'paypal'"),
+        (("chargeback", "show", "stripe", "dp 1"), "is not a dispute id"),
         (
-            ("disputes", "contest", "stripe", "dp_1", "--note", "x", "--as", "a", "--role", "ops"),
+            (
+                "chargeback",
+                "contest",
+                "stripe",
+                "dp_1",
+                "--note",
+                "x",
+                "--as",
+                "a",
+                "--role",
+                "ops",
+            ),
             "role ops may not answer a dispute",
         ),
         (
-            ("disputes", "contest", "stripe", "dp_1", "--note", " ", "--as", "a"),
+            ("chargeback", "contest", "stripe", "dp_1", "--note", " ", "--as", "a"),
             "--note: a contest needs a note",
         ),
     ],

@@ -1,4 +1,5 @@
-"""`steward disputes list|show|contest|accept`: the chargeback queue from a terminal.
+"""`steward chargeback list|show|contest|accept` (also `steward disputes`): the
+chargeback queue from a terminal.
 
 Like the rest of the CLI it talks to Temporal and PostgreSQL directly with the
 process settings. Input is validated before anything is contacted.
@@ -31,7 +32,7 @@ from workers.settings import get_settings
 
 _T = TypeVar("_T")
 
-disputes_app = typer.Typer(
+chargeback_app = typer.Typer(
     help="Chargebacks and disputes: list by deadline, show one, contest or accept.",
     no_args_is_help=True,
 )
@@ -194,7 +195,7 @@ RoleOption = Annotated[
 ]
 
 
-@disputes_app.command("list")
+@chargeback_app.command("list")
 def disputes_list(
     all_: Annotated[bool, typer.Option("--all", help="Include closed disputes")] = False,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
@@ -215,7 +216,7 @@ def disputes_list(
     console.print(disputes_table(_run(main()), datetime.now(UTC)))
 
 
-@disputes_app.command("show")
+@chargeback_app.command("show")
 def disputes_show(provider: ProviderArgument, dispute_id: DisputeArgument) -> None:
     """Stage, status, deadlines, evidence and decisions of one dispute."""
     from clients.chargeback import get_status
@@ -264,7 +265,7 @@ def _respond(
     console.print(dispute_panel(state, datetime.now(UTC)))
 
 
-@disputes_app.command("contest")
+@chargeback_app.command("contest")
 def disputes_contest(
     provider: ProviderArgument,
     dispute_id: DisputeArgument,
@@ -282,7 +283,7 @@ def disputes_contest(
     _respond(provider, dispute_id, ResponseAction.CONTEST, note, actor, role, override)
 
 
-@disputes_app.command("accept")
+@chargeback_app.command("accept")
 def disputes_accept(
     provider: ProviderArgument,
     dispute_id: DisputeArgument,

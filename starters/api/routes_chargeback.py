@@ -1,4 +1,8 @@
-"""Dispute endpoints: the list by deadline, one case, contest and accept.
+"""Chargeback endpoints: the list by deadline, one case, contest and accept.
+
+Canonical prefix `/v1/chargebacks`; `/v1/disputes`, the first name, is still
+served (hidden from the schema) for integrations written against it. The
+provider webhooks that open chargebacks are in routes_webhooks.py.
 
 Who answers comes from the API key, never from the body. Refusals by the
 workflow's validator (deadline passed, evidence missing, wrong role) are 409
@@ -29,7 +33,11 @@ from store.disputes import DisputeRow
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix="/v1/disputes", tags=["disputes"])
+PREFIX = "/v1/chargebacks"
+# The first name, still served (hidden from the schema) for integrations.
+DEPRECATED_PREFIXES = ("/v1/disputes",)
+
+router = APIRouter(tags=["chargebacks"])
 
 Reader = Annotated[Principal, Depends(authenticate)]
 Responder = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.MANAGER))]

@@ -1,0 +1,144 @@
+"""`steward carrier-claim list|show|sweep` (also `steward claims`).
+
+Registered on the main `steward` app in starters/cli.py. Like the rest of the
+CLI it talks to Temporal and PostgreSQL directly with the process settings,
+and validates everything typed before contacting anything.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from domain.carrier_sweep import DEFAULT_SILENCE
+from domain.claims import CarrierClaimState
+from domain.common import format_amount
+from domain.ids import CARRIER_CLAIM
+from starters.case_cli import (
+    LimitOption,
+    StatusOption,
+    cases_table,
+    console,
+    list_cases,
+    parse_key,
+    run_command,
+    status_style,
+)
+from workers.settings import get_settings
+
+carrier_claim_app = typer.Typer(
+    help="Carrier claims: list, show one, sweep silent parcels.", no_args_is_help=True
+)
+
+
+def claim_panel(state: CarrierClaimState) -> Panel:
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("Status", Text(state.status.value, style=status_style(state.status.value)))
+    facts.add_row("Type", state.claim_type.value)
+    facts.add_row("Order", f"{state.order_id} · shipment {state.shipment_id}")
+    facts.add_row("Declared value", format_amount(state.declared_value_minor, state.currency))
+    facts.add_row("Filing deadline", f"{state.filing_deadline:%Y-%m-%d %H:%M} UTC")
+    facts.add_row("File by", f"{state.file_by:%Y-%m-%d %H:%M} UTC")
+    facts.add_row("Investigation", state.investigation_ref or "—")
+    facts.add_row("Documents", ", ".join(d.kind for d in state.documents) or "—")
+    if state.cctv_note:
+        facts.add_row("CCTV", state.cctv_note)
+    facts.add_row(
+        "Filed",
+        f"{state.claim_reference} at {state.filed_at:%Y-%m-%d %H:%M} UTC"
+        if state.claim_reference and state.filed_at
+        else "not yet",
+    )
+    facts.add_row("Follow-ups", str(state.follow_ups))
+    if state.outcome:
+        facts.add_row(
+            "Outcome",
+            f"{'approved' if state.outcome.approved else 'rejected'} · "
+            f"{format_amount(state.outcome.reimbursed_minor, state.outcome.currency)}",
+        )
+    if state.remedy_workflow_id:
+        facts.add_row("Customer remedy", state.remedy_workflow_id)
+    return Panel(
+        facts, title=f"Carrier claim {state.carrier} {state.tracking_number}", expand=False
+    )
+
+
+@carrier_claim_app.command("list")
+def claims_list(status: StatusOption = None, limit: LimitOption = 50) -> None:
+    """Carrier claims, most recently changed first."""
+    rows = run_command(list_cases(CARRIER_CLAIM, status, limit))
+    if not rows:
+        console.print("[green]No carrier claims.[/green]")
+        return
+    console.print(cases_table("Carrier claims", rows))
+
+
+@carrier_claim_app.command("show")
+def claims_show(
+    carrier: Annotated[str, typer.Argument(help="Carrier code, e.g. ups", callback=parse_key)],
+    tracking_number: Annotated[str, typer.Argument(callback=parse_key)],
+) -> None:
+    """Evidence, filing deadline, follow-ups and outcome of one claim."""
+    from clients.carrier_claim import get_claim
+    from starters.client import connect
+
+    async def main() -> CarrierClaimState:
+        return await get_claim(await connect(get_settings()), carrier.lower(), tracking_number)
+
+    console.print(claim_panel(run_command(main())))
+
+
+@carrier_claim_app.command("sweep")
+def claims_sweep(
+    silence_days: Annotated[
+        int,
+        typer.Option(
+            "--silence-days", min=1, max=60, help="Days without a scan past the expected delivery"
+        ),
+    ] = DEFAULT_SILENCE.days,
+) -> None:
+    """Run one silence sweep now: a lost-parcel claim for every silent parcel.
+
+    The same sweep the `carrier-silence-sweep` schedule runs every hour; a
+    parcel already claimed is never claimed twice.
+    """
+    from clients.carrier_events import sweep_silent_shipments
+    from starters.client import connect
+    from store.db import create_pool
+
+    settings = get_settings()
+
+    async def main() -> tuple[datetime, list[str]]:
+        client = await connect(settings)
+        pool = await create_pool(settings.database_dsn, min_size=1, max_size=2)
+        now = datetime.now(UTC)
+        try:
+            results = await sweep_silent_shipments(
+                client, pool, settings.task_queue, now=now, silence=timedelta(days=silence_days)
+            )
+        finally:
+            await pool.close()
+        return now, [r.workflow_id for r in results if r.workflow_id]
+
+    now, opened = run_command(main())
+    if not opened:
+        console.print(
+            f"[green]No parcel silent for {silence_days} days past its expected delivery "
+            f"({now:%Y-%m-%d %H:%M} UTC).[/green]"
+        )
+        return
+    table = Table(title=f"Claims opened for silent parcels ({silence_days} days)")
+    table.add_column("Claim", no_wrap=True)
+    for workflow_id in opened:
+        table.add_row(workflow_id)
+    console.print(table)
+
+
+__all__ = ["carrier_claim_app", "claim_panel"]
