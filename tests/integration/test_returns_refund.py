@@ -39,6 +39,7 @@ from domain.chargeback import (
     DisputeStatus,
 )
 from domain.common import Role
+from domain.ids import return_id
 from domain.payments import PaymentOperationInput, PaymentOperationKind
 from domain.returns import (
     CheckEligibilityInput,
@@ -196,7 +197,10 @@ async def wait_status(api: httpx.AsyncClient, rma_id: str, status: str) -> dict[
 
 
 async def test_refund_retried_after_timeout_after_commit_refunds_exactly_once(
-    api: httpx.AsyncClient, db_pool: asyncpg.Pool, provider: SimulatedPaymentProvider
+    api: httpx.AsyncClient,
+    db_pool: asyncpg.Pool,
+    provider: SimulatedPaymentProvider,
+    client: Client,
 ) -> None:
     order_id = await captured_order(db_pool, provider)
     rma_id = f"RMA-{uuid.uuid4().hex[:10]}"
@@ -266,7 +270,9 @@ async def test_refund_retried_after_timeout_after_commit_refunds_exactly_once(
     listed = await api.get("/v1/returns", params={"status": "refunded"}, headers=CS)
     assert rma_id in [row["case_id"] for row in listed.json()]
 
-    # A closed return refuses decisions with 409 and names why.
+    # A closed return refuses decisions with 409 and names why. `refunded` is
+    # listed before the customer's email goes out: wait for the end itself.
+    await client.get_workflow_handle(return_id(rma_id)).result()
     late = await api.post(
         f"/v1/returns/{rma_id}/qc-decision",
         json={"grade": "ko", "reason": "late", "outcome": "repair"},
