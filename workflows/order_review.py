@@ -28,18 +28,15 @@ with workflow.unsafe.imports_passed_through():
     # through up front so the sandbox does not re-import it per workflow run.
     import email_validator  # noqa: F401
 
-    from domain.audit import CaseStatusInput
     from domain.common import Role, format_amount
     from domain.ids import ORDER_REVIEW
-    from domain.notifications import (
-        NOTIFY_CUSTOMER,
-        CustomerTemplate,
-        NotifyCustomerInput,
-        NotifyCustomerResult,
-    )
+    from domain.notifications import NOTIFY_CUSTOMER, CustomerTemplate, NotifyCustomerInput
     from domain.orders import Order
     from domain.payments import (
         CAPTURE_PAYMENT,
+        INVALID_ORDER,
+        PAYMENT_REFUSED,
+        REFUND_EXCEEDS_CAPTURE,
         VOID_AUTHORISATION,
         PaymentOperationInput,
         PaymentOperationResult,
@@ -52,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionReason,
         DecisionRecord,
         DefaultAction,
+        OrderReviewContract,
         OrderReviewInput,
         OrderReviewResult,
         OrderReviewState,
@@ -63,29 +61,22 @@ with workflow.unsafe.imports_passed_through():
         validate_decision,
     )
     from domain.risk import SCORE_ORDER, RiskAssessment, Routing, ScoreOrderInput
-    from domain.tasks import OpenTaskInput, UpdateTaskInput, task_id
     from domain.warehouse import RELEASE_ORDER, ReleaseItem, ReleaseOrderInput, ReleaseOrderResult
-    from workflows import visibility
-    from workflows.steps import STEWARD, StepRecorder, failure_reason, wait_until
+    from workflows.case import CaseBook, CaseFacts, PendingDecision, call_outside, outside_retry
+    from workflows.steps import STEWARD, failure_reason, wait_until
 
 # Outside systems: retry transient faults with backoff; business refusals are
 # non-retryable ApplicationErrors raised by the activities.
-BUSINESS_REFUSALS = ["PaymentRefused", "RefundExceedsCapture", "InvalidOrder"]
-OUTSIDE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=BUSINESS_REFUSALS,
-)
+BUSINESS_REFUSALS = [PAYMENT_REFUSED, REFUND_EXCEEDS_CAPTURE, INVALID_ORDER]
+OUTSIDE_RETRY = outside_retry(*BUSINESS_REFUSALS)
 # One attempt, for a first try the workflow follows up itself (see _capture).
 FIRST_TRY = RetryPolicy(maximum_attempts=1, non_retryable_error_types=BUSINESS_REFUSALS)
-OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
 # A capture that still fails after this long is given up: the order is
 # cancelled rather than left in limbo while its authorisation expires.
 CAPTURE_GIVE_UP = timedelta(hours=2)
 
 
-@workflow.defn
+@workflow.defn(name=OrderReviewContract.WORKFLOW_TYPE)
 class OrderReviewWorkflow:
     @workflow.init
     def __init__(self, input: OrderReviewInput) -> None:
@@ -100,34 +91,42 @@ class OrderReviewWorkflow:
             currency=input.order.currency,
             hard_deadline=hard_deadline(input.order, input.policy),
         )
-        self._steps = StepRecorder(ORDER_REVIEW, lambda: self._order.order_id)
+        # Whoever was awaited is already cleared when the review closes (the
+        # capture and the cancel clear it first), so closing clears nothing new.
+        self._case = CaseBook(
+            ORDER_REVIEW,
+            lambda: self._order.order_id,
+            state=self._state,
+            facts=self._facts,
+            history=self._history,
+            closed=CLOSED_STATUSES,
+        )
         self._review_round = 0
         # A decision accepted by the `decide` update, waiting for the main loop.
-        self._decision: DecisionRecord | None = None
+        self._decision: PendingDecision[DecisionRecord] = PendingDecision()
         self._customer_answered = False
 
     # ------------------------------------------------------------------ run
 
     @workflow.run
     async def run(self, input: OrderReviewInput) -> OrderReviewResult:
-        self._steps.audit("review_started", reason=f"channel {self._order.channel}")
-        self._transition(ReviewStatus.RECEIVED, STEWARD, "order received for review")
+        self._case.audit("review_started", reason=f"channel {self._order.channel}")
+        self._case.transition(ReviewStatus.RECEIVED, STEWARD, "order received for review")
         if self._revision < 2:
-            await self._steps.flush()
+            await self._case.flush()
         # Revision 2: the starter listed the case as received; these rows go
         # out with the scoring step's, a few milliseconds later. Should the
         # worker die meanwhile, the replay writes them again, with the same
         # entry ids and times.
 
-        risk = await workflow.execute_activity(
+        risk = await call_outside(
             SCORE_ORDER,
             ScoreOrderInput(order=self._order),
             result_type=RiskAssessment,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
         )
         self._state.risk = risk
-        self._steps.audit(
+        self._case.audit(
             "scored",
             reason=", ".join(risk.reason_codes) or "no risk signal",
             after={
@@ -137,20 +136,24 @@ class OrderReviewWorkflow:
                 "rule_set_version": risk.rule_set_version,
             },
         )
-        self._transition(ReviewStatus.SCORED, STEWARD, f"score {risk.score} ({risk.band})")
+        self._case.transition(ReviewStatus.SCORED, STEWARD, f"score {risk.score} ({risk.band})")
 
         if self._cancel_pending():
             await self._cancel_order(self._cancel_reason(), actor=self._cancel_actor())
         elif risk.routing is Routing.AUTO_ACCEPT:
-            self._transition(ReviewStatus.AUTO_ACCEPTED, STEWARD, "rule set accepted the order")
+            self._case.transition(
+                ReviewStatus.AUTO_ACCEPTED, STEWARD, "rule set accepted the order"
+            )
             await self._capture_and_release(STEWARD, Role.SYSTEM, DecisionReason.AUTOMATIC)
         elif risk.routing is Routing.AUTO_DECLINE:
-            self._transition(ReviewStatus.AUTO_DECLINED, STEWARD, "rule set declined the order")
+            self._case.transition(
+                ReviewStatus.AUTO_DECLINED, STEWARD, "rule set declined the order"
+            )
             await self._cancel_order("declined by the risk rules", actor=STEWARD)
         else:
             await self._manual_review()
 
-        await self._steps.flush()
+        await self._case.flush()
         # Let a decide update that raced the end finish and answer its caller.
         await workflow.wait_condition(workflow.all_handlers_finished)
         last = self._state.decisions[-1] if self._state.decisions else None
@@ -166,42 +169,37 @@ class OrderReviewWorkflow:
 
     # ------------------------------------------------------------- handlers
 
-    @workflow.query
+    @workflow.query(name=OrderReviewContract.QUERY_STATUS)
     def status(self) -> OrderReviewState:
         return self._state
 
-    @workflow.update
+    @workflow.update(name=OrderReviewContract.UPDATE_DECIDE)
     async def decide(self, decision: DecideInput) -> OrderReviewState:
-        self._decision = DecisionRecord(
-            decision=decision.decision,
-            reason_code=decision.reason_code,
-            note=decision.note,
-            actor=decision.actor,
-            role=decision.role,
-            decided_at=workflow.now(),
-        )
         # Answer once the main loop has acted on it, so the caller sees the
         # state the decision led to (capturing, awaiting_customer, ...).
-        await workflow.wait_condition(lambda: self._decision is None)
+        await self._decision.hand_over(
+            DecisionRecord(
+                decision=decision.decision,
+                reason_code=decision.reason_code,
+                note=decision.note,
+                actor=decision.actor,
+                role=decision.role,
+                decided_at=workflow.now(),
+            )
+        )
         return self._state
 
     @decide.validator
     def _validate_decide(self, decision: DecideInput) -> None:
-        if self._decision is not None:
-            raise ApplicationError("decision: another decision is being applied", type="Rejected")
-        try:
-            validate_decision(self._state, decision)
-        except ValueError as refused:
-            # ApplicationError carries the message to the caller unchanged.
-            raise ApplicationError(str(refused), type="DecisionRejected") from None
+        self._decision.validate(lambda: validate_decision(self._state, decision))
 
-    @workflow.signal(name="cancel")
+    @workflow.signal(name=OrderReviewContract.SIGNAL_CANCEL)
     def cancel(self, request: CancelRequest) -> None:
-        if not self._steps.first_time(request.event_id):
+        if not self._case.first_time(request.event_id):
             return
         if self._state.cancel_request is None:
             self._state.cancel_request = request
-        self._steps.audit(
+        self._case.audit(
             "cancel_requested",
             actor=request.requested_by,
             role=Role.SYSTEM,
@@ -209,13 +207,13 @@ class OrderReviewWorkflow:
             after={"event_id": request.event_id, "status_at_request": self._state.status},
         )
 
-    @workflow.signal(name="customer_answered")
+    @workflow.signal(name=OrderReviewContract.SIGNAL_CUSTOMER_ANSWERED)
     def customer_answered(self, answer: CustomerAnswer) -> None:
-        if not self._steps.first_time(answer.event_id):
+        if not self._case.first_time(answer.event_id):
             return
         self._state.customer_answers.append(answer)
         self._customer_answered = True
-        self._steps.audit(
+        self._case.audit(
             "customer_answered",
             actor="customer",
             role=Role.SYSTEM,
@@ -230,7 +228,7 @@ class OrderReviewWorkflow:
         assert deadline is not None
         while True:
             record: DecisionRecord | None
-            if self._decision is not None:  # decided while the customer was being asked
+            if self._decision.pending:  # decided while the customer was being asked
                 record = self._take_decision()
             elif self._cancel_pending():
                 record = None
@@ -239,10 +237,12 @@ class OrderReviewWorkflow:
             else:
                 self._open_review_task()
                 # The task must reach the work queue before anyone can act on it.
-                await self._steps.flush()
+                await self._case.flush()
                 record = await self._await_decision_or_deadline(deadline)
             if record is None:  # cancelled upstream while waiting
-                self._steps.close_task(self._cancel_actor(), "cancelled upstream")
+                self._case.close_human_task(
+                    self._cancel_actor(), "cancelled upstream", clears_awaited=False
+                )
                 await self._cancel_order(self._cancel_reason(), actor=self._cancel_actor())
                 return
             if record.decision is ReviewDecision.APPROVE:
@@ -276,7 +276,7 @@ class OrderReviewWorkflow:
                 self._send_reminder()
             elif not self._state.escalated:
                 self._escalate()
-            await self._steps.flush()
+            await self._case.flush()
         if await wait_until(self._decision_or_cancel, until=deadline, timer="auth-expiry-deadline"):
             return self._take_decision()
         return self._apply_default()
@@ -288,18 +288,18 @@ class OrderReviewWorkflow:
         due = min(workflow.now() + self._policy.customer_answer_timeout, deadline)
         self._state.awaited_role = None
         self._state.due_at = due
-        self._transition(ReviewStatus.AWAITING_CUSTOMER, STEWARD, "verification requested")
-        await self._steps.flush()
+        self._case.transition(ReviewStatus.AWAITING_CUSTOMER, STEWARD, "verification requested")
+        await self._case.flush()
         await self._notify(CustomerTemplate.VERIFICATION_REQUEST)
         answered = await wait_until(
-            lambda: self._customer_answered or self._decision is not None or self._cancel_pending(),
+            lambda: self._customer_answered or self._decision.pending or self._cancel_pending(),
             until=due,
             timer="customer-answer-deadline",
         )
         if self._cancel_pending():
             return None
         if not answered:
-            self._steps.audit("customer_answer_timeout", reason=f"no answer by {due.isoformat()}")
+            self._case.audit("customer_answer_timeout", reason=f"no answer by {due.isoformat()}")
         return answered
 
     def _open_review_task(self) -> None:
@@ -309,64 +309,36 @@ class OrderReviewWorkflow:
         due = min(workflow.now() + self._policy.review_sla, deadline)
         role = Role.MANAGER if self._state.escalated else Role.COORDINATOR
         risk = self._state.risk
-        self._steps.open_task(
-            OpenTaskInput(
-                task_id=task_id(workflow.info().workflow_id, "review", self._review_round),
-                process=ORDER_REVIEW,
-                case_id=self._order.order_id,
-                workflow_id=workflow.info().workflow_id,
-                kind="order_review",
-                title=(
-                    f"Review order {self._order.order_id} · {self._order.market} · "
-                    f"{self._money()} · risk {risk.score if risk else '?'}"
-                ),
-                awaited_role=role,
-                due_at=due,
-                priority=risk.score if risk else 0,
-            )
+        # The task id says "review" and its round; the store stamps its open time.
+        self._case.open_human_task(
+            "order_review",
+            f"Review order {self._order.order_id} · {self._order.market} · "
+            f"{self._money()} · risk {risk.score if risk else '?'}",
+            role,
+            due,
+            task_key="review",
+            sequence=self._review_round,
+            priority=risk.score if risk else 0,
+            stamps_open_time=False,
         )
-        self._state.awaited_role = role
-        self._state.due_at = due
-        self._transition(ReviewStatus.AWAITING_REVIEW, STEWARD, f"review task for {role}")
+        self._case.transition(ReviewStatus.AWAITING_REVIEW, STEWARD, f"review task for {role}")
 
     def _send_reminder(self) -> None:
-        self._state.reminders_sent += 1
-        if self._steps.open_task_id:
-            self._steps.update_task(
-                UpdateTaskInput(
-                    task_id=self._steps.open_task_id, reminders_sent=self._state.reminders_sent
-                )
-            )
-        self._steps.audit(
+        self._case.remind(
             "review_reminder",
             reason=f"no decision {self._policy.reminder_after} after the task opened",
-            after={"reminders_sent": self._state.reminders_sent},
         )
-        self._refresh_ui()
+        self._case.refresh()
 
     def _escalate(self) -> None:
         deadline = self._state.hard_deadline
         assert deadline is not None
-        before = {"awaited_role": self._state.awaited_role, "due_at": self._state.due_at}
-        self._state.escalated = True
-        self._state.awaited_role = Role.MANAGER
-        self._state.due_at = deadline
-        if self._steps.open_task_id:
-            self._steps.update_task(
-                UpdateTaskInput(
-                    task_id=self._steps.open_task_id,
-                    awaited_role=Role.MANAGER,
-                    escalated=True,
-                    due_at=deadline,
-                )
-            )
-        self._steps.audit(
-            "review_escalated",
+        self._case.escalate(
+            Role.MANAGER,
+            due=deadline,
             reason=f"review SLA of {self._policy.review_sla} missed",
-            before=before,
-            after={"awaited_role": Role.MANAGER, "due_at": deadline},
+            action="review_escalated",
         )
-        self._refresh_ui()
 
     def _apply_default(self) -> DecisionRecord:
         action = self._policy.default_action
@@ -384,16 +356,15 @@ class OrderReviewWorkflow:
         return record
 
     def _take_decision(self) -> DecisionRecord | None:
-        record = self._decision
+        record = self._decision.take()
         if record is None:
             return None  # woke for a cancel
         self._record_decision(record)
-        self._decision = None
         return record
 
     def _record_decision(self, record: DecisionRecord) -> None:
         self._state.decisions.append(record)
-        self._steps.audit(
+        self._case.audit(
             f"decision_{record.decision}",
             actor=record.actor,
             role=record.role,
@@ -401,7 +372,9 @@ class OrderReviewWorkflow:
             before={"status": self._state.status},
             after={"decision": record.decision, "reason_code": record.reason_code},
         )
-        self._steps.close_task(record.actor, record.decision)
+        # Who is awaited next is set by the step the decision leads to (the
+        # capture, the cancel or the question to the customer), not here.
+        self._case.close_human_task(record.actor, record.decision, clears_awaited=False)
 
     # -------------------------------------------------------------- outcomes
 
@@ -411,23 +384,23 @@ class OrderReviewWorkflow:
             return
         self._state.awaited_role = None
         self._state.due_at = None
-        self._transition(ReviewStatus.CAPTURING, actor, f"approved ({reason})", role=role)
+        self._case.transition(ReviewStatus.CAPTURING, actor, f"approved ({reason})", role=role)
         # The audit rows and the case row are written before money moves. From
         # revision 2, the capturing status reaches the search attributes only
         # if the capture stalls: a capture that succeeds at once would show it
         # for milliseconds, at the price of an upsert (a history event and a
         # visibility write) on every order.
         first_try = self._revision >= 2
-        await self._steps.flush(publish_search_attributes=not first_try)
+        await self._case.flush(publish_search_attributes=not first_try)
         try:
             capture = await self._capture(first_try)
         except ActivityError as failure:
             reason_text = failure_reason(failure)
-            self._steps.audit("capture_failed", reason=reason_text)
+            self._case.audit("capture_failed", reason=reason_text)
             await self._cancel_order(f"capture failed: {reason_text}", actor=STEWARD)
             return
         self._state.capture_reference = capture.provider_reference
-        self._steps.audit(
+        self._case.audit(
             "payment_captured",
             reason=capture.idempotency_key,
             after={
@@ -436,7 +409,7 @@ class OrderReviewWorkflow:
                 "provider_reference": capture.provider_reference,
             },
         )
-        release = await workflow.execute_activity(
+        release = await call_outside(
             RELEASE_ORDER,
             ReleaseOrderInput(
                 workflow_id=workflow.info().workflow_id,
@@ -449,22 +422,21 @@ class OrderReviewWorkflow:
                 ],
             ),
             result_type=ReleaseOrderResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
         )
         self._state.warehouse_release_id = release.release_id
-        self._transition(
+        self._case.transition(
             ReviewStatus.RELEASED,
             STEWARD,
             f"released to {release.warehouse} ({release.release_id})",
         )
         if self._cancel_pending():
             # The money moved before the cancel could act: say so, loudly.
-            self._steps.audit(
+            self._case.audit(
                 "cancel_not_applied",
                 reason="payment already captured; the order needs a return or refund",
             )
-        await self._steps.flush()
+        await self._case.flush()
 
     async def _capture(self, first_try: bool) -> PaymentOperationResult:
         """Capture the payment; raises ActivityError once it has failed for good.
@@ -478,12 +450,11 @@ class OrderReviewWorkflow:
         operation = self._payment_operation("capture")
         if first_try:
             try:
-                return await workflow.execute_activity(
+                return await call_outside(
                     CAPTURE_PAYMENT,
                     operation,
                     result_type=PaymentOperationResult,
-                    start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-                    retry_policy=FIRST_TRY,
+                    retry=FIRST_TRY,
                 )
             except ActivityError as failure:
                 cause = failure.cause
@@ -491,18 +462,17 @@ class OrderReviewWorkflow:
                     cause.non_retryable or cause.type in BUSINESS_REFUSALS
                 ):
                     raise
-                self._steps.audit("capture_retrying", reason=failure_reason(failure))
-                await self._steps.flush()
+                self._case.audit("capture_retrying", reason=failure_reason(failure))
+                await self._case.flush()
                 if isinstance(cause, ApplicationError) and cause.next_retry_delay:
                     # The provider said when to come back (HTTP 429 Retry-After).
                     await workflow.sleep(cause.next_retry_delay, summary="provider asked to wait")
-        return await workflow.execute_activity(
+        return await call_outside(
             CAPTURE_PAYMENT,
             operation,
             result_type=PaymentOperationResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            schedule_to_close_timeout=CAPTURE_GIVE_UP,
-            retry_policy=OUTSIDE_RETRY,
+            schedule_to_close=CAPTURE_GIVE_UP,
+            retry=OUTSIDE_RETRY,
         )
 
     async def _cancel_order(self, reason: str, *, actor: str, role: Role = Role.SYSTEM) -> None:
@@ -514,30 +484,29 @@ class OrderReviewWorkflow:
             # cancelling before money moves: the void may retry against a
             # provider outage for a long while, and meanwhile the work queue
             # must not offer a decided review to anyone.
-            self._transition(ReviewStatus.CANCELLING, actor, reason, role=role)
-            await self._steps.flush()
+            self._case.transition(ReviewStatus.CANCELLING, actor, reason, role=role)
+            await self._case.flush()
         try:
-            void = await workflow.execute_activity(
+            void = await call_outside(
                 VOID_AUTHORISATION,
                 self._payment_operation("void", reason=reason),
                 result_type=PaymentOperationResult,
-                start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-                schedule_to_close_timeout=CAPTURE_GIVE_UP,
-                retry_policy=OUTSIDE_RETRY,
+                schedule_to_close=CAPTURE_GIVE_UP,
+                retry=OUTSIDE_RETRY,
                 summary="void authorisation",
             )
             self._state.void_reference = void.provider_reference
-            self._steps.audit("authorisation_voided", reason=void.idempotency_key)
+            self._case.audit("authorisation_voided", reason=void.idempotency_key)
         except ActivityError as failure:
             # An authorisation that cannot be voided (already expired) lapses by
             # itself; the order is still cancelled and the failure is on record.
-            self._steps.audit("void_failed", reason=failure_reason(failure))
-        self._transition(ReviewStatus.CANCELLED, actor, reason, role=role)
-        await self._steps.flush()
+            self._case.audit("void_failed", reason=failure_reason(failure))
+        self._case.transition(ReviewStatus.CANCELLED, actor, reason, role=role)
+        await self._case.flush()
         await self._notify(CustomerTemplate.ORDER_CANCELLED)
 
     async def _notify(self, template: CustomerTemplate) -> None:
-        result = await workflow.execute_activity(
+        await self._case.notify(
             NOTIFY_CUSTOMER,
             NotifyCustomerInput(
                 workflow_id=workflow.info().workflow_id,
@@ -546,15 +515,9 @@ class OrderReviewWorkflow:
                 email=self._order.customer.email,
                 template=template,
             ),
-            result_type=NotifyCustomerResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
-            summary=f"notify customer: {template}",
+            template=template,
+            retry=OUTSIDE_RETRY,
         )
-        self._steps.audit(
-            "customer_notified", reason=template, after={"message_id": result.message_id}
-        )
-        await self._steps.flush()
 
     # --------------------------------------------------------------- helpers
 
@@ -572,7 +535,7 @@ class OrderReviewWorkflow:
         )
 
     def _decision_or_cancel(self) -> bool:
-        return self._decision is not None or self._cancel_pending()
+        return self._decision.pending or self._cancel_pending()
 
     def _cancel_pending(self) -> bool:
         return self._state.cancel_request is not None
@@ -588,44 +551,24 @@ class OrderReviewWorkflow:
     def _money(self) -> str:
         return format_amount(self._order.payment.amount_minor, self._order.currency)
 
-    def _transition(
-        self, status: ReviewStatus, actor: str, reason: str, *, role: Role = Role.SYSTEM
-    ) -> None:
-        previous = self._state.status
-        self._state.status = status
+    def _history(self, status: ReviewStatus, actor: str, reason: str) -> None:
         self._state.history.append(
             StatusChange(at=workflow.now(), status=status, actor=actor, reason=reason)
         )
-        self._steps.status_changed(previous, status, actor=actor, role=role, reason=reason)
-        self._refresh_ui()
 
-    def _refresh_ui(self) -> None:
-        """Case row, search attributes and current details follow the state."""
+    def _facts(self) -> CaseFacts:
         state = self._state
         risk = state.risk
-        case = CaseStatusInput(
-            workflow_id=workflow.info().workflow_id,
-            process=ORDER_REVIEW,
-            case_id=state.order_id,
+        return CaseFacts(
             status=state.status,
-            market=state.market,
-            risk_band=risk.band if risk else None,
-            awaited_role=state.awaited_role,
-            due_at=state.due_at,
+            details=_details(state, self._money()),
             amount_minor=state.amount_minor,
             currency=state.currency,
-            updated_at=workflow.now(),
-        )
-        updates = visibility.case_updates(
-            ORDER_REVIEW,
-            state.status,
             market=state.market,
             risk_band=risk.band if risk else None,
             awaited_role=state.awaited_role,
             due_at=state.due_at,
         )
-        self._steps.set_case(case, updates)
-        workflow.set_current_details(_details(state, self._money()))
 
 
 def _details(state: OrderReviewState, money: str) -> str:
