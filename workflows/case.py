@@ -344,10 +344,14 @@ class CaseBook(StepRecorder):
         retry: RetryPolicy,
         after: dict[str, Any] | None = None,
         tolerate_failure: bool = False,
+        on_sent: Callable[[NotifyCustomerResult], None] | None = None,
     ) -> NotifyCustomerResult | None:
         """Send the customer a message through a notification activity, put it
         on record and flush. With `tolerate_failure` a refused message (a
-        bounced address) is recorded and the case goes on: None."""
+        bounced address) is recorded and the case goes on: None. `on_sent`
+        sees the answer as soon as it comes, before the record and the flush
+        (a process that lists its sent messages in its state adds it there,
+        stamped with the time the answer came)."""
         try:
             result = await workflow.execute_activity(
                 activity,
@@ -365,6 +369,8 @@ class CaseBook(StepRecorder):
             )
             await self.flush()
             return None
+        if on_sent is not None:
+            on_sent(result)
         self.audit(
             "customer_notified",
             reason=template,
