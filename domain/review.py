@@ -254,7 +254,7 @@ def hard_deadline(order: Order, policy: ReviewPolicy) -> datetime:
 
 class OrderReviewContract:
     """The names Temporal knows the order review by: the workflow's
-    decorators and every client (starters/) use these, so renaming one side
+    decorators and every client (clients/) use these, so renaming one side
     alone fails type checking, and tests/unit/test_contracts.py compares them
     with the registered workflow."""
 
