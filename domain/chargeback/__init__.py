@@ -6,7 +6,8 @@ and validates responses with them, and unit tests call them without a server.
 
     codes       the vocabulary: provider, stage, status, reason, event kind, answer
     lifecycle   the provider event, case state, input and result, activity
-                payloads, the coordinator's answer and how events move the case
+                payloads, the coordinator's answer, how events move the case
+                and the case's phase (what the workflow does next)
     deadlines   the deadline engine: policy, respond-by, reminders, the default
     evidence    what each reason needs, the evidence pack, the completeness check
     contract    the names Temporal knows the chargeback workflow by
@@ -56,6 +57,7 @@ from domain.chargeback.lifecycle import (
     STAGE_ORDER,
     SUBMIT_DISPUTE_RESPONSE,
     ChargebackInput,
+    ChargebackPhase,
     ChargebackResult,
     ChargebackState,
     DisputeDecision,
@@ -70,6 +72,7 @@ from domain.chargeback.lifecycle import (
     SubmitResponseInput,
     SubmitResponseResult,
     apply_event,
+    chargeback_phase,
     chargeback_workflow_id,
     validate_response,
 )
@@ -111,6 +114,7 @@ __all__ = [
     "AssembleEvidenceResult",
     "ChargebackContract",
     "ChargebackInput",
+    "ChargebackPhase",
     "ChargebackResult",
     "ChargebackState",
     "DisputeDecision",
@@ -140,6 +144,7 @@ __all__ = [
     "adyen_event_id",
     "adyen_item_to_dispute_event",
     "apply_event",
+    "chargeback_phase",
     "chargeback_workflow_id",
     "default_response",
     "missing_evidence",

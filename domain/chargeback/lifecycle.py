@@ -374,3 +374,33 @@ def _new_round(state: ChargebackState, stage: DisputeStage, event: DisputeEvent)
     if event.provider_reason_code:
         state.provider_reason_code, state.reason = event.provider_reason_code, event.reason
     return EventEffect.NEW_ROUND
+
+
+# -- the case's phase -------------------------------------------------------------
+
+
+class ChargebackPhase(StrEnum):
+    """What the case does next: the one value the workflow's main loop reads
+    to pick its stage (it is not part of the state a query returns)."""
+
+    CLOSED = "closed"  # an outcome is in; Adyen may still reopen within the window
+    EARLY_FRAUD_WARNING_DUE = "early_fraud_warning_due"  # hold the order, ship or cancel
+    RESPONSE_DUE = "response_due"  # a round with a provider deadline: evidence, answer
+    NO_RESPONSE_POSSIBLE = "no_response_possible"  # a round the provider takes no answer to
+    WAITING_FOR_PROVIDER = "waiting_for_provider"  # the round is answered: the outcome is theirs
+
+
+def chargeback_phase(state: ChargebackState, *, round_open: bool) -> ChargebackPhase:
+    """The case's phase. `round_open`: an event made a response due (a new
+    round: inquiry, chargeback, second chargeback, warning) and the workflow
+    has not taken that round up yet."""
+    if state.status_closed():
+        return ChargebackPhase.CLOSED
+    if not round_open:
+        return ChargebackPhase.WAITING_FOR_PROVIDER
+    if state.early_fraud_warning:
+        return ChargebackPhase.EARLY_FRAUD_WARNING_DUE
+    if state.defendable and state.due_by:
+        return ChargebackPhase.RESPONSE_DUE
+    # A fraud notification, or a round without a deadline: nothing to answer.
+    return ChargebackPhase.NO_RESPONSE_POSSIBLE
