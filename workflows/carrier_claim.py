@@ -16,13 +16,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/order_review.py)
 
-    from domain.audit import CaseStatusInput
     from domain.carrier_events import CarrierEvent, EventSource, TrackingStatus
     from domain.claims import (
         CHASE_CARRIER_CLAIM,
@@ -31,8 +29,7 @@ with workflow.unsafe.imports_passed_through():
         GATHER_CLAIM_DOCUMENTS,
         OPEN_CARRIER_INVESTIGATION,
         RECORD_CLAIM_OUTCOME,
-        SIGNAL_CLAIM_CARRIER_EVENT,
-        SIGNAL_CLAIM_OUTCOME,
+        CarrierClaimContract,
         CarrierClaimInput,
         CarrierClaimResult,
         CarrierClaimState,
@@ -51,9 +48,8 @@ with workflow.unsafe.imports_passed_through():
         filing_deadline,
     )
     from domain.common import format_amount
-    from domain.deliveries import FailedDeliveryInput
+    from domain.deliveries import FailedDeliveryContract, FailedDeliveryInput
     from domain.evidence import (
-        CCTV_CLIP_READY_SIGNAL,
         REQUEST_CCTV_CLIP,
         CctvClipReady,
         CctvClipRequest,
@@ -61,23 +57,16 @@ with workflow.unsafe.imports_passed_through():
         cctv_request_id,
     )
     from domain.ids import CARRIER_CLAIM, failed_delivery_id
-    from workflows import visibility
-    from workflows.steps import StepRecorder, failure_reason, wait_until
+    from workflows.case import CaseBook, CaseFacts, call_outside, outside_retry, start_or_link
+    from workflows.steps import STEWARD, failure_reason, wait_until
 
-FAILED_DELIVERY_WORKFLOW_TYPE = "FailedDeliveryWorkflow"
 # A parcel found after filing is recorded at once (runs before it waited for the outcome).
 PATCH_FOUND_AFTER_FILING = "claim-found-after-filing"
-OUTSIDE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["ClaimRefused", "CctvFootageExpired", "CctvRequestRefused"],
-)
-OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
+OUTSIDE_RETRY = outside_retry("ClaimRefused", "CctvFootageExpired", "CctvRequestRefused")
 CCTV_REQUEST_GIVE_UP = timedelta(minutes=10)
 
 
-@workflow.defn
+@workflow.defn(name=CarrierClaimContract.WORKFLOW_TYPE)
 class CarrierClaimWorkflow:
     @workflow.init
     def __init__(self, input: CarrierClaimInput) -> None:
@@ -96,9 +85,14 @@ class CarrierClaimWorkflow:
             file_by=file_by(input.reported_at, input.policy),
             remedy_workflow_id=input.remedy_workflow_id,
         )
-        self._steps = StepRecorder(
+        # A claim never awaits a person (no tasks) and keeps no status history.
+        self._case = CaseBook(
             CARRIER_CLAIM,
             lambda: f"{self._state.carrier}:{self._state.tracking_number}",
+            state=self._state,
+            facts=self._facts,
+            closed=CLOSED_CLAIM_STATUSES,
+            clear_on_close=("due_at",),
             order_id=lambda: self._state.order_id,
             drop_none=True,
         )
@@ -110,7 +104,7 @@ class CarrierClaimWorkflow:
 
     @workflow.run
     async def run(self, input: CarrierClaimInput) -> CarrierClaimResult:
-        self._steps.audit(
+        self._case.audit(
             "claim_opened",
             reason=input.reason or f"{input.claim_type} parcel",
             after={
@@ -120,12 +114,12 @@ class CarrierClaimWorkflow:
                 "shipment_id": self._state.shipment_id,
             },
         )
-        self._transition(ClaimStatus.OPENED, f"{input.claim_type} parcel reported")
-        await self._steps.flush()
+        self._case.transition(ClaimStatus.OPENED, STEWARD, f"{input.claim_type} parcel reported")
+        await self._case.flush()
         if input.remedy_workflow_id is None:
             await self._start_remedy(input)
 
-        investigation = await workflow.execute_activity(
+        investigation = await call_outside(
             OPEN_CARRIER_INVESTIGATION,
             OpenInvestigationInput(
                 workflow_id=workflow.info().workflow_id,
@@ -134,27 +128,28 @@ class CarrierClaimWorkflow:
                 claim_type=input.claim_type,
             ),
             result_type=OpenInvestigationResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
             summary="open the carrier investigation",
         )
         self._state.investigation_ref = investigation.investigation_ref
-        self._steps.audit(
+        self._case.audit(
             "investigation_opened", actor=input.carrier, reason=investigation.investigation_ref
         )
         self._state.due_at = self._state.file_by
-        self._transition(
-            ClaimStatus.GATHERING_EVIDENCE, "collecting proof of value, photos and CCTV"
+        self._case.transition(
+            ClaimStatus.GATHERING_EVIDENCE, STEWARD, "collecting proof of value, photos and CCTV"
         )
-        await self._steps.flush()
+        await self._case.flush()
 
         await self._gather_evidence()
         if self._delivered:
-            self._transition(ClaimStatus.WITHDRAWN, "the parcel was delivered before filing")
+            self._case.transition(
+                ClaimStatus.WITHDRAWN, STEWARD, "the parcel was delivered before filing"
+            )
         else:
             await self._file()
             await self._follow_up()
-        await self._steps.flush()
+        await self._case.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         outcome = self._outcome
         return CarrierClaimResult(
@@ -166,13 +161,13 @@ class CarrierClaimWorkflow:
 
     # ------------------------------------------------------------- handlers
 
-    @workflow.query
+    @workflow.query(name=CarrierClaimContract.QUERY_STATUS)
     def status(self) -> CarrierClaimState:
         return self._state
 
-    @workflow.signal(name=SIGNAL_CLAIM_CARRIER_EVENT)
+    @workflow.signal(name=CarrierClaimContract.SIGNAL_CARRIER_EVENT)
     async def carrier_event(self, event: CarrierEvent) -> None:
-        if not self._steps.first_time(event.event_id):
+        if not self._case.first_time(event.event_id):
             return
         delivered = (
             event.status is TrackingStatus.DELIVERED
@@ -181,7 +176,7 @@ class CarrierClaimWorkflow:
         found = delivered and not self._delivered
         if delivered:
             self._delivered = True
-        self._steps.audit(
+        self._case.audit(
             "carrier_event",
             actor=event.carrier,
             reason=f"{event.tracking_number}: {event.status}",
@@ -190,7 +185,7 @@ class CarrierClaimWorkflow:
         if found:
             self._state.found_at = event.occurred_at
             filed = self._state.claim_reference is not None
-            self._steps.audit(
+            self._case.audit(
                 "parcel_found_after_filing" if filed else "parcel_found",
                 actor=event.carrier,
                 reason=(
@@ -208,27 +203,27 @@ class CarrierClaimWorkflow:
             # parcel found after all must close that case too if it waits.
             try:
                 await workflow.get_external_workflow_handle(remedy).signal(
-                    SIGNAL_CLAIM_CARRIER_EVENT, event
+                    FailedDeliveryContract.SIGNAL_CARRIER_EVENT, event
                 )
             except Exception as failure:  # the remedy has finished: nothing waits
-                self._steps.audit("remedy_not_signalled", reason=str(failure))
+                self._case.audit("remedy_not_signalled", reason=str(failure))
 
-    @workflow.signal(name=CCTV_CLIP_READY_SIGNAL)
+    @workflow.signal(name=CarrierClaimContract.SIGNAL_CCTV_CLIP_READY)
     def cctv_clip_ready(self, clip: CctvClipReady) -> None:
-        if not self._steps.first_time(clip.event_id):
+        if not self._case.first_time(clip.event_id):
             return
         if self._clip is None:
             self._clip = clip
-        self._steps.audit(
+        self._case.audit(
             "cctv_clip_ready" if clip.available else "cctv_clip_unavailable",
             actor="warehouse",
             reason=clip.clip_ref or clip.reason or "",
             after={"event_id": clip.event_id, "request_id": clip.request_id},
         )
 
-    @workflow.signal(name=SIGNAL_CLAIM_OUTCOME)
+    @workflow.signal(name=CarrierClaimContract.SIGNAL_CLAIM_OUTCOME)
     def claim_outcome(self, outcome: ClaimOutcome) -> None:
-        if not self._steps.first_time(outcome.event_id):
+        if not self._case.first_time(outcome.event_id):
             return
         # One outcome counts; a repeat with another event id is only recorded.
         if self._outcome is None and self._state.status is ClaimStatus.FILED:
@@ -236,7 +231,7 @@ class CarrierClaimWorkflow:
             action = "claim_outcome_received"
         else:
             action = "claim_outcome_ignored"
-        self._steps.audit(
+        self._case.audit(
             action,
             actor=self._state.carrier,
             reason=outcome.note or ("approved" if outcome.approved else "rejected"),
@@ -261,32 +256,30 @@ class CarrierClaimWorkflow:
             occurred_at=input.reported_at,
             source=EventSource.STEWARD,
         )
-        try:
-            await workflow.start_child_workflow(
-                FAILED_DELIVERY_WORKFLOW_TYPE,
-                FailedDeliveryInput(
-                    shipment=input.shipment,
-                    trigger=trigger,
-                    claim_workflow_id=workflow.info().workflow_id,
-                ),
-                id=remedy_id,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                static_summary=f"Failed delivery {input.shipment.shipment_id} (claim)",
-            )
-            action = "remedy_started"
-        except WorkflowAlreadyStartedError:
-            action = "remedy_linked"
+        # The remedy lives on after the claim closes; if a carrier event
+        # already opened it, that case is the one.
+        started = await start_or_link(
+            FailedDeliveryContract.WORKFLOW_TYPE,
+            FailedDeliveryInput(
+                shipment=input.shipment,
+                trigger=trigger,
+                claim_workflow_id=workflow.info().workflow_id,
+            ),
+            id=remedy_id,
+            summary=f"Failed delivery {input.shipment.shipment_id} (claim)",
+        )
+        action = "remedy_started" if started else "remedy_linked"
         self._state.remedy_workflow_id = remedy_id
-        self._steps.audit(
+        self._case.audit(
             action,
             reason="reship or refund by the coordinator's decision",
             after={"remedy_workflow_id": remedy_id},
         )
-        await self._steps.flush()
+        await self._case.flush()
 
     async def _gather_evidence(self) -> None:
         input = self._input
-        gathered = await workflow.execute_activity(
+        gathered = await call_outside(
             GATHER_CLAIM_DOCUMENTS,
             GatherDocumentsInput(
                 workflow_id=workflow.info().workflow_id,
@@ -295,17 +288,14 @@ class CarrierClaimWorkflow:
                 claim_type=input.claim_type,
             ),
             result_type=GatherDocumentsResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
             summary="collect invoice, photos and tracking history",
         )
         self._state.documents.extend(gathered.documents)
-        self._steps.audit(
-            "documents_gathered", reason=", ".join(d.kind for d in gathered.documents)
-        )
+        self._case.audit("documents_gathered", reason=", ".join(d.kind for d in gathered.documents))
 
         try:
-            await workflow.execute_activity(
+            await call_outside(
                 REQUEST_CCTV_CLIP,
                 CctvClipRequest(
                     request_id=cctv_request_id(workflow.info().workflow_id),
@@ -314,19 +304,18 @@ class CarrierClaimWorkflow:
                     purpose="carrier claim",
                 ),
                 result_type=CctvClipRequestResult,
-                start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
                 # The clip strengthens the claim but never holds up filing.
-                schedule_to_close_timeout=CCTV_REQUEST_GIVE_UP,
-                retry_policy=OUTSIDE_RETRY,
+                schedule_to_close=CCTV_REQUEST_GIVE_UP,
+                retry=OUTSIDE_RETRY,
                 summary="request the packing CCTV clip",
             )
             self._state.cctv_requested = True
-            self._steps.audit("cctv_clip_requested")
+            self._case.audit("cctv_clip_requested")
         except ActivityError as failure:
             # Footage past retention: file without it, and say so.
             self._state.cctv_note = failure_reason(failure)
-            self._steps.audit("cctv_clip_unavailable", reason=self._state.cctv_note)
-        await self._steps.flush()
+            self._case.audit("cctv_clip_unavailable", reason=self._state.cctv_note)
+        await self._case.flush()
 
         if self._state.cctv_requested:
             until = min(workflow.now() + input.policy.evidence_wait, self._state.file_by)
@@ -342,11 +331,11 @@ class CarrierClaimWorkflow:
                 )
             elif not got:
                 self._state.cctv_note = f"no clip by {until.isoformat()}"
-                self._steps.audit("cctv_clip_timeout", reason="filing without the CCTV clip")
+                self._case.audit("cctv_clip_timeout", reason="filing without the CCTV clip")
 
     async def _file(self) -> None:
         input = self._input
-        filed = await workflow.execute_activity(
+        filed = await call_outside(
             FILE_CARRIER_CLAIM,
             FileClaimInput(
                 workflow_id=workflow.info().workflow_id,
@@ -359,14 +348,13 @@ class CarrierClaimWorkflow:
                 documents=self._state.documents,
             ),
             result_type=FileClaimResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
             summary="file the claim",
         )
         self._state.claim_reference = filed.claim_reference
         self._state.filed_at = workflow.now()
         margin = self._state.filing_deadline - workflow.now()
-        self._steps.audit(
+        self._case.audit(
             "claim_filed",
             reason=f"{filed.claim_reference}, {self._money()}",
             after={
@@ -376,8 +364,8 @@ class CarrierClaimWorkflow:
             },
         )
         self._state.due_at = workflow.now() + input.policy.response_deadline
-        self._transition(ClaimStatus.FILED, f"filed {filed.claim_reference}")
-        await self._steps.flush()
+        self._case.transition(ClaimStatus.FILED, STEWARD, f"filed {filed.claim_reference}")
+        await self._case.flush()
 
     async def _follow_up(self) -> None:
         policy = self._input.policy
@@ -395,13 +383,13 @@ class CarrierClaimWorkflow:
                     break
                 # The parcel turned up: on record now; the carrier still answers.
                 self._found_unrecorded = False
-                self._refresh_ui()
-                await self._steps.flush()
+                self._case.refresh()
+                await self._case.flush()
                 continue
             if workflow.now() >= due:
                 break
             self._state.follow_ups += 1
-            await workflow.execute_activity(
+            await call_outside(
                 CHASE_CARRIER_CLAIM,
                 ChaseClaimInput(
                     workflow_id=workflow.info().workflow_id,
@@ -409,15 +397,15 @@ class CarrierClaimWorkflow:
                     claim_reference=self._state.claim_reference,
                     follow_up=self._state.follow_ups,
                 ),
-                start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-                retry_policy=OUTSIDE_RETRY,
+                result_type=type(None),
+                retry=OUTSIDE_RETRY,
                 summary="chase the carrier",
             )
-            self._steps.audit(
+            self._case.audit(
                 "claim_follow_up",
                 reason=f"reminder {self._state.follow_ups} to {self._state.carrier}",
             )
-            await self._steps.flush()
+            await self._case.flush()
             next_chase = min(workflow.now() + policy.follow_up_every, due)
         outcome = self._outcome
         if outcome is None:
@@ -427,7 +415,7 @@ class CarrierClaimWorkflow:
         else:
             result, amount, status = "rejected", 0, ClaimStatus.REJECTED
         self._state.outcome = outcome
-        await workflow.execute_activity(
+        await call_outside(
             RECORD_CLAIM_OUTCOME,
             RecordReimbursementInput(
                 workflow_id=workflow.info().workflow_id,
@@ -439,62 +427,47 @@ class CarrierClaimWorkflow:
                 amount_minor=amount,
                 currency=self._state.currency,
             ),
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            result_type=type(None),
+            retry=OUTSIDE_RETRY,
             summary="record the outcome in the claims ledger",
         )
-        self._steps.audit(
+        self._case.audit(
             "claim_outcome_recorded",
             reason=f"{result}: {format_amount(amount, self._state.currency)}",
             after={"outcome": result, "reimbursed_minor": amount},
         )
-        self._state.due_at = None
-        self._transition(status, f"claim {result}")
+        # Closing clears the due date (the case book's clear_on_close).
+        self._case.transition(status, STEWARD, f"claim {result}")
 
     # -------------------------------------------------------------- helpers
 
-    def _transition(self, status: ClaimStatus, reason: str) -> None:
-        previous = self._state.status
-        self._state.status = status
-        if status in CLOSED_CLAIM_STATUSES:
-            self._state.due_at = None
-        self._steps.status_changed(previous, status, reason=reason)
-        self._refresh_ui()
-
-    def _refresh_ui(self) -> None:
+    def _facts(self) -> CaseFacts:
         state = self._state
-        case = CaseStatusInput(
-            workflow_id=workflow.info().workflow_id,
-            process=CARRIER_CLAIM,
-            case_id=f"{state.carrier}:{state.tracking_number}",
+        return CaseFacts(
             status=state.status,
-            market=self._input.shipment.order.market,
-            due_at=state.due_at,
+            details=_details(state),
             amount_minor=state.declared_value_minor,
             currency=state.currency,
-            updated_at=workflow.now(),
-        )
-        updates = visibility.case_updates(
-            CARRIER_CLAIM,
-            state.status,
             market=self._input.shipment.order.market,
             due_at=state.due_at,
             # A claim waits on the carrier, never on a person.
             tracks_awaited_role=False,
         )
-        self._steps.set_case(case, updates)
-        lines = [
-            f"**{state.status.replace('_', ' ').capitalize()}** · "
-            f"{state.carrier} {state.tracking_number}",
-            f"{state.claim_type} · order {state.order_id} · "
-            f"{format_amount(state.declared_value_minor, state.currency)}",
-            f"Filing deadline {state.filing_deadline:%Y-%m-%d %H:%M} UTC",
-        ]
-        if state.claim_reference:
-            lines.append(f"Claim {state.claim_reference}")
-        if state.found_at:
-            lines.append(f"Parcel delivered after all on {state.found_at:%Y-%m-%d %H:%M} UTC")
-        workflow.set_current_details("\n\n".join(lines))
 
     def _money(self) -> str:
         return format_amount(self._state.declared_value_minor, self._state.currency)
+
+
+def _details(state: CarrierClaimState) -> str:
+    lines = [
+        f"**{state.status.replace('_', ' ').capitalize()}** · "
+        f"{state.carrier} {state.tracking_number}",
+        f"{state.claim_type} · order {state.order_id} · "
+        f"{format_amount(state.declared_value_minor, state.currency)}",
+        f"Filing deadline {state.filing_deadline:%Y-%m-%d %H:%M} UTC",
+    ]
+    if state.claim_reference:
+        lines.append(f"Claim {state.claim_reference}")
+    if state.found_at:
+        lines.append(f"Parcel delivered after all on {state.found_at:%Y-%m-%d %H:%M} UTC")
+    return "\n\n".join(lines)
