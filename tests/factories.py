@@ -13,7 +13,8 @@ Dict overrides are merged into the default nested value; anything else
 replaces it. Derived fields follow unless overridden themselves: the payment
 amount is the items total plus shipping, its currency the order's, the
 authorisation happens at `placed_at` and expires 7 days later, and the account
-is three years older than the order.
+is three years older than the order. The order is placed five minutes before
+`now` (a keyword; the wall clock by default).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from domain.orders import Order
 AUTHORISATION_VALIDITY = timedelta(days=7)
 
 
-def _now() -> datetime:
+def _now(now: datetime | None = None) -> datetime:
     # Near "now" rather than a fixed date: integration and workflow tests run
     # against real or skipped clocks, and a review of an order placed years
-    # ago would hit its authorisation deadline immediately.
-    return (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0)
+    # ago would hit its authorisation deadline immediately. Workflow tests
+    # pass the test server's clock, which runs ahead of the wall clock.
+    return ((now or datetime.now(UTC)) - timedelta(minutes=5)).replace(microsecond=0)
 
 
 def _merge(base: Any, override: Any) -> Any:
@@ -52,9 +54,14 @@ def _item_total(items: list[dict[str, Any]]) -> int:
     return sum(int(i["unit_price_minor"]) * int(i.get("quantity", 1)) for i in items)
 
 
-def order_data(order_id: str = "FR-100001", **overrides: Any) -> dict[str, Any]:
-    """The raw dict behind `make_order`, for tests that post JSON or want it invalid."""
-    placed_at: datetime = overrides.pop("placed_at", None) or _now()
+def order_data(
+    order_id: str = "FR-100001", *, now: datetime | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The raw dict behind `make_order`, for tests that post JSON or want it invalid.
+
+    `now` is the clock the order is placed by (the wall clock by default).
+    """
+    placed_at: datetime = overrides.pop("placed_at", None) or _now(now)
     customer_overrides = overrides.get("customer")
     customer_id = (
         customer_overrides.get("customer_id", "C-778120")
@@ -127,6 +134,8 @@ def order_data(order_id: str = "FR-100001", **overrides: Any) -> dict[str, Any]:
     return data
 
 
-def make_order(order_id: str = "FR-100001", **overrides: Any) -> Order:
+def make_order(
+    order_id: str = "FR-100001", *, now: datetime | None = None, **overrides: Any
+) -> Order:
     """A valid, realistic, low-risk FR order in EUR; see the module docstring."""
-    return Order.model_validate(order_data(order_id, **overrides))
+    return Order.model_validate(order_data(order_id, now=now, **overrides))
