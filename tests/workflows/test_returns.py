@@ -1,239 +1,63 @@
 """Returns under time skipping: every path and every deadline.
 
 The outside world (eligibility, carrier, warehouse, payment provider,
-notifications, the store) is replaced by in-memory activities registered under
-the real names; the replacement order's review is a stand-in workflow
-registered as "OrderReviewWorkflow", which the return starts by name.
+notifications, the store) is the harness's FakeWorld, registered under the
+real activity names; the replacement order's review and the lost parcel's
+claim are stand-in workflows registered under the real names, which the
+return starts by name.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from temporalio import activity, workflow
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from domain.audit import RECORD_TRANSITION, RecordTransitionInput
 from domain.claims import CarrierClaimInput, ClaimType
 from domain.common import Role
-from domain.deliveries import ShipmentRecord
 from domain.ids import carrier_claim_id, return_id
-from domain.notifications import NOTIFY_CUSTOMER, NotifyCustomerInput, NotifyCustomerResult
-from domain.payments import (
-    REFUND_FROZEN_BY_DISPUTE,
-    REFUND_PAYMENT,
-    PaymentOperationInput,
-    PaymentOperationKind,
-    PaymentOperationResult,
-    PaymentOperationStatus,
-)
 from domain.returns import (
-    CHECK_RETURN_ELIGIBILITY,
-    CHECK_STOCK,
-    ISSUE_RETURN_LABEL,
-    PREPARE_RETURN_PARCEL_CLAIM,
-    RECORD_DISPOSITION,
     CancelReturnRequest,
     CarrierEvent,
     CarrierEventKind,
-    CheckEligibilityInput,
-    CheckStockInput,
-    CheckStockResult,
     CustomerChoice,
     CustomerChoiceInput,
     CustomerContact,
     Disposition,
-    EligibilityResult,
     FinanceApprovalInput,
-    IssueLabelInput,
-    IssueLabelResult,
     OrderLine,
     QcDecisionInput,
     QcGrade,
     QcOutcome,
     QcResult,
-    RecordDispositionInput,
-    RecordDispositionResult,
     Refusal,
     Resolution,
     ReturnInput,
     ReturnLine,
     ReturnOrder,
-    ReturnParcelClaimInput,
-    ReturnParcelClaimResult,
     ReturnPolicy,
     ReturnReason,
     ReturnResult,
     ReturnStatus,
 )
-from domain.review import OrderReviewInput
 from tests.factories import make_order
+from tests.workflows.harness import RETURN_TRACKING as TRACKING
+from tests.workflows.harness import FakeWorld, Harness, wait_for_status
+from tests.workflows.stand_ins import StandInCarrierClaim, StandInOrderReview
 from workflows.returns import ReturnWorkflow
+
+pytestmark = pytest.mark.workflows([ReturnWorkflow, StandInOrderReview, StandInCarrierClaim])
 
 POLICY = ReturnPolicy(finance_threshold_minor=500_000, qc_high_value_minor=1_000_000)
 BAG_PRICE = 245_000  # below the finance threshold
 WATCH_PRICE = 780_000  # above it, below the QC high-value threshold
 
 
-@workflow.defn(name="OrderReviewWorkflow")
-class StandInOrderReview:
-    """The replacement order's review: started by name, finishes at once."""
-
-    @workflow.run
-    async def run(self, input: OrderReviewInput) -> str:
-        return input.order.order_id
-
-
-@workflow.defn(name="CarrierClaimWorkflow")
-class StandInCarrierClaim:
-    """The lost parcel's claim: started by name, answers with its input."""
-
-    @workflow.run
-    async def run(self, input: CarrierClaimInput) -> CarrierClaimInput:
-        return input
-
-
-class FakeWorld:
-    """In-memory outside world that records every call."""
-
-    def __init__(self) -> None:
-        self.order_known = True  # whether the store knows the order a lost parcel claims
-        self.claim_preparations: list[ReturnParcelClaimInput] = []
-        self.refusals: list[Refusal] = []
-        self.open_dispute = False
-        self.frozen_refunds = 0  # how many refund calls the dispute freeze refuses
-        self.out_of_stock_checks = 0  # how many stock checks answer "missing"
-        self.refund_attempts: list[PaymentOperationInput] = []
-        self.refunds: list[PaymentOperationInput] = []
-        self.labels: list[IssueLabelInput] = []
-        self.dispositions: list[RecordDispositionInput] = []
-        self.stock_checks: list[CheckStockInput] = []
-        self.notifications: list[NotifyCustomerInput] = []
-        self.transitions: list[RecordTransitionInput] = []
-
-    @activity.defn(name=CHECK_RETURN_ELIGIBILITY)
-    async def check_return_eligibility(self, input: CheckEligibilityInput) -> EligibilityResult:
-        value = sum(
-            line.quantity * (input.request.order.line(line.sku) or _missing()).unit_price_minor
-            for line in input.request.lines
-        )
-        return EligibilityResult(
-            eligible=not self.refusals,
-            refusals=self.refusals,
-            open_dispute=self.open_dispute,
-            full_return=True,
-            value_minor=value,
-            refund_minor=value + input.request.order.shipping_minor,
-        )
-
-    @activity.defn(name=ISSUE_RETURN_LABEL)
-    async def issue_return_label(self, input: IssueLabelInput) -> IssueLabelResult:
-        self.labels.append(input)
-        return IssueLabelResult(
-            carrier="sim-dhl",
-            tracking_number=TRACKING,
-            label_url="https://labels.example/x.pdf",
-            expires_at=input.expires_at,
-        )
-
-    @activity.defn(name=RECORD_DISPOSITION)
-    async def record_disposition(self, input: RecordDispositionInput) -> RecordDispositionResult:
-        self.dispositions.append(input)
-        return RecordDispositionResult(reference=f"DSP-{input.disposition}", warehouse="PAR")
-
-    @activity.defn(name=CHECK_STOCK)
-    async def check_stock(self, input: CheckStockInput) -> CheckStockResult:
-        self.stock_checks.append(input)
-        if self.out_of_stock_checks > 0:
-            self.out_of_stock_checks -= 1
-            return CheckStockResult(in_stock=False, missing_skus=[line.sku for line in input.lines])
-        return CheckStockResult(in_stock=True)
-
-    @activity.defn(name=REFUND_PAYMENT)
-    async def refund_payment(self, input: PaymentOperationInput) -> PaymentOperationResult:
-        self.refund_attempts.append(input)
-        if self.frozen_refunds > 0:
-            self.frozen_refunds -= 1
-            raise ApplicationError(
-                "order has an open dispute", type=REFUND_FROZEN_BY_DISPUTE, non_retryable=True
-            )
-        self.refunds.append(input)
-        return PaymentOperationResult(
-            kind=PaymentOperationKind.REFUND,
-            idempotency_key=input.idempotency_key,
-            provider_reference=f"psp_refund_{len(self.refunds)}",
-            status=PaymentOperationStatus.SUCCEEDED,
-            amount_minor=input.amount_minor,
-            currency=input.currency,
-        )
-
-    @activity.defn(name=NOTIFY_CUSTOMER)
-    async def notify_customer(self, input: NotifyCustomerInput) -> NotifyCustomerResult:
-        self.notifications.append(input)
-        return NotifyCustomerResult(message_id=input.message_id, delivered=True)
-
-    @activity.defn(name=RECORD_TRANSITION)
-    async def record_transition(self, input: RecordTransitionInput) -> None:
-        self.transitions.append(input)
-
-    @activity.defn(name=PREPARE_RETURN_PARCEL_CLAIM)
-    async def prepare_claim(self, input: ReturnParcelClaimInput) -> ReturnParcelClaimResult:
-        self.claim_preparations.append(input)
-        if not self.order_known:
-            return ReturnParcelClaimResult(reason=f"order_id: no shipment of {input.order_id}")
-        return ReturnParcelClaimResult(
-            shipment=ShipmentRecord(
-                shipment_id=f"{input.rma_id}-RETURN",
-                carrier=input.carrier,
-                tracking_number=input.tracking_number,
-                expected_delivery_at=input.expected_delivery_at,
-                order=make_order(order_id=input.order_id),
-            )
-        )
-
-    def activities(self) -> list[object]:
-        return [
-            self.check_return_eligibility,
-            self.issue_return_label,
-            self.record_disposition,
-            self.check_stock,
-            self.refund_payment,
-            self.notify_customer,
-            self.record_transition,
-            self.prepare_claim,
-        ]
-
-    def actions(self) -> list[str]:
-        return [e.action for t in self.transitions for e in t.entries]
-
-    def opened_tasks(self) -> list[tuple[str, Role]]:
-        return [(o.kind, o.awaited_role) for t in self.transitions for o in t.open_tasks]
-
-    def closed_outcomes(self) -> list[str]:
-        return [c.outcome for t in self.transitions for c in t.close_tasks]
-
-    def escalations(self) -> list[Role | None]:
-        return [u.awaited_role for t in self.transitions for u in t.update_tasks if u.escalated]
-
-    def templates(self) -> list[str]:
-        return [n.template.value for n in self.notifications]
-
-
-def _missing() -> OrderLine:
-    raise AssertionError("unknown sku")
-
-
-TRACKING = "1ZTEST0001"
-
-
 def return_input(
+    now: datetime,
     *,
     price: int = BAG_PRICE,
     resolution: Resolution = Resolution.REFUND,
@@ -245,6 +69,7 @@ def return_input(
     if resolution is Resolution.EXCHANGE:
         replacement = make_order(
             order_id=f"EXC-{uuid.uuid4().hex[:8]}",
+            now=now,
             items=[
                 {
                     "sku": "HB-TOTE-GM-NOIR",
@@ -261,7 +86,7 @@ def return_input(
             order_id=f"ORD-{uuid.uuid4().hex[:8]}",
             market="FR",
             currency="EUR",
-            delivered_at=datetime.now(UTC) - timedelta(days=3),
+            delivered_at=now - timedelta(days=3),
             lines=[
                 OrderLine(
                     sku="HB-TOTE-MM-NOIR",
@@ -286,44 +111,20 @@ def return_input(
 Handle = WorkflowHandle[ReturnWorkflow, ReturnResult]
 
 
-@pytest.fixture
-async def world(env: WorkflowEnvironment) -> AsyncIterator[tuple[FakeWorld, str]]:
-    fake = FakeWorld()
-    task_queue = f"returns-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[ReturnWorkflow, StandInOrderReview, StandInCarrierClaim],
-        activities=fake.activities(),
-    ):
-        yield fake, task_queue
-
-
-async def start(env: WorkflowEnvironment, task_queue: str, request: ReturnInput) -> Handle:
-    return await env.client.start_workflow(
-        ReturnWorkflow.run, request, id=return_id(request.rma_id), task_queue=task_queue
-    )
-
-
-async def wait_for(env: WorkflowEnvironment, handle: Handle, status: ReturnStatus) -> None:
-    # Queries do not skip time; poll a few workflow tasks' worth of real time.
-    for _ in range(300):
-        if (await handle.query(ReturnWorkflow.status)).status == status:
-            return
-        await env.sleep(timedelta(milliseconds=1))
-    raise AssertionError(f"never reached {status}; now {await current(handle)}")
+async def start(harness: Harness, request: ReturnInput) -> Handle:
+    return await harness.start(ReturnWorkflow.run, request, id=return_id(request.rma_id))
 
 
 async def current(handle: Handle) -> ReturnStatus:
     return (await handle.query(ReturnWorkflow.status)).status
 
 
-def scan(kind: CarrierEventKind, event_id: str | None = None) -> CarrierEvent:
+def scan(harness: Harness, kind: CarrierEventKind, event_id: str | None = None) -> CarrierEvent:
     return CarrierEvent(
         event_id=event_id or f"evt-{uuid.uuid4().hex[:8]}",
         kind=kind,
         tracking_number=TRACKING,
-        occurred_at=datetime.now(UTC),
+        occurred_at=harness.now(),
     )
 
 
@@ -331,26 +132,29 @@ def qc(grade: QcGrade = QcGrade.FIRST_CHOICE, **kwargs: Any) -> QcResult:
     return QcResult(event_id=f"qc-{uuid.uuid4().hex[:8]}", grade=grade, **kwargs)
 
 
-async def deliver(env: WorkflowEnvironment, handle: Handle) -> None:
-    await wait_for(env, handle, ReturnStatus.LABEL_ISSUED)
-    await handle.signal(ReturnWorkflow.carrier_event, scan(CarrierEventKind.IN_TRANSIT))
-    await wait_for(env, handle, ReturnStatus.IN_TRANSIT)
-    await handle.signal(ReturnWorkflow.carrier_event, scan(CarrierEventKind.DELIVERED_TO_WAREHOUSE))
-    await wait_for(env, handle, ReturnStatus.RECEIVED)
+async def deliver(harness: Harness, handle: Handle) -> None:
+    await wait_for_status(handle, ReturnStatus.LABEL_ISSUED)
+    await handle.signal(ReturnWorkflow.carrier_event, scan(harness, CarrierEventKind.IN_TRANSIT))
+    await wait_for_status(handle, ReturnStatus.IN_TRANSIT)
+    await handle.signal(
+        ReturnWorkflow.carrier_event, scan(harness, CarrierEventKind.DELIVERED_TO_WAREHOUSE)
+    )
+    await wait_for_status(handle, ReturnStatus.RECEIVED)
 
 
 async def test_first_choice_refund_moves_money_once_and_restocks(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    handle = await start(env, queue, return_input())
-    await wait_for(env, handle, ReturnStatus.LABEL_ISSUED)
-    in_transit = scan(CarrierEventKind.IN_TRANSIT, "evt-1")
+    handle = await start(harness, return_input(harness.now()))
+    await wait_for_status(handle, ReturnStatus.LABEL_ISSUED)
+    in_transit = scan(harness, CarrierEventKind.IN_TRANSIT, "evt-1")
     # The carrier delivers its webhook twice: the second changes nothing.
     await handle.signal(ReturnWorkflow.carrier_event, in_transit)
     await handle.signal(ReturnWorkflow.carrier_event, in_transit)
-    await handle.signal(ReturnWorkflow.carrier_event, scan(CarrierEventKind.DELIVERED_TO_WAREHOUSE))
-    await wait_for(env, handle, ReturnStatus.RECEIVED)
+    await handle.signal(
+        ReturnWorkflow.carrier_event, scan(harness, CarrierEventKind.DELIVERED_TO_WAREHOUSE)
+    )
+    await wait_for_status(handle, ReturnStatus.RECEIVED)
     result_event = qc()
     await handle.signal(ReturnWorkflow.qc_result, result_event)
     await handle.signal(ReturnWorkflow.qc_result, result_event)
@@ -359,89 +163,85 @@ async def test_first_choice_refund_moves_money_once_and_restocks(
     assert result.status is ReturnStatus.REFUNDED
     assert result.refunded_minor == BAG_PRICE
     assert result.disposition is Disposition.RESTOCK
-    assert [r.operation_id for r in fake.refunds] == ["refund-1"]
-    assert fake.refunds[0].idempotency_key == f"{handle.id}/refund-1"
-    assert [d.disposition for d in fake.dispositions] == [Disposition.RESTOCK]
-    actions = fake.actions()
+    assert [r.operation_id for r in world.payments.refunds] == ["refund-1"]
+    assert world.payments.refunds[0].idempotency_key == f"{handle.id}/refund-1"
+    assert [d.disposition for d in world.returns.dispositions] == [Disposition.RESTOCK]
+    actions = world.audit.actions()
     assert actions.count("carrier_in_transit") == 1
     assert actions.count("qc_result_received") == 1
     assert "refund_issued" in actions
-    assert fake.opened_tasks() == []  # no person needed
-    assert fake.templates() == ["return_label", "return_refunded"]
-    cases = [t.case for t in fake.transitions if t.case is not None]
+    assert world.audit.opened_task_kinds() == []  # no person needed
+    assert world.notifications.templates() == ["return_label", "return_refunded"]
+    cases = world.audit.cases()
     assert cases[-1].status == ReturnStatus.REFUNDED
     assert cases[-1].awaited_role is None and cases[-1].due_at is None
 
 
+@pytest.mark.world(refusals=[Refusal(code="final_sale", message="Tote MM was a final sale.")])
 async def test_ineligible_return_is_rejected_with_customer_reason(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    fake.refusals = [Refusal(code="final_sale", message="Tote MM was a final sale.")]
-    handle = await start(env, queue, return_input())
+    handle = await start(harness, return_input(harness.now()))
     result = await handle.result()
     state = await handle.query(ReturnWorkflow.status)
 
     assert result.status is ReturnStatus.REJECTED
     assert state.refusals == ["Tote MM was a final sale."]
-    assert fake.labels == [] and fake.refunds == []
-    assert fake.templates() == ["return_rejected"]
+    assert world.returns.labels == [] and world.payments.refunds == []
+    assert world.notifications.templates() == ["return_rejected"]
 
 
 async def test_label_reminder_then_expiry_closes_the_case(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    handle = await start(env, queue, return_input())
-    await wait_for(env, handle, ReturnStatus.LABEL_ISSUED)
-    await env.sleep(timedelta(days=22))
-    assert fake.templates() == ["return_label", "return_label_reminder"]
+    handle = await start(harness, return_input(harness.now()))
+    await wait_for_status(handle, ReturnStatus.LABEL_ISSUED)
+    await harness.sleep(timedelta(days=22))
+    assert world.notifications.templates() == ["return_label", "return_label_reminder"]
     assert await current(handle) is ReturnStatus.LABEL_ISSUED
     result = await handle.result()  # time skips to the 28-day expiry
 
     assert result.status is ReturnStatus.EXPIRED
-    assert "label_expired" in fake.actions()
-    assert fake.refunds == [] and fake.dispositions == []
+    assert "label_expired" in world.audit.actions()
+    assert world.payments.refunds == [] and world.returns.dispositions == []
 
 
 async def test_customer_cancels_before_shipping_but_not_after(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    handle = await start(env, queue, return_input())
-    await wait_for(env, handle, ReturnStatus.LABEL_ISSUED)
+    handle = await start(harness, return_input(harness.now()))
+    await wait_for_status(handle, ReturnStatus.LABEL_ISSUED)
     await handle.signal(
         ReturnWorkflow.cancel, CancelReturnRequest(event_id="c-1", reason="kept it")
     )
     result = await handle.result()
     assert result.status is ReturnStatus.CANCELLED
-    assert "cancel_requested" in fake.actions()
+    assert "cancel_requested" in world.audit.actions()
 
-    shipped = await start(env, queue, return_input())
-    await wait_for(env, shipped, ReturnStatus.LABEL_ISSUED)
-    await shipped.signal(ReturnWorkflow.carrier_event, scan(CarrierEventKind.IN_TRANSIT))
-    await wait_for(env, shipped, ReturnStatus.IN_TRANSIT)
+    shipped = await start(harness, return_input(harness.now()))
+    await wait_for_status(shipped, ReturnStatus.LABEL_ISSUED)
+    await shipped.signal(ReturnWorkflow.carrier_event, scan(harness, CarrierEventKind.IN_TRANSIT))
+    await wait_for_status(shipped, ReturnStatus.IN_TRANSIT)
     await shipped.signal(
         ReturnWorkflow.cancel, CancelReturnRequest(event_id="c-2", reason="too late")
     )
     await shipped.signal(
-        ReturnWorkflow.carrier_event, scan(CarrierEventKind.DELIVERED_TO_WAREHOUSE)
+        ReturnWorkflow.carrier_event, scan(harness, CarrierEventKind.DELIVERED_TO_WAREHOUSE)
     )
     # Refused, so the return carries on; the refusal is on record with the next step.
-    await wait_for(env, shipped, ReturnStatus.RECEIVED)
-    assert "cancel_refused" in fake.actions()
+    await wait_for_status(shipped, ReturnStatus.RECEIVED)
+    assert "cancel_refused" in world.audit.actions()
 
 
 async def test_manual_qc_sla_escalates_to_senior_qa_and_validator_enforces_roles(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    handle = await start(env, queue, return_input(serial="SN-1"))
-    await deliver(env, handle)
+    handle = await start(harness, return_input(harness.now(), serial="SN-1"))
+    await deliver(harness, handle)
     # KO from the 3PL and the wrong serial: a person must look.
     await handle.signal(ReturnWorkflow.qc_result, qc(QcGrade.KO, serial_number_seen="SN-X"))
-    await wait_for(env, handle, ReturnStatus.MANUAL_QC)
-    assert fake.opened_tasks() == [("return_qc", Role.COORDINATOR)]
+    await wait_for_status(handle, ReturnStatus.MANUAL_QC)
+    assert world.audit.opened_task_kinds() == [("return_qc", Role.COORDINATOR)]
 
     with pytest.raises(WorkflowUpdateFailedError) as wrong_role:
         await handle.execute_update(
@@ -456,10 +256,10 @@ async def test_manual_qc_sla_escalates_to_senior_qa_and_validator_enforces_roles
         )
     assert "outcome" in str(no_outcome.value.cause)
 
-    await env.sleep(timedelta(hours=49))  # past the 48 h SLA
+    await harness.sleep(timedelta(hours=49))  # past the 48 h SLA
     state = await handle.query(ReturnWorkflow.status)
     assert state.escalated and state.awaited_role is Role.MANAGER
-    assert fake.escalations() == [Role.MANAGER]
+    assert world.audit.escalations() == [Role.MANAGER]
     # Escalated: a coordinator may no longer decide, the senior QA coordinator may.
     with pytest.raises(WorkflowUpdateFailedError) as junior:
         await handle.execute_update(
@@ -491,36 +291,34 @@ async def test_manual_qc_sla_escalates_to_senior_qa_and_validator_enforces_roles
     assert result.status is ReturnStatus.REFUNDED
     assert result.refunded_minor == 50_000
     assert result.disposition is Disposition.QUARANTINE
-    assert [r.amount_minor for r in fake.refunds] == [50_000]
-    assert fake.closed_outcomes() == ["second_choice"]
+    assert [r.amount_minor for r in world.payments.refunds] == [50_000]
+    assert world.audit.closed_outcomes() == ["second_choice"]
 
 
 async def test_manual_qc_deadline_quarantines_without_refund(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    handle = await start(env, queue, return_input())
-    await deliver(env, handle)
+    handle = await start(harness, return_input(harness.now()))
+    await deliver(harness, handle)
     # No QC result from the 3PL at all: manual QC after 3 days, then the deadline.
     result = await handle.result()
 
     assert result.status is ReturnStatus.QUARANTINED
     assert result.disposition is Disposition.QUARANTINE
-    assert fake.refunds == []
-    actions = fake.actions()
+    assert world.payments.refunds == []
+    actions = world.audit.actions()
     assert "qc_result_missing" in actions and "qc_default_applied" in actions
-    assert fake.closed_outcomes() == ["expired"]
+    assert world.audit.closed_outcomes() == ["expired"]
 
 
 async def test_finance_approval_refuses_self_approval_and_missing_finance_role(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    handle = await start(env, queue, return_input(price=WATCH_PRICE))
-    await deliver(env, handle)
+    handle = await start(harness, return_input(harness.now(), price=WATCH_PRICE))
+    await deliver(harness, handle)
     await handle.signal(ReturnWorkflow.qc_result, qc())
-    await wait_for(env, handle, ReturnStatus.AWAITING_FINANCE)
-    assert fake.opened_tasks() == [("refund_approval", Role.FINANCE)]
+    await wait_for_status(handle, ReturnStatus.AWAITING_FINANCE)
+    assert world.audit.opened_task_kinds() == [("refund_approval", Role.FINANCE)]
 
     with pytest.raises(WorkflowUpdateFailedError) as self_approval:
         await handle.execute_update(
@@ -534,7 +332,7 @@ async def test_finance_approval_refuses_self_approval_and_missing_finance_role(
             FinanceApprovalInput(approved=True, actor="marc", role=Role.MANAGER),
         )
     assert "role" in str(not_finance.value.cause)
-    assert fake.refunds == []
+    assert world.payments.refunds == []
 
     await handle.execute_update(
         ReturnWorkflow.finance_approval,
@@ -542,74 +340,67 @@ async def test_finance_approval_refuses_self_approval_and_missing_finance_role(
     )
     result = await handle.result()
     assert result.status is ReturnStatus.REFUNDED
-    assert [r.amount_minor for r in fake.refunds] == [WATCH_PRICE]
-    assert "refund_approved" in fake.actions()
-    assert fake.closed_outcomes() == ["approved"]
+    assert [r.amount_minor for r in world.payments.refunds] == [WATCH_PRICE]
+    assert "refund_approved" in world.audit.actions()
+    assert world.audit.closed_outcomes() == ["approved"]
 
 
-async def test_finance_deadline_declines_the_refund(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
-) -> None:
-    fake, queue = world
-    handle = await start(env, queue, return_input(price=WATCH_PRICE))
-    await deliver(env, handle)
+async def test_finance_deadline_declines_the_refund(harness: Harness, world: FakeWorld) -> None:
+    handle = await start(harness, return_input(harness.now(), price=WATCH_PRICE))
+    await deliver(harness, handle)
     await handle.signal(ReturnWorkflow.qc_result, qc())
     result = await handle.result()
 
     assert result.status is ReturnStatus.REFUND_DECLINED
-    assert fake.refunds == []
-    assert fake.escalations() == [Role.FINANCE]
-    assert "finance_approval_timeout" in fake.actions()
+    assert world.payments.refunds == []
+    assert world.audit.escalations() == [Role.FINANCE]
+    assert "finance_approval_timeout" in world.audit.actions()
 
 
+# The dispute stays open for 20 daily checks.
+@pytest.mark.world(open_dispute=True, frozen_refunds=20)
 async def test_dispute_freeze_rechecks_daily_escalates_and_refunds_once_resolved(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    fake.open_dispute = True
-    fake.frozen_refunds = 20  # the dispute stays open for 20 daily checks
-    handle = await start(env, queue, return_input())
-    await deliver(env, handle)
+    handle = await start(harness, return_input(harness.now()))
+    await deliver(harness, handle)
     await handle.signal(ReturnWorkflow.qc_result, qc())
-    await wait_for(env, handle, ReturnStatus.REFUND_FROZEN)
+    await wait_for_status(handle, ReturnStatus.REFUND_FROZEN)
     assert (await handle.query(ReturnWorkflow.status)).open_dispute
     result = await handle.result()
 
     assert result.status is ReturnStatus.REFUNDED
-    assert len(fake.refund_attempts) == 21
+    assert len(world.payments.refund_attempts) == 21
     # Every attempt presents the same key: the freeze never causes a second refund.
-    assert {a.idempotency_key for a in fake.refund_attempts} == {f"{handle.id}/refund-1"}
-    assert len(fake.refunds) == 1
-    assert fake.opened_tasks() == [("refund_frozen", Role.MANAGER)]
-    assert fake.closed_outcomes() == ["refunded"]
-    assert "refund_frozen" in fake.actions() and "refund_freeze_escalated" in fake.actions()
+    assert {a.idempotency_key for a in world.payments.refund_attempts} == {f"{handle.id}/refund-1"}
+    assert len(world.payments.refunds) == 1
+    assert world.audit.opened_task_kinds() == [("refund_frozen", Role.MANAGER)]
+    assert world.audit.closed_outcomes() == ["refunded"]
+    actions = world.audit.actions()
+    assert "refund_frozen" in actions and "refund_freeze_escalated" in actions
 
 
-async def test_dispute_freeze_gives_up_at_the_deadline(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
-) -> None:
-    fake, queue = world
-    fake.frozen_refunds = 10_000
-    handle = await start(env, queue, return_input())
-    await deliver(env, handle)
+@pytest.mark.world(frozen_refunds=10_000)
+async def test_dispute_freeze_gives_up_at_the_deadline(harness: Harness, world: FakeWorld) -> None:
+    handle = await start(harness, return_input(harness.now()))
+    await deliver(harness, handle)
     await handle.signal(ReturnWorkflow.qc_result, qc())
     result = await handle.result()
 
     assert result.status is ReturnStatus.REFUND_FAILED
     assert result.refunded_minor == 0
-    assert fake.refunds == []
-    assert "refund_freeze_deadline" in fake.actions()
-    assert fake.closed_outcomes() == ["refund abandoned"]
+    assert world.payments.refunds == []
+    assert "refund_freeze_deadline" in world.audit.actions()
+    assert world.audit.closed_outcomes() == ["refund abandoned"]
 
 
 async def test_exchange_in_stock_orders_replacement_and_refunds_returned_item(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    request = return_input(resolution=Resolution.EXCHANGE)
+    request = return_input(harness.now(), resolution=Resolution.EXCHANGE)
     assert request.replacement is not None
-    handle = await start(env, queue, request)
-    await deliver(env, handle)
+    handle = await start(harness, request)
+    await deliver(harness, handle)
     await handle.signal(ReturnWorkflow.qc_result, qc())
     result = await handle.result()
 
@@ -617,21 +408,20 @@ async def test_exchange_in_stock_orders_replacement_and_refunds_returned_item(
     assert result.replacement_order_id == request.replacement.order_id
     state = await handle.query(ReturnWorkflow.status)
     assert state.price_difference_minor == 30_000  # the customer pays the difference
-    assert [r.amount_minor for r in fake.refunds] == [BAG_PRICE]
-    review = env.client.get_workflow_handle(f"order-review:{request.replacement.order_id}")
+    assert [r.amount_minor for r in world.payments.refunds] == [BAG_PRICE]
+    review = harness.client.get_workflow_handle(f"order-review:{request.replacement.order_id}")
     assert await review.result() == request.replacement.order_id
 
 
+@pytest.mark.world(out_of_stock_checks=1_000)
 async def test_exchange_out_of_stock_customer_waits_then_default_refund(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    fake.out_of_stock_checks = 1_000
-    handle = await start(env, queue, return_input(resolution=Resolution.EXCHANGE))
-    await deliver(env, handle)
+    handle = await start(harness, return_input(harness.now(), resolution=Resolution.EXCHANGE))
+    await deliver(harness, handle)
     await handle.signal(ReturnWorkflow.qc_result, qc())
-    await wait_for(env, handle, ReturnStatus.AWAITING_CUSTOMER)
-    assert "exchange_out_of_stock" in fake.templates()
+    await wait_for_status(handle, ReturnStatus.AWAITING_CUSTOMER)
+    assert "exchange_out_of_stock" in world.notifications.templates()
     await handle.signal(
         ReturnWorkflow.customer_choice,
         CustomerChoiceInput(event_id="ch-1", choice=CustomerChoice.WAIT),
@@ -640,73 +430,66 @@ async def test_exchange_out_of_stock_customer_waits_then_default_refund(
 
     assert result.status is ReturnStatus.REFUNDED
     assert result.replacement_order_id is None
-    assert len(fake.stock_checks) == 15
-    assert "exchange_wait_expired" in fake.actions()
-    assert len(fake.refunds) == 1
+    assert len(world.returns.stock_checks) == 15
+    assert "exchange_wait_expired" in world.audit.actions()
+    assert len(world.payments.refunds) == 1
 
 
+@pytest.mark.world(out_of_stock_checks=1)
 async def test_exchange_out_of_stock_without_answer_refunds_by_default(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    fake.out_of_stock_checks = 1
-    handle = await start(env, queue, return_input(resolution=Resolution.EXCHANGE))
-    await deliver(env, handle)
+    handle = await start(harness, return_input(harness.now(), resolution=Resolution.EXCHANGE))
+    await deliver(harness, handle)
     await handle.signal(ReturnWorkflow.qc_result, qc())
     result = await handle.result()
 
     assert result.status is ReturnStatus.REFUNDED
-    assert "customer_choice_timeout" in fake.actions()
-    assert len(fake.refunds) == 1
+    assert "customer_choice_timeout" in world.audit.actions()
+    assert len(world.payments.refunds) == 1
 
 
-async def test_parcel_never_delivered_is_presumed_lost(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
-) -> None:
-    fake, queue = world
-    handle = await start(env, queue, return_input())
-    await wait_for(env, handle, ReturnStatus.LABEL_ISSUED)
-    await handle.signal(ReturnWorkflow.carrier_event, scan(CarrierEventKind.IN_TRANSIT))
+async def test_parcel_never_delivered_is_presumed_lost(harness: Harness, world: FakeWorld) -> None:
+    handle = await start(harness, return_input(harness.now()))
+    await wait_for_status(handle, ReturnStatus.LABEL_ISSUED)
+    await handle.signal(ReturnWorkflow.carrier_event, scan(harness, CarrierEventKind.IN_TRANSIT))
     result = await handle.result()
 
     assert result.status is ReturnStatus.LOST_IN_TRANSIT
-    assert fake.opened_tasks() == [("lost_parcel", Role.COORDINATOR)]
-    assert fake.refunds == []
+    assert world.audit.opened_task_kinds() == [("lost_parcel", Role.COORDINATOR)]
+    assert world.payments.refunds == []
     # The claim is started by the return itself, and the task closes with it.
     claim_id = carrier_claim_id("sim-dhl", TRACKING)
     state = await handle.query(ReturnWorkflow.status)
     assert state.claim_workflow_id == claim_id
     # A local activity may run twice when the child's completion races it;
     # the store keys rows by id, so count distinct rows.
-    assert set(fake.closed_outcomes()) == {f"carrier_claim_opened: {claim_id}"}
-    opened = {
-        e.entry_id: e
-        for t in fake.transitions
-        for e in t.entries
-        if e.action == "carrier_claim_opened"
-    }
+    assert set(world.audit.closed_outcomes()) == {f"carrier_claim_opened: {claim_id}"}
+    opened = {e.entry_id: e for e in world.audit.entries("carrier_claim_opened")}
     assert len(opened) == 1
     assert next(iter(opened.values())).after["claim_workflow_id"] == claim_id
-    started = await env.client.get_workflow_handle(claim_id, result_type=CarrierClaimInput).result()
+    started = await harness.client.get_workflow_handle(
+        claim_id, result_type=CarrierClaimInput
+    ).result()
     assert started.tracking_number == TRACKING
     assert started.claim_type is ClaimType.LOST
     assert started.remedy_workflow_id == handle.id  # no failed delivery of its own
-    assert started.shipment.order.order_id == fake.claim_preparations[0].order_id
-    assert fake.claim_preparations[0].lines == [ReturnLine(sku="HB-TOTE-MM-NOIR", quantity=1)]
+    preparations = world.returns.claim_preparations
+    assert started.shipment.order.order_id == preparations[0].order_id
+    assert preparations[0].lines == [ReturnLine(sku="HB-TOTE-MM-NOIR", quantity=1)]
 
 
+@pytest.mark.world(order_known=False)
 async def test_lost_parcel_of_an_unknown_order_leaves_the_task_open(
-    env: WorkflowEnvironment, world: tuple[FakeWorld, str]
+    harness: Harness, world: FakeWorld
 ) -> None:
-    fake, queue = world
-    fake.order_known = False
-    handle = await start(env, queue, return_input())
-    await wait_for(env, handle, ReturnStatus.LABEL_ISSUED)
-    await handle.signal(ReturnWorkflow.carrier_event, scan(CarrierEventKind.IN_TRANSIT))
+    handle = await start(harness, return_input(harness.now()))
+    await wait_for_status(handle, ReturnStatus.LABEL_ISSUED)
+    await handle.signal(ReturnWorkflow.carrier_event, scan(harness, CarrierEventKind.IN_TRANSIT))
     result = await handle.result()
 
     assert result.status is ReturnStatus.LOST_IN_TRANSIT
-    assert fake.opened_tasks() == [("lost_parcel", Role.COORDINATOR)]
-    assert fake.closed_outcomes() == []  # a coordinator claims by hand
-    assert "carrier_claim_not_opened" in fake.actions()
+    assert world.audit.opened_task_kinds() == [("lost_parcel", Role.COORDINATOR)]
+    assert world.audit.closed_outcomes() == []  # a coordinator claims by hand
+    assert "carrier_claim_not_opened" in world.audit.actions()
     assert (await handle.query(ReturnWorkflow.status)).claim_workflow_id is None
