@@ -1,7 +1,7 @@
 """Order review under time skipping: every path, every deadline.
 
 The outside world (scoring, payment provider, warehouse, notifications, the
-store) is replaced by in-memory activities registered under the same names,
+store) is the harness's FakeWorld, registered under the real activity names,
 so these tests exercise the workflow's timing and decisions only; the real
 activities are covered by tests/integration.
 """
@@ -10,33 +10,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from domain.audit import RECORD_TRANSITION, RecordTransitionInput
 from domain.common import Role
 from domain.ids import order_review_id
-from domain.notifications import NOTIFY_CUSTOMER, NotifyCustomerInput, NotifyCustomerResult
 from domain.orders import Order
-from domain.payments import (
-    CAPTURE_PAYMENT,
-    VOID_AUTHORISATION,
-    PaymentOperationInput,
-    PaymentOperationKind,
-    PaymentOperationResult,
-    PaymentOperationStatus,
-)
 from domain.review import (
     CURRENT_REVIEW_REVISION,
     CancelRequest,
@@ -50,9 +35,9 @@ from domain.review import (
     ReviewPolicy,
     ReviewStatus,
 )
-from domain.risk import SCORE_ORDER, ReasonCode, RiskAssessment, RiskBand, Routing, ScoreOrderInput
-from domain.warehouse import RELEASE_ORDER, ReleaseOrderInput, ReleaseOrderResult
+from domain.risk import ReasonCode, RiskAssessment, RiskBand, Routing
 from tests.factories import make_order
+from tests.workflows.harness import FakeWorld, Harness, eventually, wait_for_status
 from workflows.order_review import OrderReviewWorkflow
 
 POLICY = ReviewPolicy(
@@ -81,127 +66,18 @@ DECLINE = RiskAssessment(
     rule_set_version="t",
 )
 
+# Scored for a person's review unless a test says otherwise.
+pytestmark = [pytest.mark.workflows([OrderReviewWorkflow]), pytest.mark.world(risk=REVIEW)]
 
-class FakeWorld:
-    """In-memory outside world that records every call."""
-
-    def __init__(
-        self,
-        assessment: RiskAssessment,
-        refuse_capture: bool = False,
-        capture_outages: int = 0,
-        capture_rate_limited: bool = False,
-        void_outages: int = 0,
-    ) -> None:
-        self.assessment = assessment
-        self.refuse_capture = refuse_capture
-        # The provider answers 503 this many times before capturing.
-        self.capture_outages = capture_outages
-        # The provider answers 429 with Retry-After once before capturing.
-        self.capture_rate_limited = capture_rate_limited
-        self.capture_attempts = 0
-        # The provider answers 503 this many times before voiding.
-        self.void_outages = void_outages
-        self.void_attempts = 0
-        # What the store held when the first void attempt reached the provider.
-        self.closed_tasks_at_first_void: list[str] | None = None
-        self.case_status_at_first_void: str | None = None
-        self.payments: list[PaymentOperationInput] = []
-        self.releases: list[ReleaseOrderInput] = []
-        self.notifications: list[NotifyCustomerInput] = []
-        self.transitions: list[RecordTransitionInput] = []
-
-    @activity.defn(name=SCORE_ORDER)
-    async def score_order(self, input: ScoreOrderInput) -> RiskAssessment:
-        return self.assessment
-
-    @activity.defn(name=CAPTURE_PAYMENT)
-    async def capture_payment(self, input: PaymentOperationInput) -> PaymentOperationResult:
-        self.capture_attempts += 1
-        if self.refuse_capture:
-            raise ApplicationError(
-                "authorisation expired", type="PaymentRefused", non_retryable=True
-            )
-        if self.capture_rate_limited and self.capture_attempts == 1:
-            raise ApplicationError(
-                "HTTP 429",
-                type="PaymentProviderRateLimited",
-                next_retry_delay=timedelta(seconds=30),
-            )
-        if self.capture_attempts <= self.capture_outages:
-            raise ApplicationError("HTTP 503 from the provider", type="PortUnavailable")
-        self.payments.append(input)
-        return self._result(PaymentOperationKind.CAPTURE, input)
-
-    @activity.defn(name=VOID_AUTHORISATION)
-    async def void_authorisation(self, input: PaymentOperationInput) -> PaymentOperationResult:
-        self.void_attempts += 1
-        if self.void_attempts == 1:
-            self.closed_tasks_at_first_void = self.closed_tasks()
-            cases = [t.case for t in self.transitions if t.case is not None]
-            self.case_status_at_first_void = cases[-1].status if cases else None
-        if self.void_attempts <= self.void_outages:
-            raise ApplicationError("HTTP 503 from the provider", type="PortUnavailable")
-        self.payments.append(input)
-        return self._result(PaymentOperationKind.VOID, input)
-
-    @activity.defn(name=RELEASE_ORDER)
-    async def release_order(self, input: ReleaseOrderInput) -> ReleaseOrderResult:
-        self.releases.append(input)
-        return ReleaseOrderResult(release_id=f"REL-{input.order_id}", warehouse="PAR-1")
-
-    @activity.defn(name=NOTIFY_CUSTOMER)
-    async def notify_customer(self, input: NotifyCustomerInput) -> NotifyCustomerResult:
-        self.notifications.append(input)
-        return NotifyCustomerResult(message_id=input.message_id, delivered=True)
-
-    @activity.defn(name=RECORD_TRANSITION)
-    async def record_transition(self, input: RecordTransitionInput) -> None:
-        self.transitions.append(input)
-
-    def activities(self) -> list[object]:
-        return [
-            self.score_order,
-            self.capture_payment,
-            self.void_authorisation,
-            self.release_order,
-            self.notify_customer,
-            self.record_transition,
-        ]
-
-    @staticmethod
-    def _result(kind: PaymentOperationKind, op: PaymentOperationInput) -> PaymentOperationResult:
-        return PaymentOperationResult(
-            kind=kind,
-            idempotency_key=op.idempotency_key,
-            provider_reference=f"psp_{kind}_{op.order_id}",
-            status=PaymentOperationStatus.SUCCEEDED,
-            amount_minor=op.amount_minor,
-            currency=op.currency,
-        )
-
-    # What the store would hold.
-    def actions(self) -> list[str]:
-        return [e.action for t in self.transitions for e in t.entries]
-
-    def opened_tasks(self) -> list[str]:
-        return [o.task_id for t in self.transitions for o in t.open_tasks]
-
-    def closed_tasks(self) -> list[str]:
-        return [c.task_id for t in self.transitions for c in t.close_tasks]
-
-    def kinds(self) -> list[str]:
-        return [p.operation_id for p in self.payments]
+Handle = WorkflowHandle[OrderReviewWorkflow, OrderReviewResult]
 
 
-@pytest.fixture
-def task_queue() -> str:
-    return f"order-review-{uuid.uuid4()}"
+def world(assessment: RiskAssessment, **knobs: Any) -> pytest.MarkDecorator:
+    return pytest.mark.world(risk=assessment, **knobs)
 
 
-def fresh_order(auth_valid_for: timedelta = timedelta(days=7)) -> Order:
-    now = datetime.now(UTC)
-    order = make_order(order_id=f"ORD-{uuid.uuid4().hex[:10]}")
+def fresh_order(now: datetime, auth_valid_for: timedelta = timedelta(days=7)) -> Order:
+    order = make_order(order_id=f"ORD-{uuid.uuid4().hex[:10]}", now=now)
     payment = order.payment.model_copy(
         update={"authorised_at": now, "authorisation_expires_at": now + auth_valid_for}
     )
@@ -209,36 +85,22 @@ def fresh_order(auth_valid_for: timedelta = timedelta(days=7)) -> Order:
 
 
 async def start(
-    env: WorkflowEnvironment,
-    task_queue: str,
-    order: Order,
+    harness: Harness,
+    order: Order | None = None,
     policy: ReviewPolicy = POLICY,
     *,
     revision: int = CURRENT_REVIEW_REVISION,
-) -> WorkflowHandle[OrderReviewWorkflow, OrderReviewResult]:
-    return await env.client.start_workflow(
+) -> Handle:
+    order = order or fresh_order(harness.now())
+    return await harness.start(
         OrderReviewWorkflow.run,
         OrderReviewInput(order=order, policy=policy, revision=revision),
         id=order_review_id(order.order_id),
-        task_queue=task_queue,
     )
 
 
-async def state_of(handle: WorkflowHandle[OrderReviewWorkflow, OrderReviewResult]) -> ReviewStatus:
+async def state_of(handle: Handle) -> ReviewStatus:
     return (await handle.query(OrderReviewWorkflow.status)).status
-
-
-async def wait_for_status(
-    env: WorkflowEnvironment,
-    handle: WorkflowHandle[OrderReviewWorkflow, OrderReviewResult],
-    status: ReviewStatus,
-) -> None:
-    # Queries do not skip time; poll a few workflow tasks' worth of real time.
-    for _ in range(200):
-        if await state_of(handle) == status:
-            return
-        await env.sleep(timedelta(milliseconds=1))
-    raise AssertionError(f"never reached {status}; now {await state_of(handle)}")
 
 
 def decide(
@@ -252,51 +114,31 @@ def decide(
     return DecideInput(decision=decision, reason_code=reason, note=note, actor=actor, role=role)
 
 
-@pytest.fixture
-async def world_worker(
-    env: WorkflowEnvironment, task_queue: str, request: pytest.FixtureRequest
-) -> AsyncIterator[FakeWorld]:
-    world: FakeWorld = request.param if hasattr(request, "param") else FakeWorld(REVIEW)
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[OrderReviewWorkflow],
-        activities=world.activities(),
-    ):
-        yield world
-
-
-def world(assessment: RiskAssessment, **kwargs: Any) -> pytest.MarkDecorator:
-    return pytest.mark.parametrize("world_worker", [FakeWorld(assessment, **kwargs)], indirect=True)
-
-
 @world(ACCEPT)
-async def test_auto_accept_captures_once_and_releases(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
-) -> None:
-    order = fresh_order()
-    handle = await start(env, task_queue, order)
+async def test_auto_accept_captures_once_and_releases(harness: Harness, world: FakeWorld) -> None:
+    order = fresh_order(harness.now())
+    handle = await start(harness, order)
     result = await handle.result()
 
     assert result.status is ReviewStatus.RELEASED
     assert result.captured_minor == order.payment.amount_minor
-    assert world_worker.kinds() == ["capture"]
-    assert world_worker.payments[0].idempotency_key == f"{handle.id}/capture"
-    assert len(world_worker.releases) == 1
-    assert world_worker.notifications == []  # order management confirms accepted orders
-    actions = world_worker.actions()
+    assert world.payments.kinds() == ["capture"]
+    assert world.payments.operations[0].idempotency_key == f"{handle.id}/capture"
+    assert len(world.warehouse.releases) == 1
+    assert world.notifications.sent == []  # order management confirms accepted orders
+    actions = world.audit.actions()
     assert actions[:2] == ["review_started", "scored"]
     assert "payment_captured" in actions
-    assert world_worker.transitions[-1].case is not None
-    assert world_worker.transitions[-1].case.status == ReviewStatus.RELEASED
-    assert world_worker.opened_tasks() == []
+    assert world.audit.transitions[-1].case is not None
+    assert world.audit.transitions[-1].case.status == ReviewStatus.RELEASED
+    assert world.audit.opened_tasks() == []
 
 
 @world(ACCEPT)
 async def test_auto_accept_path_stays_within_30_history_events(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
+    handle = await start(harness)
     await handle.result()
     events = [e async for e in handle.fetch_history_events()]
     assert len(events) <= 30, [e.event_type for e in events]
@@ -304,13 +146,13 @@ async def test_auto_accept_path_stays_within_30_history_events(
 
 @world(ACCEPT)
 async def test_revision_2_writes_the_received_step_with_the_scoring_step(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
+    handle = await start(harness)
     await handle.result()
 
     # Two writes: everything up to capturing, then released.
-    steps = world_worker.transitions
+    steps = world.audit.transitions
     assert [t.case.status if t.case else None for t in steps] == [
         ReviewStatus.CAPTURING,
         ReviewStatus.RELEASED,
@@ -351,20 +193,20 @@ def upserted_statuses(events: list[HistoryEvent]) -> list[str]:
 
 @world(ACCEPT, capture_outages=2)
 async def test_revision_2_shows_a_stalled_capture_and_captures_once(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
+    handle = await start(harness)
     result = await handle.result()
 
     assert result.status is ReviewStatus.RELEASED
     # The first try, then the retried activity: once more down, then through.
-    assert world_worker.capture_attempts == 3
-    assert [p.idempotency_key for p in world_worker.payments] == [f"{handle.id}/capture"]
-    actions = world_worker.actions()
+    assert world.payments.capture_attempts == 3
+    assert [p.idempotency_key for p in world.payments.operations] == [f"{handle.id}/capture"]
+    actions = world.audit.actions()
     assert actions.count("capture_retrying") == 1
     assert actions.index("capture_retrying") < actions.index("payment_captured")
     retrying = next(
-        e for t in world_worker.transitions for e in t.entries if e.action == "capture_retrying"
+        e for t in world.audit.transitions for e in t.entries if e.action == "capture_retrying"
     )
     assert "503" in retrying.reason
     events = [e async for e in handle.fetch_history_events()]
@@ -374,12 +216,12 @@ async def test_revision_2_shows_a_stalled_capture_and_captures_once(
 
 @world(ACCEPT, capture_rate_limited=True)
 async def test_revision_2_waits_as_long_as_a_rate_limited_provider_asks(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
+    handle = await start(harness)
     result = await handle.result()
     assert result.status is ReviewStatus.RELEASED
-    assert world_worker.capture_attempts == 2
+    assert world.payments.capture_attempts == 2
     events = [e async for e in handle.fetch_history_events()]
     timers = [
         e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
@@ -391,44 +233,42 @@ async def test_revision_2_waits_as_long_as_a_rate_limited_provider_asks(
 
 @world(ACCEPT, refuse_capture=True)
 async def test_revision_2_refused_capture_is_not_retried(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
+    handle = await start(harness)
     result = await handle.result()
     assert result.status is ReviewStatus.CANCELLED
-    assert world_worker.capture_attempts == 1
-    actions = world_worker.actions()
+    assert world.payments.capture_attempts == 1
+    actions = world.audit.actions()
     assert "capture_failed" in actions and "capture_retrying" not in actions
 
 
 @world(ACCEPT)
 async def test_revision_1_runs_keep_writing_the_received_step_first(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
     # Runs started before revision 2 (their input has no revision) keep the
     # behaviour they started with, so their histories replay.
-    handle = await start(env, task_queue, fresh_order(), revision=1)
+    handle = await start(harness, revision=1)
     await handle.result()
-    assert [t.case.status if t.case else None for t in world_worker.transitions] == [
+    assert [t.case.status if t.case else None for t in world.audit.transitions] == [
         ReviewStatus.RECEIVED,
         ReviewStatus.CAPTURING,
         ReviewStatus.RELEASED,
     ]
-    assert OrderReviewInput.model_validate({"order": fresh_order()}).revision == 1
+    assert OrderReviewInput.model_validate({"order": fresh_order(harness.now())}).revision == 1
 
 
 @world(DECLINE)
-async def test_auto_decline_voids_cancels_and_notifies(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
-) -> None:
-    handle = await start(env, task_queue, fresh_order())
+async def test_auto_decline_voids_cancels_and_notifies(harness: Harness, world: FakeWorld) -> None:
+    handle = await start(harness)
     result = await handle.result()
 
     assert result.status is ReviewStatus.CANCELLED
     assert result.captured_minor == 0
-    assert world_worker.kinds() == ["void"]
-    assert world_worker.releases == []
-    assert [n.template for n in world_worker.notifications] == ["order_cancelled"]
+    assert world.payments.kinds() == ["void"]
+    assert world.warehouse.releases == []
+    assert [n.template for n in world.notifications.sent] == ["order_cancelled"]
     state = await handle.query(OrderReviewWorkflow.status)
     assert [h.status for h in state.history][-3:] == [
         ReviewStatus.AUTO_DECLINED,
@@ -438,11 +278,9 @@ async def test_auto_decline_voids_cancels_and_notifies(
 
 
 @world(REVIEW)
-async def test_review_approved_by_coordinator(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
-) -> None:
-    handle = await start(env, task_queue, fresh_order())
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+async def test_review_approved_by_coordinator(harness: Harness, world: FakeWorld) -> None:
+    handle = await start(harness)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
     state = await handle.query(OrderReviewWorkflow.status)
     assert state.awaited_role is Role.COORDINATOR
     assert state.due_at is not None
@@ -454,18 +292,18 @@ async def test_review_approved_by_coordinator(
     assert result.status is ReviewStatus.RELEASED
     assert result.decided_by == "alice"
     assert result.reason_code is DecisionReason.VERIFIED_CUSTOMER
-    assert world_worker.kinds() == ["capture"]
-    assert world_worker.opened_tasks() == [f"{handle.id}/review/1"]
-    assert world_worker.closed_tasks() == [f"{handle.id}/review/1"]
-    assert "decision_approve" in world_worker.actions()
+    assert world.payments.kinds() == ["capture"]
+    assert world.audit.opened_tasks() == [f"{handle.id}/review/1"]
+    assert world.audit.closed_tasks() == [f"{handle.id}/review/1"]
+    assert "decision_approve" in world.audit.actions()
 
 
 @world(REVIEW)
 async def test_validator_rejects_wrong_role_reserved_reason_and_bare_decline(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    handle = await start(harness)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
 
     with pytest.raises(WorkflowUpdateFailedError) as wrong_role:
         await handle.execute_update(
@@ -489,7 +327,7 @@ async def test_validator_rejects_wrong_role_reserved_reason_and_bare_decline(
 
     # Nothing moved and the review still waits.
     assert await state_of(handle) is ReviewStatus.AWAITING_REVIEW
-    assert world_worker.payments == []
+    assert world.payments.operations == []
     await handle.execute_update(
         OrderReviewWorkflow.decide,
         decide(ReviewDecision.DECLINE, DecisionReason.SUSPECTED_FRAUD, note="card reported"),
@@ -499,10 +337,10 @@ async def test_validator_rejects_wrong_role_reserved_reason_and_bare_decline(
 
 @world(REVIEW, void_outages=2)
 async def test_decline_closes_the_task_before_a_stalled_void_and_answers_cancelling(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    handle = await start(harness)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
 
     answer = await handle.execute_update(
         OrderReviewWorkflow.decide,
@@ -514,12 +352,12 @@ async def test_decline_closes_the_task_before_a_stalled_void_and_answers_cancell
 
     result = await handle.result()
     assert result.status is ReviewStatus.CANCELLED
-    assert world_worker.void_attempts == 3
-    assert world_worker.kinds() == ["void"]
+    assert world.payments.void_attempts == 3
+    assert world.payments.kinds() == ["void"]
     # Before the provider was first asked, the task had left the work queue
     # and the case row said cancelling.
-    assert world_worker.closed_tasks_at_first_void == world_worker.opened_tasks()
-    assert world_worker.case_status_at_first_void == ReviewStatus.CANCELLING
+    assert world.payments.closed_tasks_at_first_void == world.audit.opened_tasks()
+    assert world.payments.case_status_at_first_void == ReviewStatus.CANCELLING
     state = await handle.query(OrderReviewWorkflow.status)
     assert [h.status for h in state.history][-2:] == [
         ReviewStatus.CANCELLING,
@@ -532,11 +370,9 @@ async def test_decline_closes_the_task_before_a_stalled_void_and_answers_cancell
 
 
 @world(REVIEW)
-async def test_revision_2_decline_keeps_its_old_steps(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
-) -> None:
-    handle = await start(env, task_queue, fresh_order(), revision=2)
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+async def test_revision_2_decline_keeps_its_old_steps(harness: Harness, world: FakeWorld) -> None:
+    handle = await start(harness, revision=2)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
     answer = await handle.execute_update(
         OrderReviewWorkflow.decide,
         decide(ReviewDecision.DECLINE, DecisionReason.SUSPECTED_FRAUD, note="card reported"),
@@ -549,27 +385,27 @@ async def test_revision_2_decline_keeps_its_old_steps(
 
 @world(REVIEW)
 async def test_duplicate_decision_is_refused_and_money_moves_once(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    handle = await start(harness)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
     await handle.execute_update(OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE))
     await handle.result()
 
     # The review is closed: the server refuses an update on a completed workflow.
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):
         await handle.execute_update(OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE))
-    assert world_worker.kinds() == ["capture"]
+    assert world.payments.kinds() == ["capture"]
     decisions = (await handle.query(OrderReviewWorkflow.status)).decisions
     assert len(decisions) == 1
 
 
 @world(REVIEW)
 async def test_second_decision_while_capturing_is_refused(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    handle = await start(harness)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
     first = await handle.execute_update(OrderReviewWorkflow.decide, decide(ReviewDecision.APPROVE))
     if first.status is ReviewStatus.CAPTURING:
         with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -581,28 +417,26 @@ async def test_second_decision_while_capturing_is_refused(
             refused.value.cause
         )
     await handle.result()
-    assert world_worker.kinds() == ["capture"]
+    assert world.payments.kinds() == ["capture"]
 
 
 @world(REVIEW)
-async def test_sla_reminder_then_escalation_to_manager(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
-) -> None:
-    handle = await start(env, task_queue, fresh_order())
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+async def test_sla_reminder_then_escalation_to_manager(harness: Harness, world: FakeWorld) -> None:
+    handle = await start(harness)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
 
-    await env.sleep(POLICY.reminder_after + timedelta(minutes=1))
+    await harness.sleep(POLICY.reminder_after + timedelta(minutes=1))
     state = await handle.query(OrderReviewWorkflow.status)
     assert state.reminders_sent == 1
     assert not state.escalated
-    assert "review_reminder" in world_worker.actions()
+    assert "review_reminder" in world.audit.actions()
 
-    await env.sleep(POLICY.review_sla - POLICY.reminder_after)
+    await harness.sleep(POLICY.review_sla - POLICY.reminder_after)
     state = await handle.query(OrderReviewWorkflow.status)
     assert state.escalated
     assert state.awaited_role is Role.MANAGER
     assert state.due_at == state.hard_deadline
-    updates = [u for t in world_worker.transitions for u in t.update_tasks]
+    updates = [u for t in world.audit.transitions for u in t.update_tasks]
     assert any(u.escalated and u.awaited_role is Role.MANAGER for u in updates)
 
     # Once escalated, a coordinator may no longer decide; a manager may.
@@ -619,15 +453,15 @@ async def test_sla_reminder_then_escalation_to_manager(
 
 @world(REVIEW)
 async def test_default_declines_before_the_authorisation_expires(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    order = fresh_order(auth_valid_for=timedelta(days=3))
-    handle = await start(env, task_queue, order)
+    order = fresh_order(harness.now(), auth_valid_for=timedelta(days=3))
+    handle = await start(harness, order)
     result = await handle.result()  # time skips through the whole ladder
 
     assert result.status is ReviewStatus.CANCELLED
     assert result.reason_code is DecisionReason.POLICY_DEFAULT
-    assert world_worker.kinds() == ["void"]
+    assert world.payments.kinds() == ["void"]
     state = await handle.query(OrderReviewWorkflow.status)
     assert state.escalated and state.reminders_sent == 1
     cancelled_at = state.history[-1].at
@@ -638,106 +472,97 @@ async def test_default_declines_before_the_authorisation_expires(
 
 
 @world(REVIEW)
-async def test_default_can_be_configured_to_approve(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
-) -> None:
+async def test_default_can_be_configured_to_approve(harness: Harness, world: FakeWorld) -> None:
     policy = POLICY.model_copy(update={"default_action": DefaultAction.APPROVE})
-    handle = await start(env, task_queue, fresh_order(timedelta(days=2)), policy)
+    handle = await start(harness, fresh_order(harness.now(), timedelta(days=2)), policy)
     result = await handle.result()
     assert result.status is ReviewStatus.RELEASED
-    assert world_worker.kinds() == ["capture"]
+    assert world.payments.kinds() == ["capture"]
 
 
 @world(REVIEW)
 async def test_authorisation_already_near_expiry_applies_default_at_once(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order(auth_valid_for=timedelta(hours=3)))
+    handle = await start(harness, fresh_order(harness.now(), auth_valid_for=timedelta(hours=3)))
     result = await handle.result()
     assert result.status is ReviewStatus.CANCELLED
     assert result.reason_code is DecisionReason.POLICY_DEFAULT
-    assert world_worker.opened_tasks() == []  # nobody is asked to review a lost cause
+    assert world.audit.opened_tasks() == []  # nobody is asked to review a lost cause
 
 
 @world(REVIEW)
 async def test_ask_customer_then_answer_returns_to_review(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    handle = await start(harness)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
     after = await handle.execute_update(
         OrderReviewWorkflow.decide,
         decide(ReviewDecision.ASK_CUSTOMER, DecisionReason.IDENTITY_CHECK_NEEDED),
     )
     assert after.status is ReviewStatus.AWAITING_CUSTOMER
     # The request goes out right after the update returns.
-    for _ in range(200):
-        if world_worker.notifications:
-            break
-        await env.sleep(timedelta(milliseconds=1))
-    assert [n.template for n in world_worker.notifications] == ["verification_request"]
+    await eventually(lambda: world.notifications.sent, what="the verification request")
+    assert [n.template for n in world.notifications.sent] == ["verification_request"]
 
     answer = CustomerAnswer(event_id="cs-1", confirmed=True, message="yes, it was me")
     await handle.signal(OrderReviewWorkflow.customer_answered, answer)
     await handle.signal(OrderReviewWorkflow.customer_answered, answer)  # duplicate delivery
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
     state = await handle.query(OrderReviewWorkflow.status)
     assert len(state.customer_answers) == 1
-    assert world_worker.opened_tasks() == [f"{handle.id}/review/1", f"{handle.id}/review/2"]
+    assert world.audit.opened_tasks() == [f"{handle.id}/review/1", f"{handle.id}/review/2"]
 
     await handle.execute_update(
         OrderReviewWorkflow.decide,
         decide(ReviewDecision.APPROVE, DecisionReason.CUSTOMER_CONFIRMED),
     )
     assert (await handle.result()).status is ReviewStatus.RELEASED
-    assert world_worker.actions().count("customer_answered") == 1
+    assert world.audit.actions().count("customer_answered") == 1
 
 
 @world(REVIEW)
 async def test_customer_answer_timeout_returns_to_review(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    handle = await start(env, task_queue, fresh_order())
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+    handle = await start(harness)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
     await handle.execute_update(
         OrderReviewWorkflow.decide,
         decide(ReviewDecision.ASK_CUSTOMER, DecisionReason.IDENTITY_CHECK_NEEDED),
     )
-    await env.sleep(POLICY.customer_answer_timeout + timedelta(minutes=1))
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
-    assert "customer_answer_timeout" in world_worker.actions()
+    await harness.sleep(POLICY.customer_answer_timeout + timedelta(minutes=1))
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
+    assert "customer_answer_timeout" in world.audit.actions()
 
     await handle.execute_update(
         OrderReviewWorkflow.decide,
         decide(ReviewDecision.DECLINE, DecisionReason.CUSTOMER_UNREACHABLE, note="no answer"),
     )
     assert (await handle.result()).status is ReviewStatus.CANCELLED
-    assert world_worker.kinds() == ["void"]
+    assert world.payments.kinds() == ["void"]
 
 
 @world(REVIEW)
-async def test_upstream_cancel_during_review_voids(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
-) -> None:
-    handle = await start(env, task_queue, fresh_order())
-    await wait_for_status(env, handle, ReviewStatus.AWAITING_REVIEW)
+async def test_upstream_cancel_during_review_voids(harness: Harness, world: FakeWorld) -> None:
+    handle = await start(harness)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
     cancel = CancelRequest(event_id="oms-77", reason="customer changed their mind")
     await handle.signal(OrderReviewWorkflow.cancel, cancel)
     await handle.signal(OrderReviewWorkflow.cancel, cancel)
 
     result = await handle.result()
     assert result.status is ReviewStatus.CANCELLED
-    assert world_worker.kinds() == ["void"]
-    assert world_worker.actions().count("cancel_requested") == 1
-    assert world_worker.closed_tasks() == [f"{handle.id}/review/1"]
+    assert world.payments.kinds() == ["void"]
+    assert world.audit.actions().count("cancel_requested") == 1
+    assert world.audit.closed_tasks() == [f"{handle.id}/review/1"]
 
 
 @world(ACCEPT, refuse_capture=True)
-async def test_refused_capture_cancels_the_order(
-    env: WorkflowEnvironment, task_queue: str, world_worker: FakeWorld
-) -> None:
-    handle = await start(env, task_queue, fresh_order())
+async def test_refused_capture_cancels_the_order(harness: Harness, world: FakeWorld) -> None:
+    handle = await start(harness)
     result = await handle.result()
     assert result.status is ReviewStatus.CANCELLED
     assert result.captured_minor == 0
-    assert "capture_failed" in world_worker.actions()
+    assert "capture_failed" in world.audit.actions()
