@@ -5,12 +5,10 @@ remedy case started so the customer never waits for the carrier."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
 from domain.carrier_events import TrackingStatus
 from domain.claims import (
@@ -24,9 +22,13 @@ from domain.claims import (
 from domain.deliveries import FailedDeliveryStatus, ShipmentRecord
 from domain.evidence import CctvClipReady, cctv_request_id
 from domain.ids import carrier_claim_id, failed_delivery_id
-from tests.workflows.test_failed_delivery import FakeWorld, event, run_worker, shipment
+from tests.workflows.harness import FakeWorld, Harness, eventually, wait_for_status
+from tests.workflows.inputs import shipment, tracking_event
 from workflows.carrier_claim import CarrierClaimWorkflow
 from workflows.failed_delivery import FailedDeliveryWorkflow
+
+# The remedy a claim may start is a real failed delivery.
+pytestmark = pytest.mark.workflows([FailedDeliveryWorkflow, CarrierClaimWorkflow])
 
 POLICY = ClaimPolicy(
     filing_window=timedelta(days=10),
@@ -36,56 +38,30 @@ POLICY = ClaimPolicy(
     response_deadline=timedelta(days=30),
 )
 
-
-@pytest.fixture
-def task_queue() -> str:
-    return f"carrier-claim-{uuid.uuid4()}"
-
-
-@pytest.fixture
-async def world(
-    env: WorkflowEnvironment, task_queue: str, request: pytest.FixtureRequest
-) -> AsyncIterator[FakeWorld]:
-    fake: FakeWorld = request.param if hasattr(request, "param") else FakeWorld()
-    async with await run_worker(env, task_queue, fake):
-        yield fake
+Handle = WorkflowHandle[CarrierClaimWorkflow, CarrierClaimResult]
 
 
 async def start(
-    env: WorkflowEnvironment,
-    task_queue: str,
+    harness: Harness,
     record: ShipmentRecord,
     *,
     policy: ClaimPolicy = POLICY,
     claim_type: ClaimType = ClaimType.LOST,
     remedy: str | None = "failed-delivery:elsewhere",
-) -> WorkflowHandle[CarrierClaimWorkflow, CarrierClaimResult]:
-    return await env.client.start_workflow(
+) -> Handle:
+    return await harness.start(
         CarrierClaimWorkflow.run,
         CarrierClaimInput(
             carrier=record.carrier,
             tracking_number=record.tracking_number,
             claim_type=claim_type,
-            reported_at=datetime.now(UTC),
+            reported_at=harness.now(),
             shipment=record,
             policy=policy,
             remedy_workflow_id=remedy,
         ),
         id=carrier_claim_id(record.carrier, record.tracking_number),
-        task_queue=task_queue,
     )
-
-
-async def wait_for(
-    env: WorkflowEnvironment,
-    handle: WorkflowHandle[CarrierClaimWorkflow, CarrierClaimResult],
-    status: ClaimStatus,
-) -> None:
-    for _ in range(300):
-        if (await handle.query(CarrierClaimWorkflow.status)).status == status:
-            return
-        await env.sleep(timedelta(milliseconds=1))
-    raise AssertionError(f"never reached {status}")
 
 
 def outcome(approved: bool, amount: int = 245_000) -> ClaimOutcome:
@@ -99,16 +75,13 @@ def outcome(approved: bool, amount: int = 245_000) -> ClaimOutcome:
 
 
 async def test_claim_filed_before_the_deadline_with_the_cctv_clip(
-    env: WorkflowEnvironment, task_queue: str, world: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    record = shipment()
-    handle = await start(env, task_queue, record)
-    await wait_for(env, handle, ClaimStatus.GATHERING_EVIDENCE)
-    for _ in range(300):
-        if world.cctv_requests:
-            break
-        await env.sleep(timedelta(milliseconds=1))
-    request = world.cctv_requests[0]
+    record = shipment(harness.now())
+    handle = await start(harness, record)
+    await wait_for_status(handle, ClaimStatus.GATHERING_EVIDENCE)
+    await eventually(lambda: world.evidence.cctv_requests, what="the CCTV request")
+    request = world.evidence.cctv_requests[0]
     assert request.request_id == cctv_request_id(handle.id)
     assert request.reply_to_workflow_id == handle.id
     clip = CctvClipReady(
@@ -119,13 +92,13 @@ async def test_claim_filed_before_the_deadline_with_the_cctv_clip(
     )
     await handle.signal(CarrierClaimWorkflow.cctv_clip_ready, clip)
     await handle.signal(CarrierClaimWorkflow.cctv_clip_ready, clip)  # a duplicate
-    await wait_for(env, handle, ClaimStatus.FILED)
+    await wait_for_status(handle, ClaimStatus.FILED)
     state = await handle.query(CarrierClaimWorkflow.status)
     assert (
         state.filed_at is not None and state.filed_at < state.filing_deadline - POLICY.safety_margin
     )
-    assert [d.kind for d in world.filed[0].documents] == ["invoice", "cctv_clip"]
-    assert world.filed[0].amount_minor == record.order.payment.amount_minor
+    assert [d.kind for d in world.claims.filed[0].documents] == ["invoice", "cctv_clip"]
+    assert world.claims.filed[0].amount_minor == record.order.payment.amount_minor
 
     approved = outcome(True)
     await handle.signal(CarrierClaimWorkflow.claim_outcome, approved)
@@ -133,48 +106,45 @@ async def test_claim_filed_before_the_deadline_with_the_cctv_clip(
     result = await handle.result()
     assert result.status is ClaimStatus.APPROVED
     assert result.reimbursed_minor == 245_000
-    assert list(world.outcomes) == [f"{handle.id}/outcome"]
-    assert world.outcomes[f"{handle.id}/outcome"].outcome == "approved"
-    assert world.actions(handle.id).count("cctv_clip_ready") == 1
-    assert world.actions(handle.id).count("claim_outcome_received") == 1
-    assert world.chases == []
+    assert list(world.claims.outcomes) == [f"{handle.id}/outcome"]
+    assert world.claims.outcomes[f"{handle.id}/outcome"].outcome == "approved"
+    assert world.audit.actions(handle.id).count("cctv_clip_ready") == 1
+    assert world.audit.actions(handle.id).count("claim_outcome_received") == 1
+    assert world.claims.chases == []
 
 
 async def test_claim_deadline_default_files_without_clip_then_no_response(
-    env: WorkflowEnvironment, task_queue: str, world: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    record = shipment()
+    record = shipment(harness.now())
     # The clip wait is longer than the filing window: the deadline decides.
     policy = POLICY.model_copy(
         update={"filing_window": timedelta(days=3), "evidence_wait": timedelta(days=5)}
     )
-    handle = await start(env, task_queue, record, policy=policy)
-    await wait_for(env, handle, ClaimStatus.GATHERING_EVIDENCE)
-    await env.sleep(timedelta(days=2, minutes=1))  # file_by = 3 days - 1 day margin
-    await wait_for(env, handle, ClaimStatus.FILED)
+    handle = await start(harness, record, policy=policy)
+    await wait_for_status(handle, ClaimStatus.GATHERING_EVIDENCE)
+    await harness.sleep(timedelta(days=2, minutes=1))  # file_by = 3 days - 1 day margin
+    await wait_for_status(handle, ClaimStatus.FILED)
     state = await handle.query(CarrierClaimWorkflow.status)
     assert state.filed_at is not None
     # Filed at the safety margin (timer granularity aside), a day before the deadline.
     assert abs(state.filed_at - state.file_by) < timedelta(minutes=1)
     assert state.filing_deadline - state.filed_at > timedelta(hours=23)
-    assert [d.kind for d in world.filed[0].documents] == ["invoice"]
-    assert "cctv_clip_timeout" in world.actions(handle.id)
+    assert [d.kind for d in world.claims.filed[0].documents] == ["invoice"]
+    assert "cctv_clip_timeout" in world.audit.actions(handle.id)
 
     result = await handle.result()  # the carrier never answers
     assert result.status is ClaimStatus.NO_RESPONSE
-    assert [c.follow_up for c in world.chases] == [1, 2, 3, 4]
-    assert world.outcomes[f"{handle.id}/outcome"].outcome == "no_response"
-    assert world.outcomes[f"{handle.id}/outcome"].amount_minor == 0
+    assert [c.follow_up for c in world.claims.chases] == [1, 2, 3, 4]
+    assert world.claims.outcomes[f"{handle.id}/outcome"].outcome == "no_response"
+    assert world.claims.outcomes[f"{handle.id}/outcome"].amount_minor == 0
 
 
-@pytest.mark.parametrize("world", [FakeWorld()], indirect=True)
-async def test_expired_footage_files_without_waiting(
-    env: WorkflowEnvironment, task_queue: str, world: FakeWorld
-) -> None:
-    world.cctv_expired = True
-    record = shipment()
-    handle = await start(env, task_queue, record)
-    await wait_for(env, handle, ClaimStatus.FILED)
+@pytest.mark.world(footage_expired=True)
+async def test_expired_footage_files_without_waiting(harness: Harness, world: FakeWorld) -> None:
+    record = shipment(harness.now())
+    handle = await start(harness, record)
+    await wait_for_status(handle, ClaimStatus.FILED)
     state = await handle.query(CarrierClaimWorkflow.status)
     assert "CctvFootageExpired" in state.cctv_note
     await handle.signal(CarrierClaimWorkflow.claim_outcome, outcome(False))
@@ -183,67 +153,58 @@ async def test_expired_footage_files_without_waiting(
 
 
 async def test_parcel_delivered_before_filing_withdraws_the_claim(
-    env: WorkflowEnvironment, task_queue: str, world: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    record = shipment()
-    handle = await start(env, task_queue, record)
-    await wait_for(env, handle, ClaimStatus.GATHERING_EVIDENCE)
-    await handle.signal(CarrierClaimWorkflow.carrier_event, event(record, TrackingStatus.DELIVERED))
+    record = shipment(harness.now())
+    handle = await start(harness, record)
+    await wait_for_status(handle, ClaimStatus.GATHERING_EVIDENCE)
+    await handle.signal(
+        CarrierClaimWorkflow.carrier_event,
+        tracking_event(record, TrackingStatus.DELIVERED, at=harness.now()),
+    )
     result = await handle.result()
     assert result.status is ClaimStatus.WITHDRAWN
-    assert world.filed == [] and world.outcomes == {}
+    assert world.claims.filed == [] and world.claims.outcomes == {}
 
 
 async def test_claim_without_remedy_starts_the_failed_delivery_for_the_customer(
-    env: WorkflowEnvironment, task_queue: str, world: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    record = shipment()
-    handle = await start(env, task_queue, record, remedy=None)
-    await wait_for(env, handle, ClaimStatus.GATHERING_EVIDENCE)
-    remedy = env.client.get_workflow_handle(failed_delivery_id(record.shipment_id))
-    for _ in range(300):
-        try:
-            remedy_state = await remedy.query(FailedDeliveryWorkflow.status)
-        except Exception:  # not started yet
-            remedy_state = None
-        if remedy_state and remedy_state.status is FailedDeliveryStatus.AWAITING_CUSTOMER:
-            break
-        await env.sleep(timedelta(milliseconds=1))
+    record = shipment(harness.now())
+    handle = await start(harness, record, remedy=None)
+    await wait_for_status(handle, ClaimStatus.GATHERING_EVIDENCE)
+    remedy = harness.client.get_workflow_handle(failed_delivery_id(record.shipment_id))
+    # Started by the claim; a moment may pass before it exists.
+    await wait_for_status(remedy, FailedDeliveryStatus.AWAITING_CUSTOMER)
+    remedy_state = await remedy.query(FailedDeliveryWorkflow.status)
     assert remedy_state is not None
     assert remedy_state.trigger_status is TrackingStatus.LOST
     assert remedy_state.claim_workflow_ids == [handle.id]
     # Customer silent, nobody decides: the lost parcel is refunded without
     # waiting for it to come back, while the claim goes on.
-    await env.sleep(timedelta(days=4))
+    await harness.sleep(timedelta(days=4))
     final = await remedy.query(FailedDeliveryWorkflow.status)
     assert final.status is FailedDeliveryStatus.REFUNDED
-    assert world.inspections == []
-    assert len(world.refunds) == 1
-    assert "remedy_started" in world.actions(handle.id)
+    assert world.deliveries.inspections == []
+    assert len(world.payments.refund_ledger) == 1
+    assert "remedy_started" in world.audit.actions(handle.id)
 
 
 async def test_parcel_found_closes_the_claim_and_its_undecided_remedy(
-    env: WorkflowEnvironment, task_queue: str, world: FakeWorld
+    harness: Harness, world: FakeWorld
 ) -> None:
-    record = shipment()
-    handle = await start(env, task_queue, record, remedy=None)
-    await wait_for(env, handle, ClaimStatus.GATHERING_EVIDENCE)
-    remedy = env.client.get_workflow_handle(failed_delivery_id(record.shipment_id))
-    for _ in range(300):
-        try:
-            remedy_state = await remedy.query(FailedDeliveryWorkflow.status)
-        except Exception:  # not started yet
-            remedy_state = None
-        if remedy_state and remedy_state.status is FailedDeliveryStatus.AWAITING_CUSTOMER:
-            break
-        await env.sleep(timedelta(milliseconds=1))
-    await handle.signal(CarrierClaimWorkflow.carrier_event, event(record, TrackingStatus.DELIVERED))
+    record = shipment(harness.now())
+    handle = await start(harness, record, remedy=None)
+    await wait_for_status(handle, ClaimStatus.GATHERING_EVIDENCE)
+    remedy = harness.client.get_workflow_handle(failed_delivery_id(record.shipment_id))
+    await wait_for_status(remedy, FailedDeliveryStatus.AWAITING_CUSTOMER)
+    await handle.signal(
+        CarrierClaimWorkflow.carrier_event,
+        tracking_event(record, TrackingStatus.DELIVERED, at=harness.now()),
+    )
     result = await handle.result()
     assert result.status is ClaimStatus.WITHDRAWN
-    for _ in range(300):
-        final = await remedy.query(FailedDeliveryWorkflow.status)
-        if final.status is FailedDeliveryStatus.DELIVERED:
-            break
-        await env.sleep(timedelta(milliseconds=1))
+    await wait_for_status(remedy, FailedDeliveryStatus.DELIVERED)
+    final = await remedy.query(FailedDeliveryWorkflow.status)
     assert final.status is FailedDeliveryStatus.DELIVERED
-    assert world.refunds == {} and world.bookings == []
+    assert world.payments.refund_ledger == {} and world.deliveries.bookings == []
