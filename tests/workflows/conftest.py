@@ -96,16 +96,6 @@ async def test_server() -> AsyncIterator[TestServer]:
         await server.stop()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """A fresh time-skipping server per test, for the tests not yet on the harness."""
-    environment = await _start_server()
-    try:
-        yield environment
-    finally:
-        await environment.shutdown()
-
-
 def _marker_kwargs(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     # Closest first (function, class, module): the first to set a knob wins.
