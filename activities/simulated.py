@@ -9,6 +9,10 @@ refuse what a provider would refuse, and calls can be slow or fail:
 - `failure_rate`: that share of calls fails with a random fault.
 - `faults`: a scripted queue consumed one per call, ahead of the random ones,
   for tests: ["timeout_after_commit", "http_500", "http_429", "ok", ...].
+- `control`: fault windows switched from outside the worker (`FaultControl`,
+  a JSON file the chaos run in bench/chaos writes), by system name and time:
+  a fault at a rate, a fixed latency (a spike past an activity's timeout), an
+  answer held back after the effect, a 429's Retry-After.
 
 Faults:
 - http_500: fails before any effect (PortUnavailableError).
@@ -21,14 +25,23 @@ Faults:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import json
+import os
 import random
+import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
+from typing import Any
 
 import asyncpg
+import structlog
 
 from activities.ports import (
     BookedShipment,
@@ -67,8 +80,173 @@ RANDOM_FAULTS: tuple[Fault, ...] = (
 )
 
 
+log = structlog.get_logger(__name__)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# -- faults switched from outside the worker -----------------------------------
+
+# FaultPlan names as workers/activities.py gives them; "*" in a window: all.
+ALL_SYSTEMS = "*"
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """From `start` to `end` (Unix seconds), what calls to `systems` suffer."""
+
+    start: float
+    end: float
+    systems: frozenset[str]
+    fault: Fault | None = None
+    # Share of the calls in the window that get `fault`.
+    rate: float = 1.0
+    # Every call takes exactly this long before any effect (no jitter: a spike
+    # meant to outlast an activity's timeout must outlast it).
+    latency_ms: int | None = None
+    # Held back after the effect, before the answer: the provider has moved
+    # the money, the caller does not know yet (a slow network on the way back).
+    answer_delay_ms: int = 0
+    retry_after_s: float | None = None
+
+    def covers(self, system: str, now: float) -> bool:
+        return self.start <= now < self.end and (
+            system in self.systems or ALL_SYSTEMS in self.systems
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "systems": sorted(self.systems),
+            "fault": self.fault.value if self.fault else None,
+            "rate": self.rate,
+            "latency_ms": self.latency_ms,
+            "answer_delay_ms": self.answer_delay_ms,
+            "retry_after_s": self.retry_after_s,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FaultWindow:
+        rate = float(data.get("rate", 1.0))
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"fault window rate {rate} is not between 0 and 1")
+        fault = data.get("fault")
+        latency = data.get("latency_ms")
+        retry_after = data.get("retry_after_s")
+        return cls(
+            start=float(data["start"]),
+            end=float(data["end"]),
+            systems=frozenset(str(s) for s in data["systems"]),
+            fault=Fault(fault) if fault else None,
+            rate=rate,
+            latency_ms=None if latency is None else max(0, int(latency)),
+            answer_delay_ms=max(0, int(data.get("answer_delay_ms", 0))),
+            retry_after_s=None if retry_after is None else float(retry_after),
+        )
+
+
+def write_fault_windows(path: Path, windows: Sequence[FaultWindow]) -> None:
+    """Replace the windows a `FaultControl` on `path` reads (atomically: a
+    worker never reads half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    scratch.write_text(json.dumps({"windows": [w.to_json() for w in windows]}))
+    scratch.replace(path)
+
+
+@dataclass(frozen=True)
+class InFlightCall:
+    """A payment call a worker process has made and not yet had answered."""
+
+    pid: int
+    operation: str
+    idempotency_key: str
+    since: float
+    path: Path
+
+
+class FaultControl:
+    """Fault windows read from a JSON file another process writes, and the
+    payment calls in flight announced beside it.
+
+    The chaos run (bench/chaos) writes its provider-fault schedule once, as
+    absolute times, so every worker, a restarted one too, applies the same
+    windows; it reads `in-flight/` to aim a `kill -9` at a worker while money
+    is moving. The file is re-read when it changes; a missing or unreadable
+    file means no windows.
+    """
+
+    IN_FLIGHT_DIR = "in-flight"
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self.in_flight_dir = path.parent / self.IN_FLIGHT_DIR
+        self._stamp: tuple[int, int] | None = None
+        self._windows: tuple[FaultWindow, ...] = ()
+        self._calls = itertools.count(1)
+
+    def windows(self) -> tuple[FaultWindow, ...]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._stamp, self._windows = None, ()
+            return self._windows
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            try:
+                data = json.loads(self.path.read_text())
+                self._windows = tuple(FaultWindow.from_json(w) for w in data["windows"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("sim_fault_control_unreadable", path=str(self.path), error=str(exc))
+                self._windows = ()
+            self._stamp = stamp
+        return self._windows
+
+    def window(self, system: str) -> FaultWindow | None:
+        """The first window covering `system` now."""
+        now = self.clock()
+        return next((w for w in self.windows() if w.covers(system, now)), None)
+
+    @contextlib.contextmanager
+    def in_flight(self, operation: str, idempotency_key: str) -> Iterator[None]:
+        """Announce a call as a file named after this process for its duration."""
+        self.in_flight_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.in_flight_dir / f"{os.getpid()}-{next(self._calls)}.json"
+        marker.write_text(
+            json.dumps(
+                {"operation": operation, "idempotency_key": idempotency_key, "since": self.clock()}
+            )
+        )
+        try:
+            yield
+        finally:
+            marker.unlink(missing_ok=True)
+
+
+def read_in_flight(directory: Path) -> list[InFlightCall]:
+    """The calls announced in `directory` (a killed worker's stay behind:
+    callers check the pid)."""
+    calls: list[InFlightCall] = []
+    for marker in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(marker.read_text())
+            pid = int(marker.name.split("-", 1)[0])
+        except (OSError, ValueError):
+            continue  # being written or removed right now
+        calls.append(
+            InFlightCall(
+                pid=pid,
+                operation=str(data["operation"]),
+                idempotency_key=str(data["idempotency_key"]),
+                since=float(data["since"]),
+                path=marker,
+            )
+        )
+    return calls
 
 
 class FaultPlan:
@@ -82,14 +260,22 @@ class FaultPlan:
         faults: Iterable[Fault | str] = (),
         seed: int | None = None,
         retry_after: timedelta = timedelta(seconds=1),
+        name: str = "",
+        control: FaultControl | None = None,
     ) -> None:
         if not 0.0 <= failure_rate <= 1.0:
             raise ValueError("failure_rate must be between 0 and 1")
         self.latency_ms = max(0, latency_ms)
         self.failure_rate = failure_rate
         self.retry_after = retry_after
+        # Which system this plan serves, for the windows of `control`.
+        self.name = name
+        self.control = control
         self._scripted: deque[Fault] = deque(Fault(f) for f in faults)
         self._rng = random.Random(seed)
+
+    def _window(self) -> FaultWindow | None:
+        return self.control.window(self.name) if self.control is not None else None
 
     def script(self, *faults: Fault | str) -> None:
         """Queue more faults for the next calls."""
@@ -102,20 +288,42 @@ class FaultPlan:
     def next_fault(self) -> Fault:
         if self._scripted:
             return self._scripted.popleft()
+        window = self._window()
+        if window is not None and window.fault is not None and self._rng.random() < window.rate:
+            log.warning("sim_fault_injected", system=self.name, fault=window.fault.value)
+            return window.fault
         if self.failure_rate and self._rng.random() < self.failure_rate:
             return self._rng.choice(RANDOM_FAULTS)
         return Fault.OK
 
     async def delay(self) -> None:
+        window = self._window()
+        if window is not None and window.latency_ms is not None:
+            if window.latency_ms:
+                log.warning("sim_latency_injected", system=self.name, ms=window.latency_ms)
+            await asyncio.sleep(window.latency_ms / 1000)
+            return
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms * self._rng.uniform(0.5, 1.5) / 1000)
+
+    async def answer_delay(self) -> None:
+        """After the effect, before the answer: what the window holds back."""
+        window = self._window()
+        if window is not None and window.answer_delay_ms:
+            await asyncio.sleep(window.answer_delay_ms / 1000)
 
     def fail_before_effect(self, fault: Fault, system: str, operation: str) -> None:
         where = f"{system} {operation}"
         if fault is Fault.HTTP_500:
             raise PortUnavailableError(f"{where}: HTTP 500 internal server error", status=500)
         if fault is Fault.HTTP_429:
-            raise RateLimitedError(f"{where}: HTTP 429 too many requests", self.retry_after)
+            window = self._window()
+            retry_after = (
+                timedelta(seconds=window.retry_after_s)
+                if window is not None and window.retry_after_s is not None
+                else self.retry_after
+            )
+            raise RateLimitedError(f"{where}: HTTP 429 too many requests", retry_after)
         if fault is Fault.TIMEOUT_BEFORE_COMMIT:
             raise PortTimeoutError(f"{where}: timed out")
 
@@ -314,6 +522,57 @@ class SimulatedPaymentProvider:
             refunded_minor=refunded,
         )
         return reference
+
+
+class ObservedPaymentProvider:
+    """A simulated provider whose calls in flight are announced through its
+    plan's `FaultControl`, and whose answers a window may hold back after the
+    effect: what the chaos run needs to kill a worker while money moves, before
+    or after the provider committed. Same answers, same idempotency."""
+
+    def __init__(self, inner: SimulatedPaymentProvider, control: FaultControl) -> None:
+        self.inner = inner
+        self.control = control
+        self.name = inner.name
+
+    async def capture(
+        self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
+    ) -> str:
+        with self.control.in_flight(PaymentOperationKind.CAPTURE.value, idempotency_key):
+            reference = await self.inner.capture(
+                idempotency_key=idempotency_key,
+                authorisation_ref=authorisation_ref,
+                amount_minor=amount_minor,
+                currency=currency,
+            )
+            await self.inner.plan.answer_delay()
+            return reference
+
+    async def void(
+        self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
+    ) -> str:
+        with self.control.in_flight(PaymentOperationKind.VOID.value, idempotency_key):
+            reference = await self.inner.void(
+                idempotency_key=idempotency_key,
+                authorisation_ref=authorisation_ref,
+                amount_minor=amount_minor,
+                currency=currency,
+            )
+            await self.inner.plan.answer_delay()
+            return reference
+
+    async def refund(
+        self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
+    ) -> str:
+        with self.control.in_flight(PaymentOperationKind.REFUND.value, idempotency_key):
+            reference = await self.inner.refund(
+                idempotency_key=idempotency_key,
+                authorisation_ref=authorisation_ref,
+                amount_minor=amount_minor,
+                currency=currency,
+            )
+            await self.inner.plan.answer_delay()
+            return reference
 
 
 # Fulfilment hub per market; anything else ships from Europe.

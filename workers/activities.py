@@ -28,7 +28,9 @@ from activities.payments import PaymentActivities
 from activities.returns import ReturnActivities
 from activities.scoring import ScoringActivities
 from activities.simulated import (
+    FaultControl,
     FaultPlan,
+    ObservedPaymentProvider,
     SimulatedCarrier,
     SimulatedNotifier,
     SimulatedParcelReturnsDesk,
@@ -52,30 +54,50 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
     either way.
     """
 
-    def plan() -> FaultPlan:
-        # One plan per system: each has its own scripted queue and random stream.
-        return FaultPlan(latency_ms=settings.sim_latency_ms, failure_rate=settings.sim_failure_rate)
+    control = FaultControl(settings.sim_control_file) if settings.sim_control_file else None
 
-    payment_provider = SimulatedPaymentProvider(pool, plan())
+    def plan(name: str) -> FaultPlan:
+        # One plan per system: each has its own scripted queue and random
+        # stream, and is named for the fault windows of `control`.
+        return FaultPlan(
+            latency_ms=settings.sim_latency_ms,
+            failure_rate=settings.sim_failure_rate,
+            name=name,
+            control=control,
+        )
+
+    payment_provider = SimulatedPaymentProvider(pool, plan("payments"))
     scoring = ScoringActivities(pool, {payment_provider.name: payment_provider})
-    payments = PaymentActivities(pool, {payment_provider.name: payment_provider})
-    warehouse = WarehouseActivities(SimulatedWarehouse(pool, plan()))
-    notifications = NotificationActivities(SimulatedNotifier(pool, plan()))
+    payments = PaymentActivities(
+        pool,
+        {
+            payment_provider.name: ObservedPaymentProvider(payment_provider, control)
+            if control is not None
+            else payment_provider
+        },
+    )
+    warehouse = WarehouseActivities(SimulatedWarehouse(pool, plan("warehouse")))
+    notifications = NotificationActivities(SimulatedNotifier(pool, plan("notifications")))
     audit = AuditActivities(pool)
     tasks = TaskActivities(pool)
     returns = ReturnActivities(
-        pool, SimulatedReturnCarrier(pool, plan()), SimulatedReturnsWarehouse(pool, plan())
+        pool,
+        SimulatedReturnCarrier(pool, plan("returns-carrier")),
+        SimulatedReturnsWarehouse(pool, plan("returns-warehouse")),
     )
-    carrier = SimulatedCarrier(pool, plan())
+    carrier = SimulatedCarrier(pool, plan("carrier"))
     deliveries = DeliveryActivities(
-        pool, carrier, SimulatedParcelReturnsDesk(pool, plan()), SimulatedNotifier(pool, plan())
+        pool,
+        carrier,
+        SimulatedParcelReturnsDesk(pool, plan("returns-desk")),
+        SimulatedNotifier(pool, plan("notifications")),
     )
     claims = ClaimActivities(pool, carrier)
     sweep = CarrierSweepActivities(pool)
     disputes = DisputeActivities(
         pool,
         {
-            provider: SimulatedDisputeProvider(pool, provider, plan())
+            provider: SimulatedDisputeProvider(pool, provider, plan(f"disputes-{provider}"))
             for provider in DisputeProvider
         },
     )

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Simulated outside world: latency (ms) and failure rates (0..1) for the ports.
     sim_latency_ms: int = Field(default=0, validation_alias="STEWARD_SIM_LATENCY_MS")
     sim_failure_rate: float = Field(default=0.0, validation_alias="STEWARD_SIM_FAILURE_RATE")
+    # Fault windows switched from outside (activities/simulated.py: FaultControl),
+    # written by the chaos run (bench/chaos); unset: none.
+    sim_control_file: Path | None = Field(default=None, validation_alias="STEWARD_SIM_CONTROL_FILE")
 
     log_level: str = Field(default="INFO", validation_alias="STEWARD_LOG_LEVEL")
 
