@@ -25,6 +25,7 @@ from temporalio.worker import (
 from domain.carrier_sweep import CARRIER_SWEEP_SCHEDULE_ID
 from domain.ids import case_id_from_workflow_id
 from workers.event_loop import running_loop_kind
+from workers.failures import BoundedFailureInterceptor
 from workers.schedules import ensure_carrier_sweep_schedule
 from workers.settings import Settings
 
@@ -120,7 +121,8 @@ def build_worker(
         workflows=list(workflows),
         activities=list(activities),
         activity_executor=executor,
-        interceptors=[LogContextInterceptor()],
+        # Outermost first: the bounded failure's warning carries the log context.
+        interceptors=[LogContextInterceptor(), BoundedFailureInterceptor()],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
