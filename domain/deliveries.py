@@ -424,15 +424,9 @@ BOOK_RESHIPMENT = "book_reshipment"
 INSPECT_RETURNED_PARCEL = "inspect_returned_parcel"
 RESTOCK_RETURNED_PARCEL = "restock_returned_parcel"
 
-# Signals and updates of FailedDeliveryWorkflow.
-SIGNAL_CARRIER_EVENT = "carrier_event"
-SIGNAL_CUSTOMER_REPLIED = "customer_replied"
-SIGNAL_PARCEL_RECEIVED = "parcel_received"
-UPDATE_DECIDE = "decide"
-QUERY_STATUS = "status"
 # REFUND_FROZEN_BY_DISPUTE (imported above) stays importable from here only
-# because workflows/failed_delivery.py imports it from this module; its home
-# is domain/payments.py.
+# because the case kernel (workflows/case.py) imports it from this module; its
+# home is domain/payments.py.
 
 
 class FailedDeliveryContract:

@@ -8,44 +8,27 @@ manages after all.
 The workflow decides *when*; the policy recommendation is a pure domain
 function, the risk of a new address comes from the scoring activity's
 versioned rules, and every side effect is an activity. Each step's audit rows,
-case row and task changes go out in one local activity (`StepRecorder.flush`).
+case row and task changes go out in one local activity (the case book,
+workflows/case.py). The return-to-stock, claim and refund stages are in
+workflows/failed_delivery_return.py.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/order_review.py)
 
-    from domain.audit import CaseStatusInput
     from domain.carrier_events import CLAIM_STATUSES, FAILURE_STATUSES, CarrierEvent, TrackingStatus
-    from domain.claims import (
-        SIGNAL_CLAIM_CARRIER_EVENT,
-        CarrierClaimInput,
-        ClaimType,
-        claim_policy_for,
-    )
-    from domain.common import Role, format_amount
+    from domain.claims import CarrierClaimContract, ClaimType
+    from domain.common import DECISION_REJECTED, Role
     from domain.deliveries import (
         ALL_OPTIONS,
         BOOK_RESHIPMENT,
         CLOSED_DELIVERY_STATUSES,
-        INSPECT_RETURNED_PARCEL,
-        NOTIFY_DELIVERY_CUSTOMER,
-        REFUND_FROZEN_BY_DISPUTE,
-        RESTOCK_RETURNED_PARCEL,
-        SIGNAL_CARRIER_EVENT,
-        SIGNAL_CUSTOMER_REPLIED,
-        SIGNAL_PARCEL_RECEIVED,
-        UPDATE_DECIDE,
         BookReshipmentInput,
         BookReshipmentResult,
-        CustomerMessage,
         CustomerOption,
         CustomerReply,
         DefaultDeliveryAction,
@@ -54,17 +37,12 @@ with workflow.unsafe.imports_passed_through():
         DeliveryDecisionRecord,
         DeliveryStatusChange,
         DeliveryTemplate,
+        FailedDeliveryContract,
         FailedDeliveryInput,
         FailedDeliveryResult,
         FailedDeliveryState,
         FailedDeliveryStatus,
-        InspectionGrade,
-        InspectParcelInput,
-        InspectParcelResult,
-        NotifyDeliveryCustomerInput,
         ParcelReceived,
-        RestockParcelInput,
-        RestockParcelResult,
         ServiceLevel,
         ShipmentRecord,
         needs_risk_review,
@@ -73,35 +51,21 @@ with workflow.unsafe.imports_passed_through():
         validate_delivery_decision,
     )
     from domain.ids import FAILED_DELIVERY, carrier_claim_id
-    from domain.notifications import NotifyCustomerResult
     from domain.orders import Address
-    from domain.payments import REFUND_PAYMENT, PaymentOperationInput, PaymentOperationResult
     from domain.risk import SCORE_ORDER, RiskAssessment, ScoreOrderInput
-    from domain.tasks import OpenTaskInput, task_id
-    from workflows import visibility
-    from workflows.steps import STEWARD, StepRecorder, failure_reason, wait_until
+    from workflows.case import CaseBook, CaseFacts, PendingDecision, call_outside
+    from workflows.steps import STEWARD, wait_until
 
-CLAIM_WORKFLOW_TYPE = "CarrierClaimWorkflow"
+from workflows.failed_delivery_return import OUTSIDE_RETRY, FailedDeliveryReturn
+
 # A late "delivered" is forwarded to the linked claim (runs before it were not).
 PATCH_FORWARD_TO_CLAIM = "forward-delivered-to-claim"
-OUTSIDE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=[
-        "PaymentRefused",
-        "RefundExceedsCapture",
-        REFUND_FROZEN_BY_DISPUTE,
-        "NotificationRejected",
-    ],
-)
-OUTSIDE_CALL_TIMEOUT = timedelta(seconds=30)
-# The refund's operation id: one refund per failed delivery, whatever the path.
-REFUND_OPERATION = "refund-failed-delivery"
+# One refusal whether a decision is being applied or already recorded.
+ALREADY_DECIDED = "decision: this failed delivery is already decided"
 
 
-@workflow.defn
-class FailedDeliveryWorkflow:
+@workflow.defn(name=FailedDeliveryContract.WORKFLOW_TYPE)
+class FailedDeliveryWorkflow(FailedDeliveryReturn):
     @workflow.init
     def __init__(self, input: FailedDeliveryInput) -> None:
         shipment = input.shipment
@@ -120,9 +84,13 @@ class FailedDeliveryWorkflow:
             trigger_status=input.trigger.status,
             claim_workflow_ids=[input.claim_workflow_id] if input.claim_workflow_id else [],
         )
-        self._steps = StepRecorder(
+        self._case = CaseBook(
             FAILED_DELIVERY,
             lambda: self._state.shipment_id,
+            state=self._state,
+            facts=self._facts,
+            history=self._history,
+            closed=CLOSED_DELIVERY_STATUSES,
             order_id=lambda: self._state.order_id,
             drop_none=True,
             # The trigger also arrives as the start signal: it is a duplicate then.
@@ -131,7 +99,9 @@ class FailedDeliveryWorkflow:
         self._message_sequence = 0
         # Latest event per tracking number, by carrier time (out-of-order safe).
         self._latest: dict[str, CarrierEvent] = {input.trigger.tracking_number: input.trigger}
-        self._decision: DeliveryDecisionRecord | None = None
+        self._decision: PendingDecision[DeliveryDecisionRecord] = PendingDecision(
+            busy=ALREADY_DECIDED
+        )
         self._parcel_received: ParcelReceived | None = None
         self._reviewed_address: Address | None = None
         self._claim_origin = input.claim_workflow_id
@@ -141,7 +111,7 @@ class FailedDeliveryWorkflow:
     @workflow.run
     async def run(self, input: FailedDeliveryInput) -> FailedDeliveryResult:
         trigger = input.trigger
-        self._steps.audit(
+        self._case.audit(
             "failed_delivery_opened",
             reason=f"{trigger.status}"
             + (f" ({trigger.exception_code})" if trigger.exception_code else "")
@@ -154,13 +124,15 @@ class FailedDeliveryWorkflow:
                 "claim": input.claim_workflow_id,
             },
         )
-        self._transition(FailedDeliveryStatus.OPENED, STEWARD, f"carrier reported {trigger.status}")
-        await self._steps.flush()
+        self._case.transition(
+            FailedDeliveryStatus.OPENED, STEWARD, f"carrier reported {trigger.status}"
+        )
+        await self._case.flush()
 
         if self._shipment.attempt >= 2:
             # A reship that failed again: no second reship, no options to offer.
             self._state.second_failure = True
-            self._steps.audit("second_failure", reason="a second failure never reships")
+            self._case.audit("second_failure", reason="a second failure never reships")
             self._default_decision("second failed attempt")
             await self._return_and_refund(parcel_expected=trigger.status not in CLAIM_STATUSES)
         else:
@@ -174,10 +146,10 @@ class FailedDeliveryWorkflow:
                 self._state.status not in CLOSED_DELIVERY_STATUSES
             ):
                 self._close_task(STEWARD, "delivered")
-                self._transition(
+                self._case.transition(
                     FailedDeliveryStatus.DELIVERED, STEWARD, "the carrier delivered after all"
                 )
-        await self._steps.flush()
+        await self._case.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return FailedDeliveryResult(
             shipment_id=self._state.shipment_id,
@@ -190,46 +162,45 @@ class FailedDeliveryWorkflow:
 
     # ------------------------------------------------------------- handlers
 
-    @workflow.query
+    @workflow.query(name=FailedDeliveryContract.QUERY_STATUS)
     def status(self) -> FailedDeliveryState:
         return self._state
 
-    @workflow.update(name=UPDATE_DECIDE)
+    @workflow.update(name=FailedDeliveryContract.UPDATE_DECIDE)
     async def decide(self, decision: DeliveryDecideInput) -> FailedDeliveryState:
-        self._decision = DeliveryDecisionRecord(
-            decision=decision.decision,
-            address=decision.address,
-            pickup_point_id=decision.pickup_point_id,
-            service_level=decision.service_level,
-            note=decision.note,
-            actor=decision.actor,
-            role=decision.role,
-            decided_at=workflow.now(),
-        )
         # Answer once the main loop took it, with the state it led to.
-        await workflow.wait_condition(lambda: self._decision is None)
+        await self._decision.hand_over(
+            DeliveryDecisionRecord(
+                decision=decision.decision,
+                address=decision.address,
+                pickup_point_id=decision.pickup_point_id,
+                service_level=decision.service_level,
+                note=decision.note,
+                actor=decision.actor,
+                role=decision.role,
+                decided_at=workflow.now(),
+            )
+        )
         return self._state
 
     @decide.validator
     def _validate_decide(self, decision: DeliveryDecideInput) -> None:
-        if self._decision is not None or self._state.decision is not None:
-            raise ApplicationError(
-                "decision: this failed delivery is already decided", type="DecisionRejected"
-            )
-        try:
-            validate_delivery_decision(self._state, decision)
-        except ValueError as refused:
-            raise ApplicationError(str(refused), type="DecisionRejected") from None
+        self._decision.validate(lambda: self._decidable(decision), busy_type=DECISION_REJECTED)
 
-    @workflow.signal(name=SIGNAL_CARRIER_EVENT)
+    def _decidable(self, decision: DeliveryDecideInput) -> None:
+        if self._state.decision is not None:
+            raise ValueError(ALREADY_DECIDED)
+        validate_delivery_decision(self._state, decision)
+
+    @workflow.signal(name=FailedDeliveryContract.SIGNAL_CARRIER_EVENT)
     async def carrier_event(self, event: CarrierEvent) -> None:
-        if not self._steps.first_time(event.event_id):
+        if not self._case.first_time(event.event_id):
             return
         latest = self._latest.get(event.tracking_number)
         applied = latest is None or event.occurred_at > latest.occurred_at
         if applied:
             self._latest[event.tracking_number] = event
-        self._steps.audit(
+        self._case.audit(
             "carrier_event" if applied else "carrier_event_out_of_order",
             actor=event.carrier,
             reason=f"{event.tracking_number}: {event.status}"
@@ -252,28 +223,28 @@ class FailedDeliveryWorkflow:
             return
         try:
             await workflow.get_external_workflow_handle(claim_id).signal(
-                SIGNAL_CLAIM_CARRIER_EVENT, event
+                CarrierClaimContract.SIGNAL_CARRIER_EVENT, event
             )
             action = "carrier_event_forwarded"
         except Exception as failure:  # the claim has closed: nothing waits for it
             action = "claim_not_signalled"
-            self._steps.audit(action, reason=str(failure), after={"claim_workflow_id": claim_id})
+            self._case.audit(action, reason=str(failure), after={"claim_workflow_id": claim_id})
             return
-        self._steps.audit(
+        self._case.audit(
             action,
             reason=f"{event.tracking_number}: delivered, told the claim",
             after={"event_id": event.event_id, "claim_workflow_id": claim_id},
         )
 
-    @workflow.signal(name=SIGNAL_CUSTOMER_REPLIED)
+    @workflow.signal(name=FailedDeliveryContract.SIGNAL_CUSTOMER_REPLIED)
     def customer_replied(self, reply: CustomerReply) -> None:
-        if not self._steps.first_time(reply.event_id):
+        if not self._case.first_time(reply.event_id):
             return
         # Every message is on record; only one before the decision counts.
-        counts = self._state.decision is None and self._decision is None
+        counts = self._state.decision is None and not self._decision.pending
         if counts:
             self._state.customer_reply = reply
-        self._steps.audit(
+        self._case.audit(
             "customer_replied" if counts else "customer_replied_after_decision",
             actor="customer",
             reason=f"{reply.option} via {reply.channel}"
@@ -289,14 +260,14 @@ class FailedDeliveryWorkflow:
             },
         )
 
-    @workflow.signal(name=SIGNAL_PARCEL_RECEIVED)
+    @workflow.signal(name=FailedDeliveryContract.SIGNAL_PARCEL_RECEIVED)
     def parcel_received(self, receipt: ParcelReceived) -> None:
-        if not self._steps.first_time(receipt.event_id):
+        if not self._case.first_time(receipt.event_id):
             return
         if self._parcel_received is None:
             self._parcel_received = receipt
             self._state.parcel_received_at = receipt.received_at
-        self._steps.audit(
+        self._case.audit(
             "parcel_received",
             actor="warehouse",
             reason=receipt.note or "returned parcel received at the warehouse",
@@ -312,19 +283,19 @@ class FailedDeliveryWorkflow:
         self._state.customer_deadline = deadline
         self._state.awaited_role = None
         self._state.due_at = deadline
-        self._steps.audit(
+        self._case.audit(
             "customer_options_offered",
             reason=", ".join(self._state.options_offered),
             after={"deadline": deadline, "reminder_at": now + self._policy.customer_reminder_after},
         )
-        self._transition(FailedDeliveryStatus.AWAITING_CUSTOMER, STEWARD, "options sent")
-        await self._steps.flush()
+        self._case.transition(FailedDeliveryStatus.AWAITING_CUSTOMER, STEWARD, "options sent")
+        await self._case.flush()
         await self._notify(DeliveryTemplate.DELIVERY_OPTIONS, deadline=deadline)
 
         def answered() -> bool:
             return (
                 self._state.customer_reply is not None
-                or self._decision is not None
+                or self._decision.pending
                 or self._delivered(self._shipment.tracking_number)
             )
 
@@ -333,7 +304,7 @@ class FailedDeliveryWorkflow:
             return
         await self._notify(DeliveryTemplate.DELIVERY_REMINDER, deadline=deadline)
         if not await wait_until(answered, until=deadline, timer="customer-answer-deadline"):
-            self._steps.audit("customer_silent", reason=f"no answer by {deadline.isoformat()}")
+            self._case.audit("customer_silent", reason=f"no answer by {deadline.isoformat()}")
 
     # ------------------------------------------------------ recommendation
 
@@ -344,7 +315,7 @@ class FailedDeliveryWorkflow:
             reply is not None
             and reply.option is CustomerOption.NEW_ADDRESS
             and reply.address is not None
-            and self._decision is None
+            and not self._decision.pending
         ):
             risk = await self._review_address(reply.address)
         recommendation = recommend(
@@ -356,7 +327,7 @@ class FailedDeliveryWorkflow:
             trigger=self._state.trigger_status,
         )
         self._state.recommendation = recommendation
-        self._steps.audit(
+        self._case.audit(
             "recommendation",
             reason="; ".join(recommendation.reasons),
             after={
@@ -377,22 +348,21 @@ class FailedDeliveryWorkflow:
             return None
         if self._reviewed_address == address:
             return self._state.risk
-        self._transition(
+        self._case.transition(
             FailedDeliveryStatus.RISK_REVIEW, STEWARD, "new address on a high-value parcel"
         )
-        await self._steps.flush()
+        await self._case.flush()
         order = self._shipment.order.model_copy(update={"shipping_address": address})
-        risk = await workflow.execute_activity(
+        risk = await call_outside(
             SCORE_ORDER,
             ScoreOrderInput(order=order),
             result_type=RiskAssessment,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
             summary="score the new address",
         )
         self._state.risk = risk
         self._reviewed_address = address
-        self._steps.audit(
+        self._case.audit(
             "address_risk_reviewed",
             reason=", ".join(risk.reason_codes) or "no risk signal",
             after={
@@ -410,28 +380,25 @@ class FailedDeliveryWorkflow:
     async def _await_decision(self) -> DeliveryDecisionRecord | None:
         """The coordinator's decision, or the configured default at the SLA.
         None: the carrier delivered meanwhile."""
-        if self._decision is None:
+        if not self._decision.pending:
             due = workflow.now() + self._policy.decision_sla
             self._open_task("decision", due, Role.COORDINATOR)
-            self._transition(
+            self._case.transition(
                 FailedDeliveryStatus.AWAITING_DECISION, STEWARD, "decision task opened"
             )
-            await self._steps.flush()
+            await self._case.flush()
             decided = await wait_until(
-                lambda: (
-                    self._decision is not None or self._delivered(self._shipment.tracking_number)
-                ),
+                lambda: self._decision.pending or self._delivered(self._shipment.tracking_number),
                 until=due,
                 timer="decision-sla",
             )
-            if self._decision is None and self._delivered(self._shipment.tracking_number):
+            if not self._decision.pending and self._delivered(self._shipment.tracking_number):
                 return None
             if not decided:
                 return self._default_decision("no decision within the SLA")
-        record = self._decision
+        record = self._decision.take()
         assert record is not None
         self._record_decision(record)
-        self._decision = None
         return record
 
     def _default_decision(self, why: str) -> DeliveryDecisionRecord:
@@ -464,7 +431,7 @@ class FailedDeliveryWorkflow:
 
     def _record_decision(self, record: DeliveryDecisionRecord) -> None:
         self._state.decision = record
-        self._steps.audit(
+        self._case.audit(
             f"decision_{record.decision}",
             actor=record.actor,
             role=record.role,
@@ -494,7 +461,7 @@ class FailedDeliveryWorkflow:
         if needs_risk_review(self._shipment, destination, self._policy):
             risk = await self._review_address(destination)
             if risk_blocks_reship(risk):
-                self._steps.audit(
+                self._case.audit(
                     "reship_blocked_by_risk",
                     reason="risk review refused the new address; returning to stock instead",
                 )
@@ -502,7 +469,7 @@ class FailedDeliveryWorkflow:
                     parcel_expected=self._state.trigger_status not in CLAIM_STATUSES
                 )
                 return
-        booked = await workflow.execute_activity(
+        booked = await call_outside(
             BOOK_RESHIPMENT,
             BookReshipmentInput(
                 workflow_id=workflow.info().workflow_id,
@@ -515,14 +482,13 @@ class FailedDeliveryWorkflow:
                 shipment=self._shipment,
             ),
             result_type=BookReshipmentResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
+            retry=OUTSIDE_RETRY,
             summary="book the second shipment",
         )
         self._state.reship_shipment_id = booked.shipment_id
         self._state.reship_tracking_number = booked.tracking_number
         self._state.due_at = booked.expected_delivery_at
-        self._steps.audit(
+        self._case.audit(
             "reshipped",
             actor=record.actor,
             role=record.role,
@@ -534,10 +500,10 @@ class FailedDeliveryWorkflow:
                 "destination_country": destination.country,
             },
         )
-        self._transition(
+        self._case.transition(
             FailedDeliveryStatus.RESHIPPED, STEWARD, f"second shipment {booked.shipment_id}"
         )
-        await self._steps.flush()
+        await self._case.flush()
         await self._notify(DeliveryTemplate.RESHIPPED)
 
         tracking = booked.tracking_number
@@ -547,7 +513,7 @@ class FailedDeliveryWorkflow:
         )
         outcome = self._final_status(tracking)
         if not arrived or outcome is None:
-            self._steps.audit(
+            self._case.audit(
                 "reship_not_delivered",
                 reason=f"no delivery scan by {until.isoformat()}; presumed lost",
             )
@@ -555,11 +521,13 @@ class FailedDeliveryWorkflow:
             await self._refund()
             return
         if outcome is TrackingStatus.DELIVERED:
-            self._transition(FailedDeliveryStatus.DELIVERED, STEWARD, "second shipment delivered")
+            self._case.transition(
+                FailedDeliveryStatus.DELIVERED, STEWARD, "second shipment delivered"
+            )
             return
         if outcome in FAILURE_STATUSES:
             self._state.second_failure = True
-            self._steps.audit("second_failure", reason="a second failure never reships")
+            self._case.audit("second_failure", reason="a second failure never reships")
             await self._return_and_refund(parcel_expected=True, tracking=tracking)
             return
         await self._open_claim(
@@ -568,227 +536,6 @@ class FailedDeliveryWorkflow:
             ClaimType.DAMAGED if outcome is TrackingStatus.DAMAGED else ClaimType.LOST,
         )
         await self._refund()
-
-    # ------------------------------------------------------ return to stock
-
-    async def _return_and_refund(
-        self, *, parcel_expected: bool, tracking: str | None = None
-    ) -> None:
-        tracking = tracking or self._shipment.tracking_number
-        shipment_id = (
-            self._state.reship_shipment_id
-            if tracking != self._shipment.tracking_number
-            else self._shipment.shipment_id
-        )
-        assert shipment_id is not None
-        if parcel_expected:
-            until = workflow.now() + self._policy.return_timeout
-            self._state.due_at = until
-            self._state.awaited_role = None
-            self._transition(
-                FailedDeliveryStatus.AWAITING_RETURN, STEWARD, "waiting for the parcel"
-            )
-            await self._steps.flush()
-            await wait_until(
-                lambda: self._parcel_received is not None or self._lost(tracking),
-                until=until,
-                timer="parcel-return-deadline",
-            )
-            if self._parcel_received is not None:
-                await self._inspect_and_restock(shipment_id)
-            else:
-                latest = self._latest.get(tracking)
-                damaged = latest is not None and latest.status is TrackingStatus.DAMAGED
-                self._steps.audit(
-                    "parcel_not_returned",
-                    reason=f"carrier reported {latest.status}"
-                    if self._lost(tracking) and latest
-                    else f"not back at the warehouse by {until.isoformat()}",
-                )
-                await self._open_claim(
-                    shipment_id, tracking, ClaimType.DAMAGED if damaged else ClaimType.LOST
-                )
-        await self._refund()
-
-    async def _inspect_and_restock(self, shipment_id: str) -> None:
-        self._transition(FailedDeliveryStatus.INSPECTING, STEWARD, "inbound QC")
-        await self._steps.flush()
-        inspection = await workflow.execute_activity(
-            INSPECT_RETURNED_PARCEL,
-            InspectParcelInput(
-                workflow_id=workflow.info().workflow_id,
-                shipment_id=shipment_id,
-                order_id=self._state.order_id,
-            ),
-            result_type=InspectParcelResult,
-            start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-            retry_policy=OUTSIDE_RETRY,
-            summary="inbound QC",
-        )
-        self._state.inspection_grade = inspection.grade
-        self._steps.audit(
-            "parcel_inspected",
-            actor="warehouse",
-            reason=inspection.notes or inspection.grade,
-            after={"grade": inspection.grade},
-        )
-        if inspection.grade is InspectionGrade.RESELLABLE:
-            restock = await workflow.execute_activity(
-                RESTOCK_RETURNED_PARCEL,
-                RestockParcelInput(
-                    workflow_id=workflow.info().workflow_id,
-                    shipment_id=shipment_id,
-                    order_id=self._state.order_id,
-                    skus=[item.sku for item in self._shipment.order.items],
-                ),
-                result_type=RestockParcelResult,
-                start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-                retry_policy=OUTSIDE_RETRY,
-                summary="restock",
-            )
-            self._steps.audit("restocked", actor="warehouse", reason=restock.location)
-        else:
-            # Damaged on the way back: quarantined, and the carrier pays for it.
-            self._steps.audit("parcel_quarantined", actor="warehouse", reason=inspection.notes)
-            tracking = (
-                self._state.reship_tracking_number
-                if shipment_id == self._state.reship_shipment_id
-                and self._state.reship_tracking_number
-                else self._shipment.tracking_number
-            )
-            await self._open_claim(shipment_id, tracking, ClaimType.DAMAGED)
-
-    # --------------------------------------------------------------- claims
-
-    async def _open_claim(self, shipment_id: str, tracking: str, claim_type: ClaimType) -> None:
-        claim_id = carrier_claim_id(self._shipment.carrier, tracking)
-        if claim_id in self._state.claim_workflow_ids:
-            return
-        shipment = self._shipment.model_copy(
-            update={"shipment_id": shipment_id, "tracking_number": tracking}
-        )
-        try:
-            await workflow.start_child_workflow(
-                CLAIM_WORKFLOW_TYPE,
-                CarrierClaimInput(
-                    carrier=self._shipment.carrier,
-                    tracking_number=tracking,
-                    claim_type=claim_type,
-                    reported_at=workflow.now(),
-                    reason=f"opened by the failed delivery of {self._shipment.shipment_id}",
-                    shipment=shipment,
-                    policy=claim_policy_for(self._shipment.carrier, claim_type),
-                    remedy_workflow_id=workflow.info().workflow_id,
-                ),
-                id=claim_id,
-                # The claim outlives this case: it waits weeks for the carrier.
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                static_summary=f"Carrier claim {self._shipment.carrier} {tracking} ({claim_type})",
-            )
-            opened = True
-        except WorkflowAlreadyStartedError:
-            opened = False  # the webhook opened it first: link to it
-        self._state.claim_workflow_ids.append(claim_id)
-        self._steps.audit(
-            "carrier_claim_opened" if opened else "carrier_claim_linked",
-            reason=f"{claim_type} parcel {tracking}",
-            after={"claim_workflow_id": claim_id},
-        )
-        await self._steps.flush()
-
-    # --------------------------------------------------------------- refund
-
-    async def _refund(self) -> None:
-        payment = self._shipment.order.payment
-        operation = PaymentOperationInput(
-            workflow_id=workflow.info().workflow_id,
-            operation_id=REFUND_OPERATION,
-            order_id=self._state.order_id,
-            provider=payment.provider,
-            authorisation_ref=payment.authorisation_ref,
-            amount_minor=payment.amount_minor,
-            currency=payment.currency,
-            reason="failed delivery: returned to stock",
-        )
-        self._state.awaited_role = None
-        self._state.due_at = None
-        self._transition(FailedDeliveryStatus.REFUNDING, STEWARD, "refunding the order")
-        await self._steps.flush()
-        give_up_at = workflow.now() + self._policy.refund_freeze_deadline
-        frozen_task: str | None = None
-        while True:
-            try:
-                refund = await workflow.execute_activity(
-                    REFUND_PAYMENT,
-                    operation,
-                    result_type=PaymentOperationResult,
-                    start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-                    retry_policy=OUTSIDE_RETRY,
-                    summary="refund the order",
-                )
-                break
-            except ActivityError as failure:
-                cause = failure.cause
-                frozen = (
-                    isinstance(cause, ApplicationError) and cause.type == REFUND_FROZEN_BY_DISPUTE
-                )
-                if not frozen:
-                    reason = failure_reason(failure)
-                    self._steps.audit("refund_failed", reason=reason)
-                    self._open_task(
-                        "refund_failed", workflow.now() + timedelta(days=2), Role.FINANCE
-                    )
-                    self._transition(
-                        FailedDeliveryStatus.CLOSED, STEWARD, f"refund failed: {reason}"
-                    )
-                    await self._steps.flush()
-                    return
-                if frozen_task is None:
-                    # A dispute freezes the order's refunds: finance sees why
-                    # it waits, and Steward re-checks until the deadline.
-                    self._open_task("refund_frozen", give_up_at, Role.FINANCE)
-                    frozen_task = self._steps.open_task_id
-                    self._steps.audit(
-                        "refund_frozen",
-                        reason=failure_reason(failure),
-                        after={
-                            "recheck_every": str(self._policy.refund_freeze_recheck),
-                            "give_up_at": give_up_at,
-                        },
-                    )
-                    self._transition(
-                        FailedDeliveryStatus.REFUND_FROZEN, STEWARD, "open dispute on the order"
-                    )
-                    await self._steps.flush()
-                if workflow.now() >= give_up_at:
-                    self._steps.audit(
-                        "refund_left_to_dispute",
-                        reason="refunds still frozen at the deadline; "
-                        "the dispute settles the money",
-                    )
-                    self._close_task(STEWARD, "left to the dispute")
-                    self._transition(
-                        FailedDeliveryStatus.CLOSED, STEWARD, "refund left to the dispute"
-                    )
-                    await self._steps.flush()
-                    return
-                wait = min(self._policy.refund_freeze_recheck, give_up_at - workflow.now())
-                await workflow.sleep(wait, summary="refund-freeze-recheck")
-        if frozen_task is not None:
-            self._close_task(STEWARD, "refunded")
-        self._state.refund_reference = refund.provider_reference
-        self._steps.audit(
-            "refunded",
-            reason=refund.idempotency_key,
-            after={
-                "amount_minor": refund.amount_minor,
-                "currency": refund.currency,
-                "provider_reference": refund.provider_reference,
-            },
-        )
-        self._transition(FailedDeliveryStatus.REFUNDED, STEWARD, f"refunded {self._money()}")
-        await self._steps.flush()
-        await self._notify(DeliveryTemplate.REFUNDED)
 
     # -------------------------------------------------------------- helpers
 
@@ -801,10 +548,6 @@ class FailedDeliveryWorkflow:
         latest = self._latest.get(tracking)
         return latest is not None and latest.status is TrackingStatus.DELIVERED
 
-    def _lost(self, tracking: str) -> bool:
-        latest = self._latest.get(tracking)
-        return latest is not None and latest.status in CLAIM_STATUSES
-
     def _final_status(self, tracking: str) -> TrackingStatus | None:
         latest = self._latest.get(tracking)
         if latest is None or latest.status in (
@@ -814,112 +557,24 @@ class FailedDeliveryWorkflow:
             return None
         return latest.status
 
-    async def _notify(
-        self, template: DeliveryTemplate, *, deadline: datetime | None = None
-    ) -> None:
-        self._message_sequence += 1
-        workflow_id = workflow.info().workflow_id
-        message_id = f"{workflow_id}/{template}/{self._message_sequence}"
-        try:
-            result = await workflow.execute_activity(
-                NOTIFY_DELIVERY_CUSTOMER,
-                NotifyDeliveryCustomerInput(
-                    workflow_id=workflow_id,
-                    message_id=message_id,
-                    order_id=self._state.order_id,
-                    email=str(self._shipment.order.customer.email),
-                    template=template,
-                    options=self._state.options_offered if deadline else [],
-                    deadline=deadline,
-                ),
-                result_type=NotifyCustomerResult,
-                start_to_close_timeout=OUTSIDE_CALL_TIMEOUT,
-                retry_policy=OUTSIDE_RETRY,
-                summary=f"notify customer: {template}",
-            )
-        except ActivityError as failure:
-            # A bounced address must not stop the case: it goes on the record
-            # and the deadline still applies.
-            self._steps.audit(
-                "customer_notification_failed", reason=f"{template}: {failure_reason(failure)}"
-            )
-            await self._steps.flush()
-            return
-        self._state.messages.append(
-            CustomerMessage(message_id=result.message_id, template=template, sent_at=workflow.now())
-        )
-        self._steps.audit(
-            "customer_notified",
-            reason=template,
-            after={"message_id": result.message_id, "deadline": deadline},
-        )
-        await self._steps.flush()
+    # ------------------------------------------------------------ the case
 
-    def _open_task(self, kind: str, due: datetime, role: Role) -> None:
-        self._steps.open_task(
-            OpenTaskInput(
-                task_id=task_id(workflow.info().workflow_id, kind),
-                process=FAILED_DELIVERY,
-                case_id=self._state.shipment_id,
-                workflow_id=workflow.info().workflow_id,
-                kind=f"failed_delivery_{kind}",
-                title=(
-                    f"Failed delivery {self._state.shipment_id} · order {self._state.order_id} · "
-                    f"{self._money()} · {kind.replace('_', ' ')}"
-                ),
-                awaited_role=role,
-                due_at=due,
-                opened_at=workflow.now(),
-            )
-        )
-        self._state.awaited_role = role
-        self._state.due_at = due
-
-    def _close_task(self, actor: str, outcome: str) -> None:
-        if self._steps.close_task(actor, outcome):
-            self._state.awaited_role = None
-
-    def _money(self) -> str:
-        return format_amount(self._state.amount_minor, self._state.currency)
-
-    def _transition(
-        self, status: FailedDeliveryStatus, actor: str, reason: str, *, role: Role = Role.SYSTEM
-    ) -> None:
-        previous = self._state.status
-        self._state.status = status
-        if status in CLOSED_DELIVERY_STATUSES:
-            self._state.awaited_role = None
-            self._state.due_at = None
+    def _history(self, status: FailedDeliveryStatus, actor: str, reason: str) -> None:
         self._state.history.append(
             DeliveryStatusChange(at=workflow.now(), status=status, actor=actor, reason=reason)
         )
-        self._steps.status_changed(previous, status, actor=actor, role=role, reason=reason)
-        self._refresh_ui()
 
-    def _refresh_ui(self) -> None:
+    def _facts(self) -> CaseFacts:
         state = self._state
-        market = self._shipment.order.market
-        case = CaseStatusInput(
-            workflow_id=workflow.info().workflow_id,
-            process=FAILED_DELIVERY,
-            case_id=state.shipment_id,
+        return CaseFacts(
             status=state.status,
-            market=market,
-            awaited_role=state.awaited_role,
-            due_at=state.due_at,
+            details=_details(state, self._money()),
             amount_minor=state.amount_minor,
             currency=state.currency,
-            updated_at=workflow.now(),
-        )
-        updates = visibility.case_updates(
-            FAILED_DELIVERY,
-            state.status,
-            market=market,
+            market=self._shipment.order.market,
             awaited_role=state.awaited_role,
             due_at=state.due_at,
         )
-        self._steps.set_case(case, updates)
-        workflow.set_current_details(_details(state, self._money()))
 
 
 def _details(state: FailedDeliveryState, money: str) -> str:
