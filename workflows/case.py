@@ -36,9 +36,13 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from domain.audit import CaseStatusInput
     from domain.common import DECISION_IN_PROGRESS, DECISION_REJECTED, Role
-    from domain.deliveries import REFUND_FROZEN_BY_DISPUTE
     from domain.notifications import NotifyCustomerResult
-    from domain.payments import REFUND_PAYMENT, PaymentOperationInput, PaymentOperationResult
+    from domain.payments import (
+        REFUND_FROZEN_BY_DISPUTE,
+        REFUND_PAYMENT,
+        PaymentOperationInput,
+        PaymentOperationResult,
+    )
     from domain.tasks import OpenTaskInput, UpdateTaskInput, task_id
     from workflows import visibility
     from workflows.steps import StepRecorder, failure_reason, failure_type

@@ -21,10 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.common import Role, format_amount
     from domain.ids import ORDER_REVIEW, order_review_id
     from domain.notifications import NOTIFY_CUSTOMER, CustomerTemplate, NotifyCustomerInput
-    from domain.payments import PaymentOperationInput
+    from domain.payments import PAYMENT_BUSINESS_REFUSALS, PaymentOperationInput
     from domain.returns import (
         CHECK_STOCK,
-        REFUND_FROZEN_BY_DISPUTE,
         CheckStockInput,
         CheckStockResult,
         CustomerChoice,
@@ -47,13 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.steps import STEWARD, failure_reason, wait_until
 
-OUTSIDE_RETRY = outside_retry(
-    "PaymentRefused",
-    "RefundExceedsCapture",
-    REFUND_FROZEN_BY_DISPUTE,
-    "IdempotencyKeyReused",
-    "LedgerConflict",
-)
+OUTSIDE_RETRY = outside_retry(*PAYMENT_BUSINESS_REFUSALS)
 # A provider that keeps failing for a day is a person's problem, not a retry's.
 REFUND_GIVE_UP = timedelta(days=1)
 
