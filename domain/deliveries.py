@@ -18,7 +18,6 @@ from pydantic import Field, model_validator
 from domain.carrier_events import CarrierEvent, TrackingStatus
 from domain.common import DECISION_REJECTED, BusinessKey, NonEmptyStr, Role, StewardModel
 from domain.orders import Address, Order
-from domain.payments import REFUND_FROZEN_BY_DISPUTE as REFUND_FROZEN_BY_DISPUTE
 from domain.risk import RiskAssessment, RiskBand, Routing
 
 
@@ -423,10 +422,6 @@ NOTIFY_DELIVERY_CUSTOMER = "notify_delivery_customer"
 BOOK_RESHIPMENT = "book_reshipment"
 INSPECT_RETURNED_PARCEL = "inspect_returned_parcel"
 RESTOCK_RETURNED_PARCEL = "restock_returned_parcel"
-
-# REFUND_FROZEN_BY_DISPUTE (imported above) stays importable from here only
-# because the case kernel (workflows/case.py) imports it from this module; its
-# home is domain/payments.py.
 
 
 class FailedDeliveryContract:

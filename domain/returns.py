@@ -27,7 +27,6 @@ from domain.common import (
 )
 from domain.deliveries import ShipmentRecord
 from domain.orders import Order
-from domain.payments import REFUND_FROZEN_BY_DISPUTE as REFUND_FROZEN_BY_DISPUTE
 
 # ----------------------------------------------------------------- vocabulary
 
@@ -699,10 +698,6 @@ ISSUE_RETURN_LABEL = "issue_return_label"
 RECORD_DISPOSITION = "record_return_disposition"
 CHECK_STOCK = "check_replacement_stock"
 PREPARE_RETURN_PARCEL_CLAIM = "prepare_return_parcel_claim"
-
-# REFUND_FROZEN_BY_DISPUTE (imported above) stays importable from here only
-# because workflows/returns.py imports it from this module; its home is
-# domain/payments.py.
 
 
 # ------------------------------------------------------- lost return parcel
