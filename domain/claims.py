@@ -216,10 +216,6 @@ FILE_CARRIER_CLAIM = "file_carrier_claim"
 CHASE_CARRIER_CLAIM = "chase_carrier_claim"
 RECORD_CLAIM_OUTCOME = "record_claim_outcome"
 
-SIGNAL_CLAIM_OUTCOME = "claim_outcome"
-SIGNAL_CLAIM_CARRIER_EVENT = "carrier_event"
-QUERY_CLAIM_STATUS = "status"
-
 
 class CarrierClaimContract:
     """The names Temporal knows a carrier claim by (see OrderReviewContract)."""
