@@ -8,6 +8,12 @@ safety buffer lets the configured default act, so a deadline is never missed
 silently. Outcome events close the case; Adyen's second chargeback reopens it
 with a new deadline within the reopen window.
 
+A dispute whose payment Steward could not resolve to an order (the intake,
+clients/chargeback.py) first asks a coordinator to link it (`link_order`):
+the round waits for the order until the default's time, so evidence is
+gathered and the order's refunds are frozen (since the `chargeback-link-order`
+patch; runs started before it went on without an order).
+
 The main loop reads one value, the case's phase (domain.chargeback
 .chargeback_phase), to pick its next stage; the response stages (evidence,
 deadline ladder, submission) are in workflows/chargeback_response.py.
@@ -21,12 +27,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.chargeback import (
         CLOSED_DISPUTE_STATUSES,
         HOLD_ORDER_RELEASE,
+        LINK_REJECTED,
         RECORD_DISPUTE,
         RESPONSE_REJECTED,
         ChargebackContract,
@@ -36,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ChargebackState,
         DisputeDecision,
         DisputeEvent,
+        DisputeEventKind,
         DisputeRecordInput,
         DisputeStage,
         DisputeStatus,
@@ -45,12 +53,15 @@ with workflow.unsafe.imports_passed_through():
         EvidenceKind,
         HoldReleaseInput,
         HoldReleaseResult,
+        LinkOrderInput,
+        LinkRejected,
         RespondInput,
         ResponseAction,
         apply_event,
         chargeback_phase,
         missing_evidence,
         respond_by,
+        validate_link,
         validate_response,
     )
     from domain.common import Role, format_amount
@@ -63,6 +74,10 @@ from workflows.chargeback_response import OUTSIDE_RETRY, ChargebackResponse
 
 # An early fraud warning is decided within a day: the goods are waiting.
 EFW_DECISION_SLA = timedelta(hours=24)
+# A dispute the intake could not resolve asks a coordinator for its order.
+LINK_ORDER_PATCH = "chargeback-link-order"
+# When the round takes no answer, the link task is still due within a day.
+LINK_ORDER_SLA = timedelta(hours=24)
 
 
 @workflow.defn(name=ChargebackContract.WORKFLOW_TYPE)
@@ -92,7 +107,6 @@ class ChargebackWorkflow(ChargebackResponse):
             closed=CLOSED_DISPUTE_STATUSES,
             clear_on_close=(),
             order_id=lambda: self._state.order_id,
-            plain_lists=True,
         )
         self._dispute_dirty = False
         self._round = 0  # bumped by every event that makes a response due
@@ -104,6 +118,8 @@ class ChargebackWorkflow(ChargebackResponse):
         )
         self._extra_evidence: list[EvidenceItem] = []
         self._cctv_request_id: str | None = None
+        self._link_asked = 0  # the last round that asked for the order
+        self._link_task_id: str | None = None
 
     # ------------------------------------------------------------------ run
 
@@ -117,7 +133,11 @@ class ChargebackWorkflow(ChargebackResponse):
 
         while True:
             self._changed = False
-            match self._phase():
+            phase = self._phase()
+            if self._order_unknown(phase):
+                await self._ask_for_order(phase)
+                continue
+            match phase:
                 case ChargebackPhase.CLOSED:
                     self._drop_pending_decision(
                         "the dispute closed before the answer could be sent"
@@ -158,6 +178,8 @@ class ChargebackWorkflow(ChargebackResponse):
                     await self._flush()
 
         self._drop_pending_decision("the case ended before the answer could be sent")
+        if self._link_task_open():
+            self._case.close_human_task(STEWARD, "the case ended without an order")
         self._case.refresh()
         await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -237,6 +259,32 @@ class ChargebackWorkflow(ChargebackResponse):
             rejected_type=RESPONSE_REJECTED,
         )
 
+    @workflow.update(name=ChargebackContract.UPDATE_LINK_ORDER)
+    async def link_order(self, link: LinkOrderInput) -> ChargebackState:
+        """A coordinator names the order; the round waiting for it goes on, and
+        the dispute register carries the order (its refunds freeze) at once."""
+        self._state.order_id = link.order_id
+        self._case.audit(
+            "order_linked",
+            actor=link.actor,
+            role=link.role,
+            reason=link.note or f"linked to order {link.order_id}",
+            after={"order_id": link.order_id, "payment_refs": list(self._state.payment_refs)},
+        )
+        if self._link_task_open():
+            self._case.close_human_task(link.actor, f"linked to order {link.order_id}")
+        self._case.refresh()
+        self._changed = True
+        await self._flush()
+        return self._state
+
+    @link_order.validator
+    def _validate_link(self, link: LinkOrderInput) -> None:
+        try:
+            validate_link(self._state, link)
+        except LinkRejected as refused:
+            raise ApplicationError(str(refused), type=LINK_REJECTED) from None
+
     # ---------------------------------------------------------- events
 
     def _receive(self, event: DisputeEvent) -> None:
@@ -249,6 +297,14 @@ class ChargebackWorkflow(ChargebackResponse):
         self._case.seen_event_ids.add(event.event_id)
         before = {"stage": self._state.stage, "status": self._state.status}
         effect = apply_event(self._state, event)
+        if (
+            effect is EventEffect.INFORMATIONAL
+            and event.kind is DisputeEventKind.EARLY_FRAUD_WARNING
+            and self._links_orders()
+        ):
+            # A real warning carries no order (no metadata): it is a round all
+            # the same, which starts by asking a coordinator for the order.
+            effect = EventEffect.NEW_ROUND
         if effect is EventEffect.NEW_ROUND:
             self._round += 1
         self._case.audit(
@@ -274,8 +330,114 @@ class ChargebackWorkflow(ChargebackResponse):
         if effect is EventEffect.DEADLINE_CHANGED and self._state.due_by:
             self._state.respond_by = respond_by(self._state.due_by, self._policy)
             self._deadline_moved = True
+        if self._state.order_id is not None and self._link_task_open():
+            self._case.close_human_task(
+                str(event.provider), f"order {self._state.order_id} named by the provider"
+            )
         self._case.refresh()
         self._changed = True
+
+    # ------------------------------------------------- unresolved order
+
+    def _links_orders(self) -> bool:
+        return workflow.patched(LINK_ORDER_PATCH)
+
+    def _link_task_open(self) -> bool:
+        return self._link_task_id is not None and self._case.open_task_id == self._link_task_id
+
+    def _order_unknown(self, phase: ChargebackPhase) -> bool:
+        """A round is due and nobody asked for its order yet."""
+        return (
+            phase
+            in (
+                ChargebackPhase.RESPONSE_DUE,
+                ChargebackPhase.EARLY_FRAUD_WARNING_DUE,
+                ChargebackPhase.NO_RESPONSE_POSSIBLE,
+            )
+            and self._state.order_id is None
+            and self._link_asked < self._round
+            and self._links_orders()
+        )
+
+    async def _ask_for_order(self, phase: ChargebackPhase) -> None:
+        """The provider named no payment Steward holds: a coordinator links the
+        dispute to its order (`link_order`), so evidence can be gathered and the
+        order's refunds freeze. A round that takes an answer waits for the link
+        until the default's time (a warning: a day) and then goes on without an
+        order, whose default closes the task. The update stays open while the
+        case runs unlinked: a late link still puts the order on the dispute
+        register (its freeze, and the losses a later refund is capped by)."""
+        state = self._state
+        round_no = self._round
+        self._link_asked = round_no
+        now = workflow.now()
+        if phase is ChargebackPhase.RESPONSE_DUE:
+            assert state.due_by is not None
+            until = respond_by(state.due_by, self._policy)
+        elif phase is ChargebackPhase.EARLY_FRAUD_WARNING_DUE:
+            until = now + EFW_DECISION_SLA
+        else:
+            until = now + LINK_ORDER_SLA
+        refs = ", ".join(state.payment_refs) or "none named"
+        self._case.close_human_task(STEWARD, "replaced")
+        self._case.open_human_task(
+            "link_order",
+            f"Link {'early fraud warning' if state.early_fraud_warning else 'dispute'} "
+            f"{state.provider} {state.dispute_id} to its order · payment {refs} · "
+            f"{self._money()} · {state.reason}",
+            Role.COORDINATOR,
+            until if until > now else now + LINK_ORDER_SLA,
+            priority=min(state.amount_minor // 100, 1_000_000),
+            sets_due=False,
+        )
+        self._link_task_id = self._case.open_task_id
+        self._case.audit(
+            "order_unresolved",
+            reason=f"no order Steward holds matches payment {refs}: a coordinator links it",
+            after={"payment_refs": list(state.payment_refs), "link_by": until},
+        )
+        self._case.refresh()
+        await self._flush()
+        if phase is ChargebackPhase.NO_RESPONSE_POSSIBLE:
+            return  # nothing to answer: the link may come any time
+
+        def settled() -> bool:
+            return (
+                state.order_id is not None
+                or self._decision.pending
+                or self._round != round_no
+                or state.status_closed()
+            )
+
+        while True:
+            self._changed = False
+            if not await wait_until(
+                lambda: settled() or self._changed, until=until, timer="link-order"
+            ):
+                break
+            if settled():
+                return  # linked, answered unlinked, superseded or closed
+            await self._flush()  # an informational event or a clip: keep waiting
+        self._case.audit(
+            "order_not_linked",
+            reason=f"nobody linked the dispute by {until.isoformat()}: it goes on without an order",
+        )
+        if phase is ChargebackPhase.EARLY_FRAUD_WARNING_DUE:
+            # Nothing to hold: the warning ends as the unanswered one does.
+            self._answered_round = round_no
+            self._case.close_human_task(STEWARD, "not linked within a day")
+            self._record_decision(
+                DisputeDecision(
+                    action=ResponseAction.ACCEPT,
+                    note="no order linked within a day: nothing to hold",
+                    actor=STEWARD,
+                    role=Role.SYSTEM,
+                    decided_at=workflow.now(),
+                    by_default=True,
+                )
+            )
+            self._set_status(DisputeStatus.ACCEPTED, STEWARD, "warning accepted: no order linked")
+        await self._flush()
 
     # ------------------------------------------------- early fraud warning
 

@@ -11,7 +11,7 @@ and validates responses with them, and unit tests call them without a server.
     deadlines   the deadline engine: policy, respond-by, reminders, the default
     evidence    what each reason needs, the evidence pack, the completeness check
     contract    the names Temporal knows the chargeback workflow by
-    providers   Stripe and Adyen webhook payloads -> DisputeEvent
+    providers   Stripe and Adyen webhook payloads -> DisputeEvent, or IgnoredEvent
 
 Every public name is re-exported here: `from domain.chargeback import X`.
 Workflow payload models keep the class and field names they had in
@@ -31,7 +31,7 @@ from domain.chargeback.codes import (
     DisputeStatus,
     ResponseAction,
 )
-from domain.chargeback.contract import RESPONSE_REJECTED, ChargebackContract
+from domain.chargeback.contract import LINK_REJECTED, RESPONSE_REJECTED, ChargebackContract
 from domain.chargeback.deadlines import (
     DisputeDefault,
     DisputePolicy,
@@ -67,6 +67,8 @@ from domain.chargeback.lifecycle import (
     EventEffect,
     HoldReleaseInput,
     HoldReleaseResult,
+    LinkOrderInput,
+    LinkRejected,
     RespondInput,
     ResponseRejected,
     SubmitResponseInput,
@@ -74,29 +76,38 @@ from domain.chargeback.lifecycle import (
     apply_event,
     chargeback_phase,
     chargeback_workflow_id,
+    validate_link,
     validate_response,
 )
 from domain.chargeback.providers import (
     ADYEN_EVENTS,
+    ADYEN_IGNORED_EVENTS,
     ADYEN_REASON_CODES,
     STRIPE_DISPUTE_EVENTS,
     STRIPE_EFW_EVENT,
     STRIPE_EVENTS,
+    STRIPE_IGNORED_EVENTS,
     STRIPE_REASONS,
+    STRIPE_STATUSES,
+    IgnoredEvent,
     UnsupportedEvent,
     WebhookPayloadError,
     adyen_event_id,
     adyen_item_to_dispute_event,
+    read_adyen_item,
+    read_stripe_event,
     stripe_event_to_dispute_event,
 )
 
 __all__ = [
     "ADYEN_EVENTS",
+    "ADYEN_IGNORED_EVENTS",
     "ADYEN_REASON_CODES",
     "ASSEMBLE_DISPUTE_EVIDENCE",
     "CCTV_REASONS",
     "CLOSED_DISPUTE_STATUSES",
     "HOLD_ORDER_RELEASE",
+    "LINK_REJECTED",
     "OUTCOME_KINDS",
     "RECORD_DISPUTE",
     "REOPEN_KINDS",
@@ -108,7 +119,9 @@ __all__ = [
     "STRIPE_DISPUTE_EVENTS",
     "STRIPE_EFW_EVENT",
     "STRIPE_EVENTS",
+    "STRIPE_IGNORED_EVENTS",
     "STRIPE_REASONS",
+    "STRIPE_STATUSES",
     "SUBMIT_DISPUTE_RESPONSE",
     "AssembleEvidenceInput",
     "AssembleEvidenceResult",
@@ -134,6 +147,9 @@ __all__ = [
     "EvidencePack",
     "HoldReleaseInput",
     "HoldReleaseResult",
+    "IgnoredEvent",
+    "LinkOrderInput",
+    "LinkRejected",
     "RespondInput",
     "ResponseAction",
     "ResponseRejected",
@@ -148,8 +164,11 @@ __all__ = [
     "chargeback_workflow_id",
     "default_response",
     "missing_evidence",
+    "read_adyen_item",
+    "read_stripe_event",
     "reminder_times",
     "respond_by",
     "stripe_event_to_dispute_event",
+    "validate_link",
     "validate_response",
 ]

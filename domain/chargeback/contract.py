@@ -12,6 +12,8 @@ from domain.evidence import CCTV_CLIP_READY_SIGNAL
 # The `respond` validator's refusal (ApplicationError.type): the answer breaks
 # a rule of domain.chargeback.validate_response (role, note, evidence, deadline).
 RESPONSE_REJECTED: Final = "ResponseRejected"
+# The `link_order` validator's refusal: wrong role, or the dispute is linked already.
+LINK_REJECTED: Final = "OrderLinkRejected"
 
 
 class ChargebackContract:
@@ -20,6 +22,8 @@ class ChargebackContract:
     WORKFLOW_TYPE: Final = "ChargebackWorkflow"
     QUERY_STATUS: Final = "status"
     UPDATE_RESPOND: Final = "respond"
+    # A coordinator names the order of a dispute Steward could not resolve.
+    UPDATE_LINK_ORDER: Final = "link_order"
     SIGNAL_DISPUTE_EVENT: Final = "dispute_event"
     SIGNAL_CCTV_CLIP_READY: Final = CCTV_CLIP_READY_SIGNAL
-    ERRORS: Final = (RESPONSE_REJECTED, DECISION_IN_PROGRESS)
+    ERRORS: Final = (RESPONSE_REJECTED, LINK_REJECTED, DECISION_IN_PROGRESS)

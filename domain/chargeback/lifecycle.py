@@ -32,7 +32,7 @@ from domain.chargeback.evidence import (
     EvidencePack,
     missing_evidence,
 )
-from domain.common import NonEmptyStr, Role, StewardModel
+from domain.common import BusinessKey, NonEmptyStr, Role, StewardModel
 from domain.ids import chargeback_id
 
 
@@ -48,6 +48,13 @@ class DisputeEvent(StewardModel):
     occurred_at: datetime
     order_id: str | None = None
     payment_ref: str = ""
+    # Every payment reference the provider names, preferred first (Stripe's
+    # PaymentIntent and charge ids, Adyen's originalReference and pspReference):
+    # the intake resolves the order from these (clients/chargeback.py).
+    payment_refs: list[str] = Field(default_factory=list)
+    # How order_id was found: "payment_reference" (a reference Steward holds),
+    # "metadata" (Stripe metadata.order_id), "merchant_reference" (Adyen); "" none.
+    order_source: str = ""
     reason: DisputeReason = DisputeReason.GENERAL
     provider_reason_code: str = ""
     scheme: str = ""
@@ -142,6 +149,32 @@ class ResponseRejected(ValueError):
 RESPONDER_ROLES = frozenset({Role.COORDINATOR, Role.MANAGER})
 
 
+class LinkOrderInput(StewardModel):
+    """The `link_order` update: the order a dispute Steward could not resolve
+    from its payment references belongs to. The API and the CLI check that
+    Steward knows the order before sending it (the workflow cannot look)."""
+
+    order_id: BusinessKey
+    note: str = Field(default="", max_length=1000)
+    actor: NonEmptyStr
+    role: Role
+
+
+class LinkRejected(ValueError):
+    """A link the validator refuses; the message names the field and why."""
+
+
+def validate_link(state: ChargebackState, link: LinkOrderInput) -> None:
+    """Raise LinkRejected when `link` may not be applied to `state`."""
+    if link.role not in RESPONDER_ROLES:
+        names = ", ".join(sorted(r.value for r in RESPONDER_ROLES))
+        raise LinkRejected(f"role: {link.role} may not link a dispute to an order (needs {names})")
+    if state.order_id is not None:
+        raise LinkRejected(
+            f"order_id: dispute {state.dispute_id} is already linked to order {state.order_id}"
+        )
+
+
 class DisputeDecision(StewardModel):
     action: ResponseAction
     note: str
@@ -174,6 +207,8 @@ class ChargebackState(StewardModel):
     amount_minor: int
     currency: str
     payment_ref: str = ""
+    # Every payment reference the provider named (see DisputeEvent.payment_refs).
+    payment_refs: list[str] = Field(default_factory=list)
     due_by: datetime | None = None
     respond_by: datetime | None = None
     awaited_role: Role | None = None
@@ -280,6 +315,7 @@ def apply_event(state: ChargebackState, event: DisputeEvent) -> EventEffect:
         state.order_id = event.order_id
     if not state.payment_ref and event.payment_ref:
         state.payment_ref = event.payment_ref
+    state.payment_refs.extend(r for r in event.payment_refs if r not in state.payment_refs)
     if state.amount_minor == 0 and event.amount_minor:
         state.amount_minor, state.currency = event.amount_minor, event.currency
     if not state.provider_reason_code and event.provider_reason_code:
@@ -328,7 +364,7 @@ def apply_event(state: ChargebackState, event: DisputeEvent) -> EventEffect:
         if event.provider_status == "needs_response" and state.stage is DisputeStage.PRE_DISPUTE:
             return _new_round(state, DisputeStage.DISPUTE, event)
         if (
-            event.provider_status in ("under_review", "warning_under_review")
+            event.provider_status in ("under_review", "warning_under_review", "appeal_under_review")
             and state.status is DisputeStatus.SUBMITTED
         ):
             state.status = DisputeStatus.UNDER_REVIEW

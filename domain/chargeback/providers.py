@@ -2,6 +2,17 @@
 
 Pure: the webhook endpoints call these after checking the signature
 (domain/webhook_signatures.py); errors name the offending field.
+
+Payloads are read as the providers send them: a Stripe Dispute or early
+fraud warning names its charge and PaymentIntent by id (webhook objects are
+never expanded) and carries no order (a Dispute's own `metadata` is `{}`, a
+warning has none), an Adyen notification names the payment by its
+pspReference (`originalReference`). The event keeps those references
+(`payment_refs`) and the intake resolves the order from them
+(clients/chargeback.py); `metadata.order_id` and Adyen's `merchantReference`
+are only the fallback. `read_stripe_event` and `read_adyen_item` also say
+which authentic events Steward deliberately does not act on (`IgnoredEvent`):
+they are acknowledged and recorded, never refused.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from typing import Any
 
 from domain.chargeback.codes import DisputeEventKind, DisputeProvider, DisputeReason
 from domain.chargeback.lifecycle import DisputeEvent
+from domain.common import NonEmptyStr, StewardModel
 
 
 class WebhookPayloadError(ValueError):
@@ -27,9 +39,22 @@ class UnsupportedEvent(ValueError):
     """A well-formed event Steward does not handle."""
 
 
+class IgnoredEvent(StewardModel):
+    """An authentic provider event Steward acknowledges and does not act on,
+    recorded with its type and why (store.webhook_events)."""
+
+    provider: DisputeProvider
+    event_key: NonEmptyStr  # the provider's dedupe key (see adyen_event_id)
+    event_type: NonEmptyStr  # Stripe `type`, Adyen `eventCode`
+    object_ref: str = ""  # Stripe data.object.id, Adyen pspReference
+    occurred_at: datetime | None = None
+    reason: NonEmptyStr
+
+
 STRIPE_REASONS: dict[str, DisputeReason] = {
     "fraudulent": DisputeReason.FRAUD,
     "unrecognized": DisputeReason.FRAUD,
+    "debit_not_authorized": DisputeReason.FRAUD,
     "product_not_received": DisputeReason.NOT_RECEIVED,
     "product_unacceptable": DisputeReason.NOT_AS_DESCRIBED,
     "credit_not_processed": DisputeReason.CREDIT_NOT_PROCESSED,
@@ -49,6 +74,48 @@ STRIPE_DISPUTE_EVENTS = frozenset(
 STRIPE_EFW_EVENT = "radar.early_fraud_warning.created"
 STRIPE_EVENTS = STRIPE_DISPUTE_EVENTS | {STRIPE_EFW_EVENT}
 
+# The other dispute-related events Stripe documents, deliberately not acted
+# on; any other type is acknowledged and recorded with STRIPE_NOT_A_DISPUTE.
+STRIPE_IGNORED_EVENTS: dict[str, str] = {
+    "radar.early_fraud_warning.updated": (
+        "a warning's update only changes `actionable` (a dispute was opened or the charge "
+        "refunded); the case follows the dispute's own events"
+    ),
+    "issuing_dispute.created": "Stripe Issuing: a dispute Steward's own cards raise",
+    "issuing_dispute.updated": "Stripe Issuing: a dispute Steward's own cards raise",
+    "issuing_dispute.submitted": "Stripe Issuing: a dispute Steward's own cards raise",
+    "issuing_dispute.closed": "Stripe Issuing: a dispute Steward's own cards raise",
+    "issuing_dispute.funds_reinstated": "Stripe Issuing: a dispute Steward's own cards raise",
+    "issuing_dispute.funds_rescinded": "Stripe Issuing: a dispute Steward's own cards raise",
+}
+STRIPE_NOT_A_DISPUTE = "not a dispute event: Steward acts on charge.dispute.* and " + (
+    "radar.early_fraud_warning.created"
+)
+
+# Every Dispute.status Stripe documents, and what a charge.dispute.created /
+# .updated / .closed with it is to the case (docs/chargeback.md has the table).
+STRIPE_OUTCOME_STATUSES: dict[str, DisputeEventKind] = {
+    "won": DisputeEventKind.WON,
+    # An inquiry closed without becoming a chargeback keeps the money: a win.
+    "warning_closed": DisputeEventKind.WON,
+    "lost": DisputeEventKind.LOST,
+    # Refunded by a pre-dispute resolution (Visa RDR...): the money went back.
+    "prevented": DisputeEventKind.LOST,
+}
+STRIPE_INQUIRY_STATUSES = frozenset({"warning_needs_response", "warning_under_review"})
+STRIPE_RESPONDABLE_STATUSES = frozenset(
+    {"needs_response", "warning_needs_response", "appeal_needs_response"}
+)
+STRIPE_STATUSES = frozenset(
+    {
+        *STRIPE_OUTCOME_STATUSES,
+        *STRIPE_INQUIRY_STATUSES,
+        *STRIPE_RESPONDABLE_STATUSES,
+        "under_review",
+        "appeal_under_review",
+    }
+)
+
 
 def _require(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     value = obj.get(key)
@@ -61,6 +128,15 @@ def _epoch(value: Any, field: str) -> datetime:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise WebhookPayloadError(field, "expected a unix timestamp")
     return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _due_by(details: Any) -> datetime | None:
+    """`evidence_details.due_by`; 0 or null when the bank allows no response
+    (Stripe: "Will be 0 if the customer's bank or credit card company doesn't
+    allow a response"), never the epoch."""
+    if not isinstance(details, Mapping) or details.get("due_by") in (None, 0):
+        return None
+    return _epoch(details.get("due_by"), "data.object.evidence_details.due_by")
 
 
 def _order_from_metadata(obj: Mapping[str, Any]) -> str | None:
@@ -79,12 +155,41 @@ def _ref(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
-    """Normalise a Stripe Event object (already signature-checked)."""
+def _refs(*values: Any) -> list[str]:
+    return [ref for ref in dict.fromkeys(_ref(v) for v in values) if ref]
+
+
+def _stripe_envelope(event: Mapping[str, Any]) -> tuple[str, str]:
     if event.get("object") != "event":
         raise WebhookPayloadError("object", "expected 'event'")
-    event_id = _require(event, "id", str, "")
-    event_type = _require(event, "type", str, "")
+    return _require(event, "id", str, ""), _require(event, "type", str, "")
+
+
+def read_stripe_event(event: Mapping[str, Any]) -> DisputeEvent | IgnoredEvent:
+    """A Stripe Event object (already signature-checked): the dispute event
+    Steward acts on, or the event it acknowledges and ignores, with why.
+    Raises WebhookPayloadError for a malformed envelope or dispute object."""
+    event_id, event_type = _stripe_envelope(event)
+    if event_type in STRIPE_EVENTS:
+        return stripe_event_to_dispute_event(event)
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    created = event.get("created")
+    return IgnoredEvent(
+        provider=DisputeProvider.STRIPE,
+        event_key=event_id,
+        event_type=event_type,
+        object_ref=_ref(obj.get("id")) if isinstance(obj, Mapping) else "",
+        occurred_at=datetime.fromtimestamp(created, tz=UTC)
+        if isinstance(created, int) and not isinstance(created, bool) and created > 0
+        else None,
+        reason=STRIPE_IGNORED_EVENTS.get(event_type, STRIPE_NOT_A_DISPUTE),
+    )
+
+
+def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
+    """Normalise a Stripe Event object (already signature-checked)."""
+    event_id, event_type = _stripe_envelope(event)
     if event_type not in STRIPE_EVENTS:
         raise UnsupportedEvent(f"type: Steward does not handle Stripe event {event_type!r}")
     occurred_at = _epoch(event.get("created"), "created")
@@ -93,8 +198,14 @@ def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
         raise WebhookPayloadError("data.object", "expected an object")
     obj: Mapping[str, Any] = data["object"]
     object_id = _require(obj, "id", str, "data.object.")
+    # Only the fallback: a Dispute's own metadata is {} and a warning has none;
+    # the intake resolves the order from payment_refs first.
     order_id = _order_from_metadata(obj)
     if event_type == STRIPE_EFW_EVENT:
+        if obj.get("object") not in (None, "radar.early_fraud_warning"):
+            raise WebhookPayloadError("data.object.object", "expected 'radar.early_fraud_warning'")
+        if not _ref(obj.get("charge")):
+            raise WebhookPayloadError("data.object.charge", "expected the charge id")
         return DisputeEvent(
             event_id=event_id,
             provider=DisputeProvider.STRIPE,
@@ -103,7 +214,9 @@ def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
             provider_event=event_type,
             occurred_at=occurred_at,
             order_id=order_id,
+            order_source="metadata" if order_id else "",
             payment_ref=_ref(obj.get("charge")),
+            payment_refs=_refs(obj.get("payment_intent"), obj.get("charge")),
             reason=DisputeReason.FRAUD,
             provider_reason_code=str(obj.get("fraud_type") or ""),
             provider_status="actionable" if obj.get("actionable") else "not_actionable",
@@ -119,10 +232,7 @@ def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
         raise WebhookPayloadError("data.object.currency", "expected an ISO 4217 code")
     status = str(_require(obj, "status", str, "data.object."))
     raw_reason = str(obj.get("reason") or "general")
-    details = obj.get("evidence_details")
-    due_by: datetime | None = None
-    if isinstance(details, Mapping) and details.get("due_by") is not None:
-        due_by = _epoch(details.get("due_by"), "data.object.evidence_details.due_by")
+    due_by = _due_by(obj.get("evidence_details"))
     kind = _stripe_kind(event_type, status)
     return DisputeEvent(
         event_id=event_id,
@@ -132,32 +242,40 @@ def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
         provider_event=event_type,
         occurred_at=occurred_at,
         order_id=order_id,
+        order_source="metadata" if order_id else "",
         payment_ref=_ref(obj.get("charge")) or _ref(obj.get("payment_intent")),
+        payment_refs=_refs(obj.get("payment_intent"), obj.get("charge")),
         reason=STRIPE_REASONS.get(raw_reason, DisputeReason.GENERAL),
         provider_reason_code=raw_reason,
         due_by=due_by,
         amount_minor=amount,
         currency=currency,
         provider_status=status,
-        # Only these statuses still accept evidence; the others are informational.
-        defendable=status in ("needs_response", "warning_needs_response"),
+        # Only these statuses still accept evidence, and only with a deadline
+        # (due_by 0 / null: the bank allows no response); the others inform.
+        defendable=status in STRIPE_RESPONDABLE_STATUSES and due_by is not None,
     )
 
 
 def _stripe_kind(event_type: str, status: str) -> DisputeEventKind:
-    if event_type == "charge.dispute.created":
-        return (
-            DisputeEventKind.INQUIRY if status.startswith("warning_") else DisputeEventKind.OPENED
-        )
-    if event_type == "charge.dispute.closed":
-        # An inquiry closed without becoming a chargeback keeps the money: a win.
-        return (
-            DisputeEventKind.WON if status in ("won", "warning_closed") else DisputeEventKind.LOST
-        )
     if event_type == "charge.dispute.funds_withdrawn":
         return DisputeEventKind.FUNDS_WITHDRAWN
     if event_type == "charge.dispute.funds_reinstated":
         return DisputeEventKind.FUNDS_REINSTATED
+    if status in STRIPE_OUTCOME_STATUSES:
+        return STRIPE_OUTCOME_STATUSES[status]
+    if event_type == "charge.dispute.closed":
+        # Closed in a status Stripe does not document as final: the money is gone.
+        return DisputeEventKind.LOST
+    if status == "appeal_needs_response":
+        # Appealed to the network (Stripe's pre-arbitration): a new round, new deadline.
+        return DisputeEventKind.SECOND_CHARGEBACK
+    if event_type == "charge.dispute.created":
+        return (
+            DisputeEventKind.INQUIRY
+            if status in STRIPE_INQUIRY_STATUSES
+            else DisputeEventKind.OPENED
+        )
     return DisputeEventKind.UPDATED
 
 
@@ -166,6 +284,8 @@ ADYEN_EVENTS: dict[str, DisputeEventKind] = {
     "NOTIFICATION_OF_FRAUD": DisputeEventKind.FRAUD_NOTIFICATION,
     "NOTIFICATION_OF_CHARGEBACK": DisputeEventKind.OPENED,
     "CHARGEBACK": DisputeEventKind.OPENED,
+    # A dispute opened straight with a chargeback (no notice before it).
+    "DISPUTE_OPENED_WITH_CHARGEBACK": DisputeEventKind.OPENED,
     "CHARGEBACK_REVERSED": DisputeEventKind.WON,
     "SECOND_CHARGEBACK": DisputeEventKind.SECOND_CHARGEBACK,
     "PREARBITRATION_WON": DisputeEventKind.WON,
@@ -176,6 +296,52 @@ ADYEN_EVENTS: dict[str, DisputeEventKind] = {
     "ISSUER_RESPONSE_TIMEFRAME_EXPIRED": DisputeEventKind.WON,
     "ISSUER_COMMENTS": DisputeEventKind.ISSUER_COMMENTS,
 }
+
+# Adyen's standard webhook always sends its default event codes, dispute or
+# not; these are acknowledged (`[accepted]`) and recorded, never refused. A
+# code in neither table (a new one) is acknowledged and recorded the same way.
+ADYEN_PAYMENT_EVENT = (
+    "payment or modification event: the payment processes act on their own calls' answers"
+)
+ADYEN_IGNORED_EVENTS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "AUTHORISATION",
+            "AUTHORISATION_ADJUSTMENT",
+            "CANCELLATION",
+            "CANCEL_OR_REFUND",
+            "CAPTURE",
+            "CAPTURE_FAILED",
+            "EXPIRE",
+            "HANDLED_EXTERNALLY",
+            "ORDER_OPENED",
+            "ORDER_CLOSED",
+            "PENDING",
+            "REFUND",
+            "REFUND_FAILED",
+            "REFUNDED_REVERSED",
+            "REFUND_WITH_DATA",
+            "TECHNICAL_CANCEL",
+            "VOID_PENDING_REFUND",
+            "POSTPONED_REFUND",
+            "OFFER_CLOSED",
+            "AUTHENTICATION",
+            "MANUAL_REVIEW_ACCEPT",
+            "MANUAL_REVIEW_REJECT",
+            "AUTORESCUE",
+            "CANCEL_AUTORESCUE",
+            "RECURRING_CONTRACT",
+        ),
+        ADYEN_PAYMENT_EVENT,
+    ),
+    **dict.fromkeys(
+        ("PAYOUT_EXPIRE", "PAYOUT_DECLINE", "PAYOUT_THIRDPARTY", "PAIDOUT_REVERSED"),
+        "payout event: Steward makes no payouts",
+    ),
+    "REPORT_AVAILABLE": "a settlement or dispute report is ready: read from the Customer Area",
+}
+ADYEN_UNKNOWN_EVENT = "event code Steward does not know: acknowledged so Adyen does not retry it"
+
 
 # Visa / Mastercard / Amex reason codes by family (the common ones).
 ADYEN_REASON_CODES: dict[str, DisputeReason] = {
@@ -226,6 +392,30 @@ def _iso(value: Any, field: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def read_adyen_item(item: Mapping[str, Any], where: str) -> DisputeEvent | IgnoredEvent:
+    """One NotificationRequestItem (already HMAC-checked): the dispute event
+    Steward acts on, or the item it acknowledges and ignores, with why."""
+    code = item.get("eventCode")
+    if not isinstance(code, str) or not code:
+        raise WebhookPayloadError(f"{where}eventCode", "expected a string")
+    if code in ADYEN_EVENTS:
+        return adyen_item_to_dispute_event(item, where)
+    psp = item.get("pspReference")
+    occurred_at: datetime | None
+    try:
+        occurred_at = _iso(item.get("eventDate"), f"{where}eventDate")
+    except WebhookPayloadError:
+        occurred_at = None  # not ours to judge: it is recorded, not acted on
+    return IgnoredEvent(
+        provider=DisputeProvider.ADYEN,
+        event_key=adyen_event_id(item),
+        event_type=code,
+        object_ref=psp if isinstance(psp, str) else "",
+        occurred_at=occurred_at,
+        reason=ADYEN_IGNORED_EVENTS.get(code, ADYEN_UNKNOWN_EVENT),
+    )
+
+
 def adyen_item_to_dispute_event(item: Mapping[str, Any], where: str) -> DisputeEvent:
     """Normalise one NotificationRequestItem (already HMAC-checked); `where`
     prefixes field names in errors (`notificationItems[0].NotificationRequestItem.`)."""
@@ -273,6 +463,10 @@ def adyen_item_to_dispute_event(item: Mapping[str, Any], where: str) -> DisputeE
     )
     defendable_raw = str(additional.get("defendable", "true")).lower()
     merchant_reference = item.get("merchantReference")
+    fallback_order = (
+        merchant_reference if isinstance(merchant_reference, str) and merchant_reference else None
+    )
+    original = item.get("originalReference")
     return DisputeEvent(
         event_id=adyen_event_id(item),
         provider=DisputeProvider.ADYEN,
@@ -280,10 +474,11 @@ def adyen_item_to_dispute_event(item: Mapping[str, Any], where: str) -> DisputeE
         kind=kind if success == "true" else DisputeEventKind.UPDATED,
         provider_event=code,
         occurred_at=occurred_at,
-        order_id=merchant_reference
-        if isinstance(merchant_reference, str) and merchant_reference
-        else None,
-        payment_ref=str(item.get("originalReference") or ""),
+        order_id=fallback_order,
+        order_source="merchant_reference" if fallback_order else "",
+        payment_ref=str(original or ""),
+        # The payment's pspReference first; a dispute's own pspReference last.
+        payment_refs=_refs(original, psp),
         reason=ADYEN_REASON_CODES.get(
             reason_code,
             DisputeReason.FRAUD

@@ -20,7 +20,13 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("chargeback_*.json
 
 def test_chargeback_histories_are_recorded() -> None:
     names = {p.stem for p in HISTORIES}
-    assert {"chargeback_adyen_pre_arbitration", "chargeback_stripe_default_accept"} <= names
+    assert {
+        "chargeback_adyen_pre_arbitration",
+        "chargeback_stripe_default_accept",
+        # Since the chargeback-link-order patch (issue 12).
+        "chargeback_stripe_link_order",
+        "chargeback_efw_unlinked_default",
+    } <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
