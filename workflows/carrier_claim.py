@@ -94,7 +94,6 @@ class CarrierClaimWorkflow:
             closed=CLOSED_CLAIM_STATUSES,
             clear_on_close=("due_at",),
             order_id=lambda: self._state.order_id,
-            drop_none=True,
         )
         self._clip: CctvClipReady | None = None
         self._delivered = False

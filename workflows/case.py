@@ -36,6 +36,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from domain.audit import CaseStatusInput
     from domain.common import DECISION_IN_PROGRESS, DECISION_REJECTED, Role
+    from domain.ids import CARRIER_CLAIM, CHARGEBACK, FAILED_DELIVERY
     from domain.notifications import NotifyCustomerResult
     from domain.payments import (
         REFUND_FROZEN_BY_DISPUTE,
@@ -136,6 +137,15 @@ class CaseFacts:
     tracks_awaited_role: bool = True
 
 
+# How each process has always rendered an audit row's before/after values
+# (see steps.jsonable): the rows already in the store were written this way,
+# and an auditor comparing a case's old and new rows must see one shape, so
+# each process keeps its own. A quirk of history, kept here so that no
+# workflow carries it; a new process takes the plain rendering.
+_DROPS_NONE = frozenset({FAILED_DELIVERY, CARRIER_CLAIM})
+_FLATTENS_LISTS = frozenset({CHARGEBACK})
+
+
 class CaseBook(StepRecorder):
     """A case's status, its human task, its customer messages and its display.
 
@@ -161,16 +171,14 @@ class CaseBook(StepRecorder):
         closed: frozenset[Any] = frozenset(),
         clear_on_close: tuple[str, ...] = ("awaited_role", "due_at"),
         order_id: Callable[[], str | None] | None = None,
-        drop_none: bool = False,
-        plain_lists: bool = False,
         seen_event_ids: set[str] | None = None,
     ) -> None:
         super().__init__(
             process,
             case_id,
             order_id=order_id,
-            drop_none=drop_none,
-            plain_lists=plain_lists,
+            drop_none=process in _DROPS_NONE,
+            plain_lists=process in _FLATTENS_LISTS,
             seen_event_ids=seen_event_ids,
         )
         self.state: Any = state

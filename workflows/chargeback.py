@@ -107,7 +107,6 @@ class ChargebackWorkflow(ChargebackResponse):
             closed=CLOSED_DISPUTE_STATUSES,
             clear_on_close=(),
             order_id=lambda: self._state.order_id,
-            plain_lists=True,
         )
         self._dispute_dirty = False
         self._round = 0  # bumped by every event that makes a response due

@@ -92,7 +92,6 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
             history=self._history,
             closed=CLOSED_DELIVERY_STATUSES,
             order_id=lambda: self._state.order_id,
-            drop_none=True,
             # The trigger also arrives as the start signal: it is a duplicate then.
             seen_event_ids={input.trigger.event_id},
         )
