@@ -9,11 +9,17 @@ Why a retried activity can never move money twice:
    the provider again.
 If the worker dies between 1 and 2, the retry calls the provider with the same
 key, gets the same reference back, and writes the one row.
+
+No connection is held while a provider works (issue 13): a refund checks its
+rule and marks itself in flight in one short transaction under the order's
+refund lock, calls the provider with no connection held, and records the
+outcome in a second short transaction. See `PaymentActivities._refund`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -40,7 +46,7 @@ from domain.payments import (
     refund_freeze,
     refund_refusal,
 )
-from store import disputes, ledger
+from store import disputes, ledger, refunds_in_flight
 
 ProviderCall = Callable[..., Awaitable[str]]
 
@@ -61,6 +67,14 @@ def _result(entry: LedgerEntry) -> PaymentOperationResult:
         amount_minor=entry.amount_minor,
         currency=entry.currency,
     )
+
+
+@dataclass(frozen=True)
+class _Refunded:
+    row: LedgerEntry
+    # Found in the ledger under the lock: another attempt of this operation
+    # recorded it while this one waited.
+    recorded_before: bool
 
 
 class PaymentActivities:
@@ -115,7 +129,10 @@ class PaymentActivities:
             return self._already_done(kind, input, done, log)
         provider = self._provider(input.provider)
         if kind is PaymentOperationKind.REFUND:
-            entry = await self._refund(provider, input)
+            refunded = await self._refund(provider, input)
+            if refunded.recorded_before:
+                return self._already_done(kind, input, refunded.row, log)
+            entry = refunded.row
         else:
             reference = await self._ask_provider(provider, kind, input)
             entry = await self._record(self.pool, kind, input, reference)
@@ -147,22 +164,39 @@ class PaymentActivities:
         log.info("payment_operation_already_recorded", provider_reference=done.provider_reference)
         return _result(done)
 
-    async def _refund(self, provider: PaymentProvider, input: PaymentOperationInput) -> LedgerEntry:
-        # One refund per order at a time: the ledger check, the provider call
-        # and the ledger row happen under an order-scoped lock, so two
-        # concurrent refunds (a return and a goodwill gesture) cannot both
-        # pass the check. Refunds are rare; holding a connection for the
-        # provider's latency is an acceptable price.
+    async def _refund(self, provider: PaymentProvider, input: PaymentOperationInput) -> _Refunded:
+        """One refund per order at a time, without holding a connection while
+        the provider works:
+
+        1. Under the order's refund lock, in one short transaction: the ledger
+           row of this very operation (another attempt of it may have finished
+           while this one waited for the lock: that row is the answer), the
+           refund rule over the ledger plus the order's other refunds in
+           flight, and this operation's in-flight row.
+        2. The provider, with no connection held, with the operation's key.
+        3. Under the lock again: the ledger row, and the in-flight row gone.
+
+        Two attempts of one operation (Temporal starts the second when the
+        first passes its start-to-close timeout) both reach the provider with
+        the same key and get the same reference; neither counts the other as
+        a second refund. Two different refunds still cannot both take the
+        last money: each counts the other's in-flight row.
+        """
+        key = input.idempotency_key
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                f"refund:{input.order_id}",
-            )
+            await self._lock_order_refunds(conn, input.order_id)
+            done = await ledger.get(conn, key)
+            if done is not None:
+                return _Refunded(done, recorded_before=True)
             # The rule is domain/payments.py's; this gathers its facts, the
             # dispute first: a frozen refund looks no further.
             dispute = await disputes.open_dispute_for_order(conn, input.order_id)
             _raise_refused(refund_freeze(input.order_id, dispute))
             totals = await ledger.totals_for_order(conn, input.order_id)
+            # Money other refunds may be taking right now counts as refunded.
+            in_flight = await refunds_in_flight.other_refunds_minor(
+                conn, input.order_id, excluding=key
+            )
             charged_back = await disputes.chargeback_losses_minor(
                 conn, input.order_id, input.currency
             )
@@ -171,12 +205,51 @@ class PaymentActivities:
                     order_id=input.order_id,
                     amount_minor=input.amount_minor,
                     currency=input.currency,
-                    totals=totals,
+                    totals=totals.model_copy(
+                        update={"refunded_minor": totals.refunded_minor + in_flight}
+                    ),
                     chargeback_lost_minor=charged_back,
                 )
             )
+            started = await refunds_in_flight.start(
+                conn,
+                idempotency_key=key,
+                workflow_id=input.workflow_id,
+                order_id=input.order_id,
+                amount_minor=input.amount_minor,
+                currency=input.currency,
+                provider=input.provider,
+            )
+        if (started.amount_minor, started.currency) != (input.amount_minor, input.currency):
+            raise ApplicationError(
+                f"idempotency key {key} is in flight for a refund of {started.amount_minor} "
+                f"{started.currency}, not {input.amount_minor} {input.currency}",
+                type=IDEMPOTENCY_KEY_REUSED,
+                non_retryable=True,
+            )
+        try:
             reference = await self._ask_provider(provider, PaymentOperationKind.REFUND, input)
-            return await self._record(conn, PaymentOperationKind.REFUND, input, reference)
+        except ApplicationError as exc:
+            if exc.type == PAYMENT_REFUSED:
+                # The provider refused this key: no money moved, and none will
+                # under it. Any other failure may have moved money (a timeout
+                # after the provider committed): the row stays for the retry.
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await self._lock_order_refunds(conn, input.order_id)
+                    await refunds_in_flight.finish(conn, key)
+            raise
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._lock_order_refunds(conn, input.order_id)
+            entry = await self._record(conn, PaymentOperationKind.REFUND, input, reference)
+            await refunds_in_flight.finish(conn, key)
+        return _Refunded(entry, recorded_before=False)
+
+    @staticmethod
+    async def _lock_order_refunds(conn: ledger.Executor, order_id: str) -> None:
+        # Transaction-scoped: released at commit or rollback.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"refund:{order_id}"
+        )
 
     async def _ask_provider(
         self, provider: PaymentProvider, kind: PaymentOperationKind, input: PaymentOperationInput

@@ -24,7 +24,7 @@ from temporalio.client import Client
 import workflows
 from bench.workflows import BENCH_ACTIVITIES, BENCH_WORKFLOWS
 from store.db import create_pool
-from workers.activities import build_activities
+from workers.activities import build_activities, create_world_pool
 from workers.codec import load_or_create_keyring
 from workers.converter import build_data_converter
 from workers.event_loop import run_on_event_loop, running_loop_kind
@@ -47,12 +47,14 @@ async def serve(settings: Settings) -> None:
         data_converter=build_data_converter(load_or_create_keyring(settings.keyring_path)),
     )
     pool = await create_pool(settings.database_dsn)
+    # As `steward worker` does: the simulated world on connections of its own.
+    world_pool = await create_world_pool(settings)
     try:
         worker = build_worker(
             client,
             settings,
             [*workflows.ALL_WORKFLOWS, *BENCH_WORKFLOWS],
-            [*build_activities(pool, settings), *BENCH_ACTIVITIES],
+            [*build_activities(pool, settings, world_pool=world_pool), *BENCH_ACTIVITIES],
         )
         # As `steward worker` does (workers/worker.py: run_worker).
         tune_garbage_collector(settings.gc_threshold)
@@ -63,6 +65,7 @@ async def serve(settings: Settings) -> None:
             )
             await stop.wait()
     finally:
+        await world_pool.close()
         await pool.close()
 
 

@@ -55,7 +55,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     apply_migrations releases itself."""
 
 
-async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+# The store's pool in every long-running process (worker, API, `steward up`).
+# Enough because no code holds one of its connections longer than the
+# statements of one short transaction: never across a call to an outside
+# system, a sleep, or a wait for a second connection (the pool sizing rule,
+# docs/operations.md#database-connections).
+STORE_POOL_SIZE = 10
+
+
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = STORE_POOL_SIZE) -> asyncpg.Pool:
     """A pool whose connections encode/decode json and jsonb as Python objects."""
     return await asyncpg.create_pool(
         dsn,

@@ -42,17 +42,37 @@ from activities.simulated import (
 from activities.tasks import TaskActivities
 from activities.warehouse import WarehouseActivities
 from domain.chargeback import DisputeProvider
+from store.db import create_pool
 from workers.settings import Settings
 
+# Connections of the simulated outside world in a worker process. Its own
+# pool, never the store's: a real provider has its own database, and a
+# simulator borrowing the caller's connections could wait for the very
+# connection its caller holds (issue 13). Each simulator holds one only for
+# the short transaction of its effect (latency and faults are outside it).
+WORLD_POOL_SIZE = 10
 
-def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..., Any]]:
+
+async def create_world_pool(settings: Settings) -> asyncpg.Pool:
+    """The simulated outside world's pool (same database, its own connections)."""
+    return await create_pool(settings.database_dsn, min_size=1, max_size=WORLD_POOL_SIZE)
+
+
+def build_activities(
+    pool: asyncpg.Pool, settings: Settings, *, world_pool: asyncpg.Pool | None = None
+) -> list[Callable[..., Any]]:
     """All activities, wired to the simulated outside world configured by
     `settings.sim_latency_ms` and `settings.sim_failure_rate`.
+
+    `pool` is the store's; the simulators use `world_pool` (from
+    `create_world_pool`), which a worker always passes. Without it they share
+    `pool`: tests only, where nothing holds a connection across a call anyway.
 
     The last six (audit, case status, transition, tasks) are meant to be
     called as local activities; registering them on the worker is the same
     either way.
     """
+    world = world_pool if world_pool is not None else pool
 
     control = FaultControl(settings.sim_control_file) if settings.sim_control_file else None
 
@@ -66,7 +86,7 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
             control=control,
         )
 
-    payment_provider = SimulatedPaymentProvider(pool, plan("payments"))
+    payment_provider = SimulatedPaymentProvider(world, plan("payments"))
     scoring = ScoringActivities(pool, {payment_provider.name: payment_provider})
     payments = PaymentActivities(
         pool,
@@ -76,32 +96,32 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
             else payment_provider
         },
     )
-    warehouse = WarehouseActivities(SimulatedWarehouse(pool, plan("warehouse")))
-    notifications = NotificationActivities(SimulatedNotifier(pool, plan("notifications")))
+    warehouse = WarehouseActivities(SimulatedWarehouse(world, plan("warehouse")))
+    notifications = NotificationActivities(SimulatedNotifier(world, plan("notifications")))
     audit = AuditActivities(pool)
     tasks = TaskActivities(pool)
     returns = ReturnActivities(
         pool,
-        SimulatedReturnCarrier(pool, plan("returns-carrier")),
-        SimulatedReturnsWarehouse(pool, plan("returns-warehouse")),
+        SimulatedReturnCarrier(world, plan("returns-carrier")),
+        SimulatedReturnsWarehouse(world, plan("returns-warehouse")),
     )
-    carrier = SimulatedCarrier(pool, plan("carrier"))
+    carrier = SimulatedCarrier(world, plan("carrier"))
     deliveries = DeliveryActivities(
         pool,
         carrier,
-        SimulatedParcelReturnsDesk(pool, plan("returns-desk")),
-        SimulatedNotifier(pool, plan("notifications")),
+        SimulatedParcelReturnsDesk(world, plan("returns-desk")),
+        SimulatedNotifier(world, plan("notifications")),
     )
     claims = ClaimActivities(pool, carrier)
     sweep = CarrierSweepActivities(pool)
     disputes = DisputeActivities(
         pool,
         {
-            provider: SimulatedDisputeProvider(pool, provider, plan(f"disputes-{provider}"))
+            provider: SimulatedDisputeProvider(world, provider, plan(f"disputes-{provider}"))
             for provider in DisputeProvider
         },
     )
-    evidence = EvidenceActivities(SimulatedCctvArchive(pool, retention=settings.cctv_retention))
+    evidence = EvidenceActivities(SimulatedCctvArchive(world, retention=settings.cctv_retention))
     return [
         disputes.assemble_dispute_evidence,
         disputes.submit_dispute_response,
@@ -138,4 +158,4 @@ def build_activities(pool: asyncpg.Pool, settings: Settings) -> list[Callable[..
     ]
 
 
-__all__ = ["build_activities"]
+__all__ = ["WORLD_POOL_SIZE", "build_activities", "create_world_pool"]

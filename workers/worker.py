@@ -142,14 +142,23 @@ async def run_worker(
     # Imported here so `workers` stays importable while these packages are
     # being written, and because importing every workflow is not free.
     import workflows
-    from workers.activities import build_activities
+    from workers.activities import build_activities, create_world_pool
 
-    worker = build_worker(
-        client,
-        settings,
-        workflows.ALL_WORKFLOWS,
-        build_activities(pool, settings),
-    )
+    # The simulated outside world gets connections of its own, never `pool`'s.
+    world_pool = await create_world_pool(settings)
+    try:
+        worker = build_worker(
+            client,
+            settings,
+            workflows.ALL_WORKFLOWS,
+            build_activities(pool, settings, world_pool=world_pool),
+        )
+        await _run(worker, client, settings, stop)
+    finally:
+        await world_pool.close()
+
+
+async def _run(worker: Worker, client: Client, settings: Settings, stop: asyncio.Event) -> None:
     tune_garbage_collector(settings.gc_threshold)
     try:
         # The worker process is the composition root of the schedules its
