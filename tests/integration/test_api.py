@@ -7,12 +7,11 @@ the worker gets a fresh task queue so no other worker steals its tasks.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -27,6 +26,7 @@ from domain.common import Role
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from tests.factories import order_data
+from tests.integration.polling import eventually
 from workers import activities
 from workers.codec import EncryptionCodec, load_or_create_keyring
 from workers.settings import Settings
@@ -42,8 +42,6 @@ SYSTEM = {"Authorization": "Bearer it-system"}
 OPS = {"X-API-Key": "it-ops"}
 COORDINATOR = {"Authorization": "Bearer it-coord"}
 AUDITOR = {"Authorization": "Bearer it-auditor"}
-
-_T = TypeVar("_T")
 
 
 @pytest.fixture
@@ -97,23 +95,6 @@ def order_json(order_id: str, **overrides: Any) -> dict[str, Any]:
 def risky_order_json(order_id: str) -> dict[str, Any]:
     # AVS and CVV mismatches: enough for a coordinator, not enough to decline.
     return order_json(order_id, payment={"avs_result": "mismatch", "cvv_result": "mismatch"})
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[_T]],
-    done: Callable[[_T], bool],
-    *,
-    timeout: float = 30.0,
-    what: str = "condition",
-) -> _T:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await probe()
-        if done(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
-        await asyncio.sleep(0.2)
 
 
 async def status_of(api: httpx.AsyncClient, order_id: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ attributes carry business keys only."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import asyncpg
@@ -16,6 +15,7 @@ from clients import order_review
 from domain.common import Role
 from domain.review import DecideInput, DecisionReason, ReviewDecision, ReviewStatus
 from tests.factories import make_order
+from tests.integration.polling import eventually
 from workers import activities
 from workers.dev_server import TemporalDevServer
 from workers.settings import Settings
@@ -53,11 +53,11 @@ async def test_temporal_database_holds_no_customer_pii(
         activities=activities.build_activities(db_pool, settings),
     ):
         await order_review.start_review(client, order, settings.task_queue)
-        for _ in range(150):
-            state = await order_review.get_status(client, order.order_id)
-            if state.status is ReviewStatus.AWAITING_REVIEW:
-                break
-            await asyncio.sleep(0.2)
+        state = await eventually(
+            lambda: order_review.get_status(client, order.order_id),
+            lambda s: s.status is ReviewStatus.AWAITING_REVIEW,
+            what="the review to wait for a coordinator",
+        )
         assert state.status is ReviewStatus.AWAITING_REVIEW
         await order_review.decide(
             client,

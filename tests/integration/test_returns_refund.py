@@ -9,11 +9,10 @@ return's value).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import httpx
@@ -57,6 +56,7 @@ from store import audit as audit_store
 from store import disputes, ledger
 from store import returns as returns_store
 from store import simulated as sim_store
+from tests.integration.polling import eventually
 from workers import activities
 from workers.settings import Settings
 from workflows.returns import ReturnWorkflow
@@ -72,8 +72,6 @@ CS = {"X-API-Key": "rt-cs"}
 WEBHOOK = {"X-API-Key": "rt-system", "X-Steward-Webhook-Secret": SECRET}
 COORDINATOR = {"X-API-Key": "rt-coord"}
 PRICE = 245_000
-
-_T = TypeVar("_T")
 
 
 @pytest.fixture
@@ -168,19 +166,6 @@ def return_json(rma_id: str, order_id: str, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[_T]], done: Callable[[_T], bool], *, what: str
-) -> _T:
-    deadline = asyncio.get_running_loop().time() + 30
-    while True:
-        value = await probe()
-        if done(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
-        await asyncio.sleep(0.2)
 
 
 async def status_of(api: httpx.AsyncClient, rma_id: str) -> dict[str, Any]:
