@@ -22,9 +22,11 @@ Which tests (``--tests-from``):
   tests and symlinks to everything else of the new tree. Same tests, two
   codes: a changed test (a stand-in that answers differently) cannot pass
   for a changed workflow, and the node ids match. Modules the code renamed
-  are aliased for the old tests (``--alias``, by default
-  ``domain.disputes=domain.chargeback``). A base test that no longer runs
-  against the new code is listed as not compared.
+  and names the code moved are aliased for the old tests (``--alias``; the
+  defaults cover what moved since 48bc85a: domain.disputes and
+  REFUND_FROZEN_BY_DISPUTE). A base test that no longer runs against the
+  new code is listed as not compared (a test file that does not import:
+  all its tests, as "only in base").
 * ``each``: every tree runs its own tests, matched by node id, or by the
   node id without its parameters when that is unambiguous. What the test
   fed in is compared too, and a test whose inputs differ is flagged.
@@ -58,6 +60,12 @@ from tests.behaviour.normalise import Event, TestBehaviour, load, normalise
 
 DEFAULT_BASE = "48bc85a"  # the last commit before the case-kernel refactor
 PLUGIN_MODULE = "steward_behaviour_recorder"
+# What the base tests import that the refactor moved (--tests-from base).
+DEFAULT_ALIASES = (
+    "domain.disputes=domain.chargeback",
+    "domain.returns.REFUND_FROZEN_BY_DISPUTE=domain.payments.REFUND_FROZEN_BY_DISPUTE",
+    "domain.deliveries.REFUND_FROZEN_BY_DISPUTE=domain.payments.REFUND_FROZEN_BY_DISPUTE",
+)
 # Streams that hold what the test fed in rather than what the workflow did.
 TEST_STREAMS = {"inputs", "outcomes"}
 HERE = Path(__file__).resolve().parent
@@ -132,6 +140,7 @@ def _run_side(
     env = _env(tree, plugin_dir, recording, options)
     _check_imports(tree, env)
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += ["--continue-on-collection-errors"]  # one broken file spoils no other
     command += ["-p", PLUGIN_MODULE, *selection]
     started = time.monotonic()
     shown = " ".join(selection) if len(selection) <= 3 else f"{len(selection)} tests"
@@ -149,6 +158,10 @@ def _run_side(
     )
     if not recording.exists() or recording.stat().st_size == 0:
         print("\n".join(lines[-30:]))
+    else:
+        errors = [ln for ln in lines if ln.startswith(("ERROR ", "E   "))]
+        for line in list(dict.fromkeys(errors))[:12]:
+            print(f"[{name}]   {line}")
     return recording
 
 
@@ -307,6 +320,7 @@ class _Samples:
 
     def __init__(self, tolerance: float | None) -> None:
         self.tolerance = tolerance
+        self.same_tests = False  # both sides ran the same test files
         self.runs: dict[str, list[dict[str, dict[str, Any]]]] = {"base": [], "new": []}
         self._cache: dict[int, TestBehaviour] = {}
 
@@ -456,9 +470,14 @@ def report(samples: _Samples, verdict: Verdict, max_diffs: int, max_lines: int) 
             print(f"      (closest: {which}; {_runs(samples, pair)})")
             if any(d.stream in TEST_STREAMS for d in found):
                 print(
-                    "      ! the test fed this workflow different inputs or stand-in answers "
-                    "(streams inputs/outcomes): the test changed, so other differences here "
-                    "may be its doing"
+                    "      ! what reached the workflow differs (streams inputs/outcomes): "
+                    + (
+                        "the tests are the same, so the domain code they build inputs with "
+                        "(models, parsers) changed; other differences here may follow from it"
+                        if samples.same_tests
+                        else "the test or its stand-ins changed, so other differences here "
+                        "may be the test's doing"
+                    )
                 )
             for d in found:
                 print(f"      [{d.workflow}] {d.stream}: {d.summary}")
@@ -547,10 +566,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--alias",
         action="append",
-        default=["domain.disputes=domain.chargeback"],
+        default=list(DEFAULT_ALIASES),
         metavar="OLD=NEW",
-        help="a module the tests import under a name the code no longer has "
-        "(default: domain.disputes=domain.chargeback); repeatable",
+        help="a module or module.name the base tests import that the new code moved, "
+        "applied only where the old one is missing (defaults: "
+        + ", ".join(DEFAULT_ALIASES)
+        + "); repeatable",
     )
     parser.add_argument(
         "--test-timeout",
@@ -619,6 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         trees = {"base": Tree(base_dir, base_dir, base_dir)}
         if args.tests_from == "base":
             trees["new"] = _mixed(base_dir, new_dir, work / "new-code-base-tests")
+            samples.same_tests = True
         else:
             trees["new"] = Tree(new_dir, new_dir, new_dir)
         selection = list(args.paths) + (["-k", args.tests] if args.tests else [])

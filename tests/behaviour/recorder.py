@@ -360,6 +360,13 @@ def _patch_sdk() -> None:
     def worker_init(self: Any, *args: Any, **kwargs: Any) -> None:
         with contextlib.suppress(RuntimeError):
             _loops[asyncio.get_running_loop()] = None
+        if _passthrough:
+            from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+            runner = kwargs.get("workflow_runner") or SandboxedWorkflowRunner()
+            if isinstance(runner, SandboxedWorkflowRunner):
+                restrictions = runner.restrictions.with_passthrough_modules(*_passthrough)
+                kwargs["workflow_runner"] = dataclasses.replace(runner, restrictions=restrictions)
         interceptors = list(kwargs.get("interceptors") or ())
         if not any(getattr(i, "steward_behaviour_recorder", False) for i in interceptors):
             interceptors.append(recorder_class())
@@ -584,21 +591,46 @@ class _Plugin:
         )
 
 
+# Modules the workflow sandbox must take from outside, because an alias was
+# put in (a test module that defines a workflow is re-imported in the sandbox).
+_passthrough: set[str] = set()
+
+
+def _resolve(dotted: str) -> Any:
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError:
+        module, _, name = dotted.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+
 def _alias_modules(spec: str) -> None:
-    """old=new,...: let tests import a module under a name it no longer has
-    (domain.disputes=domain.chargeback), only where the old name is missing."""
+    """old=new,...: let the tests import a module, or a name from a module,
+    that the code under test moved (domain.disputes=domain.chargeback,
+    domain.returns.X=domain.payments.X). Only where the old one is missing."""
     for item in filter(None, (part.strip() for part in spec.split(","))):
         old, _, new = item.partition("=")
         try:
             if importlib.util.find_spec(old) is not None:
                 continue
-        except ModuleNotFoundError:
+        except (ModuleNotFoundError, ValueError):
             pass
-        module = importlib.import_module(new)
-        sys.modules[old] = module
         parent, _, leaf = old.rpartition(".")
+        holder = None
         if parent:
-            setattr(importlib.import_module(parent), leaf, module)
+            try:
+                holder = importlib.import_module(parent)
+            except ModuleNotFoundError:
+                holder = None
+        if holder is not None and hasattr(holder, leaf):
+            continue
+        target = _resolve(new)
+        if isinstance(target, types.ModuleType):
+            sys.modules[old] = target
+            _passthrough.add(old)
+        if holder is not None:
+            setattr(holder, leaf, target)
+            _passthrough.add(parent)
         sys.stderr.write(f"behaviour recorder: {old} is {new} here\n")
 
 
