@@ -1,5 +1,5 @@
-"""`steward chargeback list|show|contest|accept` (also `steward disputes`): the
-chargeback queue from a terminal.
+"""`steward chargeback list|show|contest|accept|link` (also `steward disputes`):
+the chargeback queue from a terminal.
 
 Like the rest of the CLI it talks to Temporal and PostgreSQL directly with the
 process settings. Input is validated before anything is contacted.
@@ -24,6 +24,7 @@ from domain.chargeback import (
     RESPONDER_ROLES,
     ChargebackState,
     DisputeProvider,
+    LinkOrderInput,
     RespondInput,
     ResponseAction,
 )
@@ -33,7 +34,8 @@ from workers.settings import get_settings
 _T = TypeVar("_T")
 
 chargeback_app = typer.Typer(
-    help="Chargebacks and disputes: list by deadline, show one, contest or accept.",
+    help="Chargebacks and disputes: list by deadline, show one, contest or accept, link to "
+    "an order.",
     no_args_is_help=True,
 )
 console = Console()
@@ -74,7 +76,13 @@ def parse_responder_role(value: str) -> str:
 
 
 def _run(coro: Awaitable[_T]) -> _T:
-    from clients.chargeback import DisputeNotFound, DisputeUnavailable, ResponseRefused
+    from clients.chargeback import (
+        DisputeNotFound,
+        DisputeUnavailable,
+        LinkRefused,
+        ResponseRefused,
+        UnknownOrder,
+    )
 
     async def main() -> _T:
         return await coro
@@ -85,6 +93,10 @@ def _run(coro: Awaitable[_T]) -> _T:
         _fail(str(err))
     except ResponseRefused as err:
         _fail(f"response refused: {err.message}")
+    except UnknownOrder as err:
+        _fail(err.message, 2)
+    except LinkRefused as err:
+        _fail(f"link refused: {err.message}")
     except (ConnectionError, OSError) as err:
         _fail(f"cannot reach PostgreSQL ({err}); is `steward up` running?")
     except RuntimeError as err:
@@ -293,3 +305,40 @@ def disputes_accept(
 ) -> None:
     """Accept the dispute: the money goes back to the cardholder."""
     _respond(provider, dispute_id, ResponseAction.ACCEPT, note, actor, role, False)
+
+
+@chargeback_app.command("link")
+def disputes_link(
+    provider: ProviderArgument,
+    dispute_id: DisputeArgument,
+    order_id: Annotated[
+        str, typer.Argument(help="The order the disputed payment belongs to", metavar="ORDER_ID")
+    ],
+    actor: ActorOption,
+    role: RoleOption = "coordinator",
+    note: Annotated[str, typer.Option("--note", help="How the order was found")] = "",
+) -> None:
+    """Link a dispute Steward could not resolve to its order (evidence, refund freeze)."""
+    try:
+        link = LinkOrderInput(order_id=order_id, note=note, actor=actor, role=Role(role))
+    except ValidationError as err:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()), 2)
+    from clients.chargeback import link_order
+    from starters.client import connect
+    from store.db import create_pool
+
+    settings = get_settings()
+
+    async def main() -> ChargebackState:
+        pool = await create_pool(settings.database_dsn, min_size=1, max_size=2)
+        try:
+            return await link_order(await connect(settings), pool, provider, dispute_id, link)
+        finally:
+            await pool.close()
+
+    state = _run(main())
+    console.print(
+        f"[green]linked[/green] {provider} dispute [bold]{dispute_id}[/bold] to order "
+        f"[bold]{state.order_id}[/bold] by {actor} ({role}); status now "
+        f"[bold]{state.status.value}[/bold]"
+    )

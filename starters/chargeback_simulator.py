@@ -2,6 +2,13 @@
 shaped as the providers send them, run through the same normalisation as the
 webhooks, then delivered to chargeback workflows.
 
+As the real ones, they name the payment, not the order: a Stripe dispute
+carries its charge and PaymentIntent ids (the order's authorisation reference
+plays the PaymentIntent) with empty metadata, a warning no metadata at all,
+an Adyen notification the payment's pspReference (`originalReference`). The
+intake resolves the order from the references scoring recorded; an order not
+scored yet when its dispute arrives opens a task to link it.
+
 Seeded: the same seed and orders give the same disputes.
 """
 
@@ -34,6 +41,10 @@ STRIPE_REASONS = ("fraudulent", "product_not_received", "product_unacceptable", 
 ADYEN_REASONS = (("10.4", "visa"), ("13.1", "visa"), ("4853", "mc"), ("13.6", "visa"))
 
 
+def _charge_id(order: Order) -> str:
+    return f"ch_{uuid.uuid5(uuid.NAMESPACE_URL, order.payment.authorisation_ref).hex[:24]}"
+
+
 def stripe_dispute_event(
     order: Order, rng: random.Random, now: datetime, *, event_type: str = "charge.dispute.created"
 ) -> dict[str, Any]:
@@ -51,11 +62,19 @@ def stripe_dispute_event(
                 "object": "dispute",
                 "amount": order.payment.amount_minor,
                 "currency": order.currency.lower(),
-                "charge": order.payment.authorisation_ref,
+                "charge": _charge_id(order),
+                "payment_intent": order.payment.authorisation_ref,
                 "reason": rng.choice(STRIPE_REASONS),
                 "status": "needs_response",
-                "evidence_details": {"due_by": int(due.timestamp()), "submission_count": 0},
-                "metadata": {"order_id": order.order_id},
+                "evidence_details": {
+                    "due_by": int(due.timestamp()),
+                    "has_evidence": False,
+                    "past_due": False,
+                    "submission_count": 0,
+                },
+                "is_charge_refundable": False,
+                "livemode": False,
+                "metadata": {},
                 "created": int(now.timestamp()),
             }
         },
@@ -73,9 +92,11 @@ def stripe_early_fraud_warning(order: Order, rng: random.Random, now: datetime) 
                 "id": f"issfr_{uuid.UUID(int=rng.getrandbits(128)).hex[:24]}",
                 "object": "radar.early_fraud_warning",
                 "actionable": True,
-                "charge": order.payment.authorisation_ref,
+                "charge": _charge_id(order),
+                "created": int(now.timestamp()),
                 "fraud_type": "made_with_stolen_card",
-                "payment_intent": {"id": "pi_sim", "metadata": {"order_id": order.order_id}},
+                "livemode": False,
+                "payment_intent": order.payment.authorisation_ref,
             }
         },
     }

@@ -164,7 +164,11 @@ async def record_event(
     event_type: str,
     occurred_at: datetime,
 ) -> bool:
-    """True the first time this provider event is seen; a repeat counts the delivery."""
+    """True the first time this provider event is seen; a repeat counts the delivery.
+
+    Inside a transaction the new row stays claimed until commit: a concurrent
+    copy of the event waits on it, then counts as a repeat (or, when the
+    first delivery rolled back, becomes the first)."""
     record = await db.fetchrow(
         """
         INSERT INTO dispute_events AS e (event_key, provider, dispute_id, event_type, occurred_at)
@@ -179,11 +183,6 @@ async def record_event(
         occurred_at,
     )
     return record is not None and int(record["deliveries"]) == 1
-
-
-async def event_delivered(db: Executor, event_key: str) -> bool:
-    value = await db.fetchval("SELECT 1 FROM dispute_events WHERE event_key = $1", event_key)
-    return value is not None
 
 
 # -- simulated dispute providers ------------------------------------------------

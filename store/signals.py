@@ -57,7 +57,8 @@ async def load_signals(
 async def record_and_load_signals(
     db: Executor, order: Order, fingerprints: OrderFingerprints | None = None
 ) -> tuple[bool, CustomerSignals]:
-    """Remember the order for velocity and load its signals as of its
+    """Remember the order for velocity (and its authorisation reference, so a
+    dispute naming the payment finds the order) and load its signals as of its
     placement, in one statement: scoring runs for every order. The first
     value is False when the order was already recorded (a retried scoring,
     or the same order sent twice upstream); the signals are the same either
@@ -111,6 +112,12 @@ _RECORD_AND_LOAD_SIGNALS = "WITH " + _SIGNALS.format(
         VALUES ($5, $8, $15, $1, $2, $3, $4, $16, $17, $18)
         ON CONFLICT (order_id) DO NOTHING
         RETURNING order_id
+    ), refs AS (
+        -- The authorisation reference a dispute names the payment by
+        -- (store.payment_refs resolves it back to this order).
+        INSERT INTO payment_references (reference, order_id, provider, kind)
+        VALUES ($20, $5, $19, 'authorisation')
+        ON CONFLICT (reference) DO NOTHING
     ), """,
     first_time="EXISTS (SELECT 1 FROM seen)",
 )
@@ -150,7 +157,14 @@ async def _load(
         normalise_postal_code(order.shipping_address.postal_code),
     ]
     if record:
-        args += [order.market, order.total_minor, order.currency, order.placed_at]
+        args += [
+            order.market,
+            order.total_minor,
+            order.currency,
+            order.placed_at,
+            order.payment.provider,
+            order.payment.authorisation_ref,
+        ]
     row = await db.fetchrow(_RECORD_AND_LOAD_SIGNALS if record else _LOAD_SIGNALS, *args)
     assert row is not None  # an aggregate without GROUP BY always returns one row
     kind_order = {k.value: i for i, k in enumerate(IdentityKind)}

@@ -1,4 +1,5 @@
-"""Chargeback endpoints: the list by deadline, one case, contest and accept.
+"""Chargeback endpoints: the list by deadline, one case, contest and accept,
+and the link of a dispute Steward could not resolve to its order.
 
 Canonical prefix `/v1/chargebacks`; `/v1/disputes`, the first name, is still
 served (hidden from the schema) for integrations written against it. The
@@ -22,6 +23,7 @@ from domain.chargeback import (
     ChargebackState,
     DisputeProvider,
     EvidenceItem,
+    LinkOrderInput,
     RespondInput,
     ResponseAction,
 )
@@ -62,6 +64,11 @@ class ContestBody(StewardModel):
 
 class AcceptBody(StewardModel):
     note: str = Field(default="", max_length=4000)
+
+
+class LinkBody(StewardModel):
+    order_id: BusinessKey = Field(description="An order Steward knows", examples=["FR-100234"])
+    note: str = Field(default="", max_length=1000, description="How the order was found")
 
 
 def _not_found(exc: Exception) -> HTTPException:
@@ -175,3 +182,41 @@ async def accept_dispute(
         role=principal.role,
     )
     return await _respond(client, provider, dispute_id, answer, principal, idempotency_key)
+
+
+@router.post(
+    "/{provider}/{dispute_id}/link",
+    response_model=ChargebackState,
+    responses=error_responses(401, 403, 409, 422, 503),
+    summary="Link a dispute Steward could not resolve to its order (coordinator or manager)",
+)
+async def link_dispute(
+    provider: DisputeProvider,
+    dispute_id: DisputeId,
+    body: LinkBody,
+    principal: Responder,
+    client: TemporalClient,
+    pool: DbPool,
+    idempotency_key: IdempotencyKey = None,
+) -> ChargebackState:
+    link = LinkOrderInput(
+        order_id=body.order_id, note=body.note, actor=principal.actor, role=principal.role
+    )
+    update_id = f"{principal.actor}/{idempotency_key}" if idempotency_key else None
+    try:
+        state = await chargeback.link_order(
+            client, pool, provider.value, dispute_id, link, update_id=update_id
+        )
+    except chargeback.UnknownOrder as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.message) from None
+    except chargeback.LinkRefused as exc:
+        log.info("dispute_link_refused", dispute_id=dispute_id, reason=exc.message)
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=exc.message) from None
+    log.info(
+        "dispute_linked",
+        provider=provider.value,
+        dispute_id=dispute_id,
+        order_id=body.order_id,
+        actor=principal.actor,
+    )
+    return state

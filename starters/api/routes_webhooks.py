@@ -2,11 +2,16 @@
 CCTV answers.
 
 Stripe and Adyen authenticate by signature, not by API key: the raw body is
-verified before anything is parsed, and a request that fails verification,
-is malformed or carries an event Steward does not handle gets a 4xx naming
-the reason and starts nothing. A whole Adyen batch is verified and
-normalised before any item is delivered, so a bad item cannot leave half a
-batch applied.
+verified before anything is parsed, and a request that fails verification or
+is malformed gets a 4xx naming the reason and starts nothing. Every authentic
+event is acknowledged (2xx, Adyen's `[accepted]`): Stripe retries anything
+else for days and disables failing endpoints, Adyen queues it for 30 days and
+its webhook always carries its default event codes (AUTHORISATION, CAPTURE,
+REFUND...). The events Steward does not act on are recorded with their type
+and why (store.webhook_events, `GET /v1/webhooks/ignored`), and every dispute
+item of an Adyen batch is delivered whatever else the batch holds. A whole
+batch is verified and normalised before any item is delivered, so a bad item
+cannot leave half a batch applied.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import structlog
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 from temporalio.client import Client
@@ -26,17 +31,20 @@ from temporalio.service import RPCError, RPCStatusCode
 from clients import chargeback
 from domain.chargeback import (
     DisputeEvent,
-    UnsupportedEvent,
+    DisputeProvider,
+    IgnoredEvent,
     WebhookPayloadError,
-    adyen_item_to_dispute_event,
-    stripe_event_to_dispute_event,
+    read_adyen_item,
+    read_stripe_event,
 )
 from domain.common import NonEmptyStr, Role, StewardModel
 from domain.evidence import CctvClipReady
 from domain.webhook_signatures import SignatureError, verify_adyen_item, verify_stripe_signature
 from starters.api.routes_common import AppSettings, DbPool, TemporalClient, error_responses
-from starters.auth import Principal, require_roles
+from starters.auth import Principal, authenticate, require_roles
 from store import disputes as dispute_store
+from store import webhook_events
+from store.webhook_events import IgnoredEventRow
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -50,6 +58,11 @@ MAX_BODY_BYTES = 512 * 1024
 class WebhookResult(StewardModel):
     received: int
     delivered: int = Field(description="Events handed to their case (not duplicates)")
+    ignored: int = Field(
+        default=0,
+        description="Authentic events Steward does not act on: acknowledged and recorded "
+        "(GET /v1/webhooks/ignored)",
+    )
     workflow_ids: list[str]
 
 
@@ -88,6 +101,7 @@ async def _deliver(
         )
         delivered += int(result.delivered)
         ids.append(result.workflow_id)
+        handed = result.event or event
         log.info(
             "dispute_event_received",
             provider=event.provider.value,
@@ -96,8 +110,23 @@ async def _deliver(
             kind=event.kind.value,
             delivered=result.delivered,
             workflow_id=result.workflow_id,
+            order_id=handed.order_id,
+            order_source=handed.order_source or "unresolved",
         )
     return WebhookResult(received=len(events), delivered=delivered, workflow_ids=ids)
+
+
+async def _ignore(pool: asyncpg.Pool, ignored: list[IgnoredEvent]) -> None:
+    for event in ignored:
+        first = await chargeback.record_ignored(pool, event)
+        log.info(
+            "webhook_event_ignored",
+            provider=event.provider.value,
+            event_type=event.event_type,
+            event_key=event.event_key,
+            reason=event.reason,
+            first_time=first,
+        )
 
 
 @router.post(
@@ -105,7 +134,8 @@ async def _deliver(
     response_model=WebhookResult,
     responses=error_responses(422, 503)
     | {400: {"description": "Malformed body"}, 401: {"description": "Bad Stripe-Signature"}},
-    summary="Stripe Event objects (charge.dispute.*, radar.early_fraud_warning.created)",
+    summary="Stripe Event objects (charge.dispute.*, radar.early_fraud_warning.created; "
+    "any other authentic event is acknowledged and recorded as ignored)",
 )
 async def stripe_webhook(
     request: Request,
@@ -129,9 +159,12 @@ async def stripe_webhook(
     if not isinstance(payload, dict):
         raise _refuse(status.HTTP_400_BAD_REQUEST, "body: expected a Stripe Event object")
     try:
-        event = stripe_event_to_dispute_event(payload)
-    except (WebhookPayloadError, UnsupportedEvent) as exc:
+        event = read_stripe_event(payload)
+    except WebhookPayloadError as exc:
         raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    if isinstance(event, IgnoredEvent):
+        await _ignore(pool, [event])
+        return WebhookResult(received=1, delivered=0, ignored=1, workflow_ids=[])
     return await _deliver(client, pool, [event], settings)
 
 
@@ -139,12 +172,13 @@ async def stripe_webhook(
     "/adyen",
     response_class=PlainTextResponse,
     responses={
-        200: {"description": "`[accepted]`, as Adyen expects"},
+        200: {"description": "`[accepted]`, as Adyen expects, for every authentic batch"},
         400: {"description": "Malformed body"},
         401: {"description": "An item's HMAC signature is missing or wrong"},
-        422: {"description": "An item is malformed or not a dispute event"},
+        422: {"description": "A dispute item is malformed"},
     },
-    summary="Adyen standard notifications for disputes (HMAC-signed items)",
+    summary="Adyen standard notifications (HMAC-signed items): dispute codes are handled, "
+    "the others acknowledged and recorded as ignored",
 )
 async def adyen_webhook(
     request: Request,
@@ -157,6 +191,7 @@ async def adyen_webhook(
     if not isinstance(items, list) or not items:
         raise _refuse(status.HTTP_400_BAD_REQUEST, "notificationItems: expected a non-empty list")
     events: list[DisputeEvent] = []
+    ignored: list[IgnoredEvent] = []
     for index, wrapper in enumerate(items):
         where = f"notificationItems[{index}].NotificationRequestItem"
         item = wrapper.get("NotificationRequestItem") if isinstance(wrapper, dict) else None
@@ -167,11 +202,37 @@ async def adyen_webhook(
         except SignatureError as exc:
             raise _refuse(status.HTTP_401_UNAUTHORIZED, f"{where}.{exc}") from None
         try:
-            events.append(adyen_item_to_dispute_event(item, f"{where}."))
-        except (WebhookPayloadError, UnsupportedEvent) as exc:
+            read = read_adyen_item(item, f"{where}.")
+        except WebhookPayloadError as exc:
             raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        if isinstance(read, IgnoredEvent):
+            ignored.append(read)
+        else:
+            events.append(read)
     await _deliver(client, pool, events, settings)
+    await _ignore(pool, ignored)
     return PlainTextResponse("[accepted]")
+
+
+@router.get(
+    "/ignored",
+    response_model=list[IgnoredEventRow],
+    responses=error_responses(401, 422),
+    summary="Authentic provider events acknowledged without action, newest first",
+)
+async def list_ignored_events(
+    principal: Annotated[Principal, Depends(authenticate)],
+    pool: DbPool,
+    provider: DisputeProvider | None = None,
+    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[IgnoredEventRow]:
+    return await webhook_events.list_ignored(
+        pool,
+        provider=provider.value if provider else None,
+        event_type=event_type,
+        limit=limit,
+    )
 
 
 class CctvAnswer(StewardModel):

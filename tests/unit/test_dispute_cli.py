@@ -162,6 +162,31 @@ def test_simulated_disputes_are_seeded_and_come_from_both_providers() -> None:
     providers = {e.provider for e in first if e.kind is DisputeEventKind.OPENED}
     assert providers == {DisputeProvider.STRIPE, DisputeProvider.ADYEN}
     assert any(e.kind is DisputeEventKind.EARLY_FRAUD_WARNING for e in first)
-    known = {o.order_id for o in orders}
-    assert all(e.order_id in known for e in first)
+    # As the providers send them: the payment's references, the order only
+    # as Adyen's merchantReference (Stripe's dispute metadata is empty).
+    authorisations = {o.payment.authorisation_ref: o.order_id for o in orders}
+    assert all(authorisations.keys() & set(e.payment_refs) for e in first)
+    assert all(e.order_id is None for e in first if e.provider is DisputeProvider.STRIPE)
+    assert all(
+        e.order_id == authorisations[e.payment_refs[0]]
+        for e in first
+        if e.provider is DisputeProvider.ADYEN
+    )
     assert all(e.due_by > NOW for e in first if e.due_by is not None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("chargeback", "link", "stripe", "dp_1", "FR 1", "--as", "camille"), "order_id"),
+        (
+            ("chargeback", "link", "stripe", "dp_1", "FR-1", "--as", "a", "--role", "finance"),
+            "role finance may not answer a dispute",
+        ),
+        (("chargeback", "link", "paypal", "dp_1", "FR-1", "--as", "a"), "unknown provider"),
+    ],
+)
+def test_link_validates_before_contacting_anything(args: tuple[str, ...], message: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert message in result.output
