@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,6 +96,49 @@ class Settings(BaseSettings):
         default="", validation_alias="STEWARD_EASYPOST_WEBHOOK_SECRET"
     )
 
+    # Provider credentials and endpoints (the payment and dispute adapters share
+    # them). An empty base URL is the SDK's own endpoint; tests point them at a
+    # local fake server. Adyen's environment picks its test or live endpoints.
+    stripe_api_key: str = Field(default="", validation_alias="STEWARD_STRIPE_API_KEY")
+    stripe_api_base: str = Field(default="", validation_alias="STEWARD_STRIPE_API_BASE")
+    adyen_api_key: str = Field(default="", validation_alias="STEWARD_ADYEN_API_KEY")
+    adyen_environment: Literal["test", "live"] = Field(
+        default="test", validation_alias="STEWARD_ADYEN_ENVIRONMENT"
+    )
+    adyen_merchant_account: str = Field(
+        default="", validation_alias="STEWARD_ADYEN_MERCHANT_ACCOUNT"
+    )
+    adyen_disputes_url: str = Field(default="", validation_alias="STEWARD_ADYEN_DISPUTES_URL")
+    # Which dispute providers are answered through their real API
+    # (activities/disputes_stripe.py, disputes_adyen.py): "simulated" (the
+    # default) or a comma separated list such as "stripe,adyen".
+    dispute_responders: str = Field(
+        default="simulated", validation_alias="STEWARD_DISPUTE_RESPONDERS"
+    )
+    # EasyPost (activities/carrier_easypost.py): the carriers whose reship
+    # labels, trackers and claims go through EasyPost ("ups,dhl"; empty: all
+    # simulated), and the carrier of return labels ("ups"; empty: simulated).
+    easypost_api_key: str = Field(default="", validation_alias="STEWARD_EASYPOST_API_KEY")
+    easypost_api_base: str = Field(default="", validation_alias="STEWARD_EASYPOST_API_BASE")
+    easypost_carriers: str = Field(default="", validation_alias="STEWARD_EASYPOST_CARRIERS")
+    easypost_return_carrier: str = Field(
+        default="", validation_alias="STEWARD_EASYPOST_RETURN_CARRIER"
+    )
+    # The warehouse's EasyPost Address id (adr_...): where parcels leave from
+    # and where returns go.
+    easypost_warehouse_address_id: str = Field(
+        default="", validation_alias="STEWARD_EASYPOST_WAREHOUSE_ADDRESS_ID"
+    )
+    # The parcel booked for one unit: "LxWxH" in inches and the weight in ounces.
+    easypost_parcel_dimensions_in: str = Field(
+        default="14x10x6", validation_alias="STEWARD_EASYPOST_PARCEL_DIMENSIONS_IN"
+    )
+    easypost_parcel_weight_oz: float = Field(
+        default=48.0, gt=0, validation_alias="STEWARD_EASYPOST_PARCEL_WEIGHT_OZ"
+    )
+    # EasyPost's claims API requires a contact email on every claim.
+    easypost_claim_email: str = Field(default="", validation_alias="STEWARD_EASYPOST_CLAIM_EMAIL")
+
     # The chargeback deadline engine's policy (domain/chargeback/deadlines.py).
     dispute_safety_buffer_hours: float = Field(
         default=12, ge=0, validation_alias="STEWARD_DISPUTE_SAFETY_BUFFER_HOURS"
@@ -137,6 +181,16 @@ class Settings(BaseSettings):
     @property
     def adyen_keys(self) -> list[str]:
         return [k.strip() for k in self.adyen_hmac_keys.split(",") if k.strip()]
+
+    @property
+    def real_dispute_responders(self) -> set[str]:
+        """The dispute providers answered through their real API."""
+        names = {p.strip().lower() for p in self.dispute_responders.split(",") if p.strip()}
+        return names - {"simulated"}
+
+    @property
+    def easypost_carrier_names(self) -> set[str]:
+        return {c.strip().lower() for c in self.easypost_carriers.split(",") if c.strip()}
 
     @property
     def cctv_retention(self) -> timedelta:
