@@ -12,8 +12,15 @@ base64 of HMAC-SHA256 keyed with the hex-decoded HMAC key, over
 `pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:eventCode:success`
 (missing values are empty strings).
 
-Comparisons are constant-time (hmac.compare_digest) so a caller cannot learn
-a valid signature byte by byte from response times.
+The cryptographic checks are the providers' own: Stripe's
+`stripe.WebhookSignature.verify_header` and Adyen's
+`Adyen.util.is_valid_hmac_notification` (EasyPost's `validate_webhook` in
+domain/carrier_events.py). What stays Steward's: parsing the header to say
+precisely why a request is refused, the tolerance in both directions against an
+injected clock (Stripe's library only bounds the past, on the wall clock),
+several secrets during a roll, and the refusal messages. The libraries compare
+in constant time (hmac.compare_digest), so a caller cannot learn a valid
+signature byte by byte from response times.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any
+
+from Adyen.util import is_valid_hmac_notification
+from stripe import SignatureVerificationError as StripeSignatureError
+from stripe import WebhookSignature
 
 STRIPE_SCHEME = "v1"
 STRIPE_TOLERANCE_SECONDS = 300
@@ -88,11 +99,19 @@ def verify_stripe_signature(
             f"Stripe-Signature: timestamp is {int(age)} s from now, outside the "
             f"{tolerance_seconds} s tolerance (stale or replayed)"
         )
+    # The header as Stripe's library reads it (no spaces, v1 values only), so
+    # what Steward parsed above is what the library checks.
+    canonical = ",".join([f"t={timestamp}", *(f"{STRIPE_SCHEME}={s}" for s in signatures)])
     for secret in secrets:
-        expected = stripe_signature(secret, timestamp, body)
-        # Check every candidate without short-circuiting on the first match.
-        if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
-            return timestamp
+        try:
+            # tolerance=None: the window was checked above, on the injected clock.
+            WebhookSignature.verify_header(body, canonical, secret, tolerance=None)
+        except StripeSignatureError:
+            continue
+        except UnicodeDecodeError:
+            # Stripe signs the UTF-8 text of its JSON; other bytes are not its.
+            break
+        return timestamp
     raise SignatureError("Stripe-Signature: no v1 signature matches the body")
 
 
@@ -147,7 +166,28 @@ def verify_adyen_item(item: Mapping[str, Any], hex_keys: list[str]) -> None:
     received = additional.get("hmacSignature") if isinstance(additional, Mapping) else None
     if not isinstance(received, str) or not received:
         raise SignatureError("additionalData.hmacSignature: missing")
+    signed = _adyen_library_item(item, received)
     for key in hex_keys:
-        if hmac.compare_digest(adyen_signature(key, item), received):
+        _adyen_key(key)  # a key that is not hex is a configuration error, said as such
+        if is_valid_hmac_notification(signed, key):
             return
     raise SignatureError("additionalData.hmacSignature: does not match the item")
+
+
+def _adyen_library_item(item: Mapping[str, Any], received: str) -> dict[str, Any]:
+    """The item as Adyen's library signs it: the signed fields only, a missing
+    value (absent or null) as an empty string - the library would write
+    "None" for a null - and the amount always present."""
+    amount = item.get("amount")
+    amount = amount if isinstance(amount, Mapping) else {}
+    signed: dict[str, Any] = {
+        field: item[field]
+        for field in ADYEN_SIGNED_FIELDS
+        if field not in ("value", "currency") and item.get(field) is not None
+    }
+    signed["amount"] = {
+        "value": "" if amount.get("value") is None else amount["value"],
+        "currency": "" if amount.get("currency") is None else amount["currency"],
+    }
+    signed["additionalData"] = {"hmacSignature": received}
+    return signed

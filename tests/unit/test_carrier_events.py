@@ -188,3 +188,16 @@ def test_silence_after_expected_delivery() -> None:
     recent_scan = expected + timedelta(days=3)
     assert not is_silent(recent_scan, expected, expected + timedelta(days=6), silence)
     assert is_silent(recent_scan, expected, expected + timedelta(days=9), silence)
+
+
+def test_easypost_library_checks_the_signature_and_a_signed_non_json_body_passes() -> None:
+    from easypost.util import validate_webhook
+
+    body = b'{"id":"evt_9","description":"tracker.updated"}'
+    header = easypost_signature(body, SECRET)
+    # The header Steward builds is the one EasyPost's own library accepts.
+    assert validate_webhook(body, {"X-Hmac-Signature": header}, SECRET)["id"] == "evt_9"
+    # Authentic but not JSON: verification passes, the route says what is wrong.
+    verify_easypost_signature(b"not json", easypost_signature(b"not json", SECRET), SECRET)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_easypost_signature(body, "hmac-sha256-hex=\u00e9" + "0" * 63, SECRET)

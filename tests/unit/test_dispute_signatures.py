@@ -142,3 +142,51 @@ def test_adyen_wrong_key_missing_signature_and_bad_key_are_refused() -> None:
         verify_adyen_item(adyen_item(), [ADYEN_KEY])
     with pytest.raises(SignatureError, match="not valid hex"):
         verify_adyen_item(item, ["not-hex"])
+
+
+# -- the providers' own libraries -------------------------------------------
+
+
+def test_a_header_signed_by_stripes_library_verifies_and_spaces_are_tolerated() -> None:
+    import stripe
+
+    header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), SECRET, timestamp=NOW)
+    assert verify_stripe_signature(body=BODY, header=header, secrets=[SECRET], now=NOW) == NOW
+    spaced = header.replace(",", ", ")
+    assert verify_stripe_signature(body=BODY, header=spaced, secrets=[SECRET], now=NOW) == NOW
+
+
+def test_a_body_that_is_not_utf8_is_refused_like_any_mismatch() -> None:
+    body = b"\xff\xfe" + BODY
+    header = stripe_signature_header(SECRET, NOW, body)
+    with pytest.raises(SignatureError, match="no v1 signature matches"):
+        verify_stripe_signature(body=body, header=header, secrets=[SECRET], now=NOW)
+
+
+def test_rolled_secrets_the_new_one_matches_after_the_old_one_fails() -> None:
+    header = stripe_signature_header("whsec_new", NOW, BODY)
+    assert (
+        verify_stripe_signature(
+            body=BODY, header=header, secrets=["whsec_old", "whsec_new"], now=NOW
+        )
+        == NOW
+    )
+
+
+def test_an_item_signed_by_adyens_library_verifies_and_a_null_field_reads_as_empty() -> None:
+    from Adyen.util import generate_notification_sig
+
+    item = adyen_item()
+    item["additionalData"] = {
+        "hmacSignature": generate_notification_sig(
+            {k: v for k, v in item.items() if k != "additionalData"}, ADYEN_KEY
+        ).decode()
+    }
+    verify_adyen_item(item, [ADYEN_KEY])
+    # Adyen leaves originalReference out when there is none; a null is the same.
+    absent = adyen_item()
+    del absent["originalReference"]
+    absent["additionalData"] = {"hmacSignature": adyen_signature(ADYEN_KEY, absent)}
+    nulled = dict(absent, originalReference=None)
+    verify_adyen_item(absent, [ADYEN_KEY])
+    verify_adyen_item(nulled, [ADYEN_KEY])
