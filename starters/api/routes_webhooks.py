@@ -101,7 +101,15 @@ async def _deliver(
         )
         delivered += int(result.delivered)
         ids.append(result.workflow_id)
-        handed = result.event or event
+        # A repeat is not resolved again: only a delivered event says its order.
+        resolved = (
+            {
+                "order_id": result.event.order_id,
+                "order_source": result.event.order_source or "unresolved",
+            }
+            if result.event is not None
+            else {}
+        )
         log.info(
             "dispute_event_received",
             provider=event.provider.value,
@@ -110,8 +118,7 @@ async def _deliver(
             kind=event.kind.value,
             delivered=result.delivered,
             workflow_id=result.workflow_id,
-            order_id=handed.order_id,
-            order_source=handed.order_source or "unresolved",
+            **resolved,
         )
     return WebhookResult(received=len(events), delivered=delivered, workflow_ids=ids)
 
