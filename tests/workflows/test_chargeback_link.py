@@ -203,3 +203,28 @@ async def test_unresolved_round_without_an_answer_asks_for_the_order_without_blo
     assert world.disputes.records[-1].order_id == "FR-500005"
     assert not world.disputes.records[-1].closed
     assert world.audit.closed_outcomes() == ["linked to order FR-500005"]
+
+
+async def test_a_later_event_naming_the_order_closes_the_link_task(
+    harness: Harness, world: FakeWorld
+) -> None:
+    # The order was scored after its dispute arrived: the provider's next
+    # event resolves at the intake and carries the order.
+    did = dispute_id()
+    t0 = harness.now()
+    handle = await start(
+        harness, unresolved(event(t0, DisputeEventKind.OPENED, dispute_id=did, at=t0))
+    )
+    await eventually(lambda: "order_unresolved" in world.audit.actions(), what="the link task")
+    update = event(
+        harness.now(),
+        DisputeEventKind.UPDATED,
+        dispute_id=did,
+        at=t0 + timedelta(minutes=1),
+        order_id="FR-600006",
+    )
+    await handle.signal(ChargebackWorkflow.dispute_event, update)
+    await wait_for_status(handle, DisputeStatus.AWAITING_COORDINATOR)
+    assert world.audit.closed_outcomes()[0] == "order FR-600006 named by the provider"
+    assert (await handle.query(ChargebackWorkflow.status)).order_id == "FR-600006"
+    assert world.disputes.records[-1].order_id == "FR-600006"
