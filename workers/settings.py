@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.chargeback import DisputeDefault, DisputePolicy
@@ -30,7 +30,10 @@ UNPREFIXED_VARIABLES = frozenset({"TEMPORAL_ADDRESS", "DATABASE_URL", "TEMPORAL_
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_prefix="STEWARD_", extra="ignore")
+    # No input in validation errors: they would print API keys and secrets.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_prefix="STEWARD_", extra="ignore", hide_input_in_errors=True
+    )
 
     # External servers; None means "use the embedded stack".
     temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
@@ -139,6 +142,41 @@ class Settings(BaseSettings):
     # EasyPost's claims API requires a contact email on every claim.
     easypost_claim_email: str = Field(default="", validation_alias="STEWARD_EASYPOST_CLAIM_EMAIL")
 
+    # Payment providers (docs/payments.md). The names an order may carry in
+    # `payment.provider` that this deployment serves, comma separated; an order
+    # naming another fails with UnknownPaymentProvider. `simulated` moves no
+    # money: production lists only real providers.
+    payment_providers: str = Field(
+        default="simulated", validation_alias="STEWARD_PAYMENT_PROVIDERS"
+    )
+    # One HTTP call to a payment provider; under the 30 s an activity attempt has.
+    payment_http_timeout_seconds: float = Field(
+        default=20, gt=0, le=28, validation_alias="STEWARD_PAYMENT_HTTP_TIMEOUT_SECONDS"
+    )
+    # Stripe's mode: the API key (STEWARD_STRIPE_API_KEY, shared with the
+    # dispute adapter) must be a secret (sk_) or restricted (rk_) key of this
+    # mode; test and live keys reach the same endpoint, the key decides.
+    stripe_mode: Literal["test", "live"] = Field(
+        default="test", validation_alias="STEWARD_STRIPE_MODE"
+    )
+    # Adyen's Checkout endpoint for the payment adapter: STEWARD_ADYEN_ENVIRONMENT's
+    # test endpoint, or live with the account's live URL prefix;
+    # STEWARD_ADYEN_CHECKOUT_URL replaces either (a proxy, a local fake;
+    # `/v<version>` is appended).
+    adyen_live_endpoint_prefix: str = Field(
+        default="", validation_alias="STEWARD_ADYEN_LIVE_ENDPOINT_PREFIX"
+    )
+    adyen_checkout_url: str = Field(default="", validation_alias="STEWARD_ADYEN_CHECKOUT_URL")
+    adyen_checkout_api_version: int = Field(
+        default=71, ge=68, validation_alias="STEWARD_ADYEN_CHECKOUT_API_VERSION"
+    )
+    # How long a capture, cancel or refund waits for Adyen's notification
+    # before it is reported refused (code adyen_outcome_not_received) for a
+    # person to check in Adyen's Customer Area.
+    adyen_outcome_timeout_hours: float = Field(
+        default=24, gt=0, validation_alias="STEWARD_ADYEN_OUTCOME_TIMEOUT_HOURS"
+    )
+
     # The chargeback deadline engine's policy (domain/chargeback/deadlines.py).
     dispute_safety_buffer_hours: float = Field(
         default=12, ge=0, validation_alias="STEWARD_DISPUTE_SAFETY_BUFFER_HOURS"
@@ -157,6 +195,22 @@ class Settings(BaseSettings):
     cctv_retention_days: int = Field(
         default=DEFAULT_CCTV_RETENTION.days, ge=1, validation_alias="STEWARD_CCTV_RETENTION_DAYS"
     )
+
+    @model_validator(mode="after")
+    def _payment_providers_have_credentials(self) -> Self:
+        """A start-up error naming the variable a configured provider lacks."""
+        problems = payment_settings_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def payment_provider_names(self) -> list[str]:
+        return [p.strip() for p in self.payment_providers.split(",") if p.strip()]
+
+    @property
+    def adyen_outcome_timeout(self) -> timedelta:
+        return timedelta(hours=self.adyen_outcome_timeout_hours)
 
     @property
     def keyring_path(self) -> Path:
@@ -208,6 +262,59 @@ class Settings(BaseSettings):
             accept_below_minor=self.dispute_accept_below_minor,
             default_action=self.dispute_default_action,
         )
+
+
+_STRIPE_KEY_PREFIXES = {"test": ("sk_test_", "rk_test_"), "live": ("sk_live_", "rk_live_")}
+
+
+def payment_settings_problems(settings: Settings) -> list[str]:
+    """What keeps the configured payment providers from working, each naming
+    its variable (empty: nothing)."""
+    names = settings.payment_provider_names
+    known = ("simulated", "stripe", "adyen")
+    problems = [
+        f"STEWARD_PAYMENT_PROVIDERS: unknown provider {name!r} (known: {', '.join(known)})"
+        for name in names
+        if name not in known
+    ]
+    if not names:
+        problems.append("STEWARD_PAYMENT_PROVIDERS: names no provider")
+    stripe_key = settings.stripe_api_key
+    if "stripe" in names and not stripe_key:
+        problems.append(
+            "STEWARD_STRIPE_API_KEY: required when STEWARD_PAYMENT_PROVIDERS names stripe"
+        )
+    if (
+        "stripe" in names
+        and stripe_key
+        and not stripe_key.startswith(_STRIPE_KEY_PREFIXES[settings.stripe_mode])
+    ):
+        problems.append(
+            f"STEWARD_STRIPE_API_KEY: not a {settings.stripe_mode} secret or restricted key "
+            f"(expected {' or '.join(_STRIPE_KEY_PREFIXES[settings.stripe_mode])}...; "
+            "STEWARD_STRIPE_MODE says which)"
+        )
+    if "adyen" in names:
+        for variable, value in (
+            ("STEWARD_ADYEN_API_KEY", settings.adyen_api_key),
+            ("STEWARD_ADYEN_MERCHANT_ACCOUNT", settings.adyen_merchant_account),
+            # Without it every notification is refused: no capture, cancel or
+            # refund would ever learn its outcome.
+            ("STEWARD_ADYEN_HMAC_KEY", settings.adyen_hmac_keys.strip()),
+        ):
+            if not value:
+                problems.append(f"{variable}: required when STEWARD_PAYMENT_PROVIDERS names adyen")
+        if (
+            settings.adyen_environment == "live"
+            and not settings.adyen_checkout_url
+            and not settings.adyen_live_endpoint_prefix
+        ):
+            problems.append(
+                "STEWARD_ADYEN_LIVE_ENDPOINT_PREFIX: required when STEWARD_ADYEN_ENVIRONMENT "
+                "is live (the prefix of the account's live URLs, Customer Area > Developers > "
+                "API URLs)"
+            )
+    return problems
 
 
 @lru_cache(maxsize=1)
