@@ -20,8 +20,11 @@ from activities.claims import ClaimActivities
 from activities.deliveries import DeliveryActivities
 from activities.disputes import (
     DisputeActivities,
+    DisputeResponder,
     SimulatedDisputeProvider,
 )
+from activities.disputes_adyen import AdyenDisputeResponder, disputes_api
+from activities.disputes_stripe import StripeDisputeResponder, stripe_client
 from activities.evidence import EvidenceActivities, SimulatedCctvArchive
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
@@ -51,6 +54,54 @@ from workers.settings import Settings
 # connection its caller holds (issue 13). Each simulator holds one only for
 # the short transaction of its effect (latency and faults are outside it).
 WORLD_POOL_SIZE = 10
+
+
+class ProviderSettingMissing(RuntimeError):
+    """A real adapter is configured but a variable it needs is not set; the
+    message names the variable and the setting that asked for the adapter."""
+
+
+def require(settings: Settings, because: str, *fields: str) -> None:
+    """Refuse to start when `because` asks for an adapter whose `fields` are empty."""
+    for field in fields:
+        if not str(getattr(settings, field) or "").strip():
+            alias = Settings.model_fields[field].validation_alias
+            raise ProviderSettingMissing(f"{alias} is not set, and {because} needs it")
+
+
+def dispute_responders(
+    settings: Settings, simulated: Callable[[DisputeProvider], DisputeResponder]
+) -> dict[DisputeProvider, DisputeResponder]:
+    """The responder per dispute provider: the provider's real API when
+    STEWARD_DISPUTE_RESPONDERS names it, the simulator otherwise."""
+    wanted = settings.real_dispute_responders
+    unknown = wanted - {p.value for p in DisputeProvider}
+    if unknown:
+        raise ProviderSettingMissing(
+            f"STEWARD_DISPUTE_RESPONDERS: unknown provider(s) {', '.join(sorted(unknown))} "
+            f"(simulated, {', '.join(p.value for p in DisputeProvider)})"
+        )
+    responders: dict[DisputeProvider, DisputeResponder] = {}
+    for provider in DisputeProvider:
+        because = f"STEWARD_DISPUTE_RESPONDERS={settings.dispute_responders}"
+        if provider.value not in wanted:
+            responders[provider] = simulated(provider)
+        elif provider is DisputeProvider.STRIPE:
+            require(settings, because, "stripe_api_key")
+            responders[provider] = StripeDisputeResponder(
+                stripe_client(settings.stripe_api_key, settings.stripe_api_base)
+            )
+        else:
+            require(settings, because, "adyen_api_key", "adyen_merchant_account")
+            responders[provider] = AdyenDisputeResponder(
+                disputes_api(
+                    settings.adyen_api_key,
+                    environment=settings.adyen_environment,
+                    base_url=settings.adyen_disputes_url,
+                ),
+                settings.adyen_merchant_account,
+            )
+    return responders
 
 
 async def create_world_pool(settings: Settings) -> asyncpg.Pool:
@@ -116,10 +167,12 @@ def build_activities(
     sweep = CarrierSweepActivities(pool)
     disputes = DisputeActivities(
         pool,
-        {
-            provider: SimulatedDisputeProvider(world, provider, plan(f"disputes-{provider}"))
-            for provider in DisputeProvider
-        },
+        dispute_responders(
+            settings,
+            lambda provider: SimulatedDisputeProvider(
+                world, provider, plan(f"disputes-{provider}")
+            ),
+        ),
     )
     evidence = EvidenceActivities(SimulatedCctvArchive(world, retention=settings.cctv_retention))
     return [
@@ -158,4 +211,10 @@ def build_activities(
     ]
 
 
-__all__ = ["WORLD_POOL_SIZE", "build_activities", "create_world_pool"]
+__all__ = [
+    "WORLD_POOL_SIZE",
+    "ProviderSettingMissing",
+    "build_activities",
+    "create_world_pool",
+    "dispute_responders",
+]
