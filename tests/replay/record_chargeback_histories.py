@@ -3,36 +3,64 @@
 Same rule as record_histories.py: re-record only when no run of the old code
 is still open anywhere; otherwise guard the change with `workflow.patched`.
 
-    .venv/bin/python -m tests.replay.record_chargeback_histories
+    .venv/bin/python -m tests.replay.record_chargeback_histories [OUT_DIR]
+
+OUT_DIR (default: the histories folder) lets a run check the recorder without
+touching the recorded files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.chargeback import DisputeEventKind, DisputeProvider, DisputeStatus, ResponseAction
+from domain.chargeback import (
+    ChargebackInput,
+    ChargebackResult,
+    DisputeEvent,
+    DisputeEventKind,
+    DisputeProvider,
+    DisputeStatus,
+    ResponseAction,
+    chargeback_workflow_id,
+)
 from tests.workflows.conftest import _test_server_binary
-from tests.workflows.test_chargeback import FakeWorld, answer, event, start, wait_for
+from tests.workflows.harness import FakeWorld, wait_for_status
+from tests.workflows.test_chargeback import POLICY, answer, event
 from workers.dev_server import ensure_search_attributes
 from workflows.chargeback import ChargebackWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
+Handle = WorkflowHandle[ChargebackWorkflow, ChargebackResult]
 
-async def _adyen_pre_arbitration(env: WorkflowEnvironment, queue: str) -> str:
+
+async def _start(client: Client, queue: str, first: DisputeEvent) -> Handle:
+    return await client.start_workflow(
+        ChargebackWorkflow.run,
+        ChargebackInput(event=first, policy=POLICY),
+        id=chargeback_workflow_id(first.provider, first.dispute_id),
+        task_queue=queue,
+    )
+
+
+async def _adyen_pre_arbitration(env: WorkflowEnvironment, queue: str, out: Path) -> str:
     psp = "9915000000000001"
-    t0 = datetime.now(UTC)
-    handle = await start(
-        env,
+    t0 = await env.get_current_time()
+    handle = await _start(
+        env.client,
         queue,
         event(
+            t0,
             DisputeEventKind.OPENED,
             dispute_id=psp,
             provider=DisputeProvider.ADYEN,
@@ -41,12 +69,13 @@ async def _adyen_pre_arbitration(env: WorkflowEnvironment, queue: str) -> str:
             event_id=f"{psp}:NOTIFICATION_OF_CHARGEBACK:true",
         ),
     )
-    await wait_for(env, handle, DisputeStatus.AWAITING_COORDINATOR)
+    await wait_for_status(handle, DisputeStatus.AWAITING_COORDINATOR)
     await env.sleep(timedelta(days=15))  # the coordinator answers two weeks in
     await handle.execute_update(ChargebackWorkflow.respond, answer(ResponseAction.CONTEST))
     await handle.signal(
         ChargebackWorkflow.dispute_event,
         event(
+            t0,
             DisputeEventKind.WON,
             dispute_id=psp,
             provider=DisputeProvider.ADYEN,
@@ -54,11 +83,12 @@ async def _adyen_pre_arbitration(env: WorkflowEnvironment, queue: str) -> str:
             event_id=f"{psp}:CHARGEBACK_REVERSED:true",
         ),
     )
-    await wait_for(env, handle, DisputeStatus.WON)
+    await wait_for_status(handle, DisputeStatus.WON)
     await env.sleep(timedelta(days=10))
     await handle.signal(
         ChargebackWorkflow.dispute_event,
         event(
+            t0,
             DisputeEventKind.SECOND_CHARGEBACK,
             dispute_id=psp,
             provider=DisputeProvider.ADYEN,
@@ -67,18 +97,19 @@ async def _adyen_pre_arbitration(env: WorkflowEnvironment, queue: str) -> str:
             event_id=f"{psp}:SECOND_CHARGEBACK:true",
         ),
     )
-    await wait_for(env, handle, DisputeStatus.AWAITING_COORDINATOR)
+    await wait_for_status(handle, DisputeStatus.AWAITING_COORDINATOR)
     await handle.result()  # nobody answers: the default acts at the buffer
     history = await handle.fetch_history()
-    (HISTORIES / "chargeback_adyen_pre_arbitration.json").write_text(history.to_json())
+    (out / "chargeback_adyen_pre_arbitration.json").write_text(history.to_json())
     return f"{len(history.events)} events"
 
 
-async def _stripe_default(env: WorkflowEnvironment, queue: str) -> str:
-    handle = await start(
-        env,
+async def _stripe_default(env: WorkflowEnvironment, queue: str, out: Path) -> str:
+    handle = await _start(
+        env.client,
         queue,
         event(
+            await env.get_current_time(),
             DisputeEventKind.OPENED,
             dispute_id="dp_recorded_default",
             due_in=timedelta(days=5),
@@ -87,33 +118,36 @@ async def _stripe_default(env: WorkflowEnvironment, queue: str) -> str:
     )
     await handle.result()
     history = await handle.fetch_history()
-    (HISTORIES / "chargeback_stripe_default_accept.json").write_text(history.to_json())
+    (out / "chargeback_stripe_default_accept.json").write_text(history.to_json())
     return f"{len(history.events)} events"
 
 
-async def record() -> None:
-    for name, scenario in (
+Scenario = Callable[[WorkflowEnvironment, str, Path], Awaitable[str]]
+
+
+async def record(out: Path = HISTORIES) -> None:
+    scenarios: list[tuple[str, Scenario]] = [
         ("adyen_pre_arbitration", _adyen_pre_arbitration),
         ("stripe_default_accept", _stripe_default),
-    ):
+    ]
+    for name, scenario in scenarios:
         env = await WorkflowEnvironment.start_time_skipping(
             data_converter=pydantic_data_converter,
             test_server_existing_path=_test_server_binary(),
         )
         await ensure_search_attributes(env.client, env.client.namespace)
         try:
-            world = FakeWorld()
             queue = f"record-{uuid.uuid4()}"
             async with Worker(
                 env.client,
                 task_queue=queue,
                 workflows=[ChargebackWorkflow],
-                activities=world.activities(),
+                activities=FakeWorld().activities(),
             ):
-                print(f"recorded {name}: {await scenario(env, queue)}")
+                print(f"recorded {name}: {await scenario(env, queue, out)}")
         finally:
             await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    asyncio.run(record(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))
