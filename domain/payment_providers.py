@@ -1,0 +1,192 @@
+"""The real payment providers behind the PaymentProvider port: their names,
+amounts in each provider's minor units, and Adyen's modification outcomes.
+
+Steward keeps money in ISO 4217 minor units (`domain.common.CURRENCY_EXPONENTS`,
+2 decimals unless listed). Stripe and Adyen each depart from ISO for a few
+currencies; an amount is converted on the way out, and one that the provider
+cannot represent (a fraction its unit does not have) is refused before any
+request is sent.
+
+Adyen answers a capture, cancel or refund with `received`; the outcome comes
+later as a CAPTURE, CANCELLATION or REFUND notification (`success` true or
+false). `read_adyen_modification` reads one such item for the webhook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Final
+
+from domain.chargeback import WebhookPayloadError, adyen_event_id
+from domain.common import CURRENCY_EXPONENTS, StewardModel
+from domain.payments import PaymentOperationKind
+
+
+class PaymentProviderName(StrEnum):
+    """The names an order may carry in `payment.provider`."""
+
+    SIMULATED = "simulated"
+    STRIPE = "stripe"
+    ADYEN = "adyen"
+
+
+# -- amounts --------------------------------------------------------------------
+
+# Stripe's exponent where it differs from Steward's table
+# (https://docs.stripe.com/currencies: zero-decimal currencies and special
+# cases). ISK stays a two-decimal currency in Stripe's API (an amount of 100 is
+# one króna, and must be a multiple of 100).
+STRIPE_EXPONENTS: Final[Mapping[str, int]] = {
+    "ISK": 2,
+    "BIF": 0,
+    "DJF": 0,
+    "GNF": 0,
+    "KMF": 0,
+    "MGA": 0,
+    "PYG": 0,
+    "RWF": 0,
+    "UGX": 0,
+    "VUV": 0,
+    "XAF": 0,
+    "XOF": 0,
+    "XPF": 0,
+}
+# Stripe takes three-decimal amounts only with a last digit of 0.
+STRIPE_THREE_DECIMAL_STEP: Final = 10
+
+# Adyen's exponent where it differs from Steward's table
+# (https://docs.adyen.com/development-resources/currency-codes: CLP, CVE, IDR
+# and ISK differ from ISO 4217).
+ADYEN_EXPONENTS: Final[Mapping[str, int]] = {
+    "CLP": 2,
+    "CVE": 0,
+    "IDR": 0,
+    "ISK": 2,
+}
+
+
+class AmountNotRepresentable(ValueError):
+    """The amount has a fraction the provider's unit for the currency lacks."""
+
+
+def steward_exponent(currency: str) -> int:
+    return CURRENCY_EXPONENTS.get(currency, 2)
+
+
+def provider_minor_units(amount_minor: int, currency: str, exponents: Mapping[str, int]) -> int:
+    """Steward's minor units of `currency` in the provider's minor units.
+    Raises AmountNotRepresentable when the conversion would drop a fraction."""
+    ours = steward_exponent(currency)
+    theirs = exponents.get(currency, ours)
+    if theirs >= ours:
+        return amount_minor * 10 ** (theirs - ours)
+    factor = 10 ** (ours - theirs)
+    if amount_minor % factor:
+        raise AmountNotRepresentable(
+            f"{amount_minor} minor units of {currency} ({ours} decimals) have a fraction the "
+            f"provider's unit ({theirs} decimals) cannot carry"
+        )
+    return amount_minor // factor
+
+
+def steward_minor_units(provider_amount: int, currency: str, exponents: Mapping[str, int]) -> int:
+    """The inverse of `provider_minor_units` (a notification's amount in Steward's units)."""
+    ours = steward_exponent(currency)
+    theirs = exponents.get(currency, ours)
+    if ours >= theirs:
+        return provider_amount * 10 ** (ours - theirs)
+    factor = 10 ** (theirs - ours)
+    if provider_amount % factor:
+        raise AmountNotRepresentable(
+            f"{provider_amount} of the provider's minor units of {currency} have a fraction "
+            f"Steward's unit ({ours} decimals) cannot carry"
+        )
+    return provider_amount // factor
+
+
+def stripe_amount(amount_minor: int, currency: str) -> int:
+    value = provider_minor_units(amount_minor, currency, STRIPE_EXPONENTS)
+    exponent = STRIPE_EXPONENTS.get(currency, steward_exponent(currency))
+    if exponent == 3 and value % STRIPE_THREE_DECIMAL_STEP:
+        raise AmountNotRepresentable(
+            f"Stripe takes {currency} amounts in multiples of {STRIPE_THREE_DECIMAL_STEP} "
+            f"minor units; {value} is not one"
+        )
+    return value
+
+
+def adyen_amount(amount_minor: int, currency: str) -> int:
+    return provider_minor_units(amount_minor, currency, ADYEN_EXPONENTS)
+
+
+# -- Adyen modification outcomes ------------------------------------------------
+
+# The notification that closes each modification Steward sends.
+ADYEN_MODIFICATION_EVENTS: Final[Mapping[str, PaymentOperationKind]] = {
+    "CAPTURE": PaymentOperationKind.CAPTURE,
+    "CANCELLATION": PaymentOperationKind.VOID,
+    "REFUND": PaymentOperationKind.REFUND,
+}
+
+
+class ModificationOutcome(StewardModel):
+    """One CAPTURE / CANCELLATION / REFUND notification item: the outcome of
+    the modification Adyen answered `received` to."""
+
+    provider: PaymentProviderName = PaymentProviderName.ADYEN
+    # The modification's own pspReference (what the `received` answer gave).
+    psp_reference: str
+    # The payment's pspReference (Steward's authorisation_ref).
+    original_reference: str
+    kind: PaymentOperationKind
+    event_code: str
+    success: bool
+    # Adyen's dedupe key: pspReference, eventCode and success.
+    event_key: str
+    # Adyen's reason for a failure ("Insufficient balance on payment"...).
+    reason: str = ""
+    merchant_reference: str = ""
+    amount_value: int | None = None
+    currency: str | None = None
+
+
+def read_adyen_modification(item: Mapping[str, Any], where: str = "") -> ModificationOutcome | None:
+    """The modification outcome an (already HMAC-checked) NotificationRequestItem
+    reports; None when the item is not a CAPTURE, CANCELLATION or REFUND.
+    `where` prefixes field names in errors."""
+    code = item.get("eventCode")
+    kind = ADYEN_MODIFICATION_EVENTS.get(code) if isinstance(code, str) else None
+    if kind is None or not isinstance(code, str):
+        return None
+    psp = item.get("pspReference")
+    if not isinstance(psp, str) or not psp:
+        raise WebhookPayloadError(f"{where}pspReference", "expected a string")
+    success = item.get("success")
+    if success not in ("true", "false"):
+        raise WebhookPayloadError(f"{where}success", "expected 'true' or 'false'")
+    original = item.get("originalReference")
+    amount = item.get("amount")
+    value: int | None = None
+    currency: str | None = None
+    if isinstance(amount, Mapping):
+        raw_value = amount.get("value")
+        if isinstance(raw_value, int) and not isinstance(raw_value, bool):
+            value = raw_value
+        raw_currency = amount.get("currency")
+        if isinstance(raw_currency, str):
+            currency = raw_currency
+    reason = item.get("reason")
+    merchant_reference = item.get("merchantReference")
+    return ModificationOutcome(
+        psp_reference=psp,
+        original_reference=original if isinstance(original, str) else "",
+        kind=kind,
+        event_code=code,
+        success=success == "true",
+        event_key=adyen_event_id(item),
+        reason=reason if isinstance(reason, str) else "",
+        merchant_reference=merchant_reference if isinstance(merchant_reference, str) else "",
+        amount_value=value,
+        currency=currency,
+    )
