@@ -14,14 +14,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import fastapi_offline
 import structlog
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -105,6 +109,9 @@ def create_app(
         version=API_VERSION,
         description=_DESCRIPTION,
         lifespan=lifespan,
+        # Served by _install_docs from local assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.client = client
@@ -128,6 +135,7 @@ def create_app(
     app.add_middleware(RequestLogMiddleware)
 
     _install_error_handlers(app)
+    _install_docs(app)
     app.include_router(routes_order_review.router)
     app.include_router(routes_work.router)
     app.include_router(routes_returns.router)
@@ -177,6 +185,41 @@ async def _database_ok(pool: asyncpg.Pool | None) -> None:
     if pool is None:
         raise RuntimeError("not connected")
     await pool.fetchval("SELECT 1")
+
+
+# -------------------------------------------------------------------- docs
+
+# Swagger UI's and ReDoc's JavaScript and CSS, from the fastapi-offline
+# package: /docs and /redoc work on a machine without Internet.
+DOCS_ASSETS_URL = "/docs-assets"
+_DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
+
+
+def _install_docs(app: FastAPI) -> None:
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=_DOCS_ASSETS_DIR), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 # ------------------------------------------------------------------ errors
