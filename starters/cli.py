@@ -190,7 +190,7 @@ def migrate() -> None:
     from workers.logging import configure_logging
 
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> list[str]:
         return await _with_pool(settings, apply_migrations)
@@ -211,7 +211,7 @@ def worker() -> None:
     from workers.worker import run_worker
 
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> None:
         stop = _stop_event_on_signals()
@@ -240,7 +240,7 @@ def api(
     from workers.logging import configure_logging
 
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,

@@ -180,7 +180,7 @@ async def _start_api(
 
 async def run_stack(settings: Settings) -> None:
     """Run PostgreSQL, Temporal, migrations, the worker and the API until Ctrl-C."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     console = Console()
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)

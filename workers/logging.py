@@ -1,10 +1,11 @@
-"""structlog JSON logging for every Steward process (worker, API, CLI, stack).
+"""structlog logging for every Steward process (worker, API, CLI, stack).
 
 One pipeline for everything: structlog loggers and stdlib loggers (temporalio,
 uvicorn, asyncpg) all end in the same stdlib handler, so level filtering and
-output format are decided in one place and every line is one JSON object on
-stderr. Context bound with `structlog.contextvars.bind_contextvars(...)`
-(workflow_id, case_id, actor...) is merged into every line, including lines
+output format are decided in one place: one JSON object per line on stderr,
+or human-readable lines on a terminal (STEWARD_LOG_FORMAT=auto). Context bound
+with `structlog.contextvars.bind_contextvars(...)` (workflow_id, case_id,
+actor...) is merged into every line, including lines
 written by third-party stdlib loggers.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from typing import Literal, TextIO, cast
 
 import structlog
 import structlog.tracebacks
@@ -67,14 +69,54 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Route structlog and stdlib logging to JSON lines on stderr at `level`.
+LogFormat = Literal["auto", "json", "console"]
 
-    Safe to call more than once: the last call wins.
+
+def choose_format(log_format: str, stream: TextIO) -> Literal["json", "console"]:
+    """`auto` is human-readable on a terminal and JSON otherwise (a file, a pipe, a collector)."""
+    if log_format == "auto":
+        isatty = getattr(stream, "isatty", None)
+        return "console" if isatty is not None and isatty() else "json"
+    if log_format in ("json", "console"):
+        return cast(Literal["json", "console"], log_format)
+    raise ValueError(f"unknown log format {log_format!r} (auto, json or console)")
+
+
+def _renderers(chosen: Literal["json", "console"], stream: TextIO) -> list[Processor]:
+    if chosen == "console":
+        isatty = getattr(stream, "isatty", None)
+        return [
+            structlog.dev.ConsoleRenderer(
+                colors=isatty is not None and isatty(),
+                # Plain tracebacks: rich's would print frame locals (customer data).
+                exception_formatter=structlog.dev.plain_traceback,
+            )
+        ]
+    return [
+        # Structured tracebacks, but never frame locals: they would copy
+        # customer data (emails, addresses) into the logs.
+        structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        ),
+        _order_keys,
+        structlog.processors.JSONRenderer(),
+    ]
+
+
+def configure_logging(
+    level: str = "INFO", log_format: str = "json", stream: TextIO | None = None
+) -> None:
+    """Route structlog and stdlib logging to stderr (or `stream`) at `level`.
+
+    `log_format` is json (one object per line), console (human-readable) or
+    auto (console when the stream is a terminal). Safe to call more than
+    once: the last call wins.
     """
     numeric_level = logging.getLevelNamesMapping().get(level.upper())
     if numeric_level is None:
         raise ValueError(f"unknown log level {level!r}")
+    out = stream if stream is not None else sys.stderr
+    chosen = choose_format(log_format, out)
 
     shared = _shared_processors()
 
@@ -103,17 +145,11 @@ def configure_logging(level: str = "INFO") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _lift_temporal_context,
-            # Structured tracebacks, but never frame locals: they would copy
-            # customer data (emails, addresses) into the logs.
-            structlog.processors.ExceptionRenderer(
-                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-            ),
-            _order_keys,
-            structlog.processors.JSONRenderer(),
+            *_renderers(chosen, out),
         ],
     )
 
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     setattr(handler, _HANDLER_MARK, True)
 

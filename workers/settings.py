@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     sim_control_file: Path | None = Field(default=None, validation_alias="STEWARD_SIM_CONTROL_FILE")
 
     log_level: str = Field(default="INFO", validation_alias="STEWARD_LOG_LEVEL")
+    # auto: human-readable lines on a terminal, JSON lines otherwise (workers/logging.py).
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", validation_alias="STEWARD_LOG_FORMAT"
+    )
+    # One log line per HTTP request at INFO; off, only failed requests (4xx, 5xx)
+    # are logged at INFO and the others at DEBUG.
+    access_log: bool = Field(default=False, validation_alias="STEWARD_ACCESS_LOG")
 
     # Allocations between two young-generation garbage collections in a worker
     # process (Python's default is 700); 0 leaves the interpreter's defaults.

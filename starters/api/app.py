@@ -9,6 +9,7 @@ to Temporal and PostgreSQL from the settings.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -132,7 +133,7 @@ def create_app(
         allow_headers=["content-type", "x-namespace", "authorization", "x-api-key"],
     )
     # Outermost, so its log line covers CORS rejections too.
-    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(RequestLogMiddleware, access_log=settings.access_log)
 
     _install_error_handlers(app)
     _install_docs(app)
@@ -322,15 +323,18 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 class RequestLogMiddleware:
-    """One JSON line per request, with a request id and the caller's actor.
+    """One log line per request, with a request id and the caller's actor.
 
     Pure ASGI (not BaseHTTPMiddleware) so the endpoint runs in this task's
     context: what the auth dependency binds (actor, role) is still bound when
     the line is written, and nothing leaks into the next request.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
         self.app = app
+        # Off: a request that succeeded is logged at DEBUG, so the INFO level
+        # shows what happened in the cases, not every poll of the queue.
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -359,7 +363,9 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info(
+            level = logging.INFO if self.access_log or status_code >= 400 else logging.DEBUG
+            log.log(
+                level,
                 "http_request",
                 status=status_code,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
