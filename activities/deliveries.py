@@ -95,6 +95,7 @@ class DeliveryActivities:
                 destination_country=input.destination.country,
                 service_level=input.service_level.value,
                 pickup_point_id=input.pickup_point_id,
+                destination=input.destination,
             )
         except RateLimitedError as exc:
             raise ApplicationError(

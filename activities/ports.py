@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from domain.orders import Address
 from domain.warehouse import ReleaseItem
 
 
@@ -245,7 +246,12 @@ class Carrier(Protocol):
         destination_country: str,
         service_level: str,
         pickup_point_id: str | None,
-    ) -> BookedShipment: ...
+        destination: Address | None = None,
+    ) -> BookedShipment:
+        """`destination`: the address to ship to when it is not the one on the
+        order's shipment record (a reship to a new address); a label-buying
+        adapter needs it, the simulator does not."""
+        ...
 
     async def open_investigation(
         self, *, idempotency_key: str, carrier: str, tracking_number: str, claim_type: str

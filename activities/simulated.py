@@ -56,6 +56,7 @@ from activities.ports import (
     ReturnLabel,
     WarehouseRelease,
 )
+from domain.orders import Address
 from domain.payments import PaymentOperationKind
 from domain.risk_rules import IdentityKind, identity_hash
 from domain.warehouse import ReleaseItem
@@ -786,6 +787,7 @@ class SimulatedCarrier:
         destination_country: str,
         service_level: str,
         pickup_point_id: str | None,
+        destination: Address | None = None,
     ) -> BookedShipment:
         fault = await self._call("book")
         expected = self.clock() + SIM_TRANSIT.get(service_level, SIM_TRANSIT["standard"])

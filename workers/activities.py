@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from activities.audit import AuditActivities
+from activities.carrier_easypost import CarrierRouter, EasyPostCarrier, Parcel, easypost_client
 from activities.carrier_sweep import CarrierSweepActivities
 from activities.claims import ClaimActivities
 from activities.deliveries import DeliveryActivities
@@ -104,6 +105,34 @@ def dispute_responders(
     return responders
 
 
+def easypost_carrier(pool: asyncpg.Pool, settings: Settings) -> EasyPostCarrier | None:
+    """The EasyPost adapter when a carrier or the returns use it, else None."""
+    because = (
+        f"STEWARD_EASYPOST_CARRIERS={settings.easypost_carriers}"
+        if settings.easypost_carrier_names
+        else f"STEWARD_EASYPOST_RETURN_CARRIER={settings.easypost_return_carrier}"
+    )
+    if not settings.easypost_carrier_names and not settings.easypost_return_carrier.strip():
+        return None
+    require(
+        settings,
+        because,
+        "easypost_api_key",
+        "easypost_warehouse_address_id",
+        "easypost_claim_email",
+    )
+    return EasyPostCarrier(
+        easypost_client(settings.easypost_api_key, settings.easypost_api_base),
+        pool,
+        warehouse_address_id=settings.easypost_warehouse_address_id,
+        parcel=Parcel.parse(
+            settings.easypost_parcel_dimensions_in, settings.easypost_parcel_weight_oz
+        ),
+        claim_email=settings.easypost_claim_email,
+        return_carrier=settings.easypost_return_carrier.strip().lower(),
+    )
+
+
 async def create_world_pool(settings: Settings) -> asyncpg.Pool:
     """The simulated outside world's pool (same database, its own connections)."""
     return await create_pool(settings.database_dsn, min_size=1, max_size=WORLD_POOL_SIZE)
@@ -151,12 +180,19 @@ def build_activities(
     notifications = NotificationActivities(SimulatedNotifier(world, plan("notifications")))
     audit = AuditActivities(pool)
     tasks = TaskActivities(pool)
+    easypost = easypost_carrier(pool, settings)
     returns = ReturnActivities(
         pool,
-        SimulatedReturnCarrier(world, plan("returns-carrier")),
+        easypost
+        if easypost is not None and settings.easypost_return_carrier.strip()
+        else SimulatedReturnCarrier(world, plan("returns-carrier")),
         SimulatedReturnsWarehouse(world, plan("returns-warehouse")),
     )
-    carrier = SimulatedCarrier(world, plan("carrier"))
+    # The carrier port by carrier name: EasyPost for STEWARD_EASYPOST_CARRIERS.
+    carrier = CarrierRouter(
+        SimulatedCarrier(world, plan("carrier")),
+        dict.fromkeys(settings.easypost_carrier_names, easypost) if easypost else {},
+    )
     deliveries = DeliveryActivities(
         pool,
         carrier,
@@ -217,4 +253,5 @@ __all__ = [
     "build_activities",
     "create_world_pool",
     "dispute_responders",
+    "easypost_carrier",
 ]
