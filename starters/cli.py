@@ -73,6 +73,18 @@ for group, name, old_name in (
 MAX_SIMULATED_ORDERS = 100_000
 
 
+@app.callback()
+def _find_running_stack(ctx: typer.Context) -> None:
+    # Every command but `up` talks to the stack `steward up` runs under the
+    # data dir, on the ports it recorded (starters/stack_file.py), unless the
+    # environment says otherwise.
+    if ctx.invoked_subcommand != "up" and not ctx.resilient_parsing:
+        from starters.stack_file import use_running_stack
+
+        if use_running_stack() is not None:
+            get_settings.cache_clear()
+
+
 # ------------------------------------------------------------- validation
 
 

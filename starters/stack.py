@@ -33,6 +33,7 @@ from temporalio.client import Client
 
 from starters.auth import API_KEYS_FILE  # the file the API reads keys from
 from starters.client import connect
+from starters.stack_file import remove_stack_file, write_stack_file
 from store.db import create_pool
 from store.migrate import apply_migrations
 from workers.dev_server import TemporalDevServer
@@ -268,6 +269,13 @@ async def run_stack(settings: Settings) -> None:
             stack.push_async_callback(stop_api)
 
             _print_banner(console, settings, temporal, settings.database_dsn, keys_file)
+            # For `steward` commands in another terminal (starters/stack_file.py).
+            write_stack_file(
+                settings,
+                api_keys_file=keys_file,
+                temporal_ui_url=temporal.ui_url if temporal is not None else None,
+            )
+            stack.callback(remove_stack_file, data_dir)
             if keys_file is not None:
                 console.print(f"Dev API keys (key:actor:role) are in [bold]{keys_file}[/bold]")
 
