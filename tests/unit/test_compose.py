@@ -370,3 +370,102 @@ def test_api_lets_the_ui_browser_use_the_codec(services: dict[str, Any]) -> None
     # carry no API key) would get 401 from /codec and show encrypted payloads.
     networks = env(services["api"])["STEWARD_CODEC_TRUSTED_NETWORKS"]
     assert "172.16.0.0/12" in networks
+
+
+# ------------------------------------------------- Settings <-> environment
+
+ENV_EXAMPLE = ROOT / "deploy" / "env.example"
+# Settings variables a production container does not get, and why.
+EMBEDDED_ONLY = {
+    # The embedded stack's files and servers; compose sets TEMPORAL_ADDRESS,
+    # DATABASE_URL and STEWARD_CODEC_KEYRING instead.
+    "STEWARD_DATA_DIR",
+    "STEWARD_TEMPORAL_PORT",
+    "STEWARD_POSTGRES_PORT",
+    # Fault injection into the simulated outside world (bench, chaos runs).
+    "STEWARD_SIM_LATENCY_MS",
+    "STEWARD_SIM_FAILURE_RATE",
+    "STEWARD_SIM_CONTROL_FILE",
+}
+# The API's listener, its keys and the browser's codec access: api only.
+API_ONLY = {
+    "STEWARD_API_HOST",
+    "STEWARD_API_PORT",
+    "STEWARD_TEMPORAL_UI_PORT",
+    "STEWARD_CODEC_TRUSTED_NETWORKS",
+    "STEWARD_API_KEYS",
+}
+# Compose defaults that differ from Settings' on purpose: the UI browser's
+# codec calls come through Docker's gateway network.
+COMPOSE_OWN_DEFAULTS = {"STEWARD_CODEC_TRUSTED_NETWORKS"}
+
+
+def settings_variables() -> dict[str, str]:
+    """Variable name -> Settings field name, for every field."""
+    from workers.settings import Settings
+
+    found = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        assert isinstance(alias, str), f"{name} must name its variable"
+        found[alias] = name
+    return found
+
+
+def test_exemptions_name_real_settings() -> None:
+    assert set(settings_variables()) >= (EMBEDDED_ONLY | API_ONLY)
+
+
+@pytest.mark.parametrize("name", STEWARD_SERVICES)
+def test_every_setting_reaches_the_containers_that_read_it(
+    services: dict[str, Any], name: str
+) -> None:
+    # Settings validates provider credentials at every start, so the worker,
+    # the API and the migrations all get the same provider variables.
+    wanted = set(settings_variables()) - EMBEDDED_ONLY - API_ONLY
+    if name == "api":
+        wanted |= API_ONLY
+    missing = wanted - set(env(services[name]))
+    assert not missing, f"{name} lacks {sorted(missing)} in docker-compose.yml"
+
+
+@pytest.mark.parametrize("name", STEWARD_SERVICES)
+def test_no_container_variable_is_unknown_to_settings(services: dict[str, Any], name: str) -> None:
+    unknown = set(env(services[name])) - set(settings_variables())
+    assert not unknown, f"{name} sets {sorted(unknown)}, which Settings does not read"
+
+
+@pytest.mark.parametrize("name", STEWARD_SERVICES)
+def test_compose_defaults_are_settings_defaults(services: dict[str, Any], name: str) -> None:
+    """With .env empty, each container starts with Settings' own defaults."""
+    from workers.settings import Settings
+
+    variables = settings_variables()
+    values = env(services[name])
+    placeholders = {k for k, v in values.items() if v.startswith("<") or "<" in v}
+    settings = Settings(
+        _env_file=None, **{k: v for k, v in values.items() if k not in placeholders}
+    )  # type: ignore[arg-type]
+    passed_through = {
+        k
+        for k, raw in (services[name].get("environment") or {}).items()
+        if str(raw).startswith(f"${{{k}:-")
+    }
+    assert passed_through, "the provider variables are passed through from .env"
+    for variable in passed_through - placeholders - COMPOSE_OWN_DEFAULTS:
+        field = variables[variable]
+        assert getattr(settings, field) == Settings.model_fields[field].get_default(
+            call_default_factory=True
+        ), f"{variable}: compose's default differs from Settings'"
+
+
+def test_env_example_lists_every_variable_compose_reads(compose: dict[str, Any]) -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    used = {m.group("name") for m in _VARIABLE.finditer(text)}
+    listed = {
+        line.split("=", 1)[0]
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    }
+    assert not used - listed, f"deploy/env.example lacks {sorted(used - listed)}"
+    assert not listed - used, f"deploy/env.example sets {sorted(listed - used)}, unused"
