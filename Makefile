@@ -6,12 +6,14 @@ BIN    := $(VENV)/bin
 # Touched after a successful install; reinstalls when pyproject.toml changes.
 STAMP  := $(VENV)/.steward-installed
 
-.PHONY: help .venv install up test lint typecheck fmt bench clean clean-data
+.PHONY: help .venv install up test lint typecheck fmt bench chaos chaos-long clean clean-data
 
 help:
 	@echo "make up       run the embedded stack (PostgreSQL, Temporal + UI, worker, API)"
 	@echo "make test     lint, check the import layers, type-check and run the test suite"
 	@echo "make bench    run the benchmarks"
+	@echo "make chaos    the short chaos runs (faults, then burst): real stack, seeded load and faults, invariants"
+	@echo "make chaos-long  the long chaos run (>= 200 cases, kills, restarts; about 15 minutes)"
 	@echo "make lint     ruff check"
 	@echo "make fmt      ruff format + autofix"
 	@echo "make clean    remove caches and build artefacts (keeps .venv and .steward data)"
@@ -47,6 +49,16 @@ fmt: .venv
 
 bench: .venv
 	$(BIN)/python -m bench.run
+
+# The seed of the chaos runs; the same seed plays the same load and faults (docs/chaos.md).
+CHAOS_SEED ?= 1
+
+chaos: .venv
+	$(BIN)/python -m bench.chaos --profile faults --seed $(CHAOS_SEED)
+	$(BIN)/python -m bench.chaos --profile burst --seed $(CHAOS_SEED)
+
+chaos-long: .venv
+	$(BIN)/python -m bench.chaos --profile long --seed $(CHAOS_SEED)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache build dist *.egg-info

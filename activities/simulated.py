@@ -111,6 +111,9 @@ class FaultWindow:
     # the money, the caller does not know yet (a slow network on the way back).
     answer_delay_ms: int = 0
     retry_after_s: float | None = None
+    # A named window's faults and latency are logged (`sim_fault_injected`),
+    # so a run can count what it injected; an unnamed one's are not.
+    label: str = ""
 
     def covers(self, system: str, now: float) -> bool:
         return self.start <= now < self.end and (
@@ -127,6 +130,7 @@ class FaultWindow:
             "latency_ms": self.latency_ms,
             "answer_delay_ms": self.answer_delay_ms,
             "retry_after_s": self.retry_after_s,
+            "label": self.label,
         }
 
     @classmethod
@@ -146,6 +150,7 @@ class FaultWindow:
             latency_ms=None if latency is None else max(0, int(latency)),
             answer_delay_ms=max(0, int(data.get("answer_delay_ms", 0))),
             retry_after_s=None if retry_after is None else float(retry_after),
+            label=str(data.get("label", "")),
         )
 
 
@@ -207,10 +212,12 @@ class FaultControl:
             self._stamp = stamp
         return self._windows
 
-    def window(self, system: str) -> FaultWindow | None:
-        """The first window covering `system` now."""
+    def active(self, system: str) -> list[FaultWindow]:
+        """The windows covering `system` now, in file order. Windows may
+        overlap (a fault burst during a stretch of latency): each setting
+        comes from the first window that has it."""
         now = self.clock()
-        return next((w for w in self.windows() if w.covers(system, now)), None)
+        return [w for w in self.windows() if w.covers(system, now)]
 
     @contextlib.contextmanager
     def in_flight(self, operation: str, idempotency_key: str) -> Iterator[None]:
@@ -275,8 +282,8 @@ class FaultPlan:
         self._scripted: deque[Fault] = deque(Fault(f) for f in faults)
         self._rng = random.Random(seed)
 
-    def _window(self) -> FaultWindow | None:
-        return self.control.window(self.name) if self.control is not None else None
+    def _active(self) -> list[FaultWindow]:
+        return self.control.active(self.name) if self.control is not None else []
 
     def script(self, *faults: Fault | str) -> None:
         """Queue more faults for the next calls."""
@@ -289,41 +296,42 @@ class FaultPlan:
     def next_fault(self) -> Fault:
         if self._scripted:
             return self._scripted.popleft()
-        window = self._window()
+        window = next((w for w in self._active() if w.fault is not None), None)
         if window is not None and window.fault is not None and self._rng.random() < window.rate:
-            log.warning("sim_fault_injected", system=self.name, fault=window.fault.value)
+            self._injected(window, window.fault.value)
             return window.fault
         if self.failure_rate and self._rng.random() < self.failure_rate:
             return self._rng.choice(RANDOM_FAULTS)
         return Fault.OK
 
     async def delay(self) -> None:
-        window = self._window()
+        window = next((w for w in self._active() if w.latency_ms is not None), None)
         if window is not None and window.latency_ms is not None:
-            if window.latency_ms:
-                log.warning("sim_latency_injected", system=self.name, ms=window.latency_ms)
+            self._injected(window, f"latency {window.latency_ms} ms")
             await asyncio.sleep(window.latency_ms / 1000)
             return
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms * self._rng.uniform(0.5, 1.5) / 1000)
 
+    def _injected(self, window: FaultWindow, what: str) -> None:
+        if window.label:
+            log.warning("sim_fault_injected", system=self.name, fault=what, window=window.label)
+
     async def answer_delay(self) -> None:
         """After the effect, before the answer: what the window holds back."""
-        window = self._window()
-        if window is not None and window.answer_delay_ms:
-            await asyncio.sleep(window.answer_delay_ms / 1000)
+        held = next((w.answer_delay_ms for w in self._active() if w.answer_delay_ms), 0)
+        if held:
+            await asyncio.sleep(held / 1000)
 
     def fail_before_effect(self, fault: Fault, system: str, operation: str) -> None:
         where = f"{system} {operation}"
         if fault is Fault.HTTP_500:
             raise PortUnavailableError(f"{where}: HTTP 500 internal server error", status=500)
         if fault is Fault.HTTP_429:
-            window = self._window()
-            retry_after = (
-                timedelta(seconds=window.retry_after_s)
-                if window is not None and window.retry_after_s is not None
-                else self.retry_after
+            seconds = next(
+                (w.retry_after_s for w in self._active() if w.retry_after_s is not None), None
             )
+            retry_after = self.retry_after if seconds is None else timedelta(seconds=seconds)
             raise RateLimitedError(f"{where}: HTTP 429 too many requests", retry_after)
         if fault is Fault.TIMEOUT_BEFORE_COMMIT:
             raise PortTimeoutError(f"{where}: timed out")

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 
 from activities.ports import PortTimeoutError, PortUnavailableError, RateLimitedError
 from activities.simulated import (
@@ -112,6 +113,43 @@ def test_the_file_is_reread_when_it_changes_and_bad_files_mean_no_windows(
     assert plan.next_fault() is Fault.OK
     write_fault_windows(control.path, [])
     assert control.windows() == ()
+
+
+async def test_overlapping_windows_each_setting_from_the_first_that_has_it(
+    tmp_path: Path,
+) -> None:
+    control = FaultControl(tmp_path / "faults.json", clock=Clock())
+    write_fault_windows(
+        control.path,
+        [
+            window(systems=["*"], latency_ms=0, retry_after_s=3),
+            window(fault="http_429", retry_after_s=9, answer_delay_ms=50),
+            window(fault="http_500", latency_ms=5_000),
+        ],
+    )
+    plan = FaultPlan(name="payments", control=control)
+    assert plan.next_fault() is Fault.HTTP_429
+    with pytest.raises(RateLimitedError) as raised:
+        plan.fail_before_effect(Fault.HTTP_429, "payment provider", "capture")
+    assert raised.value.retry_after == timedelta(seconds=3)
+    started = time.monotonic()
+    await plan.delay()  # 0 ms from the first window, not 5 s from the third
+    await plan.answer_delay()
+    assert 0.04 <= time.monotonic() - started < 1.0
+
+
+def test_named_windows_log_what_they_inject(tmp_path: Path) -> None:
+    control = FaultControl(tmp_path / "faults.json", clock=Clock())
+    write_fault_windows(
+        control.path,
+        [window(fault="http_500", label="outage"), window(systems=["warehouse"], fault="http_429")],
+    )
+    with structlog.testing.capture_logs() as logs:
+        assert FaultPlan(name="payments", control=control).next_fault() is Fault.HTTP_500
+        assert FaultPlan(name="warehouse", control=control).next_fault() is Fault.HTTP_429
+    assert [(e["event"], e["system"], e["fault"], e["window"]) for e in logs] == [
+        ("sim_fault_injected", "payments", "http_500", "outage")
+    ]
 
 
 def test_a_window_rate_outside_zero_one_is_refused() -> None:
