@@ -1,10 +1,15 @@
 """The composition root of the activities: which adapter serves which port.
 
-Today every outside system (payment and dispute providers, warehouse,
-carriers, notifier, CCTV archive) is served by its simulated adapter from
-activities/simulated.py, configured by the settings; a real provider adapter
-plugs in here. The activity classes receive what they need (the pool, a port,
-a setting) as constructor arguments.
+Every outside system is served by its simulated adapter from
+activities/simulated.py by default (`make up`, the tests, the benchmark).
+Real adapters are chosen by the settings: dispute providers by
+STEWARD_DISPUTE_RESPONDERS (activities/disputes_stripe.py,
+disputes_adyen.py), carriers by STEWARD_EASYPOST_CARRIERS and
+STEWARD_EASYPOST_RETURN_CARRIER (activities/carrier_easypost.py); a
+configured adapter without its credentials stops the start with the
+variable's name (ProviderSettingMissing). The warehouse, the notifier and the
+CCTV archive stay simulated. The activity classes receive what they need (the
+pool, a port, a setting) as constructor arguments.
 """
 
 from __future__ import annotations
