@@ -105,7 +105,7 @@ async def resolve_order(db: dispute_store.Executor, event: DisputeEvent) -> Disp
     references; the provider's order hint only when none resolves."""
     found = await payment_refs.resolve(db, event.payment_refs)
     if found is None:
-        return event
+        return await _with_order_facts(db, event)
     if event.order_id and event.order_id != found.order_id:
         log.warning(
             "dispute_order_hint_differs",
@@ -115,9 +115,18 @@ async def resolve_order(db: dispute_store.Executor, event: DisputeEvent) -> Disp
             order_id=found.order_id,
             hint=event.order_id,
         )
-    return event.model_copy(
-        update={"order_id": found.order_id, "order_source": "payment_reference"}
+    return await _with_order_facts(
+        db,
+        event.model_copy(update={"order_id": found.order_id, "order_source": "payment_reference"}),
     )
+
+
+async def _with_order_facts(db: dispute_store.Executor, event: DisputeEvent) -> DisputeEvent:
+    """The event with its order's market and amount, when Steward reviewed the order."""
+    if not event.order_id:
+        return event
+    facts = await payment_refs.disputed_order(db, event.order_id)
+    return event if facts is None else event.model_copy(update={"order_facts": facts})
 
 
 async def deliver_event(
@@ -160,7 +169,14 @@ async def deliver_event(
             start_signal=ChargebackContract.SIGNAL_DISPUTE_EVENT,
             start_signal_args=[event],
             search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(visibility.PROCESS, CHARGEBACK)]
+                [
+                    SearchAttributePair(visibility.PROCESS, CHARGEBACK),
+                    *(
+                        [SearchAttributePair(visibility.MARKET, event.order_facts.market)]
+                        if event.order_facts is not None
+                        else []
+                    ),
+                ]
             ),
             static_summary=dispute_summary(event),
         )
@@ -251,6 +267,9 @@ async def link_order(
             f"order_id: Steward knows no order {link.order_id} (never reviewed, no payment "
             "reference or ledger movement)"
         )
+    link = link.model_copy(
+        update={"order_facts": await payment_refs.disputed_order(pool, link.order_id)}
+    )
     try:
         return await _handle(client, provider, dispute_id).execute_update(
             ChargebackContract.UPDATE_LINK_ORDER,

@@ -15,6 +15,7 @@ from typing import TypeAlias
 import asyncpg
 import asyncpg.pool
 
+from domain.chargeback import DisputedOrder
 from domain.common import StewardModel
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -85,6 +86,19 @@ async def order_known(db: Executor, order_id: str) -> bool:
         order_id,
     )
     return bool(value)
+
+
+async def disputed_order(db: Executor, order_id: str) -> DisputedOrder | None:
+    """The market and amount of an order Steward reviewed; None when it never
+    reviewed it (an order known only by a payment reference)."""
+    row = await db.fetchrow(
+        "SELECT market, amount_minor, currency FROM orders_seen WHERE order_id = $1", order_id
+    )
+    if row is None:
+        return None
+    return DisputedOrder(
+        market=row["market"], amount_minor=row["amount_minor"], currency=row["currency"].strip()
+    )
 
 
 async def references_of(db: Executor, order_id: str) -> list[str]:

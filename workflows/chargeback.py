@@ -78,6 +78,10 @@ EFW_DECISION_SLA = timedelta(hours=24)
 LINK_ORDER_PATCH = "chargeback-link-order"
 # When the round takes no answer, the link task is still due within a day.
 LINK_ORDER_SLA = timedelta(hours=24)
+# The order's market (StewardMarket, the case row) and, for a warning that
+# names no amount, the order's amount in the task and the details; runs
+# started before it keep their upserts and titles.
+ORDER_FACTS_PATCH = "chargeback-order-facts"
 
 
 @workflow.defn(name=ChargebackContract.WORKFLOW_TYPE)
@@ -264,6 +268,8 @@ class ChargebackWorkflow(ChargebackResponse):
         """A coordinator names the order; the round waiting for it goes on, and
         the dispute register carries the order (its refunds freeze) at once."""
         self._state.order_id = link.order_id
+        if link.order_facts is not None:
+            self._state.order_facts = link.order_facts
         self._case.audit(
             "order_linked",
             actor=link.actor,
@@ -297,6 +303,12 @@ class ChargebackWorkflow(ChargebackResponse):
         self._case.seen_event_ids.add(event.event_id)
         before = {"stage": self._state.stage, "status": self._state.status}
         effect = apply_event(self._state, event)
+        if (
+            event.order_facts is not None
+            and self._state.order_facts is None
+            and event.order_id == self._state.order_id
+        ):
+            self._state.order_facts = event.order_facts
         if (
             effect is EventEffect.INFORMATIONAL
             and event.kind is DisputeEventKind.EARLY_FRAUD_WARNING
@@ -540,8 +552,23 @@ class ChargebackWorkflow(ChargebackResponse):
     def _case_id(self) -> str:
         return f"{self._state.provider}:{self._state.dispute_id}"
 
+    def _shows_order_facts(self) -> bool:
+        return workflow.patched(ORDER_FACTS_PATCH)
+
+    def _market(self) -> str | None:
+        facts = self._state.order_facts
+        return facts.market if facts is not None and self._shows_order_facts() else None
+
     def _money(self) -> str:
-        return format_amount(self._state.amount_minor, self._state.currency)
+        state = self._state
+        # A Stripe early fraud warning names no amount (0 XXX): say the
+        # order's, or that it is unknown, rather than "0.00 XXX".
+        if state.amount_minor == 0 and state.currency == "XXX" and self._shows_order_facts():
+            facts = state.order_facts
+            if facts is None:
+                return "amount unknown"
+            return f"order {format_amount(facts.amount_minor, facts.currency)}"
+        return format_amount(state.amount_minor, state.currency)
 
     def _facts(self) -> CaseFacts:
         state = self._state
@@ -554,6 +581,7 @@ class ChargebackWorkflow(ChargebackResponse):
             details=_details(state, self._money()),
             amount_minor=state.amount_minor,
             currency=state.currency,
+            market=self._market(),
             awaited_role=state.awaited_role,
             due_at=due if not state.status_closed() else None,
         )

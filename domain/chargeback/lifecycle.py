@@ -36,6 +36,17 @@ from domain.common import BusinessKey, NonEmptyStr, Role, StewardModel
 from domain.ids import chargeback_id
 
 
+class DisputedOrder(StewardModel):
+    """What Steward's store knows of the disputed order, attached by Steward
+    (the intake, the link), never by a provider: the market the case is
+    listed under (`StewardMarket`) and the order's amount, shown where the
+    provider gives none (an early fraud warning)."""
+
+    market: str
+    amount_minor: int = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
 class DisputeEvent(StewardModel):
     """One provider event, normalised; the `dispute_event` signal and the
     workflow's start argument. `event_id` is the dedupe key."""
@@ -55,6 +66,9 @@ class DisputeEvent(StewardModel):
     # How order_id was found: "payment_reference" (a reference Steward holds),
     # "metadata" (Stripe metadata.order_id), "merchant_reference" (Adyen); "" none.
     order_source: str = ""
+    # The resolved order as the store knows it (clients/chargeback.py); None:
+    # no order, or an event recorded before Steward attached it.
+    order_facts: DisputedOrder | None = None
     reason: DisputeReason = DisputeReason.GENERAL
     provider_reason_code: str = ""
     scheme: str = ""
@@ -158,6 +172,8 @@ class LinkOrderInput(StewardModel):
     note: str = Field(default="", max_length=1000)
     actor: NonEmptyStr
     role: Role
+    # Attached by the API and the CLI from the store, with the check above.
+    order_facts: DisputedOrder | None = None
 
 
 class LinkRejected(ValueError):
@@ -209,6 +225,8 @@ class ChargebackState(StewardModel):
     payment_ref: str = ""
     # Every payment reference the provider named (see DisputeEvent.payment_refs).
     payment_refs: list[str] = Field(default_factory=list)
+    # The order's market and amount once the order is known (DisputedOrder).
+    order_facts: DisputedOrder | None = None
     due_by: datetime | None = None
     respond_by: datetime | None = None
     awaited_role: Role | None = None

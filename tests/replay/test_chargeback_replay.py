@@ -26,6 +26,9 @@ def test_chargeback_histories_are_recorded() -> None:
         # Since the chargeback-link-order patch (issue 12).
         "chargeback_stripe_link_order",
         "chargeback_efw_unlinked_default",
+        # Since the chargeback-order-facts patch (issue 14).
+        "chargeback_stripe_order_market",
+        "chargeback_efw_order_amount",
     } <= names
 
 
