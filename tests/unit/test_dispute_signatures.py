@@ -85,6 +85,15 @@ def test_no_configured_secret_refuses_everything() -> None:
         verify_stripe_signature(body=BODY, header=header, secrets=[], now=NOW)
 
 
+def test_a_blank_secret_counts_as_none() -> None:
+    header = stripe_signature_header(" ", NOW, BODY)
+    with pytest.raises(SignatureError, match="no webhook secret"):
+        verify_stripe_signature(body=BODY, header=header, secrets=[" ", "\t"], now=NOW)
+    # Beside a real one it is skipped, and the real one still verifies.
+    good = stripe_signature_header(SECRET, NOW, BODY)
+    assert verify_stripe_signature(body=BODY, header=good, secrets=[" ", SECRET], now=NOW) == NOW
+
+
 def adyen_item(**overrides: object) -> dict[str, object]:
     item: dict[str, object] = {
         "pspReference": "9915555555555555",
