@@ -91,7 +91,7 @@ def verify_stripe_signature(
     if not header:
         raise SignatureError("Stripe-Signature: header missing")
     # A blank secret signs nothing (Stripe's library refuses one): not configured.
-    secrets = [s for s in secrets if s.strip()]
+    secrets = [s for s in secrets if s.strip(" \t\r\n\f\v")]
     if not secrets:
         raise SignatureError("Stripe-Signature: no webhook secret is configured")
     timestamp, signatures = parse_stripe_header(header)
