@@ -1,5 +1,7 @@
-"""Simulated parcels for `steward simulate`: every order is registered as a
-shipment, and a seeded share comes back as a failed delivery (customer not
+"""Simulated parcels for `steward simulate`: every order its review released
+to the warehouse (read from the store: `released_orders`; a cancelled order or
+one still under review never ships) is registered as a shipment, and a seeded
+share comes back as a failed delivery (customer not
 home, refused, returned to sender), a lost parcel or a damaged one. Half of
 the events arrive as signed EasyPost tracker events run through the same
 parser as the webhook, the rest in Steward's own format.
@@ -9,6 +11,7 @@ Seeded: the same seed and orders give the same shipments and events.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -23,7 +26,10 @@ from temporalio.client import Client
 from clients import carrier_events
 from domain.carrier_events import CarrierEvent, TrackingStatus, parse_easypost_event
 from domain.deliveries import ServiceLevel, ShipmentRecord
+from domain.ids import ORDER_REVIEW
 from domain.orders import Order
+from domain.review import ReviewStatus
+from store import cases
 
 FAILED_RATE = 0.08
 LOST_RATE = 0.02
@@ -32,6 +38,37 @@ CARRIERS = ("ups", "fedex", "dhl", "colissimo")
 FAILURE_CODES = ("recipient_not_home", "refused", "address_not_found", "business_closed")
 # EasyPost spells the carrier as its own name; Steward lowers it.
 EASYPOST_CARRIER_NAMES = {"ups": "UPS", "fedex": "FedEx", "dhl": "DHL", "colissimo": "Colissimo"}
+
+
+# Order-review statuses an order stays in until something happens: a person
+# decides, or nothing more (closed). The others are on their way to one.
+_SETTLED_REVIEW_STATUSES = frozenset(
+    {
+        ReviewStatus.RELEASED,
+        ReviewStatus.CANCELLED,
+        ReviewStatus.AWAITING_REVIEW,
+        ReviewStatus.AWAITING_CUSTOMER,
+    }
+)
+
+
+async def released_orders(
+    pool: asyncpg.Pool, orders: Sequence[Order], *, wait_seconds: float, poll_seconds: float = 0.5
+) -> list[Order]:
+    """The orders the warehouse may ship: those whose review released them, as
+    the store's case list says. Waits up to `wait_seconds` while reviews are
+    still on their way (scoring, capturing, cancelling); an order declined,
+    cancelled or waiting for a coordinator is left out."""
+    ids = [o.order_id for o in orders]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        found = await cases.statuses(pool, ORDER_REVIEW, ids)
+        settled = all(found.get(i) in _SETTLED_REVIEW_STATUSES for i in ids)
+        if settled or loop.time() >= deadline:
+            break
+        await asyncio.sleep(poll_seconds)
+    return [o for o in orders if found.get(o.order_id) == ReviewStatus.RELEASED]
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ for group, name, old_name in (
         app.add_typer(group, name=old_name, hidden=True)
 
 MAX_SIMULATED_ORDERS = 100_000
+# How long `simulate` waits for reviews to release or cancel their orders
+# before shipping the released ones.
+SHIP_WAIT_SECONDS = 30.0
 
 
 @app.callback()
@@ -382,11 +385,18 @@ def simulate(
             f"disputes sent: stripe {report.stripe} · adyen {report.adyen} · "
             f"early fraud warnings {report.early_fraud_warnings} · failed {report.failed}"
         )
-        # Some parcels fail, get lost or arrive damaged.
+        # The warehouse ships what order review released (the real state in
+        # the store); some parcels fail, get lost or arrive damaged.
         from starters import carrier_events_simulator
 
+        released = await _with_pool(
+            settings,
+            lambda pool: carrier_events_simulator.released_orders(
+                pool, [o.order for o in traffic.orders], wait_seconds=SHIP_WAIT_SECONDS
+            ),
+        )
         parcels = carrier_events_simulator.generate_parcels(
-            chosen_seed, [o.order for o in traffic.orders], datetime.now(UTC)
+            chosen_seed, released, datetime.now(UTC)
         )
         parcel_report = await _with_pool(
             settings,
@@ -395,7 +405,8 @@ def simulate(
             ),
         )
         console.print(
-            f"parcels shipped: {parcel_report.shipments} · failed deliveries "
+            f"parcels shipped: {parcel_report.shipments} of {len(traffic.orders)} orders "
+            "(only released ones) · failed deliveries "
             f"{parcel_report.failed_deliveries} · carrier claims {parcel_report.claims}"
         )
         return seeded, sent

@@ -100,6 +100,16 @@ async def list_cases(
     return [CaseRow.model_validate(dict(r)) for r in records]
 
 
+async def statuses(db: Executor, process: str, case_ids: Sequence[str]) -> dict[str, str]:
+    """The latest status of each of these cases of `process` that has a row."""
+    records = await db.fetch(
+        "SELECT case_id, status FROM cases WHERE process = $1 AND case_id = ANY($2::text[])",
+        process,
+        [*case_ids],
+    )
+    return {r["case_id"]: r["status"] for r in records}
+
+
 # `cases.list(pool, ...)` reads naturally at call sites. Bound last, and no
 # annotation in this module says `list[...]`, so the builtin is not needed here.
 list = list_cases
