@@ -27,7 +27,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.context import activity_logger
-from activities.ports import PaymentProvider, PaymentRefusedError, RateLimitedError
+from activities.ports import (
+    NotifiedPaymentProvider,
+    PaymentProvider,
+    PaymentRefusedError,
+    RateLimitedError,
+)
 from domain.payments import (
     CAPTURE_PAYMENT,
     IDEMPOTENCY_KEY_REUSED,
@@ -255,12 +260,20 @@ class PaymentActivities:
         self, provider: PaymentProvider, kind: PaymentOperationKind, input: PaymentOperationInput
     ) -> str:
         try:
-            return await self._call(provider, kind)(
+            reference = await self._call(provider, kind)(
                 idempotency_key=input.idempotency_key,
                 authorisation_ref=input.authorisation_ref,
                 amount_minor=input.amount_minor,
                 currency=input.currency,
             )
+            if isinstance(provider, NotifiedPaymentProvider):
+                # The provider only received the request (Adyen): the outcome
+                # comes by notification and completes this activity, unless
+                # it is known already (activities/payments_adyen.py).
+                reference = await provider.await_outcome(
+                    kind=kind, operation=input, reference=reference
+                )
+            return reference
         except PaymentRefusedError as exc:
             activity_logger(order_id=input.order_id).warning(
                 "payment_operation_refused", operation=kind.value, code=exc.code

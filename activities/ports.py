@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from domain.orders import Address
+from domain.payments import PaymentOperationInput, PaymentOperationKind
 from domain.warehouse import ReleaseItem
 
 
@@ -97,6 +98,24 @@ class PaymentProvider(Protocol):
 
     async def refund(
         self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
+    ) -> str: ...
+
+
+@runtime_checkable
+class NotifiedPaymentProvider(PaymentProvider, Protocol):
+    """A provider that only acknowledges a capture, void or refund; the outcome
+    arrives later in a notification (Adyen's modifications).
+
+    After the call returned the modification's reference, the payment
+    activity calls `await_outcome`: it returns the reference when the outcome
+    is already known and a success, raises PaymentRefusedError when it is a
+    refusal, and otherwise hands the activity over to asynchronous completion
+    (`temporalio.activity.raise_complete_async()`): the notification completes
+    it.
+    """
+
+    async def await_outcome(
+        self, *, kind: PaymentOperationKind, operation: PaymentOperationInput, reference: str
     ) -> str: ...
 
 

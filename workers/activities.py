@@ -34,6 +34,9 @@ from activities.disputes_stripe import StripeDisputeResponder, stripe_client
 from activities.evidence import EvidenceActivities, SimulatedCctvArchive
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from activities.payments_adyen import AdyenPaymentProvider, adyen_checkout
+from activities.payments_stripe import StripePaymentProvider
+from activities.ports import PaymentProvider
 from activities.returns import ReturnActivities
 from activities.scoring import ScoringActivities
 from activities.simulated import (
@@ -51,6 +54,7 @@ from activities.simulated import (
 from activities.tasks import TaskActivities
 from activities.warehouse import WarehouseActivities
 from domain.chargeback import DisputeProvider
+from domain.payment_providers import PaymentProviderName
 from store.db import create_pool
 from workers.settings import Settings
 
@@ -108,6 +112,42 @@ def dispute_responders(
                 settings.adyen_merchant_account,
             )
     return responders
+
+
+def payment_providers(
+    settings: Settings, pool: asyncpg.Pool, simulated: PaymentProvider
+) -> dict[str, PaymentProvider]:
+    """The adapter per payment provider name an order may carry
+    (STEWARD_PAYMENT_PROVIDERS; Settings refuses to start without a configured
+    provider's credentials). An order naming a provider not listed fails with
+    UnknownPaymentProvider."""
+    providers: dict[str, PaymentProvider] = {}
+    names = settings.payment_provider_names
+    if PaymentProviderName.SIMULATED in names:
+        providers[PaymentProviderName.SIMULATED.value] = simulated
+    if PaymentProviderName.STRIPE in names:
+        providers[PaymentProviderName.STRIPE.value] = StripePaymentProvider(
+            stripe_client(
+                settings.stripe_api_key,
+                settings.stripe_api_base,
+                timeout_seconds=settings.payment_http_timeout_seconds,
+            )
+        )
+    if PaymentProviderName.ADYEN in names:
+        providers[PaymentProviderName.ADYEN.value] = AdyenPaymentProvider(
+            pool,
+            adyen_checkout(
+                api_key=settings.adyen_api_key,
+                environment=settings.adyen_environment,
+                live_endpoint_prefix=settings.adyen_live_endpoint_prefix,
+                checkout_url=settings.adyen_checkout_url,
+                api_version=settings.adyen_checkout_api_version,
+                timeout_seconds=settings.payment_http_timeout_seconds,
+            ),
+            merchant_account=settings.adyen_merchant_account,
+            outcome_timeout=settings.adyen_outcome_timeout,
+        )
+    return providers
 
 
 def easypost_carrier(pool: asyncpg.Pool, settings: Settings) -> EasyPostCarrier | None:
@@ -175,11 +215,13 @@ def build_activities(
     scoring = ScoringActivities(pool, {payment_provider.name: payment_provider})
     payments = PaymentActivities(
         pool,
-        {
-            payment_provider.name: ObservedPaymentProvider(payment_provider, control)
+        payment_providers(
+            settings,
+            pool,
+            ObservedPaymentProvider(payment_provider, control)
             if control is not None
-            else payment_provider
-        },
+            else payment_provider,
+        ),
     )
     warehouse = WarehouseActivities(SimulatedWarehouse(world, plan("warehouse")))
     notifications = NotificationActivities(SimulatedNotifier(world, plan("notifications")))

@@ -12,6 +12,10 @@ and why (store.webhook_events, `GET /v1/webhooks/ignored`), and every dispute
 item of an Adyen batch is delivered whatever else the batch holds. A whole
 batch is verified and normalised before any item is delivered, so a bad item
 cannot leave half a batch applied.
+
+Adyen's CAPTURE, CANCELLATION and REFUND items are the outcomes of the
+modifications Steward's Adyen payment adapter sent: each goes to the payment
+operation waiting for it (clients/payment_outcomes.py).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pydantic import Field
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from clients import chargeback
+from clients import chargeback, payment_outcomes
 from domain.chargeback import (
     DisputeEvent,
     DisputeProvider,
@@ -39,6 +43,7 @@ from domain.chargeback import (
 )
 from domain.common import NonEmptyStr, Role, StewardModel
 from domain.evidence import CctvClipReady
+from domain.payment_providers import ModificationOutcome, read_adyen_modification
 from domain.webhook_signatures import SignatureError, verify_adyen_item, verify_stripe_signature
 from starters.api.routes_common import AppSettings, DbPool, TemporalClient, error_responses
 from starters.auth import Principal, authenticate, require_roles
@@ -185,7 +190,8 @@ async def stripe_webhook(
         422: {"description": "A dispute item is malformed"},
     },
     summary="Adyen standard notifications (HMAC-signed items): dispute codes are handled, "
-    "the others acknowledged and recorded as ignored",
+    "CAPTURE / CANCELLATION / REFUND complete the payment operation waiting for them, "
+    "the others are acknowledged and recorded as ignored",
 )
 async def adyen_webhook(
     request: Request,
@@ -199,6 +205,7 @@ async def adyen_webhook(
         raise _refuse(status.HTTP_400_BAD_REQUEST, "notificationItems: expected a non-empty list")
     events: list[DisputeEvent] = []
     ignored: list[IgnoredEvent] = []
+    outcomes: list[tuple[ModificationOutcome, IgnoredEvent]] = []
     for index, wrapper in enumerate(items):
         where = f"notificationItems[{index}].NotificationRequestItem"
         item = wrapper.get("NotificationRequestItem") if isinstance(wrapper, dict) else None
@@ -213,12 +220,54 @@ async def adyen_webhook(
         except WebhookPayloadError as exc:
             raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         if isinstance(read, IgnoredEvent):
-            ignored.append(read)
+            outcome = _modification_outcome(item, where)
+            if outcome is not None:
+                outcomes.append((outcome, read))
+            else:
+                ignored.append(read)
         else:
             events.append(read)
     await _deliver(client, pool, events, settings)
+    ignored += await _route_modification_outcomes(client, pool, outcomes)
     await _ignore(pool, ignored)
     return PlainTextResponse("[accepted]")
+
+
+def _modification_outcome(item: dict[str, Any], where: str) -> ModificationOutcome | None:
+    """A CAPTURE / CANCELLATION / REFUND item: the outcome of a payment
+    modification Steward may be waiting for (None: another event code)."""
+    try:
+        return read_adyen_modification(item, f"{where}.")
+    except WebhookPayloadError as exc:
+        raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
+async def _route_modification_outcomes(
+    client: Client, pool: asyncpg.Pool, outcomes: list[tuple[ModificationOutcome, IgnoredEvent]]
+) -> list[IgnoredEvent]:
+    """Hand each outcome to the payment operation waiting for it
+    (clients/payment_outcomes.py); the ones no operation has asked for yet
+    are also recorded as ignored, with why."""
+    unmatched: list[IgnoredEvent] = []
+    for outcome, as_ignored in outcomes:
+        routed = await payment_outcomes.route_modification_outcome(client, pool, outcome)
+        log.info(
+            "payment_outcome_received",
+            provider=outcome.provider.value,
+            event_key=outcome.event_key,
+            routed=routed.routed.value,
+            workflow_id=routed.workflow_id,
+        )
+        if routed.routed is payment_outcomes.Routed.KEPT_FOR_LATER:
+            unmatched.append(
+                as_ignored.model_copy(
+                    update={
+                        "reason": "no payment operation of Steward has sent this modification "
+                        "(yet): its outcome is kept for one that does"
+                    }
+                )
+            )
+    return unmatched
 
 
 @router.get(
