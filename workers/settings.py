@@ -141,7 +141,9 @@ class Settings(BaseSettings):
     )
     # The parcel booked for one unit: "LxWxH" in inches and the weight in ounces.
     easypost_parcel_dimensions_in: str = Field(
-        default="14x10x6", validation_alias="STEWARD_EASYPOST_PARCEL_DIMENSIONS_IN"
+        default="14x10x6",
+        pattern=r"^\s*\d+(\.\d+)?\s*[xX]\s*\d+(\.\d+)?\s*[xX]\s*\d+(\.\d+)?\s*$",
+        validation_alias="STEWARD_EASYPOST_PARCEL_DIMENSIONS_IN",
     )
     easypost_parcel_weight_oz: float = Field(
         default=48.0, gt=0, validation_alias="STEWARD_EASYPOST_PARCEL_WEIGHT_OZ"

@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from activities.carrier_easypost import EasyPostCarrier
 from activities.disputes_adyen import AdyenDisputeResponder
 from activities.disputes_stripe import StripeDisputeResponder
 from domain.chargeback import DisputeProvider
-from workers.activities import ProviderSettingMissing, dispute_responders
+from workers.activities import ProviderSettingMissing, dispute_responders, easypost_carrier
 from workers.settings import Settings
 
 
@@ -72,3 +74,59 @@ def test_a_configured_provider_without_credentials_stops_the_start(
 def test_an_unknown_dispute_provider_is_named() -> None:
     with pytest.raises(ProviderSettingMissing, match=r"unknown provider.*paypal"):
         dispute_responders(settings(STEWARD_DISPUTE_RESPONDERS="paypal"), Simulated)
+
+
+# ------------------------------------------------------------------ EasyPost
+
+EASYPOST = {
+    "STEWARD_EASYPOST_API_KEY": "EZTK_test",
+    "STEWARD_EASYPOST_WAREHOUSE_ADDRESS_ID": "adr_1",
+    "STEWARD_EASYPOST_CLAIM_EMAIL": "claims@maison.example",
+}
+
+
+def test_easypost_only_when_a_carrier_or_the_returns_use_it() -> None:
+    assert easypost_carrier(None, settings(**EASYPOST)) is None  # type: ignore[arg-type]
+    carrier = easypost_carrier(
+        None,  # type: ignore[arg-type]
+        settings(**EASYPOST, STEWARD_EASYPOST_CARRIERS="UPS, dhl"),
+    )
+    assert isinstance(carrier, EasyPostCarrier)
+    assert settings(STEWARD_EASYPOST_CARRIERS="UPS, dhl").easypost_carrier_names == {"ups", "dhl"}
+    assert carrier.parcel.for_units(2) == {"length": 14, "width": 10, "height": 6, "weight": 96}
+
+
+@pytest.mark.parametrize(
+    ("values", "missing", "because"),
+    [
+        ({"STEWARD_EASYPOST_CARRIERS": "ups"}, "STEWARD_EASYPOST_API_KEY", "CARRIERS=ups"),
+        (
+            {"STEWARD_EASYPOST_RETURN_CARRIER": "ups", "STEWARD_EASYPOST_API_KEY": "k"},
+            "STEWARD_EASYPOST_WAREHOUSE_ADDRESS_ID",
+            "RETURN_CARRIER=ups",
+        ),
+        (
+            {
+                "STEWARD_EASYPOST_CARRIERS": "ups",
+                "STEWARD_EASYPOST_API_KEY": "k",
+                "STEWARD_EASYPOST_WAREHOUSE_ADDRESS_ID": "adr_1",
+            },
+            "STEWARD_EASYPOST_CLAIM_EMAIL",
+            "CARRIERS=ups",
+        ),
+    ],
+)
+def test_easypost_without_its_settings_stops_the_start(
+    values: dict[str, str], missing: str, because: str
+) -> None:
+    with pytest.raises(ProviderSettingMissing, match=f"^{missing} is not set") as error:
+        easypost_carrier(None, settings(**values))  # type: ignore[arg-type]
+    assert because in str(error.value)
+
+
+def test_parcel_dimensions_are_checked_when_settings_load() -> None:
+    with pytest.raises(ValidationError, match="STEWARD_EASYPOST_PARCEL_DIMENSIONS_IN"):
+        settings(STEWARD_EASYPOST_PARCEL_DIMENSIONS_IN="a shoebox")
+    assert settings(
+        STEWARD_EASYPOST_PARCEL_DIMENSIONS_IN="12 X 9.5 x 4"
+    ).easypost_parcel_dimensions_in
