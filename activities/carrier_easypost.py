@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import easypost
+import structlog
 from easypost import errors as ep
 
 from activities.dispute_documents import render_pdf
@@ -61,12 +62,14 @@ from activities.ports import (
     RateLimitedError,
     RefusedError,
     ReturnLabel,
+    TransientPortError,
 )
 from domain.orders import Address
 from store import carrier_bookings
 from store import deliveries as delivery_store
 
 PROVIDER = "easypost"
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 # Steward's carrier names -> EasyPost's (trackers need EasyPost's spelling).
@@ -84,6 +87,11 @@ DEFAULT_TRANSIT = {
     "express": timedelta(days=1),
     "signature_required": timedelta(days=3),
 }
+
+
+def tracker_key(carrier: str, tracking_number: str, *, ours: str | None = None) -> str:
+    """The booking key of a parcel's tracker, by Steward's carrier name."""
+    return f"tracker:{(ours or carrier).lower()}:{tracking_number}"
 
 
 class ShipmentRefusedError(RefusedError):
@@ -336,6 +344,16 @@ class EasyPostCarrier:
             "expected_delivery_at": (self.clock() + transit).isoformat(),
         }
         await carrier_bookings.complete(self.pool, idempotency_key, data["id"], result)
+        tracker = data.get("tracker") or {}
+        if tracker.get("id") and data.get("tracking_code") and selected.get("carrier"):
+            # EasyPost follows what it sold: the parcel needs no tracker of ours.
+            key = tracker_key(str(selected["carrier"]), str(data["tracking_code"]), ours=carrier)
+            await carrier_bookings.start(
+                self.pool, idempotency_key=key, provider=PROVIDER, kind="tracker"
+            )
+            await carrier_bookings.complete(
+                self.pool, key, str(tracker["id"]), {"tracker_id": tracker["id"]}
+            )
         booking = await carrier_bookings.get(self.pool, idempotency_key)
         return booking.result if booking is not None and booking.result else result
 
@@ -405,14 +423,15 @@ class EasyPostCarrier:
 
     # ------------------------------------------------- trackers and claims
 
-    async def open_investigation(
-        self, *, idempotency_key: str, carrier: str, tracking_number: str, claim_type: str
-    ) -> str:
-        booking = await carrier_bookings.get(self.pool, idempotency_key)
+    async def follow(self, *, carrier: str, tracking_number: str) -> str:
+        """The parcel's EasyPost tracker, created once (its key is the parcel:
+        whoever asks first creates it, everyone else gets its id)."""
+        key = tracker_key(carrier, tracking_number)
+        booking = await carrier_bookings.get(self.pool, key)
         if booking is not None and booking.result is not None:
             return str(booking.result["tracker_id"])
         await carrier_bookings.start(
-            self.pool, idempotency_key=idempotency_key, provider=PROVIDER, kind="tracker"
+            self.pool, idempotency_key=key, provider=PROVIDER, kind="tracker"
         )
         # EasyPost answers a tracker that already exists for the code with it.
         tracker = await self._call(
@@ -423,12 +442,52 @@ class EasyPostCarrier:
             carrier=EASYPOST_CARRIERS.get(carrier.lower(), carrier),
         )
         await carrier_bookings.complete(
-            self.pool,
-            idempotency_key,
-            tracker.id,
-            {"tracker_id": tracker.id, "status": tracker.status},
+            self.pool, key, tracker.id, {"tracker_id": tracker.id, "status": tracker.status}
         )
         return str(tracker.id)
+
+    async def open_investigation(
+        self, *, idempotency_key: str, carrier: str, tracking_number: str, claim_type: str
+    ) -> str:
+        return await self.follow(carrier=carrier, tracking_number=tracking_number)
+
+    async def follow_new_shipments(self, carriers: set[str], *, limit: int = 100) -> int:
+        """Trackers for the parcels Steward follows that EasyPost does not
+        follow yet (registered by the warehouse, labels bought elsewhere): the
+        open shipments of `carriers` of the last 60 days without one. Run by
+        the hourly carrier sweep; a parcel that fails is tried next hour."""
+        rows = await self.pool.fetch(
+            """
+            SELECT s.carrier, s.tracking_number FROM shipments s
+            WHERE lower(s.carrier) = ANY($1::text[])
+              AND s.status NOT IN ('delivered', 'lost', 'damaged', 'returned_to_sender')
+              AND s.created_at > now() - interval '60 days'
+              AND NOT EXISTS (
+                SELECT 1 FROM carrier_bookings b
+                WHERE b.idempotency_key = 'tracker:' || lower(s.carrier) || ':' || s.tracking_number
+                  AND b.result IS NOT NULL)
+            ORDER BY s.created_at
+            LIMIT $2
+            """,
+            sorted(c.lower() for c in carriers),
+            limit,
+        )
+        followed = 0
+        for row in rows:
+            try:
+                await self.follow(carrier=row["carrier"], tracking_number=row["tracking_number"])
+            except RateLimitedError:
+                break
+            except (TransientPortError, RefusedError) as exc:
+                log.warning(
+                    "easypost_tracker_failed",
+                    carrier=row["carrier"],
+                    tracking_number=row["tracking_number"],
+                    reason=str(exc),
+                )
+                continue
+            followed += 1
+        return followed
 
     async def file_claim(
         self,

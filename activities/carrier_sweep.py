@@ -5,6 +5,7 @@ synthetic `lost` event each, which opens the claim) is the one the API's
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -16,8 +17,13 @@ from domain.carrier_sweep import SWEEP_SILENT_SHIPMENTS, CarrierSweepInput, Carr
 
 
 class CarrierSweepActivities:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, follow_new: Callable[[], Awaitable[int]] | None = None
+    ) -> None:
         self.pool = pool
+        # Trackers for newly registered parcels (EasyPost: carrier_easypost.py's
+        # follow_new_shipments); None when no carrier API follows parcels.
+        self.follow_new = follow_new
 
     @activity.defn(name=SWEEP_SILENT_SHIPMENTS)
     async def sweep_silent_shipments(self, input: CarrierSweepInput) -> CarrierSweepResult:
@@ -31,8 +37,19 @@ class CarrierSweepActivities:
             silence=input.silence,
         )
         opened = [r.workflow_id for r in results if r.workflow_id]
+        followed = 0
+        if self.follow_new is not None:
+            try:
+                followed = await self.follow_new()
+            except Exception as exc:
+                # Best effort: the sweep's claims are what the schedule is for;
+                # the trackers are tried again next hour.
+                activity_logger().warning("parcels_not_followed", reason=str(exc))
         activity_logger().info(
-            "carrier_silence_swept", shipments=len(results), claims_opened=len(opened)
+            "carrier_silence_swept",
+            shipments=len(results),
+            claims_opened=len(opened),
+            trackers_created=followed,
         )
         return CarrierSweepResult(
             as_of=as_of, silence=input.silence, claims_opened=opened, shipments_swept=len(results)

@@ -247,7 +247,11 @@ def build_activities(
         SimulatedNotifier(world, plan("notifications")),
     )
     claims = ClaimActivities(pool, carrier)
-    sweep = CarrierSweepActivities(pool)
+    names = settings.easypost_carrier_names
+    sweep = CarrierSweepActivities(
+        pool,
+        (lambda: easypost.follow_new_shipments(names)) if easypost and names else None,
+    )
     disputes = DisputeActivities(
         pool,
         dispute_responders(

@@ -506,3 +506,86 @@ async def test_the_router_sends_each_carrier_to_its_adapter(
         pickup_point_id=None,
     )
     assert booked.tracking_number == "1ZEASYPOST0001"
+
+
+def tracker_body(tracker_id: str, tracking: str) -> dict[str, Any]:
+    return {
+        "id": tracker_id,
+        "object": "Tracker",
+        "mode": "test",
+        "tracking_code": tracking,
+        "status": "pre_transit",
+        "carrier": "UPS",
+        "tracking_details": [],
+    }
+
+
+async def test_the_sweep_follows_registered_parcels_once_and_not_the_ones_easypost_sold(
+    easypost_api: responses.RequestsMock, carrier: EasyPostCarrier, clean_db: asyncpg.Pool
+) -> None:
+    ups = shipment(NOW)
+    dhl = shipment(NOW).model_copy(update={"carrier": "dhl"})
+    for record in (ups, dhl):
+        await delivery_store.register_shipment(clean_db, record)
+    # A reship EasyPost sold: registered as the failed delivery does it.
+    easypost_api.post(f"{API}/shipments", json=shipment_body(), status=201)
+    easypost_api.post(f"{API}/shipments/shp_1/buy", json=shipment_body(bought="rate_ups_ground"))
+    booked = await carrier.book_shipment(
+        idempotency_key="k-sold",
+        carrier="ups",
+        order_id=ups.order.order_id,
+        destination_country="FR",
+        service_level="standard",
+        pickup_point_id=None,
+    )
+    sold = ups.model_copy(
+        update={"shipment_id": f"{ups.shipment_id}-R2", "tracking_number": booked.tracking_number}
+    )
+    await delivery_store.register_shipment(clean_db, sold)
+    trackers = easypost_api.post(
+        f"{API}/trackers", json=tracker_body("trk_ups", ups.tracking_number), status=201
+    )
+
+    assert await carrier.follow_new_shipments({"ups"}) == 1
+    assert trackers.call_count == 1
+    sent = json.loads(trackers.calls[0].request.body or b"{}")
+    assert sent == {"tracker": {"tracking_code": ups.tracking_number, "carrier": "UPS"}}
+    # Next hour: nothing new to follow; an investigation reuses the tracker.
+    assert await carrier.follow_new_shipments({"ups"}) == 0
+    assert (
+        await carrier.open_investigation(
+            idempotency_key="carrier-claim:ups:x/investigation",
+            carrier="ups",
+            tracking_number=ups.tracking_number,
+            claim_type="lost",
+        )
+        == "trk_ups"
+    )
+    assert trackers.call_count == 1
+
+
+async def test_a_tracker_easypost_refuses_does_not_stop_the_others(
+    easypost_api: responses.RequestsMock, carrier: EasyPostCarrier, clean_db: asyncpg.Pool
+) -> None:
+    first, second = shipment(NOW), shipment(NOW)
+    for record in (first, second):
+        await delivery_store.register_shipment(clean_db, record)
+    answers = iter(
+        [
+            (422, error("TRACKER.TRACKING_CODE.INVALID", "Invalid tracking code.")),
+            (201, tracker_body("trk_2", second.tracking_number)),
+        ]
+    )
+
+    def reply(request: Any) -> tuple[int, dict[str, str], str]:
+        status, payload = next(answers)
+        return status, {"Content-Type": "application/json"}, json.dumps(payload)
+
+    easypost_api.add_callback(responses.POST, f"{API}/trackers", callback=reply)
+    assert await carrier.follow_new_shipments({"ups"}) == 1
+    # The refused one is tried again next time.
+    easypost_api.replace(
+        responses.POST, f"{API}/trackers", json=tracker_body("trk_1", first.tracking_number)
+    )
+    assert await carrier.follow_new_shipments({"ups"}) == 1
+    assert await carrier.follow_new_shipments({"ups"}) == 0
