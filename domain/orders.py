@@ -4,17 +4,41 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import EmailStr, Field, model_validator
+from pydantic import (
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from domain.common import (
+    MAX_MINOR_UNITS,
+    SINGLE_LINE,
     BusinessKey,
     CountryCode,
     CurrencyCode,
     MinorUnits,
-    NonEmptyStr,
     StewardModel,
+    currency_error,
+    market_currency_error,
 )
+
+# Bounds of an order's text and size: an order is a workflow input, and
+# Temporal refuses a payload over 2 MB; these keep the largest valid order
+# (MAX_ITEMS items with every field at its longest) under 200 KB.
+MAX_ITEMS = 100
+ShortText = Annotated[str, StringConstraints(max_length=200), SINGLE_LINE]
+LongText = Annotated[str, StringConstraints(max_length=500), SINGLE_LINE]
+Reference = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SINGLE_LINE
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), SINGLE_LINE
+]
 
 
 class Channel(StrEnum):
@@ -61,37 +85,41 @@ class ThreeDSOutcome(StrEnum):
 
 
 class Address(StewardModel):
-    line1: NonEmptyStr
-    line2: str | None = None
-    city: NonEmptyStr
-    postal_code: NonEmptyStr
-    region: str | None = None
+    line1: Name
+    line2: LongText | None = None
+    city: Reference
+    postal_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), SINGLE_LINE
+    ]
+    region: ShortText | None = None
     country: CountryCode
 
 
 class Customer(StewardModel):
     customer_id: BusinessKey
-    email: EmailStr
-    full_name: NonEmptyStr
-    phone: str | None = None
+    email: Annotated[EmailStr, Field(max_length=320)]
+    full_name: Name
+    phone: Annotated[str, StringConstraints(max_length=40), SINGLE_LINE] | None = None
     account_created_at: datetime
 
 
 class OrderItem(StewardModel):
-    sku: NonEmptyStr
-    name: NonEmptyStr
+    sku: Reference
+    name: Name
     category: ItemCategory
     unit_price_minor: MinorUnits
     quantity: int = Field(ge=1, le=100)
-    serial_number: str | None = None
+    serial_number: ShortText | None = None
 
 
 class Payment(StewardModel):
-    provider: NonEmptyStr = "simulated"
-    authorisation_ref: NonEmptyStr
+    provider: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), SINGLE_LINE
+    ] = "simulated"
+    authorisation_ref: Reference
     amount_minor: MinorUnits
     currency: CurrencyCode
-    card_fingerprint: NonEmptyStr
+    card_fingerprint: Reference
     card_country: CountryCode
     avs_result: AvsResult
     cvv_result: CvvResult
@@ -107,8 +135,10 @@ class Payment(StewardModel):
 
 
 class Device(StewardModel):
-    device_id: NonEmptyStr
-    ip_address: NonEmptyStr
+    device_id: Reference
+    ip_address: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), SINGLE_LINE
+    ]
     ip_country: CountryCode | None = None
 
 
@@ -121,7 +151,7 @@ class Order(StewardModel):
     customer: Customer
     billing_address: Address
     shipping_address: Address
-    items: list[OrderItem] = Field(min_length=1)
+    items: list[OrderItem] = Field(min_length=1, max_length=MAX_ITEMS)
     shipping_minor: MinorUnits = 0
     payment: Payment
     device: Device
@@ -129,6 +159,39 @@ class Order(StewardModel):
     @property
     def total_minor(self) -> int:
         return sum(i.unit_price_minor * i.quantity for i in self.items) + self.shipping_minor
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, currency: str, info: ValidationInfo) -> str:
+        error = currency_error(currency)
+        if error is None and isinstance(market := info.data.get("market"), str):
+            error = market_currency_error(market, currency)
+        if error is not None:
+            raise ValueError(error)
+        return currency
+
+    @field_validator("items")
+    @classmethod
+    def _items_total_fits(cls, items: list[OrderItem]) -> list[OrderItem]:
+        total = sum(i.unit_price_minor * i.quantity for i in items)
+        if total > MAX_MINOR_UNITS:
+            raise ValueError(
+                f"the items total {total} (unit_price_minor x quantity) exceeds the maximum "
+                f"{MAX_MINOR_UNITS} minor units"
+            )
+        return items
+
+    @field_validator("shipping_minor")
+    @classmethod
+    def _order_total_fits(cls, shipping_minor: int, info: ValidationInfo) -> int:
+        items = info.data.get("items") or []
+        total = sum(i.unit_price_minor * i.quantity for i in items) + shipping_minor
+        if total > MAX_MINOR_UNITS:
+            raise ValueError(
+                f"the order total {total} (items plus shipping) exceeds the maximum "
+                f"{MAX_MINOR_UNITS} minor units"
+            )
+        return shipping_minor
 
     @model_validator(mode="after")
     def _payment_matches_order(self) -> Order:

@@ -17,13 +17,22 @@ they are acknowledged and recorded, never refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from domain.chargeback.codes import DisputeEventKind, DisputeProvider, DisputeReason
 from domain.chargeback.lifecycle import DisputeEvent
-from domain.common import NonEmptyStr, StewardModel
+from domain.common import (
+    BUSINESS_KEY_PATTERN,
+    MAX_MINOR_UNITS,
+    NonEmptyStr,
+    StewardModel,
+    currency_error,
+)
 
 
 class WebhookPayloadError(ValueError):
@@ -33,6 +42,9 @@ class WebhookPayloadError(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+_M = TypeVar("_M", bound=StewardModel)
 
 
 class UnsupportedEvent(ValueError):
@@ -117,6 +129,47 @@ STRIPE_STATUSES = frozenset(
 )
 
 
+_BUSINESS_KEY = re.compile(BUSINESS_KEY_PATTERN)
+
+
+def _dispute_key(value: str, field: str) -> str:
+    """A dispute id becomes part of a workflow id and of the API's URLs
+    (`/v1/chargebacks/{provider}/{dispute_id}`): one outside the business-key
+    alphabet would open a case nobody can reach, so the item is malformed."""
+    if not _BUSINESS_KEY.fullmatch(value):
+        raise WebhookPayloadError(
+            field,
+            "expected a dispute id of letters, digits, '.', '_' or '-' "
+            "(at most 64, starting with a letter or digit)",
+        )
+    return value
+
+
+def _amount(value: Any, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise WebhookPayloadError(field, "expected minor units (integer >= 0)")
+    if value > MAX_MINOR_UNITS:
+        raise WebhookPayloadError(field, f"exceeds the maximum {MAX_MINOR_UNITS} minor units")
+    return value
+
+
+def _currency(value: str, field: str) -> str:
+    if (error := currency_error(value)) is not None:
+        raise WebhookPayloadError(field, f"expected an ISO 4217 code ({error})")
+    return value
+
+
+def _model(model: type[_M], where: str, **values: Any) -> _M:
+    """Build the normalised event; a value the model refuses (a control
+    character in a reference...) is a malformed item, named like the others."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = ".".join(str(part) for part in error["loc"]) or "body"
+        raise WebhookPayloadError(f"{where}{name}", str(error["msg"])) from None
+
+
 def _require(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     value = obj.get(key)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
@@ -175,7 +228,9 @@ def read_stripe_event(event: Mapping[str, Any]) -> DisputeEvent | IgnoredEvent:
     data = event.get("data")
     obj = data.get("object") if isinstance(data, Mapping) else None
     created = event.get("created")
-    return IgnoredEvent(
+    return _model(
+        IgnoredEvent,
+        "",
         provider=DisputeProvider.STRIPE,
         event_key=event_id,
         event_type=event_type,
@@ -197,7 +252,7 @@ def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
     if not isinstance(data, Mapping) or not isinstance(data.get("object"), Mapping):
         raise WebhookPayloadError("data.object", "expected an object")
     obj: Mapping[str, Any] = data["object"]
-    object_id = _require(obj, "id", str, "data.object.")
+    object_id = _dispute_key(_require(obj, "id", str, "data.object."), "data.object.id")
     # Only the fallback: a Dispute's own metadata is {} and a warning has none;
     # the intake resolves the order from payment_refs first.
     order_id = _order_from_metadata(obj)
@@ -206,7 +261,9 @@ def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
             raise WebhookPayloadError("data.object.object", "expected 'radar.early_fraud_warning'")
         if not _ref(obj.get("charge")):
             raise WebhookPayloadError("data.object.charge", "expected the charge id")
-        return DisputeEvent(
+        return _model(
+            DisputeEvent,
+            "data.object.",
             event_id=event_id,
             provider=DisputeProvider.STRIPE,
             dispute_id=object_id,
@@ -224,17 +281,18 @@ def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
         )
     if obj.get("object") != "dispute":
         raise WebhookPayloadError("data.object.object", "expected 'dispute'")
-    amount = _require(obj, "amount", int, "data.object.")
-    if amount < 0:
-        raise WebhookPayloadError("data.object.amount", "must not be negative")
+    amount = _amount(_require(obj, "amount", int, "data.object."), "data.object.amount")
     currency = str(_require(obj, "currency", str, "data.object.")).upper()
     if len(currency) != 3 or not currency.isalpha():
         raise WebhookPayloadError("data.object.currency", "expected an ISO 4217 code")
+    _currency(currency, "data.object.currency")
     status = str(_require(obj, "status", str, "data.object."))
     raw_reason = str(obj.get("reason") or "general")
     due_by = _due_by(obj.get("evidence_details"))
     kind = _stripe_kind(event_type, status)
-    return DisputeEvent(
+    return _model(
+        DisputeEvent,
+        "data.object.",
         event_id=event_id,
         provider=DisputeProvider.STRIPE,
         dispute_id=object_id,
@@ -406,7 +464,9 @@ def read_adyen_item(item: Mapping[str, Any], where: str) -> DisputeEvent | Ignor
         occurred_at = _iso(item.get("eventDate"), f"{where}eventDate")
     except WebhookPayloadError:
         occurred_at = None  # not ours to judge: it is recorded, not acted on
-    return IgnoredEvent(
+    return _model(
+        IgnoredEvent,
+        where,
         provider=DisputeProvider.ADYEN,
         event_key=adyen_event_id(item),
         event_type=code,
@@ -428,15 +488,15 @@ def adyen_item_to_dispute_event(item: Mapping[str, Any], where: str) -> DisputeE
     psp = item.get("pspReference")
     if not isinstance(psp, str) or not psp:
         raise WebhookPayloadError(f"{where}pspReference", "expected a string")
+    _dispute_key(psp, f"{where}pspReference")
     amount = item.get("amount")
     if not isinstance(amount, Mapping):
         raise WebhookPayloadError(f"{where}amount", "expected an object with value and currency")
-    value = amount.get("value")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise WebhookPayloadError(f"{where}amount.value", "expected minor units (integer >= 0)")
+    value = _amount(amount.get("value"), f"{where}amount.value")
     currency = amount.get("currency")
     if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
         raise WebhookPayloadError(f"{where}amount.currency", "expected an ISO 4217 code")
+    _currency(currency, f"{where}amount.currency")
     success = item.get("success")
     if success not in ("true", "false"):
         raise WebhookPayloadError(f"{where}success", "expected 'true' or 'false'")
@@ -467,7 +527,9 @@ def adyen_item_to_dispute_event(item: Mapping[str, Any], where: str) -> DisputeE
         merchant_reference if isinstance(merchant_reference, str) and merchant_reference else None
     )
     original = item.get("originalReference")
-    return DisputeEvent(
+    return _model(
+        DisputeEvent,
+        where,
         event_id=adyen_event_id(item),
         provider=DisputeProvider.ADYEN,
         dispute_id=psp,

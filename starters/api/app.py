@@ -39,6 +39,7 @@ from clients.order_review import (
 )
 from starters.api import (
     codec_routes,
+    openapi_examples,
     routes_carrier_claim,
     routes_carrier_events,
     routes_chargeback,
@@ -48,6 +49,7 @@ from starters.api import (
     routes_webhooks,
     routes_work,
 )
+from starters.api.request_guard import RequestGuardMiddleware, document_errors
 from starters.auth import ApiKeyStore
 from workers.codec import EncryptionCodec, load_or_create_keyring
 from workers.settings import Settings
@@ -132,11 +134,14 @@ def create_app(
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["content-type", "x-namespace", "authorization", "x-api-key"],
     )
+    # 413 for an oversized body, 422 for a control character in a parameter.
+    app.add_middleware(RequestGuardMiddleware)
     # Outermost, so its log line covers CORS rejections too.
     app.add_middleware(RequestLogMiddleware, access_log=settings.access_log)
 
     _install_error_handlers(app)
     _install_docs(app)
+    openapi_examples.add_request_examples(app)
     app.include_router(routes_order_review.router)
     app.include_router(routes_work.router)
     app.include_router(routes_returns.router)
@@ -151,6 +156,8 @@ def create_app(
             )
     app.include_router(routes_webhooks.router)
     app.include_router(codec_routes.router)
+    # Every documented 4xx body is the one the API sends (ErrorResponse).
+    document_errors(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and dependencies")
     async def healthz(request: Request) -> JSONResponse:

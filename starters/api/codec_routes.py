@@ -72,7 +72,14 @@ async def _read_payloads(request: Request) -> Payloads:
     if len(body) > MAX_BODY_BYTES:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="payloads too large")
     try:
-        return json_format.Parse(body or b"{}", Payloads())
+        text = body.decode("utf-8") if body else "{}"
+    except UnicodeDecodeError as err:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail=f"body must be UTF-8 JSON (invalid byte at position {err.start})",
+        ) from None
+    try:
+        return json_format.Parse(text, Payloads())
     except json_format.ParseError as err:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
@@ -104,7 +111,7 @@ _PAYLOADS_BODY = {
 @router.post(
     "/encode",
     summary="Encrypt payloads (Temporal remote codec protocol)",
-    responses=error_responses(401, 403),
+    responses=error_responses(400, 401, 403, 413),
     openapi_extra=_PAYLOADS_BODY,
 )
 async def encode(
@@ -122,7 +129,7 @@ async def encode(
 @router.post(
     "/decode",
     summary="Decrypt payloads for the Temporal UI (remote codec protocol)",
-    responses=error_responses(401, 403),
+    responses=error_responses(400, 401, 403, 413, 422),
     openapi_extra=_PAYLOADS_BODY,
 )
 async def decode(

@@ -25,9 +25,11 @@ class FieldError(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Every 4xx/5xx body: `detail` is a message, or one entry per invalid field (422)."""
+    """Every 4xx/5xx body: `detail` is a message, or one entry per invalid field (422,
+    with a `message` summing them up)."""
 
     detail: str | list[FieldError]
+    message: str | None = None
 
 
 def _client(request: Request) -> Client:
@@ -57,10 +59,12 @@ AppSettings = Annotated[Settings, Depends(_settings)]
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries so /docs shows the error body for each status a route can return."""
     descriptions = {
+        400: "Malformed body",
         401: "Missing or unknown API key",
         403: "The API key's role may not call this endpoint",
         404: "No such review",
         409: "Refused by the workflow (closed review, wrong role for this review...)",
+        413: "The body is larger than the request limit",
         422: "Invalid request: one entry per field with the reason",
         503: "Temporal or the worker did not answer",
     }
