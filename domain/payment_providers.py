@@ -1,8 +1,8 @@
 """The real payment providers behind the PaymentProvider port: their names,
 amounts in each provider's minor units, and Adyen's modification outcomes.
 
-Steward keeps money in ISO 4217 minor units (`domain.common.CURRENCY_EXPONENTS`,
-2 decimals unless listed). Stripe and Adyen each depart from ISO for a few
+Steward keeps money in ISO 4217 minor units (`domain.common.CURRENCY_EXPONENTS`).
+Stripe and Adyen each depart from ISO for a few
 currencies; an amount is converted on the way out, and one that the provider
 cannot represent (a fraction its unit does not have) is refused before any
 request is sent.
@@ -33,29 +33,15 @@ class PaymentProviderName(StrEnum):
 
 # -- amounts --------------------------------------------------------------------
 
-# Stripe's exponent where it differs from Steward's table
+# Stripe's exponent where it differs from ISO 4217 (Steward's table)
 # (https://docs.stripe.com/currencies: zero-decimal currencies and special
 # cases). ISK stays a two-decimal currency in Stripe's API (an amount of 100 is
-# one króna, and must be a multiple of 100).
-STRIPE_EXPONENTS: Final[Mapping[str, int]] = {
-    "ISK": 2,
-    "BIF": 0,
-    "DJF": 0,
-    "GNF": 0,
-    "KMF": 0,
-    "MGA": 0,
-    "PYG": 0,
-    "RWF": 0,
-    "UGX": 0,
-    "VUV": 0,
-    "XAF": 0,
-    "XOF": 0,
-    "XPF": 0,
-}
+# one króna, and must be a multiple of 100); Stripe counts MGA without decimals.
+STRIPE_EXPONENTS: Final[Mapping[str, int]] = {"ISK": 2, "MGA": 0}
 # Stripe takes three-decimal amounts only with a last digit of 0.
 STRIPE_THREE_DECIMAL_STEP: Final = 10
 
-# Adyen's exponent where it differs from Steward's table
+# Adyen's exponent where it differs from ISO 4217 (Steward's table)
 # (https://docs.adyen.com/development-resources/currency-codes: CLP, CVE, IDR
 # and ISK differ from ISO 4217).
 ADYEN_EXPONENTS: Final[Mapping[str, int]] = {
