@@ -28,7 +28,8 @@ Errors of the request itself onto the port's contract: 400/404/422
 (validation: unknown pspReference, amount or currency not allowed...):
 PaymentRefusedError with Adyen's `errorCode`; 429: RateLimitedError after
 `Retry-After`; a timeout: PortTimeoutError; 5xx, a refused connection,
-401/403: PortUnavailableError.
+401/403, and an answer marked `Transient-Error: true` (the same idempotency
+key still in progress, errorCode 704): PortUnavailableError.
 """
 
 from __future__ import annotations
@@ -122,6 +123,18 @@ def _error_text(exc: AdyenError) -> str:
     return str(message)[:500]
 
 
+# "Request already processed or in progress" for an idempotency key.
+ADYEN_IN_PROGRESS = "704"
+
+
+def _transient(exc: AdyenError) -> bool:
+    headers = exc.headers if isinstance(exc.headers, Mapping) else {}
+    flagged = any(
+        k.lower() == "transient-error" and str(v).lower() == "true" for k, v in headers.items()
+    )
+    return flagged or _error_code(exc) == ADYEN_IN_PROGRESS
+
+
 def port_error(exc: Exception, where: str) -> PortError:
     """The port's error for what the library (or requests under it) raised."""
     if isinstance(exc, requests.Timeout):
@@ -133,6 +146,11 @@ def port_error(exc: Exception, where: str) -> PortError:
         text = f"{where}: {_error_text(exc)} (HTTP {status}, errorCode {_error_code(exc)})"
         if status == 429:
             return RateLimitedError(text, retry_after(exc.headers or None))
+        if _transient(exc):
+            # Adyen's idempotency guide: a request with the same key still in
+            # progress (errorCode 704) is marked `Transient-Error: true`; the
+            # retry with the same key gets the first request's answer.
+            return PortUnavailableError(text, status=status or 503)
         if status in (400, 404, 422):
             return PaymentRefusedError(text, code=_error_code(exc))
         # 401/403 (a key or a role to fix), 5xx (Adyen's side).

@@ -225,6 +225,28 @@ async def test_server_and_credential_errors_are_transient(
     assert unavailable.value.status == status
 
 
+async def test_the_same_key_still_in_progress_is_transient_not_a_refusal(
+    adyen_api: responses.RequestsMock,
+) -> None:
+    # A second attempt reaching Adyen while the first is still processed:
+    # retrying with the same key gets the first one's answer; refusing would
+    # give up on a modification that may well succeed.
+    adyen_api.post(
+        f"{TEST_API}/payments/{PAYMENT}/refunds",
+        status=422,
+        headers={"Transient-Error": "true"},
+        json={
+            "status": 422,
+            "errorCode": "704",
+            "message": "request already processed or in progress",
+            "errorType": "validation",
+        },
+    )
+    with pytest.raises(PortUnavailableError) as unavailable:
+        await provider().send(PaymentOperationKind.REFUND, KEY, PAYMENT, 100, "EUR")
+    assert unavailable.value.status == 422
+
+
 async def test_a_timeout_is_transient(adyen_api: responses.RequestsMock) -> None:
     adyen_api.post(
         f"{TEST_API}/payments/{PAYMENT}/captures", body=requests.exceptions.ReadTimeout("slow")
