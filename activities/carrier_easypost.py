@@ -127,8 +127,10 @@ class Parcel:
         }
 
 
+# A label is up to three calls (retrieve, create, buy) in one activity attempt
+# of 30 s (workflows/case.py OUTSIDE_CALL_TIMEOUT): 8 s each at most.
 def easypost_client(
-    api_key: str, api_base: str = "", *, timeout_seconds: int = 30
+    api_key: str, api_base: str = "", *, timeout_seconds: int = 8
 ) -> easypost.EasyPostClient:
     if api_base:
         return easypost.EasyPostClient(

@@ -41,6 +41,8 @@ from activities.ports import PortTimeoutError, PortUnavailableError, RateLimited
 from domain.chargeback import ResponseAction
 
 ADYEN_PDF_LIMIT_BYTES = 2 * MB
+# A contest is three calls, all in one activity attempt of 30 s
+# (workflows/case.py OUTSIDE_CALL_TIMEOUT): 8 s each at most.
 PDF = "application/pdf"
 
 # Reasons Steward's evidence supports best, tried in this order when Adyen
@@ -73,7 +75,7 @@ def disputes_api(
     *,
     environment: str = "test",
     base_url: str = "",
-    timeout_seconds: int = 30,
+    timeout_seconds: int = 8,
 ) -> AdyenDisputesApi:
     client = AdyenClient(
         xapikey=api_key, platform=environment, http_force="requests", http_timeout=timeout_seconds

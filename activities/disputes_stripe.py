@@ -40,10 +40,12 @@ DEFAULT_RETRY_AFTER = timedelta(seconds=2)
 
 
 def stripe_client(
-    api_key: str, api_base: str = "", *, timeout_seconds: float = 30
+    api_key: str, api_base: str = "", *, timeout_seconds: float = 12
 ) -> stripe.StripeClient:
     """A client on httpx (async) with the library's own retries off: Temporal
-    retries the activity with the same idempotency key instead."""
+    retries the activity with the same idempotency key instead. A contest is
+    two calls in one activity attempt of 30 s (workflows/case.py
+    OUTSIDE_CALL_TIMEOUT): 12 s each at most by default."""
     base: dict[str, str] = {"api": api_base, "files": api_base} if api_base else {}
     return stripe.StripeClient(
         api_key,
