@@ -49,6 +49,10 @@ class Faults:
         self.stack = stack
         self.log = log
         self.t0 = 0.0
+        # A call in flight this long has had its effect (the provider's
+        # latency comes first), and its answer is held back for a while more.
+        profile = plan.profile
+        self.after_commit_s = (profile.payment_latency_ms + 150) / 1000
         self._restarts: set[asyncio.Task[None]] = set()
 
     def now(self) -> float:
@@ -103,6 +107,10 @@ class Faults:
                 for c in read_in_flight(self.stack.in_flight_dir)
                 if self.stack.worker_by_pid(c.pid) is not None
             ]
+            if event.moment == "after":
+                # Past the provider's latency, before its answer: money moved.
+                now = time.time()
+                calls = [c for c in calls if now - c.since >= self.after_commit_s]
             aimed = [c for c in calls if c.operation == event.target]
             if time.monotonic() > any_after:
                 aimed = aimed or calls

@@ -76,8 +76,12 @@ class StoryPlan:
 class FaultEvent:
     at: float
     kind: FaultKind
-    # KILL_WORKER: the money movement to aim at ("capture", "refund", "any").
+    # KILL_WORKER: the money movement to aim at ("capture", "refund", "any"),
+    # and when: as soon as the call reaches the provider ("before" it moves
+    # the money) or once the provider has committed and holds its answer back
+    # ("after").
     target: str = "any"
+    moment: str = "before"
     # How long the process stays down.
     down_s: float = 3.0
 
@@ -347,7 +351,8 @@ _WEBHOOK_STEPS: dict[Story, tuple[str, ...]] = {
 
 def _fault_schedule(profile: Profile, rng: random.Random) -> list[FaultEvent]:
     """Faults spread over the middle of the load, at least 8 s apart, in a
-    seeded order; kills alternate their aim between captures and refunds."""
+    seeded order; kills alternate their aim between captures and refunds, and
+    between before and after the provider moved the money."""
     kinds = (
         [FaultKind.KILL_WORKER] * profile.kills
         + [FaultKind.RESTART_TEMPORAL] * profile.temporal_restarts
@@ -364,8 +369,11 @@ def _fault_schedule(profile: Profile, rng: random.Random) -> list[FaultEvent]:
         at = round(first + index * step + rng.uniform(-0.15, 0.15) * step, 2)
         if kind is FaultKind.KILL_WORKER:
             target = ("capture", "refund")[kills % 2]
+            moment = ("after", "before", "before", "after")[kills % 4]
             kills += 1
-            events.append(FaultEvent(at, kind, target=target, down_s=rng.uniform(2, 5)))
+            events.append(
+                FaultEvent(at, kind, target=target, moment=moment, down_s=rng.uniform(2, 5))
+            )
         else:
             events.append(FaultEvent(at, kind, down_s=rng.uniform(2, 5)))
     for earlier, later in itertools.pairwise(events):
