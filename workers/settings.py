@@ -213,6 +213,14 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _adapters_have_settings(self) -> Self:
+        """The same for the dispute and carrier adapters (adapter_settings_problems)."""
+        problems = adapter_settings_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     @property
     def payment_provider_names(self) -> list[str]:
         return [p.strip() for p in self.payment_providers.split(",") if p.strip()]
@@ -323,6 +331,57 @@ def payment_settings_problems(settings: Settings) -> list[str]:
                 "is live (the prefix of the account's live URLs, Customer Area > Developers > "
                 "API URLs)"
             )
+    return problems
+
+
+def adapter_settings_problems(settings: Settings) -> list[str]:
+    """What keeps the configured dispute responders and EasyPost from working,
+    each naming its variable (empty: nothing). workers/activities.py checks
+    the same when it builds them."""
+    problems: list[str] = []
+    wanted = settings.real_dispute_responders
+    known = ("simulated", "stripe", "adyen")
+    problems += [
+        f"STEWARD_DISPUTE_RESPONDERS: unknown provider {name!r} (known: {', '.join(known)})"
+        for name in sorted(wanted)
+        if name not in known
+    ]
+    needs: list[tuple[str, str, str]] = []
+    if "stripe" in wanted:
+        needs.append(
+            ("STEWARD_STRIPE_API_KEY", settings.stripe_api_key, "DISPUTE_RESPONDERS names stripe")
+        )
+    if "adyen" in wanted:
+        needs += [
+            ("STEWARD_ADYEN_API_KEY", settings.adyen_api_key, "DISPUTE_RESPONDERS names adyen"),
+            (
+                "STEWARD_ADYEN_MERCHANT_ACCOUNT",
+                settings.adyen_merchant_account,
+                "DISPUTE_RESPONDERS names adyen",
+            ),
+        ]
+    easypost_by = (
+        "EASYPOST_CARRIERS is set"
+        if settings.easypost_carrier_names
+        else "EASYPOST_RETURN_CARRIER is set"
+        if settings.easypost_return_carrier.strip()
+        else ""
+    )
+    if easypost_by:
+        needs += [
+            ("STEWARD_EASYPOST_API_KEY", settings.easypost_api_key, easypost_by),
+            (
+                "STEWARD_EASYPOST_WAREHOUSE_ADDRESS_ID",
+                settings.easypost_warehouse_address_id,
+                easypost_by,
+            ),
+            ("STEWARD_EASYPOST_CLAIM_EMAIL", settings.easypost_claim_email, easypost_by),
+        ]
+    problems += [
+        f"{variable}: required when STEWARD_{because}"
+        for variable, value, because in needs
+        if not value.strip()
+    ]
     return problems
 
 

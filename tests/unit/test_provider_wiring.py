@@ -25,6 +25,10 @@ def settings(**values: Any) -> Settings:
     return Settings.model_validate(values)
 
 
+# Variable -> field, to build settings that skipped validation (model_copy).
+FIELDS = {str(f.validation_alias): name for name, f in Settings.model_fields.items()}
+
+
 def test_simulated_by_default() -> None:
     responders = dispute_responders(settings(), Simulated)
     assert {p: type(r) for p, r in responders.items()} == {
@@ -66,14 +70,22 @@ def test_a_named_provider_gets_its_real_adapter_the_other_stays_simulated() -> N
 def test_a_configured_provider_without_credentials_stops_the_start(
     values: dict[str, str], missing: str
 ) -> None:
+    # Settings refuses to load (every command stops before connecting)...
+    with pytest.raises(ValidationError, match=f"{missing}: required when STEWARD_DISPUTE_"):
+        settings(**values)
+    # ... and build_activities checks again (settings built without validation).
+    unchecked = settings().model_copy(update={FIELDS[k]: v for k, v in values.items()})
     with pytest.raises(ProviderSettingMissing, match=f"^{missing} is not set") as error:
-        dispute_responders(settings(**values), Simulated)
+        dispute_responders(unchecked, Simulated)
     assert "STEWARD_DISPUTE_RESPONDERS" in str(error.value)
 
 
 def test_an_unknown_dispute_provider_is_named() -> None:
+    with pytest.raises(ValidationError, match=r"unknown provider 'paypal'"):
+        settings(STEWARD_DISPUTE_RESPONDERS="paypal")
+    unchecked = settings().model_copy(update={"dispute_responders": "paypal"})
     with pytest.raises(ProviderSettingMissing, match=r"unknown provider.*paypal"):
-        dispute_responders(settings(STEWARD_DISPUTE_RESPONDERS="paypal"), Simulated)
+        dispute_responders(unchecked, Simulated)
 
 
 # ------------------------------------------------------------------ EasyPost
@@ -92,7 +104,10 @@ def test_easypost_only_when_a_carrier_or_the_returns_use_it() -> None:
         settings(**EASYPOST, STEWARD_EASYPOST_CARRIERS="UPS, dhl"),
     )
     assert isinstance(carrier, EasyPostCarrier)
-    assert settings(STEWARD_EASYPOST_CARRIERS="UPS, dhl").easypost_carrier_names == {"ups", "dhl"}
+    assert settings(**EASYPOST, STEWARD_EASYPOST_CARRIERS="UPS, dhl").easypost_carrier_names == {
+        "ups",
+        "dhl",
+    }
     assert carrier.parcel.for_units(2) == {"length": 14, "width": 10, "height": 6, "weight": 96}
 
 
@@ -119,8 +134,11 @@ def test_easypost_only_when_a_carrier_or_the_returns_use_it() -> None:
 def test_easypost_without_its_settings_stops_the_start(
     values: dict[str, str], missing: str, because: str
 ) -> None:
+    with pytest.raises(ValidationError, match=f"{missing}: required when STEWARD_EASYPOST_"):
+        settings(**values)
+    unchecked = settings().model_copy(update={FIELDS[k]: v for k, v in values.items()})
     with pytest.raises(ProviderSettingMissing, match=f"^{missing} is not set") as error:
-        easypost_carrier(None, settings(**values))  # type: ignore[arg-type]
+        easypost_carrier(None, unchecked)  # type: ignore[arg-type]
     assert because in str(error.value)
 
 
