@@ -6,11 +6,12 @@ BIN    := $(VENV)/bin
 # Touched after a successful install; reinstalls when pyproject.toml changes.
 STAMP  := $(VENV)/.steward-installed
 
-.PHONY: help .venv install up test lint typecheck fmt bench chaos chaos-long clean clean-data
+.PHONY: help .venv install up test fuzz lint typecheck fmt bench chaos chaos-long clean clean-data
 
 help:
 	@echo "make up       run the embedded stack (PostgreSQL, Temporal + UI, worker, API)"
 	@echo "make test     lint, check the import layers, type-check and run the test suite"
+	@echo "make fuzz     the long fuzzing profile: every API route and role, the domain parsers"
 	@echo "make bench    run the benchmarks"
 	@echo "make chaos    the short chaos runs (faults, then burst): real stack, seeded load and faults, invariants"
 	@echo "make chaos-long  the long chaos run (>= 200 cases, kills, restarts; about 15 minutes)"
@@ -35,6 +36,11 @@ up: .venv
 
 test: .venv
 	$(BIN)/ruff check . && $(BIN)/lint-imports && $(BIN)/mypy && $(BIN)/pytest -q
+
+# The property-based suites with many more (random) examples than `make test`
+# runs (docs/testing.md#fuzzing).
+fuzz: .venv
+	FUZZ_PROFILE=long $(BIN)/pytest -q tests/unit/test_domain_properties.py tests/integration/test_api_fuzz.py
 
 lint: .venv
 	$(BIN)/ruff check .
