@@ -92,6 +92,8 @@ BENIGN_TASK_FAILURES = frozenset(
     }
 )
 WORKFLOW_OK = frozenset({"RUNNING", "COMPLETED", "CONTINUED_AS_NEW"})
+# What the server puts in place of a failure over its size limit.
+OVERSIZED_FAILURE = "Failure exceeds size limit."
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,9 @@ class WorkflowRow:
     workflow_task_attempt: int = 0
     # "cause: message" of each WorkflowTaskFailed event in the history.
     task_failures: tuple[str, ...] = ()
+    # Activity failures the server replaced for being too large (their
+    # reason lost), in the history and pending.
+    oversized_failures: int = 0
 
 
 @dataclass
@@ -267,6 +272,20 @@ def check_workflows(s: Snapshot) -> list[Violation]:
         if bad:
             out.append(_v("workflow_task_failed", [wf.workflow_id], f"{len(bad)} x {bad[0][:200]}"))
     return out
+
+
+def check_bounded_errors(s: Snapshot) -> list[Violation]:
+    """No activity error so large the server dropped it ("Failure exceeds
+    size limit."): errors leaving activities are bounded, the reason kept."""
+    return [
+        _v(
+            "bounded_errors",
+            [wf.workflow_id],
+            f"{wf.oversized_failures} activity failure(s) replaced by {OVERSIZED_FAILURE!r}",
+        )
+        for wf in s.workflows
+        if wf.oversized_failures
+    ]
 
 
 # -- money --------------------------------------------------------------------
@@ -467,6 +486,7 @@ CHECKS: dict[str, Check] = {
     "every story's cases where its decisions lead": check_expectations,
     "every story played to its end": check_stories,
     "no failed, stuck or failing workflow": check_workflows,
+    "no activity error too large to keep": check_bounded_errors,
     "captures per order <= 1": check_captures,
     "refunds per operation key <= 1": check_refund_keys,
     "refunded <= captured per order": check_refunded_le_captured,
@@ -543,6 +563,7 @@ async def read_temporal(
         pending: tuple[PendingActivity, ...] = ()
         task_attempt = 0
         failures: tuple[str, ...] = ()
+        oversized = 0
         async with semaphore:
             if name == "RUNNING":
                 raw = (await handle.describe()).raw_description
@@ -566,6 +587,15 @@ async def read_temporal(
                 failures = tuple(
                     f"{WorkflowTaskFailedCause.Name(a.cause)}: {a.failure.message}" for a in failed
                 )
-        return WorkflowRow(workflow_id, workflow_type, name, pending, task_attempt, failures)
+                oversized = sum(
+                    1
+                    for e in history.events
+                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+                    and e.activity_task_failed_event_attributes.failure.message == OVERSIZED_FAILURE
+                )
+        oversized += sum(1 for a in pending if a.last_failure == OVERSIZED_FAILURE)
+        return WorkflowRow(
+            workflow_id, workflow_type, name, pending, task_attempt, failures, oversized
+        )
 
     return list(await asyncio.gather(*(one(e) for e in executions)))

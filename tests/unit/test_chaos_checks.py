@@ -19,6 +19,7 @@ from bench.chaos.checks import (
     Snapshot,
     WorkflowRow,
     check_audit,
+    check_bounded_errors,
     check_captures,
     check_expectations,
     check_ledger_matches_provider,
@@ -138,6 +139,13 @@ def test_failed_stuck_and_failing_workflows(row: WorkflowRow, check: str) -> Non
     s.workflows[1] = row
     (v,) = check_workflows(s)
     assert v.check == check and v.case_ids == (RETURN,)
+
+
+def test_an_activity_error_too_large_to_keep() -> None:
+    s = clean()
+    s.workflows[0] = WorkflowRow(REVIEW, "OrderReviewWorkflow", "COMPLETED", oversized_failures=2)
+    (v,) = check_bounded_errors(s)
+    assert v.case_ids == (REVIEW,) and "Failure exceeds size limit." in v.detail
 
 
 def test_a_signal_racing_a_completing_task_is_no_failure() -> None:
