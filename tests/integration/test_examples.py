@@ -52,14 +52,22 @@ def _setup_lines() -> list[str]:
     return [line for line in _blocks()[1].splitlines() if line.strip()]
 
 
-def _requests() -> list[tuple[str, int]]:
+def _requests(block: str | None = None) -> list[tuple[str, int]]:
     requests = []
-    for line in _blocks()[2].splitlines():
-        if not line.strip():
+    for line in (_blocks()[2] if block is None else block).splitlines():
+        if not line.startswith("curl "):
             continue
         command, _, status = line.rpartition("  # ")
         requests.append((command.strip(), int(status)))
     return requests
+
+
+def _front_door() -> tuple[list[str], list[tuple[str, int]]]:
+    """The README's first requests: the key export line, then curl lines."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```bash\n(.*?)```", text, re.S) if "api-keys.txt" in b]
+    setup = [line for line in block.splitlines() if line.startswith("eval ")]
+    return setup, _requests(block)
 
 
 def test_the_readme_documents_every_example_file() -> None:
@@ -140,8 +148,11 @@ async def test_every_example_request_answers_its_documented_status(
         assert keys.get(f"{role}_KEY", "").startswith("stw_"), role
     assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", keys["SIG"])
 
+    front_setup, front_requests = _front_door()
+    assert front_setup and front_setup[0] in setup, "the README exports the keys as examples/ does"
+    assert len(front_requests) >= 2
     loop = asyncio.get_running_loop()
-    for command, expected in _requests():
+    for command, expected in [*front_requests, *_requests()]:
         body = tmp_path / "body"
         run = f"{setup}\n{command.replace('localhost:8400', api_url)} -o {body} -w '%{{http_code}}'"
         deadline = loop.time() + SETTLE_SECONDS
