@@ -10,17 +10,31 @@ from __future__ import annotations
 
 import asyncpg
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.context import activity_logger
 from domain.audit import (
     RECORD_AUDIT,
     RECORD_CASE_STATUS,
     RECORD_TRANSITION,
+    STEP_WRITE_REFUSED,
     AuditEntry,
     CaseStatusInput,
     RecordTransitionInput,
 )
 from store import audit, cases, steps
+
+# Errors a retry of the same write meets again: a value PostgreSQL cannot hold
+# (SQLSTATE class 22: U+0000 in text, a number out of range...), a violated
+# constraint (class 23), a value asyncpg cannot encode. A lost connection, a
+# timeout or a server shutting down are not here: they are retried.
+REFUSED_FOR_GOOD: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions._base.DataError,  # an argument asyncpg cannot encode (int64...)
+    UnicodeEncodeError,
+    OverflowError,
+)
 
 
 class AuditActivities:
@@ -46,7 +60,20 @@ class AuditActivities:
         the step costs one local activity (one marker event) instead of four,
         and, without task changes, one round trip to PostgreSQL.
         """
-        await steps.record_step(self.pool, input)
+        try:
+            await steps.record_step(self.pool, input)
+        except REFUSED_FOR_GOOD as err:
+            # Retrying cannot help: the workflow records the failure instead
+            # (workflows/steps.py). Only the error's class and SQLSTATE: the
+            # message may quote the refused value (customer data).
+            sqlstate = getattr(err, "sqlstate", None)
+            reason = f"{type(err).__name__}" + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+            activity_logger().error("transition_refused", error=reason)
+            raise ApplicationError(
+                f"the store refused the step's writes: {reason}",
+                type=STEP_WRITE_REFUSED,
+                non_retryable=True,
+            ) from None
         activity_logger().debug(
             "transition_recorded",
             entries=len(input.entries),

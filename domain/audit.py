@@ -85,3 +85,12 @@ class RecordTransitionInput(StewardModel):
 
 
 RECORD_TRANSITION = "record_transition"
+
+# The store refused a step's writes for good (a value it cannot hold, a
+# constraint): retrying would fail the same way, so `record_transition` raises
+# a non-retryable ApplicationError of this type, its message naming only the
+# error class and SQLSTATE, never the values.
+STEP_WRITE_REFUSED = "StepWriteRefused"
+# What a workflow records instead of a step it could not write
+# (workflows/steps.py): an audit row of this action and an ops task of this kind.
+STEP_WRITE_FAILED = "step_write_failed"

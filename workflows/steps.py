@@ -21,15 +21,29 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.audit import RECORD_TRANSITION, AuditEntry, CaseStatusInput, RecordTransitionInput
+    from domain.audit import (
+        RECORD_TRANSITION,
+        STEP_WRITE_FAILED,
+        STEP_WRITE_REFUSED,
+        AuditEntry,
+        CaseStatusInput,
+        RecordTransitionInput,
+    )
     from domain.common import Role
-    from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput
+    from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput, task_id
 
 STEWARD = "steward"
 LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
+# A step write that can never succeed stops being retried: at once when the
+# store refuses its values (STEP_WRITE_REFUSED), else after this long (an
+# outage longer than this loses the step's rows, replaced by the record below).
+STEP_WRITE_GIVE_UP = timedelta(minutes=30)
+# Behaviour guarded by this patch: a step write that gave up is recorded as a
+# `step_write_failed` audit row and an ops task, and the case goes on.
+STEP_WRITE_FAILURE_PATCH = "step-write-failure"
 
 
 class StepRecorder:
@@ -81,6 +95,20 @@ class StepRecorder:
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
     ) -> None:
+        self.pending.entries.append(
+            self._entry(action, actor=actor, role=role, reason=reason, before=before, after=after)
+        )
+
+    def _entry(
+        self,
+        action: str,
+        *,
+        actor: str = STEWARD,
+        role: Role = Role.SYSTEM,
+        reason: str = "",
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> AuditEntry:
         # The entry id is the workflow id plus a per-run sequence, so a retried
         # local activity hits the store's unique constraint instead of a duplicate.
         self.audit_sequence += 1
@@ -88,25 +116,19 @@ class StepRecorder:
         extra: dict[str, Any] = {}
         if self._order_id is not None:
             extra["order_id"] = self._order_id()
-        self.pending.entries.append(
-            AuditEntry(
-                entry_id=f"{workflow_id}/{self.audit_sequence:04d}",
-                workflow_id=workflow_id,
-                process=self.process,
-                case_id=self._case_id(),
-                actor=actor,
-                role=role,
-                action=action,
-                reason=reason,
-                before=jsonable(
-                    before or {}, drop_none=self._drop_none, plain_lists=self._plain_lists
-                ),
-                after=jsonable(
-                    after or {}, drop_none=self._drop_none, plain_lists=self._plain_lists
-                ),
-                occurred_at=workflow.now(),
-                **extra,
-            )
+        return AuditEntry(
+            entry_id=f"{workflow_id}/{self.audit_sequence:04d}",
+            workflow_id=workflow_id,
+            process=self.process,
+            case_id=self._case_id(),
+            actor=actor,
+            role=role,
+            action=action,
+            reason=reason,
+            before=jsonable(before or {}, drop_none=self._drop_none, plain_lists=self._plain_lists),
+            after=jsonable(after or {}, drop_none=self._drop_none, plain_lists=self._plain_lists),
+            occurred_at=workflow.now(),
+            **extra,
         )
 
     def status_changed(
@@ -177,9 +199,72 @@ class StepRecorder:
         batch, self.pending = self.pending, RecordTransitionInput()
         # No summary: the type (record_transition) says it, and a summary is
         # one more encrypted payload on every step of every process.
-        await workflow.execute_local_activity(
-            RECORD_TRANSITION, batch, start_to_close_timeout=LOCAL_WRITE_TIMEOUT
+        try:
+            await workflow.execute_local_activity(
+                RECORD_TRANSITION,
+                batch,
+                start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
+                schedule_to_close_timeout=STEP_WRITE_GIVE_UP,
+            )
+        except FailureError as failure:
+            # A local activity's failure: ActivityError, or (this SDK) its cause itself.
+            if not workflow.patched(STEP_WRITE_FAILURE_PATCH):
+                raise
+            await self._record_step_write_failed(batch, failure)
+
+    async def _record_step_write_failed(
+        self, batch: RecordTransitionInput, failure: FailureError
+    ) -> None:
+        """The step's writes gave up: record that, in values the store always
+        takes (ids, action names, the error's class), with an ops task, and
+        close the tasks the step closed; the case goes on. Money never waits on
+        a bookkeeping row: a decided review still voids or captures and
+        releases, and the next step writes the case row again."""
+        cause = failure.cause if isinstance(failure, ActivityError) else failure
+        if isinstance(cause, ApplicationError) and cause.type == STEP_WRITE_REFUSED:
+            why = cause.message  # the activity names only the error class and SQLSTATE
+        elif isinstance(cause, ApplicationError):
+            why = f"{cause.type or 'ApplicationError'}"
+        else:
+            why = type(cause or failure).__name__
+        lost = (
+            f"audit actions [{', '.join(e.action for e in batch.entries)}], "
+            f"case row {'yes' if batch.case else 'no'}, "
+            f"tasks opened [{', '.join(t.task_id for t in batch.open_tasks)}], "
+            f"tasks updated [{', '.join(t.task_id for t in batch.update_tasks)}]"
         )
+        entry = self._entry(
+            STEP_WRITE_FAILED,
+            reason=f"a step's writes gave up ({why}); not recorded: {lost}",
+        )
+        workflow_id = workflow.info().workflow_id
+        record = RecordTransitionInput(
+            entries=[entry],
+            open_tasks=[
+                OpenTaskInput(
+                    task_id=task_id(workflow_id, STEP_WRITE_FAILED, self.audit_sequence),
+                    process=self.process,
+                    case_id=entry.case_id,
+                    workflow_id=workflow_id,
+                    kind=STEP_WRITE_FAILED,
+                    title=f"A step of {entry.case_id} could not be recorded: see its audit",
+                    awaited_role=Role.OPS,
+                    due_at=workflow.now(),
+                    priority=1000,
+                    opened_at=workflow.now(),
+                )
+            ],
+            close_tasks=batch.close_tasks,
+        )
+        workflow.logger.error("step write gave up (%s); recorded as %s", why, entry.entry_id)
+        try:
+            await workflow.execute_local_activity(
+                RECORD_TRANSITION, record, start_to_close_timeout=LOCAL_WRITE_TIMEOUT
+            )
+        except FailureError as again:
+            # Not even ids and names could be written: fail the workflow task
+            # (not the workflow), so it shows in the UI and resumes once fixed.
+            raise RuntimeError(f"the step_write_failed record was refused too: {again}") from None
 
 
 async def wait_until(condition: Callable[[], bool], *, until: datetime, timer: str) -> bool:

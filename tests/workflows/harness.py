@@ -43,7 +43,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from domain.audit import RECORD_TRANSITION, AuditEntry, CaseStatusInput, RecordTransitionInput
+from domain.audit import (
+    RECORD_TRANSITION,
+    STEP_WRITE_REFUSED,
+    AuditEntry,
+    CaseStatusInput,
+    RecordTransitionInput,
+)
 from domain.carrier_sweep import SWEEP_SILENT_SHIPMENTS, CarrierSweepInput, CarrierSweepResult
 from domain.chargeback import (
     ASSEMBLE_DISPUTE_EVIDENCE,
@@ -161,12 +167,28 @@ def _knobs(port: object) -> list[str]:
 
 @dataclass
 class FakeAudit:
-    """The store's step writes: audit rows, the case row and task changes."""
+    """The store's step writes: audit rows, the case row and task changes.
 
+    `refuse_action`: a step carrying an audit entry of this action is refused
+    as the real activity refuses values PostgreSQL cannot hold (non-retryable
+    STEP_WRITE_REFUSED); `refused` counts the refusals."""
+
+    refuse_action: str | None = None
     transitions: list[RecordTransitionInput] = field(default_factory=list, init=False)
+    refused: int = field(default=0, init=False)
 
     @activity.defn(name=RECORD_TRANSITION)
     async def record_transition(self, input: RecordTransitionInput) -> None:
+        if self.refuse_action is not None and any(
+            e.action == self.refuse_action for e in input.entries
+        ):
+            self.refused += 1
+            raise ApplicationError(
+                "the store refused the step's writes: CharacterNotInRepertoireError "
+                "(SQLSTATE 22021)",
+                type=STEP_WRITE_REFUSED,
+                non_retryable=True,
+            )
         self.transitions.append(input)
 
     def entries(
