@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -80,6 +81,9 @@ EASYPOST_CARRIERS = {
     "usps": "USPS",
     "colissimo": "Colissimo",
 }
+# How long an attempt may still be talking to EasyPost: the activity attempt
+# (30 s) plus calls that outlive it in their thread (8 s each, up to three).
+ATTEMPT_LEASE = timedelta(seconds=60)
 CLAIM_TYPES = {"lost": "loss", "damaged": "damage", "stolen": "theft"}
 # When EasyPost gives no delivery estimate for the chosen rate.
 DEFAULT_TRANSIT = {
@@ -258,6 +262,41 @@ class EasyPostCarrier:
         code = getattr(exc, "code", None) or f"http_{status}"
         return refused(f"EasyPost refused {what}: {detail}", str(code))
 
+    async def _take(self, idempotency_key: str, kind: str, what: str) -> carrier_bookings.Booking:
+        """The booking's row, taken for this attempt. An earlier attempt whose
+        activity timed out may still be waiting on EasyPost in its thread:
+        until its lease is over this one is refused as transient (and
+        retried), so no second label is bought and no second claim filed."""
+        await carrier_bookings.start(
+            self.pool, idempotency_key=idempotency_key, provider=PROVIDER, kind=kind
+        )
+        if not await carrier_bookings.claim_attempt(self.pool, idempotency_key, ATTEMPT_LEASE):
+            booking = await carrier_bookings.get(self.pool, idempotency_key)
+            if booking is not None and booking.result is not None:
+                return booking
+            raise PortUnavailableError(
+                f"an earlier attempt at {what} may still be at EasyPost; retried after "
+                f"{int(ATTEMPT_LEASE.total_seconds())} s",
+                409,
+            )
+        booking = await carrier_bookings.get(self.pool, idempotency_key)
+        assert booking is not None
+        return booking
+
+    @contextlib.asynccontextmanager
+    async def _attempt(
+        self, idempotency_key: str, kind: str, what: str
+    ) -> AsyncIterator[carrier_bookings.Booking]:
+        booking = await self._take(idempotency_key, kind, what)
+        try:
+            yield booking
+        except Exception:
+            # This attempt is over (EasyPost answered, even with an error): the
+            # next one need not wait. A cancelled attempt (its activity timed
+            # out) keeps the lease: its thread may still be at EasyPost.
+            await carrier_bookings.release_attempt(self.pool, idempotency_key)
+            raise
+
     # ------------------------------------------------------------ labels
 
     async def _recipient(self, order_id: str) -> tuple[Address, str, str | None]:
@@ -287,77 +326,79 @@ class EasyPostCarrier:
         if booking is not None and booking.result is not None:
             return booking.result
         what = f"the {kind.replace('_', ' ')} for {reference}"
-        shipment: Any = None
-        if booking is not None and booking.provider_ref:
-            shipment = await self._call(
-                what, ShipmentRefusedError, self.client.shipment.retrieve, booking.provider_ref
-            )
-        if shipment is None:
-            await carrier_bookings.start(
-                self.pool, idempotency_key=idempotency_key, provider=PROVIDER, kind=kind
-            )
-            params: dict[str, Any] = {
-                "to_address": to_address,
-                "from_address": self.warehouse,
-                "parcel": self.parcel.for_units(parcel_units),
-                "reference": reference,
-            }
-            if is_return:
-                params["is_return"] = True
-            if service_level == "signature_required":
-                params["options"] = {"delivery_confirmation": "SIGNATURE"}
-            shipment = await self._call(
-                what, ShipmentRefusedError, self.client.shipment.create, **params
-            )
-            await carrier_bookings.set_ref(self.pool, idempotency_key, shipment.id)
-        data = _as_dict(shipment)
-        if not data.get("tracking_code"):
-            rate = choose_rate(data.get("rates") or [], carrier, service_level)
-            if rate is None:
-                offered = sorted({str(r.get("carrier")) for r in data.get("rates") or []})
-                raise ShipmentRefusedError(
-                    f"EasyPost offers no {carrier} rate for {what} "
-                    f"(rates from: {', '.join(offered) or 'none'}; "
-                    f"messages: {data.get('messages') or []})",
-                    "no_rate",
+        async with self._attempt(idempotency_key, kind, what) as booking:
+            if booking.result is not None:
+                return booking.result
+            shipment: Any = None
+            if booking.provider_ref:
+                shipment = await self._call(
+                    what, ShipmentRefusedError, self.client.shipment.retrieve, booking.provider_ref
                 )
-            shipment = await self._call(
-                what,
-                ShipmentRefusedError,
-                self.client.shipment.buy,
-                data["id"],
-                rate={"id": rate["id"]},
-            )
+            if shipment is None:
+                params: dict[str, Any] = {
+                    "to_address": to_address,
+                    "from_address": self.warehouse,
+                    "parcel": self.parcel.for_units(parcel_units),
+                    "reference": reference,
+                }
+                if is_return:
+                    params["is_return"] = True
+                if service_level == "signature_required":
+                    params["options"] = {"delivery_confirmation": "SIGNATURE"}
+                shipment = await self._call(
+                    what, ShipmentRefusedError, self.client.shipment.create, **params
+                )
+                await carrier_bookings.set_ref(self.pool, idempotency_key, shipment.id)
             data = _as_dict(shipment)
-        selected = data.get("selected_rate") or {}
-        days = selected.get("delivery_days") or selected.get("est_delivery_days")
-        transit = (
-            timedelta(days=int(days))
-            if days
-            else DEFAULT_TRANSIT.get(service_level, DEFAULT_TRANSIT["standard"])
-        )
-        label = data.get("postage_label") or {}
-        result = {
-            "shipment_id": data["id"],
-            "tracking_number": data.get("tracking_code"),
-            "label_url": label.get("label_pdf_url") or label.get("label_url") or "",
-            "carrier": selected.get("carrier"),
-            "service": selected.get("service"),
-            "expected_delivery_at": (self.clock() + transit).isoformat(),
-        }
-        await carrier_bookings.complete(self.pool, idempotency_key, data["id"], result)
-        tracker = data.get("tracker") or {}
-        if tracker.get("id") and data.get("tracking_code") and selected.get("carrier"):
-            # EasyPost follows what it sold: the parcel needs no tracker of ours.
-            key = tracker_key(str(selected["carrier"]), str(data["tracking_code"]), ours=carrier)
-            await carrier_bookings.start(
-                self.pool, idempotency_key=key, provider=PROVIDER, kind="tracker"
+            if not data.get("tracking_code"):
+                rate = choose_rate(data.get("rates") or [], carrier, service_level)
+                if rate is None:
+                    offered = sorted({str(r.get("carrier")) for r in data.get("rates") or []})
+                    raise ShipmentRefusedError(
+                        f"EasyPost offers no {carrier} rate for {what} "
+                        f"(rates from: {', '.join(offered) or 'none'}; "
+                        f"messages: {data.get('messages') or []})",
+                        "no_rate",
+                    )
+                shipment = await self._call(
+                    what,
+                    ShipmentRefusedError,
+                    self.client.shipment.buy,
+                    data["id"],
+                    rate={"id": rate["id"]},
+                )
+                data = _as_dict(shipment)
+            selected = data.get("selected_rate") or {}
+            days = selected.get("delivery_days") or selected.get("est_delivery_days")
+            transit = (
+                timedelta(days=int(days))
+                if days
+                else DEFAULT_TRANSIT.get(service_level, DEFAULT_TRANSIT["standard"])
             )
-            await carrier_bookings.complete(
-                self.pool, key, str(tracker["id"]), {"tracker_id": tracker["id"]}
-            )
-        booking = await carrier_bookings.get(self.pool, idempotency_key)
-        return booking.result if booking is not None and booking.result else result
+            label = data.get("postage_label") or {}
+            result = {
+                "shipment_id": data["id"],
+                "tracking_number": data.get("tracking_code"),
+                "label_url": label.get("label_pdf_url") or label.get("label_url") or "",
+                "carrier": selected.get("carrier"),
+                "service": selected.get("service"),
+                "expected_delivery_at": (self.clock() + transit).isoformat(),
+            }
+            await carrier_bookings.complete(self.pool, idempotency_key, data["id"], result)
+            tracker = data.get("tracker") or {}
+            if tracker.get("id") and data.get("tracking_code") and selected.get("carrier"):
+                # EasyPost follows what it sold: the parcel needs no tracker of ours.
+                key = tracker_key(
+                    str(selected["carrier"]), str(data["tracking_code"]), ours=carrier
+                )
+                await carrier_bookings.start(
+                    self.pool, idempotency_key=key, provider=PROVIDER, kind="tracker"
+                )
+                await carrier_bookings.complete(
+                    self.pool, key, str(tracker["id"]), {"tracker_id": tracker["id"]}
+                )
+            booking = await carrier_bookings.get(self.pool, idempotency_key)
+            return booking.result if booking is not None and booking.result else result
 
     async def book_shipment(
         self,
@@ -514,42 +555,44 @@ class EasyPostCarrier:
                 "currency_unsupported",
             )
         what = f"the {claim_type} claim on {tracking_number}"
-        if booking is not None:
-            # Interrupted after EasyPost may have taken it: look before filing again.
-            found = await self._existing_claim(what, tracking_number, kind)
-            if found is not None:
-                await carrier_bookings.complete(
-                    self.pool, idempotency_key, found, {"claim_id": found}
-                )
-                return found
-        await carrier_bookings.start(
-            self.pool, idempotency_key=idempotency_key, provider=PROVIDER, kind="claim"
-        )
-        statement = render_pdf(
-            [
-                f"Claim on parcel {tracking_number} ({carrier}): {claim_type}",
-                f"Value claimed: {amount_minor / 100:.2f} {currency.upper()}",
-                f"Steward reference: {idempotency_key}",
-                "",
-                "Documents on file at Steward:",
-                *(f"  - {d}" for d in documents),
-            ]
-        )
-        claim = await self._call(
-            what,
-            ClaimRefusedError,
-            self.client.claim.create,
-            type=kind,
-            tracking_code=tracking_number,
-            amount=f"{amount_minor / 100:.2f}",
-            description=f"{claim_type} parcel {tracking_number}; Steward {idempotency_key}",
-            contact_email=self.claim_email,
-            supporting_documentation_attachments=[base64.b64encode(statement).decode("ascii")],
-        )
-        await carrier_bookings.complete(
-            self.pool, idempotency_key, claim.id, {"claim_id": claim.id}
-        )
-        return str(claim.id)
+        interrupted = booking is not None
+        async with self._attempt(idempotency_key, "claim", what) as booking:
+            if booking.result is not None:
+                return str(booking.result["claim_id"])
+            if interrupted:
+                # An earlier attempt may have filed it before its answer was lost:
+                # look among EasyPost's claims before filing again.
+                found = await self._existing_claim(what, tracking_number, kind)
+                if found is not None:
+                    await carrier_bookings.complete(
+                        self.pool, idempotency_key, found, {"claim_id": found}
+                    )
+                    return found
+            statement = render_pdf(
+                [
+                    f"Claim on parcel {tracking_number} ({carrier}): {claim_type}",
+                    f"Value claimed: {amount_minor / 100:.2f} {currency.upper()}",
+                    f"Steward reference: {idempotency_key}",
+                    "",
+                    "Documents on file at Steward:",
+                    *(f"  - {d}" for d in documents),
+                ]
+            )
+            claim = await self._call(
+                what,
+                ClaimRefusedError,
+                self.client.claim.create,
+                type=kind,
+                tracking_code=tracking_number,
+                amount=f"{amount_minor / 100:.2f}",
+                description=f"{claim_type} parcel {tracking_number}; Steward {idempotency_key}",
+                contact_email=self.claim_email,
+                supporting_documentation_attachments=[base64.b64encode(statement).decode("ascii")],
+            )
+            await carrier_bookings.complete(
+                self.pool, idempotency_key, claim.id, {"claim_id": claim.id}
+            )
+            return str(claim.id)
 
     async def _existing_claim(self, what: str, tracking_number: str, kind: str) -> str | None:
         page = await self._call(what, ClaimRefusedError, self.client.claim.all, page_size=100)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from store.deliveries import Executor
@@ -48,6 +49,30 @@ async def start(db: Executor, *, idempotency_key: str, provider: str, kind: str)
         idempotency_key,
         provider,
         kind,
+    )
+
+
+async def claim_attempt(db: Executor, idempotency_key: str, lease: timedelta) -> bool:
+    """Take the booking for this attempt, unless another attempt took it less
+    than `lease` ago (it may still be talking to the provider) or it is done."""
+    claimed = await db.fetchval(
+        """
+        UPDATE carrier_bookings SET attempt_at = now()
+        WHERE idempotency_key = $1 AND result IS NULL
+          AND (attempt_at IS NULL OR attempt_at < now() - $2::interval)
+        RETURNING true
+        """,
+        idempotency_key,
+        lease,
+    )
+    return bool(claimed)
+
+
+async def release_attempt(db: Executor, idempotency_key: str) -> None:
+    """The attempt ended: the next one may go at once."""
+    await db.execute(
+        "UPDATE carrier_bookings SET attempt_at = NULL WHERE idempotency_key = $1",
+        idempotency_key,
     )
 
 

@@ -589,3 +589,34 @@ async def test_a_tracker_easypost_refuses_does_not_stop_the_others(
     )
     assert await carrier.follow_new_shipments({"ups"}) == 1
     assert await carrier.follow_new_shipments({"ups"}) == 0
+
+
+async def test_an_attempt_still_at_easypost_holds_back_the_next_one(
+    easypost_api: responses.RequestsMock, carrier: EasyPostCarrier, clean_db: asyncpg.Pool
+) -> None:
+    order_id = await registered_order(clean_db)
+    call = {
+        "idempotency_key": "k-in-flight",
+        "carrier": "ups",
+        "order_id": order_id,
+        "destination_country": "FR",
+        "service_level": "standard",
+        "pickup_point_id": None,
+    }
+    # An attempt whose activity timed out took the booking and may still be
+    # creating the shipment in its thread.
+    await carrier_bookings.start(
+        clean_db, idempotency_key="k-in-flight", provider="easypost", kind="label"
+    )
+    assert await carrier_bookings.claim_attempt(clean_db, "k-in-flight", timedelta(seconds=60))
+    with pytest.raises(PortUnavailableError, match="may still be at EasyPost") as held:
+        await carrier.book_shipment(**call)
+    assert held.value.status == 409 and not easypost_api.calls
+    # Its lease over, the next attempt goes on.
+    await clean_db.execute(
+        "UPDATE carrier_bookings SET attempt_at = now() - interval '61 seconds' "
+        "WHERE idempotency_key = 'k-in-flight'"
+    )
+    easypost_api.post(f"{API}/shipments", json=shipment_body(), status=201)
+    easypost_api.post(f"{API}/shipments/shp_1/buy", json=shipment_body(bought="rate_ups_ground"))
+    assert (await carrier.book_shipment(**call)).tracking_number == "1ZEASYPOST0001"
