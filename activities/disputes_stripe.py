@@ -113,7 +113,9 @@ def port_error(exc: stripe.StripeError, what: str) -> Exception:
             f"{exc.user_message}",
             status or 401,
         )
-    if status >= 500 or status == 0:
+    if status >= 500 or status in (0, 409):
+        # 409: a request with the same idempotency key is still in progress at
+        # Stripe (an earlier attempt), or a lock timeout: try again later.
         return PortUnavailableError(f"Stripe failed on {what}: {exc.user_message}", status or 503)
     code = exc.code or (exc.error.type if exc.error is not None else None) or f"http_{status}"
     return DisputeResponseRefusedError(f"Stripe refused {what}: {exc.user_message}", str(code))

@@ -233,7 +233,7 @@ async def test_stripe_429_is_a_rate_limit_with_its_retry_after(
     assert limited.value.retry_after == timedelta(seconds=7)
 
 
-async def test_stripe_500_401_and_timeouts_are_transient(
+async def test_stripe_500_401_409_and_timeouts_are_transient(
     stripe_api: respx.MockRouter, stripe_responder: StripeDisputeResponder
 ) -> None:
     route = stripe_api.post("/v1/disputes/dp_1Q/close")
@@ -252,6 +252,16 @@ async def test_stripe_500_401_and_timeouts_are_transient(
     with pytest.raises(PortUnavailableError, match="STEWARD_STRIPE_API_KEY") as denied:
         await stripe_responder.respond(**calls)
     assert denied.value.status == 401
+    route.respond(
+        409,
+        json=stripe_error(
+            "idempotency_error",
+            "There is currently another in-progress request using this Stripe token",
+        ),
+    )
+    with pytest.raises(PortUnavailableError) as busy:
+        await stripe_responder.respond(**calls)
+    assert busy.value.status == 409
     route.side_effect = httpx.ReadTimeout("read timed out")
     with pytest.raises(PortTimeoutError):
         await stripe_responder.respond(**calls)
