@@ -29,6 +29,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,9 @@ STRIPE_TOLERANCE_SECONDS = 300
 class SignatureError(ValueError):
     """The request is not provably from the provider; the message says why
     (never containing the secret or the expected signature)."""
+
+
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def stripe_signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -101,6 +105,11 @@ def verify_stripe_signature(
             f"Stripe-Signature: timestamp is {int(age)} s from now, outside the "
             f"{tolerance_seconds} s tolerance (stale or replayed)"
         )
+    # A v1 signature is lowercase hex; anything else matches nothing (and
+    # would make the library's constant-time compare raise TypeError).
+    signatures = [sig for sig in signatures if _HEX.fullmatch(sig)]
+    if not signatures:
+        raise SignatureError("Stripe-Signature: no v1 signature matches the body")
     # The header as Stripe's library reads it (no spaces, v1 values only), so
     # what Steward parsed above is what the library checks.
     canonical = ",".join([f"t={timestamp}", *(f"{STRIPE_SCHEME}={s}" for s in signatures)])
@@ -168,10 +177,20 @@ def verify_adyen_item(item: Mapping[str, Any], hex_keys: list[str]) -> None:
     received = additional.get("hmacSignature") if isinstance(additional, Mapping) else None
     if not isinstance(received, str) or not received:
         raise SignatureError("additionalData.hmacSignature: missing")
+    if not received.isascii():
+        # Base64 is ASCII; the library's compare would raise TypeError.
+        raise SignatureError("additionalData.hmacSignature: does not match the item")
     signed = _adyen_library_item(item, received)
     for key in hex_keys:
         _adyen_key(key)  # a key that is not hex is a configuration error, said as such
-        if is_valid_hmac_notification(signed, key):
+        try:
+            valid = is_valid_hmac_notification(signed, key)
+        except UnicodeEncodeError:
+            # A lone surrogate ("\udc80" in the JSON): no UTF-8 text Adyen signed.
+            raise SignatureError(
+                "additionalData.hmacSignature: the signed fields are not valid UTF-8"
+            ) from None
+        if valid:
             return
     raise SignatureError("additionalData.hmacSignature: does not match the item")
 

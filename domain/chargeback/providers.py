@@ -180,7 +180,10 @@ def _require(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
 def _epoch(value: Any, field: str) -> datetime:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise WebhookPayloadError(field, "expected a unix timestamp")
-    return datetime.fromtimestamp(value, tz=UTC)
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        raise WebhookPayloadError(field, "a unix timestamp past year 9999") from None
 
 
 def _due_by(details: Any) -> datetime | None:
@@ -235,7 +238,7 @@ def read_stripe_event(event: Mapping[str, Any]) -> DisputeEvent | IgnoredEvent:
         event_key=event_id,
         event_type=event_type,
         object_ref=_ref(obj.get("id")) if isinstance(obj, Mapping) else "",
-        occurred_at=datetime.fromtimestamp(created, tz=UTC)
+        occurred_at=_epoch(created, "created")
         if isinstance(created, int) and not isinstance(created, bool) and created > 0
         else None,
         reason=STRIPE_IGNORED_EVENTS.get(event_type, STRIPE_NOT_A_DISPUTE),
@@ -447,7 +450,10 @@ def _iso(value: Any, field: str) -> datetime:
         raise WebhookPayloadError(field, f"{value!r} is not an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         raise WebhookPayloadError(field, "needs a time zone offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise WebhookPayloadError(field, f"{value!r} is out of the calendar in UTC") from None
 
 
 def read_adyen_item(item: Mapping[str, Any], where: str) -> DisputeEvent | IgnoredEvent:

@@ -24,7 +24,12 @@ from domain.chargeback import (
 from domain.common import MAX_MINOR_UNITS, StewardModel
 from domain.orders import Order
 from domain.returns import ReturnOrder
-from domain.webhook_signatures import stripe_signature_header
+from domain.webhook_signatures import (
+    SignatureError,
+    stripe_signature_header,
+    verify_adyen_item,
+    verify_stripe_signature,
+)
 from tests.factories import order_data
 from tests.unit.test_api_validation import _json, auth, fields, make_client
 from tests.unit.test_provider_payloads import adyen_item, dispute, event
@@ -423,3 +428,39 @@ def test_an_unpaired_surrogate_is_422_not_a_failure_to_encode(api: TestClient) -
     # Read from a parsed dict (as a provider payload is), it is refused as well.
     with pytest.raises(ValueError, match=r"customer\.full_name"):
         Order.model_validate(order_data("FR-SUR", customer={"full_name": "Camille \udc80"}))
+
+
+# ------------------- findings of the property tests (tests/unit/test_domain_properties.py)
+
+
+def test_timestamps_and_dates_beyond_the_calendar_are_named_not_raised() -> None:
+    past_9999 = 253402300800 * 10
+    with pytest.raises(WebhookPayloadError) as stripe_created:
+        read_stripe_event(event("charge.dispute.created", dispute()) | {"created": past_9999})
+    assert stripe_created.value.field == "created"
+    due = dispute(evidence_details={"due_by": past_9999})
+    with pytest.raises(WebhookPayloadError) as due_by:
+        read_stripe_event(event("charge.dispute.created", due))
+    assert due_by.value.field == "data.object.evidence_details.due_by"
+    for date in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"):
+        with pytest.raises(WebhookPayloadError) as adyen_date:
+            read_adyen_item(adyen_item("CHARGEBACK", eventDate=date), "")
+        assert adyen_date.value.field == "eventDate"
+
+
+def test_signatures_that_cannot_match_are_refused_with_a_signature_error() -> None:
+    body = b'{"id": "evt_1"}'
+    now = int(time.time())
+    for v1 in ("\u00e9" * 64, "ZZ", "A" * 64):
+        with pytest.raises(SignatureError, match="no v1 signature matches"):
+            verify_stripe_signature(
+                body=body, header=f"t={now},v1={v1}", secrets=[STRIPE_SECRET], now=now
+            )
+    key = "00112233445566778899AABBCCDDEEFF"
+    item = adyen_item("CHARGEBACK")
+    item["additionalData"]["hmacSignature"] = "\u00e9t\u00e9"
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_adyen_item(item, [key])
+    lone = adyen_item("CHARGEBACK", merchantReference="pay-\udc80")
+    with pytest.raises(SignatureError, match="not valid UTF-8"):
+        verify_adyen_item(lone, [key])
