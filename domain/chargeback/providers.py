@@ -31,6 +31,7 @@ from domain.common import (
     MAX_MINOR_UNITS,
     NonEmptyStr,
     StewardModel,
+    control_character_error,
     currency_error,
 )
 
@@ -159,15 +160,47 @@ def _currency(value: str, field: str) -> str:
     return value
 
 
-def _model(model: type[_M], where: str, **values: Any) -> _M:
+# Where the provider carries each field of DisputeEvent, to name it in a refusal.
+_STRIPE_FIELDS = {
+    "event_id": "id",
+    "dispute_id": "data.object.id",
+    "provider_event": "type",
+    "order_id": "data.object.metadata.order_id",
+    "payment_ref": "data.object.charge",
+    "payment_refs": "data.object.payment_intent",
+    "provider_reason_code": "data.object.reason",
+    "provider_status": "data.object.status",
+}
+_ADYEN_FIELDS = {
+    "event_id": "pspReference",
+    "dispute_id": "pspReference",
+    "provider_event": "eventCode",
+    "order_id": "merchantReference",
+    "payment_ref": "originalReference",
+    "payment_refs": "originalReference",
+    "provider_reason_code": "additionalData.chargebackReasonCode",
+    "scheme": "additionalData.chargebackSchemeCode",
+    "provider_status": "additionalData.disputeStatus",
+}
+
+
+def _model(model: type[_M], where: str, names: Mapping[str, str], **values: Any) -> _M:
     """Build the normalised event; a value the model refuses (a control
-    character in a reference...) is a malformed item, named like the others."""
+    character in a reference...) is a malformed item, named like the others
+    by where the provider carries it."""
     try:
         return model(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = ".".join(str(part) for part in error["loc"]) or "body"
-        raise WebhookPayloadError(f"{where}{name}", str(error["msg"])) from None
+        name = str(error["loc"][0]) if error["loc"] else "body"
+        reason = re.sub(r"^(Value|Assertion) error, ", "", str(error["msg"]))
+        raise WebhookPayloadError(f"{where}{names.get(name, name)}", reason) from None
+
+
+def _printable(value: str) -> str:
+    """An ignored event's type and references as recorded: a control
+    character becomes U+FFFD, so an authentic event is still acknowledged."""
+    return "".join("\ufffd" if control_character_error(c, free_text=False) else c for c in value)
 
 
 def _require(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -234,10 +267,11 @@ def read_stripe_event(event: Mapping[str, Any]) -> DisputeEvent | IgnoredEvent:
     return _model(
         IgnoredEvent,
         "",
+        _STRIPE_FIELDS,
         provider=DisputeProvider.STRIPE,
-        event_key=event_id,
-        event_type=event_type,
-        object_ref=_ref(obj.get("id")) if isinstance(obj, Mapping) else "",
+        event_key=_printable(event_id),
+        event_type=_printable(event_type),
+        object_ref=_printable(_ref(obj.get("id"))) if isinstance(obj, Mapping) else "",
         occurred_at=_epoch(created, "created")
         if isinstance(created, int) and not isinstance(created, bool) and created > 0
         else None,
@@ -266,7 +300,8 @@ def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
             raise WebhookPayloadError("data.object.charge", "expected the charge id")
         return _model(
             DisputeEvent,
-            "data.object.",
+            "",
+            _STRIPE_FIELDS,
             event_id=event_id,
             provider=DisputeProvider.STRIPE,
             dispute_id=object_id,
@@ -295,7 +330,8 @@ def stripe_event_to_dispute_event(event: Mapping[str, Any]) -> DisputeEvent:
     kind = _stripe_kind(event_type, status)
     return _model(
         DisputeEvent,
-        "data.object.",
+        "",
+        _STRIPE_FIELDS,
         event_id=event_id,
         provider=DisputeProvider.STRIPE,
         dispute_id=object_id,
@@ -473,10 +509,11 @@ def read_adyen_item(item: Mapping[str, Any], where: str) -> DisputeEvent | Ignor
     return _model(
         IgnoredEvent,
         where,
+        _ADYEN_FIELDS,
         provider=DisputeProvider.ADYEN,
-        event_key=adyen_event_id(item),
-        event_type=code,
-        object_ref=psp if isinstance(psp, str) else "",
+        event_key=_printable(adyen_event_id(item)),
+        event_type=_printable(code),
+        object_ref=_printable(psp) if isinstance(psp, str) else "",
         occurred_at=occurred_at,
         reason=ADYEN_IGNORED_EVENTS.get(code, ADYEN_UNKNOWN_EVENT),
     )
@@ -536,6 +573,7 @@ def adyen_item_to_dispute_event(item: Mapping[str, Any], where: str) -> DisputeE
     return _model(
         DisputeEvent,
         where,
+        _ADYEN_FIELDS,
         event_id=adyen_event_id(item),
         provider=DisputeProvider.ADYEN,
         dispute_id=psp,

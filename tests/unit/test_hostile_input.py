@@ -325,14 +325,28 @@ def test_an_adyen_dispute_whose_psp_reference_is_not_a_key_is_named() -> None:
     assert isinstance(read_adyen_item(adyen_item("CHARGEBACK"), ""), DisputeEvent)
 
 
-def test_an_authentic_event_with_a_control_character_is_422_not_500(api: TestClient) -> None:
-    ignored = event("customer.created", {"id": "cus_1"})
-    ignored["type"] = "customer.created\x00"
-    response = signed(api, ignored)
+def test_a_dispute_with_a_control_character_is_422_naming_the_providers_field(
+    api: TestClient,
+) -> None:
+    response = signed(api, event("charge.dispute.created", dispute(reason="fraudulent\x00")))
     assert response.status_code == 422
-    assert "control character" in response.json()["detail"]
-    read = read_stripe_event(event("customer.created", {"id": "cus_1"}))
+    assert response.json()["detail"].startswith(
+        "data.object.reason: control character U+0000 is not allowed"
+    )
+    with pytest.raises(WebhookPayloadError) as adyen:
+        read_adyen_item(adyen_item("CHARGEBACK", merchantReference="pay\x1b"), "items[0].")
+    assert adyen.value.field == "items[0].merchantReference"
+
+
+def test_an_ignored_event_with_a_control_character_is_still_acknowledged() -> None:
+    # Every authentic event Steward does not act on is acknowledged and recorded
+    # (docs/chargeback.md): its type and references are recorded printable.
+    read = read_stripe_event(event("customer.created\x00", {"id": "cus_\x07"}))
     assert isinstance(read, IgnoredEvent)
+    assert (read.event_type, read.object_ref) == ("customer.created\ufffd", "cus_\ufffd")
+    item = adyen_item("REPORT_AVAILABLE\x00", pspReference="99\x0015")
+    ignored = read_adyen_item(item, "")
+    assert isinstance(ignored, IgnoredEvent) and "\x00" not in ignored.event_key
 
 
 # ------------------------------------------- 6. error bodies match the document
