@@ -18,19 +18,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 import uvicorn
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 import workflows
 from starters.api.app import create_app
 from starters.api.openapi_examples import EXAMPLES, EXAMPLES_DIR
+from starters.client import connect
 from starters.stack import seed_dev_api_keys
+from store.db import create_pool
+from store.migrate import apply_migrations
 from tests.integration.conftest import free_port
 from workers import activities
+from workers.dev_server import TemporalDevServer
+from workers.embedded_postgres import EmbeddedPostgres
 from workers.settings import Settings
 
 ROOT = EXAMPLES_DIR.parent
@@ -83,43 +86,56 @@ def test_example_files_are_the_openapi_examples_and_validate() -> None:
         model.model_validate(on_disk)
 
 
-@pytest.fixture
-def settings(integration_settings: Settings, tmp_path: Path) -> Settings:
-    return integration_settings.model_copy(
-        update={
-            "task_queue": f"examples-{uuid.uuid4()}",
-            "data_dir": tmp_path,
-            "api_port": free_port(),
-            "stripe_webhook_secrets": STRIPE_SECRET,
-            "adyen_hmac_keys": ADYEN_KEY,
-        }
-    )
-
-
 @pytest_asyncio.fixture(loop_scope="session")
-async def api_url(client: Client, db_pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[str]:
-    seed_dev_api_keys(settings.data_dir)  # what `make up` does
-    app = create_app(settings, client=client, pool=db_pool)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.api_port, log_config=None)
+async def stack(integration_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """A stack of its own, as a fresh clone's `make up` has: an empty database
+    and Temporal (the session's servers hold other tests' cases, some with the
+    examples' ids), a worker and the API on a real port, the dev keys file."""
+    root = integration_dir / f"examples-{uuid.uuid4().hex[:8]}"
+    postgres = EmbeddedPostgres(root / "postgres", free_port(), fast=True)
+    temporal = TemporalDevServer(
+        root / "temporal", free_port(), ui_port=0, codec_endpoint=None, headless=True
     )
-    server.install_signal_handlers = False  # type: ignore[attr-defined]
-    async with Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflows=workflows.ALL_WORKFLOWS,
-        activities=activities.build_activities(db_pool, settings),
-    ):
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            assert not serving.done(), "the API did not start"
-            await asyncio.sleep(0.02)
-        try:
-            yield f"127.0.0.1:{settings.api_port}"
-        finally:
-            server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await serving
+    await asyncio.gather(asyncio.to_thread(postgres.start), temporal.start())
+    settings = Settings(
+        _env_file=None,
+        TEMPORAL_ADDRESS=temporal.target,
+        DATABASE_URL=postgres.dsn,
+        STEWARD_DATA_DIR=tmp_path,
+        STEWARD_API_PORT=free_port(),
+        STEWARD_STRIPE_WEBHOOK_SECRET=STRIPE_SECRET,
+        STEWARD_ADYEN_HMAC_KEY=ADYEN_KEY,
+    )
+    pool = await create_pool(settings.database_dsn)
+    try:
+        await apply_migrations(pool)
+        client = await connect(settings)
+        seed_dev_api_keys(settings.data_dir)  # what `make up` does
+        app = create_app(settings, client=client, pool=pool)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=settings.api_port, log_config=None)
+        )
+        server.install_signal_handlers = False  # type: ignore[attr-defined]
+        async with Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=workflows.ALL_WORKFLOWS,
+            activities=activities.build_activities(pool, settings),
+        ):
+            serving = asyncio.create_task(server.serve())
+            while not server.started:
+                assert not serving.done(), "the API did not start"
+                await asyncio.sleep(0.02)
+            try:
+                yield f"127.0.0.1:{settings.api_port}", settings.data_dir
+            finally:
+                server.should_exit = True
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serving
+    finally:
+        await pool.close()
+        await temporal.stop()
+        await asyncio.to_thread(postgres.stop)
 
 
 async def _bash(script: str, env: dict[str, str]) -> str:
@@ -138,9 +154,10 @@ async def _bash(script: str, env: dict[str, str]) -> str:
 
 
 async def test_every_example_request_answers_its_documented_status(
-    api_url: str, settings: Settings, tmp_path: Path
+    stack: tuple[str, Path], tmp_path: Path
 ) -> None:
-    env = {"PATH": os.environ["PATH"], "STEWARD_DATA_DIR": str(settings.data_dir)}
+    address, data_dir = stack
+    env = {"PATH": os.environ["PATH"], "STEWARD_DATA_DIR": str(data_dir)}
     setup = "\n".join(_setup_lines())
     exported = await _bash(f"{setup}\nenv\necho SIG=$SIG", env)
     keys = dict(line.split("=", 1) for line in exported.splitlines() if "=" in line)
@@ -154,7 +171,7 @@ async def test_every_example_request_answers_its_documented_status(
     loop = asyncio.get_running_loop()
     for command, expected in [*front_requests, *_requests()]:
         body = tmp_path / "body"
-        run = f"{setup}\n{command.replace('localhost:8400', api_url)} -o {body} -w '%{{http_code}}'"
+        run = f"{setup}\n{command.replace('localhost:8400', address)} -o {body} -w '%{{http_code}}'"
         deadline = loop.time() + SETTLE_SECONDS
         while True:
             answered = int(await _bash(run, env))
