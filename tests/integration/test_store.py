@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.audit import AuditActivities
 from activities.scoring import ScoringActivities
 from activities.simulated import SimulatedPaymentProvider
 from activities.tasks import TaskActivities
-from domain.audit import AuditEntry, CaseStatusInput, RecordTransitionInput
+from domain.audit import STEP_WRITE_REFUSED, AuditEntry, CaseStatusInput, RecordTransitionInput
 from domain.common import Role
 from domain.orders import Address
 from domain.payments import PaymentOperationKind
@@ -478,8 +479,10 @@ async def test_record_transition_writes_a_step_atomically(clean_db: asyncpg.Pool
         entries=[entry(4, action="never-seen")],
         case=status("released", T0 + timedelta(minutes=9), currency="EURO"),
     )
-    with pytest.raises(asyncpg.PostgresError):
+    # A value the store refuses for good (here too long) is refused, not retried for ever.
+    with pytest.raises(ApplicationError) as refused:
         await env.run(acts.record_transition, broken)
+    assert refused.value.type == STEP_WRITE_REFUSED and refused.value.non_retryable
     assert len(await audit.list_by_case(clean_db, "FR-1")) == 3
 
 
