@@ -67,7 +67,19 @@ Text = Annotated[str, SINGLE_LINE]
 # Notes and reasons: tab, line feed and carriage return allowed, no other control character.
 FreeText = Annotated[str, AfterValidator(_free_text)]
 
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$", min_length=3, max_length=3)]
+
+def _known_currency(value: str) -> str:
+    if (error := currency_error(value)) is not None:
+        raise ValueError(error)
+    return value
+
+
+# An ISO 4217 code Steward knows the exponent of (CURRENCY_EXPONENTS below).
+CurrencyCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$", min_length=3, max_length=3),
+    AfterValidator(_known_currency),
+]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$", min_length=2, max_length=2)]
 NonEmptyStr = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_free_text)

@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
-from pydantic import EmailStr, Field, model_validator
+from pydantic import EmailStr, Field, ValidationInfo, field_validator, model_validator
 
 from domain.common import (
     DECISION_IN_PROGRESS,
     DECISION_REJECTED,
+    MAX_MINOR_UNITS,
     BusinessKey,
     CountryCode,
     CurrencyCode,
@@ -26,7 +27,7 @@ from domain.common import (
     StewardModel,
 )
 from domain.deliveries import ShipmentRecord
-from domain.orders import Order
+from domain.orders import MAX_ITEMS, Name, Order, Reference
 
 # ----------------------------------------------------------------- vocabulary
 
@@ -234,15 +235,15 @@ def return_policy_for(market: str) -> ReturnPolicy:
 
 
 class ReturnLine(StewardModel):
-    sku: NonEmptyStr
+    sku: Reference
     quantity: int = Field(ge=1, le=100)
 
 
 class OrderLine(StewardModel):
     """An order line as order management knows it after delivery."""
 
-    sku: NonEmptyStr
-    name: NonEmptyStr
+    sku: Reference
+    name: Name
     unit_price_minor: MinorUnits
     quantity: int = Field(ge=1, le=100)
     serial_number: str | None = None
@@ -257,14 +258,32 @@ class ReturnOrder(StewardModel):
     market: CountryCode
     currency: CurrencyCode
     delivered_at: datetime
-    lines: list[OrderLine] = Field(min_length=1)
+    lines: list[OrderLine] = Field(min_length=1, max_length=MAX_ITEMS)
     shipping_minor: MinorUnits = 0
-    duties_minor: MinorUnits = 0
+    # Validated even when absent: its validator checks the order's total.
+    duties_minor: MinorUnits = Field(default=0, validate_default=True)
     payment_provider: NonEmptyStr = "simulated"
     authorisation_ref: NonEmptyStr
 
     def line(self, sku: str) -> OrderLine | None:
         return next((line for line in self.lines if line.sku == sku), None)
+
+    @field_validator("duties_minor")
+    @classmethod
+    def _total_fits(cls, duties_minor: int, info: ValidationInfo) -> int:
+        """Lines, shipping and duties (what a full return may refund) within the bound."""
+        lines = info.data.get("lines") or []
+        total = (
+            sum(line.unit_price_minor * line.quantity for line in lines)
+            + int(info.data.get("shipping_minor") or 0)
+            + duties_minor
+        )
+        if total > MAX_MINOR_UNITS:
+            raise ValueError(
+                f"the order total {total} (lines, shipping and duties) exceeds the maximum "
+                f"{MAX_MINOR_UNITS} minor units"
+            )
+        return duties_minor
 
 
 class CustomerContact(StewardModel):
@@ -275,7 +294,7 @@ class CustomerContact(StewardModel):
 class ReturnInput(StewardModel):
     rma_id: BusinessKey
     order: ReturnOrder
-    lines: list[ReturnLine] = Field(min_length=1)
+    lines: list[ReturnLine] = Field(min_length=1, max_length=MAX_ITEMS)
     reason: ReturnReason
     resolution: Resolution
     contact: CustomerContact

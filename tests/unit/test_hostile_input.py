@@ -478,3 +478,21 @@ def test_signatures_that_cannot_match_are_refused_with_a_signature_error() -> No
     lone = adyen_item("CHARGEBACK", merchantReference="pay-\udc80")
     with pytest.raises(SignatureError, match="not valid UTF-8"):
         verify_adyen_item(lone, [key])
+
+
+def test_a_return_order_total_beyond_the_bound_is_named() -> None:
+    line = {"sku": "HB-1", "name": "Tote", "unit_price_minor": 4 * 10**14, "quantity": 3}
+    order = {
+        "order_id": "FR-1",
+        "market": "FR",
+        "currency": "EUR",
+        "delivered_at": "2026-11-20T09:00:00Z",
+        "lines": [line],
+        "authorisation_ref": "auth-1",
+    }
+    with pytest.raises(ValueError, match="duties_minor") as error:
+        ReturnOrder.model_validate(order)
+    assert "exceeds the maximum 1000000000000000" in str(error.value)
+    with pytest.raises(ValueError, match="not an ISO 4217 currency"):
+        ReturnOrder.model_validate(order | {"currency": "XXX", "lines": [line | {"quantity": 1}]})
+    assert ReturnOrder.model_validate(order | {"lines": [line | {"quantity": 2}]})
