@@ -172,6 +172,25 @@ class InFlightCall:
     idempotency_key: str
     since: float
     path: Path
+    # The provider has moved the money; its answer is still on the way.
+    effect_done: bool = False
+
+
+@dataclass
+class InFlightMarker:
+    """The file announcing one call, rewritten (atomically) as it progresses."""
+
+    path: Path
+    data: dict[str, Any]
+
+    def write(self) -> None:
+        scratch = self.path.with_name(f"{self.path.name}.tmp")
+        scratch.write_text(json.dumps(self.data))
+        scratch.replace(self.path)
+
+    def effect_done(self) -> None:
+        self.data["effect_done"] = True
+        self.write()
 
 
 class FaultControl:
@@ -220,19 +239,18 @@ class FaultControl:
         return [w for w in self.windows() if w.covers(system, now)]
 
     @contextlib.contextmanager
-    def in_flight(self, operation: str, idempotency_key: str) -> Iterator[None]:
+    def in_flight(self, operation: str, idempotency_key: str) -> Iterator[InFlightMarker]:
         """Announce a call as a file named after this process for its duration."""
         self.in_flight_dir.mkdir(parents=True, exist_ok=True)
-        marker = self.in_flight_dir / f"{os.getpid()}-{next(self._calls)}.json"
-        marker.write_text(
-            json.dumps(
-                {"operation": operation, "idempotency_key": idempotency_key, "since": self.clock()}
-            )
+        marker = InFlightMarker(
+            self.in_flight_dir / f"{os.getpid()}-{next(self._calls)}.json",
+            {"operation": operation, "idempotency_key": idempotency_key, "since": self.clock()},
         )
+        marker.write()
         try:
-            yield
+            yield marker
         finally:
-            marker.unlink(missing_ok=True)
+            marker.path.unlink(missing_ok=True)
 
 
 def read_in_flight(directory: Path) -> list[InFlightCall]:
@@ -252,6 +270,7 @@ def read_in_flight(directory: Path) -> list[InFlightCall]:
                 idempotency_key=str(data["idempotency_key"]),
                 since=float(data["since"]),
                 path=marker,
+                effect_done=bool(data.get("effect_done", False)),
             )
         )
     return calls
@@ -547,39 +566,42 @@ class ObservedPaymentProvider:
     async def capture(
         self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
     ) -> str:
-        with self.control.in_flight(PaymentOperationKind.CAPTURE.value, idempotency_key):
+        with self.control.in_flight(PaymentOperationKind.CAPTURE.value, idempotency_key) as call:
             reference = await self.inner.capture(
                 idempotency_key=idempotency_key,
                 authorisation_ref=authorisation_ref,
                 amount_minor=amount_minor,
                 currency=currency,
             )
+            call.effect_done()
             await self.inner.plan.answer_delay()
             return reference
 
     async def void(
         self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
     ) -> str:
-        with self.control.in_flight(PaymentOperationKind.VOID.value, idempotency_key):
+        with self.control.in_flight(PaymentOperationKind.VOID.value, idempotency_key) as call:
             reference = await self.inner.void(
                 idempotency_key=idempotency_key,
                 authorisation_ref=authorisation_ref,
                 amount_minor=amount_minor,
                 currency=currency,
             )
+            call.effect_done()
             await self.inner.plan.answer_delay()
             return reference
 
     async def refund(
         self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
     ) -> str:
-        with self.control.in_flight(PaymentOperationKind.REFUND.value, idempotency_key):
+        with self.control.in_flight(PaymentOperationKind.REFUND.value, idempotency_key) as call:
             reference = await self.inner.refund(
                 idempotency_key=idempotency_key,
                 authorisation_ref=authorisation_ref,
                 amount_minor=amount_minor,
                 currency=currency,
             )
+            call.effect_done()
             await self.inner.plan.answer_delay()
             return reference
 

@@ -49,10 +49,6 @@ class Faults:
         self.stack = stack
         self.log = log
         self.t0 = 0.0
-        # A call in flight this long has had its effect (the provider's
-        # latency comes first), and its answer is held back for a while more.
-        profile = plan.profile
-        self.after_commit_s = (profile.payment_latency_ms + 150) / 1000
         self._restarts: set[asyncio.Task[None]] = set()
 
     def now(self) -> float:
@@ -108,9 +104,8 @@ class Faults:
                 if self.stack.worker_by_pid(c.pid) is not None
             ]
             if event.moment == "after":
-                # Past the provider's latency, before its answer: money moved.
-                now = time.time()
-                calls = [c for c in calls if now - c.since >= self.after_commit_s]
+                # The provider has moved the money; its answer is held back.
+                calls = [c for c in calls if c.effect_done]
             aimed = [c for c in calls if c.operation == event.target]
             if time.monotonic() > any_after:
                 aimed = aimed or calls

@@ -166,7 +166,10 @@ class _Inner:
         self.control = control
 
     async def _answer(self, key: str) -> str:
-        self.seen.append([c.idempotency_key for c in read_in_flight(self.control.in_flight_dir)])
+        calls = read_in_flight(self.control.in_flight_dir)
+        # Announced, and not yet marked done: the provider is still working.
+        assert not any(c.effect_done for c in calls)
+        self.seen.append([c.idempotency_key for c in calls])
         return f"ref-{key}"
 
     async def capture(self, *, idempotency_key: str, **_: object) -> str:
@@ -196,6 +199,7 @@ async def test_payment_calls_are_announced_while_in_flight(tmp_path: Path) -> No
     assert read_in_flight(control.in_flight_dir) == []
     (call,) = await _one_in_flight(provider, control)
     assert call.pid == os.getpid() and call.operation == "refund"
+    assert call.effect_done  # the inner provider answered; the answer is held back
 
 
 async def _one_in_flight(provider: ObservedPaymentProvider, control: FaultControl) -> list:  # type: ignore[type-arg]
@@ -214,5 +218,6 @@ async def _one_in_flight(provider: ObservedPaymentProvider, control: FaultContro
     )
     await asyncio.sleep(0.1)
     found = read_in_flight(control.in_flight_dir)
+    assert [c.path.name.endswith(".json") for c in found] == [True]
     await call
     return found
