@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
+    AwareDatetime,
     EmailStr,
     Field,
     StringConstraints,
@@ -100,7 +100,7 @@ class Customer(StewardModel):
     email: Annotated[EmailStr, Field(max_length=320)]
     full_name: Name
     phone: Annotated[str, StringConstraints(max_length=40), SINGLE_LINE] | None = None
-    account_created_at: datetime
+    account_created_at: AwareDatetime
 
 
 class OrderItem(StewardModel):
@@ -124,8 +124,8 @@ class Payment(StewardModel):
     avs_result: AvsResult
     cvv_result: CvvResult
     three_ds: ThreeDSOutcome
-    authorised_at: datetime
-    authorisation_expires_at: datetime
+    authorised_at: AwareDatetime
+    authorisation_expires_at: AwareDatetime
 
     @model_validator(mode="after")
     def _expiry_after_authorisation(self) -> Payment:
@@ -147,7 +147,7 @@ class Order(StewardModel):
     market: CountryCode
     channel: Channel
     currency: CurrencyCode
-    placed_at: datetime
+    placed_at: AwareDatetime
     customer: Customer
     billing_address: Address
     shipping_address: Address

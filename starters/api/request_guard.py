@@ -10,7 +10,8 @@ OpenAPI document promises.
   parameter: PostgreSQL text refuses U+0000, and no id or filter carries the
   others. The field is named (`query.assignee`, `path.case_id`).
 
-`document_errors` makes the OpenAPI document say so, and makes every 4xx it
+`document_errors` makes the OpenAPI document say so (and FastAPI's 400 for a
+body it cannot parse), and makes every 4xx it
 documents use the one error body the API sends (`ErrorResponse`), instead of
 FastAPI's default `HTTPValidationError`, which no response of this API has.
 """
@@ -208,6 +209,9 @@ def document_errors(app: FastAPI) -> None:
                     responses["422"] = _error(description)
                 if "requestBody" in operation and "413" not in responses:
                     responses["413"] = _error("The body is larger than the request limit")
+                if "requestBody" in operation and "400" not in responses:
+                    # FastAPI's own answer to a body it cannot parse at all.
+                    responses["400"] = _error("Malformed body")
                 for code, response in responses.items():
                     # An error documented without a body: it has the one body.
                     if code[:1] in "45" and "content" not in response:

@@ -121,7 +121,7 @@ async def carrier_webhook(
     "/webhooks/carrier/easypost",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=IngestResponse,
-    responses=error_responses(422, 503),
+    responses=error_responses(401, 422, 503),
     summary="An EasyPost tracker event, verified by its X-Hmac-Signature",
 )
 async def easypost_webhook(

@@ -496,3 +496,23 @@ def test_a_return_order_total_beyond_the_bound_is_named() -> None:
     with pytest.raises(ValueError, match="not an ISO 4217 currency"):
         ReturnOrder.model_validate(order | {"currency": "XXX", "lines": [line | {"quantity": 1}]})
     assert ReturnOrder.model_validate(order | {"lines": [line | {"quantity": 2}]})
+
+
+def test_an_order_date_time_without_an_offset_is_422_not_a_type_error(api: TestClient) -> None:
+    data = json.loads(_json(order_data("FR-NAIVE")))
+    data["payment"]["authorised_at"] = data["payment"]["authorised_at"][:19]  # no offset
+    response = api.post("/v1/order-reviews", json=data, headers=auth("k-system"))
+    assert response.status_code == 422
+    assert "timezone" in fields(response)["payment.authorised_at"]
+
+
+def test_every_body_route_documents_the_400_of_an_unparsable_body_and_signatures_their_401(
+    api: TestClient,
+) -> None:
+    spec = api.get("/openapi.json").json()
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if "requestBody" in operation:
+                assert "400" in operation["responses"], (method, path)
+    easypost = spec["paths"]["/v1/webhooks/carrier/easypost"]["post"]["responses"]
+    assert "401" in easypost
