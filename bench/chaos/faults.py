@@ -103,9 +103,9 @@ class Faults:
                 for c in read_in_flight(self.stack.in_flight_dir)
                 if self.stack.worker_by_pid(c.pid) is not None
             ]
-            if event.moment == "after":
-                # The provider has moved the money; its answer is held back.
-                calls = [c for c in calls if c.effect_done]
+            # "after": the provider has moved the money, its answer is held
+            # back; "before": the call has reached it, nothing has moved yet.
+            calls = [c for c in calls if c.effect_done == (event.moment == "after")]
             aimed = [c for c in calls if c.operation == event.target]
             if time.monotonic() > any_after:
                 aimed = aimed or calls
