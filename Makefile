@@ -14,7 +14,7 @@ help:
 	@echo "make fuzz     the long fuzzing profile: every API route and role, the domain parsers"
 	@echo "make bench    run the benchmarks"
 	@echo "make chaos    the short chaos runs (faults, then burst): real stack, seeded load and faults, invariants"
-	@echo "make chaos-long  the long chaos run (>= 200 cases, kills, restarts; about 15 minutes)"
+	@echo "make chaos-long  the long chaos run (>= 200 cases, kills, restarts; about 6 minutes)"
 	@echo "make lint     ruff check"
 	@echo "make fmt      ruff format + autofix"
 	@echo "make clean    remove caches and build artefacts (keeps .venv and .steward data)"
