@@ -69,7 +69,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile(examples=12, budget_seconds=45.0, derandomize=True),
+    "quick": Profile(examples=20, budget_seconds=45.0, derandomize=True),
     "long": Profile(examples=150, budget_seconds=1200.0, derandomize=False),
 }
 
