@@ -6,6 +6,7 @@ written; a store that cannot be reached is still retried."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -56,20 +57,26 @@ def case(amount_minor: int) -> CaseStatusInput:
     )
 
 
+def batch(**fields: Any) -> RecordTransitionInput:
+    return RecordTransitionInput.model_construct(
+        **{"open_tasks": [], "update_tasks": [], "close_tasks": [], "case": None, **fields}
+    )
+
+
 @pytest.mark.parametrize(
-    ("batch", "sqlstate"),
+    ("step", "sqlstate"),
     [
-        (RecordTransitionInput(entries=[entry(1), entry(2, reason="note \x00 secret")]), "22"),
-        (RecordTransitionInput(entries=[entry(1)], case=case(2**63)), None),
+        (batch(entries=[entry(1), entry(2, reason="note \x00 secret")]), "22"),
+        (batch(entries=[entry(1)], case=case(2**63)), None),
     ],
     ids=["nul_in_text", "amount_beyond_int64"],
 )
 async def test_a_value_the_store_cannot_hold_is_refused_for_good(
-    clean_db: asyncpg.Pool, batch: RecordTransitionInput, sqlstate: str | None
+    clean_db: asyncpg.Pool, step: RecordTransitionInput, sqlstate: str | None
 ) -> None:
     env = ActivityEnvironment()
     with pytest.raises(ApplicationError) as refused:
-        await env.run(AuditActivities(clean_db).record_transition, batch)
+        await env.run(AuditActivities(clean_db).record_transition, step)
     assert refused.value.type == STEP_WRITE_REFUSED
     assert refused.value.non_retryable
     assert "secret" not in refused.value.message and str(2**63) not in refused.value.message
