@@ -49,7 +49,7 @@ from starters.api import (
     routes_webhooks,
     routes_work,
 )
-from starters.api.request_guard import RequestGuardMiddleware, document_errors
+from starters.api.request_guard import RequestGuardMiddleware, document_errors, loggable
 from starters.auth import ApiKeyStore
 from workers.codec import EncryptionCodec, load_or_create_keyring
 from workers.settings import Settings
@@ -351,7 +351,7 @@ class RequestLogMiddleware:
         request_id = headers.get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            request_id=request_id, method=scope["method"], path=scope["path"]
+            request_id=request_id, method=scope["method"], path=loggable(scope["path"])
         )
         status_code = 500
         started = time.perf_counter()

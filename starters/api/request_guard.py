@@ -36,6 +36,15 @@ LARGER_LIMITS: Final[dict[str, int]] = {"/codec/": 8 * 1024 * 1024}
 _UNCHANGED: Final = "nothing was started or changed"
 
 
+_LOG_ESCAPES: Final = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+def loggable(text: str) -> str:
+    """`text` with its control characters escaped (`\\x00`, `\\x1b`): a hostile
+    path must not write ANSI sequences to an operator's terminal through the log."""
+    return text.translate(_LOG_ESCAPES)
+
+
 def body_limit(path: str) -> int:
     for prefix, limit in LARGER_LIMITS.items():
         if path.startswith(prefix):

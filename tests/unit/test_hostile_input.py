@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from domain.chargeback import (
@@ -30,6 +31,7 @@ from domain.webhook_signatures import (
     verify_adyen_item,
     verify_stripe_signature,
 )
+from starters.api.request_guard import loggable
 from tests.factories import order_data
 from tests.unit.test_api_validation import _json, auth, fields, make_client
 from tests.unit.test_provider_payloads import adyen_item, dispute, event
@@ -516,3 +518,13 @@ def test_every_body_route_documents_the_400_of_an_unparsable_body_and_signatures
                 assert "400" in operation["responses"], (method, path)
     easypost = spec["paths"]["/v1/webhooks/carrier/easypost"]["post"]["responses"]
     assert "401" in easypost
+
+
+def test_a_hostile_path_reaches_the_request_log_escaped(api: TestClient) -> None:
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        api.get("/v1/audit/FR%1B%5B2J%00", headers=auth("k-manager"))
+    (line,) = [entry for entry in logs if entry["event"] == "http_request"]
+    assert line["status"] == 422 and line["path"] == "/v1/audit/FR\\x1b[2J\\x00"
+    assert loggable("Zoë\ttab") == "Zoë\\x09tab"
