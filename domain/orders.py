@@ -23,22 +23,21 @@ from domain.common import (
     CurrencyCode,
     MinorUnits,
     StewardModel,
-    currency_error,
-    market_currency_error,
 )
 
 # Bounds of an order's text and size: an order is a workflow input, and
 # Temporal refuses a payload over 2 MB; these keep the largest valid order
 # (MAX_ITEMS items with every field at its longest) under 200 KB.
 MAX_ITEMS = 100
-ShortText = Annotated[str, StringConstraints(max_length=200), SINGLE_LINE]
-LongText = Annotated[str, StringConstraints(max_length=500), SINGLE_LINE]
+# References (SKUs, ids, refs) are one line; names and address lines are
+# free text (an upstream system may break a street address over lines): no
+# control character but tab, line feed and carriage return (StewardModel).
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+LongText = Annotated[str, StringConstraints(max_length=500)]
 Reference = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SINGLE_LINE
 ]
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), SINGLE_LINE
-]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class Channel(StrEnum):
@@ -87,7 +86,7 @@ class ThreeDSOutcome(StrEnum):
 class Address(StewardModel):
     line1: Name
     line2: LongText | None = None
-    city: Reference
+    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     postal_code: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), SINGLE_LINE
     ]
@@ -159,16 +158,6 @@ class Order(StewardModel):
     @property
     def total_minor(self) -> int:
         return sum(i.unit_price_minor * i.quantity for i in self.items) + self.shipping_minor
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, currency: str, info: ValidationInfo) -> str:
-        error = currency_error(currency)
-        if error is None and isinstance(market := info.data.get("market"), str):
-            error = market_currency_error(market, currency)
-        if error is not None:
-            raise ValueError(error)
-        return currency
 
     @field_validator("items")
     @classmethod

@@ -7,10 +7,17 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Path, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field, field_validator
 
 from clients import order_review
-from domain.common import BusinessKey, NonEmptyStr, Role, StewardModel
+from domain.common import (
+    BusinessKey,
+    NonEmptyStr,
+    Role,
+    StewardModel,
+    market_currency_error,
+)
 from domain.orders import Order
 from domain.review import (
     CancelRequest,
@@ -79,6 +86,12 @@ class CancelBody(StewardModel):
 async def start_order_review(
     order: Order, principal: Starter, client: TemporalClient, settings: AppSettings
 ) -> StartReviewResponse:
+    # Market policy, at the edge only: an order a running review already holds
+    # must keep deserialising whatever the policy becomes.
+    if (error := market_currency_error(order.market, order.currency)) is not None:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "currency"), "msg": error}]
+        )
     result = await order_review.start_review(client, order, settings.task_queue)
     log.info(
         "order_review_start",

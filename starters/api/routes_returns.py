@@ -10,11 +10,19 @@ from typing import Annotated, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from clients import returns
 from domain.audit import CaseRow
-from domain.common import BusinessKey, MinorUnits, NonEmptyStr, Role, StewardModel
+from domain.common import (
+    BusinessKey,
+    MinorUnits,
+    NonEmptyStr,
+    Role,
+    StewardModel,
+    market_currency_error,
+)
 from domain.orders import Order
 from domain.returns import (
     CancelReturnRequest,
@@ -77,6 +85,22 @@ class CreateReturnBody(StewardModel):
     def _consistent(self) -> CreateReturnBody:
         # Checked here so a bad request gets its 422 before anything starts.
         check_return_request(self.order, self.lines, self.resolution, self.replacement)
+        # Market policy at the edge, for the replacement (a new order); not in
+        # Order: a running case's input must keep deserialising whatever the
+        # policy becomes, and a delivered order's return is not refused by it.
+        if self.replacement is not None and (
+            error := market_currency_error(self.replacement.market, self.replacement.currency)
+        ):
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", error),
+                        loc=("replacement", "currency"),
+                        input=self.replacement.currency,
+                    )
+                ],
+            )
         return self
 
 

@@ -528,3 +528,33 @@ def test_a_hostile_path_reaches_the_request_log_escaped(api: TestClient) -> None
     (line,) = [entry for entry in logs if entry["event"] == "http_request"]
     assert line["status"] == 422 and line["path"] == "/v1/audit/FR\\x1b[2J\\x00"
     assert loggable("Zoë\ttab") == "Zoë\\x09tab"
+
+
+def test_a_replacement_order_the_market_does_not_sell_in_is_422(api: TestClient) -> None:
+    replacement = json.loads(_json(order_data("FR-REPL", currency="USD")))
+    body = {
+        "rma_id": "RMA-1",
+        "order": {
+            "order_id": "FR-1",
+            "market": "FR",
+            # A delivered order is returned whatever the policy (it is not checked);
+            # the replacement is a new order, and must be in the order's currency.
+            "currency": "USD",
+            "delivered_at": "2026-11-20T09:00:00Z",
+            "lines": [{"sku": "HB-1", "name": "Tote", "unit_price_minor": 1000, "quantity": 1}],
+            "authorisation_ref": "auth-1",
+        },
+        "lines": [{"sku": "HB-1", "quantity": 1}],
+        "reason": "too_small",
+        "resolution": "exchange",
+        "contact": {"email": "camille@example.fr"},
+        "replacement": replacement,
+    }
+    response = api.post("/v1/returns", json=body, headers=auth("k-system"))
+    assert response.status_code == 422
+    assert "market FR sells in EUR, not USD" in fields(response)["replacement.currency"]
+
+
+def test_the_market_policy_is_not_part_of_the_order_model() -> None:
+    # An order a running review holds deserialises whatever the policy becomes.
+    assert Order.model_validate(order_data("FR-USD", currency="USD")).currency == "USD"
