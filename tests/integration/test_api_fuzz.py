@@ -102,7 +102,7 @@ class OpenFinding:
 
 # Only schema classes may be listed here, never a 5xx or a 4xx with side
 # effects. They are printed with the run, not failed on; remove an entry when
-# its fix is committed (docs/testing.md#open-findings).
+# its fix is committed (docs/testing.md#findings).
 OPEN_API_FINDINGS: list[OpenFinding] = []
 
 
