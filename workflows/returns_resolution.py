@@ -49,6 +49,9 @@ with workflow.unsafe.imports_passed_through():
 OUTSIDE_RETRY = outside_retry(*PAYMENT_BUSINESS_REFUSALS)
 # A provider that keeps failing for a day is a person's problem, not a retry's.
 REFUND_GIVE_UP = timedelta(days=1)
+# A refund the provider refused opens a finance task (runs before it did not).
+PATCH_REFUND_FAILED_TASK = "return-refund-failed-task"
+REFUND_FAILED_TASK_SLA = timedelta(days=2)
 
 
 class ReturnResolution:
@@ -120,8 +123,19 @@ class ReturnResolution:
         await self._notify(CustomerTemplate.RETURN_REFUNDED)
 
     async def _refund_failed(self, failure: ActivityError) -> None:
-        self._case.audit("refund_failed", reason=failure_reason(failure))
+        reason = failure_reason(failure)
+        self._case.audit("refund_failed", reason=reason)
         self._close_task(STEWARD, "refund failed")
+        if workflow.patched(PATCH_REFUND_FAILED_TASK):
+            # The customer is still owed the money: finance must see it and
+            # settle it by hand (runs before this patch only set the status).
+            self._case.open_human_task(
+                "refund_failed",
+                f"Refund {self._money(self._state.refund_minor or 0)} of return "
+                f"{self._input.rma_id} refused by the provider: {reason}",
+                Role.FINANCE,
+                workflow.now() + REFUND_FAILED_TASK_SLA,
+            )
         self._case.transition(ReturnStatus.REFUND_FAILED, STEWARD, "provider refused")
 
     async def _refund_frozen(self, failure: ActivityError, since: datetime) -> None:

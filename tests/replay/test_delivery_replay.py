@@ -36,6 +36,8 @@ RECORDED: dict[str, tuple[type, str]] = {
     "carrier_claim_filed_before_found_patch": (CarrierClaimWorkflow, "approved"),
     # Before the carrier-event handler became async to forward to claims.
     "failed_delivery_reship_before_forward_patch": (FailedDeliveryWorkflow, "delivered"),
+    # The `return-refund-failed-task` patch: a refused refund opens a finance task.
+    "return_refund_refused_finance_task": (ReturnWorkflow, "refund_failed"),
 }
 
 

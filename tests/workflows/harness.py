@@ -244,6 +244,8 @@ class FakePayments:
     void_outages: int = 0
     # How many refund calls the dispute freeze refuses.
     frozen_refunds: int = 0
+    # The provider refuses every refund for good (a closed card, say).
+    refuse_refund: bool = False
 
     capture_attempts: int = field(default=0, init=False)
     void_attempts: int = field(default=0, init=False)
@@ -292,6 +294,8 @@ class FakePayments:
     @activity.defn(name=REFUND_PAYMENT)
     async def refund_payment(self, input: PaymentOperationInput) -> PaymentOperationResult:
         self.refund_attempts.append(input)
+        if self.refuse_refund:
+            raise ApplicationError("card account closed", type="PaymentRefused", non_retryable=True)
         if self.frozen_refunds > 0:
             self.frozen_refunds -= 1
             raise ApplicationError(

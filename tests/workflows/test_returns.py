@@ -394,6 +394,23 @@ async def test_dispute_freeze_gives_up_at_the_deadline(harness: Harness, world: 
     assert world.audit.closed_outcomes() == ["refund abandoned"]
 
 
+@pytest.mark.world(refuse_refund=True)
+async def test_a_refund_the_provider_refuses_opens_a_finance_task(
+    harness: Harness, world: FakeWorld
+) -> None:
+    handle = await start(harness, return_input(harness.now()))
+    await deliver(harness, handle)
+    await handle.signal(ReturnWorkflow.qc_result, qc())
+    result = await handle.result()
+
+    assert result.status is ReturnStatus.REFUND_FAILED
+    assert result.refunded_minor == 0
+    assert world.payments.refunds == []
+    # Nothing was paid, so finance settles it by hand: the task says why.
+    assert world.audit.opened_task_kinds() == [("refund_failed", Role.FINANCE)]
+    assert "refund_failed" in world.audit.actions()
+
+
 async def test_exchange_in_stock_orders_replacement_and_refunds_returned_item(
     harness: Harness, world: FakeWorld
 ) -> None:
