@@ -62,6 +62,9 @@ with workflow.unsafe.imports_passed_through():
 
 # A parcel found after filing is recorded at once (runs before it waited for the outcome).
 PATCH_FOUND_AFTER_FILING = "claim-found-after-filing"
+# An outcome that arrives while the filing's result is still being taken counts
+# (runs before it dropped the outcome as "not filed yet").
+PATCH_OUTCOME_WHILE_FILING = "claim-outcome-while-filing"
 OUTSIDE_RETRY = outside_retry("ClaimRefused", "CctvFootageExpired", "CctvRequestRefused")
 CCTV_REQUEST_GIVE_UP = timedelta(minutes=10)
 
@@ -98,6 +101,8 @@ class CarrierClaimWorkflow:
         self._clip: CctvClipReady | None = None
         self._delivered = False
         self._outcome: ClaimOutcome | None = None
+        # The claim went to the carrier (its result may not be taken yet).
+        self._filing_sent = False
         # A parcel found after filing: the follow-up loop records it at once.
         self._found_unrecorded = False
 
@@ -225,7 +230,16 @@ class CarrierClaimWorkflow:
         if not self._case.first_time(outcome.event_id):
             return
         # One outcome counts; a repeat with another event id is only recorded.
-        if self._outcome is None and self._state.status is ClaimStatus.FILED:
+        # The carrier may answer while the filing's own result is still being
+        # taken (a worker restarted in between: the signal and the result then
+        # arrive in one workflow task, the signal first); the claim was sent,
+        # so the answer counts (runs before the patch dropped it).
+        filed = self._state.status is ClaimStatus.FILED or (
+            self._filing_sent
+            and self._state.status not in CLOSED_CLAIM_STATUSES
+            and workflow.patched(PATCH_OUTCOME_WHILE_FILING)
+        )
+        if self._outcome is None and filed:
             self._outcome = outcome
             action = "claim_outcome_received"
         else:
@@ -334,6 +348,7 @@ class CarrierClaimWorkflow:
 
     async def _file(self) -> None:
         input = self._input
+        self._filing_sent = True
         filed = await call_outside(
             FILE_CARRIER_CLAIM,
             FileClaimInput(

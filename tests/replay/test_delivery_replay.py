@@ -38,6 +38,8 @@ RECORDED: dict[str, tuple[type, str]] = {
     "failed_delivery_reship_before_forward_patch": (FailedDeliveryWorkflow, "delivered"),
     # The `return-refund-failed-task` patch: a refused refund opens a finance task.
     "return_refund_refused_finance_task": (ReturnWorkflow, "refund_failed"),
+    # The `claim-outcome-while-filing` patch: an answer before the filing's result counts.
+    "carrier_claim_outcome_while_filing": (CarrierClaimWorkflow, "approved"),
 }
 
 

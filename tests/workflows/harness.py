@@ -483,6 +483,10 @@ class FakeDeliveries:
 class FakeClaims:
     """The carrier's claims desk."""
 
+    # Seconds (real time) the carrier takes to accept a filing.
+    file_delay: float = 0.0
+
+    filing: bool = field(default=False, init=False)
     filed: list[FileClaimInput] = field(default_factory=list, init=False)
     chases: list[ChaseClaimInput] = field(default_factory=list, init=False)
     # Keyed like the store: a repeat is the same outcome.
@@ -500,6 +504,9 @@ class FakeClaims:
 
     @activity.defn(name=FILE_CARRIER_CLAIM)
     async def file_claim(self, input: FileClaimInput) -> FileClaimResult:
+        self.filing = True
+        if self.file_delay:
+            await asyncio.sleep(self.file_delay)
         self.filed.append(input)
         return FileClaimResult(
             claim_reference=f"CLM-{input.tracking_number}", filed_at=_server_now()

@@ -113,6 +113,32 @@ async def test_claim_filed_before_the_deadline_with_the_cctv_clip(
     assert world.claims.chases == []
 
 
+@pytest.mark.world(file_delay=1.0)
+async def test_an_outcome_that_arrives_while_the_filing_is_taken_counts(
+    harness: Harness, world: FakeWorld
+) -> None:
+    # The carrier answers before the workflow has taken the filing's result
+    # (as after a worker restart, when both arrive in one workflow task).
+    record = shipment(harness.now())
+    handle = await start(harness, record)
+    await eventually(lambda: world.evidence.cctv_requests, what="the CCTV request")
+    clip = CctvClipReady(
+        event_id="wh-1",
+        request_id=world.evidence.cctv_requests[0].request_id,
+        order_id=record.order.order_id,
+        clip_ref="cctv/PACK-3/clip-1.mp4",
+    )
+    await handle.signal(CarrierClaimWorkflow.cctv_clip_ready, clip)
+    await eventually(lambda: world.claims.filing, what="the filing")
+    await handle.signal(CarrierClaimWorkflow.claim_outcome, outcome(True))
+    result = await handle.result()
+
+    assert result.status is ClaimStatus.APPROVED
+    assert result.reimbursed_minor == 245_000
+    assert world.audit.actions(handle.id).count("claim_outcome_received") == 1
+    assert "claim_outcome_ignored" not in world.audit.actions(handle.id)
+
+
 async def test_claim_deadline_default_files_without_clip_then_no_response(
     harness: Harness, world: FakeWorld
 ) -> None:
