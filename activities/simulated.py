@@ -33,7 +33,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -566,41 +566,52 @@ class ObservedPaymentProvider:
     async def capture(
         self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
     ) -> str:
-        with self.control.in_flight(PaymentOperationKind.CAPTURE.value, idempotency_key) as call:
-            reference = await self.inner.capture(
+        return await self._observed(
+            PaymentOperationKind.CAPTURE,
+            idempotency_key,
+            lambda: self.inner.capture(
                 idempotency_key=idempotency_key,
                 authorisation_ref=authorisation_ref,
                 amount_minor=amount_minor,
                 currency=currency,
-            )
-            call.effect_done()
-            await self.inner.plan.answer_delay()
-            return reference
+            ),
+        )
 
     async def void(
         self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
     ) -> str:
-        with self.control.in_flight(PaymentOperationKind.VOID.value, idempotency_key) as call:
-            reference = await self.inner.void(
+        return await self._observed(
+            PaymentOperationKind.VOID,
+            idempotency_key,
+            lambda: self.inner.void(
                 idempotency_key=idempotency_key,
                 authorisation_ref=authorisation_ref,
                 amount_minor=amount_minor,
                 currency=currency,
-            )
-            call.effect_done()
-            await self.inner.plan.answer_delay()
-            return reference
+            ),
+        )
 
     async def refund(
         self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
     ) -> str:
-        with self.control.in_flight(PaymentOperationKind.REFUND.value, idempotency_key) as call:
-            reference = await self.inner.refund(
+        return await self._observed(
+            PaymentOperationKind.REFUND,
+            idempotency_key,
+            lambda: self.inner.refund(
                 idempotency_key=idempotency_key,
                 authorisation_ref=authorisation_ref,
                 amount_minor=amount_minor,
                 currency=currency,
-            )
+            ),
+        )
+
+    async def _observed(
+        self, kind: PaymentOperationKind, idempotency_key: str, move: Callable[[], Awaitable[str]]
+    ) -> str:
+        """Mark the call in flight, then done once the provider moved the
+        money, before the (possibly held back) answer leaves."""
+        with self.control.in_flight(kind.value, idempotency_key) as call:
+            reference = await move()
             call.effect_done()
             await self.inner.plan.answer_delay()
             return reference
