@@ -69,12 +69,13 @@ async def open_dispute_for_order(db: Executor, order_id: str) -> DisputeRow | No
 
 async def chargeback_losses_minor(db: Executor, order_id: str, currency: str) -> int:
     """Money the card scheme already took back from us on this order: disputes
-    lost or accepted past the pre-dispute stage (inquiries move no money).
-    A refund on top of it would pay the customer twice."""
+    lost, accepted or expired (unanswered in time: lost by default) past the
+    pre-dispute stage (inquiries move no money). A refund on top of it would
+    pay the customer twice."""
     total = await db.fetchval(
         """
         SELECT COALESCE(SUM(amount_minor), 0) FROM disputes
-        WHERE order_id = $1 AND currency = $2 AND status IN ('lost', 'accepted')
+        WHERE order_id = $1 AND currency = $2 AND status IN ('lost', 'accepted', 'expired')
           AND stage <> 'pre_dispute'
         """,
         order_id,

@@ -20,7 +20,7 @@ from domain.payments import (
     PaymentOperationInput,
     PaymentOperationKind,
 )
-from store import ledger
+from store import disputes, ledger
 
 CAPTURED = 245_000
 
@@ -118,3 +118,31 @@ async def test_partial_chargeback_leaves_the_rest_refundable(clean_db: asyncpg.P
     with pytest.raises(ApplicationError) as more:
         await payments.refund_payment(refund(order_id, 1, "refund-2"))
     assert more.value.type == REFUND_EXCEEDS_CAPTURE
+
+
+async def test_expired_chargeback_is_not_refundable_again(clean_db: asyncpg.Pool) -> None:
+    # An expired dispute is one nobody answered in time: lost by default, the
+    # card scheme has taken the money back as surely as after a `lost`.
+    order_id = await captured_order(clean_db)
+    await closed_dispute(
+        clean_db, order_id, stage="dispute", status="expired", amount_minor=CAPTURED
+    )
+    payments = PaymentActivities(clean_db, {"simulated": SimulatedPaymentProvider(clean_db)})
+
+    with pytest.raises(ApplicationError) as refused:
+        await payments.refund_payment(refund(order_id, 1))
+    assert refused.value.type == REFUND_EXCEEDS_CAPTURE
+    assert "lost to chargebacks 245000" in refused.value.message
+    assert await ledger.get(clean_db, refund(order_id, 1).idempotency_key) is None
+
+
+async def test_expired_inquiry_moved_no_money(clean_db: asyncpg.Pool) -> None:
+    order_id = await captured_order(clean_db)
+    await closed_dispute(
+        clean_db, order_id, stage="pre_dispute", status="expired", amount_minor=CAPTURED
+    )
+    assert await disputes.chargeback_losses_minor(clean_db, order_id, "EUR") == 0
+    await closed_dispute(
+        clean_db, order_id, stage="pre_arbitration", status="expired", amount_minor=CAPTURED
+    )
+    assert await disputes.chargeback_losses_minor(clean_db, order_id, "EUR") == CAPTURED
