@@ -1,12 +1,14 @@
 """The audit trail: who did what, when, why, and what changed.
 
 Entries are written by workflows through a local activity. Each entry id is
-deterministic (workflow id + sequence in that workflow), and the table has a
-unique constraint on it, so a retried activity never writes a row twice.
+derived from what the entry says (see `AuditEntryIds`), and the table has a
+unique constraint on it, so a retried write never adds a row twice.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +34,53 @@ class AuditEntry(StewardModel):
     # delivery's shipment id...), so `steward audit ORDER_ID` finds it. Optional
     # with a default: entries in recorded histories have no such field.
     order_id: str | None = None
+
+
+class AuditEntryIds:
+    """Entry ids that name what an entry says, not where it fell in a task.
+
+    A workflow task's local write commits before the task completes. When the
+    worker dies in between, the retried task replays and may take events in a
+    different order (a signal that arrived meanwhile comes first). Ids from a
+    per-run counter then shift: the retry's new entry took the id of an entry
+    the dead task had already written, `ON CONFLICT DO NOTHING` dropped it, and
+    an entry already written landed again under the next id (found by
+    `make chaos`). An id made of the run, the entry's content and how many
+    entries with that same content came before it in the run is the same in
+    every attempt that writes the same entry, and differs for any other:
+    nothing lost, nothing twice.
+
+    Plain state of the workflow (no I/O, no clock), rebuilt identically on
+    replay; it grows by one small counter per distinct entry content.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def next_id(
+        self,
+        *,
+        workflow_id: str,
+        run_id: str,
+        case_id: str,
+        actor: str,
+        role: str,
+        action: str,
+        reason: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> str:
+        # The time is left out on purpose: a retried task runs seconds later.
+        content = json.dumps(
+            [run_id, case_id, actor, role, action, reason, before, after],
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
+        digest = hashlib.sha256(content.encode("utf-8")).hexdigest()[:20]
+        occurrence = self._seen.get(digest, 0) + 1
+        self._seen[digest] = occurrence
+        return f"{workflow_id}/{action}/{digest}.{occurrence}"
 
 
 class AuditRow(AuditEntry):

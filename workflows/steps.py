@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         STEP_WRITE_FAILED,
         STEP_WRITE_REFUSED,
         AuditEntry,
+        AuditEntryIds,
         CaseStatusInput,
         RecordTransitionInput,
     )
@@ -73,7 +74,9 @@ class StepRecorder:
         self._drop_none = drop_none
         self._plain_lists = plain_lists
         self.pending = RecordTransitionInput()
+        # Counts every entry of the run: the step_write_failed task's id uses it.
         self.audit_sequence = 0
+        self._entry_ids = AuditEntryIds()
         self.open_task_id: str | None = None
         self.seen_event_ids: set[str] = seen_event_ids if seen_event_ids is not None else set()
         self.search_attribute_updates: list[SearchAttributeUpdate[Any]] = []
@@ -109,24 +112,42 @@ class StepRecorder:
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
     ) -> AuditEntry:
-        # The entry id is the workflow id plus a per-run sequence, so a retried
-        # local activity hits the store's unique constraint instead of a duplicate.
+        # The entry id names the entry's content (AuditEntryIds), so a retried
+        # write, or a retried workflow task that writes the same entry again,
+        # hits the store's unique constraint instead of adding a duplicate.
         self.audit_sequence += 1
-        workflow_id = workflow.info().workflow_id
+        info = workflow.info()
         extra: dict[str, Any] = {}
         if self._order_id is not None:
             extra["order_id"] = self._order_id()
+        case_id = self._case_id()
+        rendered_before = jsonable(
+            before or {}, drop_none=self._drop_none, plain_lists=self._plain_lists
+        )
+        rendered_after = jsonable(
+            after or {}, drop_none=self._drop_none, plain_lists=self._plain_lists
+        )
         return AuditEntry(
-            entry_id=f"{workflow_id}/{self.audit_sequence:04d}",
-            workflow_id=workflow_id,
+            entry_id=self._entry_ids.next_id(
+                workflow_id=info.workflow_id,
+                run_id=info.run_id,
+                case_id=case_id,
+                actor=actor,
+                role=str(role),
+                action=action,
+                reason=reason,
+                before=rendered_before,
+                after=rendered_after,
+            ),
+            workflow_id=info.workflow_id,
             process=self.process,
-            case_id=self._case_id(),
+            case_id=case_id,
             actor=actor,
             role=role,
             action=action,
             reason=reason,
-            before=jsonable(before or {}, drop_none=self._drop_none, plain_lists=self._plain_lists),
-            after=jsonable(after or {}, drop_none=self._drop_none, plain_lists=self._plain_lists),
+            before=rendered_before,
+            after=rendered_after,
             occurred_at=workflow.now(),
             **extra,
         )

@@ -15,7 +15,13 @@ from activities.audit import AuditActivities
 from activities.scoring import ScoringActivities
 from activities.simulated import SimulatedPaymentProvider
 from activities.tasks import TaskActivities
-from domain.audit import STEP_WRITE_REFUSED, AuditEntry, CaseStatusInput, RecordTransitionInput
+from domain.audit import (
+    STEP_WRITE_REFUSED,
+    AuditEntry,
+    AuditEntryIds,
+    CaseStatusInput,
+    RecordTransitionInput,
+)
 from domain.common import Role
 from domain.orders import Address
 from domain.payments import PaymentOperationKind
@@ -59,6 +65,38 @@ async def test_audit_duplicate_entry_id_writes_one_row(clean_db: asyncpg.Pool) -
     assert rows[0].action == "scored"
     assert rows[0].after == {"status": "scored", "score": 12, "at": T0.isoformat()}
     assert rows[0].recorded_at is not None
+
+
+async def test_a_retried_task_that_took_a_signal_first_loses_and_repeats_no_entry(
+    clean_db: asyncpg.Pool,
+) -> None:
+    # Found by make chaos: the killed task wrote two entries; its retry took a
+    # signal that arrived meanwhile first and wrote three. Every entry is in
+    # the log exactly once.
+    def step(actions: list[str], at: datetime) -> list[AuditEntry]:
+        ids = AuditEntryIds()
+        out = []
+        for action in actions:
+            e = entry(0, action=action, at=at)
+            content = e.model_dump(mode="json")
+            entry_id = ids.next_id(
+                run_id="run-1",
+                **{
+                    k: content[k]
+                    for k in ("workflow_id", "case_id", "actor", "role", "action", "reason")
+                },
+                before=content["before"],
+                after=content["after"],
+            )
+            out.append(e.model_copy(update={"entry_id": entry_id}))
+        return out
+
+    killed = step(["claim_filed", "status_changed"], T0)
+    retried = step(["carrier_outcome", "claim_filed", "status_changed"], T0 + timedelta(seconds=9))
+    await steps.record_step(clean_db, RecordTransitionInput(entries=killed))
+    await steps.record_step(clean_db, RecordTransitionInput(entries=retried))
+    rows = await audit.list_by_case(clean_db, "FR-1")
+    assert sorted(r.action for r in rows) == ["carrier_outcome", "claim_filed", "status_changed"]
 
 
 async def test_audit_log_is_append_only(clean_db: asyncpg.Pool) -> None:
