@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from domain.audit import AuditRow
-from domain.common import NonEmptyStr, Role
+from domain.common import NonEmptyStr, Role, StewardModel
 from domain.tasks import TaskRow
 from starters.api.routes_common import DbPool, error_responses
 from starters.auth import Principal, authenticate, require_roles
@@ -22,6 +22,21 @@ from store import tasks as task_store
 router = APIRouter(prefix="/v1", tags=["work queue and audit"])
 
 AUDIT_READERS = (Role.AUDITOR, Role.MANAGER, Role.OPS, Role.COORDINATOR)
+
+
+class Me(StewardModel):
+    actor: str
+    role: Role
+
+
+@router.get(
+    "/me",
+    response_model=Me,
+    responses=error_responses(401),
+    summary="Who this API key is: its actor and role (`steward login` checks a key with it)",
+)
+async def whoami(principal: Annotated[Principal, Depends(authenticate)]) -> Me:
+    return Me(actor=principal.actor, role=principal.role)
 
 
 @router.get(
