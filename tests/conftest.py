@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from store import personal_data
 from workers.codec import Keyring
 from workers.settings import get_settings
 
@@ -29,3 +30,11 @@ def _isolated_settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def keyring() -> Keyring:
     """A fresh in-memory keyring with one random key (k1)."""
     return Keyring.generate()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _personal_data_keyring() -> None:
+    """Every Steward process configures the personal-data keyring at start
+    (store/personal_data.py); the test session does too, with a throw-away key."""
+    if not personal_data.is_configured():
+        personal_data.configure(Keyring.generate())
