@@ -203,12 +203,19 @@ def migrate() -> None:
     """Apply the store's schema migrations to DATABASE_URL, then exit (production one-shot)."""
     from store.migrate import apply_migrations
     from workers.logging import configure_logging
+    from workers.personal_keys import prepare_personal_data
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> list[str]:
-        return await _with_pool(settings, apply_migrations)
+        async def migrate_and_seal(pool: Any) -> list[str]:
+            applied = await apply_migrations(pool)
+            # Personal data a migration moved gets encrypted now (issue 21).
+            await prepare_personal_data(settings, pool)
+            return applied
+
+        return await _with_pool(settings, migrate_and_seal)
 
     applied = run_command(main())
     console.print(
@@ -223,6 +230,7 @@ def worker() -> None:
     from store.db import create_pool
     from store.migrate import apply_migrations
     from workers.logging import configure_logging
+    from workers.personal_keys import prepare_personal_data
     from workers.worker import run_worker
 
     settings = get_settings()
@@ -235,6 +243,7 @@ def worker() -> None:
         try:
             # Idempotent and serialised by an advisory lock: safe from every worker.
             await apply_migrations(pool)
+            await prepare_personal_data(settings, pool)
             await run_worker(client, pool, settings, stop)
         finally:
             await pool.close()

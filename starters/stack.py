@@ -39,6 +39,7 @@ from store.migrate import apply_migrations
 from workers.dev_server import TemporalDevServer
 from workers.embedded_postgres import EmbeddedPostgres
 from workers.logging import configure_logging
+from workers.personal_keys import prepare_personal_data
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -242,7 +243,8 @@ async def run_stack(settings: Settings) -> None:
             pool = await create_pool(settings.database_dsn)
             stack.push_async_callback(_close_pool, pool)
             applied = await apply_migrations(pool)
-            log.info("migrations_checked", applied=applied)
+            sealed = await prepare_personal_data(settings, pool)
+            log.info("migrations_checked", applied=applied, personal_data_sealed=sealed)
 
             client = await connect(settings)
 

@@ -13,6 +13,7 @@ import asyncpg.pool
 
 from domain.carrier_events import CarrierEvent, TrackingStatus
 from domain.deliveries import ShipmentRecord
+from store import personal_data
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -33,9 +34,46 @@ class ShipmentRow:
     created_at: datetime
 
 
+# The personal values of a ShipmentRecord (the order's customer, addresses,
+# IP; the reship destination): kept in the personal-data store, one subject per
+# shipment (kind "shipment"), never in `shipments.record` (issue 21; migration
+# 0012 moved the older rows' values with this same list).
+_ADDRESS_PARTS = ("line1", "line2", "city", "postal_code", "region")
+SHIPMENT_PERSONAL_PATHS: tuple[str, ...] = (
+    "order.customer.email",
+    "order.customer.full_name",
+    "order.customer.phone",
+    *(f"order.billing_address.{p}" for p in _ADDRESS_PARTS),
+    *(f"order.shipping_address.{p}" for p in _ADDRESS_PARTS),
+    "order.device.ip_address",
+    *(f"destination.{p}" for p in _ADDRESS_PARTS),
+)
+# What an erased shipment shows instead (valid values, so the record still
+# loads: carrier claims, the audit and reports keep working).
+_ERASED = personal_data.ERASED_PLACEHOLDER
+_ERASED_VALUES: dict[str, str] = {
+    "order.customer.email": "erased@steward.erased",
+    "order.customer.full_name": _ERASED,
+    "order.device.ip_address": _ERASED,
+    **{
+        f"{parent}.{part}": _ERASED
+        for parent in ("order.billing_address", "order.shipping_address", "destination")
+        for part in ("line1", "city", "postal_code")
+    },
+}
+_OPTIONAL = tuple(p for p in SHIPMENT_PERSONAL_PATHS if p not in _ERASED_VALUES)
+
+
+def shipment_subject_id(shipment_id: str) -> str:
+    return personal_data.subject_id_for("shipment", shipment_id)
+
+
 def _row(record: asyncpg.Record) -> ShipmentRow:
+    document = personal_data.merge_document(
+        record["record"], personal_data.view_from_joined(record), _ERASED_VALUES, _OPTIONAL
+    )
     return ShipmentRow(
-        record=ShipmentRecord.model_validate(record["record"]),
+        record=ShipmentRecord.model_validate(document),
         status=record["status"],
         last_event_at=record["last_event_at"],
         tracked_by=record["tracked_by"],
@@ -43,7 +81,13 @@ def _row(record: asyncpg.Record) -> ShipmentRow:
     )
 
 
-_SHIPMENT_COLUMNS = "record, status, last_event_at, tracked_by, created_at"
+# One query reads a shipment and its personal data (issue 21: the hot path
+# pays no extra round trip).
+_SHIPMENT_COLUMNS = (
+    "s.record, s.status, s.last_event_at, s.tracked_by, s.created_at, "
+    + personal_data.joined_columns("pd")
+)
+_SHIPMENTS = "shipments s LEFT JOIN personal_subjects pd ON pd.subject_id = s.subject_id"
 
 
 async def register_shipment(
@@ -54,12 +98,17 @@ async def register_shipment(
     The same carrier and tracking number under another shipment id is a
     conflict: a carrier reuses tracking numbers only after years.
     """
-    try:
-        row = await db.fetchrow(
+    document, fields = personal_data.split_document(
+        record.model_dump(mode="json"), SHIPMENT_PERSONAL_PATHS
+    )
+    subject_id = shipment_subject_id(record.shipment_id)
+
+    async def insert(conn: Executor) -> bool:
+        row = await conn.fetchrow(
             """
             INSERT INTO shipments (shipment_id, carrier, tracking_number, order_id, attempt,
-                                   expected_delivery_at, record, tracked_by)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                   expected_delivery_at, record, tracked_by, subject_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             ON CONFLICT (shipment_id) DO NOTHING
             RETURNING shipment_id
             """,
@@ -69,27 +118,45 @@ async def register_shipment(
             record.order.order_id,
             record.attempt,
             record.expected_delivery_at,
-            record.model_dump(mode="json"),
+            document,
             tracked_by,
+            subject_id,
         )
+        if row is None:
+            return False
+        await personal_data.put_subject(
+            conn,
+            kind="shipment",
+            fields=fields,
+            subject_id=subject_id,
+            refs=[("order", record.order.order_id), ("shipment", record.shipment_id)],
+        )
+        return True
+
+    try:
+        if isinstance(db, asyncpg.Pool):
+            async with db.acquire() as conn, conn.transaction():
+                return await insert(conn)
+        async with db.transaction():
+            return await insert(db)
     except asyncpg.UniqueViolationError:
         raise ShipmentConflictError(
             f"tracking_number: {record.carrier} {record.tracking_number} "
             "belongs to another shipment"
         ) from None
-    return row is not None
 
 
 async def get_shipment(db: Executor, shipment_id: str) -> ShipmentRow | None:
     record = await db.fetchrow(
-        f"SELECT {_SHIPMENT_COLUMNS} FROM shipments WHERE shipment_id = $1", shipment_id
+        f"SELECT {_SHIPMENT_COLUMNS} FROM {_SHIPMENTS} WHERE s.shipment_id = $1", shipment_id
     )
     return _row(record) if record else None
 
 
 async def find_by_tracking(db: Executor, carrier: str, tracking_number: str) -> ShipmentRow | None:
     record = await db.fetchrow(
-        f"SELECT {_SHIPMENT_COLUMNS} FROM shipments WHERE carrier = $1 AND tracking_number = $2",
+        f"SELECT {_SHIPMENT_COLUMNS} FROM {_SHIPMENTS} "
+        "WHERE s.carrier = $1 AND s.tracking_number = $2",
         carrier.lower(),
         tracking_number,
     )
@@ -98,7 +165,7 @@ async def find_by_tracking(db: Executor, carrier: str, tracking_number: str) -> 
 
 async def list_for_order(db: Executor, order_id: str) -> list[ShipmentRow]:
     records = await db.fetch(
-        f"SELECT {_SHIPMENT_COLUMNS} FROM shipments WHERE order_id = $1 ORDER BY created_at",
+        f"SELECT {_SHIPMENT_COLUMNS} FROM {_SHIPMENTS} WHERE s.order_id = $1 ORDER BY s.created_at",
         order_id,
     )
     return [_row(r) for r in records]
@@ -134,11 +201,11 @@ async def list_silent(db: Executor, now: datetime, silence: timedelta) -> list[S
     expected delivery: candidates for a lost-parcel claim."""
     records = await db.fetch(
         f"""
-        SELECT {_SHIPMENT_COLUMNS} FROM shipments
-        WHERE status <> ALL($3::text[]) AND tracked_by IS NULL
-          AND expected_delivery_at + $2::interval <= $1
-          AND (last_event_at IS NULL OR last_event_at < $1 - $2::interval)
-        ORDER BY expected_delivery_at
+        SELECT {_SHIPMENT_COLUMNS} FROM {_SHIPMENTS}
+        WHERE s.status <> ALL($3::text[]) AND s.tracked_by IS NULL
+          AND s.expected_delivery_at + $2::interval <= $1
+          AND (s.last_event_at IS NULL OR s.last_event_at < $1 - $2::interval)
+        ORDER BY s.expected_delivery_at
         """,
         now,
         silence,

@@ -677,3 +677,147 @@ async def rewrap_data_keys(db: Executor, *, batch_size: int = 500) -> int:
         total += done
         if done < batch_size:
             return total
+
+
+# ------------------------------------------- subjects joined to their owner row
+
+
+def joined_columns(alias: str = "pd") -> str:
+    """Columns to select from ``LEFT JOIN personal_subjects <alias>`` so a
+    store query reads its rows and their subjects in one round trip; turn them
+    back with ``view_from_joined``."""
+    return ", ".join(
+        f"{alias}.{column} AS pd_{column}"
+        for column in (
+            "subject_id",
+            "kind",
+            "master_key_id",
+            "wrapped_key",
+            "ciphertext",
+            "erased_at",
+            "erasure_reason",
+        )
+    )
+
+
+def view_from_joined(row: asyncpg.Record | Mapping[str, Any]) -> SubjectView | None:
+    """The subject of a row selected with ``joined_columns`` (None: no subject)."""
+    sid = row["pd_subject_id"]
+    if sid is None:
+        return None
+    if row["pd_erased_at"] is not None:
+        return SubjectView(sid, row["pd_kind"], {}, row["pd_erased_at"], row["pd_erasure_reason"])
+    vault = _current()
+    data_key = _unwrap(vault, sid, row["pd_master_key_id"], bytes(row["pd_wrapped_key"]))
+    return SubjectView(
+        sid, row["pd_kind"], _decrypt_fields(sid, data_key, bytes(row["pd_ciphertext"]))
+    )
+
+
+# ------------------------------------- personal fields inside JSON documents
+
+
+def split_document(
+    doc: Mapping[str, Any], paths: Iterable[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A deep copy of `doc` without the values at the dotted `paths`, and those
+    values (non-null ones) as subject fields named by their path."""
+    stripped: dict[str, Any] = json.loads(json.dumps(doc))
+    fields: dict[str, str] = {}
+    for path in paths:
+        *parents, leaf = path.split(".")
+        node: Any = stripped
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        if value is not None:
+            fields[path] = str(value)
+    return stripped, fields
+
+
+def merge_document(
+    doc: Mapping[str, Any],
+    view: SubjectView | None,
+    placeholders: Mapping[str, str],
+    optional: Iterable[str] = (),
+) -> dict[str, Any]:
+    """`doc` with the subject's fields put back at their paths. Erased (or no
+    subject): the `placeholders` (valid values for the model: a name, an
+    email...) at their paths and None at the `optional` ones, wherever the
+    parent object is present."""
+    merged: dict[str, Any] = json.loads(json.dumps(doc))
+    if view is not None and not view.erased:
+        values: dict[str, str | None] = dict(view.fields)
+    else:
+        values = {**dict.fromkeys(optional), **placeholders}
+    for path, value in values.items():
+        *parents, leaf = path.split(".")
+        node: Any = merged
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node[leaf] = value
+    return merged
+
+
+# ------------------------------------------------- data moved by a migration
+
+
+async def seal_pending(db: Executor, *, batch_size: int = 200) -> int:
+    """Encrypt the personal data a migration moved into ``personal_data_pending``
+    (it cannot encrypt: the database never has the key) into subjects, point
+    the source rows at them and delete the pending rows; returns how many.
+
+    Run at every start after the migrations (``steward migrate``, ``steward
+    up``, the worker); a no-op query once nothing is pending."""
+    _current()
+    total = 0
+    while True:
+
+        async def work(conn: asyncpg.Connection) -> int:
+            rows = await conn.fetch(
+                """
+                SELECT source, source_id, kind, refs, fields FROM personal_data_pending
+                ORDER BY source, source_id LIMIT $1 FOR UPDATE SKIP LOCKED
+                """,
+                batch_size,
+            )
+            for row in rows:
+                source, source_id = row["source"], row["source_id"]
+                handler = _PENDING_SOURCES.get(source)
+                if handler is None:
+                    raise PersonalDataError(f"personal_data_pending: unknown source {source!r}")
+                sid = subject_id_for(row["kind"], source_id)
+                fields, refs = _json(row["fields"]) or {}, _json(row["refs"]) or []
+                await put_subject(
+                    conn,
+                    kind=row["kind"],
+                    fields={str(k): str(v) for k, v in fields.items()},
+                    subject_id=sid,
+                    refs=[(str(k), str(v)) for k, v in refs],
+                )
+                await conn.execute(handler, source_id, sid)
+                await conn.execute(
+                    "DELETE FROM personal_data_pending WHERE source = $1 AND source_id = $2",
+                    source,
+                    source_id,
+                )
+            return len(rows)
+
+        done: int = await _in_transaction(db, work)
+        total += done
+        if done < batch_size:
+            return total
+
+
+def _json(value: Any) -> Any:
+    # A connection without the store's jsonb codec hands over text.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+# The statement that points a source row at its new subject ($1 source id, $2 subject id).
+_PENDING_SOURCES: dict[str, str] = {
+    "shipments": "UPDATE shipments SET subject_id = $2 WHERE shipment_id = $1",
+}

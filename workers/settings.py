@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     # Payload encryption keyring: a JSON file {"active": kid, "keys": {kid: base64 key}}.
     # Created with a fresh dev key on first start when absent.
     codec_keyring_path: Path | None = Field(default=None, validation_alias="STEWARD_CODEC_KEYRING")
+    # Master keyring of the personal-data store (store/personal_data.py), same
+    # format, a separate file: default <data dir>/personal-data-keyring.json.
+    personal_data_keyring_path: Path | None = Field(
+        default=None, validation_alias="STEWARD_PERSONAL_DATA_KEYRING"
+    )
 
     # API keys: "key:actor:role,key:actor:role". The embedded stack seeds dev keys.
     api_keys: str = Field(default="", validation_alias="STEWARD_API_KEYS")
@@ -232,6 +237,10 @@ class Settings(BaseSettings):
     @property
     def keyring_path(self) -> Path:
         return self.codec_keyring_path or (self.data_dir / "codec-keyring.json")
+
+    @property
+    def personal_data_keyring(self) -> Path:
+        return self.personal_data_keyring_path or (self.data_dir / "personal-data-keyring.json")
 
     @property
     def temporal_target(self) -> str:

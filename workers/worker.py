@@ -143,6 +143,9 @@ async def run_worker(
     # being written, and because importing every workflow is not free.
     import workflows
     from workers.activities import build_activities, create_world_pool
+    from workers.personal_keys import configure_personal_data
+
+    configure_personal_data(settings)
 
     # The simulated outside world gets connections of its own, never `pool`'s.
     world_pool = await create_world_pool(settings)

@@ -52,6 +52,7 @@ from starters.api import (
 from starters.api.request_guard import RequestGuardMiddleware, document_errors, loggable
 from starters.auth import ApiKeyStore
 from workers.codec import EncryptionCodec, load_or_create_keyring
+from workers.personal_keys import configure_personal_data
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -126,6 +127,7 @@ def create_app(
         if codec is not None
         else EncryptionCodec(load_or_create_keyring(settings.keyring_path))
     )
+    configure_personal_data(settings)
 
     app.add_middleware(
         CORSMiddleware,

@@ -52,3 +52,67 @@ CREATE TABLE personal_subject_refs (
 );
 
 CREATE INDEX personal_subject_refs_ref_idx ON personal_subject_refs (ref_kind, ref_id);
+
+-- ---------------------------------------------------------------------------
+-- Personal data moved out of older tables. The database never holds the master
+-- key, so this migration cannot encrypt: it moves the values here and strips
+-- them from their source in the same transaction, and the first Steward
+-- process that starts with the keyring (steward migrate / up / the worker:
+-- personal_data.seal_pending) encrypts them into subjects, points the source
+-- row at its subject and deletes the row here.
+-- ---------------------------------------------------------------------------
+CREATE TABLE personal_data_pending (
+    source     text  NOT NULL,
+    source_id  text  NOT NULL,
+    kind       text  NOT NULL,
+    refs       jsonb NOT NULL DEFAULT '[]'::jsonb,
+    fields     jsonb NOT NULL,
+    PRIMARY KEY (source, source_id)
+);
+
+-- Shipments: the order's customer (email, name, phone), its billing and
+-- shipping addresses, the device's IP address and the reship destination move
+-- into one subject per shipment (kind 'shipment'); `record` keeps the rest
+-- (countries, items, payment references, dates). The paths are
+-- store/deliveries.py's SHIPMENT_PERSONAL_PATHS.
+ALTER TABLE shipments ADD COLUMN subject_id text;
+
+INSERT INTO personal_data_pending (source, source_id, kind, refs, fields)
+SELECT 'shipments', s.shipment_id, 'shipment',
+       jsonb_build_array(jsonb_build_array('order', s.order_id),
+                         jsonb_build_array('shipment', s.shipment_id)),
+       jsonb_strip_nulls(jsonb_build_object(
+           'order.customer.email', s.record #>> '{order,customer,email}',
+           'order.customer.full_name', s.record #>> '{order,customer,full_name}',
+           'order.customer.phone', s.record #>> '{order,customer,phone}',
+           'order.billing_address.line1', s.record #>> '{order,billing_address,line1}',
+           'order.billing_address.line2', s.record #>> '{order,billing_address,line2}',
+           'order.billing_address.city', s.record #>> '{order,billing_address,city}',
+           'order.billing_address.postal_code', s.record #>> '{order,billing_address,postal_code}',
+           'order.billing_address.region', s.record #>> '{order,billing_address,region}',
+           'order.shipping_address.line1', s.record #>> '{order,shipping_address,line1}',
+           'order.shipping_address.line2', s.record #>> '{order,shipping_address,line2}',
+           'order.shipping_address.city', s.record #>> '{order,shipping_address,city}',
+           'order.shipping_address.postal_code',
+               s.record #>> '{order,shipping_address,postal_code}',
+           'order.shipping_address.region', s.record #>> '{order,shipping_address,region}',
+           'order.device.ip_address', s.record #>> '{order,device,ip_address}',
+           'destination.line1', s.record #>> '{destination,line1}',
+           'destination.line2', s.record #>> '{destination,line2}',
+           'destination.city', s.record #>> '{destination,city}',
+           'destination.postal_code', s.record #>> '{destination,postal_code}',
+           'destination.region', s.record #>> '{destination,region}'
+       ))
+FROM shipments s;
+
+UPDATE shipments SET record = record
+    #- '{order,customer,email}' #- '{order,customer,full_name}' #- '{order,customer,phone}'
+    #- '{order,billing_address,line1}' #- '{order,billing_address,line2}'
+    #- '{order,billing_address,city}' #- '{order,billing_address,postal_code}'
+    #- '{order,billing_address,region}'
+    #- '{order,shipping_address,line1}' #- '{order,shipping_address,line2}'
+    #- '{order,shipping_address,city}' #- '{order,shipping_address,postal_code}'
+    #- '{order,shipping_address,region}'
+    #- '{order,device,ip_address}'
+    #- '{destination,line1}' #- '{destination,line2}' #- '{destination,city}'
+    #- '{destination,postal_code}' #- '{destination,region}';
