@@ -1,35 +1,42 @@
 """`steward carrier-claim list|show|sweep` (also `steward claims`).
 
-Registered on the main `steward` app in starters/cli.py. Like the rest of the
-CLI it talks to Temporal and PostgreSQL directly with the process settings,
+Registered on the main `steward` app in starters/cli.py. It goes through the
+HTTP API (`/v1/carrier-claims`, `/v1/carrier/sweep`) with the caller's API key,
 and validates everything typed before contacting anything.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from domain.audit import CaseRow
 from domain.carrier_sweep import DEFAULT_SILENCE
 from domain.claims import CarrierClaimState
 from domain.common import format_amount
-from domain.ids import CARRIER_CLAIM
 from starters.case_cli import (
     LimitOption,
     StatusOption,
+    api_get,
+    api_post,
     cases_table,
     console,
-    list_cases,
     parse_key,
-    run_command,
     status_style,
 )
-from workers.settings import get_settings
+
+
+class SweepAnswer(BaseModel):
+    """POST /v1/carrier/sweep's answer (ops or system keys)."""
+
+    claims_opened: list[str]
+
 
 carrier_claim_app = typer.Typer(
     help="Carrier claims: list, show one, sweep silent parcels.", no_args_is_help=True
@@ -73,7 +80,7 @@ def claim_panel(state: CarrierClaimState) -> Panel:
 @carrier_claim_app.command("list")
 def claims_list(status: StatusOption = None, limit: LimitOption = 50) -> None:
     """Carrier claims, most recently changed first."""
-    rows = run_command(list_cases(CARRIER_CLAIM, status, limit))
+    rows = api_get("/v1/carrier-claims", list[CaseRow], {"status": status, "limit": limit})
     if not rows:
         console.print("[green]No carrier claims.[/green]")
         return
@@ -86,13 +93,8 @@ def claims_show(
     tracking_number: Annotated[str, typer.Argument(callback=parse_key)],
 ) -> None:
     """Evidence, filing deadline, follow-ups and outcome of one claim."""
-    from clients.carrier_claim import get_claim
-    from starters.client import connect
-
-    async def main() -> CarrierClaimState:
-        return await get_claim(await connect(get_settings()), carrier.lower(), tracking_number)
-
-    console.print(claim_panel(run_command(main())))
+    path = f"/v1/carrier-claims/{carrier.lower()}/{tracking_number}"
+    console.print(claim_panel(api_get(path, CarrierClaimState)))
 
 
 @carrier_claim_app.command("sweep")
@@ -109,25 +111,9 @@ def claims_sweep(
     The same sweep the `carrier-silence-sweep` schedule runs every hour; a
     parcel already claimed is never claimed twice.
     """
-    from clients.carrier_events import sweep_silent_shipments
-    from starters.client import connect
-    from store.db import create_pool
-
-    settings = get_settings()
-
-    async def main() -> tuple[datetime, list[str]]:
-        client = await connect(settings)
-        pool = await create_pool(settings.database_dsn, min_size=1, max_size=2)
-        now = datetime.now(UTC)
-        try:
-            results = await sweep_silent_shipments(
-                client, pool, settings.task_queue, now=now, silence=timedelta(days=silence_days)
-            )
-        finally:
-            await pool.close()
-        return now, [r.workflow_id for r in results if r.workflow_id]
-
-    now, opened = run_command(main())
+    now = datetime.now(UTC)
+    answer = api_post("/v1/carrier/sweep", None, SweepAnswer, {"silence_days": silence_days})
+    opened = answer.claims_opened
     if not opened:
         console.print(
             f"[green]No parcel silent for {silence_days} days past its expected delivery "

@@ -1,7 +1,10 @@
 """What the `steward` command groups share: the consoles, one clear line for
-a failure, running a command's coroutine with the case errors (clients/errors.py)
-and unreachable servers turned into that line, id and actor parsing, time
-formatting, and the case list every process group prints.
+a failure, the API calls every reading or deciding command makes (`api_get`,
+`api_post`: through starters/api_client.py with the caller's API key, the
+answer's errors turned into that line), running an operator command's
+coroutine with unreachable servers turned into that line, id parsing, the
+refusal of the retired `--as` / `--role` flags, time formatting, and the case
+list every process group prints.
 
 Every group validates what was typed before it contacts anything.
 """
@@ -11,9 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar, overload
 
 import typer
+from pydantic import BaseModel, TypeAdapter
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -23,6 +27,7 @@ from domain.common import format_amount
 from workers.settings import get_settings
 
 _T = TypeVar("_T")
+_M = TypeVar("_M", bound=BaseModel)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -69,6 +74,54 @@ def run_command(coro: Coroutine[Any, Any, _T], *, long_running: bool = False) ->
         if "client connect" in str(err).lower():
             fail(f"cannot reach Temporal at {settings.temporal_target}; is `steward up` running?")
         raise
+
+
+# ------------------------------------------------------------- the API
+
+
+@overload
+def api_get(path: str, answer: type[_M], params: dict[str, Any] | None = None) -> _M: ...
+@overload
+def api_get(path: str, answer: Any, params: dict[str, Any] | None = None) -> Any: ...
+def api_get(path: str, answer: Any, params: dict[str, Any] | None = None) -> Any:
+    """GET `path` with the caller's key; the answer validated as `answer`
+    (a model, or e.g. list[CaseRow]). Any failure: one red line and exit."""
+    from starters.api_client import cli_client, cli_errors
+
+    with cli_errors(), cli_client() as api:
+        return TypeAdapter(answer).validate_python(api.get(path, params))
+
+
+def api_post(
+    path: str, body: dict[str, Any] | None, answer: type[_M], params: dict[str, Any] | None = None
+) -> _M:
+    """POST a decision with the caller's key (actor and role are the key's);
+    a refusal (403, 409, 422...) is one red line with the API's reason."""
+    from starters.api_client import cli_client, cli_errors
+
+    with cli_errors(), cli_client() as api:
+        return answer.model_validate(api.request("POST", path, json_body=body, params=params))
+
+
+def _retired(flag: str) -> Any:
+    def refuse(value: str | None) -> None:
+        if value is not None:
+            raise typer.BadParameter(
+                f"{flag} is gone: who decides, and in which role, comes from your API key "
+                "(`steward login`, or STEWARD_API_KEY), never from a flag",
+                param_hint=flag,
+            )
+
+    return refuse
+
+
+# Hidden options that only exist to say why they are gone.
+RetiredActor = Annotated[
+    str | None, typer.Option("--as", hidden=True, callback=_retired("--as"), expose_value=True)
+]
+RetiredRole = Annotated[
+    str | None, typer.Option("--role", hidden=True, callback=_retired("--role"))
+]
 
 
 # ------------------------------------------------------------- validation

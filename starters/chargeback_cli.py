@@ -1,17 +1,16 @@
 """`steward chargeback list|show|contest|accept|link` (also `steward disputes`):
 the chargeback queue from a terminal.
 
-Like the rest of the CLI it talks to Temporal and PostgreSQL directly with the
-process settings. Input is validated before anything is contacted.
+It reads and answers through the HTTP API (`/v1/chargebacks`) with the
+caller's API key: who answers, and in which role, is the key's. Input is
+validated before anything is contacted.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -21,7 +20,6 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.chargeback import (
-    RESPONDER_ROLES,
     ChargebackState,
     DisputeProvider,
     LinkOrderInput,
@@ -29,9 +27,7 @@ from domain.chargeback import (
     ResponseAction,
 )
 from domain.common import Role, format_amount
-from workers.settings import get_settings
-
-_T = TypeVar("_T")
+from starters.case_cli import RetiredActor, RetiredRole, api_get, api_post
 
 chargeback_app = typer.Typer(
     help="Chargebacks and disputes: list by deadline, show one, contest or accept, link to "
@@ -62,47 +58,6 @@ def parse_dispute_id(value: str) -> str:
     if not _DISPUTE_ID.match(value):
         raise typer.BadParameter(f"{value!r} is not a dispute id")
     return value
-
-
-def parse_responder_role(value: str) -> str:
-    names = ", ".join(sorted(r.value for r in RESPONDER_ROLES))
-    try:
-        role = Role(value.strip().lower())
-    except ValueError:
-        raise typer.BadParameter(f"unknown role {value!r}; use one of: {names}") from None
-    if role not in RESPONDER_ROLES:
-        raise typer.BadParameter(f"role {role.value} may not answer a dispute; use one of: {names}")
-    return role.value
-
-
-def _run(coro: Awaitable[_T]) -> _T:
-    from clients.chargeback import (
-        DisputeNotFound,
-        DisputeUnavailable,
-        LinkRefused,
-        ResponseRefused,
-        UnknownOrder,
-    )
-
-    async def main() -> _T:
-        return await coro
-
-    try:
-        return asyncio.run(main())
-    except (DisputeNotFound, DisputeUnavailable) as err:
-        _fail(str(err))
-    except ResponseRefused as err:
-        _fail(f"response refused: {err.message}")
-    except UnknownOrder as err:
-        _fail(err.message, 2)
-    except LinkRefused as err:
-        _fail(f"link refused: {err.message}")
-    except (ConnectionError, OSError) as err:
-        _fail(f"cannot reach PostgreSQL ({err}); is `steward up` running?")
-    except RuntimeError as err:
-        if "client connect" in str(err).lower():
-            _fail("cannot reach Temporal; is `steward up` running?")
-        raise
 
 
 def _when(dt: datetime | None) -> str:
@@ -200,11 +155,6 @@ DisputeArgument = Annotated[
         help="The provider's dispute id", metavar="DISPUTE_ID", callback=parse_dispute_id
     ),
 ]
-ActorOption = Annotated[str, typer.Option("--as", help="Who answers (recorded in the audit)")]
-RoleOption = Annotated[
-    str,
-    typer.Option("--role", help="coordinator or manager", callback=parse_responder_role),
-]
 
 
 @chargeback_app.command("list")
@@ -213,66 +163,45 @@ def disputes_list(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
 ) -> None:
     """Disputes by provider deadline, soonest first."""
-    from store import disputes as dispute_store
-    from store.db import create_pool
+    from store.disputes import DisputeRow
 
-    settings = get_settings()
-
-    async def main() -> list[Any]:
-        pool = await create_pool(settings.database_dsn, min_size=1, max_size=2)
-        try:
-            return await dispute_store.list_disputes(pool, open_only=not all_, limit=limit)
-        finally:
-            await pool.close()
-
-    console.print(disputes_table(_run(main()), datetime.now(UTC)))
+    rows = api_get("/v1/chargebacks", list[DisputeRow], {"open": not all_, "limit": limit})
+    console.print(disputes_table(rows, datetime.now(UTC)))
 
 
 @chargeback_app.command("show")
 def disputes_show(provider: ProviderArgument, dispute_id: DisputeArgument) -> None:
     """Stage, status, deadlines, evidence and decisions of one dispute."""
-    from clients.chargeback import get_status
-    from starters.client import connect
-
-    settings = get_settings()
-
-    async def main() -> ChargebackState:
-        return await get_status(await connect(settings), provider, dispute_id)
-
-    console.print(dispute_panel(_run(main()), datetime.now(UTC)))
+    state = api_get(f"/v1/chargebacks/{provider}/{dispute_id}", ChargebackState)
+    console.print(dispute_panel(state, datetime.now(UTC)))
 
 
 def _respond(
-    provider: str,
-    dispute_id: str,
-    action: ResponseAction,
-    note: str,
-    actor: str,
-    role: str,
-    override: bool,
+    provider: str, dispute_id: str, action: ResponseAction, note: str, override: bool
 ) -> None:
     try:
-        answer = RespondInput(
+        # The domain's own checks before sending; the actor and role are the key's.
+        RespondInput(
             action=action,
             note=note,
-            actor=actor,
-            role=Role(role),
+            actor="cli",
+            role=Role.MANAGER,
             override_missing_evidence=override,
         )
     except ValidationError as err:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()), 2)
-    from clients.chargeback import respond
-    from starters.client import connect
-
-    settings = get_settings()
-
-    async def main() -> ChargebackState:
-        return await respond(await connect(settings), provider, dispute_id, answer)
-
-    state = _run(main())
+    if action is ResponseAction.CONTEST:
+        body: dict[str, Any] = {"note": note, "override_missing_evidence": override}
+    else:
+        body = {"note": note}
+    state = api_post(
+        f"/v1/chargebacks/{provider}/{dispute_id}/{action.value}", body, ChargebackState
+    )
+    last = state.decisions[-1] if state.decisions else None
+    by = f" by {last.actor} ({last.role.value})" if last is not None else ""
     console.print(
-        f"[green]{action.value}[/green] sent for {provider} dispute [bold]{dispute_id}[/bold] "
-        f"by {actor} ({role}); status now [bold]{state.status.value}[/bold]"
+        f"[green]{action.value}[/green] sent for {provider} dispute [bold]{dispute_id}[/bold]"
+        f"{by}; status now [bold]{state.status.value}[/bold]"
     )
     console.print(dispute_panel(state, datetime.now(UTC)))
 
@@ -282,29 +211,29 @@ def disputes_contest(
     provider: ProviderArgument,
     dispute_id: DisputeArgument,
     note: Annotated[str, typer.Option("--note", help="Sent to the provider with the evidence")],
-    actor: ActorOption,
-    role: RoleOption = "coordinator",
     override: Annotated[
         bool,
         typer.Option("--override-missing", help="Managers: contest although evidence is missing"),
     ] = False,
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
     """Contest with the assembled evidence and a note."""
     if not note.strip():
         _fail("--note: a contest needs a note for the provider and the audit", code=2)
-    _respond(provider, dispute_id, ResponseAction.CONTEST, note, actor, role, override)
+    _respond(provider, dispute_id, ResponseAction.CONTEST, note, override)
 
 
 @chargeback_app.command("accept")
 def disputes_accept(
     provider: ProviderArgument,
     dispute_id: DisputeArgument,
-    actor: ActorOption,
-    role: RoleOption = "coordinator",
     note: Annotated[str, typer.Option("--note")] = "",
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
     """Accept the dispute: the money goes back to the cardholder."""
-    _respond(provider, dispute_id, ResponseAction.ACCEPT, note, actor, role, False)
+    _respond(provider, dispute_id, ResponseAction.ACCEPT, note, False)
 
 
 @chargeback_app.command("link")
@@ -314,31 +243,21 @@ def disputes_link(
     order_id: Annotated[
         str, typer.Argument(help="The order the disputed payment belongs to", metavar="ORDER_ID")
     ],
-    actor: ActorOption,
-    role: RoleOption = "coordinator",
     note: Annotated[str, typer.Option("--note", help="How the order was found")] = "",
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
     """Link a dispute Steward could not resolve to its order (evidence, refund freeze)."""
     try:
-        link = LinkOrderInput(order_id=order_id, note=note, actor=actor, role=Role(role))
+        LinkOrderInput(order_id=order_id, note=note, actor="cli", role=Role.COORDINATOR)
     except ValidationError as err:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()), 2)
-    from clients.chargeback import link_order
-    from starters.client import connect
-    from store.db import create_pool
-
-    settings = get_settings()
-
-    async def main() -> ChargebackState:
-        pool = await create_pool(settings.database_dsn, min_size=1, max_size=2)
-        try:
-            return await link_order(await connect(settings), pool, provider, dispute_id, link)
-        finally:
-            await pool.close()
-
-    state = _run(main())
+    state = api_post(
+        f"/v1/chargebacks/{provider}/{dispute_id}/link",
+        {"order_id": order_id, "note": note},
+        ChargebackState,
+    )
     console.print(
         f"[green]linked[/green] {provider} dispute [bold]{dispute_id}[/bold] to order "
-        f"[bold]{state.order_id}[/bold] by {actor} ({role}); status now "
-        f"[bold]{state.status.value}[/bold]"
+        f"[bold]{state.order_id}[/bold]; status now [bold]{state.status.value}[/bold]"
     )

@@ -1,10 +1,13 @@
 """`steward`: run the stack, and work the queues from a terminal.
 
-The CLI is an operator and coordinator tool on the host that runs Steward: it
-talks to Temporal and PostgreSQL directly with the process settings (the same
-environment variables as the stack), not through the HTTP API. Everything a
-person types is validated before anything is contacted, so a typo gets a
-clear message and changes nothing.
+Two kinds of commands. Operator commands (`up`, `worker`, `api`, `migrate`,
+`simulate`, `returns simulate`) run or feed the servers and reach Temporal and
+PostgreSQL directly with the process settings. Every command that reads cases
+or decides (`tasks`, `audit`, and the process groups) goes through the HTTP
+API with an API key (`steward login`, or STEWARD_API_KEY; starters/api_client.py):
+the actor and role are the key's, never a flag. Everything a person types is
+validated before anything is contacted, so a typo gets a clear message and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from domain.common import Role
 from domain.tasks import TaskRow
 from starters.carrier_claim_cli import carrier_claim_app
 from starters.case_cli import (
+    RetiredActor,
+    RetiredRole,
+    api_get,
     console,
     due_text,
     err_console,
@@ -277,10 +283,12 @@ def api(
 
 @app.command()
 def tasks(
-    role: Annotated[
+    awaiting: Annotated[
         str | None,
         typer.Option(
-            help="Only tasks awaiting this role (coordinator, manager...)", callback=parse_role
+            "--awaiting",
+            help="Tasks awaiting this role (default: your key's role)",
+            callback=parse_role,
         ),
     ] = None,
     assignee: Annotated[str | None, typer.Option(help="Only tasks assigned to this person")] = None,
@@ -288,22 +296,12 @@ def tasks(
         str | None, typer.Option(help="Only this process, e.g. order-review")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many")] = 50,
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
-    """The work queue: open tasks, soonest deadline first."""
-    awaited = Role(role) if role else None
-    settings = get_settings()
-
-    async def main() -> list[TaskRow]:
-        from store import tasks as task_store
-
-        async def body(pool: Any) -> list[TaskRow]:
-            return await task_store.list_open(
-                pool, role=awaited, assignee=assignee, process=process, limit=limit
-            )
-
-        return await _with_pool(settings, body)
-
-    rows = run_command(main())
+    """The work queue for your key's role: open tasks, soonest deadline first."""
+    params = {"role": awaiting, "assignee": assignee, "process": process, "limit": limit}
+    rows = api_get("/v1/tasks", list[TaskRow], params)
     if not rows:
         console.print("[green]No open tasks.[/green]")
         return
@@ -316,23 +314,60 @@ def audit(
         str, typer.Argument(help="The order id", metavar="ORDER_ID", callback=parse_order_id)
     ],
 ) -> None:
-    """The whole decision path of an order review: who did what, when and why."""
-    settings = get_settings()
-
-    async def main() -> list[AuditRow]:
-        from store import audit as audit_store
-
-        async def body(pool: Any) -> list[AuditRow]:
-            # Every process of the order: its review, a failed delivery (found
-            # by order id though keyed by shipment), a return...
-            return await audit_store.list_by_case(pool, order_id)
-
-        return await _with_pool(settings, body)
-
-    rows = run_command(main())
+    """The whole decision path of an order: who did what, when and why."""
+    rows = api_get(f"/v1/audit/{order_id}", list[AuditRow])
     if not rows:
         fail(f"no audit entries for order {order_id}")
     console.print(audit_table(order_id, rows))
+
+
+@app.command()
+def login(
+    api_url: Annotated[
+        str | None,
+        typer.Option("--api-url", help="The API (default: the running stack's, or 8400)"),
+    ] = None,
+) -> None:
+    """Store your API key for the other commands (asked for, never echoed;
+    checked against the API; kept 0600 in your config directory)."""
+    from starters.api_client import (
+        ApiClient,
+        Credentials,
+        cli_errors,
+        credentials_path,
+        resolve_api_url,
+        write_credentials,
+    )
+
+    key = typer.prompt("API key", hide_input=True).strip()
+    if not key:
+        fail("no key given", code=2)
+    url = (api_url or resolve_api_url()).rstrip("/")
+    with cli_errors(), ApiClient(url, key) as api:
+        me = api.whoami()
+    path = write_credentials(credentials_path(), Credentials(api_key=key, api_url=api_url))
+    console.print(
+        f"signed in as [bold]{me['actor']}[/bold] ({me['role']}) at {url}; key stored in {path}"
+    )
+
+
+@app.command()
+def logout() -> None:
+    """Forget the stored API key."""
+    from starters.api_client import credentials_path, remove_credentials
+
+    path = credentials_path()
+    console.print(f"removed {path}" if remove_credentials(path) else "no stored key")
+
+
+@app.command()
+def whoami() -> None:
+    """The actor and role of the API key the commands use."""
+    from starters.api_client import cli_client, cli_errors
+
+    with cli_errors(), cli_client() as api:
+        me = api.whoami()
+        console.print(f"{me['actor']} ({me['role']}) at {api.base_url}")
 
 
 @app.command()

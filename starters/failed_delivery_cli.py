@@ -1,8 +1,9 @@
 """`steward failed-delivery list|show|reship|refund` (also `steward deliveries`).
 
-Registered on the main `steward` app in starters/cli.py. Like the rest of the
-CLI it talks to Temporal and PostgreSQL directly with the process settings,
-and validates everything typed before contacting anything.
+Registered on the main `steward` app in starters/cli.py. It reads and decides
+through the HTTP API (`/v1/failed-deliveries`) with the caller's API key: who
+decides, and in which role, is the key's. Everything typed is validated before
+anything is contacted.
 """
 
 from __future__ import annotations
@@ -17,40 +18,33 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from domain.audit import CaseRow
 from domain.common import Role, format_amount
 from domain.deliveries import (
-    DECIDER_ROLES,
     DeliveryDecideInput,
     DeliveryDecision,
     FailedDeliveryState,
     ServiceLevel,
 )
-from domain.ids import FAILED_DELIVERY
 from domain.orders import Address
 from starters.case_cli import (
     LimitOption,
+    RetiredActor,
+    RetiredRole,
     StatusOption,
+    api_get,
+    api_post,
     cases_table,
     console,
     fail,
-    list_cases,
     parse_key,
-    run_command,
     status_style,
 )
-from workers.settings import get_settings
 
 failed_delivery_app = typer.Typer(
     help="Failed deliveries: list, show one, reship or return to stock and refund.",
     no_args_is_help=True,
 )
-
-
-def parse_role(value: str) -> str:
-    allowed = sorted(r.value for r in DECIDER_ROLES)
-    if value not in allowed:
-        raise typer.BadParameter(f"{value!r} may not decide (valid: {', '.join(allowed)})")
-    return value
 
 
 def parse_service_level(value: str) -> str:
@@ -124,7 +118,7 @@ ShipmentArgument = Annotated[
 @failed_delivery_app.command("list")
 def deliveries_list(status: StatusOption = None, limit: LimitOption = 50) -> None:
     """Failed deliveries, most recently changed first."""
-    rows = run_command(list_cases(FAILED_DELIVERY, status, limit))
+    rows = api_get("/v1/failed-deliveries", list[CaseRow], {"status": status, "limit": limit})
     if not rows:
         console.print("[green]No failed deliveries.[/green]")
         return
@@ -134,41 +128,33 @@ def deliveries_list(status: StatusOption = None, limit: LimitOption = 50) -> Non
 @failed_delivery_app.command("show")
 def deliveries_show(shipment_id: ShipmentArgument) -> None:
     """Options offered, the customer's answer, the recommendation and the decision."""
-    from clients.failed_delivery import get_delivery
-    from starters.client import connect
-
-    async def main() -> FailedDeliveryState:
-        return await get_delivery(await connect(get_settings()), shipment_id)
-
-    console.print(delivery_panel(run_command(main())))
+    console.print(
+        delivery_panel(api_get(f"/v1/failed-deliveries/{shipment_id}", FailedDeliveryState))
+    )
 
 
-ActorOption = Annotated[str, typer.Option("--as", help="Who decides (recorded in the audit)")]
-RoleOption = Annotated[
-    str, typer.Option("--role", help="coordinator or manager", callback=parse_role)
-]
 NoteOption = Annotated[str, typer.Option("--note", help="Why (recorded in the audit)")]
 
 
 def _decide(shipment_id: str, decision: DeliveryDecideInput) -> None:
-    from clients.failed_delivery import decide_delivery
-    from starters.client import connect
-
-    async def main() -> FailedDeliveryState:
-        return await decide_delivery(await connect(get_settings()), shipment_id, decision)
-
-    state = run_command(main())
+    body = decision.model_dump(
+        mode="json", include={"decision", "address", "pickup_point_id", "service_level", "note"}
+    )
+    state = api_post(f"/v1/failed-deliveries/{shipment_id}/decision", body, FailedDeliveryState)
+    by = f" by {state.decision.actor} ({state.decision.role.value})" if state.decision else ""
     console.print(
         f"[green]{decision.decision.value}[/green] recorded for shipment "
-        f"[bold]{shipment_id}[/bold] "
-        f"by {decision.actor} ({decision.role.value}); status now [bold]{state.status.value}[/bold]"
+        f"[bold]{shipment_id}[/bold]{by}; status now [bold]{state.status.value}[/bold]"
     )
     console.print(delivery_panel(state))
 
 
 def _decision(**fields: Any) -> DeliveryDecideInput:
+    # The domain's own checks before sending; the actor and role sent are the key's.
     try:
-        return DeliveryDecideInput.model_validate(fields)
+        return DeliveryDecideInput.model_validate(
+            {**fields, "actor": "cli", "role": Role.COORDINATOR}
+        )
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
@@ -179,8 +165,6 @@ def _decision(**fields: Any) -> DeliveryDecideInput:
 @failed_delivery_app.command("reship")
 def deliveries_reship(
     shipment_id: ShipmentArgument,
-    actor: ActorOption,
-    role: RoleOption = "coordinator",
     service_level: Annotated[
         str, typer.Option("--service-level", callback=parse_service_level)
     ] = "standard",
@@ -190,6 +174,8 @@ def deliveries_reship(
     country: Annotated[str | None, typer.Option("--country", help="ISO 3166 alpha-2")] = None,
     pickup_point: Annotated[str | None, typer.Option("--pickup-point")] = None,
     note: NoteOption = "",
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
     """Ship a second time (to the same or a new address, or a pickup point)."""
     new_address = [line1, city, postal_code, country]
@@ -214,8 +200,6 @@ def deliveries_reship(
             pickup_point_id=pickup_point,
             service_level=ServiceLevel(service_level),
             note=note,
-            actor=actor,
-            role=Role(role),
         ),
     )
 
@@ -223,19 +207,14 @@ def deliveries_reship(
 @failed_delivery_app.command("refund")
 def deliveries_refund(
     shipment_id: ShipmentArgument,
-    actor: ActorOption,
     note: NoteOption,
-    role: RoleOption = "coordinator",
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
     """Return the parcel to stock (inbound QC, restock) and refund the order once."""
     if not note.strip():
         fail("--note: say why the parcel goes back to stock", code=2)
-    _decide(
-        shipment_id,
-        _decision(
-            decision=DeliveryDecision.RETURN_TO_STOCK, note=note, actor=actor, role=Role(role)
-        ),
-    )
+    _decide(shipment_id, _decision(decision=DeliveryDecision.RETURN_TO_STOCK, note=note))
 
 
 __all__ = ["delivery_panel", "failed_delivery_app"]

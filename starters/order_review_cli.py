@@ -1,8 +1,9 @@
 """`steward order-review show|approve|decline|ask-customer` (also `steward review`).
 
-Registered on the main `steward` app in starters/cli.py. Like the rest of the
-CLI it talks to Temporal directly with the process settings, and validates
-everything typed before contacting anything.
+Registered on the main `steward` app in starters/cli.py. It reads and decides
+through the HTTP API (`/v1/order-reviews`) with the caller's API key: who
+decides, and in which role, is the key's. Everything typed is validated before
+anything is contacted.
 """
 
 from __future__ import annotations
@@ -11,31 +12,28 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from domain.common import Role
 from domain.review import (
-    DECIDER_ROLES,
-    DecideInput,
     DecisionReason,
     OrderReviewState,
     ReviewDecision,
 )
 from starters.case_cli import (
+    RetiredActor,
+    RetiredRole,
+    api_get,
+    api_post,
     console,
     due_text,
     fail,
     local_time,
-    parse_actor,
     parse_order_id,
-    run_command,
     valid_list,
 )
-from workers.settings import get_settings
 
 order_review_app = typer.Typer(
     help="Order reviews: show one, approve, decline or ask the customer.",
@@ -63,21 +61,6 @@ def parse_reason(value: str) -> DecisionReason:
             f"{valid_list([r.value for r in HUMAN_REASONS])}"
         )
     return reason
-
-
-def parse_decider_role(value: str) -> Role:
-    names = sorted(r.value for r in DECIDER_ROLES)
-    try:
-        role = Role(value.strip().lower())
-    except ValueError:
-        raise typer.BadParameter(
-            f"unknown role {value!r}; a decision needs one of: {valid_list(names)}"
-        ) from None
-    if role not in DECIDER_ROLES:
-        raise typer.BadParameter(
-            f"role {role.value} may not decide a review; use one of: {valid_list(names)}"
-        )
-    return role
 
 
 _STATUS_STYLE = {
@@ -172,16 +155,8 @@ def review_show(
     ],
 ) -> None:
     """Status, risk, deadlines and decisions of one review."""
-    from clients.order_review import get_status
-    from starters.client import connect
-
-    settings = get_settings()
-
-    async def main() -> OrderReviewState:
-        client = await connect(settings)
-        return await get_status(client, order_id)
-
-    console.print(review_panel(run_command(main()), datetime.now(UTC)))
+    state = api_get(f"/v1/order-reviews/{order_id}", OrderReviewState)
+    console.print(review_panel(state, datetime.now(UTC)))
 
 
 ReasonOption = Annotated[
@@ -193,49 +168,20 @@ ReasonOption = Annotated[
     ),
 ]
 NoteOption = Annotated[str, typer.Option("--note", help="Free text for the audit trail")]
-ActorOption = Annotated[
-    str, typer.Option("--as", help="Who decides (recorded in the audit)", callback=parse_actor)
-]
-RoleOption = Annotated[
-    str,
-    typer.Option(
-        "--role", help="The decider's role: coordinator or manager", callback=parse_decider_role
-    ),
-]
 
 
-def _decide(
-    order_id: str, decision: ReviewDecision, reason: str, note: str, actor: str, role: str
-) -> None:
-    # Callbacks already validated these; the casts restore their parsed types.
-    reason_code = DecisionReason(reason)
-    decider_role = Role(role)
+def _decide(order_id: str, decision: ReviewDecision, reason: str, note: str) -> None:
     if decision is ReviewDecision.DECLINE and not note.strip():
         fail("--note: a decline needs a note for the audit trail", code=2)
-    try:
-        decide_input = DecideInput(
-            decision=decision, reason_code=reason_code, note=note, actor=actor, role=decider_role
-        )
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-        )
-        fail(problems, code=2)
-
-    from clients.order_review import decide
-    from starters.client import connect
-
-    settings = get_settings()
-
-    async def main() -> OrderReviewState:
-        client = await connect(settings)
-        # The CLI has no retry loop: a fresh update id per invocation.
-        return await decide(client, order_id, decide_input)
-
-    state = run_command(main())
+    if len(note) > 2000:
+        fail("--note: at most 2000 characters", code=2)
+    body = {"decision": decision.value, "reason_code": reason, "note": note}
+    state = api_post(f"/v1/order-reviews/{order_id}/decision", body, OrderReviewState)
+    last = state.decisions[-1] if state.decisions else None
+    by = f" by {last.actor} ({last.role.value})" if last is not None else ""
     console.print(
-        f"[green]{decision.value}[/green] recorded for order [bold]{order_id}[/bold] "
-        f"by {actor} ({decider_role.value}); status now [bold]{state.status.value}[/bold]"
+        f"[green]{decision.value}[/green] recorded for order [bold]{order_id}[/bold]{by}; "
+        f"status now [bold]{state.status.value}[/bold]"
     )
     console.print(review_panel(state, datetime.now(UTC)))
 
@@ -249,36 +195,36 @@ OrderIdArgument = Annotated[
 def review_approve(
     order_id: OrderIdArgument,
     reason: ReasonOption,
-    actor: ActorOption,
-    role: RoleOption,
     note: NoteOption = "",
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
     """Approve: capture the payment and release the order to the warehouse."""
-    _decide(order_id, ReviewDecision.APPROVE, reason, note, actor, role)
+    _decide(order_id, ReviewDecision.APPROVE, reason, note)
 
 
 @order_review_app.command("decline")
 def review_decline(
     order_id: OrderIdArgument,
     reason: ReasonOption,
-    actor: ActorOption,
-    role: RoleOption,
     note: NoteOption = "",
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
     """Decline: void the authorisation and cancel the order (needs --note)."""
-    _decide(order_id, ReviewDecision.DECLINE, reason, note, actor, role)
+    _decide(order_id, ReviewDecision.DECLINE, reason, note)
 
 
 @order_review_app.command("ask-customer")
 def review_ask_customer(
     order_id: OrderIdArgument,
     reason: ReasonOption,
-    actor: ActorOption,
-    role: RoleOption,
     note: NoteOption = "",
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
     """Ask the customer to confirm the order before deciding."""
-    _decide(order_id, ReviewDecision.ASK_CUSTOMER, reason, note, actor, role)
+    _decide(order_id, ReviewDecision.ASK_CUSTOMER, reason, note)
 
 
 __all__ = ["order_review_app", "review_panel"]

@@ -1,8 +1,10 @@
 """`steward returns list|show|qc|approve-refund`: returns from a terminal.
 
-Registered on the main `steward` app in starters/cli.py. Like the rest of the
-CLI it talks to Temporal and PostgreSQL directly with the process settings,
-and validates everything typed before contacting anything.
+Registered on the main `steward` app in starters/cli.py. `list`, `show`, `qc`
+and `approve-refund` go through the HTTP API (`/v1/returns`) with the caller's
+API key: who decides, and in which role, is the key's (finance's four eyes
+included). `simulate` is an operator command on the stack's servers.
+Everything typed is validated before anything is contacted.
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ from rich.text import Text
 from domain.audit import CaseRow
 from domain.common import Role, format_amount
 from domain.returns import (
-    QC_DECIDER_ROLES,
-    FinanceApprovalInput,
     QcDecisionInput,
     QcGrade,
     QcOutcome,
     ReturnState,
     ReturnStatus,
 )
+from starters.case_cli import RetiredActor, RetiredRole, api_get, api_post
 from workers.settings import get_settings
 
 _T = TypeVar("_T")
@@ -106,13 +107,6 @@ def parse_rma(value: str) -> str:
     value = value.strip()
     if not value or len(value) > 64 or not value.replace("-", "").replace("_", "").isalnum():
         raise typer.BadParameter(f"{value!r} is not an RMA id (letters, digits, '-', '_')")
-    return value
-
-
-def parse_actor(value: str) -> str:
-    value = value.strip()
-    if not value or len(value) > 200:
-        raise typer.BadParameter("name who decides, e.g. --as alice")
     return value
 
 
@@ -195,9 +189,6 @@ def return_panel(state: ReturnState) -> Panel:
 
 
 RmaArgument = Annotated[str, typer.Argument(metavar="RMA_ID", callback=parse_rma)]
-ActorOption = Annotated[
-    str, typer.Option("--as", help="Who decides (recorded in the audit)", callback=parse_actor)
-]
 
 
 @returns_app.command("list")
@@ -209,35 +200,16 @@ def returns_list(
 ) -> None:
     """Returns, most recently changed first."""
     chosen = parse_enum(ReturnStatus, status, "status")
-    settings = get_settings()
-
-    async def main() -> list[CaseRow]:
-        from store import returns as returns_store
-        from store.db import create_pool
-
-        pool = await create_pool(settings.database_dsn, min_size=1, max_size=2)
-        try:
-            return await returns_store.list_returns(
-                pool, status=chosen.value if chosen else None, limit=limit
-            )
-        finally:
-            await pool.close()
-
-    console.print(returns_table(_run(main())))
+    rows = api_get(
+        "/v1/returns", list[CaseRow], {"status": chosen.value if chosen else None, "limit": limit}
+    )
+    console.print(returns_table(rows))
 
 
 @returns_app.command("show")
 def returns_show(rma_id: RmaArgument) -> None:
     """Status, QC, refund and deadlines of one return."""
-    from clients.returns import get_status
-    from starters.client import connect
-
-    settings = get_settings()
-
-    async def main() -> ReturnState:
-        return await get_status(await connect(settings), rma_id)
-
-    console.print(return_panel(_run(main())))
+    console.print(return_panel(api_get(f"/v1/returns/{rma_id}", ReturnState)))
 
 
 @returns_app.command("qc")
@@ -245,8 +217,6 @@ def returns_qc(
     rma_id: RmaArgument,
     grade: Annotated[str, typer.Option(help=f"{', '.join(g for g in QcGrade)}")],
     reason: Annotated[str, typer.Option(help="Why (recorded in the audit)")],
-    actor: ActorOption,
-    role: Annotated[str, typer.Option(help="coordinator, or manager (senior QA)")] = "coordinator",
     outcome: Annotated[
         str | None,
         typer.Option(help=f"Not first choice: {', '.join(o for o in QcOutcome)}"),
@@ -254,34 +224,34 @@ def returns_qc(
     partial_refund_minor: Annotated[
         int | None, typer.Option(min=1, help="partial_refund only: amount in minor units")
     ] = None,
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
-    """Decide a manual QC: confirm the grade and, if not first choice, the outcome."""
-    decider = parse_enum(Role, role, "role")
-    if decider not in QC_DECIDER_ROLES:
-        _fail(f"--role: {decider.value} may not decide QC (coordinator or manager)", code=2)
+    """Decide a manual QC (coordinator; the senior QA manager once escalated):
+    confirm the grade and, if not first choice, the outcome."""
     try:
-        decision = QcDecisionInput(
+        # The domain's own checks (outcome vs grade, partial amount) before sending.
+        QcDecisionInput(
             grade=parse_enum(QcGrade, grade, "grade"),
             reason=reason,
             outcome=parse_enum(QcOutcome, outcome, "outcome"),
             partial_refund_minor=partial_refund_minor,
-            actor=actor,
-            role=decider,
+            actor="cli",
+            role=Role.COORDINATOR,
         )
     except ValidationError as err:
         _fail(_problems(err), code=2)
-    from clients.returns import decide_qc
-    from starters.client import connect
-
-    settings = get_settings()
-
-    async def main() -> ReturnState:
-        return await decide_qc(await connect(settings), rma_id, decision)
-
-    state = _run(main())
+    body = {
+        "grade": grade.strip().lower(),
+        "reason": reason,
+        "outcome": outcome.strip().lower() if outcome else None,
+        "partial_refund_minor": partial_refund_minor,
+    }
+    state = api_post(f"/v1/returns/{rma_id}/qc-decision", body, ReturnState)
+    by = f" by {state.manual_qc.actor}" if state.manual_qc else ""
     console.print(
-        f"QC [green]{decision.grade.value}[/green] recorded for return [bold]{rma_id}[/bold] "
-        f"by {actor}; status now [bold]{state.status.value}[/bold]"
+        f"QC [green]{body['grade']}[/green] recorded for return [bold]{rma_id}[/bold]{by}; "
+        f"status now [bold]{state.status.value}[/bold]"
     )
     console.print(return_panel(state))
 
@@ -289,26 +259,21 @@ def returns_qc(
 @returns_app.command("approve-refund")
 def returns_approve_refund(
     rma_id: RmaArgument,
-    actor: ActorOption,
     refuse: Annotated[bool, typer.Option("--refuse", help="Refuse instead of approve")] = False,
     note: Annotated[str, typer.Option(help="Why (required to refuse)")] = "",
+    actor: RetiredActor = None,
+    role: RetiredRole = None,
 ) -> None:
-    """Finance's second approval of a refund above the threshold (never the requester)."""
+    """Finance's second approval of a refund above the threshold (a finance key;
+    never the person who requested the refund)."""
     if refuse and not note.strip():
         _fail("--note: a refused refund needs a note for the audit trail", code=2)
-    approval = FinanceApprovalInput(approved=not refuse, note=note, actor=actor, role=Role.FINANCE)
-    from clients.returns import approve_refund
-    from starters.client import connect
-
-    settings = get_settings()
-
-    async def main() -> ReturnState:
-        return await approve_refund(await connect(settings), rma_id, approval)
-
-    state = _run(main())
+    body = {"approved": not refuse, "note": note}
+    state = api_post(f"/v1/returns/{rma_id}/finance-approval", body, ReturnState)
     verb = "refused" if refuse else "approved"
+    by = f" by {state.finance_approval.actor}" if state.finance_approval else ""
     console.print(
-        f"Refund {verb} for return [bold]{rma_id}[/bold] by {actor}; "
+        f"Refund {verb} for return [bold]{rma_id}[/bold]{by}; "
         f"status now [bold]{state.status.value}[/bold]"
     )
     console.print(return_panel(state))

@@ -61,22 +61,22 @@ def test_sweep_refuses_a_silence_outside_one_to_sixty_days_before_connecting() -
     ("args", "message"),
     [
         (("failed-delivery", "show", "SH 1; drop"), "is not a valid id"),
-        (("failed-delivery", "refund", "SH-1", "--as", "lea", "--note", " "), "--note: say why"),
+        (("failed-delivery", "refund", "SH-1", "--note", " "), "--note: say why"),
         (
-            ("failed-delivery", "refund", "SH-1", "--as", "lea", "--note", "x", "--role", "ops"),
-            "may not decide",
+            ("failed-delivery", "refund", "SH-1", "--note", "x", "--role", "ops"),
+            "--role is gone",
         ),
-        (("failed-delivery", "reship", "SH-1", "--as", "lea", "--city", "Lyon"), "go together"),
+        (("failed-delivery", "reship", "SH-1", "--city", "Lyon"), "go together"),
         (
-            ("failed-delivery", "reship", "SH-1", "--as", "lea", "--line1", "1 rue",
+            ("failed-delivery", "reship", "SH-1", "--line1", "1 rue",
              "--city", "Lyon", "--postal-code", "69001", "--country", "France"),
             "country",
         ),
         (
-            ("failed-delivery", "reship", "SH-1", "--as", "lea", "--service-level", "drone"),
+            ("failed-delivery", "reship", "SH-1", "--service-level", "drone"),
             "service level",
         ),
-        (("failed-delivery", "reship", "SH-1", "--as", "  "), "actor"),
+        (("failed-delivery", "reship", "SH-1", "--as", "lea"), "--as is gone"),
         (("carrier-claim", "show", "ups", "../etc"), "is not a valid id"),
     ],
 )  # fmt: skip

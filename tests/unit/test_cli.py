@@ -1,11 +1,14 @@
-"""The `steward` CLI: help, input validation before anything is contacted, and
-the Rich renderings coordinators read."""
+"""The `steward` CLI: help, input validation before anything is contacted, the
+retired `--as` / `--role` flags, what a decision sends to the API (never an
+actor or a role), and the Rich renderings coordinators read."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
@@ -37,13 +40,38 @@ def invoke(*args: str) -> Any:
 
 @pytest.fixture(autouse=True)
 def no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Validation must fail before the CLI reaches Temporal or PostgreSQL."""
+    """Validation must fail before the CLI reaches the API, Temporal or PostgreSQL."""
 
     async def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the CLI connected before validating its input")
 
+    def refuse_http(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the CLI called the API before validating its input")
+
     monkeypatch.setattr("starters.client.connect", refuse)
     monkeypatch.setattr("store.db.create_pool", refuse)
+    monkeypatch.setattr("starters.api_client.ApiClient.request", refuse_http)
+
+
+class FakeApi:
+    """The API as an httpx transport: records requests, answers what a test says."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, status: int, body: Any) -> None:
+        self.requests: list[httpx.Request] = []
+        self.status, self.body = status, body
+        monkeypatch.undo()  # the ApiClient.request refusal of no_servers
+        from starters import api_client
+
+        def client() -> api_client.ApiClient:
+            return api_client.ApiClient(
+                "http://api.test", "k-test", transport=httpx.MockTransport(self.answer)
+            )
+
+        monkeypatch.setattr(api_client, "cli_client", client)
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(self.status, json=self.body)
 
 
 @pytest.mark.parametrize(
@@ -59,9 +87,10 @@ def no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
         (("order-review",), ["show", "approve", "decline", "ask-customer"]),
         (
             ("order-review", "approve", "--help"),
-            ["--reason", "--note", "--as", "--role", "ORDER_ID"],
+            ["--reason", "--note", "ORDER_ID"],
         ),
-        (("tasks", "--help"), ["--role", "--assignee", "--process"]),
+        (("tasks", "--help"), ["--awaiting", "--assignee", "--process"]),
+        ((), ["login", "logout", "whoami"]),
         (("simulate", "--help"), ["--count", "--seed", "--rate"]),
         (("audit", "--help"), ["decision path"]),
     ],
@@ -93,10 +122,7 @@ def test_a_group_s_first_name_still_works_but_is_not_listed(old_name: str, name:
 
 
 def test_unknown_reason_code_lists_the_valid_ones() -> None:
-    result = invoke(
-        "order-review", "approve", "FR-1", "--reason", "looks_fine", "--as", "alice", "--role",
-        "coordinator",
-    )  # fmt: skip
+    result = invoke("order-review", "approve", "FR-1", "--reason", "looks_fine")
     assert result.exit_code == 2
     assert "unknown reason code 'looks_fine'" in result.output
     for code in ("verified_customer", "customer_confirmed", "suspected_fraud"):
@@ -105,67 +131,117 @@ def test_unknown_reason_code_lists_the_valid_ones() -> None:
 
 
 def test_reserved_reason_code_is_refused() -> None:
-    result = invoke(
-        "order-review", "decline", "FR-1", "--reason", "automatic", "--note", "x", "--as", "alice",
-        "--role", "manager",
-    )  # fmt: skip
+    result = invoke("order-review", "decline", "FR-1", "--reason", "automatic", "--note", "x")
     assert result.exit_code == 2
     assert "reserved for Steward" in result.output
 
 
 @pytest.mark.parametrize(
-    ("role", "message"),
+    "command",
     [
-        ("ops", "role ops may not decide a review; use one of: coordinator, manager"),
-        ("boss", "unknown role 'boss'"),
+        ("order-review", "approve", "FR-1", "--reason", "verified_customer"),
+        ("returns", "approve-refund", "RMA-1"),
+        ("returns", "qc", "RMA-1", "--grade", "first_choice", "--reason", "ok"),
+        ("failed-delivery", "refund", "SH-1", "--note", "x"),
+        ("chargeback", "accept", "stripe", "dp_1"),
+        ("tasks",),
     ],
 )
-def test_decider_role_is_checked(role: str, message: str) -> None:
-    result = invoke(
-        "order-review", "approve", "FR-1", "--reason", "verified_customer", "--as", "alice",
-        "--role", role,
-    )  # fmt: skip
+@pytest.mark.parametrize("flag", ["--as", "--role"])
+def test_as_and_role_are_gone_with_a_clear_message(command: tuple[str, ...], flag: str) -> None:
+    result = invoke(*command, flag, "finance")
     assert result.exit_code == 2
-    assert message in result.output
+    assert f"{flag} is gone" in result.output
+    assert "comes from your API key" in result.output
+    # Not even offered any more.
+    assert f" {flag} " not in invoke(*command[:2], "--help").output
 
 
-def test_decline_needs_a_note_and_actor_is_required() -> None:
-    no_note = invoke(
-        "order-review", "decline", "FR-1", "--reason", "stolen_card", "--as", "alice", "--role",
-        "coordinator",
-    )  # fmt: skip
+def test_decline_needs_a_note() -> None:
+    no_note = invoke("order-review", "decline", "FR-1", "--reason", "stolen_card")
     assert no_note.exit_code == 2
     assert "a decline needs a note" in no_note.output
-    no_actor = invoke(
-        "order-review", "approve", "FR-1", "--reason", "verified_customer", "--role", "coordinator"
+
+
+def test_a_decision_sends_no_actor_and_no_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = OrderReviewState(
+        order_id="FR-1",
+        market="FR",
+        status=ReviewStatus.CAPTURING,
+        amount_minor=245_000,
+        currency="EUR",
+        decisions=[
+            DecisionRecord(
+                decision=ReviewDecision.APPROVE,
+                reason_code=DecisionReason.VERIFIED_CUSTOMER,
+                note="called",
+                actor="alice",
+                role=Role.COORDINATOR,
+                decided_at=NOW,
+            )
+        ],
     )
-    assert no_actor.exit_code == 2
-    assert "--as" in no_actor.output
-    blank_actor = invoke(
-        "order-review", "approve", "FR-1", "--reason", "verified_customer", "--as", "  ", "--role",
-        "coordinator",
-    )  # fmt: skip
-    assert blank_actor.exit_code == 2
+    api = FakeApi(monkeypatch, 200, state.model_dump(mode="json"))
+    result = invoke(
+        "order-review", "approve", "FR-1", "--reason", "verified_customer", "--note", "called"
+    )
+    assert result.exit_code == 0, result.output
+    (request,) = api.requests
+    assert request.url.path == "/v1/order-reviews/FR-1/decision"
+    assert request.headers["authorization"] == "Bearer k-test"
+    assert json.loads(request.content) == {
+        "decision": "approve",
+        "reason_code": "verified_customer",
+        "note": "called",
+    }
+    # Who decided is what the API answered: the key's actor and role.
+    assert "by alice (coordinator)" in result.output
+
+
+def test_a_refusal_is_the_api_s_reason_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeApi(
+        monkeypatch, 403, {"detail": "role coordinator may not do this (needs one of: finance)"}
+    )
+    result = invoke("returns", "approve-refund", "RMA-1")
+    assert result.exit_code == 1
+    assert "not allowed: role coordinator may not do this (needs one of: finance)" in result.output
+
+
+def test_tasks_default_to_the_key_s_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeApi(monkeypatch, 200, [])
+    assert invoke("tasks", "--process", "order-review").exit_code == 0
+    (request,) = api.requests
+    assert request.url.path == "/v1/tasks"
+    assert "role" not in request.url.params
+    assert request.url.params["process"] == "order-review"
 
 
 def test_bad_order_ids_and_options_are_refused() -> None:
     assert "is not an order id" in invoke("order-review", "show", "FR 1; drop").output
     assert invoke("audit", "../etc").exit_code == 2
-    tasks = invoke("tasks", "--role", "boss")
+    tasks = invoke("tasks", "--awaiting", "boss")
     assert tasks.exit_code == 2
     assert "valid roles: coordinator, manager, finance, ops, system, auditor" in tasks.output
     assert invoke("simulate", "--count", "0").exit_code == 2
     assert invoke("simulate", "--rate", "0").exit_code == 2
 
 
-def test_unreachable_temporal_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def unreachable(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("Failed client connect: connection refused")
-
-    monkeypatch.setattr("starters.client.connect", unreachable)
+def test_unreachable_api_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()
+    monkeypatch.setenv("STEWARD_API_KEY", "k-test")
+    monkeypatch.setenv("STEWARD_API_URL", "http://127.0.0.1:9")  # discard: nobody listens
     result = invoke("order-review", "show", "FR-1")
     assert result.exit_code == 1
-    assert "cannot reach Temporal at 127.0.0.1:7233" in result.output
+    assert "cannot reach the Steward API at http://127.0.0.1:9" in result.output
+
+
+def test_no_key_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.undo()
+    monkeypatch.delenv("STEWARD_API_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    result = invoke("tasks")
+    assert result.exit_code == 2
+    assert "no API key: run `steward login`" in result.output
 
 
 # ------------------------------------------------------------- rendering
@@ -264,3 +340,29 @@ def test_review_panel_and_audit_table() -> None:
     table = render(cli.audit_table("JP-7", [row]))
     assert "status: awaiting_review → capturing" in table
     assert "2026-11-24 12:00:00" in table
+
+
+def test_login_checks_the_key_and_stores_it_0600(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.undo()
+    seen: list[str] = []
+
+    def whoami(self: Any) -> dict[str, str]:
+        seen.append(self._http.headers["authorization"])
+        return {"actor": "fiona", "role": "finance"}
+
+    monkeypatch.setattr("starters.api_client.ApiClient.whoami", whoami)
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "COLUMNS": "200", "NO_COLOR": "1"}
+    result = runner.invoke(
+        cli.app, ["login", "--api-url", "http://api.test"], input="stw_k1\n", env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "stw_k1" not in result.output  # never echoed
+    assert "signed in as fiona (finance)" in result.output
+    assert seen == ["Bearer stw_k1"]
+    stored = tmp_path / "steward" / "credentials"
+    assert oct(stored.stat().st_mode & 0o777) == "0o600"
+    assert json.loads(stored.read_text()) == {"api_key": "stw_k1", "api_url": "http://api.test"}
+    out = runner.invoke(cli.app, ["logout"], env=env)
+    assert out.exit_code == 0 and not stored.exists()

@@ -67,15 +67,13 @@ def test_chargeback_help_lists_the_commands() -> None:
                 "dp_1",
                 "--note",
                 "x",
-                "--as",
-                "a",
                 "--role",
-                "ops",
+                "manager",
             ),
-            "role ops may not answer a dispute",
+            "--role is gone",
         ),
         (
-            ("chargeback", "contest", "stripe", "dp_1", "--note", " ", "--as", "a"),
+            ("chargeback", "contest", "stripe", "dp_1", "--note", " "),
             "--note: a contest needs a note",
         ),
     ],
@@ -178,12 +176,12 @@ def test_simulated_disputes_are_seeded_and_come_from_both_providers() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("chargeback", "link", "stripe", "dp_1", "FR 1", "--as", "camille"), "order_id"),
+        (("chargeback", "link", "stripe", "dp_1", "FR 1"), "order_id"),
         (
-            ("chargeback", "link", "stripe", "dp_1", "FR-1", "--as", "a", "--role", "finance"),
-            "role finance may not answer a dispute",
+            ("chargeback", "link", "stripe", "dp_1", "FR-1", "--as", "a"),
+            "--as is gone",
         ),
-        (("chargeback", "link", "paypal", "dp_1", "FR-1", "--as", "a"), "unknown provider"),
+        (("chargeback", "link", "paypal", "dp_1", "FR-1"), "unknown provider"),
     ],
 )
 def test_link_validates_before_contacting_anything(args: tuple[str, ...], message: str) -> None:

@@ -57,17 +57,18 @@ def test_help_lists_the_commands() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("qc", "RMA-1", "--grade", "shiny", "--reason", "x", "--as", "alice"), "unknown grade"),
+        (("qc", "RMA-1", "--grade", "shiny", "--reason", "x"), "unknown grade"),
         (
-            ("qc", "RMA-1", "--grade", "ko", "--reason", "x", "--as", "alice", "--role", "finance"),
-            "--role: finance may not decide QC",
+            ("qc", "RMA-1", "--grade", "ko", "--reason", "x", "--role", "manager"),
+            "--role is gone",
         ),
         (
-            ("qc", "RMA-1", "--grade", "ko", "--reason", "x", "--as", "a", "--outcome", "burn"),
+            ("qc", "RMA-1", "--grade", "ko", "--reason", "x", "--outcome", "burn"),
             "unknown outcome 'burn'",
         ),
-        (("qc", "RMA 1", "--grade", "ko", "--reason", "x", "--as", "alice"), "is not an RMA id"),
-        (("approve-refund", "RMA-1", "--as", "fiona", "--refuse"), "--note: a refused refund"),
+        (("qc", "RMA 1", "--grade", "ko", "--reason", "x"), "is not an RMA id"),
+        (("approve-refund", "RMA-1", "--refuse"), "--note: a refused refund"),
+        (("approve-refund", "RMA-1", "--as", "fiona"), "--as is gone"),
         (("list", "--status", "lost"), "unknown status 'lost'"),
     ],
 )
