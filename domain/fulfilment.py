@@ -33,6 +33,7 @@ from domain.common import (
     Role,
     StewardModel,
 )
+from domain.fulfilment_rules import QcVerdict, arrangement_error, site
 from domain.ids import case_id_from_workflow_id
 from domain.orders import Address, ItemCategory
 
@@ -325,6 +326,10 @@ class FulfilmentInput(StewardModel):
     address_ref: NonEmptyStr
     address_fingerprint: NonEmptyStr
     risk_band: str | None = None
+    # The outbound QC verdict, decided at release by the versioned rule set.
+    qc: QcVerdict | None = None
+    # An early fraud warning already on the order at release: held from the start.
+    fraud_warning_ref: str | None = None
     revision: int = Field(default=CURRENT_FULFILMENT_REVISION, ge=1)
 
 
@@ -386,6 +391,8 @@ class FulfilmentState(StewardModel):
     currency: str
     holds: list[Hold] = Field(default_factory=list)
     address_fingerprint: str
+    # The personal-data subject holding the current address (opaque id).
+    address_ref: str = ""
     destination_country: str
     special_delivery: SpecialDelivery | None = None
     address_changes: list[AddressChange] = Field(default_factory=list)
@@ -469,7 +476,9 @@ def validate_change_address(state: FulfilmentState, change: ChangeAddressInput) 
         )
 
 
-def validate_special_delivery(state: FulfilmentState, change: SpecialDeliveryInput) -> None:
+def validate_special_delivery(
+    state: FulfilmentState, change: SpecialDeliveryInput, now: datetime
+) -> None:
     _, role = _require_actor(change)
     _require_open(state)
     if role not in HOLD_PLACER_ROLES:
@@ -478,6 +487,17 @@ def validate_special_delivery(state: FulfilmentState, change: SpecialDeliveryInp
         raise FulfilmentRejected(
             f"status: the parcel was {state.status}; the delivery can no longer change"
         )
+    error = arrangement_error(
+        site(state.site),
+        kind=change.kind,
+        carrier=change.carrier,
+        service=change.service,
+        store_id=change.store_id,
+        window_start=change.window_start,
+        now=now,
+    )
+    if error is not None:
+        raise FulfilmentRejected(error)
 
 
 def validate_qc_decision(state: FulfilmentState, change: QcDecisionInput) -> None:
@@ -593,3 +613,131 @@ class FraudWarning(StewardModel):
     dispute_workflow_id: NonEmptyStr
     actor: NonEmptyStr = "steward"
     note: Note = ""
+
+
+# ------------------------------------------------------------- activities
+# Names and payloads of the fulfilment's activities (activities/fulfilment.py).
+# No address in clear in any of them but ApplyAddressInput, whose payload the
+# codec encrypts and whose activity moves it to the personal-data store.
+
+SET_WAREHOUSE_HOLD: Final = "set_warehouse_hold"
+APPLY_ADDRESS_CHANGE: Final = "apply_address_change"
+REQUEST_CARRIER_INTERCEPT: Final = "request_carrier_intercept"
+BOOK_FULFILMENT_SHIPMENT: Final = "book_fulfilment_shipment"
+CANCEL_WAREHOUSE_ORDER: Final = "cancel_warehouse_order"
+ALLOCATE_REPLACEMENT_UNIT: Final = "allocate_replacement_unit"
+NOTIFY_FULFILMENT_CUSTOMER: Final = "notify_fulfilment_customer"
+RELAY_FRAUD_WARNING: Final = "relay_fraud_warning"
+
+# The warehouse started packing before it took the new address: an intercept.
+PACKING_STARTED: Final = "PackingStarted"
+# The address failed the country's format in the activity (edge check bypassed).
+ADDRESS_INVALID: Final = "AddressInvalid"
+
+
+class WarehouseHoldInput(StewardModel):
+    workflow_id: NonEmptyStr
+    order_id: NonEmptyStr
+    handle: NonEmptyStr
+    reason: HoldReason
+    active: bool
+
+
+class ApplyAddressInput(StewardModel):
+    workflow_id: NonEmptyStr
+    order_id: NonEmptyStr
+    change_no: int = Field(ge=1)
+    address: Address
+    # Rescore with the risk rules (above the market's value threshold, or a new country).
+    rescore: bool
+    # Tell the warehouse (before packing); after, only the intercept carries it.
+    send_to_warehouse: bool
+
+
+class ApplyAddressResult(StewardModel):
+    address_ref: str
+    fingerprint: str
+    country: str
+    risk_score: int | None = None
+    risk_band: str | None = None
+    risk_reasons: list[str] = Field(default_factory=list)
+    warehouse_updated: bool = False
+
+
+class InterceptOutcome(StrEnum):
+    REDIRECTED = "redirected"
+    REFUSED = "refused"
+
+
+class InterceptInput(StewardModel):
+    workflow_id: NonEmptyStr
+    order_id: NonEmptyStr
+    change_no: int = Field(ge=1)
+    address_ref: NonEmptyStr
+    carrier: str | None = None
+    tracking_number: str | None = None
+
+
+class InterceptResult(StewardModel):
+    outcome: InterceptOutcome
+    fee_minor: int = 0
+    currency: str | None = None
+    reference: str = ""
+    reason: str = ""
+
+
+class BookShipmentInput(StewardModel):
+    workflow_id: NonEmptyStr
+    order_id: NonEmptyStr
+    carrier: NonEmptyStr
+    tracking_number: NonEmptyStr
+    address_ref: NonEmptyStr
+    special_delivery: SpecialDelivery | None = None
+
+
+class BookShipmentResult(StewardModel):
+    shipment_id: str
+    registered: bool
+
+
+class CancelWarehouseInput(StewardModel):
+    workflow_id: NonEmptyStr
+    order_id: NonEmptyStr
+    reason: NonEmptyStr
+
+
+class ReplacementInput(StewardModel):
+    workflow_id: NonEmptyStr
+    order_id: NonEmptyStr
+    attempt: int = Field(ge=1)
+    skus: list[str]
+
+
+class ReplacementResult(StewardModel):
+    allocated: bool
+    detail: str = ""
+
+
+class FulfilmentTemplate(StrEnum):
+    ORDER_CANCELLED = "order_cancelled"
+    ADDRESS_CHANGED = "address_changed"
+    DELIVERY_ARRANGED = "delivery_arranged"
+
+
+class NotifyFulfilmentInput(StewardModel):
+    """A message to the order's customer; the activity finds the address in
+    the personal-data store by the order id (none in the workflow)."""
+
+    workflow_id: NonEmptyStr
+    message_id: NonEmptyStr
+    order_id: NonEmptyStr
+    template: FulfilmentTemplate
+
+
+class RelayFraudWarningInput(StewardModel):
+    order_id: NonEmptyStr
+    warning: FraudWarning
+
+
+class RelayFraudWarningResult(StewardModel):
+    delivered: bool

@@ -22,6 +22,8 @@ AWAITED_ROLE = SearchAttributeKey.for_keyword("StewardAwaitedRole")
 DUE_AT = SearchAttributeKey.for_datetime("StewardDueAt")
 RISK_BAND = SearchAttributeKey.for_keyword("StewardRiskBand")
 MARKET = SearchAttributeKey.for_keyword("StewardMarket")
+# A fulfilment's active hold reasons (issue 16): `StewardHolds = 'outbound_qc'`.
+HOLDS = SearchAttributeKey.for_keyword_list("StewardHolds")
 
 ALL_KEYS: tuple[SearchAttributeKey, ...] = (
     PROCESS,
@@ -30,6 +32,7 @@ ALL_KEYS: tuple[SearchAttributeKey, ...] = (
     DUE_AT,
     RISK_BAND,
     MARKET,
+    HOLDS,
 )
 
 # `temporal server start-dev --search-attribute NAME=TYPE` spelling.
@@ -40,6 +43,7 @@ DEV_SERVER_TYPES: dict[str, str] = {
     "StewardDueAt": "Datetime",
     "StewardRiskBand": "Keyword",
     "StewardMarket": "Keyword",
+    "StewardHolds": "KeywordList",
 }
 
 

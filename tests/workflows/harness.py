@@ -141,6 +141,7 @@ from domain.returns import (
 from domain.risk import SCORE_ORDER, RiskAssessment, RiskBand, Routing, ScoreOrderInput
 from domain.warehouse import RELEASE_ORDER, ReleaseOrderInput, ReleaseOrderResult
 from tests.factories import make_order
+from tests.workflows.fulfilment_fakes import FakeFulfilment
 
 T = TypeVar("T")
 
@@ -648,6 +649,7 @@ class FakeWorld:
     evidence: FakeEvidence
     disputes: FakeDisputes
     sweep: FakeSweep
+    fulfilment: FakeFulfilment
 
     def __init__(self, **knobs: Any) -> None:
         # One attribute per port, as annotated above (strings: postponed annotations).
