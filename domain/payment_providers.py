@@ -9,7 +9,9 @@ request is sent.
 
 Adyen answers a capture, cancel or refund with `received`; the outcome comes
 later as a CAPTURE, CANCELLATION or REFUND notification (`success` true or
-false). `read_adyen_modification` reads one such item for the webhook.
+false), possibly followed by CAPTURE_FAILED, REFUND_FAILED or
+REFUNDED_REVERSED. `read_adyen_modification` reads one such item for the
+webhook; `notified_amount_mismatch` compares its amount with the request.
 """
 
 from __future__ import annotations
@@ -108,12 +110,35 @@ def adyen_amount(amount_minor: int, currency: str) -> int:
 
 # -- Adyen modification outcomes ------------------------------------------------
 
-# The notification that closes each modification Steward sends.
+# The notifications about each modification Steward sends: the one that
+# closes it (CAPTURE, CANCELLATION, REFUND with `success` true or false), and
+# the later ones (https://docs.adyen.com/development-resources/webhooks/webhook-types):
+# CAPTURE_FAILED and REFUND_FAILED (a capture or refund reported successful
+# was rejected by the card scheme after all; their `success` is always true)
+# and REFUNDED_REVERSED (the refunded money came back to the merchant account).
 ADYEN_MODIFICATION_EVENTS: Final[Mapping[str, PaymentOperationKind]] = {
     "CAPTURE": PaymentOperationKind.CAPTURE,
     "CANCELLATION": PaymentOperationKind.VOID,
     "REFUND": PaymentOperationKind.REFUND,
+    "CAPTURE_FAILED": PaymentOperationKind.CAPTURE,
+    "REFUND_FAILED": PaymentOperationKind.REFUND,
+    "REFUNDED_REVERSED": PaymentOperationKind.REFUND,
 }
+ADYEN_FAILED_AFTER_ALL: Final = frozenset({"CAPTURE_FAILED", "REFUND_FAILED"})
+ADYEN_REVERSALS: Final = frozenset({"REFUNDED_REVERSED"})
+
+
+class OutcomeEffect(StrEnum):
+    """What a modification notification says happened to the money."""
+
+    # The capture, cancel or refund worked.
+    SUCCEEDED = "succeeded"
+    # It did not: refused at once (`success` false) or failed after all
+    # (CAPTURE_FAILED, REFUND_FAILED): no money moved.
+    FAILED = "failed"
+    # The refunded money came back to the merchant (REFUNDED_REVERSED): the
+    # customer was not paid after all.
+    REVERSED = "reversed"
 
 
 class ModificationOutcome(StewardModel):
@@ -133,8 +158,47 @@ class ModificationOutcome(StewardModel):
     # Adyen's reason for a failure ("Insufficient balance on payment"...).
     reason: str = ""
     merchant_reference: str = ""
+    # The notified amount, in the provider's minor units.
     amount_value: int | None = None
     currency: str | None = None
+
+    @property
+    def effect(self) -> OutcomeEffect:
+        if self.event_code in ADYEN_REVERSALS:
+            return OutcomeEffect.REVERSED
+        if self.event_code in ADYEN_FAILED_AFTER_ALL or not self.success:
+            return OutcomeEffect.FAILED
+        return OutcomeEffect.SUCCEEDED
+
+    @property
+    def failure_reason(self) -> str:
+        """The provider's reason, or the event code when it gives none."""
+        return self.reason or self.event_code.lower()
+
+
+def notified_amount_mismatch(
+    outcome: ModificationOutcome, amount_minor: int, currency: str
+) -> str | None:
+    """How the notified amount differs from the one Steward asked for (in
+    Steward's minor units), or None when it matches or the notification names
+    no amount."""
+    if outcome.amount_value is None and outcome.currency is None:
+        return None
+    exponents = (
+        ADYEN_EXPONENTS if outcome.provider is PaymentProviderName.ADYEN else STRIPE_EXPONENTS
+    )
+    expected = provider_minor_units(amount_minor, currency, exponents)
+    if outcome.currency is not None and outcome.currency.upper() != currency:
+        return (
+            f"notified {outcome.amount_value} {outcome.currency}, requested {expected} {currency} "
+            "(provider's minor units)"
+        )
+    if outcome.amount_value is not None and outcome.amount_value != expected:
+        return (
+            f"notified {outcome.amount_value} {currency}, requested {expected} {currency} "
+            "(provider's minor units)"
+        )
+    return None
 
 
 def read_adyen_modification(item: Mapping[str, Any], where: str = "") -> ModificationOutcome | None:

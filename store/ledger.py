@@ -98,15 +98,21 @@ async def list_for_order(db: Executor, order_id: str) -> list[LedgerEntry]:
 
 
 async def totals_for_order(db: Executor, order_id: str) -> LedgerTotals:
-    """Captured and refunded sums for an order (one currency per order)."""
+    """Captured and refunded sums for an order (one currency per order). A row
+    the provider undid after confirming it (payment_ledger_reversals: a capture
+    or refund that failed after all, a refund that came back) does not count."""
     records = await db.fetch(
         """
         SELECT currency,
                COALESCE(sum(amount_minor) FILTER (WHERE kind = 'capture'), 0) AS captured,
                COALESCE(sum(amount_minor) FILTER (WHERE kind = 'refund'), 0)  AS refunded,
                bool_or(kind = 'void') AS voided
-        FROM payment_ledger
+        FROM payment_ledger l
         WHERE order_id = $1
+          AND NOT EXISTS (
+              SELECT 1 FROM payment_ledger_reversals r
+              WHERE r.idempotency_key = l.idempotency_key
+          )
         GROUP BY currency
         """,
         order_id,

@@ -15,7 +15,10 @@ cannot leave half a batch applied.
 
 Adyen's CAPTURE, CANCELLATION and REFUND items are the outcomes of the
 modifications Steward's Adyen payment adapter sent: each goes to the payment
-operation waiting for it (clients/payment_outcomes.py).
+operation waiting for it (clients/payment_outcomes.py), and so do the later
+CAPTURE_FAILED, REFUND_FAILED and REFUNDED_REVERSED (a failure ends a waiting
+operation as refused; after a confirmed one it reverses the ledger row and
+opens a finance task).
 """
 
 from __future__ import annotations
@@ -190,7 +193,8 @@ async def stripe_webhook(
         422: {"description": "A dispute item is malformed"},
     },
     summary="Adyen standard notifications (HMAC-signed items): dispute codes are handled, "
-    "CAPTURE / CANCELLATION / REFUND complete the payment operation waiting for them, "
+    "CAPTURE / CANCELLATION / REFUND (and CAPTURE_FAILED / REFUND_FAILED / REFUNDED_REVERSED) "
+    "settle the payment operation they are about, "
     "the others are acknowledged and recorded as ignored",
 )
 async def adyen_webhook(
@@ -264,6 +268,14 @@ async def _route_modification_outcomes(
                     update={
                         "reason": "no payment operation of Steward has sent this modification "
                         "(yet): its outcome is kept for one that does"
+                    }
+                )
+            )
+        elif routed.routed is payment_outcomes.Routed.UNMATCHED:
+            unmatched.append(
+                as_ignored.model_copy(
+                    update={
+                        "reason": "no refund of Steward's has this pspReference: nothing to reverse"
                     }
                 )
             )

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
+from Adyen.util import generate_notification_sig
 from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
@@ -28,7 +29,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.payments import PaymentActivities
 from activities.payments_adyen import OUTCOME_NOT_RECEIVED, AdyenPaymentProvider, adyen_checkout
-from domain.common import StewardModel
+from domain.common import Role, StewardModel
 from domain.payments import (
     CAPTURE_PAYMENT,
     PAYMENT_REFUSED,
@@ -39,7 +40,8 @@ from domain.payments import (
 )
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
-from store import ledger, payment_modifications, refunds_in_flight
+from store import audit, ledger, payment_modifications, payment_outcome_events, refunds_in_flight
+from store import tasks as task_store
 from store.payment_modifications import ModificationStatus
 from tests.integration.fake_providers import FakeAdyen, serve_api
 from tests.integration.polling import eventually
@@ -300,3 +302,187 @@ async def test_no_notification_in_time_is_refused_for_a_person_and_a_late_one_st
     assert delivery.status == 200
     rows = await ledger.list_for_order(db_pool, order)
     assert [(r.kind, r.amount_minor) for r in rows] == [(PaymentOperationKind.CAPTURE, 245_000)]
+
+
+# -- what Adyen reports after (or instead of) the first outcome ------------------
+
+
+def notification(body: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = body["notificationItems"][0]["NotificationRequestItem"]
+    return item
+
+
+def follow_up(body: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Another notification about the same modification (CAPTURE_FAILED...),
+    signed with the webhook's HMAC key as Adyen signs it."""
+    item = {k: v for k, v in notification(body).items() if k != "additionalData"}
+    item.update(fields)
+    item["additionalData"] = {"hmacSignature": generate_notification_sig(item, HMAC_KEY).decode()}
+    return {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+
+
+async def test_a_capture_failed_while_the_review_waits_is_a_refused_capture(
+    client: Client, db_pool: asyncpg.Pool, adyen: FakeAdyen, payment_worker: Worker_
+) -> None:
+    adyen.mode = "hold"
+    order = order_id()
+    payment = adyen.authorise(245_000, "EUR")
+    op = operation(order, payment, "capture")
+    async with payment_worker() as queue:
+        running = asyncio.create_task(call(client, queue, CAPTURE_PAYMENT, op))
+        await eventually(
+            lambda: payment_modifications.by_key(db_pool, "adyen", op.idempotency_key),
+            lambda row: row is not None and row.task_token is not None,
+            what="the capture to wait",
+        )
+        [held] = adyen.state.held
+        adyen.state.held = []
+        failed_after_all = follow_up(held, eventCode="CAPTURE_FAILED", reason="Capture declined")
+        delivery = await asyncio.to_thread(adyen.deliver, failed_after_all)
+        assert (delivery.status, delivery.text) == (200, "[accepted]")
+        with pytest.raises(WorkflowFailureError) as failed:
+            await running
+
+    error = refusal(failed)
+    assert error.type == PAYMENT_REFUSED
+    assert error.details == ("Capture declined",)
+    assert await ledger.list_for_order(db_pool, order) == []
+    # The CAPTURE that Adyen sent before (delivered late) conflicts and books nothing.
+    late = await asyncio.to_thread(adyen.deliver, held)
+    assert late.status == 200
+    assert await ledger.list_for_order(db_pool, order) == []
+
+
+async def test_a_capture_failed_after_its_success_reverses_the_ledger_for_finance_once(
+    client: Client, db_pool: asyncpg.Pool, adyen: FakeAdyen, payment_worker: Worker_
+) -> None:
+    order = order_id()
+    payment = adyen.authorise(245_000, "EUR")
+    op = operation(order, payment, "capture")
+    async with payment_worker() as queue:
+        await call(client, queue, CAPTURE_PAYMENT, op)
+    [delivery] = adyen.state.deliveries
+    capture_psp = notification(delivery.body)["pspReference"]
+
+    failed_after_all = follow_up(
+        delivery.body, eventCode="CAPTURE_FAILED", reason="Rejected by the card scheme"
+    )
+    for _ in range(2):  # Adyen redelivers: one reversal, one task
+        answer = await asyncio.to_thread(adyen.deliver, failed_after_all)
+        assert (answer.status, answer.text) == (200, "[accepted]")
+
+    # The capture row stays (its key is never reused); the totals leave it out.
+    [row] = await ledger.list_for_order(db_pool, order)
+    assert (row.kind, row.provider_reference) == (PaymentOperationKind.CAPTURE, capture_psp)
+    totals = await ledger.totals_for_order(db_pool, order)
+    assert totals.captured_minor == 0
+    assert await payment_outcome_events.reversed_keys(db_pool, order) == {
+        op.idempotency_key: "capture_failed"
+    }
+    [task] = [t for t in await task_store.list_for_workflow(db_pool, op.workflow_id)]
+    assert task.awaited_role is Role.FINANCE
+    assert task.kind == "capture_reversed"
+    assert "Rejected by the card scheme" in task.title
+    assert task.closed_at is None
+    [entry] = await audit.list_by_workflow(db_pool, op.workflow_id)
+    assert (entry.action, entry.actor) == ("capture_reversed", "adyen")
+    [event] = await payment_outcome_events.list_for_order(db_pool, order)
+    assert (event.event_code, event.effect) == ("CAPTURE_FAILED", "capture_reversed")
+
+
+async def test_refunded_reversed_takes_the_refund_out_of_the_ledger_and_tells_finance(
+    client: Client, db_pool: asyncpg.Pool, adyen: FakeAdyen, payment_worker: Worker_
+) -> None:
+    order = order_id()
+    payment = adyen.authorise(245_000, "EUR")
+    refund_op = operation(order, payment, "refund", 100_000)
+    async with payment_worker() as queue:
+        await call(client, queue, CAPTURE_PAYMENT, operation(order, payment, "capture"))
+        await call(client, queue, REFUND_PAYMENT, refund_op)
+    refund_body = adyen.state.deliveries[-1].body
+    assert notification(refund_body)["eventCode"] == "REFUND"
+    totals = await ledger.totals_for_order(db_pool, order)
+    assert (totals.captured_minor, totals.refunded_minor) == (245_000, 100_000)
+
+    came_back = follow_up(refund_body, eventCode="REFUNDED_REVERSED", reason="")
+    for _ in range(2):
+        answer = await asyncio.to_thread(adyen.deliver, came_back)
+        assert (answer.status, answer.text) == (200, "[accepted]")
+
+    totals = await ledger.totals_for_order(db_pool, order)
+    assert (totals.captured_minor, totals.refunded_minor) == (245_000, 0)
+    assert await payment_outcome_events.reversed_keys(db_pool, order) == {
+        refund_op.idempotency_key: "refunded_reversed"
+    }
+    [task] = await task_store.list_for_workflow(db_pool, refund_op.workflow_id)
+    assert (task.kind, task.awaited_role) == ("refund_reversed", Role.FINANCE)
+    assert "customer was not refunded" in task.title
+
+    # A REFUND_FAILED for the same refund afterwards reverses nothing twice.
+    failed = follow_up(refund_body, eventCode="REFUND_FAILED", reason="Account closed")
+    assert (await asyncio.to_thread(adyen.deliver, failed)).status == 200
+    assert (await ledger.totals_for_order(db_pool, order)).refunded_minor == 0
+    assert len(await payment_outcome_events.reversed_keys(db_pool, order)) == 1
+
+
+async def test_a_refund_failed_while_the_return_waits_is_a_refused_refund(
+    client: Client, db_pool: asyncpg.Pool, adyen: FakeAdyen, payment_worker: Worker_
+) -> None:
+    order = order_id()
+    payment = adyen.authorise(245_000, "EUR")
+    refund_op = operation(order, payment, "refund", 100_000)
+    async with payment_worker() as queue:
+        await call(client, queue, CAPTURE_PAYMENT, operation(order, payment, "capture"))
+        adyen.mode = "hold"
+        running = asyncio.create_task(call(client, queue, REFUND_PAYMENT, refund_op))
+        await eventually(
+            lambda: payment_modifications.by_key(db_pool, "adyen", refund_op.idempotency_key),
+            lambda row: row is not None and row.task_token is not None,
+            what="the refund to wait",
+        )
+        [held] = adyen.state.held
+        adyen.state.held = []
+        failed = follow_up(held, eventCode="REFUND_FAILED", reason="")
+        assert (await asyncio.to_thread(adyen.deliver, failed)).status == 200
+        with pytest.raises(WorkflowFailureError) as refused:
+            await running
+
+    error = refusal(refused)
+    assert error.type == PAYMENT_REFUSED
+    assert error.details == ("refund_failed",)
+    totals = await ledger.totals_for_order(db_pool, order)
+    assert (totals.captured_minor, totals.refunded_minor) == (245_000, 0)
+    assert await refunds_in_flight.list_for_order(db_pool, order) == []
+
+
+async def test_a_notified_amount_that_is_not_the_requested_one_is_not_a_success(
+    client: Client, db_pool: asyncpg.Pool, adyen: FakeAdyen, payment_worker: Worker_
+) -> None:
+    adyen.mode = "hold"
+    order = order_id()
+    payment = adyen.authorise(245_000, "EUR")
+    op = operation(order, payment, "capture")
+    async with payment_worker() as queue:
+        running = asyncio.create_task(call(client, queue, CAPTURE_PAYMENT, op))
+        await eventually(
+            lambda: payment_modifications.by_key(db_pool, "adyen", op.idempotency_key),
+            lambda row: row is not None and row.task_token is not None,
+            what="the capture to wait",
+        )
+        [held] = adyen.state.held
+        adyen.state.held = []
+        other = follow_up(held, amount={"currency": "EUR", "value": 24_500})
+        assert (await asyncio.to_thread(adyen.deliver, other)).status == 200
+        with pytest.raises(WorkflowFailureError) as failed:
+            await running
+
+    error = refusal(failed)
+    assert error.type == PAYMENT_REFUSED
+    [detail] = error.details
+    assert detail.startswith("amount_mismatch: notified 24500 EUR, requested 245000 EUR")
+    assert await ledger.list_for_order(db_pool, order) == []
+    [event] = await payment_outcome_events.list_for_order(db_pool, order)
+    assert (event.event_code, event.effect) == ("CAPTURE", "amount_mismatch")
+    [task] = await task_store.list_for_workflow(db_pool, op.workflow_id)
+    assert (task.kind, task.awaited_role) == ("amount_mismatch", Role.FINANCE)
+    # Another currency is a mismatch too (the unit test covers the reading).

@@ -12,7 +12,9 @@ from domain.payment_providers import (
     ADYEN_EXPONENTS,
     STRIPE_EXPONENTS,
     AmountNotRepresentable,
+    OutcomeEffect,
     adyen_amount,
+    notified_amount_mismatch,
     read_adyen_modification,
     steward_minor_units,
     stripe_amount,
@@ -97,11 +99,57 @@ def test_a_refused_modification_keeps_adyens_reason(code: str, kind: PaymentOper
     assert outcome.event_key == f"JDD6LKT8MBLZNN84:{code}:false"
 
 
-@pytest.mark.parametrize(
-    "code", ["AUTHORISATION", "CHARGEBACK", "CAPTURE_FAILED", "REPORT_AVAILABLE"]
-)
+@pytest.mark.parametrize("code", ["AUTHORISATION", "CHARGEBACK", "REPORT_AVAILABLE", "PENDING"])
 def test_other_event_codes_are_not_modification_outcomes(code: str) -> None:
     assert read_adyen_modification(item(eventCode=code)) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "success", "kind", "effect"),
+    [
+        ("CAPTURE", "true", PaymentOperationKind.CAPTURE, OutcomeEffect.SUCCEEDED),
+        ("CAPTURE", "false", PaymentOperationKind.CAPTURE, OutcomeEffect.FAILED),
+        # Adyen sends these two with success "true": the capture or refund failed.
+        ("CAPTURE_FAILED", "true", PaymentOperationKind.CAPTURE, OutcomeEffect.FAILED),
+        ("REFUND_FAILED", "true", PaymentOperationKind.REFUND, OutcomeEffect.FAILED),
+        ("REFUNDED_REVERSED", "true", PaymentOperationKind.REFUND, OutcomeEffect.REVERSED),
+        ("CANCELLATION", "true", PaymentOperationKind.VOID, OutcomeEffect.SUCCEEDED),
+    ],
+)
+def test_each_modification_code_says_what_happened_to_the_money(
+    code: str, success: str, kind: PaymentOperationKind, effect: OutcomeEffect
+) -> None:
+    outcome = read_adyen_modification(item(eventCode=code, success=success, reason=""))
+    assert outcome is not None
+    assert (outcome.kind, outcome.effect) == (kind, effect)
+    assert outcome.event_key == f"JDD6LKT8MBLZNN84:{code}:{success}"
+    # Without Adyen's reason, the code itself says why.
+    assert outcome.failure_reason == code.lower()
+
+
+@pytest.mark.parametrize(
+    ("amount", "requested", "mismatch"),
+    [
+        ({"currency": "EUR", "value": 245000}, (245000, "EUR"), None),
+        ({"currency": "EUR", "value": 24500}, (245000, "EUR"), "notified 24500 EUR"),
+        ({"currency": "USD", "value": 245000}, (245000, "EUR"), "notified 245000 USD"),
+        # ISK: Adyen counts hundredths, Steward whole krónur (ISO 4217).
+        ({"currency": "ISK", "value": 1_500_000}, (15_000, "ISK"), None),
+        ({"currency": "ISK", "value": 15_000}, (15_000, "ISK"), "requested 1500000 ISK"),
+        # No amount in the notification: nothing to compare.
+        (None, (245000, "EUR"), None),
+    ],
+)
+def test_the_notified_amount_is_compared_in_adyens_units(
+    amount: dict[str, Any] | None, requested: tuple[int, str], mismatch: str | None
+) -> None:
+    outcome = read_adyen_modification(item(amount=amount))
+    assert outcome is not None
+    found = notified_amount_mismatch(outcome, *requested)
+    if mismatch is None:
+        assert found is None
+    else:
+        assert found is not None and mismatch in found
 
 
 @pytest.mark.parametrize(
