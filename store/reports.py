@@ -460,7 +460,6 @@ async def start_run(
                                       period_to, market, channel, status, requested_by)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', $9)
         ON CONFLICT (run_id) DO UPDATE SET attempts = r.attempts + 1, status = 'running'
-            WHERE r.status <> 'succeeded'
         RETURNING attempts
         """,
         run_id,
@@ -473,7 +472,7 @@ async def start_run(
         params.channel,
         requested_by,
     )
-    return attempts or 0
+    return attempts
 
 
 async def finish_run(

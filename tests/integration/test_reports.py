@@ -1,0 +1,320 @@
+"""The reports' SQL over a real PostgreSQL (issue 19): seeded rows in the
+shape the workflows write, the expected figures worked out in the test from
+the seed itself; market, channel and time-zone edges of the period; an empty
+period; and a whole run (files on disk, the run row, one message per
+recipient however often the activity is retried)."""
+
+from __future__ import annotations
+
+import struct
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from activities.reports import ReportActivities
+from bench.report_data import Seeder
+from domain.reports import CATALOGUE
+from domain.reports.model import ReportContent, ReportParams
+from domain.reports.runs import Cadence, RunReportInput, RunStatus
+from store import reports as report_store
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+T1 = T0 + timedelta(days=7)
+PARIS = ZoneInfo("Europe/Paris")
+
+# order, market, channel, created (hours after T0), routing, final status,
+# decision (decision, reason_code, coordinator, hours after the task opened)
+REVIEWS = [
+    ("A1", "FR", "web", 1, "auto_accept", "released", None),
+    ("A2", "FR", "app", 2, "auto_accept", "released", None),
+    ("A3", "GB", "web", 3, "auto_decline", "cancelled", None),
+    ("A4", "FR", "web", 4, "review", "released", ("approve", "verified_customer", "alice", 2)),
+    ("A5", "GB", "web", 5, "review", "cancelled", ("decline", "stolen_card", "bob", 5)),
+    ("A6", "FR", "app", 6, "review", "cancelled", ("decline", "policy_default", "steward", 48)),
+    ("A7", "FR", "web", 7, "review", "released", ("approve", "customer_confirmed", "alice", 9)),
+    # Last day of the period in UTC, but the next day in Paris (00:30 local).
+    ("A8", "FR", "web", 7 * 24 - 0.5, "auto_accept", "released", None),
+    # Before the period in UTC, inside it in Paris (23:30 UTC = 00:30 local).
+    ("A0", "FR", "web", -0.5, "auto_accept", "released", None),
+]
+
+
+def _seed_reviews(seeder: Seeder) -> None:
+    for order, market, channel, hours, routing, status, decision in REVIEWS:
+        at = T0 + timedelta(hours=hours)
+        wf = seeder.case("order-review", order, status, at, market=market)
+        seeder.step(wf, "review_started", at, reason=f"channel {channel}")
+        seeder.step(
+            wf,
+            "scored",
+            at,
+            reason="velocity_email" if order == "A5" else "no risk signal",
+            after={"routing": routing},
+        )
+        if decision is not None:
+            what, code, who, after_h = decision
+            opened = at + timedelta(minutes=1)
+            decided = opened + timedelta(hours=after_h)
+            seeder.task(
+                wf,
+                "order_review",
+                "coordinator",
+                opened,
+                opened + timedelta(hours=4),
+                closed_at=decided,
+                closed_by=who,
+            )
+            role = "system" if who == "steward" else "coordinator"
+            seeder.step(
+                wf,
+                f"decision_{what}",
+                decided,
+                actor=who,
+                role=role,
+                after={"decision": what, "reason_code": code},
+            )
+        if status == "cancelled":
+            seeder.step(
+                wf,
+                "status_changed",
+                at + timedelta(hours=60),
+                reason="cancelled",
+                after={"status": "cancelled"},
+            )
+
+
+def _seed_others(seeder: Seeder) -> None:
+    # Disputes: A5's fraud chargeback lost inside the period, one won, one open.
+    lost = seeder.dispute(
+        "dp_1",
+        "A5",
+        "fraud",
+        "lost",
+        T0 + timedelta(days=1),
+        amount_minor=80_000,
+        due_by=T0 + timedelta(days=5),
+        closed_at=T0 + timedelta(days=6),
+    )
+    seeder.step(
+        lost, "evidence_assembled", T0 + timedelta(days=1), reason="missing: cctv", order_id="A5"
+    )
+    seeder.step(
+        lost, "dispute_contest_submitted", T0 + timedelta(days=4, hours=20), order_id="A5"
+    )  # 4 h before the deadline: inside the 12 h buffer
+    won = seeder.dispute(
+        "dp_2",
+        "A4",
+        "not_received",
+        "won",
+        T0 + timedelta(days=1),
+        amount_minor=20_000,
+        due_by=T0 + timedelta(days=5),
+        closed_at=T0 + timedelta(days=6),
+    )
+    seeder.step(won, "evidence_assembled", T0 + timedelta(days=1), reason="complete", order_id="A4")
+    seeder.step(won, "dispute_contest_submitted", T0 + timedelta(days=2), order_id="A4")
+    seeder.dispute("dp_3", "A7", "general", "open", T0 + timedelta(days=2))
+    # Returns: two FR (one refunded after 30 h, frozen first), one GB exchange.
+    for rma, order, market, reason, wants, refund_h in (
+        ("R1", "A1", "FR", "too_small", "refund", 30),
+        ("R2", "A2", "FR", "defective", "refund", None),
+        ("R3", "A4", "GB", "too_large", "exchange", None),
+    ):
+        at = T0 + timedelta(days=2)
+        wf = seeder.case("return", rma, "refunded" if refund_h else "in_transit", at, market=market)
+        seeder.step(
+            wf,
+            "return_requested",
+            at,
+            reason=f"{reason} (fit), wants {wants}",
+            after={"order_id": order, "lines": {"SKU-1": 1}},
+            order_id=order,
+        )
+        if refund_h:
+            seeder.step(
+                wf,
+                "qc_result_received",
+                at + timedelta(hours=20),
+                after={"grade": "first_choice"},
+                order_id=order,
+            )
+            seeder.step(wf, "refund_frozen", at + timedelta(hours=21), order_id=order)
+            seeder.step(wf, "refund_issued", at + timedelta(hours=refund_h), order_id=order)
+    # A failed delivery that failed twice, and a claim filed in time and paid.
+    fd = seeder.case("failed-delivery", "S1", "closed", T0 + timedelta(days=3))
+    seeder.step(fd, "second_failure", T0 + timedelta(days=4), order_id="A1")
+    claim = seeder.case(
+        "carrier-claim",
+        "ups:1Z1",
+        "approved",
+        T0 + timedelta(days=3),
+        workflow_id="carrier-claim:ups:1Z1",
+    )
+    seeder.step(
+        claim,
+        "claim_filed",
+        T0 + timedelta(days=4),
+        order_id="A2",
+        after={"filing_deadline": (T0 + timedelta(days=20)).isoformat()},
+    )
+    seeder.claim_outcome(claim, "A2", "approved", 45_000)
+
+
+@pytest.fixture
+async def seeded(clean_db: asyncpg.Pool) -> asyncpg.Pool:
+    seeder = Seeder()
+    _seed_reviews(seeder)
+    _seed_others(seeder)
+    await seeder.write(clean_db)
+    return clean_db
+
+
+async def _run(pool: asyncpg.Pool, name: str, params: ReportParams) -> ReportContent:
+    context = report_store.FetchContext(now=T1 + timedelta(days=30))
+    data = await report_store.FETCHERS[name](pool, params, context)
+    return CATALOGUE[name].compute(data, params)
+
+
+def _expected_routing(rows: list[tuple]) -> dict[str, int]:  # type: ignore[type-arg]
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row[4]] = counts.get(row[4], 0) + 1
+    return counts
+
+
+async def test_fraud_report_over_the_store_with_market_channel_and_time_zone(
+    seeded: asyncpg.Pool,
+) -> None:
+    utc = ReportParams(period_from=T0, period_to=T1)
+    content = await _run(seeded, "fraud", utc)
+    in_utc = [r for r in REVIEWS if 0 <= r[3] < 7 * 24]
+    routing = {row[0]: row[1] for row in content.table("routing").rows}
+    assert routing == {k: _expected_routing(in_utc).get(k, 0) for k in routing}
+    assert content.headline["orders_scored"] == len(in_utc) == 8
+
+    # The same week cut in Paris: A0 comes in, A8 goes out.
+    paris = ReportParams(
+        period_from=datetime(2026, 11, 2, tzinfo=PARIS),
+        period_to=datetime(2026, 11, 9, tzinfo=PARIS),
+        timezone="Europe/Paris",
+    )
+    in_paris = [r for r in REVIEWS if -1 <= r[3] < 7 * 24 - 1]
+    content_paris = await _run(seeded, "fraud", paris)
+    assert content_paris.headline["orders_scored"] == len(in_paris) == 8
+    assert {r[0] for r in in_paris} ^ {r[0] for r in in_utc} == {"A0", "A8"}
+
+    # One market, one channel.
+    gb = await _run(seeded, "fraud", utc.model_copy(update={"market": "GB"}))
+    assert gb.headline["orders_scored"] == sum(1 for r in in_utc if r[1] == "GB") == 2
+    app = await _run(seeded, "fraud", utc.model_copy(update={"channel": "app"}))
+    assert app.headline["orders_scored"] == sum(1 for r in in_utc if r[2] == "app") == 2
+
+    causes = {row[0]: row[1] for row in content.table("cancellations_by_cause").rows}
+    # A3 auto-declined and A5 declined by bob: fraud; A6 by the default.
+    assert causes == {"fraud_decline": 2, "default_at_deadline": 1}
+    # Review time of the people's decisions: 2, 5 and 9 hours.
+    hours = sorted(d[3] for *_, d in in_utc if d is not None and d[2] != "steward")
+    assert hours == [2, 5, 9]
+    assert content.table("review_time").rows == [[3, 5.0, 8.6]]  # p95: 5 + 0.9 * 4
+    assert content.table("fraud_losses").rows == [["EUR", 1, 80_000]]
+    assert content.table("rule_hits_before_losses").rows == [["velocity_email", 1]]
+    coordinators = content.table("manual_decisions_by_coordinator").rows
+    assert coordinators == [["alice", "approve", 2], ["bob", "decline", 1]]
+
+
+async def test_the_other_reports_over_the_store(seeded: asyncpg.Pool) -> None:
+    params = ReportParams(period_from=T0, period_to=T1)
+    disputes = await _run(seeded, "disputes", params)
+    assert disputes.headline["opened"] == 3
+    assert disputes.headline["win_rate"] == 0.5  # one won, one lost
+    assert disputes.table("amounts").rows == [["EUR", 110_000, 20_000, 80_000]]
+    # dp_1 answered 4 h before its deadline (buffer 12 h), dp_2 3 days before.
+    assert disputes.table("deadline_compliance").rows == [[2, 2, 1, 0.5, 0]]
+    assert disputes.table("win_rate_by_evidence").rows == [
+        ["complete", 1, 1, 0, 1.0],
+        ["incomplete", 1, 0, 1, 0.0],
+        ["not_assembled", 1, 0, 0, None],
+    ]
+
+    returns = await _run(seeded, "returns", params)
+    # Orders released in the week: A1, A2, A4, A7, A8 in FR; none in GB.
+    assert returns.table("return_rate_by_market").rows == [
+        ["FR", 5, 2, 0.4],
+        ["GB", 0, 1, None],
+    ]
+    assert returns.table("refunds").rows == [[1, 30.0, 30.0, 1]]
+    assert returns.headline["exchange_share"] == round(1 / 3, 4)
+
+    levels = await _run(seeded, "service_levels", params)
+    review = levels.table("by_process_kind").row_by(process="order-review", kind="order_review")
+    # Four review tasks due 4 h after opening: decided after 2, 5, 48 and 9 h.
+    assert review is not None and review[2:6] == [4, 1, 3, 0]
+    assert levels.table("by_coordinator").column("closed_by") == ["alice", "bob", "steward"]
+
+    deliveries = await _run(seeded, "deliveries", params)
+    assert deliveries.table("second_failures").rows == [[1, 1, 1.0]]
+    ups = deliveries.table("claims_by_carrier").row_by(carrier="ups")
+    columns = deliveries.table("claims_by_carrier").columns
+    assert ups is not None
+    assert dict(zip(columns, ups, strict=True))["filed_before_deadline"] == 1
+    assert deliveries.table("claims_recovery").rows == [["EUR", 45_000]]
+
+
+async def test_an_empty_period_gives_empty_tables_not_errors(seeded: asyncpg.Pool) -> None:
+    params = ReportParams(period_from=T0 - timedelta(days=60), period_to=T0 - timedelta(days=30))
+    for name in CATALOGUE:
+        content = await _run(seeded, name, params)
+        assert all(v in (0, None) for v in content.headline.values()), name
+
+
+class RecordingNotifier:
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.sent: dict[str, str] = {}
+
+    async def send(
+        self, *, message_id: str, order_id: str, recipient_email: str, template: str, locale: str
+    ) -> bool:
+        self.sent.setdefault(message_id, recipient_email)
+        return True
+
+
+async def test_a_run_writes_its_files_records_the_run_and_tells_the_list_once(
+    seeded: asyncpg.Pool, tmp_path: Path
+) -> None:
+    notifier = RecordingNotifier()
+    activities = ReportActivities(
+        seeded, tmp_path, notifier, ["ops-reports@example.com", "cfo@example.com"]
+    )
+    run = RunReportInput(
+        run_id="run-0001",
+        workflow_id="report-run:fraud:test",
+        report="fraud",
+        cadence=Cadence.WEEKLY,
+        params=ReportParams(period_from=T0, period_to=T1),
+    )
+    first = await activities.run_report(run)
+    again = await activities.run_report(run)  # a retried attempt
+    assert first.status is RunStatus.SUCCEEDED and first.distributed_to == 2
+    assert [f.name for f in again.files] == [f.name for f in first.files]
+    assert len(notifier.sent) == 2  # one message per recipient, not four
+
+    rows = await report_store.list_runs(seeded, report="fraud")
+    assert len(rows) == 1
+    assert rows[0].status is RunStatus.SUCCEEDED and rows[0].attempts == 2
+    assert rows[0].headline["orders_scored"] == 8
+
+    page = (tmp_path / "run-0001" / "report.html").read_text()
+    assert "<h1>Fraud and cancellations" in page and "<table>" in page
+    for chart in (f for f in first.files if f.name.endswith(".png")):
+        data = (tmp_path / "run-0001" / chart.name).read_bytes()
+        assert struct.unpack(">II", data[16:24]) == (800, 400)
+        assert chart.bytes == len(data) > 5_000
+    csv_text = (tmp_path / "run-0001" / "routing.csv").read_text()
+    assert csv_text.splitlines()[0] == "routing,orders,rate"
