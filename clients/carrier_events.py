@@ -33,7 +33,9 @@ from domain.carrier_sweep import DEFAULT_SILENCE as SWEEP_DEFAULT_SILENCE
 from domain.claims import CarrierClaimContract
 from domain.deliveries import FailedDeliveryContract, ShipmentRecord
 from domain.ids import carrier_claim_id
+from domain.outcomes import OrderOutcome, OutcomeWrite, outcome_key
 from store import deliveries as delivery_store
+from store import outcomes as outcome_store
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +120,8 @@ async def ingest_event(
         # Its first delivery updated the shipment, then routing failed (Temporal
         # unreachable): it is still the latest news if the shipment says so.
         applied = row.status == event.status.value and row.last_event_at == event.occurred_at
+    if event.status is TrackingStatus.DELIVERED:
+        await _record_delivered(pool, shipment, event)
     route = route_event(event.status, row.tracked_by)
     if not applied and route in (Route.FAILED_DELIVERY, Route.CARRIER_CLAIM):
         route = Route.RECORD_ONLY
@@ -152,6 +156,25 @@ async def ingest_event(
         workflow_id=workflow_id,
     )
     return IngestResult(event.event_id, shipment.shipment_id, False, applied, route, workflow_id)
+
+
+async def _record_delivered(
+    pool: asyncpg.Pool, shipment: ShipmentRecord, event: CarrierEvent
+) -> None:
+    """The order's `delivered` outcome and the customer's completed orders:
+    once per order (keyed by the order, not the parcel or the event), however
+    many parcels, scans or redeliveries of the webhook say so."""
+    order_id = shipment.order.order_id
+    await outcome_store.record(
+        pool,
+        OutcomeWrite(
+            key=outcome_key(f"order:{order_id}", OrderOutcome.DELIVERED),
+            order_id=order_id,
+            outcome=OrderOutcome.DELIVERED,
+            process="carrier_events",
+            occurred_at=event.occurred_at,
+        ),
+    )
 
 
 async def sweep_silent_shipments(

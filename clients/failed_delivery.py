@@ -31,6 +31,7 @@ from domain.deliveries import (
     FailedDeliveryState,
     ParcelReceived,
     ShipmentRecord,
+    failed_delivery_policy,
 )
 from domain.ids import FAILED_DELIVERY, failed_delivery_id
 from workflows import visibility
@@ -46,7 +47,7 @@ async def start_failed_delivery(
         # event signals it; the workflow de-duplicates by event id.
         await client.start_workflow(
             FailedDeliveryContract.WORKFLOW_TYPE,
-            FailedDeliveryInput(shipment=shipment, trigger=event),
+            FailedDeliveryInput(shipment=shipment, trigger=event, policy=failed_delivery_policy()),
             id=workflow_id,
             task_queue=task_queue,
             start_signal=FailedDeliveryContract.SIGNAL_CARRIER_EVENT,

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from domain.common import NonEmptyStr, Role, StewardModel
+from domain.outcomes import OutcomeWrite
 from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput
 
 
@@ -126,10 +127,18 @@ class RecordTransitionInput(StewardModel):
     open_tasks: list[OpenTaskInput] = Field(default_factory=list)
     update_tasks: list[UpdateTaskInput] = Field(default_factory=list)
     close_tasks: list[CloseTaskInput] = Field(default_factory=list)
+    # What the step decided about the order (store/outcomes.py): written in
+    # the same transaction as the audit rows, each once per write key.
+    outcomes: list[OutcomeWrite] = Field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (
-            self.entries or self.case or self.open_tasks or self.update_tasks or self.close_tasks
+            self.entries
+            or self.case
+            or self.open_tasks
+            or self.update_tasks
+            or self.close_tasks
+            or self.outcomes
         )
 
 

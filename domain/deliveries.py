@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from domain.carrier_events import CarrierEvent, TrackingStatus
 from domain.common import DECISION_REJECTED, BusinessKey, NonEmptyStr, Role, StewardModel
+from domain.money_thresholds import delivery_rescore_from
 from domain.orders import Address, Order
 from domain.risk import RiskAssessment, RiskBand, Routing
 
@@ -97,8 +98,13 @@ class FailedDeliveryPolicy(StewardModel):
     customer_reminder_after: timedelta = timedelta(hours=36)
     decision_sla: timedelta = timedelta(hours=24)
     default_action: DefaultDeliveryAction = DefaultDeliveryAction.FOLLOW_RECOMMENDATION
-    # A new address on a parcel worth at least this goes back through risk review.
+    # A new address on a parcel worth at least this goes back through risk
+    # review: per currency (domain/money_thresholds.py, set for every new case
+    # by `failed_delivery_policy`); a currency missing from a non-empty table
+    # is always rescored. Cases started before the table (an empty one) keep
+    # the flat `high_value_minor`, so their replay holds.
     high_value_minor: int = Field(default=300_000, ge=0)
+    rescore_from_by_currency: dict[str, int] = Field(default_factory=dict)
     # The carrier's return trip: past this, the parcel is presumed lost and claimed.
     return_timeout: timedelta = timedelta(days=21)
     reship_tracking_timeout: timedelta = timedelta(days=14)
@@ -111,6 +117,16 @@ class FailedDeliveryPolicy(StewardModel):
         if self.customer_reminder_after >= self.customer_answer_timeout:
             raise ValueError("customer_reminder_after must be shorter than customer_answer_timeout")
         return self
+
+    def rescore_from(self, currency: str) -> int:
+        if not self.rescore_from_by_currency:
+            return self.high_value_minor
+        return self.rescore_from_by_currency.get(currency, 0)
+
+
+def failed_delivery_policy() -> FailedDeliveryPolicy:
+    """The policy every new failed delivery starts with (it travels in its input)."""
+    return FailedDeliveryPolicy(rescore_from_by_currency=delivery_rescore_from())
 
 
 class FailedDeliveryStatus(StrEnum):
@@ -247,7 +263,8 @@ def needs_risk_review(
         return False
     if _same_address(new_address, shipment.address):
         return False
-    return shipment.order.payment.amount_minor >= policy.high_value_minor
+    payment = shipment.order.payment
+    return payment.amount_minor >= policy.rescore_from(payment.currency)
 
 
 def risk_blocks_reship(risk: RiskAssessment | None) -> bool:

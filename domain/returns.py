@@ -27,6 +27,7 @@ from domain.common import (
     StewardModel,
 )
 from domain.deliveries import ShipmentRecord
+from domain.money_thresholds import home_currency, money_thresholds
 from domain.orders import MAX_ITEMS, Name, Order, Reference
 
 # ----------------------------------------------------------------- vocabulary
@@ -168,7 +169,8 @@ CANCELLABLE_STATUSES = frozenset({ReturnStatus.REQUESTED, ReturnStatus.LABEL_ISS
 
 
 class ReturnPolicy(StewardModel):
-    """Per-market return rules and timing. Amounts are in the market's currency."""
+    """Per-market return rules and timing. Amounts are in the order's currency:
+    `return_policy_for` takes them from domain/money_thresholds.py."""
 
     return_window: timedelta = timedelta(days=30)
     label_validity: timedelta = timedelta(days=28)
@@ -210,25 +212,27 @@ class ReturnPolicy(StewardModel):
 MARKET_RETURN_POLICIES: Mapping[str, ReturnPolicy] = {
     # US: no statutory shipping refund; duties were paid by us (DDP) and are refunded.
     "US": ReturnPolicy(refund_shipping_on_full_return=False, refund_duties_on_full_return=True),
-    # Japan: yen have no minor unit, so thresholds are in yen.
-    "JP": ReturnPolicy(
-        return_window=timedelta(days=14),
-        finance_threshold_minor=800_000,
-        qc_high_value_minor=1_600_000,
-        refund_shipping_on_full_return=False,
-    ),
+    "JP": ReturnPolicy(return_window=timedelta(days=14), refund_shipping_on_full_return=False),
     "CN": ReturnPolicy(
         return_window=timedelta(days=14),
-        finance_threshold_minor=40_000_00,
-        qc_high_value_minor=80_000_00,
         refund_shipping_on_full_return=False,
         refund_duties_on_full_return=True,
     ),
 }
 
 
-def return_policy_for(market: str) -> ReturnPolicy:
-    return MARKET_RETURN_POLICIES.get(market, ReturnPolicy())
+def return_policy_for(market: str, currency: str | None = None) -> ReturnPolicy:
+    """The market's rules with the finance and manual-QC thresholds of the
+    order's currency (default: the market's home currency). A currency with no
+    thresholds sends every refund to finance and every return to manual QC."""
+    policy = MARKET_RETURN_POLICIES.get(market, ReturnPolicy())
+    amounts = money_thresholds(currency or home_currency(market))
+    return policy.model_copy(
+        update={
+            "finance_threshold_minor": amounts.return_finance_minor if amounts else 0,
+            "qc_high_value_minor": amounts.return_qc_high_value_minor if amounts else 0,
+        }
+    )
 
 
 # ------------------------------------------------------------------- inputs

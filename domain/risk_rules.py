@@ -22,6 +22,7 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field, model_validator
 
 from domain.common import StewardModel
+from domain.money_thresholds import MONEY_THRESHOLDS
 from domain.orders import (
     HIGH_RESALE_CATEGORIES,
     Address,
@@ -178,19 +179,14 @@ class AmountThresholds(StewardModel):
 
 
 # Used when an order's currency is not its market's (a CH order paid in EUR).
-# Round numbers of roughly equal value, in each currency's minor unit (JPY and
-# KRW have none).
+# From the one table of every process's amount thresholds
+# (domain/money_thresholds.py); a market's own values below equal that
+# table's for its currency (tests/unit/test_money_thresholds.py).
 AMOUNT_THRESHOLDS_BY_CURRENCY: Mapping[str, AmountThresholds] = {
-    "EUR": AmountThresholds(high_value_minor=500_000, high_resale_minor=1_000_000),
-    "GBP": AmountThresholds(high_value_minor=450_000, high_resale_minor=900_000),
-    "USD": AmountThresholds(high_value_minor=550_000, high_resale_minor=1_100_000),
-    "CHF": AmountThresholds(high_value_minor=500_000, high_resale_minor=1_000_000),
-    "CNY": AmountThresholds(high_value_minor=4_000_000, high_resale_minor=8_000_000),
-    "HKD": AmountThresholds(high_value_minor=4_500_000, high_resale_minor=9_000_000),
-    "SGD": AmountThresholds(high_value_minor=750_000, high_resale_minor=1_500_000),
-    "AED": AmountThresholds(high_value_minor=2_000_000, high_resale_minor=4_000_000),
-    "JPY": AmountThresholds(high_value_minor=800_000, high_resale_minor=1_600_000),
-    "KRW": AmountThresholds(high_value_minor=7_500_000, high_resale_minor=15_000_000),
+    currency: AmountThresholds(
+        high_value_minor=t.risk_high_value_minor, high_resale_minor=t.risk_high_resale_minor
+    )
+    for currency, t in MONEY_THRESHOLDS.items()
 }
 # An unknown currency: every order counts as high value (the 3-D Secure and
 # new-account rules apply), and the basket rule falls back to quantities only.

@@ -133,7 +133,7 @@ def plan_returns(
             resolution=resolution,
             contact=CustomerContact(email=order.customer.email),
             requested_by=requested_by,
-            policy=return_policy_for(order.market),
+            policy=return_policy_for(order.market, order.currency),
         )
         roll = rng.random()
         if roll < NEVER_SHIPPED:

@@ -4,7 +4,8 @@ A step is atomic in the store: a reader never sees the audit row of a decision
 without its closed task. Most steps (every step of an auto-accepted review)
 carry audit rows and the case row only; those go out as one statement, so the
 step costs one round trip instead of BEGIN, the inserts, the upsert and
-COMMIT. A step that also opens, updates or closes tasks runs in a transaction.
+COMMIT. A step that also opens, updates or closes tasks, or writes an order's
+outcome (store/outcomes.py), runs in a transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncpg
 
 from domain.audit import RecordTransitionInput
-from store import audit, cases, tasks
+from store import audit, cases, outcomes, tasks
 from store.db import dumps
 
 # Audit rows from parallel arrays (one per column), inserted in the order the
@@ -50,7 +51,7 @@ SELECT (SELECT count(*) FROM new_entries), (SELECT count(*) FROM case_row)
 async def record_step(pool: asyncpg.Pool, step: RecordTransitionInput) -> None:
     """Write `step`. Idempotent like its parts: entry ids are unique, an older
     case snapshot never overwrites a newer one, task changes apply once."""
-    if step.open_tasks or step.update_tasks or step.close_tasks:
+    if step.open_tasks or step.update_tasks or step.close_tasks or step.outcomes:
         await _record_with_tasks(pool, step)
         return
     entries, case = step.entries, step.case
@@ -85,3 +86,5 @@ async def _record_with_tasks(pool: asyncpg.Pool, step: RecordTransitionInput) ->
             await tasks.update(conn, change)
         for closing in step.close_tasks:
             await tasks.close(conn, closing)
+        for outcome in step.outcomes:
+            await outcomes.record(conn, outcome)

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.chargeback import DisputeDefault, DisputePolicy
 from domain.evidence import DEFAULT_CCTV_RETENTION
+from domain.money_thresholds import dispute_accept_below
 from workers.event_loop import EventLoopKind
 
 # The variables outside the STEWARD_ prefix: the names Temporal's and
@@ -286,6 +287,8 @@ class Settings(BaseSettings):
                 if h.strip()
             ],
             accept_below_minor=self.dispute_accept_below_minor,
+            # Per currency, in proportion to the setting (in EUR cents).
+            accept_below_by_currency=dispute_accept_below(self.dispute_accept_below_minor),
             default_action=self.dispute_default_action,
         )
 

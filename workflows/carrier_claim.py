@@ -48,7 +48,11 @@ with workflow.unsafe.imports_passed_through():
         filing_deadline,
     )
     from domain.common import format_amount
-    from domain.deliveries import FailedDeliveryContract, FailedDeliveryInput
+    from domain.deliveries import (
+        FailedDeliveryContract,
+        FailedDeliveryInput,
+        failed_delivery_policy,
+    )
     from domain.evidence import (
         REQUEST_CCTV_CLIP,
         CctvClipReady,
@@ -276,6 +280,8 @@ class CarrierClaimWorkflow:
             FailedDeliveryInput(
                 shipment=input.shipment,
                 trigger=trigger,
+                # Per-currency thresholds travel in the child's input.
+                policy=failed_delivery_policy(),
                 claim_workflow_id=workflow.info().workflow_id,
             ),
             id=remedy_id,

@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.common import Role, format_amount
     from domain.evidence import CctvClipReady
     from domain.ids import CHARGEBACK
+    from domain.outcomes import OrderOutcome
     from workflows.case import CaseBook, CaseFacts, PendingDecision, call_outside
     from workflows.steps import LOCAL_WRITE_TIMEOUT, STEWARD, failure_reason, wait_until
 
@@ -293,6 +294,17 @@ class ChargebackWorkflow(ChargebackResponse):
 
     # ---------------------------------------------------------- events
 
+    def _record_outcome(self) -> None:
+        """A dispute's final word goes back to the order and the customer's
+        history (an early fraud warning is no chargeback: it counts nothing)."""
+        state = self._state
+        if state.order_id is None or state.early_fraud_warning:
+            return
+        if state.status is DisputeStatus.WON:
+            self._case.record_outcome(OrderOutcome.CHARGED_BACK_WON, state.order_id)
+        elif state.status is DisputeStatus.LOST:
+            self._case.record_outcome(OrderOutcome.CHARGED_BACK_LOST, state.order_id)
+
     def _receive(self, event: DisputeEvent) -> None:
         if not self._case.seen_event_ids:
             self._case.audit(
@@ -337,6 +349,7 @@ class ChargebackWorkflow(ChargebackResponse):
                 str(event.provider), f"provider outcome: {self._state.status}"
             )
             self._history(self._state.status, str(event.provider), f"{event.provider_event}")
+            self._record_outcome()
         elif effect in (EventEffect.NEW_ROUND, EventEffect.APPLIED):
             self._history(self._state.status, str(event.provider), f"{event.provider_event}")
         if effect is EventEffect.DEADLINE_CHANGED and self._state.due_by:

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.ids import FAILED_DELIVERY, carrier_claim_id
     from domain.orders import Address
+    from domain.outcomes import OrderOutcome
     from domain.risk import SCORE_ORDER, RiskAssessment, ScoreOrderInput
     from workflows.case import CaseBook, CaseFacts, PendingDecision, call_outside
     from workflows.steps import STEWARD, wait_until
@@ -126,6 +127,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
         self._case.transition(
             FailedDeliveryStatus.OPENED, STEWARD, f"carrier reported {trigger.status}"
         )
+        self._case.record_outcome(OrderOutcome.DELIVERY_FAILED, self._state.order_id)
         await self._case.flush()
 
         if self._shipment.attempt >= 2:

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ShipmentRecord,
     )
     from domain.ids import carrier_claim_id
+    from domain.outcomes import OrderOutcome
     from domain.payments import (
         PAYMENT_REFUSED,
         REFUND_EXCEEDS_CAPTURE,
@@ -245,6 +246,7 @@ class FailedDeliveryReturn:
             },
         )
         self._case.transition(FailedDeliveryStatus.REFUNDED, STEWARD, f"refunded {self._money()}")
+        self._case.record_outcome(OrderOutcome.REFUNDED, self._state.order_id)
         await self._case.flush()
         await self._notify(DeliveryTemplate.REFUNDED)
 

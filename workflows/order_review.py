@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import ORDER_REVIEW
     from domain.notifications import NOTIFY_CUSTOMER, CustomerTemplate, NotifyCustomerInput
     from domain.orders import Order
+    from domain.outcomes import OrderOutcome
     from domain.payments import (
         CAPTURE_PAYMENT,
         INVALID_ORDER,
@@ -149,7 +150,7 @@ class OrderReviewWorkflow:
             self._case.transition(
                 ReviewStatus.AUTO_DECLINED, STEWARD, "rule set declined the order"
             )
-            await self._cancel_order("declined by the risk rules", actor=STEWARD)
+            await self._cancel_order("declined by the risk rules", actor=STEWARD, fraud=True)
         else:
             await self._manual_review()
 
@@ -250,7 +251,11 @@ class OrderReviewWorkflow:
                 return
             if record.decision is ReviewDecision.DECLINE:
                 await self._cancel_order(
-                    record.note or record.reason_code, actor=record.actor, role=record.role
+                    record.note or record.reason_code,
+                    actor=record.actor,
+                    role=record.role,
+                    # Nobody decided: the default decline says nothing of fraud.
+                    fraud=record.reason_code is not DecisionReason.POLICY_DEFAULT,
                 )
                 return
             # ask_customer: wait for the answer, then back to a coordinator.
@@ -475,8 +480,12 @@ class OrderReviewWorkflow:
             retry=OUTSIDE_RETRY,
         )
 
-    async def _cancel_order(self, reason: str, *, actor: str, role: Role = Role.SYSTEM) -> None:
-        """Void the authorisation, cancel, tell the customer. Nothing was captured."""
+    async def _cancel_order(
+        self, reason: str, *, actor: str, role: Role = Role.SYSTEM, fraud: bool = False
+    ) -> None:
+        """Void the authorisation, cancel, tell the customer. Nothing was captured.
+        `fraud`: declined (by a person, the rules or the default), which the
+        customer's history counts."""
         self._state.awaited_role = None
         self._state.due_at = None
         if self._revision >= 3:
@@ -502,6 +511,10 @@ class OrderReviewWorkflow:
             # itself; the order is still cancelled and the failure is on record.
             self._case.audit("void_failed", reason=failure_reason(failure))
         self._case.transition(ReviewStatus.CANCELLED, actor, reason, role=role)
+        self._case.record_outcome(
+            OrderOutcome.CANCELLED_FRAUD if fraud else OrderOutcome.CANCELLED,
+            self._order.order_id,
+        )
         await self._case.flush()
         await self._notify(CustomerTemplate.ORDER_CANCELLED)
 

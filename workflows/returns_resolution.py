@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.common import Role, format_amount
     from domain.ids import ORDER_REVIEW, order_review_id
     from domain.notifications import NOTIFY_CUSTOMER, CustomerTemplate, NotifyCustomerInput
+    from domain.outcomes import OrderOutcome
     from domain.payments import PAYMENT_BUSINESS_REFUSALS, PaymentOperationInput
     from domain.returns import (
         CHECK_STOCK,
@@ -118,6 +119,15 @@ class ReturnResolution:
             },
         )
         self._close_task(STEWARD, "refunded")
+        if done is ReturnStatus.REFUNDED:
+            # Goods back and money back: the customer's returns count once per
+            # return (an exchange's settlement is not a return of value).
+            self._case.record_outcome(
+                OrderOutcome.RETURNED,
+                self._input.order.order_id,
+                amount_minor=refund.amount_minor,
+                currency=refund.currency,
+            )
         self._case.transition(done, STEWARD, f"refunded {self._money(amount)}")
         await self._case.flush()
         await self._notify(CustomerTemplate.RETURN_REFUNDED)

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         RecordTransitionInput,
     )
     from domain.common import Role
+    from domain.outcomes import OrderOutcome, OutcomeWrite, outcome_key
     from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput, task_id
 
 STEWARD = "steward"
@@ -100,6 +101,30 @@ class StepRecorder:
     ) -> None:
         self.pending.entries.append(
             self._entry(action, actor=actor, role=role, reason=reason, before=before, after=after)
+        )
+
+    def record_outcome(
+        self,
+        outcome: OrderOutcome,
+        order_id: str,
+        *,
+        amount_minor: int = 0,
+        currency: str | None = None,
+    ) -> None:
+        """Write back what this step decided about the order, with the step's
+        audit rows. Keyed by the workflow id and the outcome: the same case
+        deciding it again (a retried write, a replay) counts once."""
+        workflow_id = workflow.info().workflow_id
+        self.pending.outcomes.append(
+            OutcomeWrite(
+                key=outcome_key(workflow_id, outcome),
+                order_id=order_id,
+                outcome=outcome,
+                process=self.process,
+                occurred_at=workflow.now(),
+                amount_minor=amount_minor,
+                currency=currency,
+            )
         )
 
     def _entry(

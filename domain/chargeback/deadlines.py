@@ -37,8 +37,13 @@ class DisputePolicy(StewardModel):
         default_factory=lambda: [timedelta(hours=72), timedelta(hours=24)]
     )
     default_action: DisputeDefault = DisputeDefault.SMART
-    # Under this amount (minor units, any currency) contesting costs more than it wins.
+    # Under this amount contesting costs more than it wins. Per currency
+    # (domain/money_thresholds.py, set by Settings.dispute_policy for every new
+    # case); a currency missing from a non-empty table is never accepted on
+    # amount. Cases started before the table (an empty one) keep the flat
+    # `accept_below_minor`, whatever the currency, so their replay holds.
     accept_below_minor: int = Field(default=5_000, ge=0)
+    accept_below_by_currency: dict[str, int] = Field(default_factory=dict)
     cctv_answer_timeout: timedelta = timedelta(hours=48)
     # After a final outcome Adyen may still reopen (second chargeback).
     reopen_window: timedelta = timedelta(days=45)
@@ -52,6 +57,11 @@ class DisputePolicy(StewardModel):
         if self.safety_buffer < timedelta(0):
             raise ValueError("safety_buffer must not be negative")
         return self
+
+    def accept_below(self, currency: str) -> int:
+        if not self.accept_below_by_currency:
+            return self.accept_below_minor
+        return self.accept_below_by_currency.get(currency, 0)
 
 
 def respond_by(due_by: datetime, policy: DisputePolicy) -> datetime:
@@ -70,15 +80,11 @@ def default_response(state: ChargebackState, policy: DisputePolicy) -> tuple[Res
     """What the deadline engine does at the buffer, and why (for the audit)."""
     missing = missing_evidence(state.reason, state.evidence)
     amount = f"{state.amount_minor} {state.currency}"
+    threshold = policy.accept_below(state.currency)
     if policy.default_action is DisputeDefault.ACCEPT:
         return ResponseAction.ACCEPT, "policy default: accept"
-    if (
-        policy.default_action is DisputeDefault.SMART
-        and state.amount_minor < policy.accept_below_minor
-    ):
-        return ResponseAction.ACCEPT, (
-            f"policy default: {amount} is under the {policy.accept_below_minor} threshold"
-        )
+    if policy.default_action is DisputeDefault.SMART and state.amount_minor < threshold:
+        return ResponseAction.ACCEPT, f"policy default: {amount} is under the {threshold} threshold"
     if not missing:
         return ResponseAction.CONTEST, "policy default: evidence complete, contested"
     return ResponseAction.ACCEPT, (

@@ -184,7 +184,7 @@ async def create_return(
         replacement=body.replacement,
         requested_by=principal.actor,
         requester_role=principal.role,
-        policy=return_policy_for(body.order.market),
+        policy=return_policy_for(body.order.market, body.order.currency),
     )
     result = await returns.start_return(client, request, settings.task_queue)
     log.info("return_start", rma_id=result.rma_id, started=result.started)

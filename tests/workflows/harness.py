@@ -231,6 +231,10 @@ class FakeAudit:
     def task_updates(self) -> list[Any]:
         return [u for t in self.transitions for u in t.update_tasks]
 
+    def outcomes(self) -> list[tuple[str, str, str]]:
+        """(order id, outcome, key) of every outcome the steps wrote back."""
+        return [(o.order_id, o.outcome.value, o.key) for t in self.transitions for o in t.outcomes]
+
 
 @dataclass
 class FakePayments:

@@ -141,6 +141,9 @@ async def test_stripe_contest_submits_once_and_closes_on_the_outcome(
     assert result.decided_by == "camille"
     assert len(world.disputes.submissions) == 1
     assert world.disputes.records[-1].closed is True
+    assert [o[1:] for o in world.audit.outcomes()] == [
+        ("charged_back_won", f"{handle.id}#charged_back_won")
+    ]
     assert "decision_contest" in world.audit.actions()
     assert world.audit.transitions[-1].case is not None
     assert world.audit.transitions[-1].case.due_at is None

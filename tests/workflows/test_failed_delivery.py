@@ -149,6 +149,10 @@ async def test_customer_silent_default_returns_to_stock_and_refunds_once(
     )
     assert world.audit.opened_tasks() == [f"{handle.id}/decision/1"]
     assert world.audit.closed_tasks() == [f"{handle.id}/decision/1"]
+    assert world.audit.outcomes() == [
+        (record.order.order_id, "delivery_failed", f"{handle.id}#delivery_failed"),
+        (record.order.order_id, "refunded", f"{handle.id}#refunded"),
+    ]
 
 
 async def test_new_address_low_risk_reship_is_tracked_to_delivery(

@@ -269,6 +269,7 @@ async def test_auto_decline_voids_cancels_and_notifies(harness: Harness, world: 
     assert world.payments.kinds() == ["void"]
     assert world.warehouse.releases == []
     assert [n.template for n in world.notifications.sent] == ["order_cancelled"]
+    assert [o[:2] for o in world.audit.outcomes()] == [(result.order_id, "cancelled_fraud")]
     state = await handle.query(OrderReviewWorkflow.status)
     assert [h.status for h in state.history][-3:] == [
         ReviewStatus.AUTO_DECLINED,
@@ -462,6 +463,8 @@ async def test_default_declines_before_the_authorisation_expires(
     assert result.status is ReviewStatus.CANCELLED
     assert result.reason_code is DecisionReason.POLICY_DEFAULT
     assert world.payments.kinds() == ["void"]
+    # Nobody judged it: a default decline is no fraud decline.
+    assert [o[1] for o in world.audit.outcomes()] == ["cancelled"]
     state = await handle.query(OrderReviewWorkflow.status)
     assert state.escalated and state.reminders_sent == 1
     cancelled_at = state.history[-1].at
@@ -557,6 +560,7 @@ async def test_upstream_cancel_during_review_voids(harness: Harness, world: Fake
     assert world.payments.kinds() == ["void"]
     assert world.audit.actions().count("cancel_requested") == 1
     assert world.audit.closed_tasks() == [f"{handle.id}/review/1"]
+    assert world.audit.outcomes() == [(result.order_id, "cancelled", f"{handle.id}#cancelled")]
 
 
 @world(ACCEPT, refuse_capture=True)

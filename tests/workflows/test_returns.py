@@ -170,6 +170,7 @@ async def test_first_choice_refund_moves_money_once_and_restocks(
     assert actions.count("carrier_in_transit") == 1
     assert actions.count("qc_result_received") == 1
     assert "refund_issued" in actions
+    assert [o[1:] for o in world.audit.outcomes()] == [("returned", f"{handle.id}#returned")]
     assert world.audit.opened_task_kinds() == []  # no person needed
     assert world.notifications.templates() == ["return_label", "return_refunded"]
     cases = world.audit.cases()
