@@ -17,7 +17,7 @@ done and which cases it touched.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
@@ -36,6 +36,7 @@ from domain.common import (
     Text,
 )
 from domain.evidence import CCTV_CLIP_READY_SIGNAL
+from domain.fulfilment import SpecialDeliveryInput, SpecialDeliveryKind
 from domain.orders import Address
 
 OPS_REQUEST: Final = "ops-request"
@@ -138,11 +139,31 @@ class AddressChangeDetails(_Details):
 
 
 class SpecialDeliveryDetails(_Details):
+    """The arrangement fulfilment makes (domain/fulfilment.py's SpecialDeliveryInput)."""
+
     type: Literal["special_delivery"] = "special_delivery"
     order_id: BusinessKey
-    # What is arranged: a time slot, white-glove delivery, a signature by name...
-    instructions: Annotated[FreeText, Field(min_length=1, max_length=500)]
-    deliver_on: date | None = None
+    kind: SpecialDeliveryKind
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+    carrier: Annotated[Text, Field(max_length=64)] | None = None
+    service: Annotated[Text, Field(max_length=64)] | None = None
+    store_id: BusinessKey | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> SpecialDeliveryDetails:
+        self.arrangement()  # fulfilment's own rule: the same refusal at intake
+        return self
+
+    def arrangement(self) -> SpecialDeliveryInput:
+        return SpecialDeliveryInput(
+            kind=self.kind,
+            window_start=self.window_start,
+            window_end=self.window_end,
+            carrier=self.carrier,
+            service=self.service,
+            store_id=self.store_id,
+        )
 
 
 class QcCheckDetails(_Details):
@@ -250,7 +271,7 @@ OpsDetails = Annotated[
 # The fields each type needs, for the chat's help text and modal.
 REQUIRED_FIELDS: Final[dict[OpsRequestType, tuple[str, ...]]] = {
     OpsRequestType.ADDRESS_CHANGE: ("order_id", "address"),
-    OpsRequestType.SPECIAL_DELIVERY: ("order_id", "instructions"),
+    OpsRequestType.SPECIAL_DELIVERY: ("order_id", "kind"),
     OpsRequestType.QC_CHECK: ("order_id", "reason"),
     OpsRequestType.ORDER_STATUS: ("order_id",),
     OpsRequestType.CCTV_RETRIEVAL: ("site_id", "camera_zone", "window_start", "window_end"),
@@ -632,10 +653,11 @@ class FulfilmentActionInput(StewardModel):
     actor: NonEmptyStr
     role: Role
     address: Address | None = None
-    instructions: str | None = None
-    deliver_on: date | None = None
-    reason: str = ""
+    special: SpecialDeliveryInput | None = None
+    # A hold's reason (fulfilment's HoldReason) and its handle, chosen by the desk.
+    hold_reason: str | None = None
     hold_id: str | None = None
+    note: str = Field(default="", max_length=2000)
 
 
 class FulfilmentActionResult(StewardModel):

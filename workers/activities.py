@@ -22,6 +22,7 @@ import asyncpg
 from activities.audit import AuditActivities
 from activities.carrier_easypost import CarrierRouter, EasyPostCarrier, Parcel, easypost_client
 from activities.carrier_sweep import CarrierSweepActivities
+from activities.chat import ChatPort, SimulatedChat, SlackChat
 from activities.claims import ClaimActivities
 from activities.deliveries import DeliveryActivities
 from activities.disputes import (
@@ -33,6 +34,7 @@ from activities.disputes_adyen import AdyenDisputeResponder, disputes_api
 from activities.disputes_stripe import StripeDisputeResponder, stripe_client
 from activities.evidence import EvidenceActivities, SimulatedCctvArchive
 from activities.notifications import NotificationActivities
+from activities.ops_desk import OpsDeskActivities
 from activities.payments import PaymentActivities
 from activities.payments_adyen import AdyenPaymentProvider, adyen_checkout
 from activities.payments_stripe import StripePaymentProvider
@@ -178,6 +180,15 @@ def easypost_carrier(pool: asyncpg.Pool, settings: Settings) -> EasyPostCarrier 
     )
 
 
+def chat_port(settings: Settings, world: asyncpg.Pool) -> ChatPort:
+    """Slack when STEWARD_SLACK_BOT_TOKEN is set, else the simulated chat."""
+    if settings.slack_bot_token.strip():
+        return SlackChat.from_token(
+            settings.slack_bot_token.strip(), base_url=settings.slack_api_url.strip() or None
+        )
+    return SimulatedChat(world)
+
+
 async def create_world_pool(settings: Settings) -> asyncpg.Pool:
     """The simulated outside world's pool (same database, its own connections)."""
     return await create_pool(settings.database_dsn, min_size=1, max_size=WORLD_POOL_SIZE)
@@ -262,12 +273,18 @@ def build_activities(
         ),
     )
     evidence = EvidenceActivities(SimulatedCctvArchive(world, retention=settings.cctv_retention))
+    ops_desk = OpsDeskActivities(pool, chat_port(settings, world))
     return [
         disputes.assemble_dispute_evidence,
         disputes.submit_dispute_response,
         disputes.hold_order_release,
         disputes.record_dispute,
         evidence.request_cctv_clip,
+        ops_desk.post_chat_message,
+        ops_desk.answer_order_status,
+        ops_desk.find_shipment_for_claim,
+        ops_desk.ops_fulfilment_action,
+        ops_desk.record_ops_request,
         deliveries.notify_delivery_customer,
         deliveries.book_reshipment,
         deliveries.inspect_returned_parcel,
@@ -302,6 +319,7 @@ __all__ = [
     "WORLD_POOL_SIZE",
     "ProviderSettingMissing",
     "build_activities",
+    "chat_port",
     "create_world_pool",
     "dispute_responders",
     "easypost_carrier",

@@ -211,6 +211,16 @@ class Settings(BaseSettings):
         default=DEFAULT_CCTV_RETENTION.days, ge=1, validation_alias="STEWARD_CCTV_RETENTION_DAYS"
     )
 
+    # The ops desk's chat (docs/ops_request.md): Slack's signing secret checks
+    # the slash commands and shortcuts; with a bot token the desk answers in
+    # Slack (slack_sdk's Web API), without one in the simulated chat.
+    slack_signing_secret: str = Field(default="", validation_alias="STEWARD_SLACK_SIGNING_SECRET")
+    slack_bot_token: str = Field(default="", validation_alias="STEWARD_SLACK_BOT_TOKEN")
+    slack_api_url: str = Field(default="", validation_alias="STEWARD_SLACK_API_URL")
+    ops_escalation_channel: str = Field(
+        default="ops-escalations", validation_alias="STEWARD_OPS_ESCALATION_CHANNEL"
+    )
+
     @model_validator(mode="after")
     def _payment_providers_have_credentials(self) -> Self:
         """A start-up error naming the variable a configured provider lacks."""

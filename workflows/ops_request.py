@@ -856,7 +856,9 @@ class OpsRequestWorkflow:
                 order_id,
                 STEWARD,
                 Role.SYSTEM,
-                reason="inventory",
+                hold_reason="inventory",
+                hold_id=self._hold_handle("inventory", order_id),
+                note=f"inventory discrepancy {details.sku} at {details.site_id}",
             )
             if result is not None and result.done:
                 self._holds[order_id] = result.reference
@@ -938,8 +940,7 @@ class OpsRequestWorkflow:
                 details.order_id,
                 resolve.actor,
                 resolve.role,
-                instructions=details.instructions,
-                deliver_on=details.deliver_on,
+                special=details.arrangement(),
             )
         elif isinstance(details, QcCheckDetails):
             result = await self._fulfilment(
@@ -947,7 +948,9 @@ class OpsRequestWorkflow:
                 details.order_id,
                 resolve.actor,
                 resolve.role,
-                reason=details.reason,
+                hold_reason="outbound_qc",
+                hold_id=self._hold_handle("qc", details.order_id),
+                note=f"QC requested by the ops desk ({self._state.request_id})",
             )
         else:
             return True
@@ -1015,6 +1018,16 @@ class OpsRequestWorkflow:
         )
         if linked is not None and ok and linked not in self._state.linked_cases:
             self._state.linked_cases.append(linked)
+
+    def _hold_handle(self, reason: str, order_id: str) -> str:
+        """The hold's handle: the same on a retry, one per request and order."""
+        key = f"{self._state.request_id}-{order_id}".lower()
+        return (
+            f"ops-{reason}-"
+            + "".join(c if c.isalnum() or c in "-_" else "-" for c in key)[
+                : 63 - len(f"ops-{reason}-")
+            ]
+        )
 
     def _open_side_task(self, kind: str, title: str, role: Role, due: datetime) -> None:
         """A second task beside the ticket's own (a recount, a finance approval)."""

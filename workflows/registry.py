@@ -4,6 +4,7 @@ from workflows.carrier_claim import CarrierClaimWorkflow
 from workflows.carrier_sweep import CarrierSilenceSweepWorkflow
 from workflows.chargeback import ChargebackWorkflow
 from workflows.failed_delivery import FailedDeliveryWorkflow
+from workflows.ops_request import OpsRequestWorkflow
 from workflows.order_review import OrderReviewWorkflow
 from workflows.returns import ReturnWorkflow
 
@@ -14,4 +15,5 @@ ALL_WORKFLOWS: list[type] = [
     CarrierClaimWorkflow,
     ChargebackWorkflow,
     CarrierSilenceSweepWorkflow,
+    OpsRequestWorkflow,
 ]

@@ -15,11 +15,13 @@ from temporalio import workflow
 from domain.chargeback import ChargebackContract
 from domain.claims import CarrierClaimContract
 from domain.deliveries import FailedDeliveryContract
+from domain.ops_request import OpsRequestContract
 from domain.returns import ReturnContract
 from domain.review import OrderReviewContract
 from workflows.carrier_claim import CarrierClaimWorkflow
 from workflows.chargeback import ChargebackWorkflow
 from workflows.failed_delivery import FailedDeliveryWorkflow
+from workflows.ops_request import OpsRequestWorkflow
 from workflows.order_review import OrderReviewWorkflow
 from workflows.returns import ReturnWorkflow
 
@@ -29,6 +31,7 @@ CONTRACTS: list[tuple[type, type]] = [
     (FailedDeliveryWorkflow, FailedDeliveryContract),
     (CarrierClaimWorkflow, CarrierClaimContract),
     (ChargebackWorkflow, ChargebackContract),
+    (OpsRequestWorkflow, OpsRequestContract),
 ]
 
 

@@ -500,7 +500,7 @@ async def test_inventory_discrepancy_holds_recount_and_four_eyes_write_off(
         lambda: _action(handle, "cctv_requested"), what="holds, recount and footage"
     )
     holds = [a for a in world.desk.actions if a.kind is FulfilmentActionKind.PLACE_HOLD]
-    assert [(h.order_id, h.reason) for h in holds] == [
+    assert [(h.order_id, h.hold_reason) for h in holds] == [
         ("FR-2001", "inventory"),
         ("FR-2002", "inventory"),
     ]
