@@ -180,10 +180,10 @@ async def _run(pool: asyncpg.Pool, name: str, params: ReportParams) -> ReportCon
     return CATALOGUE[name].compute(data, params)
 
 
-def _expected_routing(rows: list[tuple]) -> dict[str, int]:  # type: ignore[type-arg]
+def _expected_routing(rows: list[tuple[object, ...]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for row in rows:
-        counts[row[4]] = counts.get(row[4], 0) + 1
+        counts[str(row[4])] = counts.get(str(row[4]), 0) + 1
     return counts
 
 
@@ -193,8 +193,8 @@ async def test_fraud_report_over_the_store_with_market_channel_and_time_zone(
     utc = ReportParams(period_from=T0, period_to=T1)
     content = await _run(seeded, "fraud", utc)
     in_utc = [r for r in REVIEWS if 0 <= r[3] < 7 * 24]
-    routing = {row[0]: row[1] for row in content.table("routing").rows}
-    assert routing == {k: _expected_routing(in_utc).get(k, 0) for k in routing}
+    routing = {str(row[0]): row[1] for row in content.table("routing").rows}
+    assert routing == {k: _expected_routing(list(in_utc)).get(k, 0) for k in routing}
     assert content.headline["orders_scored"] == len(in_utc) == 8
 
     # The same week cut in Paris: A0 comes in, A8 goes out.
