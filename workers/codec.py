@@ -36,6 +36,10 @@ from temporalio.converter import PayloadCodec
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
+# Put by a marking codec (the data converter's) on a payload that arrived
+# without encryption, so the worker can refuse such a human decision
+# (workers/decision_signing.py); a plain payload is still decoded as before.
+UNENCRYPTED_METADATA = "steward-unencrypted"
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12  # the GCM standard nonce size
 
@@ -145,11 +149,19 @@ def rotate_keyring(path: Path) -> Keyring:
     return rotated
 
 
+def _marked(payload: Payload) -> Payload:
+    copy = Payload()
+    copy.CopyFrom(payload)
+    copy.metadata[UNENCRYPTED_METADATA] = b"1"
+    return copy
+
+
 class EncryptionCodec(PayloadCodec):
     """Encrypts with the keyring's active key; decrypts with the key named in the payload."""
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, *, mark_unencrypted: bool = False) -> None:
         self._keyring = keyring
+        self._mark_unencrypted = mark_unencrypted
         # AESGCM objects are reusable and thread-safe; build them once.
         self._ciphers = {kid: AESGCM(key) for kid, key in keyring.keys.items()}
         self._active_id = keyring.active
@@ -163,6 +175,11 @@ class EncryptionCodec(PayloadCodec):
         return [self.encrypt(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        if self._mark_unencrypted:
+            return [
+                self.decrypt(p) if p.metadata.get("encoding") == ENCODING else _marked(p)
+                for p in payloads
+            ]
         return [self.decrypt(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:

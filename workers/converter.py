@@ -7,11 +7,30 @@ not be able to read what the others wrote.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
-from workers.codec import EncryptionCodec, Keyring
+from workers.codec import UNENCRYPTED_METADATA, EncryptionCodec, Keyring
+from workers.decision_signing import unencrypted_arguments
+
+
+class StewardPayloadConverter(PydanticPayloadConverter):
+    """Pydantic JSON, noting whether the arguments it decodes arrived unencrypted.
+
+    The worker decodes an update's arguments and runs its validator in the
+    same task, right after: the decision verifier (workers/decision_signing.py)
+    reads the note to refuse a human decision sent without the codec.
+    """
+
+    def from_payloads(
+        self, payloads: Sequence[Payload], type_hints: list[type] | None = None
+    ) -> list[Any]:
+        unencrypted_arguments.set(any(UNENCRYPTED_METADATA in p.metadata for p in payloads))
+        return super().from_payloads(payloads, type_hints)
 
 
 def build_data_converter(keyring: Keyring) -> DataConverter:
@@ -23,6 +42,7 @@ def build_data_converter(keyring: Keyring) -> DataConverter:
     """
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=EncryptionCodec(keyring),
+        payload_converter_class=StewardPayloadConverter,
+        payload_codec=EncryptionCodec(keyring, mark_unencrypted=True),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     # Payload encryption keyring: a JSON file {"active": kid, "keys": {kid: base64 key}}.
     # Created with a fresh dev key on first start when absent.
     codec_keyring_path: Path | None = Field(default=None, validation_alias="STEWARD_CODEC_KEYRING")
+    # Decision signing keyring (workers/decision_signing.py), same format, a
+    # separate file shared by the API and the workers only: default
+    # <data dir>/decision-keyring.json, created on first start when absent.
+    decision_keyring_path: Path | None = Field(
+        default=None, validation_alias="STEWARD_DECISION_KEYRING"
+    )
     # Master keyring of the personal-data store (store/personal_data.py), same
     # format, a separate file: default <data dir>/personal-data-keyring.json.
     personal_data_keyring_path: Path | None = Field(
@@ -252,6 +258,10 @@ class Settings(BaseSettings):
     @property
     def personal_data_keyring(self) -> Path:
         return self.personal_data_keyring_path or (self.data_dir / "personal-data-keyring.json")
+
+    @property
+    def decision_keyring_file(self) -> Path:
+        return self.decision_keyring_path or (self.data_dir / "decision-keyring.json")
 
     @property
     def temporal_target(self) -> str:

@@ -24,6 +24,8 @@ from temporalio.worker import (
 
 from domain.carrier_sweep import CARRIER_SWEEP_SCHEDULE_ID
 from domain.ids import case_id_from_workflow_id
+from workers.codec import load_or_create_keyring
+from workers.decision_signing import DecisionVerifier
 from workers.event_loop import running_loop_kind
 from workers.failures import BoundedFailureInterceptor
 from workers.schedules import ensure_carrier_sweep_schedule
@@ -122,7 +124,12 @@ def build_worker(
         activities=list(activities),
         activity_executor=executor,
         # Outermost first: the bounded failure's warning carries the log context.
-        interceptors=[LogContextInterceptor(), BoundedFailureInterceptor()],
+        # The decision verifier refuses an update the API did not sign.
+        interceptors=[
+            LogContextInterceptor(),
+            BoundedFailureInterceptor(),
+            DecisionVerifier(load_or_create_keyring(settings.decision_keyring_file)),
+        ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
