@@ -6,7 +6,6 @@ from workflows.chargeback import ChargebackWorkflow
 from workflows.failed_delivery import FailedDeliveryWorkflow
 from workflows.ops_request import OpsRequestWorkflow
 from workflows.order_review import OrderReviewWorkflow
-from workflows.privacy_request import PrivacyRequestWorkflow
 from workflows.returns import ReturnWorkflow
 
 ALL_WORKFLOWS: list[type] = [
@@ -17,5 +16,4 @@ ALL_WORKFLOWS: list[type] = [
     ChargebackWorkflow,
     CarrierSilenceSweepWorkflow,
     OpsRequestWorkflow,
-    PrivacyRequestWorkflow,
 ]
