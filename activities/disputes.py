@@ -9,6 +9,7 @@ outside world, so the same code works against real providers.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from domain.chargeback import (
     AssembleEvidenceInput,
     AssembleEvidenceResult,
     DisputeProvider,
+    DisputeReason,
     DisputeRecordInput,
     EvidenceItem,
     EvidenceKind,
@@ -41,18 +43,34 @@ from domain.chargeback import (
 )
 from domain.common import format_amount
 from domain.ids import order_review_id
+from domain.orders import AvsResult, CvvResult, ThreeDSOutcome
+from domain.returns import refund_policy_snapshot
 from store import disputes as dispute_store
+from store import outcomes as outcome_store
 
 DISPUTE_RESPONSE_REFUSED = "DisputeResponseRefused"
 UNKNOWN_DISPUTE_PROVIDER = "UnknownDisputeProvider"
 DISPUTE_PROVIDER_RATE_LIMITED = "DisputeProviderRateLimited"
 
-# The refund policy in force, quoted in every contest that needs it. A new
-# policy gets a new version; old disputes keep citing the one they were sold under.
+# The refund policy quoted when Steward knows no order to take the market's
+# policy from (domain/returns.py refund_policy_snapshot does when it does).
 REFUND_POLICY_SNAPSHOT = (
     "refund-policy v2026-01: returns within 30 days of delivery, unworn, tags and "
     "security seal attached; refunds to the original card within 14 days of receipt"
 )
+# The customer's side of the conversation, as the processes record it:
+# messages Steward sent (every process's CaseBook.notify) and the customer's
+# answers (order review, failed delivery, returns). Only the action, the date
+# and the channel are quoted: the free text stays in the audit log.
+_SENT = "customer_notified"
+_CUSTOMER_ACTIONS = (
+    _SENT,
+    "customer_answered",
+    "customer_replied",
+    "customer_replied_after_decision",
+    "customer_chose",
+)
+_VIA = re.compile(r" via ([A-Za-z_]+)")
 
 
 class DisputeResponseRefusedError(RefusedError):
@@ -160,14 +178,7 @@ class DisputeActivities:
         self, input: AssembleEvidenceInput
     ) -> AssembleEvidenceResult:
         pack = EvidencePack()
-        pack.put(
-            EvidenceItem(
-                kind=EvidenceKind.REFUND_POLICY,
-                available=True,
-                summary=REFUND_POLICY_SNAPSHOT,
-                reference="refund-policy/v2026-01",
-            )
-        )
+        pack.put(refund_policy_item(None, None))
         packed_at = None
         if input.order_id is None:
             for kind in EvidenceKind:
@@ -182,8 +193,8 @@ class DisputeActivities:
             return AssembleEvidenceResult(pack=pack)
         order_id = input.order_id
         order = await self.pool.fetchrow(
-            "SELECT customer_id, market, amount_minor, currency, placed_at, outcome "
-            "FROM orders_seen WHERE order_id = $1",
+            "SELECT customer_id, market, amount_minor, currency, placed_at, outcome, "
+            "avs_result, cvv_result, three_ds FROM orders_seen WHERE order_id = $1",
             order_id,
         )
         trail = await self.pool.fetch(
@@ -230,15 +241,23 @@ class DisputeActivities:
                     summary=f"order {order_id} never went through Steward's review",
                 )
             )
+        if order is not None:
+            pack.put(refund_policy_item(str(order["market"]), str(order["currency"]).strip()))
         if scored is not None:
             after = scored["after"] if isinstance(scored["after"], dict) else {}
+            checks, strong = payment_checks(order)
+            # A fraud dispute is won on the cardholder's own authentication:
+            # AVS and CVV matching and 3-D Secure. Without them the score
+            # alone does not answer "I did not make this purchase".
+            usable = strong or input.reason is not DisputeReason.FRAUD
             pack.put(
                 EvidenceItem(
                     kind=EvidenceKind.AUTHORISATION_RESULTS,
-                    available=True,
+                    available=usable,
                     summary=f"risk score {after.get('score')} ({after.get('band')}), "
-                    f"rule set {after.get('rule_set_version')}; AVS/CVV/3-D Secure signals: "
-                    f"{scored['reason'] or 'none raised'}",
+                    f"rule set {after.get('rule_set_version')}; {checks}; signals: "
+                    f"{scored['reason'] or 'none raised'}"
+                    + ("" if usable else "; not enough to answer a fraud claim"),
                     reference=f"{order_review_id(order_id)}/scored",
                 )
             )
@@ -260,47 +279,63 @@ class DisputeActivities:
                 summary="not requested yet" if packed_at else "order was never packed",
             )
         )
-        messages = [r for r in trail if r["action"] == "customer_notified"]
-        pack.put(
-            EvidenceItem(
-                kind=EvidenceKind.CUSTOMER_COMMUNICATION,
-                available=bool(messages),
-                summary=(
-                    f"{len(messages)} message(s) sent: "
-                    + ", ".join(str(m["reason"]) for m in messages)
-                    if messages
-                    else "no customer messages on record"
-                ),
-            )
-        )
-        prior = 0
+        pack.put(await self._communication_evidence(order_id))
         if order is not None:
-            prior = int(
-                await self.pool.fetchval(
-                    """
-                    SELECT count(*) FROM orders_seen o
-                    WHERE o.customer_id = $1 AND o.order_id <> $2 AND o.placed_at < $3
-                      AND o.outcome IS NOT NULL AND o.outcome NOT IN ('declined', 'cancelled')
-                      AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.order_id = o.order_id)
-                    """,
-                    order["customer_id"],
-                    order_id,
-                    order["placed_at"],
+            prior = await outcome_store.prior_undisputed_delivered(
+                self.pool, str(order["customer_id"]), order_id, order["placed_at"]
+            )
+            pack.put(prior_orders_item(prior))
+        else:
+            pack.put(
+                EvidenceItem(
+                    kind=EvidenceKind.PRIOR_ORDERS,
+                    available=False,
+                    summary="the customer is unknown to Steward",
                 )
-                or 0
             )
-        pack.put(
-            EvidenceItem(
-                kind=EvidenceKind.PRIOR_ORDERS,
-                available=prior > 0,
-                summary=f"{prior} earlier undisputed order(s) by the same customer",
-            )
-        )
         activity_logger(order_id=order_id).info(
             "dispute_evidence_assembled",
             available=[i.kind.value for i in pack.items if i.available],
         )
         return AssembleEvidenceResult(pack=pack, packed_at=packed_at)
+
+    async def _communication_evidence(self, order_id: str) -> EvidenceItem:
+        """Every message to and from the customer about the order, from every
+        process (order review, returns, failed deliveries, claims), with its
+        date, direction and channel."""
+        rows = await self.pool.fetch(
+            """
+            SELECT process, action, reason, occurred_at FROM audit_log
+            WHERE (order_id = $1 OR workflow_id = $2) AND action = ANY($3::text[])
+            ORDER BY occurred_at, id
+            """,
+            order_id,
+            order_review_id(order_id),
+            list(_CUSTOMER_ACTIONS),
+        )
+        if not rows:
+            return EvidenceItem(
+                kind=EvidenceKind.CUSTOMER_COMMUNICATION,
+                available=False,
+                summary="no customer messages on record",
+            )
+        lines = []
+        for r in rows:
+            if r["action"] == _SENT:
+                what = f"sent {r['reason']} by email"
+            else:
+                via = _VIA.search(str(r["reason"]))
+                what = f"customer {str(r['action']).removeprefix('customer_')}" + (
+                    f" via {via.group(1)}" if via else ""
+                )
+            lines.append(f"{r['occurred_at']:%Y-%m-%d} {r['process']}: {what}")
+        sent = sum(1 for r in rows if r["action"] == _SENT)
+        return EvidenceItem(
+            kind=EvidenceKind.CUSTOMER_COMMUNICATION,
+            available=True,
+            summary=f"{sent} message(s) sent, {len(rows) - sent} from the customer: "
+            + "; ".join(lines),
+        )
 
     async def _delivery_evidence(self, order_id: str, pack: EvidencePack) -> None:
         """Proof of delivery and carrier scans from the tracking events Steward
@@ -413,3 +448,47 @@ class DisputeActivities:
     async def record_dispute(self, input: DisputeRecordInput) -> None:
         applied = await dispute_store.upsert(self.pool, input)
         activity_logger().debug("dispute_recorded", status=input.status.value, applied=applied)
+
+
+def payment_checks(order: Any) -> tuple[str, bool]:
+    """The authorisation's AVS, CVV and 3-D Secure results as recorded at
+    scoring, and whether they are the cardholder's own authentication."""
+    if order is None or order["avs_result"] is None:
+        return "AVS/CVV/3-D Secure results not recorded", False
+    avs, cvv, three_ds = order["avs_result"], order["cvv_result"], order["three_ds"]
+    strong = (
+        avs == AvsResult.MATCH.value
+        and cvv == CvvResult.MATCH.value
+        and three_ds == ThreeDSOutcome.AUTHENTICATED.value
+    )
+    return f"AVS {avs}, CVV {cvv}, 3-D Secure {three_ds}", strong
+
+
+def prior_orders_item(prior: outcome_store.PriorOrders) -> EvidenceItem:
+    if prior.count == 0 or prior.first_placed_at is None:
+        return EvidenceItem(
+            kind=EvidenceKind.PRIOR_ORDERS,
+            available=False,
+            summary="no earlier undisputed, delivered order by the same customer",
+        )
+    totals = ", ".join(format_amount(v, c) for c, v in sorted(prior.totals.items()))
+    return EvidenceItem(
+        kind=EvidenceKind.PRIOR_ORDERS,
+        available=True,
+        summary=f"{prior.count} earlier undisputed, delivered order(s) by the same customer "
+        f"since {prior.first_placed_at:%Y-%m-%d}, {totals} in all",
+    )
+
+
+def refund_policy_item(market: str | None, currency: str | None) -> EvidenceItem:
+    if market is None:
+        return EvidenceItem(
+            kind=EvidenceKind.REFUND_POLICY,
+            available=True,
+            summary=REFUND_POLICY_SNAPSHOT,
+            reference="refund-policy/v2026-01",
+        )
+    summary, reference = refund_policy_snapshot(market, currency)
+    return EvidenceItem(
+        kind=EvidenceKind.REFUND_POLICY, available=True, summary=summary, reference=reference
+    )

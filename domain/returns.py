@@ -25,6 +25,7 @@ from domain.common import (
     NonEmptyStr,
     Role,
     StewardModel,
+    format_amount,
 )
 from domain.deliveries import ShipmentRecord
 from domain.money_thresholds import home_currency, money_thresholds
@@ -219,6 +220,35 @@ MARKET_RETURN_POLICIES: Mapping[str, ReturnPolicy] = {
         refund_duties_on_full_return=True,
     ),
 }
+
+
+# The version of the return and refund rules below; a change to what a
+# customer is promised gets a new one, so a dispute quotes the version cited.
+REFUND_POLICY_VERSION = "2026-01"
+
+
+def refund_policy_snapshot(market: str, currency: str | None = None) -> tuple[str, str]:
+    """The refund policy of `market` in words, from the policy objects (what a
+    dispute quotes), and its reference (`refund-policy/{market}/v{version}`)."""
+    policy = return_policy_for(market, currency)
+    money = currency or home_currency(market)
+    extras = [
+        "standard shipping refunded on a full return"
+        if policy.refund_shipping_on_full_return
+        else "shipping not refunded",
+        "duties refunded on a full return"
+        if policy.refund_duties_on_full_return
+        else "duties not refunded",
+    ]
+    summary = (
+        f"refund-policy {market} v{REFUND_POLICY_VERSION}: returns within "
+        f"{policy.return_window.days} days of delivery, unworn, tags and security seal "
+        f"attached; refund to the original payment once quality control confirms the item "
+        f"(manual QC above {format_amount(policy.qc_high_value_minor, money)}, a second "
+        f"approval above {format_amount(policy.finance_threshold_minor, money)}); "
+        + "; ".join(extras)
+    )
+    return summary, f"refund-policy/{market}/v{REFUND_POLICY_VERSION}"
 
 
 def return_policy_for(market: str, currency: str | None = None) -> ReturnPolicy:

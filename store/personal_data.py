@@ -588,15 +588,20 @@ async def find_subjects(
     fingerprint_of: str | None = None,
     ref: tuple[str, str] | None = None,
     owner_id: str | None = None,
+    matching: str | None = None,
 ) -> list[str]:
     """Subject ids matching a value (through its fingerprint on MATCH_FIELDS),
-    a business reference, or an owner; erased subjects are found by ref and
-    owner only (their fingerprints are gone). Sorted, no duplicates."""
+    a fingerprint already computed (`matching`, ``fp_...``), a business
+    reference, or an owner; erased subjects are found by ref and owner only
+    (their fingerprints are gone). Sorted, no duplicates."""
     found: set[str] = set()
-    if fingerprint_of is not None:
+    prints = [fingerprint(fingerprint_of)] if fingerprint_of is not None else []
+    if matching is not None:
+        prints.append(matching)
+    if prints:
         rows = await db.fetch(
-            "SELECT subject_id FROM personal_fingerprints WHERE fingerprint = $1",
-            fingerprint(fingerprint_of),
+            "SELECT subject_id FROM personal_fingerprints WHERE fingerprint = ANY($1::text[])",
+            prints,
         )
         found.update(r["subject_id"] for r in rows)
     if ref is not None:
@@ -743,15 +748,14 @@ def merge_document(
     placeholders: Mapping[str, str],
     optional: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """`doc` with the subject's fields put back at their paths. Erased (or no
-    subject): the `placeholders` (valid values for the model: a name, an
-    email...) at their paths and None at the `optional` ones, wherever the
-    parent object is present."""
+    """`doc` with the subject's fields put back at their paths. A path the
+    subject lacks (erased, or partly erased: kept for invoices only) gets its
+    `placeholders` value (valid for the model: a name, an email...) or None
+    for the `optional` ones, wherever the parent object is present."""
     merged: dict[str, Any] = json.loads(json.dumps(doc))
+    values: dict[str, str | None] = {**dict.fromkeys(optional), **placeholders}
     if view is not None and not view.erased:
-        values: dict[str, str | None] = dict(view.fields)
-    else:
-        values = {**dict.fromkeys(optional), **placeholders}
+        values.update(view.fields)
     for path, value in values.items():
         *parents, leaf = path.split(".")
         node: Any = merged
@@ -821,3 +825,32 @@ def _json(value: Any) -> Any:
 _PENDING_SOURCES: dict[str, str] = {
     "shipments": "UPDATE shipments SET subject_id = $2 WHERE shipment_id = $1",
 }
+
+
+async def refs_of(db: Executor, subject_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """The business references of each subject (one query)."""
+    rows = await db.fetch(
+        """
+        SELECT subject_id, ref_kind, ref_id FROM personal_subject_refs
+        WHERE subject_id = ANY($1::text[]) ORDER BY subject_id, ref_kind, ref_id
+        """,
+        list(subject_ids),
+    )
+    refs: dict[str, list[tuple[str, str]]] = {sid: [] for sid in subject_ids}
+    for row in rows:
+        refs.setdefault(row["subject_id"], []).append((row["ref_kind"], row["ref_id"]))
+    return refs
+
+
+async def live_subjects(db: Executor, subject_ids: Sequence[str]) -> list[str]:
+    """Those of `subject_ids`, and the subjects they own, not erased yet (sorted)."""
+    rows = await db.fetch(
+        """
+        SELECT subject_id FROM personal_subjects
+        WHERE (subject_id = ANY($1::text[]) OR owner_id = ANY($1::text[]))
+          AND erased_at IS NULL
+        ORDER BY subject_id
+        """,
+        list(subject_ids),
+    )
+    return [str(r["subject_id"]) for r in rows]

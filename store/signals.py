@@ -108,8 +108,9 @@ _LOAD_SIGNALS = "WITH " + _SIGNALS.format(record="", first_time="NULL::boolean")
 _RECORD_AND_LOAD_SIGNALS = "WITH " + _SIGNALS.format(
     record="""seen AS (
         INSERT INTO orders_seen (order_id, customer_id, market, email_hash, card_hash,
-                                 device_hash, address_hash, amount_minor, currency, placed_at)
-        VALUES ($5, $8, $15, $1, $2, $3, $4, $16, $17, $18)
+                                 device_hash, address_hash, amount_minor, currency, placed_at,
+                                 avs_result, cvv_result, three_ds)
+        VALUES ($5, $8, $15, $1, $2, $3, $4, $16, $17, $18, $21, $22, $23)
         ON CONFLICT (order_id) DO NOTHING
         RETURNING order_id
     ), refs AS (
@@ -164,6 +165,9 @@ async def _load(
             order.placed_at,
             order.payment.provider,
             order.payment.authorisation_ref,
+            order.payment.avs_result.value,
+            order.payment.cvv_result.value,
+            order.payment.three_ds.value,
         ]
     row = await db.fetchrow(_RECORD_AND_LOAD_SIGNALS if record else _LOAD_SIGNALS, *args)
     assert row is not None  # an aggregate without GROUP BY always returns one row

@@ -39,6 +39,7 @@ from activities.payments import PaymentActivities
 from activities.payments_adyen import AdyenPaymentProvider, adyen_checkout
 from activities.payments_stripe import StripePaymentProvider
 from activities.ports import PaymentProvider
+from activities.privacy import PrivacyActivities
 from activities.returns import ReturnActivities
 from activities.scoring import ScoringActivities
 from activities.simulated import (
@@ -274,7 +275,12 @@ def build_activities(
     )
     evidence = EvidenceActivities(SimulatedCctvArchive(world, retention=settings.cctv_retention))
     ops_desk = OpsDeskActivities(pool, chat_port(settings, world))
+    privacy = PrivacyActivities(pool, SimulatedNotifier(world, plan("notifications")))
     return [
+        privacy.check_legal_holds,
+        privacy.erase_personal_data,
+        privacy.prepare_privacy_export,
+        privacy.confirm_privacy_request,
         disputes.assemble_dispute_evidence,
         disputes.submit_dispute_response,
         disputes.hold_order_release,

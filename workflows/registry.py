@@ -6,6 +6,7 @@ from workflows.chargeback import ChargebackWorkflow
 from workflows.failed_delivery import FailedDeliveryWorkflow
 from workflows.ops_request import OpsRequestWorkflow
 from workflows.order_review import OrderReviewWorkflow
+from workflows.privacy_request import PrivacyRequestWorkflow
 from workflows.returns import ReturnWorkflow
 
 ALL_WORKFLOWS: list[type] = [
@@ -16,4 +17,5 @@ ALL_WORKFLOWS: list[type] = [
     ChargebackWorkflow,
     CarrierSilenceSweepWorkflow,
     OpsRequestWorkflow,
+    PrivacyRequestWorkflow,
 ]

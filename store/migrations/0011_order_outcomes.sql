@@ -20,7 +20,13 @@ CREATE INDEX order_outcomes_order_idx ON order_outcomes (order_id, occurred_at);
 -- later stage (returned, charged back) is never overwritten by an earlier one.
 ALTER TABLE orders_seen
     ADD COLUMN outcome_rank smallint,
-    ADD COLUMN outcome_at   timestamptz;
+    ADD COLUMN outcome_at   timestamptz,
+    -- The payment checks at authorisation, recorded by scoring: a fraud
+    -- dispute's evidence (activities/disputes.py) quotes them. NULL for
+    -- orders scored before issue 15.
+    ADD COLUMN avs_result   text,
+    ADD COLUMN cvv_result   text,
+    ADD COLUMN three_ds     text;
 
 -- `chargebacks` stays the total the risk rule reads (won + lost).
 ALTER TABLE customer_history

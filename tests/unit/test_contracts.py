@@ -16,6 +16,7 @@ from domain.chargeback import ChargebackContract
 from domain.claims import CarrierClaimContract
 from domain.deliveries import FailedDeliveryContract
 from domain.ops_request import OpsRequestContract
+from domain.privacy_request import PrivacyRequestContract
 from domain.returns import ReturnContract
 from domain.review import OrderReviewContract
 from workflows.carrier_claim import CarrierClaimWorkflow
@@ -23,6 +24,7 @@ from workflows.chargeback import ChargebackWorkflow
 from workflows.failed_delivery import FailedDeliveryWorkflow
 from workflows.ops_request import OpsRequestWorkflow
 from workflows.order_review import OrderReviewWorkflow
+from workflows.privacy_request import PrivacyRequestWorkflow
 from workflows.returns import ReturnWorkflow
 
 CONTRACTS: list[tuple[type, type]] = [
@@ -32,6 +34,7 @@ CONTRACTS: list[tuple[type, type]] = [
     (CarrierClaimWorkflow, CarrierClaimContract),
     (ChargebackWorkflow, ChargebackContract),
     (OpsRequestWorkflow, OpsRequestContract),
+    (PrivacyRequestWorkflow, PrivacyRequestContract),
 ]
 
 
