@@ -2,7 +2,8 @@
 posts escalations, and opens the intake modal of a message shortcut.
 
 `ChatPort` is the port; `SlackChat` its production adapter on slack_sdk's
-Web API client (chat.postMessage, views.open, with the bot token), and
+Web API client (`WebClient`: chat.postMessage, views.open, with the bot
+token; run in a thread, as the SDK's async client would need aiohttp), and
 `SimulatedChat` the default of `make up` and the tests, which keeps every
 message and modal in PostgreSQL (store/ops_requests.py) so a test, the
 simulator or a person can read the threads back.
@@ -10,13 +11,14 @@ simulator or a person can read the threads back.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 from typing import Any, Protocol
 
 import asyncpg
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from activities.ports import PortUnavailableError, RateLimitedError, RefusedError
 from store import ops_requests as ops_store
@@ -88,19 +90,23 @@ class SlackChat:
 
     name = "slack"
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: WebClient) -> None:
         self.client = client
 
     @classmethod
     def from_token(cls, token: str, *, base_url: str | None = None) -> SlackChat:
         if base_url:
-            return cls(AsyncWebClient(token=token, base_url=base_url))
-        return cls(AsyncWebClient(token=token))
+            return cls(WebClient(token=token, base_url=base_url, timeout=10))
+        return cls(WebClient(token=token, timeout=10))
 
     async def post(self, *, message_id: str, channel: str, thread_ts: str | None, text: str) -> str:
         try:
-            response = await self.client.chat_postMessage(
-                channel=channel, text=text, thread_ts=thread_ts, unfurl_links=False
+            response = await asyncio.to_thread(
+                self.client.chat_postMessage,
+                channel=channel,
+                text=text,
+                thread_ts=thread_ts,
+                unfurl_links=False,
             )
         except SlackApiError as err:
             raise _port_error(err) from err
@@ -108,7 +114,7 @@ class SlackChat:
 
     async def open_modal(self, *, trigger_id: str, view: dict[str, Any]) -> None:
         try:
-            await self.client.views_open(trigger_id=trigger_id, view=view)
+            await asyncio.to_thread(self.client.views_open, trigger_id=trigger_id, view=view)
         except SlackApiError as err:
             raise _port_error(err) from err
 
