@@ -337,7 +337,10 @@ class OpsRequestDraft(StewardModel):
 
 class OpsRequestInput(StewardModel):
     request_id: BusinessKey
+    # The draft without its description: that is personal data, kept in
+    # the personal-data store under `description_ref` (store/personal_data.py).
     draft: OpsRequestDraft
+    description_ref: str | None = None
     requester: NonEmptyStr
     channel: Channel
     chat: ChatThread | None = None

@@ -44,8 +44,10 @@ from starters.api import (
     routes_carrier_events,
     routes_chargeback,
     routes_failed_delivery,
+    routes_ops_request,
     routes_order_review,
     routes_returns,
+    routes_slack,
     routes_webhooks,
     routes_work,
 )
@@ -150,6 +152,8 @@ def create_app(
     app.include_router(routes_carrier_events.router)
     # A process whose prefix was renamed to its name keeps the first one as a
     # deprecated alias: served, hidden from the schema.
+    app.include_router(routes_ops_request.router, prefix=routes_ops_request.PREFIX)
+    app.include_router(routes_slack.router)
     for process in (routes_failed_delivery, routes_carrier_claim, routes_chargeback):
         app.include_router(process.router, prefix=process.PREFIX)
         for old_prefix in process.DEPRECATED_PREFIXES:

@@ -1,0 +1,385 @@
+"""The ops desk against the dev server and PostgreSQL: a Slack slash command
+signed as Slack signs it (slack_sdk's own SignatureVerifier.generate_signature)
+to a resolved ticket, with the thread updates the simulated chat recorded;
+forged and stale signatures (401, nothing opened); bad input answered in
+Slack and as a 422; the message shortcut's modal; the CSV export; cover for
+an absent coordinator."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from slack_sdk.signature import SignatureVerifier
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+import workflows
+from domain.common import Role
+from starters.api.app import create_app
+from starters.auth import ApiKeyStore
+from store import ops_requests as ops_store
+from store import personal_data as pd
+from store.order_status import order_status
+from tests.integration.polling import eventually
+from tests.integration.test_api import order_json
+from workers import activities
+from workers.settings import Settings
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+KEYS = {
+    "od-system": ("order-management", Role.SYSTEM),
+    "od-coord": ("camille", Role.COORDINATOR),
+    "od-coord2": ("noor", Role.COORDINATOR),
+    "od-manager": ("sam.qa", Role.MANAGER),
+    "od-auditor": ("audrey", Role.AUDITOR),
+}
+SYSTEM = {"Authorization": "Bearer od-system"}
+COORDINATOR = {"Authorization": "Bearer od-coord"}
+MANAGER = {"Authorization": "Bearer od-manager"}
+AUDITOR = {"Authorization": "Bearer od-auditor"}
+
+
+@pytest.fixture
+def settings(integration_settings: Settings) -> Settings:
+    return integration_settings.model_copy(
+        update={"task_queue": f"test-{uuid.uuid4()}", "slack_signing_secret": SECRET}
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(
+    client: Client, db_pool: asyncpg.Pool, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=workflows.ALL_WORKFLOWS,
+        activities=activities.build_activities(db_pool, settings),
+    ):
+        app = create_app(
+            settings, client=client, pool=db_pool, api_keys=ApiKeyStore.from_mapping(KEYS)
+        )
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://steward.test") as http:
+            yield http
+
+
+def signed(body: str, *, secret: str = SECRET, age: int = 0) -> dict[str, str]:
+    """Headers as Slack sends them, signed by slack_sdk's own signature function."""
+    timestamp = str(int(time.time()) - age)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    return {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": signature,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def command(text: str, *, channel: str = "C0OPSDESK", trigger: str | None = None) -> str:
+    """A slash command's body, in Slack's format."""
+    return urlencode(
+        {
+            "token": "gIkuvaNzQIHg97ATvDxqgjtO",
+            "team_id": "T0001",
+            "team_domain": "maison",
+            "channel_id": channel,
+            "channel_name": "cs-ops",
+            "user_id": "U2147483697",
+            "user_name": "alice",
+            "command": "/steward",
+            "text": text,
+            "api_app_id": "A123456",
+            "response_url": "https://hooks.slack.com/commands/1234/5678",
+            "trigger_id": trigger or f"13345224609.738474920.{uuid.uuid4().hex}",
+        }
+    )
+
+
+async def known_order(api: httpx.AsyncClient, db: asyncpg.Pool) -> str:
+    order_id = f"OD-{uuid.uuid4().hex[:10]}"
+    response = await api.post("/v1/order-reviews", json=order_json(order_id), headers=SYSTEM)
+    assert response.status_code == 202, response.text
+    await eventually(
+        lambda: order_status(db, order_id), lambda view: view.known, what="the order on record"
+    )
+    return order_id
+
+
+async def thread_of(db: asyncpg.Pool, channel: str) -> list[ops_store.ChatMessage]:
+    return await ops_store.sim_messages(db, channel=channel)
+
+
+async def test_a_signed_slash_command_to_a_resolved_ticket_with_its_thread(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    channel = f"C{uuid.uuid4().hex[:8].upper()}"
+    body = command('other note="Mme Durand wants a call back" priority=high', channel=channel)
+    started = time.perf_counter()
+    response = await api.post("/v1/slack/commands", content=body, headers=signed(body))
+    ack_seconds = time.perf_counter() - started
+    assert response.status_code == 200
+    assert ack_seconds < 3.0  # Slack's acknowledgement window
+    answer = response.json()
+    assert answer["response_type"] == "ephemeral"
+    request_id = answer["text"].split()[1].rstrip(";")
+    # The same command retried by Slack opens nothing twice.
+    again = await api.post("/v1/slack/commands", content=body, headers=signed(body))
+    assert "already open" in again.json()["text"]
+
+    state = await eventually(
+        lambda: api.get(f"/v1/ops-requests/{request_id}", headers=AUDITOR),
+        lambda r: r.status_code == 200 and r.json()["status"] == "open",
+        what="the ticket",
+    )
+    assert state.json()["priority"] == "high"
+    # The description is a personal-data subject; the workflow holds only its id.
+    input_ref = pd.subject_id_for("message", f"ops-request:{request_id}")
+    assert (await pd.get_subject(db_pool, input_ref))["description"] == (
+        "Mme Durand wants a call back"
+    )
+
+    claimed = await api.post(f"/v1/ops-requests/{request_id}/claim", headers=COORDINATOR)
+    assert claimed.status_code == 200 and claimed.json()["assignee"] == "camille"
+    escalated = await api.post(
+        f"/v1/ops-requests/{request_id}/escalate",
+        json={
+            "summary": "customer asks for a call",
+            "tried": "called twice",
+            "blocker": "no answer",
+            "needed_from": "CS lead",
+            "needed_what": "a slot",
+            "next_check_at": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
+        },
+        headers=COORDINATOR,
+    )
+    assert escalated.status_code == 200 and escalated.json()["status"] == "escalated"
+    refused = await api.post(
+        f"/v1/ops-requests/{request_id}/resolve",
+        json={"outcome": "done", "root_cause": "customer_request"},
+        headers=COORDINATOR,
+    )
+    assert refused.status_code == 409 and "escalated" in refused.json()["detail"]
+    answered = await api.post(
+        f"/v1/ops-requests/{request_id}/escalation-answer",
+        json={"note": "called back"},
+        headers=MANAGER,
+    )
+    assert answered.json()["status"] == "assigned"
+    resolved = await api.post(
+        f"/v1/ops-requests/{request_id}/resolve",
+        json={"outcome": "done", "root_cause": "customer_request", "note": "called back"},
+        headers=COORDINATOR,
+    )
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+
+    messages = await eventually(
+        lambda: thread_of(db_pool, channel),
+        lambda ms: any("resolved" in m.text for m in ms),
+        what="the resolution in the thread",
+    )
+    root, *replies = messages
+    assert root.thread_ts is None and f"Request {request_id} opened" in root.text
+    assert {m.thread_ts for m in replies} == {root.ts}
+    texts = " | ".join(m.text for m in replies)
+    for update in ("now with camille", "escalated", "back with camille", "resolved"):
+        assert update in texts
+    assert not any("Durand" in m.text for m in messages)
+    escalations = await thread_of(db_pool, "ops-escalations")
+    assert any(request_id in m.text and "Blocker: no answer" in m.text for m in escalations)
+
+    rows = await eventually(
+        lambda: api.get("/v1/ops-requests/export.csv", params={"type": "other"}, headers=AUDITOR),
+        lambda r: request_id in r.text and ",resolved," in r.text,
+        what="the resolved request in the export",
+    )
+    header, *lines = rows.text.strip().splitlines()
+    assert header.startswith("request_id,type,priority,status,opened_at,first_response_at")
+    line = next(line for line in lines if line.startswith(request_id))
+    assert ",done,customer_request," in line and ",true,1," in line
+
+
+async def test_status_command_answers_from_the_order_status_view(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    order_id = await known_order(api, db_pool)
+    channel = f"C{uuid.uuid4().hex[:8].upper()}"
+    body = command(f"status {order_id}", channel=channel)
+    response = await api.post("/v1/slack/commands", content=body, headers=signed(body))
+    assert response.json()["text"].startswith("Opened OPS-")
+    messages = await eventually(
+        lambda: thread_of(db_pool, channel),
+        lambda ms: any("resolved: answered" in m.text for m in ms),
+        what="the answer in the thread",
+    )
+    assert "Order review" in messages[-1].text or "Warehouse" in messages[-1].text
+
+
+async def test_forged_and_stale_signatures_open_nothing(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    before = await db_pool.fetchval("SELECT count(*) FROM ops_requests")
+    body = command("other note=forged")
+    forged = await api.post(
+        "/v1/slack/commands", content=body, headers=signed(body, secret="not-the-secret")
+    )
+    assert forged.status_code == 401
+    stale = await api.post("/v1/slack/commands", content=body, headers=signed(body, age=600))
+    assert stale.status_code == 401
+    tampered = await api.post(
+        "/v1/slack/commands", content=body.replace("forged", "tampered"), headers=signed(body)
+    )
+    assert tampered.status_code == 401
+    assert await db_pool.fetchval("SELECT count(*) FROM ops_requests") == before
+
+
+async def test_bad_input_is_answered_and_opens_nothing(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    before = await db_pool.fetchval("SELECT count(*) FROM ops_requests")
+    unknown = command("status NO-SUCH-ORDER")
+    answer = await api.post("/v1/slack/commands", content=unknown, headers=signed(unknown))
+    assert "details.order_id: order NO-SUCH-ORDER is unknown" in answer.json()["text"]
+    missing = command("address-change OD-1 city=Paris")
+    answer = await api.post("/v1/slack/commands", content=missing, headers=signed(missing))
+    assert "Nothing was opened" in answer.json()["text"]
+    assert "details.address.postal_code: Field required" in answer.json()["text"]
+    now = datetime.now(UTC)
+    future = {
+        "details": {
+            "type": "cctv_retrieval",
+            "site_id": "PAR1",
+            "camera_zone": "packing",
+            "window_start": (now + timedelta(hours=1)).isoformat(),
+            "window_end": (now + timedelta(hours=2)).isoformat(),
+        }
+    }
+    response = await api.post("/v1/ops-requests", json=future, headers=COORDINATOR)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "details.window_end"
+    assert "in the future" in response.json()["detail"][0]["reason"]
+    expired = json.loads(json.dumps(future))
+    expired["details"]["window_start"] = (now - timedelta(days=40)).isoformat()
+    expired["details"]["window_end"] = (now - timedelta(days=40) + timedelta(hours=1)).isoformat()
+    response = await api.post("/v1/ops-requests", json=expired, headers=COORDINATOR)
+    assert response.status_code == 422
+    reason = response.json()["detail"][0]["reason"]
+    assert "30-day footage retention" in reason and "deleted on" in reason
+    unknown_site = json.loads(json.dumps(future))
+    unknown_site["details"]["site_id"] = "ZZZ9"
+    response = await api.post("/v1/ops-requests", json=unknown_site, headers=COORDINATOR)
+    assert response.status_code == 422 and "site_id 'ZZZ9' is unknown" in response.text
+    assert await db_pool.fetchval("SELECT count(*) FROM ops_requests") == before
+
+
+async def test_the_message_shortcut_opens_a_modal_whose_submission_opens_a_ticket(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    channel = f"C{uuid.uuid4().hex[:8].upper()}"
+    trigger = f"trigger-{uuid.uuid4().hex}"
+    shortcut = {
+        "type": "message_action",
+        "callback_id": "ops_request",
+        "trigger_id": trigger,
+        "user": {"id": "U2147483697"},
+        "channel": {"id": channel},
+        "message": {"ts": "1764662400.000100", "text": "parcel for FR-1 looks damaged"},
+    }
+    body = urlencode({"payload": json.dumps(shortcut)})
+    opened = await api.post("/v1/slack/interactions", content=body, headers=signed(body))
+    assert opened.status_code == 200
+    views = await ops_store.sim_views(db_pool)
+    view = next(v for v in views if v["private_metadata"] and channel in v["private_metadata"])
+    assert view["callback_id"] == "ops_request_modal"
+    values: dict[str, Any] = {
+        "type": {"value": {"selected_option": {"value": "other"}}},
+        "priority": {"value": {"selected_option": {"value": "urgent"}}},
+        "description": {"value": {"value": "please look at the photo"}},
+    }
+    submission = {
+        "type": "view_submission",
+        "trigger_id": f"{trigger}-submit",
+        "user": {"id": "U2147483697"},
+        "view": {
+            "id": "V123",
+            "callback_id": "ops_request_modal",
+            "private_metadata": view["private_metadata"],
+            "state": {"values": values},
+        },
+    }
+    body = urlencode({"payload": json.dumps(submission)})
+    submitted = await api.post("/v1/slack/interactions", content=body, headers=signed(body))
+    assert submitted.json() == {"response_action": "clear"}
+    # The updates answer in the thread of the message the shortcut was used on.
+    messages = await eventually(
+        lambda: thread_of(db_pool, channel),
+        lambda ms: len(ms) >= 1,
+        what="the opening message",
+    )
+    assert messages[0].thread_ts == "1764662400.000100"
+    # A bad submission is answered under the modal's field.
+    values["type"] = {"value": {"selected_option": {"value": "cctv_retrieval"}}}
+    values["site_id"] = {"value": {"value": "ZZZ9"}}
+    submission["trigger_id"] = f"{trigger}-bad"
+    body = urlencode({"payload": json.dumps(submission)})
+    refused = await api.post("/v1/slack/interactions", content=body, headers=signed(body))
+    assert refused.json()["response_action"] == "errors"
+
+
+async def test_absence_cover_moves_open_requests_to_a_colleague(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    coordinator = f"absent-{uuid.uuid4().hex[:6]}"
+    ids = []
+    for _ in range(2):
+        response = await api.post(
+            "/v1/ops-requests", json={"details": {"type": "other"}}, headers=COORDINATOR
+        )
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["request_id"])
+    for request_id in ids:
+        await eventually(
+            lambda request_id=request_id: api.get(
+                f"/v1/ops-requests/{request_id}", headers=AUDITOR
+            ),
+            lambda r: r.status_code == 200,
+            what="the ticket",
+        )
+        moved = await api.post(
+            f"/v1/ops-requests/{request_id}/assign",
+            json={"to": coordinator, "reason": "owner"},
+            headers=COORDINATOR,
+        )
+        assert moved.json()["assignee"] == coordinator
+    await eventually(
+        lambda: ops_store.search(db_pool, assignee=coordinator, open_only=True),
+        lambda rows: len(rows) == 2,
+        what="the register rows",
+    )
+    covered = await api.post(
+        "/v1/ops-requests/absences",
+        json={"coordinator": coordinator, "cover": "noor", "reason": "sick leave"},
+        headers=MANAGER,
+    )
+    assert covered.status_code == 200, covered.text
+    assert sorted(covered.json()["requests_moved"]) == sorted(ids)
+    for request_id in ids:
+        state = await api.get(f"/v1/ops-requests/{request_id}", headers=AUDITOR)
+        assert state.json()["assignee"] == "noor"
+    queue = await eventually(
+        lambda: api.get("/v1/ops-requests/queue", params={"assignee": "noor"}, headers=AUDITOR),
+        lambda r: {row["request_id"] for row in r.json()} >= set(ids),
+        what="the colleague's queue",
+    )
+    assert all(row["status"] == "assigned" for row in queue.json())
+    audit = await api.get(f"/v1/audit/{ids[0]}", headers=AUDITOR)
+    assert any(e["action"] == "reassigned" and e["reason"] == "sick leave" for e in audit.json())
