@@ -160,6 +160,42 @@ class Warehouse(Protocol):
     ) -> WarehouseRelease: ...
 
 
+class PackingStartedError(Exception):
+    """The warehouse has started packing: the label is printed, too late for a new address."""
+
+
+class FulfilmentWarehouse(Protocol):
+    """The WMS during fulfilment (issue 16): holds by handle (no picking while
+    one is active), the shipping address, cancellation, replacement units.
+    Every call is idempotent by its arguments (a handle set twice is set)."""
+
+    name: str
+
+    async def set_hold(self, *, order_id: str, handle: str, reason: str, active: bool) -> None: ...
+
+    async def set_address(self, *, order_id: str, address_ref: str) -> None:
+        """Raises PackingStartedError from packing on."""
+        ...
+
+    async def cancel(self, *, order_id: str, reason: str) -> None: ...
+
+    async def allocate_replacement(self, *, order_id: str, attempt: int, skus: list[str]) -> bool:
+        """False: no unit in stock."""
+        ...
+
+
+class CarrierIntercepts(Protocol):
+    """Asking the carrier to redirect a packed or collected parcel (issue 16)."""
+
+    name: str
+
+    async def intercept(
+        self, *, idempotency_key: str, order_id: str, new_country: str, old_country: str
+    ) -> tuple[str, int, str, str]:
+        """(outcome "redirected" | "refused", fee in minor units, reference, reason)."""
+        ...
+
+
 # -- notifications --------------------------------------------------------------
 
 

@@ -241,6 +241,10 @@ def worker() -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    # The Temporal SDK's metrics (issue 19), before the first client connects.
+    from workers.metrics import install_worker_runtime
+
+    install_worker_runtime(settings)
 
     async def main() -> None:
         stop = _stop_event_on_signals()

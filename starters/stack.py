@@ -246,6 +246,10 @@ async def run_stack(settings: Settings) -> None:
             sealed = await prepare_personal_data(settings, pool)
             log.info("migrations_checked", applied=applied, personal_data_sealed=sealed)
 
+            # The Temporal SDK's metrics (issue 19), before the first client connects.
+            from workers.metrics import install_worker_runtime
+
+            install_worker_runtime(settings)
             client = await connect(settings)
 
             keys_file: Path | None = None

@@ -33,6 +33,12 @@ from activities.disputes import (
 from activities.disputes_adyen import AdyenDisputeResponder, disputes_api
 from activities.disputes_stripe import StripeDisputeResponder, stripe_client
 from activities.evidence import EvidenceActivities, SimulatedCctvArchive
+from activities.fulfilment import (
+    FulfilmentActivities,
+    FulfilmentStart,
+    SimulatedCarrierIntercepts,
+    SimulatedWms,
+)
 from activities.notifications import NotificationActivities
 from activities.ops_desk import OpsDeskActivities
 from activities.payments import PaymentActivities
@@ -40,6 +46,7 @@ from activities.payments_adyen import AdyenPaymentProvider, adyen_checkout
 from activities.payments_stripe import StripePaymentProvider
 from activities.ports import PaymentProvider
 from activities.privacy import PrivacyActivities
+from activities.reports import ReportActivities
 from activities.returns import ReturnActivities
 from activities.scoring import ScoringActivities
 from activities.simulated import (
@@ -235,7 +242,19 @@ def build_activities(
             else payment_provider,
         ),
     )
-    warehouse = WarehouseActivities(SimulatedWarehouse(world, plan("warehouse")))
+    # The release starts the order's fulfilment (issue 16); the simulated WMS
+    # follows the released order through its timeline and enforces holds.
+    wms = SimulatedWms(world)
+    warehouse = WarehouseActivities(
+        SimulatedWarehouse(world, plan("warehouse")),
+        FulfilmentStart(pool, settings.task_queue, wms=wms),
+    )
+    fulfilment = FulfilmentActivities(
+        pool,
+        wms,
+        SimulatedCarrierIntercepts(world),
+        SimulatedNotifier(world, plan("notifications")),
+    )
     notifications = NotificationActivities(SimulatedNotifier(world, plan("notifications")))
     audit = AuditActivities(pool)
     tasks = TaskActivities(pool)
@@ -275,6 +294,14 @@ def build_activities(
     )
     evidence = EvidenceActivities(SimulatedCctvArchive(world, retention=settings.cctv_retention))
     ops_desk = OpsDeskActivities(pool, chat_port(settings, world))
+    # Reports (issue 19): the distribution list hears through the notifier port.
+    reports = ReportActivities(
+        pool,
+        settings.reports_dir,
+        SimulatedNotifier(world, plan("notifications")),
+        settings.report_recipient_list,
+        dispute_safety_buffer_hours=settings.dispute_safety_buffer_hours,
+    )
     privacy = PrivacyActivities(pool, SimulatedNotifier(world, plan("notifications")))
     return [
         privacy.check_legal_holds,
@@ -306,6 +333,14 @@ def build_activities(
         payments.void_authorisation,
         payments.refund_payment,
         warehouse.release_order_to_warehouse,
+        fulfilment.set_warehouse_hold,
+        fulfilment.apply_address_change,
+        fulfilment.request_carrier_intercept,
+        fulfilment.book_fulfilment_shipment,
+        fulfilment.cancel_warehouse_order,
+        fulfilment.allocate_replacement_unit,
+        fulfilment.notify_fulfilment_customer,
+        fulfilment.relay_fraud_warning,
         notifications.notify_customer,
         returns.check_return_eligibility,
         returns.issue_return_label,
@@ -318,6 +353,8 @@ def build_activities(
         tasks.open_task,
         tasks.update_task,
         tasks.close_task,
+        reports.run_report,
+        reports.record_report_failure,
     ]
 
 

@@ -217,6 +217,30 @@ class Settings(BaseSettings):
         default=DEFAULT_CCTV_RETENTION.days, ge=1, validation_alias="STEWARD_CCTV_RETENTION_DAYS"
     )
 
+    # Reports (docs/reports.md). Files go under <data dir>/reports unless
+    # STEWARD_REPORTS_DIR names another directory (a mounted object store).
+    reports_dir_path: Path | None = Field(default=None, validation_alias="STEWARD_REPORTS_DIR")
+    # Days and weeks are cut in this time zone (IANA name).
+    report_timezone: str = Field(default="UTC", validation_alias="STEWARD_REPORT_TIMEZONE")
+    # The schedules the worker keeps: "daily,weekly", one of them, or empty for none.
+    report_cadences: str = Field(
+        default="daily,weekly",
+        pattern=r"^\s*((daily|weekly)\s*(,\s*(daily|weekly)\s*)*)?$",
+        validation_alias="STEWARD_REPORT_CADENCES",
+    )
+    # The distribution list told of each scheduled run: emails, comma separated.
+    report_recipients: str = Field(default="", validation_alias="STEWARD_REPORT_RECIPIENTS")
+    # Live metrics: the worker's Prometheus endpoint (Steward's own metrics) and
+    # the Temporal SDK's runtime exporter; 0 turns either off. The API serves
+    # /metrics on its own port.
+    worker_metrics_port: int = Field(
+        default=9464, ge=0, le=65535, validation_alias="STEWARD_WORKER_METRICS_PORT"
+    )
+    temporal_metrics_port: int = Field(
+        default=9465, ge=0, le=65535, validation_alias="STEWARD_TEMPORAL_METRICS_PORT"
+    )
+    metrics_host: str = Field(default="127.0.0.1", validation_alias="STEWARD_METRICS_HOST")
+
     # The ops desk's chat (docs/ops_request.md): Slack's signing secret checks
     # the slash commands and shortcuts; with a bot token the desk answers in
     # Slack (slack_sdk's Web API), without one in the simulated chat.
@@ -296,6 +320,18 @@ class Settings(BaseSettings):
     @property
     def cctv_retention(self) -> timedelta:
         return timedelta(days=self.cctv_retention_days)
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.reports_dir_path or (self.data_dir / "reports")
+
+    @property
+    def report_cadence_names(self) -> list[str]:
+        return [c.strip() for c in self.report_cadences.split(",") if c.strip()]
+
+    @property
+    def report_recipient_list(self) -> list[str]:
+        return [r.strip() for r in self.report_recipients.split(",") if r.strip()]
 
     def dispute_policy(self) -> DisputePolicy:
         """The policy every new chargeback case starts with (it travels in its input)."""

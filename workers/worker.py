@@ -28,7 +28,7 @@ from workers.codec import load_or_create_keyring
 from workers.decision_signing import DecisionVerifier
 from workers.event_loop import running_loop_kind
 from workers.failures import BoundedFailureInterceptor
-from workers.schedules import ensure_carrier_sweep_schedule
+from workers.schedules import ensure_carrier_sweep_schedule, ensure_report_schedules
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -163,9 +163,27 @@ async def run_worker(
             workflows.ALL_WORKFLOWS,
             build_activities(pool, settings, world_pool=world_pool),
         )
-        await _run(worker, client, settings, stop)
+        # Live metrics (workers/metrics.py): Steward's figures on their own port.
+        metrics = serve_worker_metrics(pool, settings, stop)
+        try:
+            await _run(worker, client, settings, stop)
+        finally:
+            if metrics is not None:
+                metrics.cancel()
     finally:
         await world_pool.close()
+
+
+def serve_worker_metrics(
+    pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event
+) -> asyncio.Task[None] | None:
+    """Serve the worker's Prometheus endpoint and keep its gauges following
+    the store; None when STEWARD_WORKER_METRICS_PORT is 0 or taken."""
+    from workers.metrics import refresh_forever, start_worker_metrics
+
+    if not start_worker_metrics(settings):
+        return None
+    return asyncio.create_task(refresh_forever(pool, stop), name="steward-worker-metrics")
 
 
 async def _run(worker: Worker, client: Client, settings: Settings, stop: asyncio.Event) -> None:
@@ -177,6 +195,18 @@ async def _run(worker: Worker, client: Client, settings: Settings, stop: asyncio
     except RPCError as err:
         # Sweeps can still be run by hand; the worker's cases must not wait.
         log.error("schedule_not_ensured", schedule_id=CARRIER_SWEEP_SCHEDULE_ID, error=str(err))
+    try:
+        # Reports (issue 19): one schedule per report and cadence.
+        await ensure_report_schedules(
+            client,
+            settings.task_queue,
+            cadences=settings.report_cadence_names,
+            timezone=settings.report_timezone,
+        )
+    except (RPCError, ValueError) as err:
+        # A bad STEWARD_REPORT_TIMEZONE or an unreachable server: reports can
+        # still be run by hand; the worker's cases must not wait.
+        log.error("report_schedules_not_ensured", error=str(err))
     log.info(
         "worker_started",
         task_queue=settings.task_queue,

@@ -425,6 +425,9 @@ class OrderReviewWorkflow:
                     ReleaseItem(sku=i.sku, quantity=i.quantity, serial_number=i.serial_number)
                     for i in self._order.items
                 ],
+                # The release activity starts the order's fulfilment from it
+                # (issue 16): same command, no event added to the review.
+                order=self._order,
             ),
             result_type=ReleaseOrderResult,
             retry=OUTSIDE_RETRY,

@@ -17,6 +17,7 @@ from domain.claims import CarrierClaimContract
 from domain.deliveries import FailedDeliveryContract
 from domain.ops_request import OpsRequestContract
 from domain.privacy_request import PrivacyRequestContract
+from domain.reports.runs import ReportRunContract
 from domain.returns import ReturnContract
 from domain.review import OrderReviewContract
 from workflows.carrier_claim import CarrierClaimWorkflow
@@ -25,6 +26,7 @@ from workflows.failed_delivery import FailedDeliveryWorkflow
 from workflows.ops_request import OpsRequestWorkflow
 from workflows.order_review import OrderReviewWorkflow
 from workflows.privacy_request import PrivacyRequestWorkflow
+from workflows.report_run import ReportRunWorkflow
 from workflows.returns import ReturnWorkflow
 
 CONTRACTS: list[tuple[type, type]] = [
@@ -33,6 +35,7 @@ CONTRACTS: list[tuple[type, type]] = [
     (FailedDeliveryWorkflow, FailedDeliveryContract),
     (CarrierClaimWorkflow, CarrierClaimContract),
     (ChargebackWorkflow, ChargebackContract),
+    (ReportRunWorkflow, ReportRunContract),
     (OpsRequestWorkflow, OpsRequestContract),
     (PrivacyRequestWorkflow, PrivacyRequestContract),
 ]
