@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -18,9 +20,15 @@ def release_idempotency_key(workflow_id: str) -> str:
     return f"{workflow_id}/release"
 
 
+# Called once the warehouse took the order (release input, release id,
+# warehouse): activities/fulfilment.py FulfilmentStart starts its fulfilment.
+AfterRelease = Callable[[ReleaseOrderInput, str, str], Awaitable[bool]]
+
+
 class WarehouseActivities:
-    def __init__(self, warehouse: Warehouse) -> None:
+    def __init__(self, warehouse: Warehouse, after_release: AfterRelease | None = None) -> None:
         self.warehouse = warehouse
+        self.after_release = after_release
 
     @activity.defn(name=RELEASE_ORDER)
     async def release_order_to_warehouse(self, input: ReleaseOrderInput) -> ReleaseOrderResult:
@@ -43,4 +51,7 @@ class WarehouseActivities:
                 str(exc), type=WAREHOUSE_RATE_LIMITED, next_retry_delay=exc.retry_after
             ) from exc
         log.info("order_released", release_id=release.release_id, warehouse=release.warehouse)
+        if self.after_release is not None:
+            # Idempotent: a retried release finds the fulfilment started.
+            await self.after_release(input, release.release_id, release.warehouse)
         return ReleaseOrderResult(release_id=release.release_id, warehouse=release.warehouse)

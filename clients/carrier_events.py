@@ -22,6 +22,7 @@ from temporalio.client import Client
 from clients.calls import signal_if_running
 from clients.carrier_claim import start_claim
 from clients.failed_delivery import start_failed_delivery
+from clients.fulfilment import relay_warehouse_event
 from domain.carrier_events import (
     CarrierEvent,
     EventSource,
@@ -32,6 +33,7 @@ from domain.carrier_events import (
 from domain.carrier_sweep import DEFAULT_SILENCE as SWEEP_DEFAULT_SILENCE
 from domain.claims import CarrierClaimContract
 from domain.deliveries import FailedDeliveryContract, ShipmentRecord
+from domain.fulfilment import WarehouseEvent, WarehouseEventKind
 from domain.ids import carrier_claim_id
 from domain.outcomes import OrderOutcome, OutcomeWrite, outcome_key
 from store import deliveries as delivery_store
@@ -122,6 +124,8 @@ async def ingest_event(
         applied = row.status == event.status.value and row.last_event_at == event.occurred_at
     if event.status is TrackingStatus.DELIVERED:
         await _record_delivered(pool, shipment, event)
+    if applied:
+        await _tell_fulfilment(client, shipment, event)
     route = route_event(event.status, row.tracked_by)
     if not applied and route in (Route.FAILED_DELIVERY, Route.CARRIER_CLAIM):
         route = Route.RECORD_ONLY
@@ -156,6 +160,33 @@ async def ingest_event(
         workflow_id=workflow_id,
     )
     return IngestResult(event.event_id, shipment.shipment_id, False, applied, route, workflow_id)
+
+
+# Carrier scans close the fulfilment's loop (issue 16): a first scan says the
+# parcel left with the carrier, delivered says delivered.
+_FULFILMENT_EVENT = {
+    TrackingStatus.IN_TRANSIT: WarehouseEventKind.HANDED_TO_CARRIER,
+    TrackingStatus.OUT_FOR_DELIVERY: WarehouseEventKind.HANDED_TO_CARRIER,
+    TrackingStatus.DELIVERED: WarehouseEventKind.DELIVERED,
+}
+
+
+async def _tell_fulfilment(client: Client, shipment: ShipmentRecord, event: CarrierEvent) -> None:
+    kind = _FULFILMENT_EVENT.get(event.status)
+    if kind is None or shipment.attempt != 1:
+        return
+    # The fulfilment orders events by time and drops stale ones and repeats.
+    await relay_warehouse_event(
+        client,
+        WarehouseEvent(
+            event_id=f"carrier:{event.event_id}"[:200],
+            order_id=shipment.order.order_id,
+            kind=kind,
+            occurred_at=event.occurred_at,
+            carrier=shipment.carrier,
+            tracking_number=shipment.tracking_number,
+        ),
+    )
 
 
 async def _record_delivered(

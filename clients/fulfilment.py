@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import asyncpg
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -38,6 +39,7 @@ from domain.fulfilment import (
     WarehouseEvent,
     address_error,
 )
+from store import fulfilment as fulfilment_store
 from workflows import visibility
 
 
@@ -243,3 +245,19 @@ async def relay_fraud_warning(client: Client, order_id: str, warning: FraudWarni
         FulfilmentContract.SIGNAL_FRAUD_WARNING,
         warning,
     )
+
+
+async def deliver_warehouse_event(
+    client: Client, pool: asyncpg.Pool, event: WarehouseEvent
+) -> tuple[bool, bool]:
+    """The warehouse event intake (webhook, simulator): record it once per
+    event id and hand a first delivery to the order's fulfilment.
+    (new, routed): a repeat is counted and routed nowhere; an event for an
+    order with no running fulfilment is recorded only."""
+    new = await fulfilment_store.record_warehouse_event(pool, event)
+    if not new:
+        return False, False
+    routed = await relay_warehouse_event(client, event)
+    if routed:
+        await fulfilment_store.mark_event_routed(pool, event.event_id)
+    return True, routed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.common import CountryCode, NonEmptyStr, StewardModel
+from domain.orders import Order
 
 
 class ReleaseItem(StewardModel):
@@ -17,6 +18,9 @@ class ReleaseOrderInput(StewardModel):
     market: CountryCode
     destination_country: CountryCode
     items: list[ReleaseItem]
+    # The released order, from which the release activity starts its
+    # fulfilment (issue 16). Absent in releases scheduled before: none starts.
+    order: Order | None = None
 
 
 class ReleaseOrderResult(StewardModel):

@@ -46,6 +46,7 @@ from starters.case_cli import (
 )
 from starters.chargeback_cli import chargeback_app
 from starters.failed_delivery_cli import failed_delivery_app
+from starters.fulfilment_cli import orders_app, qc_app
 from starters.order_review_cli import order_review_app
 from starters.returns_cli import returns_app
 from workers.settings import Settings, get_settings
@@ -71,6 +72,9 @@ for group, name, old_name in (
     (failed_delivery_app, "failed-delivery", "deliveries"),
     (carrier_claim_app, "carrier-claim", "claims"),
     (chargeback_app, "chargeback", "disputes"),
+    # Fulfilment (issue 16): the order in the warehouse, and outbound QC.
+    (orders_app, "orders", None),
+    (qc_app, "qc", None),
 ):
     app.add_typer(group, name=name)
     if old_name is not None:

@@ -44,6 +44,7 @@ from starters.api import (
     routes_carrier_events,
     routes_chargeback,
     routes_failed_delivery,
+    routes_fulfilment,
     routes_ops_request,
     routes_order_review,
     routes_returns,
@@ -161,6 +162,11 @@ def create_app(
                 process.router, prefix=old_prefix, include_in_schema=False, deprecated=True
             )
     app.include_router(routes_webhooks.router)
+    # Fulfilment (issue 16): its process routes, the order status answer and
+    # the warehouse's event webhook.
+    app.include_router(routes_fulfilment.router, prefix=routes_fulfilment.PREFIX)
+    app.include_router(routes_fulfilment.orders_router)
+    app.include_router(routes_fulfilment.webhook_router)
     app.include_router(codec_routes.router)
     # Every documented 4xx body is the one the API sends (ErrorResponse).
     document_errors(app)

@@ -15,6 +15,7 @@ from temporalio import workflow
 from domain.chargeback import ChargebackContract
 from domain.claims import CarrierClaimContract
 from domain.deliveries import FailedDeliveryContract
+from domain.fulfilment import FulfilmentContract
 from domain.ops_request import OpsRequestContract
 from domain.privacy_request import PrivacyRequestContract
 from domain.reports.runs import ReportRunContract
@@ -23,6 +24,7 @@ from domain.review import OrderReviewContract
 from workflows.carrier_claim import CarrierClaimWorkflow
 from workflows.chargeback import ChargebackWorkflow
 from workflows.failed_delivery import FailedDeliveryWorkflow
+from workflows.fulfilment import FulfilmentWorkflow
 from workflows.ops_request import OpsRequestWorkflow
 from workflows.order_review import OrderReviewWorkflow
 from workflows.privacy_request import PrivacyRequestWorkflow
@@ -35,6 +37,7 @@ CONTRACTS: list[tuple[type, type]] = [
     (FailedDeliveryWorkflow, FailedDeliveryContract),
     (CarrierClaimWorkflow, CarrierClaimContract),
     (ChargebackWorkflow, ChargebackContract),
+    (FulfilmentWorkflow, FulfilmentContract),
     (ReportRunWorkflow, ReportRunContract),
     (OpsRequestWorkflow, OpsRequestContract),
     (PrivacyRequestWorkflow, PrivacyRequestContract),

@@ -1,0 +1,358 @@
+"""Fulfilment's store: the released order (its personal values in the
+personal-data store), the shipping addresses of address changes (one
+personal-data subject each), the warehouse event intake, and the simulated
+warehouse (WMS timeline, holds) and carrier intercepts.
+
+Migration: store/migrations/0013_fulfilment.sql.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+import asyncpg.pool
+
+from domain.fulfilment import WarehouseEvent
+from domain.orders import Address, Order
+from store import personal_data
+
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+_ADDRESS_PARTS = ("line1", "line2", "city", "postal_code", "region")
+# The personal values of an Order: kept in the personal-data store (kind
+# "order"), never in `fulfilment_orders.document`.
+ORDER_PERSONAL_PATHS: tuple[str, ...] = (
+    "customer.email",
+    "customer.full_name",
+    "customer.phone",
+    *(f"billing_address.{p}" for p in _ADDRESS_PARTS),
+    *(f"shipping_address.{p}" for p in _ADDRESS_PARTS),
+    "device.ip_address",
+)
+_ERASED = personal_data.ERASED_PLACEHOLDER
+_ERASED_VALUES: dict[str, str] = {
+    "customer.email": "erased@steward.erased",
+    "customer.full_name": _ERASED,
+    "device.ip_address": _ERASED,
+    **{
+        f"{parent}.{part}": _ERASED
+        for parent in ("billing_address", "shipping_address")
+        for part in ("line1", "city", "postal_code")
+    },
+}
+_OPTIONAL = tuple(p for p in ORDER_PERSONAL_PATHS if p not in _ERASED_VALUES)
+
+
+def order_subject_id(order_id: str) -> str:
+    return personal_data.subject_id_for("order", order_id)
+
+
+def address_subject_id(order_id: str, change_no: int) -> str:
+    """Change 0 is the address at release; n the n-th change."""
+    return personal_data.subject_id_for("address", f"{order_id}:{change_no}")
+
+
+def address_text(address: Address) -> str:
+    """One canonical line for fingerprinting (case and spacing are folded by it)."""
+    parts = (address.line1, address.line2, address.city, address.postal_code)
+    return "|".join(p or "" for p in (*parts, address.region, address.country))
+
+
+async def save_order(db: Executor, order: Order) -> bool:
+    """Keep the released order; False when it is already kept (a retried release)."""
+    document, fields = personal_data.split_document(
+        order.model_dump(mode="json"), ORDER_PERSONAL_PATHS
+    )
+    subject_id = order_subject_id(order.order_id)
+
+    async def insert(conn: Executor) -> bool:
+        row = await conn.fetchrow(
+            """
+            INSERT INTO fulfilment_orders (order_id, document, subject_id) VALUES ($1, $2, $3)
+            ON CONFLICT (order_id) DO NOTHING RETURNING order_id
+            """,
+            order.order_id,
+            document,
+            subject_id,
+        )
+        if row is None:
+            return False
+        await personal_data.put_subject(
+            conn,
+            kind="order",
+            fields=fields,
+            subject_id=subject_id,
+            refs=[("order", order.order_id)],
+        )
+        return True
+
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            return await insert(conn)
+    async with db.transaction():
+        return await insert(db)
+
+
+async def load_order(db: Executor, order_id: str) -> Order | None:
+    record = await db.fetchrow(
+        f"""
+        SELECT o.document, {personal_data.joined_columns("pd")}
+        FROM fulfilment_orders o LEFT JOIN personal_subjects pd ON pd.subject_id = o.subject_id
+        WHERE o.order_id = $1
+        """,
+        order_id,
+    )
+    if record is None:
+        return None
+    document = personal_data.merge_document(
+        record["document"], personal_data.view_from_joined(record), _ERASED_VALUES, _OPTIONAL
+    )
+    return Order.model_validate(document)
+
+
+async def put_address(
+    db: Executor, order_id: str, change_no: int, address: Address
+) -> tuple[str, str]:
+    """Store an address in the personal-data store: (subject id, keyed fingerprint).
+    A retry with the same change number rewrites the same subject."""
+    fields = {k: str(v) for k, v in address.model_dump().items() if v is not None}
+    subject_id = await personal_data.put_subject(
+        db,
+        kind="address",
+        fields=fields,
+        subject_id=address_subject_id(order_id, change_no),
+        refs=[("order", order_id)],
+    )
+    return subject_id, personal_data.fingerprint(address_text(address))
+
+
+async def get_address(db: Executor, subject_id: str) -> Address:
+    fields = await personal_data.get_subject(db, subject_id)
+    return Address.model_validate(fields)
+
+
+# ------------------------------------------------------------ event intake
+
+
+async def record_warehouse_event(db: Executor, event: WarehouseEvent) -> bool:
+    """True the first time this event id arrives; a repeat only counts."""
+    row = await db.fetchrow(
+        """
+        INSERT INTO warehouse_events AS e (event_id, order_id, kind, occurred_at, site)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (event_id) DO UPDATE SET deliveries = e.deliveries + 1
+        RETURNING deliveries
+        """,
+        event.event_id,
+        event.order_id,
+        event.kind.value,
+        event.occurred_at,
+        event.site,
+    )
+    return row is not None and int(row["deliveries"]) == 1
+
+
+async def mark_event_routed(db: Executor, event_id: str) -> None:
+    await db.execute("UPDATE warehouse_events SET routed = true WHERE event_id = $1", event_id)
+
+
+async def warehouse_events_of(db: Executor, order_id: str) -> list[dict[str, Any]]:
+    records = await db.fetch(
+        "SELECT event_id, kind, occurred_at, deliveries, routed FROM warehouse_events "
+        "WHERE order_id = $1 ORDER BY occurred_at, event_id",
+        order_id,
+    )
+    return [dict(r) for r in records]
+
+
+# ------------------------------------------------------ simulated warehouse
+
+
+@dataclass(frozen=True)
+class SimWmsOrder:
+    order_id: str
+    site: str
+    status: str
+    released_at: datetime
+    next_at: datetime
+    carrier: str | None
+    tracking_number: str | None
+    cancelled: bool
+
+
+def _sim_order(record: asyncpg.Record) -> SimWmsOrder:
+    return SimWmsOrder(
+        order_id=record["order_id"],
+        site=record["site"],
+        status=record["status"],
+        released_at=record["released_at"],
+        next_at=record["next_at"],
+        carrier=record["carrier"],
+        tracking_number=record["tracking_number"],
+        cancelled=record["cancelled_at"] is not None,
+    )
+
+
+_SIM_COLUMNS = (
+    "order_id, site, status, released_at, next_at, carrier, tracking_number, cancelled_at"
+)
+
+
+async def sim_register(
+    db: Executor, *, order_id: str, site: str, released_at: datetime, next_at: datetime
+) -> None:
+    await db.execute(
+        """
+        INSERT INTO sim_wms_orders (order_id, site, released_at, next_at)
+        VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING
+        """,
+        order_id,
+        site,
+        released_at,
+        next_at,
+    )
+
+
+async def sim_get(db: Executor, order_id: str) -> SimWmsOrder | None:
+    record = await db.fetchrow(
+        f"SELECT {_SIM_COLUMNS} FROM sim_wms_orders WHERE order_id = $1", order_id
+    )
+    return _sim_order(record) if record is not None else None
+
+
+async def sim_due(db: Executor, now: datetime, limit: int = 200) -> list[SimWmsOrder]:
+    records = await db.fetch(
+        f"""
+        SELECT {_SIM_COLUMNS} FROM sim_wms_orders
+        WHERE next_at <= $1 AND cancelled_at IS NULL
+          AND status NOT IN ('handed_to_carrier', 'delivered')
+        ORDER BY next_at LIMIT $2
+        """,
+        now,
+        limit,
+    )
+    return [_sim_order(r) for r in records]
+
+
+async def sim_advance(
+    db: Executor,
+    order_id: str,
+    *,
+    from_status: str,
+    to_status: str,
+    next_at: datetime,
+    carrier: str | None = None,
+    tracking_number: str | None = None,
+) -> bool:
+    """Move the order on, only from the status it was read in (one ticker wins)."""
+    row = await db.fetchrow(
+        """
+        UPDATE sim_wms_orders
+        SET status = $3, next_at = $4, carrier = COALESCE($5, carrier),
+            tracking_number = COALESCE($6, tracking_number), updated_at = now()
+        WHERE order_id = $1 AND status = $2 AND cancelled_at IS NULL
+        RETURNING order_id
+        """,
+        order_id,
+        from_status,
+        to_status,
+        next_at,
+        carrier,
+        tracking_number,
+    )
+    return row is not None
+
+
+async def sim_postpone(db: Executor, order_id: str, next_at: datetime) -> None:
+    await db.execute(
+        "UPDATE sim_wms_orders SET next_at = $2, updated_at = now() WHERE order_id = $1",
+        order_id,
+        next_at,
+    )
+
+
+async def sim_set_address(db: Executor, order_id: str, address_ref: str) -> str | None:
+    """Give the warehouse the new address; the status it was in (None: unknown order)."""
+    value = await db.fetchval(
+        "UPDATE sim_wms_orders SET address_ref = $2, updated_at = now() WHERE order_id = $1 "
+        "RETURNING status",
+        order_id,
+        address_ref,
+    )
+    return str(value) if value is not None else None
+
+
+async def sim_cancel(db: Executor, order_id: str) -> None:
+    await db.execute(
+        "UPDATE sim_wms_orders SET cancelled_at = COALESCE(cancelled_at, now()), "
+        "status = 'cancelled', updated_at = now() WHERE order_id = $1",
+        order_id,
+    )
+
+
+async def sim_set_hold(
+    db: Executor, *, order_id: str, handle: str, reason: str, active: bool
+) -> None:
+    await db.execute(
+        """
+        INSERT INTO sim_wms_holds (order_id, handle, reason, active) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (order_id, handle) DO UPDATE
+            SET active = EXCLUDED.active, reason = EXCLUDED.reason, updated_at = now()
+        """,
+        order_id,
+        handle,
+        reason,
+        active,
+    )
+
+
+async def sim_active_holds(db: Executor, order_id: str) -> list[str]:
+    records = await db.fetch(
+        "SELECT handle FROM sim_wms_holds WHERE order_id = $1 AND active ORDER BY handle",
+        order_id,
+    )
+    return [str(r["handle"]) for r in records]
+
+
+async def sim_record_intercept(
+    db: Executor,
+    *,
+    idempotency_key: str,
+    order_id: str,
+    outcome: str,
+    fee_minor: int,
+    reference: str,
+) -> tuple[str, int, str]:
+    """(outcome, fee, reference) of the intercept, the first one for a repeated key."""
+    await db.execute(
+        """
+        INSERT INTO sim_carrier_intercepts
+            (idempotency_key, order_id, outcome, fee_minor, reference)
+        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING
+        """,
+        idempotency_key,
+        order_id,
+        outcome,
+        fee_minor,
+        reference,
+    )
+    row = await db.fetchrow(
+        "SELECT outcome, fee_minor, reference FROM sim_carrier_intercepts "
+        "WHERE idempotency_key = $1",
+        idempotency_key,
+    )
+    assert row is not None
+    return str(row["outcome"]), int(row["fee_minor"]), str(row["reference"])
+
+
+async def efw_hold_source(db: Executor, order_id: str) -> str | None:
+    """The dispute workflow of an early fraud warning holding the order at the
+    warehouse (store/disputes.py sim_hold_order), if one does."""
+    value = await db.fetchval(
+        "SELECT source_ref FROM sim_warehouse_holds WHERE order_id = $1 AND released_at IS NULL",
+        order_id,
+    )
+    return str(value) if value is not None else None

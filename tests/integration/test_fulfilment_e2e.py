@@ -1,0 +1,216 @@
+"""Fulfilment end to end (issue 16): a real worker, PostgreSQL and the dev
+server. The order review's release starts the fulfilment; a hold placed
+through the API stops the simulated warehouse from picking; the signed
+warehouse webhook moves the order and de-duplicates by event id; an address
+change is stored in the personal-data store, never in Temporal in clear; the
+order status answer reads PostgreSQL only; bad input gets a 4xx naming the
+field and changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+import workflows
+from activities.fulfilment import SimulatedWms
+from clients import fulfilment, order_review
+from domain.common import Role
+from domain.fulfilment import FulfilmentState, FulfilmentStatus, WarehouseEventKind
+from domain.review import ReviewStatus
+from starters import fulfilment_simulator
+from starters.api.app import create_app
+from starters.auth import ApiKeyStore
+from store import fulfilment as fulfilment_store
+from tests.factories import make_order
+from tests.integration.polling import eventually
+from workers import activities
+from workers.dev_server import TemporalDevServer
+from workers.settings import Settings
+
+SECRET = "wh-it-secret"
+KEYS = {
+    "it-wms": ("wms", Role.SYSTEM),
+    "it-coord": ("camille", Role.COORDINATOR),
+    "it-auditor": ("audrey", Role.AUDITOR),
+}
+WMS = {"Authorization": "Bearer it-wms", "X-Steward-Webhook-Secret": SECRET}
+COORDINATOR = {"Authorization": "Bearer it-coord"}
+AUDITOR = {"Authorization": "Bearer it-auditor"}
+
+
+@pytest.fixture
+def settings(integration_settings: Settings) -> Settings:
+    return integration_settings.model_copy(
+        update={"task_queue": f"fulfilment-{uuid.uuid4()}", "webhook_secret": SECRET}
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def worker(
+    client: Client, db_pool: asyncpg.Pool, settings: Settings
+) -> AsyncIterator[Worker]:
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=workflows.ALL_WORKFLOWS,
+        activities=activities.build_activities(db_pool, settings),
+    ) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(
+    client: Client, db_pool: asyncpg.Pool, settings: Settings, worker: Worker
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, client=client, pool=db_pool, api_keys=ApiKeyStore.from_mapping(KEYS))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://steward.test") as http:
+        yield http
+
+
+async def released_order(client: Client, settings: Settings, **order: Any) -> str:
+    unique = uuid.uuid4().hex[:10]
+    placed = make_order(f"FUL-{unique}", **order)
+    await order_review.start_review(client, placed, settings.task_queue)
+    await eventually(
+        lambda: order_review.get_status(client, placed.order_id),
+        lambda s: s.status is ReviewStatus.RELEASED,
+        what="the review to release the order",
+    )
+    await eventually(
+        lambda: fulfilment.get_fulfilment(client, placed.order_id),
+        lambda s: s.status is FulfilmentStatus.RELEASED,
+        what="the release to start the fulfilment",
+    )
+    return placed.order_id
+
+
+async def test_release_hold_webhook_address_and_status(
+    api: httpx.AsyncClient,
+    client: Client,
+    db_pool: asyncpg.Pool,
+    settings: Settings,
+    dev_server: TemporalDevServer,
+) -> None:
+    unique = uuid.uuid4().hex[:8]
+    order_id = await released_order(client, settings)
+    # Started once: a second start (a retried release) starts nothing.
+    kept = await fulfilment_store.load_order(db_pool, order_id)
+    assert kept is not None
+
+    # A hold placed through the API: the simulated warehouse will not pick.
+    answer = await api.post(
+        f"/v1/fulfilments/{order_id}/holds",
+        json={"reason": "incorrect_address", "note": "flat number missing"},
+        headers=COORDINATOR,
+    )
+    assert answer.status_code == 200, answer.text
+    handle = answer.json()["holds"][0]["handle"]
+    wms = SimulatedWms(db_pool)
+    assert await wms.start_picking(order_id) is False
+    later = datetime.now(UTC) + timedelta(hours=1)
+    report = await fulfilment_simulator.tick(client, db_pool, later)
+    assert report.by_kind.get("pick_refused") == 1 and "picking_started" not in report.by_kind
+
+    # Bad input changes nothing: an auditor's key, an unknown order, a bad postcode.
+    refused = await api.post(
+        f"/v1/fulfilments/{order_id}/holds/{handle}/release", json={}, headers=AUDITOR
+    )
+    assert refused.status_code == 403
+    unknown = await api.post(
+        "/v1/fulfilments/NOPE-1/holds", json={"reason": "other"}, headers=COORDINATOR
+    )
+    assert unknown.status_code == 404 and "order_id" in unknown.text
+    bad = await api.post(
+        f"/v1/fulfilments/{order_id}/address",
+        json={"address": {"line1": "1 r", "city": "Paris", "postal_code": "7500", "country": "FR"}},
+        headers=COORDINATOR,
+    )
+    assert bad.status_code == 422 and "address.postal_code" in bad.text
+
+    # The address change: stored encrypted, fingerprint only in the state.
+    street = f"{unique} avenue Montaigne"
+    changed = await api.post(
+        f"/v1/fulfilments/{order_id}/address",
+        json={
+            "address": {
+                "line1": street,
+                "city": "Paris",
+                "postal_code": "75008",
+                "country": "FR",
+            },
+            "note": "customer asked by phone",
+        },
+        headers=COORDINATOR,
+    )
+    assert changed.status_code == 200, changed.text
+    state = FulfilmentState.model_validate(changed.json())
+    assert state.address_changes[-1].outcome == "applied"
+    stored = await fulfilment_store.get_address(db_pool, state.address_ref)
+    assert stored.line1 == street
+
+    released = await api.post(
+        f"/v1/fulfilments/{order_id}/holds/{handle}/release",
+        json={"note": "confirmed"},
+        headers=COORDINATOR,
+    )
+    assert released.status_code == 200 and released.json()["holds"][0]["released_at"]
+    assert await wms.start_picking(order_id) is True
+
+    # The warehouse webhook: out of order, repeated; the secret is required.
+    now = datetime.now(UTC)
+
+    def wms_event(kind: WarehouseEventKind, minutes: int) -> dict[str, Any]:
+        return {
+            "event_id": f"wh-{order_id}-{kind}",
+            "order_id": order_id,
+            "kind": kind.value,
+            "occurred_at": (now + timedelta(minutes=minutes)).isoformat(),
+            "site": "PAR-1",
+        }
+
+    no_secret = await api.post(
+        "/v1/webhooks/warehouse/events",
+        json={"events": [wms_event(WarehouseEventKind.ALLOCATED, 1)]},
+        headers={"Authorization": "Bearer it-wms"},
+    )
+    assert no_secret.status_code == 401
+    batch = [
+        wms_event(WarehouseEventKind.PICKING_STARTED, 10),
+        wms_event(WarehouseEventKind.ALLOCATED, 1),
+    ]
+    first = await api.post("/v1/webhooks/warehouse/events", json={"events": batch}, headers=WMS)
+    assert first.status_code == 202 and first.json()["delivered"] == 2
+    again = await api.post("/v1/webhooks/warehouse/events", json={"events": batch}, headers=WMS)
+    assert again.json() == {"received": 2, "delivered": 0, "duplicates": 2, "unrouted": []}
+    await eventually(
+        lambda: fulfilment.get_fulfilment(client, order_id),
+        lambda s: s.status is FulfilmentStatus.PICKING,
+        what="picking",
+    )
+
+    # The status answer, from PostgreSQL only.
+    answer = await api.get(f"/v1/orders/{order_id}/status", headers=AUDITOR)
+    assert answer.status_code == 200
+    view = answer.json()
+    assert view["fulfilment_status"] == "picking"
+    assert [s["status"] for s in view["states"]][-1] == "picking"
+    assert view["active_holds"] == []
+    assert {c["process"] for c in view["cases"]} >= {"order-review", "fulfilment"}
+    assert (await api.get("/v1/orders/NOPE-2/status", headers=AUDITOR)).status_code == 404
+
+    # Temporal never holds the new street in clear (payload codec, no SA, no details).
+    history = b"".join(
+        path.read_bytes() for path in dev_server.db_path.parent.glob(dev_server.db_path.name + "*")
+    )
+    assert order_id.encode() in history
+    assert street.encode() not in history
