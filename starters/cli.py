@@ -47,6 +47,7 @@ from starters.case_cli import (
 from starters.chargeback_cli import chargeback_app
 from starters.failed_delivery_cli import failed_delivery_app
 from starters.fulfilment_cli import orders_app, qc_app
+from starters.ops_request_cli import ops_app
 from starters.order_review_cli import order_review_app
 from starters.returns_cli import returns_app
 from workers.settings import Settings, get_settings
@@ -75,6 +76,8 @@ for group, name, old_name in (
     # Fulfilment (issue 16): the order in the warehouse, and outbound QC.
     (orders_app, "orders", None),
     (qc_app, "qc", None),
+    # The operations desk (issue 17).
+    (ops_app, "ops", None),
 ):
     app.add_typer(group, name=name)
     if old_name is not None:
