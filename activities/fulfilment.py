@@ -46,6 +46,7 @@ from domain.fulfilment import (
     BookShipmentResult,
     CancelWarehouseInput,
     CustomerProfile,
+    FraudWarningAction,
     FulfilmentInput,
     FulfilmentItem,
     FulfilmentPayment,
@@ -75,6 +76,7 @@ from domain.notifications import NotifyCustomerResult
 from domain.orders import Order
 from domain.risk_rules import assess
 from domain.warehouse import ReleaseOrderInput
+from store import disputes as dispute_store
 from store import fulfilment as store
 from store import signals
 from store.deliveries import ShipmentConflictError, register_shipment
@@ -240,6 +242,12 @@ class FulfilmentActivities:
         delivered = await fulfilment_client.relay_fraud_warning(
             self._client(), input.order_id, input.warning
         )
+        if input.warning.action is FraudWarningAction.CONTEST:
+            # The warehouse-side hold of the warning (store/disputes.py) goes too:
+            # an order released later starts without a fraud hold.
+            await dispute_store.sim_release_hold(
+                self.pool, order_id=input.order_id, released_by=input.warning.actor
+            )
         activity_logger(order_id=input.order_id).info(
             "fraud_warning_relayed", action=input.warning.action, delivered=delivered
         )

@@ -66,6 +66,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.common import Role, format_amount
     from domain.evidence import CctvClipReady
+    from domain.fulfilment import (
+        RELAY_FRAUD_WARNING,
+        FraudWarning,
+        FraudWarningAction,
+        RelayFraudWarningInput,
+        RelayFraudWarningResult,
+    )
     from domain.ids import CHARGEBACK
     from domain.outcomes import OrderOutcome
     from workflows.case import CaseBook, CaseFacts, PendingDecision, call_outside
@@ -83,6 +90,10 @@ LINK_ORDER_SLA = timedelta(hours=24)
 # names no amount, the order's amount in the task and the details; runs
 # started before it keep their upserts and titles.
 ORDER_FACTS_PATCH = "chargeback-order-facts"
+# An early fraud warning holds the order's fulfilment (issue 16): a
+# high_risk_of_fraud hold at the warning, released on contest; accept (or the
+# default) cancels the order there, refunds it once and tells the customer.
+EFW_FULFILMENT_PATCH = "chargeback-efw-fulfilment"
 
 
 @workflow.defn(name=ChargebackContract.WORKFLOW_TYPE)
@@ -494,6 +505,9 @@ class ChargebackWorkflow(ChargebackResponse):
             )
         except ActivityError as failure:
             self._case.audit("order_hold_failed", reason=failure_reason(failure))
+        tells_fulfilment = workflow.patched(EFW_FULFILMENT_PATCH)
+        if tells_fulfilment:
+            await self._tell_fulfilment(FraudWarningAction.HOLD, round_no, STEWARD)
         state.due_by = workflow.now() + EFW_DECISION_SLA
         state.respond_by = state.due_by
         self._open_task(Role.COORDINATOR, due=state.due_by, kind="early_fraud_warning")
@@ -523,8 +537,49 @@ class ChargebackWorkflow(ChargebackResponse):
             )
         else:
             self._set_status(DisputeStatus.ACCEPTED, decision.actor, "warning accepted: order held")
+        if tells_fulfilment:
+            await self._tell_fulfilment(
+                FraudWarningAction.CONTEST
+                if decision.action is ResponseAction.CONTEST
+                else FraudWarningAction.ACCEPT,
+                round_no,
+                decision.actor,
+            )
         self._release_decision(decision)
         await self._flush()
+
+    async def _tell_fulfilment(self, action: FraudWarningAction, round_no: int, actor: str) -> None:
+        """The order's fulfilment holds, releases or cancels; not released yet
+        (no fulfilment running): only recorded."""
+        state = self._state
+        if state.order_id is None:
+            return
+        workflow_id = workflow.info().workflow_id
+        try:
+            told = await call_outside(
+                RELAY_FRAUD_WARNING,
+                RelayFraudWarningInput(
+                    order_id=state.order_id,
+                    warning=FraudWarning(
+                        event_id=f"{workflow_id}/efw-{round_no}-{action}",
+                        action=action,
+                        dispute_workflow_id=workflow_id,
+                        actor=actor,
+                        note=f"early fraud warning {state.dispute_id}: {action}",
+                    ),
+                ),
+                result_type=RelayFraudWarningResult,
+                retry=OUTSIDE_RETRY,
+                summary=f"fulfilment: {action}",
+            )
+        except ActivityError as failure:
+            self._case.audit("fulfilment_not_told", reason=failure_reason(failure))
+            return
+        self._case.audit(
+            "fulfilment_told" if told.delivered else "fulfilment_not_running",
+            reason=action,
+            after={"order_id": state.order_id, "action": action},
+        )
 
     # --------------------------------------------------------------- helpers
 

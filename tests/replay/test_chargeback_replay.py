@@ -29,6 +29,8 @@ def test_chargeback_histories_are_recorded() -> None:
         # Since the chargeback-order-facts patch (issue 14).
         "chargeback_stripe_order_market",
         "chargeback_efw_order_amount",
+        # Since the chargeback-efw-fulfilment patch (issue 16).
+        "chargeback_efw_fulfilment_told",
     } <= names
 
 

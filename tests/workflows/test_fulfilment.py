@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
+from domain.chargeback import DisputeEventKind, DisputeStatus
 from domain.common import Role
 from domain.fulfilment import (
     ChangeAddressInput,
@@ -43,7 +44,10 @@ from domain.fulfilment import (
 from domain.fulfilment_rules import QcVerdict
 from domain.orders import Address, ItemCategory
 from tests.workflows.harness import FakeWorld, Harness, eventually
+from tests.workflows.test_chargeback import event as chargeback_event
+from tests.workflows.test_chargeback import start as start_chargeback
 from workflows import visibility
+from workflows.chargeback import ChargebackWorkflow
 from workflows.fulfilment import FulfilmentWorkflow
 
 pytestmark = pytest.mark.workflows([FulfilmentWorkflow])
@@ -594,3 +598,27 @@ async def test_fraud_warning_before_release_holds_from_the_start(
         return not (await state_of(handle)).active_holds
 
     await eventually(released, what="released on contest")
+
+
+@pytest.mark.workflows([ChargebackWorkflow])
+async def test_early_fraud_warning_tells_the_fulfilment_hold_then_accept(
+    harness: Harness, world: FakeWorld
+) -> None:
+    warning = chargeback_event(
+        harness.now(),
+        DisputeEventKind.EARLY_FRAUD_WARNING,
+        dispute_id=f"issfr_{uuid.uuid4().hex[:10]}",
+        due_in=None,
+        amount_minor=0,
+        order_id="FR-300003",
+    )
+    handle = await start_chargeback(harness, warning)
+    result = await handle.result()
+    assert result.status is DisputeStatus.ACCEPTED
+    # The hold at the warning; nobody decided within a day: accept, i.e. cancel and refund.
+    assert [(r.order_id, r.warning.action) for r in world.fulfilment.relayed] == [
+        ("FR-300003", FraudWarningAction.HOLD),
+        ("FR-300003", FraudWarningAction.ACCEPT),
+    ]
+    assert world.fulfilment.relayed[0].warning.dispute_workflow_id == handle.id
+    assert world.audit.entries("fulfilment_told")
