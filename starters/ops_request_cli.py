@@ -317,3 +317,48 @@ def export(
     text = as_csv(rows)
     output.write_text(text)
     console.print(f"wrote {len(rows)} request(s) to {output}")
+
+
+@ops_app.command("simulate")
+def simulate(
+    requests: Annotated[int, typer.Option(min=1, max=5000, help="requests in the day")] = 120,
+    seconds_per_hour: Annotated[
+        float, typer.Option(min=0, max=3600, help="real seconds per desk hour")
+    ] = 2.0,
+    seed: Annotated[int, typer.Option()] = 17,
+) -> None:
+    """A realistic day of chat requests through the signed Slack endpoint."""
+    import asyncio
+
+    import httpx
+
+    from starters.api_client import cli_client, cli_errors
+    from starters.ops_simulator import DayReport, signing_secret, simulate_day
+    from workers.settings import get_settings
+
+    with cli_errors(), cli_client() as api:
+        reviews = api.get("/v1/order-reviews", {"limit": 200})
+        base_url = api.base_url
+    orders = [row["case_id"] for row in reviews]
+    secret = signing_secret(get_settings())
+
+    async def day() -> DayReport:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+            return await simulate_day(
+                http,
+                secret,
+                requests=requests,
+                orders=orders,
+                seed=seed,
+                seconds_per_hour=seconds_per_hour,
+            )
+
+    report = asyncio.run(day())
+    acks = sorted(report.ack_ms)
+    p95 = acks[int(len(acks) * 0.95) - 1] if acks else 0.0
+    console.print(
+        f"sent {report.sent} signed Slack commands: {report.opened} opened, "
+        f"{report.refused} answered with a refusal; acknowledgement p95 {p95:.0f} ms, "
+        f"max {acks[-1] if acks else 0:.0f} ms"
+    )
+    console.print(", ".join(f"{kind} {n}" for kind, n in report.kinds.most_common()))

@@ -8,6 +8,7 @@ an absent coordinator."""
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ import workflows
 from domain.common import Role
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
+from starters.ops_simulator import plan_day, simulate_day
 from store import ops_requests as ops_store
 from store import personal_data as pd
 from store.order_status import order_status
@@ -383,3 +385,20 @@ async def test_absence_cover_moves_open_requests_to_a_colleague(
     assert all(row["status"] == "assigned" for row in queue.json())
     audit = await api.get(f"/v1/audit/{ids[0]}", headers=AUDITOR)
     assert any(e["action"] == "reassigned" and e["reason"] == "sick leave" for e in audit.json())
+
+
+async def test_a_simulated_day_goes_through_the_signed_slack_endpoint(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    order_id = await known_order(api, db_pool)
+    report = await simulate_day(
+        api, SECRET, requests=30, orders=[order_id], seed=3, seconds_per_hour=0
+    )
+    assert report.sent == 30 and report.opened + report.refused == 30
+    # The bad ones (an unknown order, footage past retention) are refused, the rest open.
+    assert report.refused >= report.kinds["bad"]
+    assert report.opened >= 20
+    # The morning burst: more of the day in 09:00-11:00 than in 16:00-18:00.
+    plan = plan_day(1000, random.Random(3))
+    assert sum(1 for h, _ in plan if h < 2) > 2 * sum(1 for h, _ in plan if h >= 7)
+    assert max(report.ack_ms) < 3000
