@@ -168,6 +168,10 @@ def create_app(
     app.include_router(routes_fulfilment.orders_router)
     app.include_router(routes_fulfilment.webhook_router)
     app.include_router(codec_routes.router)
+    # The coordinators' console in the browser (issue 20): /console.
+    from starters.console.routes import install_console
+
+    install_console(app)
     # Every documented 4xx body is the one the API sends (ErrorResponse).
     document_errors(app)
 

@@ -1,0 +1,497 @@
+"""What the console's templates show, computed without I/O: the work queue's
+rows, a case page's facts, the decision forms a role may use, and the masking
+of personal data.
+
+Templates only print what these functions return, so the rules (which role
+sees which form, what is masked, what is overdue) are unit-tested here
+(tests/unit/test_console_views.py) and the templates stay dumb.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel
+
+from domain.audit import AuditRow, CaseRow
+from domain.common import Role, format_amount
+from domain.payments import LedgerTotals
+from domain.tasks import TaskRow
+
+# ------------------------------------------------------------------ masking
+
+_EMAIL = re.compile(r"^([^@\s]{1,64})@([^@\s]+)$")
+
+
+def mask_email(value: str | None) -> str:
+    """camille.durand@example.fr -> c•••••@example.fr: enough to recognise, not to write."""
+    if not value:
+        return "—"
+    match = _EMAIL.match(value.strip())
+    if match is None:
+        return "•••"
+    return f"{match.group(1)[0]}•••••@{match.group(2)}"
+
+
+def mask_phone(value: str | None) -> str:
+    """+33 6 12 34 56 78 -> •••••••78: the last two digits only."""
+    digits = re.sub(r"\D", "", value or "")
+    if len(digits) < 4:
+        return "—" if not digits else "•••"
+    return "•" * 7 + digits[-2:]
+
+
+def address_text(address: Any) -> str:
+    """One line of an address, for the cases whose decision needs it."""
+    parts = [
+        getattr(address, name, None)
+        for name in ("line1", "line2", "postal_code", "city", "country")
+    ]
+    return ", ".join(str(p) for p in parts if p)
+
+
+# ---------------------------------------------------------------- the queue
+
+PROCESS_LABELS = {
+    "order-review": "Order review",
+    "return": "Return",
+    "failed-delivery": "Failed delivery",
+    "carrier-claim": "Carrier claim",
+    "chargeback": "Chargeback",
+    "fulfilment": "Fulfilment",
+    "ops-request": "Ops request",
+    "campaign": "Campaign",
+    "privacy-request": "Privacy request",
+}
+
+
+def process_label(process: str) -> str:
+    return PROCESS_LABELS.get(process, process.replace("-", " ").capitalize())
+
+
+def humanize(delta: timedelta) -> str:
+    seconds = int(abs(delta.total_seconds()))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {rest // 60:02d}m"
+    return f"{rest // 60}m"
+
+
+def case_url(workflow_id: str) -> str:
+    return f"/console/cases/{quote(workflow_id, safe=':')}"
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    task_id: str
+    process: str
+    process_label: str
+    case_id: str
+    url: str
+    title: str
+    market: str
+    awaited_role: str
+    due_at: str
+    due_text: str
+    overdue: bool
+    escalated: bool
+
+
+def queue_rows(
+    tasks: Sequence[TaskRow],
+    markets: dict[str, str | None],
+    now: datetime,
+    *,
+    process: str | None = None,
+    market: str | None = None,
+) -> list[QueueRow]:
+    """Open tasks by due time (the most urgent first), filtered by process and market."""
+    rows = []
+    for task in sorted(tasks, key=lambda t: (t.due_at, -t.priority, t.task_id)):
+        task_market = markets.get(task.workflow_id) or ""
+        if process and task.process != process:
+            continue
+        if market and task_market != market:
+            continue
+        delta = task.due_at - now
+        overdue = delta.total_seconds() < 0
+        rows.append(
+            QueueRow(
+                task_id=task.task_id,
+                process=task.process,
+                process_label=process_label(task.process),
+                case_id=task.case_id,
+                url=case_url(task.workflow_id),
+                title=task.title,
+                market=task_market or "—",
+                awaited_role=task.awaited_role.value,
+                due_at=task.due_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                due_text=f"overdue {humanize(delta)}" if overdue else f"in {humanize(delta)}",
+                overdue=overdue,
+                escalated=task.escalated,
+            )
+        )
+    return rows
+
+
+# ------------------------------------------------------------ decision forms
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    label: str
+    kind: str  # select | text | textarea | number | checkbox
+    choices: tuple[Choice, ...] = ()
+    required: bool = False
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class DecisionForm:
+    """One form on a case page; `action` names the decision the console applies."""
+
+    action: str
+    title: str
+    submit: str
+    fields: tuple[FormField, ...]
+
+
+def _choices(values: Sequence[Any]) -> tuple[Choice, ...]:
+    return tuple(Choice(str(v.value), str(v.value).replace("_", " ")) for v in values)
+
+
+def decision_forms(process: str, status: str, role: Role) -> list[DecisionForm]:
+    """The decisions `role` may take on a case of `process` in `status`, as
+    the API allows them (the workflow still has the last word)."""
+    from domain.chargeback import ResponseAction
+    from domain.deliveries import DeliveryDecision, ServiceLevel
+    from domain.returns import QcGrade, QcOutcome
+    from domain.review import DecisionReason, ReviewDecision
+    from starters.api.routes_order_review import HUMAN_REASONS
+
+    deciders = (Role.COORDINATOR, Role.MANAGER)
+    note = FormField("note", "Note for the audit trail", "textarea")
+    forms: list[DecisionForm] = []
+    if process == "order-review" and status == "awaiting_review" and role in deciders:
+        forms.append(
+            DecisionForm(
+                "order-review-decision",
+                "Decide the review",
+                "Record decision",
+                (
+                    FormField(
+                        "decision", "Decision", "select", _choices(list(ReviewDecision)), True
+                    ),
+                    FormField(
+                        "reason_code",
+                        "Reason",
+                        "select",
+                        _choices([r for r in DecisionReason if r in HUMAN_REASONS]),
+                        True,
+                    ),
+                    FormField(note.name, note.label, note.kind, hint="Required to decline."),
+                ),
+            )
+        )
+    if process == "return" and status == "manual_qc" and role in deciders:
+        forms.append(
+            DecisionForm(
+                "return-qc-decision",
+                "Manual QC",
+                "Record QC decision",
+                (
+                    FormField("grade", "Grade", "select", _choices(list(QcGrade)), True),
+                    FormField(
+                        "outcome",
+                        "Outcome (not first choice)",
+                        "select",
+                        (Choice("", "—"), *_choices(list(QcOutcome))),
+                    ),
+                    FormField(
+                        "partial_refund_minor",
+                        "Partial refund (minor units)",
+                        "number",
+                        hint="partial_refund only",
+                    ),
+                    FormField("reason", "Reason", "textarea", required=True),
+                ),
+            )
+        )
+    if process == "return" and status == "awaiting_finance" and role is Role.FINANCE:
+        forms.append(
+            DecisionForm(
+                "return-finance-approval",
+                "Finance approval (four eyes)",
+                "Record approval",
+                (
+                    FormField(
+                        "approved",
+                        "Approve the refund",
+                        "select",
+                        (Choice("true", "approve"), Choice("false", "refuse")),
+                        True,
+                    ),
+                    FormField(note.name, note.label, note.kind, hint="Required to refuse."),
+                ),
+            )
+        )
+    if process == "failed-delivery" and status == "awaiting_decision" and role in deciders:
+        forms.append(
+            DecisionForm(
+                "failed-delivery-decision",
+                "Reship or return to stock",
+                "Record decision",
+                (
+                    FormField(
+                        "decision", "Decision", "select", _choices(list(DeliveryDecision)), True
+                    ),
+                    FormField(
+                        "service_level", "Service level", "select", _choices(list(ServiceLevel))
+                    ),
+                    FormField("pickup_point_id", "Pickup point (reship)", "text"),
+                    note,
+                ),
+            )
+        )
+    if process == "chargeback" and status == "awaiting_coordinator" and role in deciders:
+        forms.append(
+            DecisionForm(
+                "chargeback-response",
+                "Contest or accept",
+                "Send response",
+                (
+                    FormField(
+                        "response", "Response", "select", _choices(list(ResponseAction)), True
+                    ),
+                    FormField("note", "Note (sent to the provider when contesting)", "textarea"),
+                    *(
+                        (
+                            FormField(
+                                "override_missing_evidence",
+                                "Contest although evidence is missing (managers)",
+                                "checkbox",
+                            ),
+                        )
+                        if role is Role.MANAGER
+                        else ()
+                    ),
+                ),
+            )
+        )
+    return forms
+
+
+# ---------------------------------------------------------------- case page
+
+
+@dataclass
+class CaseView:
+    workflow_id: str
+    process: str
+    process_label: str
+    case_id: str
+    status: str
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    waiting_for: str = ""
+    due: str = ""
+    money: list[tuple[str, str]] = field(default_factory=list)
+    evidence: list[tuple[str, str]] = field(default_factory=list)
+    history: list[tuple[str, str, str, str]] = field(default_factory=list)
+    timeline: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    forms: list[DecisionForm] = field(default_factory=list)
+    temporal_url: str = ""
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def _enum(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _money(amount: int | None, currency: str | None) -> str:
+    return format_amount(amount, currency) if amount is not None and currency else "—"
+
+
+def _state_facts(process: str, state: BaseModel) -> list[tuple[str, str]]:
+    """The facts a coordinator needs, per process; no personal data but the
+    address of a failed delivery (its decision is about where to ship)."""
+    s: Any = state
+    facts: list[tuple[str, str]] = []
+    if process == "order-review":
+        facts.append(("Market", s.market))
+        if s.risk is not None:
+            facts.append(
+                ("Risk", f"{s.risk.score} ({_enum(s.risk.band)}) → {_enum(s.risk.routing)}")
+            )
+            facts.append(
+                ("Reasons", ", ".join(_enum(r) for r in s.risk.reason_codes) or "no risk signal")
+            )
+        if s.hard_deadline is not None:
+            facts.append(("Hard deadline", _when(s.hard_deadline)))
+        for d in s.decisions:
+            facts.append(
+                ("Decision", f"{_enum(d.decision)} by {d.actor} ({_enum(d.role)}): "
+                 f"{_enum(d.reason_code)}")
+            )  # fmt: skip
+    elif process == "return":
+        facts += [
+            ("Order", f"{s.order_id} · {s.market}"),
+            ("Items", ", ".join(f"{line.quantity} x {line.sku}" for line in s.lines)),
+            ("Reason", f"{_enum(s.reason)} ({_enum(s.parent_reason)})"),
+            ("Customer wants", _enum(s.resolution)),
+        ]
+        if s.refund_requested_by:
+            facts.append(("Refund requested by", s.refund_requested_by))
+        if s.manual_qc is not None:
+            m = s.manual_qc
+            facts.append(("Manual QC", f"{_enum(m.grade)} by {m.actor}: {m.reason}"))
+        if s.finance_approval is not None:
+            f = s.finance_approval
+            facts.append(("Finance", f"{'approved' if f.approved else 'refused'} by {f.actor}"))
+        if s.disposition:
+            facts.append(("Disposition", _enum(s.disposition)))
+        for refusal in s.refusals:
+            facts.append(("Refused", refusal))
+    elif process == "failed-delivery":
+        facts += [
+            ("Order", s.order_id),
+            ("Parcel", f"{s.carrier} {s.tracking_number} · attempt {s.attempt}"),
+            ("Options offered", ", ".join(_enum(o) for o in s.options_offered) or "—"),
+            (
+                "Customer answer",
+                _enum(s.customer_reply.option) if s.customer_reply else "no answer",
+            ),
+        ]
+        if s.customer_reply is not None and s.customer_reply.address is not None:
+            facts.append(("New address", address_text(s.customer_reply.address)))
+        if s.recommendation is not None:
+            facts.append(
+                ("Recommendation", f"{_enum(s.recommendation.decision)}: "
+                 f"{'; '.join(s.recommendation.reasons)}")
+            )  # fmt: skip
+        if s.decision is not None:
+            facts.append(("Decision", f"{_enum(s.decision.decision)} by {s.decision.actor}"))
+    elif process == "carrier-claim":
+        facts += [
+            ("Type", _enum(s.claim_type)),
+            ("Order", f"{s.order_id} · shipment {s.shipment_id}"),
+            ("File by", _when(s.file_by)),
+            ("Filed", s.claim_reference or "not yet"),
+        ]
+    elif process == "chargeback":
+        facts += [
+            ("Order", s.order_id or "unknown to Steward"),
+            ("Reason", _enum(s.reason)),
+            ("Stage", _enum(s.stage)),
+            ("Provider deadline", _when(s.due_by)),
+        ]
+        for d in s.decisions:
+            facts.append(("Decision", f"{_enum(d.action)} by {d.actor} ({_enum(d.role)})"))
+    return facts
+
+
+def _evidence(process: str, state: BaseModel) -> list[tuple[str, str]]:
+    s: Any = state
+    if process == "return" and s.qc is not None:
+        return [("3PL QC", f"{_enum(s.qc.grade)} {s.qc.notes}".strip())]
+    if process == "chargeback":
+        items = [
+            (_enum(i.kind), ("✓ " if i.available else "✗ ") + i.summary) for i in s.evidence.items
+        ]
+        if s.missing_evidence:
+            items.append(("missing", ", ".join(s.missing_evidence)))
+        return items
+    if process == "carrier-claim":
+        return [("documents", ", ".join(d.kind for d in s.documents) or "—")]
+    return []
+
+
+def case_view(
+    *,
+    workflow_id: str,
+    process: str,
+    case_id: str,
+    role: Role,
+    row: CaseRow | None,
+    state: BaseModel | None,
+    totals: LedgerTotals | None,
+    audit: Sequence[AuditRow],
+    temporal_ui: str,
+    namespace: str,
+) -> CaseView:
+    s: Any = state
+    status = _enum(s.status) if s is not None else (row.status if row else "unknown")
+    view = CaseView(
+        workflow_id=workflow_id,
+        process=process,
+        process_label=process_label(process),
+        case_id=case_id,
+        status=status,
+    )
+    if s is not None:
+        view.facts = _state_facts(process, s)
+        view.evidence = _evidence(process, s)
+        view.history = [
+            (_when(h.at), _enum(h.status), h.actor, h.reason) for h in getattr(s, "history", [])
+        ]
+    awaited = getattr(s, "awaited_role", None) if s is not None else None
+    due = getattr(s, "due_at", None) if s is not None else None
+    if s is None and row is not None:
+        awaited, due = row.awaited_role, row.due_at
+    view.waiting_for = _enum(awaited) if awaited else "nobody"
+    view.due = _when(due) if due else ""
+    if row is not None and row.amount_minor is not None:
+        view.money.append(("Amount", _money(row.amount_minor, row.currency)))
+    elif s is not None and getattr(s, "amount_minor", None) is not None:
+        view.money.append(("Amount", _money(s.amount_minor, s.currency)))
+    if totals is not None and totals.currency:
+        view.money += [
+            ("Captured", _money(totals.captured_minor, totals.currency)),
+            ("Refunded", _money(totals.refunded_minor, totals.currency)),
+        ]
+        if totals.voided:
+            view.money.append(("Authorisation", "voided"))
+    view.timeline = [
+        (
+            a.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            a.actor,
+            a.role.value,
+            a.action,
+            a.reason or "",
+        )
+        for a in audit
+    ]
+    view.forms = decision_forms(process, status, role)
+    view.temporal_url = (
+        f"{temporal_ui}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id, safe='')}"
+    )
+    return view
+
+
+__all__ = [
+    "CaseView",
+    "DecisionForm",
+    "QueueRow",
+    "case_view",
+    "decision_forms",
+    "mask_email",
+    "mask_phone",
+    "queue_rows",
+]

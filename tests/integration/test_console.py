@@ -1,0 +1,198 @@
+"""The console's routes on the real stack (a worker, Temporal, PostgreSQL, the
+API app): sign-in and its cookie, CSRF on every form, the security headers,
+the work queue for the key's role, a decision through the form, a refusal in
+words, a role that may not decide, sign-out; every console action audited
+under the signed-in actor."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+import workflows
+from domain.common import Role
+from starters.api.app import create_app
+from starters.auth import ApiKeyStore
+from store import audit as audit_store
+from tests.integration.test_api import new_order_id, risky_order_json, wait_for_status
+from workers import activities
+from workers.settings import Settings
+
+KEYS = {
+    "it-system": ("order-management", Role.SYSTEM),
+    "it-ops": ("olivia", Role.OPS),  # wait_for_status reads with it
+    "co-alice": ("alice", Role.COORDINATOR),
+    "co-audrey": ("audrey", Role.AUDITOR),
+}
+SYSTEM = {"Authorization": "Bearer it-system"}
+
+
+@pytest.fixture
+def settings(integration_settings: Settings) -> Settings:
+    return integration_settings.model_copy(update={"task_queue": f"console-{uuid.uuid4()}"})
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(
+    client: Client, db_pool: asyncpg.Pool, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=workflows.ALL_WORKFLOWS,
+        activities=activities.build_activities(db_pool, settings),
+    ):
+        app = create_app(
+            settings, client=client, pool=db_pool, api_keys=ApiKeyStore.from_mapping(KEYS)
+        )
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50200))
+        async with httpx.AsyncClient(transport=transport, base_url="http://steward.test") as http:
+            yield http
+
+
+def csrf_of(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None, page.text
+    return match.group(1)
+
+
+async def sign_in(api: httpx.AsyncClient, key: str) -> httpx.Response:
+    page = await api.get("/console/login")
+    return await api.post("/console/login", data={"csrf": csrf_of(page), "api_key": key})
+
+
+async def test_sign_in_cookie_csrf_and_headers(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    anonymous = await api.get("/console/")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/console/login"
+    headers = anonymous.headers
+    assert "script-src" not in headers["content-security-policy"]  # no script at all
+    assert "default-src 'none'" in headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "same-origin"
+
+    page = await api.get("/console/login")
+    forged = await api.post("/console/login", data={"csrf": "forged", "api_key": "co-alice"})
+    assert forged.status_code == 403
+    assert "CSRF" in forged.text
+    wrong = await api.post("/console/login", data={"csrf": csrf_of(page), "api_key": "nope"})
+    assert wrong.status_code == 401
+    assert "Unknown API key." in wrong.text
+
+    signed = await sign_in(api, "co-alice")
+    assert signed.status_code == 303
+    cookie = signed.headers["set-cookie"]
+    assert cookie.startswith("steward_session=")
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; over TLS it is set
+    queue = await api.get("/console/")
+    assert queue.status_code == 200
+    assert "alice · coordinator" in queue.text
+    assert '<meta http-equiv="refresh"' in queue.text
+
+    # Signing out needs the session's CSRF token too; then the session is gone.
+    refused = await api.post("/console/logout", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    out = await api.post("/console/logout", data={"csrf": csrf_of(queue)})
+    assert out.status_code == 303
+    assert (await api.get("/console/")).status_code == 303
+    actions = [r.action for r in await audit_store.list_by_case(db_pool, "alice")]
+    assert "console_signed_in" in actions and "console_signed_out" in actions
+
+
+async def test_a_coordinator_decides_a_review_through_the_form(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    order_id = new_order_id("CO")
+    started = await api.post("/v1/order-reviews", json=risky_order_json(order_id), headers=SYSTEM)
+    assert started.status_code == 202, started.text
+    await wait_for_status(api, order_id, "awaiting_review")
+
+    # An auditor sees the case but has no form, and a forged post is refused.
+    await sign_in(api, "co-audrey")
+    case_url = f"/console/cases/order-review:{order_id}"
+    as_auditor = await api.get(case_url)
+    assert as_auditor.status_code == 200
+    assert 'id="order-review-decision"' not in as_auditor.text
+    forged_role = await api.post(
+        case_url,
+        data={
+            "csrf": csrf_of(as_auditor),
+            "action": "order-review-decision",
+            "decision": "approve",
+            "reason_code": "verified_customer",
+        },
+    )
+    assert forged_role.status_code == 403
+    assert "role auditor may not do this (needs one of: coordinator, manager)" in forged_role.text
+    await api.post("/console/logout", data={"csrf": csrf_of(as_auditor)})
+
+    await sign_in(api, "co-alice")
+    queue = await api.get("/console/", params={"process": "order-review"})
+    assert order_id in queue.text
+    page = await api.get(case_url)
+    assert 'id="order-review-decision"' in page.text
+    assert "awaiting_review" in page.text
+    assert "/namespaces/default/workflows/order-review%3A" in page.text  # Temporal UI link
+    for label in ('for="order-review-decision-decision"', 'for="order-review-decision-note"'):
+        assert label in page.text  # every field has its label
+
+    no_csrf = await api.post(
+        case_url, data={"action": "order-review-decision", "decision": "approve"}
+    )
+    assert no_csrf.status_code == 403
+    reserved = await api.post(
+        case_url,
+        data={
+            "csrf": csrf_of(page),
+            "nonce": "n-1",
+            "action": "order-review-decision",
+            "decision": "approve",
+            "reason_code": "automatic",
+            "note": "",
+        },
+    )
+    assert reserved.status_code == 422
+    assert "Refused: reason_code: automatic is reserved for Steward" in reserved.text
+    assert (await wait_for_status(api, order_id, "awaiting_review"))["decisions"] == []
+
+    decided = await api.post(
+        case_url,
+        data={
+            "csrf": csrf_of(page),
+            "nonce": "n-2",
+            "action": "order-review-decision",
+            "decision": "approve",
+            "reason_code": "verified_customer",
+            "note": "called the client",
+        },
+    )
+    assert decided.status_code == 303, decided.text
+    assert decided.headers["location"].endswith("?done=1")
+    state = await wait_for_status(api, order_id, "released")
+    assert [(d["actor"], d["role"]) for d in state["decisions"]] == [("alice", "coordinator")]
+    after = await api.get(decided.headers["location"])
+    assert "Decision recorded." in after.text
+    assert "decision_approve" in after.text  # the audit timeline
+    assert order_id not in (await api.get("/console/")).text  # left the queue
+    rows = await audit_store.list_by_case(db_pool, order_id)
+    assert ("alice", "decision_approve") in [(r.actor, r.action) for r in rows]
+
+
+@pytest.mark.parametrize("path", ["/console/cases/order-review:NOPE-1", "/console/cases/nope"])
+async def test_unknown_case_is_404(api: httpx.AsyncClient, path: str) -> None:
+    await sign_in(api, "co-alice")
+    response = await api.get(path)
+    assert response.status_code == 404
+    assert "No such case" in response.text

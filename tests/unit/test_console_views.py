@@ -1,0 +1,174 @@
+"""The console's view models (starters/console/views.py): masking, the queue's
+order and marks, which role gets which decision form, and a case page's facts
+and money."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.audit import AuditRow, CaseRow
+from domain.common import Role
+from domain.payments import LedgerTotals
+from domain.tasks import TaskRow
+from starters.console import views
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def task(
+    case_id: str, due_in: timedelta, *, process: str = "order-review", **kw: object
+) -> TaskRow:
+    fields: dict[str, object] = {
+        "task_id": f"{process}:{case_id}/t",
+        "process": process,
+        "case_id": case_id,
+        "workflow_id": f"{process}:{case_id}",
+        "kind": "review",
+        "title": f"Review {case_id}",
+        "awaited_role": Role.COORDINATOR,
+        "assignee": None,
+        "due_at": NOW + due_in,
+        "priority": 50,
+        "escalated": False,
+        "reminders_sent": 0,
+        "opened_at": NOW - timedelta(hours=1),
+        "closed_at": None,
+        "closed_by": None,
+        "outcome": None,
+        **kw,
+    }
+    return TaskRow.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    ("value", "masked"),
+    [
+        ("camille.durand@example.fr", "c•••••@example.fr"),
+        ("not an email", "•••"),
+        (None, "—"),
+    ],
+)
+def test_mask_email(value: str | None, masked: str) -> None:
+    assert views.mask_email(value) == masked
+
+
+def test_mask_phone_keeps_the_last_two_digits() -> None:
+    assert views.mask_phone("+33 6 12 34 56 78") == "•••••••78"
+    assert "12 34" not in views.mask_phone("+33 6 12 34 56 78")
+    assert views.mask_phone("") == "—"
+
+
+def test_queue_is_by_due_time_with_overdue_and_escalated_marked_and_filters() -> None:
+    tasks = [
+        task("LATER", timedelta(hours=3)),
+        task("LATE", -timedelta(minutes=12), escalated=True),
+        task("RMA-1", timedelta(hours=1), process="return"),
+    ]
+    markets = {"order-review:LATER": "FR", "order-review:LATE": "JP", "return:RMA-1": "FR"}
+    rows = views.queue_rows(tasks, markets, NOW)
+    assert [r.case_id for r in rows] == ["LATE", "RMA-1", "LATER"]
+    late = rows[0]
+    assert late.overdue and late.escalated and late.due_text == "overdue 12m"
+    assert late.url == "/console/cases/order-review:LATE"
+    assert rows[2].due_text == "in 3h 00m" and not rows[2].overdue
+    assert [r.case_id for r in views.queue_rows(tasks, markets, NOW, market="FR")] == [
+        "RMA-1",
+        "LATER",
+    ]
+    only_returns = views.queue_rows(tasks, markets, NOW, process="return")
+    assert [(r.case_id, r.process_label) for r in only_returns] == [("RMA-1", "Return")]
+
+
+@pytest.mark.parametrize(
+    ("process", "status", "role", "forms"),
+    [
+        ("order-review", "awaiting_review", Role.COORDINATOR, ["order-review-decision"]),
+        ("order-review", "awaiting_review", Role.FINANCE, []),
+        ("order-review", "released", Role.MANAGER, []),
+        ("return", "awaiting_finance", Role.FINANCE, ["return-finance-approval"]),
+        ("return", "awaiting_finance", Role.COORDINATOR, []),
+        ("return", "manual_qc", Role.MANAGER, ["return-qc-decision"]),
+        ("failed-delivery", "awaiting_decision", Role.COORDINATOR, ["failed-delivery-decision"]),
+        ("chargeback", "awaiting_coordinator", Role.COORDINATOR, ["chargeback-response"]),
+        ("chargeback", "awaiting_coordinator", Role.AUDITOR, []),
+        ("carrier-claim", "filed", Role.MANAGER, []),
+    ],
+)
+def test_decision_forms_follow_the_role_and_the_status(
+    process: str, status: str, role: Role, forms: list[str]
+) -> None:
+    assert [f.action for f in views.decision_forms(process, status, role)] == forms
+
+
+def test_only_a_manager_may_override_missing_evidence() -> None:
+    def fields(role: Role) -> list[str]:
+        (form,) = views.decision_forms("chargeback", "awaiting_coordinator", role)
+        return [f.name for f in form.fields]
+
+    assert "override_missing_evidence" in fields(Role.MANAGER)
+    assert "override_missing_evidence" not in fields(Role.COORDINATOR)
+
+
+def test_reserved_reason_codes_are_not_offered() -> None:
+    (form,) = views.decision_forms("order-review", "awaiting_review", Role.COORDINATOR)
+    reasons = next(f for f in form.fields if f.name == "reason_code")
+    offered = {c.value for c in reasons.choices}
+    assert "verified_customer" in offered
+    assert not offered & {"automatic", "policy_default"}
+
+
+def test_case_view_money_timeline_and_temporal_link() -> None:
+    row = CaseRow(
+        workflow_id="order-review:FR-1",
+        process="order-review",
+        case_id="FR-1",
+        status="released",
+        market="FR",
+        amount_minor=245_000,
+        currency="EUR",
+        updated_at=NOW,
+        created_at=NOW,
+    )
+    audit = [
+        AuditRow(
+            entry_id="e1",
+            workflow_id="order-review:FR-1",
+            process="order-review",
+            case_id="FR-1",
+            actor="alice",
+            role=Role.COORDINATOR,
+            action="decision_approve",
+            reason="verified_customer",
+            before={},
+            after={},
+            occurred_at=NOW,
+            recorded_at=NOW,
+        )
+    ]
+    totals = LedgerTotals(order_id="FR-1", currency="EUR", captured_minor=245_000)
+    view = views.case_view(
+        workflow_id="order-review:FR-1",
+        process="order-review",
+        case_id="FR-1",
+        role=Role.COORDINATOR,
+        row=row,
+        state=None,
+        totals=totals,
+        audit=audit,
+        temporal_ui="http://127.0.0.1:8233",
+        namespace="default",
+    )
+    assert view.status == "released" and view.forms == []
+    assert view.money == [
+        ("Amount", "2,450.00 EUR"),
+        ("Captured", "2,450.00 EUR"),
+        ("Refunded", "0.00 EUR"),
+    ]
+    assert view.timeline == [
+        ("2026-11-24 12:00:00", "alice", "coordinator", "decision_approve", "verified_customer")
+    ]
+    assert view.temporal_url == (
+        "http://127.0.0.1:8233/namespaces/default/workflows/order-review%3AFR-1"
+    )
