@@ -11,6 +11,12 @@ from typing import Final
 
 from pydantic import Field, model_validator
 
+from domain.business_hours import (
+    BUSINESS_HOURS_MARKETS,
+    MARKET_CALENDARS,
+    BusinessCalendar,
+    calendar_for_market,
+)
 from domain.common import (
     DECISION_IN_PROGRESS,
     DECISION_REJECTED,
@@ -82,6 +88,10 @@ class ReviewPolicy(StewardModel):
     auth_expiry_margin: timedelta = timedelta(hours=6)
     customer_answer_timeout: timedelta = timedelta(hours=48)
     default_action: DefaultAction = DefaultAction.DECLINE
+    # Revision 4: the reminder, the escalation and the task's due time count
+    # in business hours of the market's desk (domain/business_hours.py), a
+    # snapshot taken when the review starts; None: wall-clock, as before.
+    calendar: BusinessCalendar | None = None
 
     @model_validator(mode="after")
     def _reminder_before_sla(self) -> ReviewPolicy:
@@ -120,9 +130,14 @@ def review_policy_for(market: str) -> ReviewPolicy:
 #      attributes) before the void: a void that stalls on the provider no
 #      longer leaves a decided task in the work queue, and `decide` answers
 #      with `cancelling` instead of the status the decision ended.
+#   4. the SLA ladder (reminder, escalation, the review task's due time)
+#      counts in business hours of the policy's calendar, set for the markets
+#      of BUSINESS_HOURS_MARKETS (issue 17); the hard deadline before the
+#      authorisation expires stays wall-clock. Runs of revisions 1-3 keep
+#      wall-clock SLAs whatever their policy says.
 # Revisions 2 and 3 change no decision and no money movement, only how and
 # when the same records reach the store and visibility.
-CURRENT_REVIEW_REVISION = 3
+CURRENT_REVIEW_REVISION = 4
 
 
 class OrderReviewInput(StewardModel):
@@ -133,10 +148,14 @@ class OrderReviewInput(StewardModel):
 
 
 def review_input(order: Order) -> OrderReviewInput:
-    """What a new review of `order` starts with: its market's policy, the current revision."""
-    return OrderReviewInput(
-        order=order, policy=review_policy_for(order.market), revision=CURRENT_REVIEW_REVISION
-    )
+    """What a new review of `order` starts with: its market's policy (with its
+    desk's business-hours calendar where the market counts SLAs in business
+    hours), the current revision."""
+    policy = review_policy_for(order.market)
+    if order.market in BUSINESS_HOURS_MARKETS and order.market in MARKET_CALENDARS:
+        calendar = calendar_for_market(order.market, starting=order.placed_at.date())
+        policy = policy.model_copy(update={"calendar": calendar})
+    return OrderReviewInput(order=order, policy=policy, revision=CURRENT_REVIEW_REVISION)
 
 
 class DecideInput(StewardModel):

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     # through up front so the sandbox does not re-import it per workflow run.
     import email_validator  # noqa: F401
 
+    from domain.business_hours import add_business_time
     from domain.common import Role, format_amount
     from domain.ids import ORDER_REVIEW
     from domain.notifications import NOTIFY_CUSTOMER, CustomerTemplate, NotifyCustomerInput
@@ -269,8 +270,8 @@ class OrderReviewWorkflow:
         configured default decides. None means an upstream cancel arrived."""
         opened_at = workflow.now()
         ladder: list[tuple[datetime, str]] = [
-            (opened_at + self._policy.reminder_after, "reminder"),
-            (opened_at + self._policy.review_sla, "escalation"),
+            (self._sla_at(opened_at, self._policy.reminder_after), "reminder"),
+            (self._sla_at(opened_at, self._policy.review_sla), "escalation"),
         ]
         for at, step in ladder:
             if at >= deadline:
@@ -311,7 +312,7 @@ class OrderReviewWorkflow:
         deadline = self._state.hard_deadline
         assert deadline is not None
         self._review_round += 1
-        due = min(workflow.now() + self._policy.review_sla, deadline)
+        due = min(self._sla_at(workflow.now(), self._policy.review_sla), deadline)
         role = Role.MANAGER if self._state.escalated else Role.COORDINATOR
         risk = self._state.risk
         # The task id says "review" and its round; the store stamps its open time.
@@ -327,6 +328,14 @@ class OrderReviewWorkflow:
             stamps_open_time=False,
         )
         self._case.transition(ReviewStatus.AWAITING_REVIEW, STEWARD, f"review task for {role}")
+
+    def _sla_at(self, start: datetime, duration: timedelta) -> datetime:
+        """When `duration` of SLA time after `start` has passed: business time
+        of the policy's calendar from revision 4, wall-clock before."""
+        calendar = self._policy.calendar
+        if self._revision < 4 or calendar is None:
+            return start + duration
+        return add_business_time(calendar, start, duration)
 
     def _send_reminder(self) -> None:
         self._case.remind(
