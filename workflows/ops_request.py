@@ -197,7 +197,7 @@ class OpsRequestWorkflow:
         self._ticket_task = task_id(workflow.info().workflow_id, "ops_request", 1)
         self._case.open_human_task(
             "ops_request",
-            f"{state.type.replace('_', ' ').capitalize()} {self._subject()}",
+            f"{state.type.replace('_', ' ').capitalize()} {self._subject() or state.request_id}",
             Role.COORDINATOR,
             state.due_at,
             priority=state.priority.rank,
@@ -746,6 +746,7 @@ class OpsRequestWorkflow:
             summary="read the order status view",
         )
         state.answer = answer.summary
+        self._first_response()
         self._record_action(
             "status_answered", reference=state.order_id, linked=f"fulfilment:{state.order_id}"
         )
@@ -1140,14 +1141,17 @@ class OpsRequestWorkflow:
             return f"{details.sku} at {details.site_id}"
         if isinstance(details, CctvRetrievalDetails):
             return f"{details.site_id}/{details.camera_zone}"
-        return f"order {self._state.order_id}" if self._state.order_id else self._state.request_id
+        return f"order {self._state.order_id}" if self._state.order_id else ""
 
     def _label(self) -> str:
-        return f"{self._state.type.replace('_', ' ')} for {self._subject()}"
+        subject = self._subject()
+        kind = self._state.type.replace("_", " ")
+        return f"{kind} for {subject}" if subject else f"{kind} request"
 
     def _sla_text(self) -> str:
         hours = self._state.sla.total_seconds() / 3600
-        return f"{hours:g} business hours, {self._input.calendar.name}"
+        unit = "business hour" if hours == 1 else "business hours"
+        return f"{hours:g} {unit}, {self._input.calendar.name}"
 
     def _local(self, at: datetime) -> str:
         zone = self._input.calendar.zone()
