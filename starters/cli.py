@@ -49,6 +49,7 @@ from starters.failed_delivery_cli import failed_delivery_app
 from starters.fulfilment_cli import orders_app, qc_app
 from starters.ops_request_cli import ops_app
 from starters.order_review_cli import order_review_app
+from starters.reports_cli import reports_app
 from starters.returns_cli import returns_app
 from workers.settings import Settings, get_settings
 
@@ -78,6 +79,8 @@ for group, name, old_name in (
     (qc_app, "qc", None),
     # The operations desk (issue 17).
     (ops_app, "ops", None),
+    # Reports and KPIs (issue 19).
+    (reports_app, "reports", None),
 ):
     app.add_typer(group, name=name)
     if old_name is not None:

@@ -47,6 +47,7 @@ from starters.api import (
     routes_fulfilment,
     routes_ops_request,
     routes_order_review,
+    routes_reports,
     routes_returns,
     routes_slack,
     routes_webhooks,
@@ -55,6 +56,7 @@ from starters.api import (
 from starters.api.request_guard import RequestGuardMiddleware, document_errors, loggable
 from starters.auth import ApiKeyStore
 from workers.codec import EncryptionCodec, load_or_create_keyring
+from workers.metrics import WebhookMetricsMiddleware
 from workers.personal_keys import configure_personal_data
 from workers.settings import Settings
 
@@ -141,6 +143,8 @@ def create_app(
     )
     # 413 for an oversized body, 422 for a control character in a parameter.
     app.add_middleware(RequestGuardMiddleware)
+    # Webhook deliveries by source and answer, for /metrics (issue 19).
+    app.add_middleware(WebhookMetricsMiddleware)
     # Outermost, so its log line covers CORS rejections too.
     app.add_middleware(RequestLogMiddleware, access_log=settings.access_log)
 
@@ -168,6 +172,9 @@ def create_app(
     app.include_router(routes_fulfilment.orders_router)
     app.include_router(routes_fulfilment.webhook_router)
     app.include_router(codec_routes.router)
+    # Reports and live metrics (issue 19).
+    app.include_router(routes_reports.router)
+    app.include_router(routes_reports.metrics_router)
     # The coordinators' console in the browser (issue 20): /console.
     from starters.console.routes import install_console
 

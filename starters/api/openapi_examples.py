@@ -29,6 +29,7 @@ from starters.api import (
     routes_chargeback,
     routes_failed_delivery,
     routes_order_review,
+    routes_reports,
     routes_returns,
     routes_webhooks,
 )
@@ -310,6 +311,21 @@ EXAMPLES: list[tuple[str, type[BaseModel], dict[str, Any]]] = [
             "available": True,
             "clip_ref": "s3://cctv/packing/PACK-03/2026-12-02T10-14.mp4",
             "station": "PACK-03",
+        },
+    ),
+]
+
+# Reports (issue 19): the fraud report of one week in Paris, by hand.
+EXAMPLES += [
+    (
+        "report-run.json",
+        routes_reports.RunRequest,
+        {
+            "period_from": "2026-11-23T00:00:00+01:00",
+            "period_to": "2026-11-30T00:00:00+01:00",
+            "market": "FR",
+            "timezone": "Europe/Paris",
+            "distribute": False,
         },
     ),
 ]
