@@ -16,7 +16,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.context import activity_logger
 from activities.ports import NotificationRejectedError, Notifier, RateLimitedError
+from domain.audit import AuditEntry
 from domain.claims import CLOSED_CLAIM_STATUSES
+from domain.common import Role
 from domain.deliveries import CLOSED_DELIVERY_STATUSES
 from domain.privacy_request import (
     CHECK_LEGAL_HOLDS,
@@ -24,6 +26,7 @@ from domain.privacy_request import (
     ERASE_PERSONAL_DATA,
     INVOICE_FIELDS,
     PREPARE_PRIVACY_EXPORT,
+    PRIVACY_REQUEST,
     CheckHoldsInput,
     CheckHoldsResult,
     ConfirmInput,
@@ -37,6 +40,7 @@ from domain.privacy_request import (
     privacy_request_workflow_id,
 )
 from domain.returns import CLOSED_RETURN_STATUSES
+from store import audit as audit_store
 from store import personal_data, privacy_requests
 
 _CLOSED = {
@@ -45,6 +49,8 @@ _CLOSED = {
     "failed-delivery": {str(s) for s in CLOSED_DELIVERY_STATUSES},
 }
 PRIVACY_CONTACT_MISSING = "PrivacyContactMissing"
+# The subject kind of a requester's contact (clients/privacy_request.py).
+CONTACT_KIND = "privacy_contact"
 
 
 class PrivacyActivities:
@@ -56,7 +62,10 @@ class PrivacyActivities:
     async def check_legal_holds(self, input: CheckHoldsInput) -> CheckHoldsResult:
         log = activity_logger(request_id=input.request_id)
         matched = await personal_data.find_subjects(self.pool, matching=input.match_fingerprint)
-        live = await personal_data.live_subjects(self.pool, sorted({*input.subject_ids, *matched}))
+        # The requester's contact (kept to answer them) is the request's, not theirs.
+        live = await personal_data.live_subjects(
+            self.pool, sorted({*input.subject_ids, *matched}), exclude_kinds=[CONTACT_KIND]
+        )
         refs = await personal_data.refs_of(self.pool, live)
         by_order: dict[str, set[str]] = {}
         by_campaign: dict[str, set[str]] = {}
@@ -111,6 +120,8 @@ class PrivacyActivities:
     async def erase_personal_data(self, input: EraseInput) -> EraseResult:
         log = activity_logger(request_id=input.request_id)
         result = EraseResult()
+        erased_now: list[str] = []
+        kept_now: list[str] = []
         for sid in input.erase:
             try:
                 erased = await personal_data.erase_subject(self.pool, sid, reason=input.workflow_id)
@@ -118,6 +129,7 @@ class PrivacyActivities:
                 erased = False
             if erased:
                 result.erased += 1
+                erased_now.append(sid)
             else:
                 result.already_erased += 1
         if input.retain_invoice_fields:
@@ -131,6 +143,8 @@ class PrivacyActivities:
                     self.pool, kind=view.kind, fields=kept, subject_id=sid
                 )
                 result.retained += 1
+                kept_now.append(sid)
+        await self._audit_orders(input, erased_now, kept_now)
         log.info(
             "personal_data_erased",
             erased=result.erased,
@@ -138,6 +152,42 @@ class PrivacyActivities:
             invoice_fields_kept=result.retained,
         )
         return result
+
+    async def _audit_orders(self, input: EraseInput, erased: list[str], kept: list[str]) -> None:
+        """An entry on the path of every order whose customer data went, so
+        `steward audit ORDER_ID` shows the subject erased beside decisions,
+        money and reasons, which all stay. Entry ids name the order and the
+        subject: a retried activity writes nothing twice."""
+        refs = await personal_data.refs_of(self.pool, [*erased, *kept])
+        now = datetime.now(UTC)
+        entries = [
+            AuditEntry(
+                entry_id=f"{input.workflow_id}/{action}/{order_id}/{sid}",
+                workflow_id=input.workflow_id,
+                process=PRIVACY_REQUEST,
+                case_id=input.request_id,
+                actor="steward",
+                role=Role.SYSTEM,
+                action=action,
+                reason=reason,
+                after={"subject_id": sid},
+                occurred_at=now,
+                order_id=order_id,
+            )
+            for sids, action, reason in (
+                (erased, "personal_data_erased", "customer's personal data erased"),
+                (
+                    kept,
+                    "personal_data_pseudonymised",
+                    "personal data erased except the invoice's billing identity "
+                    "(statutory retention)",
+                ),
+            )
+            for sid in sids
+            for kind, order_id in refs.get(sid, [])
+            if kind == "order"
+        ]
+        await audit_store.insert_entries(self.pool, entries)
 
     @activity.defn(name=PREPARE_PRIVACY_EXPORT)
     async def prepare_privacy_export(self, input: ExportInput) -> ExportResult:
@@ -156,7 +206,7 @@ class PrivacyActivities:
     @activity.defn(name=CONFIRM_PRIVACY_REQUEST)
     async def confirm_privacy_request(self, input: ConfirmInput) -> ConfirmResult:
         workflow_id = privacy_request_workflow_id(input.request_id)
-        message_id = f"{workflow_id}/{input.template or 'contact-erased'}"
+        message_id = f"{workflow_id}/{input.template}"
         log = activity_logger(request_id=input.request_id, message_id=message_id)
         try:
             contact = await personal_data.get_subject(self.pool, input.contact_subject_id)
@@ -169,25 +219,23 @@ class PrivacyActivities:
                 type=PRIVACY_CONTACT_MISSING,
                 non_retryable=True,
             ) from None
-        delivered = True
-        if input.template is not None:
-            try:
-                delivered = await self.notifier.send(
-                    message_id=message_id,
-                    order_id=input.request_id,
-                    recipient_email=contact.get("email", ""),
-                    template=input.template.value,
-                    locale=contact.get("locale", "en"),
-                )
-            except NotificationRejectedError as exc:
-                # The answer stays on record; a bounced address must not keep
-                # the request (and the contact) open for ever.
-                log.warning("privacy_answer_rejected", code=exc.code)
-                delivered = False
-            except RateLimitedError as exc:
-                raise ApplicationError(
-                    str(exc), type="NotifierRateLimited", next_retry_delay=exc.retry_after
-                ) from exc
+        try:
+            delivered = await self.notifier.send(
+                message_id=message_id,
+                order_id=input.request_id,
+                recipient_email=contact.get("email", ""),
+                template=input.template.value,
+                locale=contact.get("locale", "en"),
+            )
+        except NotificationRejectedError as exc:
+            # The answer stays on record; a bounced address must not keep
+            # the request (and the contact) open for ever.
+            log.warning("privacy_answer_rejected", code=exc.code)
+            delivered = False
+        except RateLimitedError as exc:
+            raise ApplicationError(
+                str(exc), type="NotifierRateLimited", next_retry_delay=exc.retry_after
+            ) from exc
         if input.erase_contact:
             await personal_data.erase_subject(
                 self.pool, input.contact_subject_id, reason=f"{workflow_id} answered"

@@ -232,10 +232,9 @@ class ConfirmTemplate(StrEnum):
 class ConfirmInput(StewardModel):
     request_id: BusinessKey
     contact_subject_id: SubjectId
-    # None: send nothing (the requester was answered already).
-    template: ConfirmTemplate | None
-    # The last step: the contact is erased once the message is sent.
-    erase_contact: bool = False
+    template: ConfirmTemplate
+    # The contact is erased once the message is sent (the one answer).
+    erase_contact: bool = True
 
 
 class ConfirmResult(StewardModel):
@@ -315,6 +314,8 @@ class PrivacyRequestState(StewardModel):
     hold_reasons: list[str] = Field(default_factory=list)
     answered_at: datetime | None = None
     export: ExportResult | None = None
+    # Access: the subjects the export covers (ids only), read by the API.
+    export_subject_ids: list[str] = Field(default_factory=list)
 
 
 class PrivacyRequestResult(StewardModel):

@@ -90,7 +90,8 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 # Shown wherever an erased value used to be (labels, exports, the audit view).
 ERASED_PLACEHOLDER = "[erased]"
-# Fields whose fingerprint is indexed so a privacy request can find the subject.
+# Fields whose fingerprint is indexed so a privacy request can find the
+# subject (a field named so, or a path ending so: "order.customer.email").
 MATCH_FIELDS: frozenset[str] = frozenset({"email", "phone"})
 
 _KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -447,7 +448,7 @@ async def put_subject(
                 _encrypt_fields(sid, data_key, clean),
             )
             await conn.execute("DELETE FROM personal_fingerprints WHERE subject_id = $1", sid)
-        prints = [(sid, name, fingerprint(v)) for name, v in clean.items() if name in MATCH_FIELDS]
+        prints = [(sid, name, fingerprint(v)) for name, v in clean.items() if _matches(name)]
         if prints:
             await conn.executemany(
                 "INSERT INTO personal_fingerprints (subject_id, field, fingerprint) "
@@ -464,6 +465,12 @@ async def put_subject(
 
     result: str = await _in_transaction(db, work)
     return result
+
+
+def _matches(field_name: str) -> bool:
+    """A field whose value a privacy request finds the subject by: named in
+    MATCH_FIELDS, alone or as the last part of a path ("order.customer.email")."""
+    return field_name.rsplit(".", 1)[-1] in MATCH_FIELDS
 
 
 def _check_refs(refs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -842,15 +849,19 @@ async def refs_of(db: Executor, subject_ids: Sequence[str]) -> dict[str, list[tu
     return refs
 
 
-async def live_subjects(db: Executor, subject_ids: Sequence[str]) -> list[str]:
-    """Those of `subject_ids`, and the subjects they own, not erased yet (sorted)."""
+async def live_subjects(
+    db: Executor, subject_ids: Sequence[str], *, exclude_kinds: Sequence[str] = ()
+) -> list[str]:
+    """Those of `subject_ids`, and the subjects they own, not erased yet and
+    not of `exclude_kinds` (sorted)."""
     rows = await db.fetch(
         """
         SELECT subject_id FROM personal_subjects
         WHERE (subject_id = ANY($1::text[]) OR owner_id = ANY($1::text[]))
-          AND erased_at IS NULL
+          AND erased_at IS NULL AND kind <> ALL($2::text[])
         ORDER BY subject_id
         """,
         list(subject_ids),
+        list(exclude_kinds),
     )
     return [str(r["subject_id"]) for r in rows]

@@ -23,7 +23,6 @@ from domain.reports.deliveries import ClaimRow, DeliveriesData, FailedDeliveryRo
 from domain.reports.disputes import DisputeRow, DisputesData
 from domain.reports.fraud import Decision, FraudData, FraudLoss, ReviewRow
 from domain.reports.model import ReportParams
-from domain.reports.ops_desk import OpsDeskData, OpsRequestRow
 from domain.reports.returns import ReturnRow, ReturnsData
 from domain.reports.runs import ReportFile, ReportRunRow, RunStatus
 from domain.reports.service_levels import ServiceLevelData, TaskRow
@@ -395,41 +394,6 @@ async def fetch_deliveries(pool: asyncpg.Pool, params: ReportParams) -> Deliveri
     return DeliveriesData(failed_deliveries=deliveries, claims=claims)
 
 
-# --------------------------------------------------------------- ops desk
-
-_OPS_REQUESTS = """
-SELECT request_id, type, priority, status, market, site_id, opened_at, first_response_at,
-       resolved_at, business_seconds_to_resolve, sla_met, escalations, root_cause
-FROM ops_requests r
-WHERE opened_at >= $1 AND opened_at < $2 AND ($3::text IS NULL OR market = $3)
-  AND {channel}
-""".format(channel=_CHANNEL_OF.format(order="r.order_id"))
-
-
-async def fetch_ops_desk(pool: asyncpg.Pool, params: ReportParams) -> OpsDeskData:
-    # The channel filter keeps the requests about an order of that channel.
-    return OpsDeskData(
-        requests=[
-            OpsRequestRow(
-                request_id=r["request_id"],
-                type=r["type"],
-                priority=r["priority"],
-                status=r["status"],
-                market=r["market"],
-                site_id=r["site_id"],
-                opened_at=r["opened_at"],
-                first_response_at=r["first_response_at"],
-                resolved_at=r["resolved_at"],
-                business_seconds_to_resolve=r["business_seconds_to_resolve"],
-                sla_met=r["sla_met"],
-                escalations=r["escalations"],
-                root_cause=r["root_cause"],
-            )
-            for r in await pool.fetch(_OPS_REQUESTS, *_args(params))
-        ]
-    )
-
-
 # --------------------------------------------------------------- registry
 
 Fetcher = Callable[[asyncpg.Pool, ReportParams, "FetchContext"], Awaitable[Any]]
@@ -463,10 +427,6 @@ async def _deliveries(pool: asyncpg.Pool, p: ReportParams, _: FetchContext) -> A
     return await fetch_deliveries(pool, p)
 
 
-async def _ops_desk(pool: asyncpg.Pool, p: ReportParams, _: FetchContext) -> Any:
-    return await fetch_ops_desk(pool, p)
-
-
 # One fetcher per report of domain.reports.CATALOGUE, by the same name.
 FETCHERS: dict[str, Fetcher] = {
     "fraud": _fraud,
@@ -474,7 +434,6 @@ FETCHERS: dict[str, Fetcher] = {
     "service_levels": _service_levels,
     "returns": _returns,
     "deliveries": _deliveries,
-    "ops_desk": _ops_desk,
 }
 
 

@@ -12,8 +12,8 @@ legal holds, keeps only the invoice fields of those under statutory
 retention, and waits on a durable timer for the others (an open dispute,
 return, claim, failed delivery or campaign) until the date the holds lift or
 the next check. The requester is answered once, as soon as Steward can say
-what happened (rejected, exported, erased, or partial with the date); the
-contact kept to answer them is erased with the last answer.
+what happened (rejected, exported, erased, or partial with the date the
+rest follows); the contact kept to answer them is erased with that answer.
 
 The workflow holds subject ids, counts and a fingerprint, never a personal
 value (domain/privacy_request.py).
@@ -90,7 +90,6 @@ class PrivacyRequestWorkflow:
         self._known: set[str] = set(input.subject_ids)
         self._erased: set[str] = set()
         self._retained: set[str] = set()
-        self._contact_erased = False
 
     @workflow.run
     async def run(self, input: PrivacyRequestInput) -> PrivacyRequestResult:
@@ -121,7 +120,7 @@ class PrivacyRequestWorkflow:
                 PrivacyRequestStatus.REJECTED, decision.actor, decision.reason, role=decision.role
             )
             await self._case.flush()
-            await self._answer(ConfirmTemplate.REJECTED, last=True)
+            await self._answer(ConfirmTemplate.REJECTED)
         else:
             self._case.audit(
                 "requester_verified",
@@ -233,6 +232,7 @@ class PrivacyRequestWorkflow:
             summary="prepare the access export",
         )
         self._state.export = export
+        self._state.export_subject_ids = list(found.subject_ids)
         self._case.transition(
             PrivacyRequestStatus.EXPORTED,
             STEWARD,
@@ -240,7 +240,7 @@ class PrivacyRequestWorkflow:
             after={"status": PrivacyRequestStatus.EXPORTED, "subjects": export.subjects},
         )
         await self._case.flush()
-        await self._answer(ConfirmTemplate.EXPORT_READY, last=True)
+        await self._answer(ConfirmTemplate.EXPORT_READY)
 
     async def _erase(self) -> None:
         policy = self._input.policy
@@ -286,7 +286,7 @@ class PrivacyRequestWorkflow:
                     after={"status": PrivacyRequestStatus.ERASED, "erased": self._state.erased},
                 )
                 await self._case.flush()
-                await self._answer(ConfirmTemplate.ERASURE_DONE, last=True)
+                await self._answer(ConfirmTemplate.ERASURE_DONE)
                 return
             self._case.transition(
                 PrivacyRequestStatus.ON_HOLD,
@@ -300,39 +300,35 @@ class PrivacyRequestWorkflow:
                 },
             )
             await self._case.flush()
-            await self._answer(ConfirmTemplate.ERASURE_PARTIAL, last=False)
+            await self._answer(ConfirmTemplate.ERASURE_PARTIAL)
             await workflow.sleep(
                 max(plan.proceed_at - workflow.now(), policy.hold_recheck / 1000),
                 summary="privacy-hold",
             )
 
-    async def _answer(self, template: ConfirmTemplate, *, last: bool) -> None:
-        """Answer the requester once (the first answer is the one the SLA
-        asks for); the last step erases the contact, answered or not."""
-        first = self._state.answered_at is None
-        if not first and not last:
-            return
-        if self._contact_erased:
+    async def _answer(self, template: ConfirmTemplate) -> None:
+        """Answer the requester once, as soon as Steward can say what happened
+        (the answer the SLA asks for; a partial answer gives the date the rest
+        follows), and erase the contact kept for it with the same call."""
+        if self._state.answered_at is not None:
             return
         result = await call_outside(
             CONFIRM_PRIVACY_REQUEST,
             ConfirmInput(
                 request_id=self._input.request_id,
                 contact_subject_id=self._input.contact_subject_id,
-                template=template if first else None,
-                erase_contact=last,
+                template=template,
+                erase_contact=True,
             ),
             result_type=ConfirmResult,
             retry=OUTSIDE_RETRY,
             summary=f"answer the requester: {template}",
         )
-        if first:
-            self._state.answered_at = workflow.now()
-        self._contact_erased = last
+        self._state.answered_at = workflow.now()
         self._case.audit(
             "requester_answered" if result.delivered else "requester_answer_not_delivered",
-            reason=str(template) if first else "contact erased, answered before",
-            after={"message_id": result.message_id, "contact_erased": last},
+            reason=str(template),
+            after={"message_id": result.message_id, "contact_erased": True},
         )
         await self._case.flush()
 

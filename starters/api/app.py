@@ -47,6 +47,7 @@ from starters.api import (
     routes_fulfilment,
     routes_ops_request,
     routes_order_review,
+    routes_privacy_request,
     routes_reports,
     routes_returns,
     routes_slack,
@@ -166,6 +167,7 @@ def create_app(
                 process.router, prefix=old_prefix, include_in_schema=False, deprecated=True
             )
     app.include_router(routes_webhooks.router)
+    app.include_router(routes_privacy_request.router, prefix=routes_privacy_request.PREFIX)
     # Fulfilment (issue 16): its process routes, the order status answer and
     # the warehouse's event webhook.
     app.include_router(routes_fulfilment.router, prefix=routes_fulfilment.PREFIX)

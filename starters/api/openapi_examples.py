@@ -29,6 +29,7 @@ from starters.api import (
     routes_chargeback,
     routes_failed_delivery,
     routes_order_review,
+    routes_privacy_request,
     routes_reports,
     routes_returns,
     routes_webhooks,
@@ -327,6 +328,25 @@ EXAMPLES += [
             "timezone": "Europe/Paris",
             "distribute": False,
         },
+    ),
+]
+
+# Privacy requests (issue 21).
+EXAMPLES += [
+    (
+        "privacy-request.json",
+        routes_privacy_request.PrivacyRequestBody,
+        {
+            "request_id": "PR-2026-0042",
+            "kind": "erasure",
+            "email": "camille.durand@example.fr",
+            "jurisdiction": "EU",
+        },
+    ),
+    (
+        "privacy-request-verification.json",
+        routes_privacy_request.VerifyBody,
+        {"decision": "verified", "reason": "identity document checked by video call"},
     ),
 ]
 
