@@ -28,14 +28,6 @@ Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConne
 VELOCITY_WINDOW = timedelta(hours=24)
 
 
-async def set_order_outcome(db: Executor, order_id: str, outcome: str) -> bool:
-    """accepted | declined | cancelled | completed...; False for an unknown order."""
-    status = await db.execute(
-        "UPDATE orders_seen SET outcome = $2 WHERE order_id = $1", order_id, outcome
-    )
-    return status != "UPDATE 0"
-
-
 async def load_signals(
     db: Executor,
     order: Order,
@@ -278,33 +270,6 @@ async def set_customer_history(
             completed_orders = EXCLUDED.completed_orders,
             chargebacks      = EXCLUDED.chargebacks,
             returns          = EXCLUDED.returns,
-            updated_at       = now()
-        """,
-        customer_id,
-        completed_orders,
-        chargebacks,
-        returns,
-    )
-
-
-async def increment_customer_history(
-    db: Executor,
-    customer_id: str,
-    *,
-    completed_orders: int = 0,
-    chargebacks: int = 0,
-    returns: int = 0,
-) -> None:
-    """Add to a customer's counts. Not idempotent: call it once per event, from
-    code that de-duplicates events (a workflow, or a table keyed by event id)."""
-    await db.execute(
-        """
-        INSERT INTO customer_history AS h (customer_id, completed_orders, chargebacks, returns)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (customer_id) DO UPDATE SET
-            completed_orders = h.completed_orders + EXCLUDED.completed_orders,
-            chargebacks      = h.chargebacks + EXCLUDED.chargebacks,
-            returns          = h.returns + EXCLUDED.returns,
             updated_at       = now()
         """,
         customer_id,

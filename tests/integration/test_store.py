@@ -24,11 +24,12 @@ from domain.audit import (
 )
 from domain.common import Role
 from domain.orders import Address
+from domain.outcomes import OrderOutcome, OutcomeWrite, outcome_key
 from domain.payments import PaymentOperationKind
 from domain.risk import ReasonCode, Routing, ScoreOrderInput
 from domain.risk_rules import IdentityKind, RiskList, identity_hash, order_fingerprints
 from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput
-from store import audit, cases, ledger, signals, steps, tasks
+from store import audit, cases, ledger, outcomes, signals, steps, tasks
 from store import simulated as sim
 from tests.factories import make_order
 
@@ -416,7 +417,21 @@ async def test_lists_history_and_forwarders(clean_db: asyncpg.Pool) -> None:
     await signals.set_customer_history(
         clean_db, "C-778120", completed_orders=12, chargebacks=0, returns=1
     )
-    await signals.increment_customer_history(clean_db, "C-778120", completed_orders=1, returns=1)
+    # Then the processes write outcomes back (store/outcomes.py): one order
+    # delivered and returned.
+    earlier = make_order("FR-699")
+    await signals.record_and_load_signals(clean_db, earlier)
+    for outcome in (OrderOutcome.DELIVERED, OrderOutcome.RETURNED):
+        await outcomes.record(
+            clean_db,
+            OutcomeWrite(
+                key=outcome_key("test:FR-699", outcome),
+                order_id="FR-699",
+                outcome=outcome,
+                process="test",
+                occurred_at=T0,
+            ),
+        )
     found = await signals.load_signals(clean_db, order)
     assert found.blocklisted == ["email", "address"]
     assert found.allowlisted is True
