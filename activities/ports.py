@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from domain.campaign import CatalogueEntry
 from domain.orders import Address
 from domain.payments import PaymentOperationInput, PaymentOperationKind
 from domain.warehouse import ReleaseItem
@@ -344,3 +345,22 @@ class ParcelReturnsDesk(Protocol):
     async def restock(self, *, idempotency_key: str, shipment_id: str, skus: list[str]) -> str:
         """The stock location the items went back to."""
         ...
+
+
+# -- employee special sales: stock at a site and the catalogue (issue 18) -------
+
+
+class SaleStock(Protocol):
+    """Units available per SKU at a warehouse site, before a sale allocates them."""
+
+    name: str
+
+    async def available(self, *, site: str, skus: list[str]) -> dict[str, int]: ...
+
+
+class Catalogue(Protocol):
+    """The product catalogue: what a SKU on sale shows (description, visuals, category)."""
+
+    name: str
+
+    async def entries(self, *, skus: list[str]) -> dict[str, CatalogueEntry]: ...

@@ -43,3 +43,10 @@ def case_id_from_workflow_id(workflow_id: str) -> str:
     """The business key after the process prefix: `order-review:A1` -> `A1`."""
     _, _, rest = workflow_id.partition(":")
     return rest
+
+
+CAMPAIGN = "campaign"
+
+
+def campaign_workflow_id(campaign_id: str) -> str:
+    return f"{CAMPAIGN}:{campaign_id}"

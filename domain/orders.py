@@ -44,6 +44,7 @@ class Channel(StrEnum):
     WEB = "web"
     APP = "app"
     CLIENT_ADVISOR = "client_advisor"  # boutique staff ordering for a client by phone
+    EMPLOYEE_SALE = "employee_sale"  # an employee's order in a special sale (domain/campaign.py)
 
 
 class ItemCategory(StrEnum):

@@ -30,6 +30,7 @@ from rich.text import Text
 from domain.audit import AuditRow
 from domain.common import Role
 from domain.tasks import TaskRow
+from starters.campaign_cli import campaigns_app
 from starters.carrier_claim_cli import carrier_claim_app
 from starters.case_cli import (
     RetiredActor,
@@ -74,6 +75,8 @@ for group, name, old_name in (
     (failed_delivery_app, "failed-delivery", "deliveries"),
     (carrier_claim_app, "carrier-claim", "claims"),
     (chargeback_app, "chargeback", "disputes"),
+    # Employee special sales (issue 18).
+    (campaigns_app, "campaigns", None),
     # Fulfilment (issue 16): the order in the warehouse, and outbound QC.
     (orders_app, "orders", None),
     (qc_app, "qc", None),

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from activities.audit import AuditActivities
+from activities.campaign import CampaignActivities, SimulatedCatalogue, SimulatedSaleStock
 from activities.carrier_easypost import CarrierRouter, EasyPostCarrier, Parcel, easypost_client
 from activities.carrier_sweep import CarrierSweepActivities
 from activities.chat import ChatPort, SimulatedChat, SlackChat
@@ -303,11 +304,15 @@ def build_activities(
         dispute_safety_buffer_hours=settings.dispute_safety_buffer_hours,
     )
     privacy = PrivacyActivities(pool, SimulatedNotifier(world, plan("notifications")))
+    campaign = CampaignActivities(pool, SimulatedSaleStock(world), SimulatedCatalogue(world))
     return [
         privacy.check_legal_holds,
         privacy.erase_personal_data,
         privacy.prepare_privacy_export,
         privacy.confirm_privacy_request,
+        campaign.validate_campaign,
+        campaign.set_campaign_gate,
+        campaign.reconcile_campaign,
         disputes.assemble_dispute_evidence,
         disputes.submit_dispute_response,
         disputes.hold_order_release,

@@ -1,5 +1,6 @@
 """Every workflow the worker registers."""
 
+from workflows.campaign import CampaignWorkflow
 from workflows.carrier_claim import CarrierClaimWorkflow
 from workflows.carrier_sweep import CarrierSilenceSweepWorkflow
 from workflows.chargeback import ChargebackWorkflow
@@ -22,4 +23,5 @@ ALL_WORKFLOWS: list[type] = [
     OpsRequestWorkflow,
     ReportRunWorkflow,
     PrivacyRequestWorkflow,
+    CampaignWorkflow,
 ]

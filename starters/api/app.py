@@ -40,6 +40,7 @@ from clients.order_review import (
 from starters.api import (
     codec_routes,
     openapi_examples,
+    routes_campaign,
     routes_carrier_claim,
     routes_carrier_events,
     routes_chargeback,
@@ -156,6 +157,7 @@ def create_app(
     app.include_router(routes_work.router)
     app.include_router(routes_returns.router)
     app.include_router(routes_carrier_events.router)
+    app.include_router(routes_campaign.router)
     # A process whose prefix was renamed to its name keeps the first one as a
     # deprecated alias: served, hidden from the schema.
     app.include_router(routes_ops_request.router, prefix=routes_ops_request.PREFIX)

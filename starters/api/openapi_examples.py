@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from domain.campaign import CampaignOrderRequest, CampaignParameters, QuotaRelease
 from domain.carrier_events import CarrierEvent as CarrierScan
 from domain.claims import ClaimOutcome
 from domain.deliveries import CustomerReply, ParcelReceived, ShipmentRecord
@@ -26,6 +27,7 @@ from domain.returns import CarrierEvent as ReturnScan
 from domain.returns import CustomerChoiceInput, QcResult
 from domain.review import CustomerAnswer
 from starters.api import (
+    routes_campaign,
     routes_chargeback,
     routes_failed_delivery,
     routes_order_review,
@@ -313,6 +315,99 @@ EXAMPLES: list[tuple[str, type[BaseModel], dict[str, Any]]] = [
             "clip_ref": "s3://cctv/packing/PACK-03/2026-12-02T10-14.mp4",
             "station": "PACK-03",
         },
+    ),
+]
+
+# Employee special sales (issue 18): the campaign ES-2027-06 and its roster
+# (examples/campaign-roster.csv), an order of the employee E-1001.
+EXAMPLES += [
+    (
+        "campaign.json",
+        CampaignParameters,
+        {
+            "campaign_id": "ES-2027-06",
+            "name": "Summer employee sale",
+            "timezone": "Europe/Paris",
+            "opens_local": "2027-06-07T09:00:00",
+            "closes_local": "2027-06-11T18:00:00",
+            "legal_entities": ["Maison SAS"],
+            "countries": ["FR"],
+            "currency": "EUR",
+            "site": "PAR-1",
+            "quotas": {
+                "G1": {"max_units": 3, "max_amount_minor": 400000},
+                "G2": {"max_units": 5, "max_amount_minor": 800000},
+            },
+            "prices": [
+                {
+                    "sku": "HB-TOTE-MM-NOIR",
+                    "name": "Tote MM, black grained calfskin",
+                    "category": "handbags",
+                    "list_price_minor": 245000,
+                    "sale_price_minor": 122500,
+                    "cost_minor": 61000,
+                    "allocated_units": 40,
+                }
+            ],
+            "max_discount_pct": 60,
+            "quota_back_on_return": True,
+        },
+    ),
+    (
+        "campaign-approval.json",
+        routes_campaign.ApprovalBody,
+        {"approve": True, "acknowledge_warnings": True, "reason": "roster and prices checked"},
+    ),
+    (
+        "campaign-order.json",
+        CampaignOrderRequest,
+        {
+            "order_id": "EO-2027-06-0001",
+            "employee_id": "E-1001",
+            "lines": [{"sku": "HB-TOTE-MM-NOIR", "quantity": 1}],
+            "shipping_address": ORDER["shipping_address"],
+            "payment": {
+                **ORDER["payment"],
+                "authorisation_ref": "pi_3QdemoEO0001",
+                "amount_minor": 122500,
+            },
+            "device": ORDER["device"],
+        },
+    ),
+    (
+        "campaign-window.json",
+        routes_campaign.WindowBody,
+        {"closes_local": "2027-06-12T18:00:00", "reason": "one more day for the stores' staff"},
+    ),
+    (
+        "campaign-request.json",
+        routes_campaign.RequestBody,
+        {
+            "request_id": "GR-2027-06-01",
+            "employee_id": "E-1001",
+            "kind": "gift",
+            "description": "Gift wrapping and a card for a colleague's retirement",
+        },
+    ),
+    (
+        "campaign-request-resolution.json",
+        routes_campaign.ResolutionBody,
+        {"outcome": "shipped", "reason": "sent with the order"},
+    ),
+    (
+        "campaign-release.json",
+        QuotaRelease,
+        {
+            "release_id": "RMA-EO-0001-1",
+            "sku": "HB-TOTE-MM-NOIR",
+            "quantity": 1,
+            "reason": "returned",
+        },
+    ),
+    (
+        "campaign-cancel.json",
+        routes_campaign.CancelBody,
+        {"reason": "the entity is being restructured"},
     ),
 ]
 

@@ -27,12 +27,18 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.campaign import MAX_ROSTER_BYTES
 from domain.common import control_character_error
 
 # Under Temporal's 2 MB payload limit with room for the codec and metadata.
 MAX_REQUEST_BYTES: Final = 1024 * 1024
 # Path prefixes with their own, larger limit (checked again by the route).
 LARGER_LIMITS: Final[dict[str, int]] = {"/codec/": 8 * 1024 * 1024}
+# Paths with their own limit: a campaign's HR roster (CSV, stored in
+# PostgreSQL only, never a Temporal payload; checked again by the route).
+PATTERN_LIMITS: Final[tuple[tuple[re.Pattern[str], int], ...]] = (
+    (re.compile(r"^/v1/campaigns/[^/]+/roster$"), MAX_ROSTER_BYTES),
+)
 _UNCHANGED: Final = "nothing was started or changed"
 
 
@@ -48,6 +54,9 @@ def loggable(text: str) -> str:
 def body_limit(path: str) -> int:
     for prefix, limit in LARGER_LIMITS.items():
         if path.startswith(prefix):
+            return limit
+    for pattern, limit in PATTERN_LIMITS:
+        if pattern.match(path):
             return limit
     return MAX_REQUEST_BYTES
 

@@ -1,0 +1,105 @@
+"""Employee special sales: the launch validation, the quota gate and the
+reconciliation. The stock at the site and the catalogue sit behind ports
+(activities/ports.py: SaleStock, Catalogue); their simulators read the
+simulated world's tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+from temporalio import activity
+
+from activities.context import activity_logger
+from activities.ports import Catalogue, SaleStock
+from domain.campaign import (
+    RECONCILE_CAMPAIGN,
+    SET_CAMPAIGN_GATE,
+    VALIDATE_CAMPAIGN,
+    CatalogueEntry,
+    GateInput,
+    ReconcileInput,
+    ReconcileResult,
+    ValidateCampaignInput,
+    ValidationReport,
+    validate_parameters,
+)
+from store import campaign as campaign_store
+
+
+class SimulatedSaleStock:
+    """The simulated warehouse's stock (sim_stock); one site."""
+
+    name = "simulated"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def available(self, *, site: str, skus: list[str]) -> dict[str, int]:
+        return await campaign_store.sim_available(self._pool, skus)
+
+
+class SimulatedCatalogue:
+    """The simulated catalogue (sim_catalogue)."""
+
+    name = "simulated"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def entries(self, *, skus: list[str]) -> dict[str, CatalogueEntry]:
+        return await campaign_store.sim_catalogue(self._pool, skus)
+
+
+class CampaignActivities:
+    def __init__(self, pool: asyncpg.Pool, stock: SaleStock, catalogue: Catalogue) -> None:
+        self._pool = pool
+        self._stock = stock
+        self._catalogue = catalogue
+
+    @activity.defn(name=VALIDATE_CAMPAIGN)
+    async def validate_campaign(self, input: ValidateCampaignInput) -> ValidationReport:
+        record = await campaign_store.get_campaign(self._pool, input.campaign_id)
+        params = record.parameters
+        skus = [p.sku for p in params.prices]
+        roster = await campaign_store.roster_summary(self._pool, input.campaign_id)
+        issues = validate_parameters(
+            params,
+            now=input.now,
+            overlapping=await campaign_store.overlapping(self._pool, input.campaign_id),
+            available=await self._stock.available(site=params.site, skus=skus),
+            catalogue=await self._catalogue.entries(skus=skus),
+            roster=roster,
+        )
+        activity_logger(campaign_id=input.campaign_id).info(
+            "campaign_validated", issues=len(issues)
+        )
+        return ValidationReport(
+            validated_at=input.now, roster_hash=roster.roster_hash, issues=issues
+        )
+
+    @activity.defn(name=SET_CAMPAIGN_GATE)
+    async def set_campaign_gate(self, input: GateInput) -> None:
+        await campaign_store.set_gate(self._pool, input.campaign_id, input.state, input.schedule)
+
+    @activity.defn(name=RECONCILE_CAMPAIGN)
+    async def reconcile_campaign(self, input: ReconcileInput) -> ReconcileResult:
+        """Compare orders, captures, shipments, returns and refunds; when
+        nothing disagrees, write the payroll export and the campaign's figures."""
+        facts = await campaign_store.reconciliation_facts(self._pool, input.campaign_id)
+        found = campaign_store.discrepancies(facts)
+        result = ReconcileResult(discrepancies=found, orders=len(facts))
+        if not found:
+            record = await campaign_store.get_campaign(self._pool, input.campaign_id)
+            text, rows = campaign_store.payroll_csv(facts, record.parameters.currency)
+            async with self._pool.acquire() as conn, conn.transaction():
+                await campaign_store.record_export(conn, input.campaign_id, text, rows)
+                await campaign_store.record_figures(conn, input.campaign_id, input.closed_at)
+            result.export_rows = rows
+        activity_logger(campaign_id=input.campaign_id).info(
+            "campaign_reconciled",
+            orders=len(facts),
+            discrepancies=len(found),
+            at=datetime.now(UTC).isoformat(),
+        )
+        return result

@@ -1,0 +1,202 @@
+"""`steward campaigns ...`: employee special sales from a terminal.
+
+Every command goes through the HTTP API (`/v1/campaigns`) with the caller's
+API key: who prepares, approves or closes, and in which role, is the key's
+(four eyes included), never a flag. Registered in starters/cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from domain.campaign import CampaignSchedule, CampaignState
+from domain.common import format_amount
+from starters.case_cli import api_get, api_post, fail, parse_order_id
+
+campaigns_app = typer.Typer(
+    help="Employee special sales: prepare, import the roster, approve, close, report.",
+    no_args_is_help=True,
+)
+console = Console()
+
+CampaignId = Annotated[str, typer.Argument(help="The campaign id, e.g. ES-2027-06")]
+
+
+def _id(value: str) -> str:
+    return parse_order_id(value)
+
+
+def _show(state: CampaignState) -> None:
+    s = state.schedule
+    console.print(f"[bold]{state.campaign_id}[/bold] · {state.name} · [bold]{state.status}[/bold]")
+    console.print(
+        f"opens {s.opens_at:%Y-%m-%d %H:%M} UTC · closes {s.closes_at:%Y-%m-%d %H:%M} UTC "
+        f"({state.timezone})"
+    )
+    if state.report is not None:
+        table = Table("severity", "field", "reason", title="Validation report")
+        for issue in state.report.issues:
+            table.add_row(issue.severity.value, issue.field, issue.reason)
+        console.print(table)
+    if state.approved_by:
+        console.print(f"approved by {state.approved_by}")
+    for d in state.discrepancies:
+        console.print(f"[red]{d.kind}[/red] order {d.order_id}: {d.detail}")
+    for r in state.requests.values():
+        console.print(
+            f"request {r.request_id} ({r.kind}) due {r.due_at:%Y-%m-%d %H:%M}: "
+            f"{r.outcome or 'open'}{' (escalated)' if r.escalated else ''}"
+        )
+
+
+@campaigns_app.command("create")
+def create(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
+    """Prepare a campaign from its parameters (JSON, local times in its timezone)."""
+    try:
+        body = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        fail(f"{file}: not a JSON file ({err})", code=2)
+    answer = api_post("/v1/campaigns", body, _Created)
+    console.print(
+        f"campaign {answer.campaign_id} {'prepared' if answer.created else 'already prepared'}: "
+        f"opens {answer.schedule.opens_at:%Y-%m-%d %H:%M}, "
+        f"closes {answer.schedule.closes_at:%Y-%m-%d %H:%M} (UTC)"
+    )
+
+
+@campaigns_app.command("import-roster")
+def import_roster(
+    campaign_id: CampaignId,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
+    """Import the HR roster (UTF-8 CSV): all rows or none, with a report per line."""
+    from starters.api_client import cli_client, cli_errors, error_for
+
+    path = f"/v1/campaigns/{_id(campaign_id)}/roster"
+    with cli_errors(), cli_client() as api:
+        # A CSV body, not JSON: the client's transport, its key and its errors.
+        response = api._http.post(
+            path, content=file.read_bytes(), headers={"content-type": "text/csv"}
+        )
+        if not response.is_success:
+            raise error_for(response, api_url=api.base_url)
+        report: dict[str, Any] = response.json()
+    console.print(
+        f"roster imported: {report['rows']} rows, {report['eligible']} eligible, "
+        f"{report['excluded']} excluded (hash {report['roster_hash'][:12]})"
+    )
+    for w in report["warnings"]:
+        console.print(f"[yellow]line {w['line']}[/yellow] {w['field']}: {w['reason']}")
+
+
+@campaigns_app.command("submit")
+def submit(campaign_id: CampaignId) -> None:
+    """Submit the draft for validation."""
+    _show(api_post(f"/v1/campaigns/{_id(campaign_id)}/submit", None, CampaignState))
+
+
+@campaigns_app.command("approve")
+def approve(
+    campaign_id: CampaignId,
+    acknowledge_warnings: Annotated[bool, typer.Option("--acknowledge-warnings")] = False,
+    reason: Annotated[str, typer.Option("--reason")] = "",
+) -> None:
+    """Approve (a manager who did not prepare it)."""
+    body = {"approve": True, "acknowledge_warnings": acknowledge_warnings, "reason": reason}
+    _show(api_post(f"/v1/campaigns/{_id(campaign_id)}/approval", body, CampaignState))
+
+
+@campaigns_app.command("refuse")
+def refuse(campaign_id: CampaignId, reason: Annotated[str, typer.Option("--reason")]) -> None:
+    """Refuse the approval: the campaign goes back to draft."""
+    body = {"approve": False, "reason": reason}
+    _show(api_post(f"/v1/campaigns/{_id(campaign_id)}/approval", body, CampaignState))
+
+
+@campaigns_app.command("show")
+def show(campaign_id: CampaignId) -> None:
+    """A campaign's status, schedule, validation report, discrepancies and requests."""
+    _show(api_get(f"/v1/campaigns/{_id(campaign_id)}", CampaignState))
+
+
+@campaigns_app.command("close")
+def close(
+    campaign_id: CampaignId,
+    at: Annotated[
+        str | None, typer.Option("--at", help="local time, e.g. 2027-06-10T18:00 (default: now)")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason")] = "",
+) -> None:
+    """Close the sale early (now, or at a local time)."""
+    body: dict[str, Any] = {"reason": reason}
+    body.update({"closes_local": at} if at else {"close_now": True})
+    _show(api_post(f"/v1/campaigns/{_id(campaign_id)}/window", body, CampaignState))
+
+
+@campaigns_app.command("extend")
+def extend(
+    campaign_id: CampaignId,
+    until: Annotated[str, typer.Option("--until", help="new local closing time")],
+    reason: Annotated[str, typer.Option("--reason")] = "",
+) -> None:
+    """Extend the sale to a later local closing time."""
+    body = {"closes_local": until, "reason": reason}
+    _show(api_post(f"/v1/campaigns/{_id(campaign_id)}/window", body, CampaignState))
+
+
+@campaigns_app.command("cancel")
+def cancel(campaign_id: CampaignId, reason: Annotated[str, typer.Option("--reason")]) -> None:
+    """Cancel a campaign before its sale opens."""
+    _show(api_post(f"/v1/campaigns/{_id(campaign_id)}/cancel", {"reason": reason}, CampaignState))
+
+
+@campaigns_app.command("report")
+def report(
+    campaign_id: CampaignId,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="directory of the post-mortem pack")
+    ] = None,
+) -> None:
+    """Print the campaign's figures and write the post-mortem pack (CSV, PNG)."""
+    from starters.campaign_report import write_pack
+
+    campaign = _id(campaign_id)
+    answer: dict[str, Any] = api_get(f"/v1/campaigns/{campaign}/report", dict[str, Any])
+    figures = answer["figures"]
+    currency = figures["currency"]
+    table = Table("figure", campaign, *(p["campaign_id"] for p in answer["previous"]))
+    for name, render in (
+        ("orders", str),
+        ("units", str),
+        ("revenue_minor", lambda v: format_amount(int(v), currency)),
+        ("return_rate", lambda v: f"{float(v):.1%}"),
+    ):
+        table.add_row(
+            name.removesuffix("_minor"),
+            render(figures[name]),
+            *(render(p.get(name, 0)) for p in answer["previous"]),
+        )
+    console.print(table)
+    for category, rate in figures["sell_through_by_category"].items():
+        console.print(f"sell-through {category}: {rate:.1%}")
+    for entity, rate in figures["participation_by_entity"].items():
+        console.print(f"participation {entity}: {rate:.1%}")
+    for path in write_pack(answer, out or Path(f"campaign-report-{campaign}")):
+        console.print(f"wrote {path}")
+
+
+class _Created(BaseModel):
+    """The answer of POST /v1/campaigns."""
+
+    campaign_id: str
+    created: bool
+    schedule: CampaignSchedule

@@ -1,0 +1,439 @@
+"""Employee special sales on the real stack (the API in process, PostgreSQL,
+the Temporal dev server, a worker where the process must run):
+
+- the opening rush: 500 employees x 3 orders at once against tight stock:
+  no SKU oversold, no quota exceeded, every refusal says why, and the
+  accepted units are exactly the stock; a repeated order id takes nothing;
+- the roster import through the API: all rows or none (bad rows, wrong
+  encoding, missing columns, 100k rows);
+- bad orders: outside the window, unknown employee, a leaver;
+- a short campaign end to end: approved by a second manager, opened on its
+  timer, an order reviewed and captured, closed early, a discrepancy found
+  (captured, not shipped), fixed, reconciled, the payroll export.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+import workflows
+from domain.campaign import (
+    CampaignOrderRequest,
+    CampaignParameters,
+    CatalogueEntry,
+    PriceLine,
+    Quota,
+    parse_roster,
+    schedule_for,
+)
+from domain.common import Role
+from domain.orders import ItemCategory
+from starters.api.app import create_app
+from starters.auth import ApiKeyStore
+from store import campaign as campaign_store
+from tests.factories import order_data
+from tests.integration.polling import eventually
+from workers import activities
+from workers.settings import Settings
+
+PARIS = ZoneInfo("Europe/Paris")
+KEYS = {
+    "cs-system": ("storefront", Role.SYSTEM),
+    "cs-coord": ("alice", Role.COORDINATOR),
+    "cs-manager": ("marc", Role.MANAGER),
+    "cs-manager2": ("nadia", Role.MANAGER),
+    "cs-finance": ("fabien", Role.FINANCE),
+}
+SYSTEM = {"Authorization": "Bearer cs-system"}
+COORDINATOR = {"Authorization": "Bearer cs-coord"}
+MANAGER = {"Authorization": "Bearer cs-manager"}
+MANAGER2 = {"Authorization": "Bearer cs-manager2"}
+FINANCE = {"Authorization": "Bearer cs-finance"}
+HEADER = "employee_id,name,work_email,legal_entity,country,grade,start_date,leave_date\n"
+SKUS = ("HB-TOTE-MM-NOIR", "SLG-WALLET-NOIR")
+PRICE = {"HB-TOTE-MM-NOIR": 122_500, "SLG-WALLET-NOIR": 30_000}
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def settings(integration_settings: Settings) -> Settings:
+    return integration_settings.model_copy(update={"task_queue": f"campaign-{uuid.uuid4()}"})
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(
+    client: Client, db_pool: asyncpg.Pool, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, client=client, pool=db_pool, api_keys=ApiKeyStore.from_mapping(KEYS))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://steward.test", timeout=60
+    ) as http:
+        yield http
+
+
+def _local(instant: datetime) -> datetime:
+    return instant.astimezone(PARIS).replace(tzinfo=None, microsecond=0)
+
+
+def params(
+    opens: datetime,
+    closes: datetime,
+    *,
+    allocated: int = 600,
+    max_units: int = 4,
+    entity: str = "Maison SAS",
+) -> CampaignParameters:
+    return CampaignParameters(
+        campaign_id=f"ES-{uuid.uuid4().hex[:10]}",
+        name="Rush sale",
+        timezone="Europe/Paris",
+        opens_local=_local(opens),
+        closes_local=_local(closes),
+        legal_entities=[entity],
+        countries=["FR"],
+        currency="EUR",
+        site="PAR-1",
+        quotas={"G1": Quota(max_units=max_units, max_amount_minor=10_000_000)},
+        prices=[
+            PriceLine(
+                sku=sku,
+                name=sku.title(),
+                category=ItemCategory.HANDBAGS
+                if sku.startswith("HB")
+                else (ItemCategory.SMALL_LEATHER_GOODS),
+                list_price_minor=PRICE[sku] * 2,
+                sale_price_minor=PRICE[sku],
+                allocated_units=allocated,
+            )
+            for sku in SKUS
+        ],
+    )
+
+
+def roster_csv(employees: int, *, leaver: str | None = None, entity: str = "Maison SAS") -> str:
+    rows = [
+        f"E{n:04d},Employee {n},e{n}@maison.example,{entity},FR,G1,2020-01-06,\n"
+        for n in range(employees)
+    ]
+    if leaver:
+        rows.append(
+            f"{leaver},Gone Soon,gone@maison.example,Maison SAS,FR,G1,2020-01-06,2020-06-30\n"
+        )
+    return HEADER + "".join(rows)
+
+
+async def open_campaign(
+    pool: asyncpg.Pool, p: CampaignParameters, roster: str, *, state: str = "open"
+) -> None:
+    """A campaign whose quota gate is open, without its process: the rush
+    exercises the order path (PostgreSQL, the order review's start) only."""
+    schedule = schedule_for(p)
+    await campaign_store.create_campaign(pool, p, schedule, "alice")
+    record = await campaign_store.get_campaign(pool, p.campaign_id)
+    parsed = parse_roster(
+        roster.encode(),
+        p,
+        sale_opens=record.opens_at.date(),
+        sale_closes=record.closes_at.date(),
+    )
+    await campaign_store.import_roster(pool, p.campaign_id, parsed)
+    await campaign_store.set_gate(pool, p.campaign_id, state, None)
+
+
+def order_body(order_id: str, employee: str, lines: list[tuple[str, int]]) -> dict[str, Any]:
+    base = order_data(order_id)
+    amount = sum(PRICE[sku] * q for sku, q in lines)
+    request = CampaignOrderRequest.model_validate(
+        {
+            "order_id": order_id,
+            "employee_id": employee,
+            "lines": [{"sku": sku, "quantity": q} for sku, q in lines],
+            "shipping_address": base["shipping_address"],
+            "payment": {
+                **base["payment"],
+                "authorisation_ref": f"auth-{order_id}",
+                "amount_minor": amount,
+            },
+            "device": base["device"],
+        }
+    )
+    body: dict[str, Any] = request.model_dump(mode="json")
+    return body
+
+
+async def test_opening_rush_holds_quotas_and_stock(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool, client: Client
+) -> None:
+    now = datetime.now(UTC)
+    # 500 employees, each may buy 2 orders (4 units: one of each SKU per
+    # order), 600 of each SKU: the stock, not the quotas, runs out.
+    p = params(now - timedelta(minutes=1), now + timedelta(hours=1))
+    await open_campaign(db_pool, p, roster_csv(500))
+    orders = [
+        (f"{p.campaign_id}-{n:04d}-{k}", f"E{n:04d}", list(SKUS) if (n + k) % 2 else SKUS[::-1])
+        for n in range(500)
+        for k in range(3)
+    ]
+    gate = asyncio.Semaphore(64)
+    latencies: list[float] = []
+
+    async def place(order_id: str, employee: str, skus: list[str] | tuple[str, ...]) -> Any:
+        async with gate:
+            started = time.perf_counter()
+            answer = await api.post(
+                f"/v1/campaigns/{p.campaign_id}/orders",
+                json=order_body(order_id, employee, [(sku, 1) for sku in skus]),
+                headers=SYSTEM,
+            )
+            latencies.append(time.perf_counter() - started)
+            return answer
+
+    began = time.perf_counter()
+    answers = await asyncio.gather(*(place(*order) for order in orders))
+    elapsed = time.perf_counter() - began
+    codes = Counter(a.status_code for a in answers)
+    assert set(codes) <= {201, 409}, codes
+    accepted = [a.json() for a in answers if a.status_code == 201]
+    refused = [a.json() for a in answers if a.status_code == 409]
+    # Exactly the stock is sold: 600 orders of one unit of each SKU.
+    assert len(accepted) == 600
+    assert {r["refusal"] for r in refused} <= {"quota", "stock"}
+    assert all(r["detail"].startswith(f"{r['refusal']}: ") for r in refused)
+    assert Counter(r["refusal"] for r in refused)["quota"] >= 1
+    stock = {s["sku"]: s for s in await campaign_store.stock_levels(db_pool, p.campaign_id)}
+    assert {sku: s["remaining"] for sku, s in stock.items()} == dict.fromkeys(SKUS, 0)
+    usage = await campaign_store.employee_usage(db_pool, p.campaign_id)
+    assert max(u["units_taken"] for u in usage) <= 4
+    assert sum(u["units_taken"] for u in usage) == 1200
+    # The store agrees with the answers, line by line.
+    sold = await db_pool.fetch(
+        "SELECT l.sku, sum(l.quantity)::int AS n FROM campaign_order_lines l "
+        "JOIN campaign_orders o USING (order_id) WHERE o.campaign_id = $1 GROUP BY l.sku",
+        p.campaign_id,
+    )
+    assert {r["sku"]: r["n"] for r in sold} == dict.fromkeys(SKUS, 600)
+
+    # The same order ids again: accepted once, nothing taken twice.
+    by_id = {order_id: employee for order_id, employee, _ in orders}
+    again = await asyncio.gather(
+        *(
+            api.post(
+                f"/v1/campaigns/{p.campaign_id}/orders",
+                json=order_body(a["order_id"], by_id[a["order_id"]], [(sku, 1) for sku in SKUS]),
+                headers=SYSTEM,
+            )
+            for a in accepted[:20]
+        )
+    )
+    assert [a.status_code for a in again] == [200] * 20
+    assert all(a.json()["first_time"] is False for a in again)
+    assert (
+        sum(u["units_taken"] for u in await campaign_store.employee_usage(db_pool, p.campaign_id))
+        == 1200
+    )
+    # Every accepted order went to the order review, channel employee_sale.
+    review = client.get_workflow_handle(f"order-review:{accepted[0]['order_id']}")
+    assert (await review.describe()).workflow_type == "OrderReviewWorkflow"
+    latencies.sort()
+    print(
+        f"rush: 1500 orders in {elapsed:.1f}s ({1500 / elapsed:.0f}/s), "
+        f"p95 {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms"
+    )
+
+
+async def test_orders_outside_the_window_from_strangers_and_leavers_are_refused(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    now = datetime.now(UTC)
+    later = params(now + timedelta(hours=1), now + timedelta(hours=3))
+    await open_campaign(db_pool, later, roster_csv(2, leaver="E-LEFT"), state="scheduled")
+    url = f"/v1/campaigns/{later.campaign_id}/orders"
+    early = await api.post(url, json=order_body("W-1", "E0000", [(SKUS[0], 1)]), headers=SYSTEM)
+    assert early.status_code == 409
+    assert early.json()["refusal"] == "window"
+    assert "opens at" in early.json()["detail"]
+
+    open_now = params(now - timedelta(minutes=5), now + timedelta(hours=1))
+    await open_campaign(db_pool, open_now, roster_csv(2, leaver="E-LEFT"))
+    url = f"/v1/campaigns/{open_now.campaign_id}/orders"
+    stranger = await api.post(url, json=order_body("W-2", "E9999", [(SKUS[0], 1)]), headers=SYSTEM)
+    assert stranger.status_code == 422
+    assert stranger.json()["detail"][0]["field"] == "employee_id"
+    leaver = await api.post(url, json=order_body("W-3", "E-LEFT", [(SKUS[0], 1)]), headers=SYSTEM)
+    assert leaver.status_code == 409
+    assert leaver.json()["refusal"] == "eligibility"
+    assert "leaves on 2020-06-30" in leaver.json()["detail"]
+    wrong_price = order_body("W-4", "E0000", [(SKUS[0], 1)])
+    wrong_price["payment"]["amount_minor"] = 1
+    priced = await api.post(url, json=wrong_price, headers=SYSTEM)
+    assert priced.status_code == 422
+    assert priced.json()["detail"][0]["field"] == "payment.amount_minor"
+    coordinator = await api.post(
+        url, json=order_body("W-5", "E0000", [(SKUS[0], 1)]), headers=COORDINATOR
+    )
+    assert coordinator.status_code == 403
+    usage = await campaign_store.employee_usage(db_pool, open_now.campaign_id)
+    assert all(u["units_taken"] == 0 for u in usage)
+    unknown = await api.post(
+        "/v1/campaigns/ES-NOPE/orders",
+        json=order_body("W-6", "E0000", [(SKUS[0], 1)]),
+        headers=SYSTEM,
+    )
+    assert unknown.status_code == 404
+
+
+async def test_roster_import_is_all_or_nothing(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    now = datetime.now(UTC)
+    p = params(now + timedelta(days=10), now + timedelta(days=12))
+    await campaign_store.create_campaign(db_pool, p, schedule_for(p), "alice")
+    url = f"/v1/campaigns/{p.campaign_id}/roster"
+    csv_headers = {**COORDINATOR, "content-type": "text/csv"}
+    good = await api.post(url, content=roster_csv(3).encode(), headers=csv_headers)
+    assert good.status_code == 200, good.text
+    first = await campaign_store.get_campaign(db_pool, p.campaign_id)
+    assert good.json()["rows"] == 3 and first.roster_hash == good.json()["roster_hash"]
+
+    bad_rows = HEADER + "E1,A,a@maison.example,Maison SAS,FR,G1,2020-01-06,\nE1,B,bad,X,FR,G7,x,\n"
+    refused = await api.post(url, content=bad_rows.encode(), headers=csv_headers)
+    assert refused.status_code == 422
+    fields = {d["field"] for d in refused.json()["detail"]}
+    assert {"line 3.employee_id", "line 3.work_email", "line 3.grade", "line 3.start_date"} <= (
+        fields
+    )
+    latin = await api.post(
+        url,
+        content=(HEADER + "E1,Zoë,z@maison.example,Maison SAS,FR,G1,2020-01-06,\n").encode(
+            "latin-1"
+        ),
+        headers=csv_headers,
+    )
+    assert latin.status_code == 422 and latin.json()["detail"][0]["field"] == "file"
+    columns = await api.post(url, content=b"employee_id,name\nE1,A\n", headers=csv_headers)
+    assert columns.status_code == 422 and columns.json()["detail"][0]["field"] == "columns"
+    huge = roster_csv(100_000).encode()
+    too_many = await api.post(url, content=huge, headers=csv_headers)
+    assert too_many.status_code in (413, 422)
+    assert "50000" in too_many.text or "bytes" in too_many.text
+    # Nothing of the refused files reached the store.
+    after = await campaign_store.get_campaign(db_pool, p.campaign_id)
+    assert (after.roster_hash, after.roster_rows) == (first.roster_hash, 3)
+    assert len(await campaign_store.employee_usage(db_pool, p.campaign_id)) == 3
+
+
+async def test_a_short_campaign_end_to_end(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool, client: Client, settings: Settings
+) -> None:
+    await campaign_store.seed_sim_stock(db_pool, dict.fromkeys(SKUS, 1000))
+    await campaign_store.seed_sim_catalogue(
+        db_pool,
+        [
+            CatalogueEntry(sku=SKUS[0], description="Tote", visuals=4, category="handbags"),
+            CatalogueEntry(
+                sku=SKUS[1], description="Wallet", visuals=2, category="small_leather_goods"
+            ),
+        ],
+    )
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=workflows.ALL_WORKFLOWS,
+        activities=activities.build_activities(db_pool, settings),
+    ):
+        now = datetime.now(UTC)
+        # An entity of its own: the other tests' open campaigns would overlap.
+        entity = f"Maison {uuid.uuid4().hex[:6]}"
+        p = params(
+            now + timedelta(seconds=6), now + timedelta(hours=2), allocated=10, entity=entity
+        )
+        created = await api.post(
+            "/v1/campaigns", json=p.model_dump(mode="json"), headers=COORDINATOR
+        )
+        assert created.status_code == 201, created.text
+        campaign = f"/v1/campaigns/{p.campaign_id}"
+        roster = await api.post(
+            f"{campaign}/roster",
+            content=roster_csv(3, entity=entity).encode(),
+            headers={**COORDINATOR, "content-type": "text/csv"},
+        )
+        assert roster.status_code == 200, roster.text
+        submitted = await api.post(f"{campaign}/submit", headers=COORDINATOR)
+        assert submitted.status_code == 200, submitted.text
+
+        async def state() -> dict[str, Any]:
+            answer: dict[str, Any] = (await api.get(campaign, headers=MANAGER)).json()
+            return answer
+
+        def status_is(status: str) -> Any:
+            return lambda s: s["status"] == status
+
+        await eventually(state, status_is("awaiting_approval"), timeout=10, what="validated")
+        approved = await api.post(f"{campaign}/approval", json={"approve": True}, headers=MANAGER)
+        assert approved.status_code == 200, approved.text
+        await eventually(state, status_is("open"), timeout=20, what="the opening")
+        placed = await api.post(
+            f"{campaign}/orders",
+            json=order_body(f"{p.campaign_id}-1", "E0001", [(SKUS[1], 1)]),
+            headers=SYSTEM,
+        )
+        assert placed.status_code == 201, placed.text
+
+        async def captures() -> int:
+            return int(
+                await db_pool.fetchval(
+                    "SELECT count(*) FROM payment_ledger WHERE order_id = $1 AND kind = 'capture'",
+                    f"{p.campaign_id}-1",
+                )
+            )
+
+        await eventually(captures, lambda n: n == 1, timeout=20, what="the review's capture")
+        closing = await api.post(f"{campaign}/window", json={"close_now": True}, headers=MANAGER)
+        assert closing.status_code == 200, closing.text
+        found = await eventually(
+            state,
+            lambda s: s["status"] == "reconciling" and bool(s["discrepancies"]),
+            timeout=10,
+            what="the reconciliation",
+        )
+        assert [d["kind"] for d in found["discrepancies"]] == ["capture_without_shipment"]
+        late = await api.post(
+            f"{campaign}/orders",
+            json=order_body(f"{p.campaign_id}-2", "E0002", [(SKUS[1], 1)]),
+            headers=SYSTEM,
+        )
+        assert late.status_code == 409 and late.json()["refusal"] == "window"
+        assert (await api.get(f"{campaign}/payroll-export", headers=FINANCE)).status_code == 409
+
+        await db_pool.execute(
+            "INSERT INTO shipments (shipment_id, carrier, tracking_number, order_id, "
+            "expected_delivery_at, record) VALUES ($1, 'ups', $2, $3, now(), '{}'::jsonb)",
+            f"SH-{p.campaign_id}",
+            f"1Z{uuid.uuid4().hex[:10]}",
+            f"{p.campaign_id}-1",
+        )
+        again = await api.post(f"{campaign}/reconcile", headers=FINANCE)
+        assert again.status_code == 200, again.text
+        await eventually(state, status_is("reconciled"), timeout=10, what="reconciled")
+        export = await api.get(f"{campaign}/payroll-export", headers=FINANCE)
+        assert export.status_code == 200
+        assert export.text.splitlines() == [
+            "employee_id,orders,units_kept,net_amount_minor,currency",
+            "E0001,1,1,30000,EUR",
+        ]
+        report = (await api.get(f"{campaign}/report", headers=FINANCE)).json()
+        assert report["figures"]["orders"] == 1
+        assert report["figures"]["sell_through_by_category"]["small_leather_goods"] == 0.1
