@@ -50,6 +50,7 @@ from starters.failed_delivery_cli import failed_delivery_app
 from starters.fulfilment_cli import orders_app, qc_app
 from starters.ops_request_cli import ops_app
 from starters.order_review_cli import order_review_app
+from starters.privacy_request_cli import personal_data_app, privacy_request_app
 from starters.reports_cli import reports_app
 from starters.returns_cli import returns_app
 from workers.settings import Settings, get_settings
@@ -84,6 +85,9 @@ for group, name, old_name in (
     (ops_app, "ops", None),
     # Reports and KPIs (issue 19).
     (reports_app, "reports", None),
+    # Privacy requests and the personal-data keys (issue 21).
+    (privacy_request_app, "privacy-request", None),
+    (personal_data_app, "personal-data", None),
 ):
     app.add_typer(group, name=name)
     if old_name is not None:
