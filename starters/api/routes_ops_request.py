@@ -25,6 +25,7 @@ from domain.ops_request import (
     EscalateInput,
     EscalationAnswerInput,
     FinanceApprovalInput,
+    InventoryDiscrepancyDetails,
     InventoryResolution,
     OpsRequestContract,
     OpsRequestDraft,
@@ -159,24 +160,30 @@ async def open_ops_request(
     settings: AppSettings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-    channel: Annotated[IntakeChannel, Query(description="api, or cli for the CLI")] = (
-        IntakeChannel.API
-    ),
+    channel: Annotated[
+        IntakeChannel,
+        Query(description="api; cli for the CLI; wms for a warehouse count event (system keys)"),
+    ] = IntakeChannel.API,
 ) -> Any:
     request_id = (
         ops_client.derived_request_id(f"api/{principal.actor}", idempotency_key)
         if idempotency_key
         else None
     )
+    details = body.details
+    if isinstance(details, InventoryDiscrepancyDetails) and details.count_event_id:
+        # A warehouse count event opens one request, however often it is sent.
+        request_id = ops_client.derived_request_id("wms", details.count_event_id)
+    allowed = {IntakeChannel.API, IntakeChannel.CLI}
+    if principal.role is Role.SYSTEM:
+        allowed.add(IntakeChannel.WMS)
     try:
         opened = await ops_client.open_request(
             client,
             pool,
             body,
             requester=principal.actor,
-            channel=channel
-            if channel in (IntakeChannel.API, IntakeChannel.CLI)
-            else IntakeChannel.API,
+            channel=channel if channel in allowed else IntakeChannel.API,
             task_queue=settings.task_queue,
             now=datetime.now(UTC),
             request_id=request_id,

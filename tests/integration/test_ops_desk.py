@@ -392,13 +392,99 @@ async def test_a_simulated_day_goes_through_the_signed_slack_endpoint(
 ) -> None:
     order_id = await known_order(api, db_pool)
     report = await simulate_day(
-        api, SECRET, requests=30, orders=[order_id], seed=3, seconds_per_hour=0
+        api, SECRET, requests=16, orders=[order_id], seed=3, seconds_per_hour=0
     )
-    assert report.sent == 30 and report.opened + report.refused == 30
+    assert report.sent == 16 and report.opened + report.refused == 16
     # The bad ones (an unknown order, footage past retention) are refused, the rest open.
     assert report.refused >= report.kinds["bad"]
-    assert report.opened >= 20
+    assert report.opened >= 10
     # The morning burst: more of the day in 09:00-11:00 than in 16:00-18:00.
     plan = plan_day(1000, random.Random(3))
     assert sum(1 for h, _ in plan if h < 2) > 2 * sum(1 for h, _ in plan if h >= 7)
     assert max(report.ack_ms) < 3000
+
+
+async def test_an_address_change_resolved_at_the_desk_changes_the_fulfilment(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool, client: Client
+) -> None:
+    order_id = await known_order(api, db_pool)
+    # The auto-accepted order is released: its fulfilment runs.
+    await eventually(
+        lambda: order_status(db_pool, order_id),
+        lambda view: view.fulfilment_status is not None,
+        what="the order's fulfilment",
+    )
+    opened = await api.post(
+        "/v1/ops-requests",
+        json={
+            "details": {
+                "type": "address_change",
+                "order_id": order_id,
+                "address": {
+                    "line1": "8 Rue de la Paix",
+                    "city": "Paris",
+                    "postal_code": "75002",
+                    "country": "FR",
+                },
+            }
+        },
+        headers=COORDINATOR,
+    )
+    assert opened.status_code == 202, opened.text
+    request_id = opened.json()["request_id"]
+    await eventually(
+        lambda: api.get(f"/v1/ops-requests/{request_id}", headers=AUDITOR),
+        lambda r: r.status_code == 200,
+        what="the ticket",
+    )
+    await api.post(f"/v1/ops-requests/{request_id}/claim", headers=COORDINATOR)
+    resolved = await api.post(
+        f"/v1/ops-requests/{request_id}/resolve",
+        json={"outcome": "done", "root_cause": "customer_request"},
+        headers=COORDINATOR,
+    )
+    assert resolved.status_code == 200, resolved.text
+    state = resolved.json()
+    assert state["status"] == "resolved", state["actions"]
+    (action,) = [a for a in state["actions"] if a["kind"] == "change_address"]
+    assert action["ok"] and action["linked_case"] == f"fulfilment:{order_id}"
+    fulfilment = await client.get_workflow_handle(f"fulfilment:{order_id}").query("status")
+    changes = fulfilment["address_changes"]
+    assert changes and changes[-1]["actor"] == "camille"
+
+
+async def test_a_warehouse_count_event_opens_one_discrepancy_with_holds(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    event = {
+        "details": {
+            "type": "inventory_discrepancy",
+            "site_id": "PAR1",
+            "sku": "HB-TOTE-MM-NOIR",
+            "wms_quantity": 4,
+            "erp_quantity": 5,
+            "unit_cost_minor": 90_000,
+            "currency": "EUR",
+            "count_event_id": f"count-{uuid.uuid4().hex[:8]}",
+        }
+    }
+    first = await api.post("/v1/ops-requests?channel=wms", json=event, headers=SYSTEM)
+    again = await api.post("/v1/ops-requests?channel=wms", json=event, headers=SYSTEM)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["request_id"] == again.json()["request_id"]
+    assert again.json()["created"] is False
+    request_id = first.json()["request_id"]
+    row = await eventually(
+        lambda: ops_store.get(db_pool, request_id),
+        lambda r: r is not None,
+        what="the register row",
+    )
+    assert row is not None and row.channel == "wms" and row.site_id == "PAR1"
+    tasks = await db_pool.fetch(
+        "SELECT kind, awaited_role FROM human_tasks WHERE workflow_id = $1 ORDER BY kind",
+        f"ops-request:{request_id}",
+    )
+    assert [(t["kind"], t["awaited_role"]) for t in tasks] == [
+        ("inventory_recount", "ops"),
+        ("ops_request", "coordinator"),
+    ]
