@@ -20,6 +20,7 @@ pages (Jinja2), no JavaScript, the same keys, roles and decisions as the API.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import time
 import uuid
@@ -186,17 +187,8 @@ def _base(request: Request, session: Session | None) -> dict[str, Any]:
     return {
         "principal": session.principal if session else None,
         "csrf": session.csrf if session else "",
-        "reports_url": _reports_url(request),
+        "reports_url": f"{PREFIX}/reports" if session else None,
     }
-
-
-def _reports_url(request: Request) -> str | None:
-    """The reports page once it exists (issue 19 adds it)."""
-    for route in request.app.routes:
-        path = getattr(route, "path", "")
-        if path in ("/reports", "/v1/reports", "/reports/"):
-            return str(path)
-    return None
 
 
 # ----------------------------------------------------------------- sign-in
@@ -545,6 +537,49 @@ async def decide(request: Request, workflow_id: str, session: SignedIn) -> Respo
     log.info("console_decided", workflow_id=workflow_id, action=form.get("action", ""))
     return RedirectResponse(
         f"{views.case_url(workflow_id)}?done=1", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
+# ----------------------------------------------------------------- reports
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_FILE_NAME = re.compile(r"^[a-z0-9_]{1,64}\.(csv|png|html)$")
+
+
+@router.get("/reports")
+async def reports(request: Request, session: SignedIn) -> Response:
+    """The report runs (issue 19) with their files, for the roles reports are for."""
+    from starters.api.routes_reports import REPORT_READERS
+    from store import reports as report_store
+
+    allowed = session.principal.role in REPORT_READERS
+    runs = await report_store.list_runs(request.app.state.pool, limit=50) if allowed else []
+    return _render(
+        request,
+        "reports.html",
+        {
+            **_base(request, session),
+            "allowed": allowed,
+            "readers": ", ".join(r.value for r in REPORT_READERS),
+            "runs": runs,
+        },
+    )
+
+
+@router.get("/reports/{run_id}/{name}")
+async def report_file(request: Request, run_id: str, name: str, session: SignedIn) -> Response:
+    from starters.api import routes_reports
+
+    if not _RUN_ID.match(run_id) or not _FILE_NAME.match(name):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such report file")
+    if session.principal.role not in routes_reports.REPORT_READERS:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="reports are not for this role")
+    return await routes_reports.get_file(
+        run_id=run_id,
+        name=name,
+        principal=session.principal,
+        pool=request.app.state.pool,
+        settings=request.app.state.settings,
     )
 
 

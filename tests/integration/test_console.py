@@ -196,3 +196,20 @@ async def test_unknown_case_is_404(api: httpx.AsyncClient, path: str) -> None:
     response = await api.get(path)
     assert response.status_code == 404
     assert "No such case" in response.text
+
+
+async def test_reports_page_follows_the_role(api: httpx.AsyncClient) -> None:
+    await sign_in(api, "co-alice")
+    page = await api.get("/console/reports")
+    assert page.status_code == 200
+    assert 'id="not-for-role"' in page.text
+    forbidden = await api.get("/console/reports/run-1/report.html")
+    assert forbidden.status_code == 403
+    await api.post("/console/logout", data={"csrf": csrf_of(page)})
+    await sign_in(api, "co-audrey")
+    page = await api.get("/console/reports")
+    assert 'id="not-for-role"' not in page.text
+    assert 'id="reports"' in page.text or 'id="no-reports"' in page.text
+    missing = await api.get("/console/reports/no-such-run/report.html")
+    assert missing.status_code == 404
+    assert (await api.get("/console/reports/x/..%2Fsecret.html")).status_code == 404
