@@ -37,7 +37,7 @@ ENV PATH=/opt/steward/bin:$PATH \
 RUN groupadd --system --gid 10001 steward \
     && useradd --system --uid 10001 --gid steward --no-create-home \
         --home-dir /var/lib/steward --shell /usr/sbin/nologin steward \
-    && install -d -o steward -g steward -m 0750 /var/lib/steward
+    && install -d -o steward -g steward -m 0750 /var/lib/steward /var/lib/steward/reports
 
 COPY --from=build /opt/steward /opt/steward
 

@@ -9,12 +9,7 @@ import csv
 import html
 import io
 from datetime import datetime
-
-import matplotlib
-
-matplotlib.use("Agg")  # before pyplot: no display, no GUI toolkit
-
-import matplotlib.pyplot as plt
+from typing import Any
 
 from domain.reports.model import (
     Cell,
@@ -39,9 +34,21 @@ def render_csv(table: ReportTable) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display, no GUI toolkit),
+    imported on the first chart: a worker that never draws never pays for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def render_png(chart: ReportChart) -> bytes:
     """The chart as a PNG of 800x400 pixels; an empty chart says so in the
     picture rather than drawing empty axes."""
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=CHART_SIZE_INCHES, dpi=CHART_DPI)
     try:
         positions = list(range(len(chart.categories)))

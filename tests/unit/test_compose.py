@@ -11,6 +11,7 @@ the Temporal UI publish one. A reverse proxy with TLS fronts them.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -31,8 +32,17 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 
 STEWARD_SERVICES = ("migrate", "worker", "api")
 ONE_SHOT_SERVICES = ("temporal-schema", "temporal-setup", "migrate")
-LONG_RUNNING_SERVICES = ("temporal-db", "temporal", "temporal-ui", "app-db", "worker", "api")
-PUBLISHING_SERVICES = {"api", "temporal-ui"}
+LONG_RUNNING_SERVICES = (
+    "temporal-db",
+    "temporal",
+    "temporal-ui",
+    "app-db",
+    "worker",
+    "api",
+    "prometheus",
+    "grafana",
+)
+PUBLISHING_SERVICES = {"api", "temporal-ui", "grafana"}
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
@@ -100,6 +110,8 @@ def test_every_service_exists(services: dict[str, Any]) -> None:
         "migrate",
         "worker",
         "api",
+        "prometheus",
+        "grafana",
     }
     assert expected <= set(services)
 
@@ -469,3 +481,74 @@ def test_env_example_lists_every_variable_compose_reads(compose: dict[str, Any])
     }
     assert not used - listed, f"deploy/env.example lacks {sorted(used - listed)}"
     assert not listed - used, f"deploy/env.example sets {sorted(listed - used)}, unused"
+
+
+# ------------------------------------------------------------- live metrics
+
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+
+
+def test_prometheus_scrapes_the_api_and_every_worker(services: dict[str, Any]) -> None:
+    from workers.settings import Settings
+
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["steward-api"]["static_configs"][0]["targets"] == ["api:8400"]
+    assert jobs["steward-api"]["metrics_path"] == "/metrics"
+    worker_env = env(services["worker"])
+    # Every worker of `--scale worker=N`: the service name resolves to each.
+    for job, variable in (
+        ("steward-worker", "STEWARD_WORKER_METRICS_PORT"),
+        ("temporal-sdk", "STEWARD_TEMPORAL_METRICS_PORT"),
+    ):
+        (sd,) = jobs[job]["dns_sd_configs"]
+        assert sd["names"] == ["worker"] and str(sd["port"]) == worker_env[variable]
+    # Reachable from Prometheus's container, not only from the worker's own loopback.
+    assert worker_env["STEWARD_METRICS_HOST"] == "0.0.0.0"
+    settings = Settings(_env_file=None)
+    assert (settings.worker_metrics_port, settings.temporal_metrics_port) == (9464, 9465)
+    mounts = services["prometheus"]["volumes"]
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+    assert depends_on(services["prometheus"]) == {"api": "service_healthy"}
+
+
+def test_grafana_provisions_prometheus_and_the_dashboard(services: dict[str, Any]) -> None:
+    from workers.metrics import REGISTRY
+
+    grafana = services["grafana"]
+    assert depends_on(grafana) == {"prometheus": "service_healthy"}
+    assert env(grafana)["GF_SECURITY_ADMIN_PASSWORD"] == "<GRAFANA_ADMIN_PASSWORD>"
+    mounts = dict(v.rsplit(":", 2)[:2] for v in grafana["volumes"] if v.startswith("./"))
+    assert mounts["./deploy/grafana/dashboards"] == "/etc/grafana/dashboards"
+    source = yaml.safe_load(
+        (GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    provider = yaml.safe_load(
+        (GRAFANA_DIR / "provisioning" / "dashboards" / "steward.yml").read_text()
+    )["providers"][0]
+    assert provider["options"]["path"] == "/etc/grafana/dashboards"
+    dashboard = json.loads((GRAFANA_DIR / "dashboards" / "steward.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    # Every Steward metric a panel queries is one the processes export.
+    exported = {m.name for m in REGISTRY.collect()}
+    queried = set(re.findall(r"\b(steward_[a-z_]+)", " ".join(exprs)))
+    known = exported | {f"{name}_total" for name in exported}
+    assert queried and queried <= known, sorted(queried - known)
+    # And the Temporal SDK's (its counters have no _total suffix).
+    assert any("temporal_activity_execution_latency_bucket" in e for e in exprs)
+    assert all(
+        t["datasource"]["uid"] == source["uid"] for p in dashboard["panels"] for t in p["targets"]
+    )
+
+
+def test_reports_are_shared_between_the_workers_and_the_api(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    directory = env(services["worker"])["STEWARD_REPORTS_DIR"]
+    assert f"reports:{directory}" in services["worker"]["volumes"]
+    assert f"reports:{directory}:ro" in services["api"]["volumes"]
+    assert "reports" in compose["volumes"]
+    # The image's user owns the directory the volume is mounted on.
+    assert f"/var/lib/steward {directory}" in DOCKERFILE.read_text(encoding="utf-8")
