@@ -131,6 +131,14 @@ def _print_banner(
     )
     table.add_row("API", settings.api_base_url)
     table.add_row("API docs", f"{settings.api_base_url}/docs")
+    # Reports and live metrics (issue 19, docs/reports.md).
+    table.add_row("Reports", f"{settings.api_base_url}/v1/reports  (steward reports)")
+    table.add_row("Report files", str(settings.reports_dir.resolve()))
+    metrics = [f"{settings.api_base_url}/metrics"]
+    for port in (settings.worker_metrics_port, settings.temporal_metrics_port):
+        if port:
+            metrics.append(f"http://{settings.metrics_host}:{port}/metrics")
+    table.add_row("Metrics", "\n".join(metrics))
     table.add_row("Database", database_dsn)
     table.add_row("Data dir", str(settings.data_dir.resolve()))
     if keys_file is not None:
