@@ -519,13 +519,6 @@ async def decide(request: Request, workflow_id: str, session: SignedIn) -> Respo
         reason = _refusal_text(refused)
         log.info("console_decision_refused", workflow_id=workflow_id, reason=reason)
         context = await _case_context(request, session, workflow_id)
-        if context is None:
-            return _render(
-                request,
-                "not_found.html",
-                {**_base(request, session), "what": workflow_id},
-                code=404,
-            )
         code = (
             refused.status_code
             if isinstance(refused, HTTPException)
@@ -533,6 +526,13 @@ async def decide(request: Request, workflow_id: str, session: SignedIn) -> Respo
             if isinstance(refused, CaseRefused | CaseClosed)
             else status.HTTP_422_UNPROCESSABLE_CONTENT
         )
+        if context is None:  # the case is gone from Temporal and the store: say both
+            return _render(
+                request,
+                "not_found.html",
+                {**_base(request, session), "what": workflow_id, "error": reason},
+                code=code,
+            )
         return _render(request, "case.html", {**context, "done": "", "error": reason}, code=code)
     log.info("console_decided", workflow_id=workflow_id, action=form.get("action", ""))
     return RedirectResponse(

@@ -1,0 +1,180 @@
+"""Every decision form of the console reaches the workflow as the API would
+send it: the update's name, the decision built from the form, the signed-in
+actor and role (never a form field), the page's nonce as the idempotency key.
+Temporal is a stand-in that records the update and lets the workflow refuse."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.common import Role
+from starters.api.app import create_app
+from starters.auth import ApiKeyStore
+from workers.codec import EncryptionCodec, Keyring
+from workers.settings import Settings
+
+KEYS = {
+    "k-coord": ("alice", Role.COORDINATOR),
+    "k-manager": ("marc", Role.MANAGER),
+    "k-finance": ("fiona", Role.FINANCE),
+}
+
+
+class RecordingTemporal:
+    """Records each update and refuses it as the workflow would, with a reason."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[str, str, Any, dict[str, Any]]] = []
+
+    def get_workflow_handle(self, workflow_id: str) -> Any:
+        outer = self
+
+        class Handle:
+            async def execute_update(self, name: str, arg: Any, **kwargs: Any) -> Any:
+                outer.updates.append((workflow_id, name, arg, kwargs))
+                raise WorkflowUpdateFailedError(
+                    ApplicationError("refused by the stand-in", type="DecisionRejected")
+                )
+
+            async def query(self, *args: Any, **kwargs: Any) -> Any:
+                raise RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")
+
+        return Handle()
+
+
+class NoPool:
+    """The pool: audit writes fail (the console carries on), case lookups find nothing."""
+
+    async def fetchrow(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def fetch(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return []
+
+    async def execute(self, *args: Any, **kwargs: Any) -> None:
+        raise OSError("no database in this test")
+
+    def acquire(self) -> Any:
+        raise OSError("no database in this test")
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> tuple[TestClient, RecordingTemporal]:
+    temporal = RecordingTemporal()
+    app = create_app(
+        Settings(_env_file=None, STEWARD_DATA_DIR=tmp_path),
+        client=temporal,  # type: ignore[arg-type]
+        pool=NoPool(),  # type: ignore[arg-type]
+        api_keys=ApiKeyStore.from_mapping(KEYS),
+        codec=EncryptionCodec(Keyring.generate()),
+    )
+    return TestClient(app), temporal
+
+
+def sign_in(http: TestClient, key: str) -> str:
+    page = http.get("/console/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    http.post("/console/login", data={"csrf": token.group(1), "api_key": key})
+    session = http.cookies.get("steward_session")
+    assert session
+    sessions = http.app.state.console_sessions  # type: ignore[attr-defined]
+    csrf: str = sessions._by_id[session].csrf
+    return csrf
+
+
+@pytest.mark.parametrize(
+    ("key", "workflow_id", "form", "update", "expected"),
+    [
+        (
+            "k-coord",
+            "failed-delivery:SH-1",
+            {"action": "failed-delivery-decision", "decision": "reship",
+             "service_level": "express", "pickup_point_id": "PP-9", "note": "pickup"},
+            "decide",
+            {"decision": "reship", "service_level": "express", "pickup_point_id": "PP-9",
+             "actor": "alice", "role": Role.COORDINATOR},
+        ),
+        (
+            "k-manager",
+            "chargeback:stripe:dp_1",
+            {"action": "chargeback-response", "response": "contest", "note": "clip attached",
+             "override_missing_evidence": "on"},
+            "respond",
+            {"action": "contest", "override_missing_evidence": True, "actor": "marc",
+             "role": Role.MANAGER},
+        ),
+        (
+            "k-coord",
+            "chargeback:adyen:dp_2",
+            {"action": "chargeback-response", "response": "accept", "note": ""},
+            "respond",
+            {"action": "accept", "actor": "alice"},
+        ),
+        (
+            "k-manager",
+            "return:RMA-1",
+            {"action": "return-qc-decision", "grade": "ko", "outcome": "repair",
+             "partial_refund_minor": "", "reason": "scratched"},
+            "qc_decision",
+            {"grade": "ko", "outcome": "repair", "partial_refund_minor": None, "actor": "marc"},
+        ),
+        (
+            "k-finance",
+            "return:RMA-2",
+            {"action": "return-finance-approval", "approved": "false", "note": "no photos"},
+            "finance_approval",
+            {"approved": False, "note": "no photos", "actor": "fiona", "role": Role.FINANCE},
+        ),
+    ],
+)  # fmt: skip
+def test_each_form_sends_the_decision_as_the_signed_in_person(
+    console: tuple[TestClient, RecordingTemporal],
+    key: str,
+    workflow_id: str,
+    form: dict[str, str],
+    update: str,
+    expected: dict[str, Any],
+) -> None:
+    http, temporal = console
+    csrf = sign_in(http, key)
+    # A forged actor in the form never decides: refused as the API refuses an
+    # unknown field, or ignored (the chargeback forms read only their fields).
+    forged = {**form, "csrf": csrf, "nonce": "n-41", "actor": "mallory", "role": "manager"}
+    http.post(f"/console/cases/{workflow_id}", data=forged)
+    assert all(arg.actor == expected["actor"] for _, _, arg, _ in temporal.updates)
+    temporal.updates.clear()
+
+    sent = {**form, "csrf": csrf, "nonce": "n-42"}
+    answer = http.post(f"/console/cases/{workflow_id}", data=sent)
+    assert answer.status_code == 409
+    assert "Refused: refused by the stand-in" in answer.text  # the workflow's reason, in words
+    ((target, name, arg, kwargs),) = temporal.updates
+    assert target == workflow_id
+    assert name.endswith(update) or update in name
+    decision = arg.model_dump()
+    for field, value in expected.items():
+        assert decision[field] == value, field
+    assert kwargs["id"].endswith("/n-42")  # the page's nonce: a double submit applies once
+
+
+def test_a_form_of_another_role_is_refused_before_temporal(
+    console: tuple[TestClient, RecordingTemporal],
+) -> None:
+    http, temporal = console
+    csrf = sign_in(http, "k-coord")
+    answer = http.post(
+        "/console/cases/return:RMA-3",
+        data={"csrf": csrf, "action": "return-finance-approval", "approved": "true"},
+    )
+    assert answer.status_code == 403
+    assert "role coordinator may not do this (needs one of: finance)" in answer.text
+    assert temporal.updates == []
