@@ -61,6 +61,9 @@ from workflows.failed_delivery_return import OUTSIDE_RETRY, FailedDeliveryReturn
 
 # A late "delivered" is forwarded to the linked claim (runs before it were not).
 PATCH_FORWARD_TO_CLAIM = "forward-delivered-to-claim"
+# The customer's free-text reply stays in the case, out of the audit log
+# (issue 21: personal data; runs before it wrote the text into the reason).
+PATCH_REPLY_TEXT_PRIVATE = "customer-reply-text-private"
 # One refusal whether a decision is being applied or already recorded.
 ALREADY_DECIDED = "decision: this failed delivery is already decided"
 
@@ -245,11 +248,14 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
         counts = self._state.decision is None and not self._decision.pending
         if counts:
             self._state.customer_reply = reply
+        text = ""
+        if reply.message:
+            private = workflow.patched(PATCH_REPLY_TEXT_PRIVATE)
+            text = " (with a message, kept in the case)" if private else f": {reply.message}"
         self._case.audit(
             "customer_replied" if counts else "customer_replied_after_decision",
             actor="customer",
-            reason=f"{reply.option} via {reply.channel}"
-            + (f": {reply.message}" if reply.message else ""),
+            reason=f"{reply.option} via {reply.channel}{text}",
             after={
                 "event_id": reply.event_id,
                 "option": reply.option,

@@ -1,0 +1,222 @@
+"""No personal value reaches the structured logs, an activity failure message
+or a PostgreSQL table outside the personal-data store (issue 21), on the
+process paths a customer's data travels: an order review that waits for a
+coordinator, asks the customer (whose mailbox bounces: a failed activity) and
+is approved; a failed delivery the customer answers with a free-text message;
+a privacy request that erases them. Complements test_no_pii_in_temporal.py
+(Temporal's own database)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+import workflows
+from clients import failed_delivery, order_review, privacy_request
+from domain.carrier_events import TrackingStatus
+from domain.common import Role
+from domain.deliveries import CustomerOption, CustomerReply, ShipmentRecord
+from domain.privacy_request import (
+    Jurisdiction,
+    PrivacyRequestKind,
+    PrivacyRequestStatus,
+    VerifyDecision,
+    VerifyInput,
+)
+from domain.review import (
+    CustomerAnswer,
+    DecideInput,
+    DecisionReason,
+    ReviewDecision,
+    ReviewStatus,
+)
+from store import audit as audit_store
+from store import deliveries
+from tests.factories import make_order
+from tests.integration.polling import eventually
+from tests.workflows.inputs import tracking_event
+from workers import activities
+from workers.settings import Settings
+
+# Tables that hold personal data by design (encrypted or keyed hashes only).
+PERSONAL_DATA_TABLES = {"personal_subjects", "personal_fingerprints"}
+
+
+async def _tables_text(db: asyncpg.Pool) -> dict[str, str]:
+    tables = await db.fetch(
+        "SELECT quote_ident(tablename) AS name FROM pg_tables WHERE schemaname = 'public'"
+    )
+    return {
+        t["name"]: await db.fetchval(
+            f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {t['name']} t"
+        )
+        for t in tables
+        if t["name"] not in PERSONAL_DATA_TABLES
+    }
+
+
+async def test_no_personal_value_in_logs_failures_or_tables(
+    client: Client,
+    db_pool: asyncpg.Pool,
+    integration_settings: Settings,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    unique = uuid.uuid4().hex[:10]
+    email = f"henriette.{unique}@example.com"
+    # The parcel's order was placed with an address that bounces: the
+    # failed delivery's message to the customer fails (an activity failure).
+    bouncing = f"henriette.{unique}@bounce.example"
+    name = f"Henriette Vauquelin-{unique}"
+    street = f"{unique} rue du Faubourg Saint-Honoré"
+    phone = f"+33 6 {unique[:2]} 55 {unique[2:4]} 11"
+    ip = "198.51.100.77"
+    message = f"Please leave it with {name}'s concierge at {street}"
+    secrets = (email, bouncing, name, street, phone, ip, message)
+    order = make_order(
+        f"PII-{unique}",
+        customer={
+            "customer_id": f"C-{unique}",
+            "email": email,
+            "full_name": name,
+            "phone": phone,
+        },
+        billing_address={"line1": street},
+        shipping_address={"line1": street},
+        payment={"avs_result": "mismatch", "cvv_result": "mismatch"},
+        device={"device_id": f"dev-{unique}", "ip_address": ip},
+    )
+    settings = integration_settings.model_copy(update={"task_queue": f"pii-logs-{unique}"})
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=workflows.ALL_WORKFLOWS,
+        activities=activities.build_activities(db_pool, settings),
+    ):
+        # Order review: a coordinator asks the customer, who answers in their own words.
+        await order_review.start_review(client, order, settings.task_queue)
+        await eventually(
+            lambda: order_review.get_status(client, order.order_id),
+            lambda s: s.status is ReviewStatus.AWAITING_REVIEW,
+            what="the review to wait for a coordinator",
+        )
+        for decision in (ReviewDecision.ASK_CUSTOMER, ReviewDecision.APPROVE):
+            await eventually(
+                lambda: order_review.get_status(client, order.order_id),
+                lambda s: s.status is ReviewStatus.AWAITING_REVIEW,
+                what="the review to wait for a coordinator",
+            )
+            await order_review.decide(
+                client,
+                order.order_id,
+                DecideInput(
+                    decision=decision,
+                    reason_code=DecisionReason.VERIFIED_CUSTOMER,
+                    note="checked the account history",
+                    actor="alice",
+                    role=Role.COORDINATOR,
+                ),
+            )
+            if decision is ReviewDecision.ASK_CUSTOMER:
+                # The customer answers anyway (by phone), in their own words.
+                await eventually(
+                    lambda: order_review.get_status(client, order.order_id),
+                    lambda s: s.status is ReviewStatus.AWAITING_CUSTOMER,
+                    what="the review to wait for the customer",
+                )
+                await order_review.answer_customer(
+                    client,
+                    order.order_id,
+                    CustomerAnswer(
+                        event_id=f"answer-{unique}",
+                        confirmed=True,
+                        message=message,
+                        channel="phone",
+                    ),
+                )
+        await client.get_workflow_handle(f"order-review:{order.order_id}").result()
+
+        # Failed delivery: the message to the customer bounces; the customer
+        # answers anyway with a free-text message.
+        parcel_order = order.model_copy(
+            update={
+                "order_id": f"PII-{unique}-2",
+                "customer": order.customer.model_copy(update={"email": bouncing}),
+            }
+        )
+        shipment = ShipmentRecord(
+            shipment_id=f"SH-{unique}",
+            carrier="ups",
+            tracking_number=f"1Z{unique.upper()}",
+            expected_delivery_at=datetime.now(UTC),
+            order=parcel_order,
+        )
+        await deliveries.register_shipment(db_pool, shipment)
+        event = tracking_event(shipment, TrackingStatus.DELIVERY_FAILED, at=datetime.now(UTC))
+        await failed_delivery.start_failed_delivery(client, shipment, event, settings.task_queue)
+        await eventually(
+            lambda: failed_delivery.get_delivery(client, shipment.shipment_id),
+            lambda s: s.status == "awaiting_customer",
+            what="the failed delivery to wait for the customer",
+        )
+        await failed_delivery.relay_customer_reply(
+            client,
+            shipment.shipment_id,
+            CustomerReply(
+                event_id=f"reply-{unique}", option=CustomerOption.RESCHEDULE, message=message
+            ),
+        )
+        rows = await eventually(
+            lambda: audit_store.list_by_case(db_pool, shipment.shipment_id),
+            lambda rows: any(r.action == "customer_replied" for r in rows),
+            what="the customer's reply on record",
+        )
+        failed_sends = [r for r in rows if r.action == "customer_notification_failed"]
+        assert failed_sends, "the bounced message is on record"
+
+        # Privacy request: the customer is forgotten (what is not on hold).
+        request_id = f"PR-{unique}"
+        await privacy_request.file_request(
+            client,
+            db_pool,
+            request_id=request_id,
+            kind=PrivacyRequestKind.ERASURE,
+            email=email,
+            jurisdiction=Jurisdiction.EU,
+            requested_by="alice",
+            task_queue=settings.task_queue,
+            now=datetime.now(UTC),
+        )
+        await eventually(
+            lambda: privacy_request.get_request(client, request_id),
+            lambda s: s.status is PrivacyRequestStatus.AWAITING_VERIFICATION,
+            what="the request to await verification",
+        )
+        await privacy_request.verify_request(
+            client,
+            request_id,
+            VerifyInput(
+                decision=VerifyDecision.VERIFIED, reason="ID ok", actor="alice", role=Role.MANAGER
+            ),
+        )
+        await eventually(
+            lambda: privacy_request.get_request(client, request_id),
+            lambda s: s.answered_at is not None,
+            what="the requester answered",
+        )
+
+    logs = capfd.readouterr()
+    printed = logs.out + logs.err
+    # Proof the logs were captured: the order id is in them.
+    assert order.order_id in printed
+    for secret in secrets:
+        assert secret not in printed, f"{secret!r} in the logs"
+    for failure in failed_sends:
+        assert not any(secret in failure.reason for secret in secrets), failure.reason
+    for table, text in (await _tables_text(db_pool)).items():
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} in clear in table {table}"
