@@ -24,7 +24,7 @@ import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -78,7 +78,7 @@ class Session:
     key: str  # server-side only: re-checked at every request, so revoking it ends the session
     principal: Principal
     csrf: str
-    last_seen: float = field(default_factory=time.monotonic)
+    last_seen: float
 
 
 class Sessions:
@@ -88,8 +88,14 @@ class Sessions:
         self._by_id: dict[str, Session] = {}
 
     def open(self, key: str, principal: Principal) -> str:
+        # Forget the sessions nobody used for 8 hours, so the table stays small.
+        now = time.monotonic()
+        for stale in [
+            sid for sid, s in self._by_id.items() if now - s.last_seen > SESSION_IDLE_SECONDS
+        ]:
+            del self._by_id[stale]
         session_id = secrets.token_urlsafe(32)
-        self._by_id[session_id] = Session(key, principal, secrets.token_urlsafe(32))
+        self._by_id[session_id] = Session(key, principal, secrets.token_urlsafe(32), now)
         return session_id
 
     def get(self, session_id: str | None, keys: ApiKeyStore) -> Session | None:

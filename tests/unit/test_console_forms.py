@@ -178,3 +178,24 @@ def test_a_form_of_another_role_is_refused_before_temporal(
     assert answer.status_code == 403
     assert "role coordinator may not do this (needs one of: finance)" in answer.text
     assert temporal.updates == []
+
+
+def test_sessions_end_when_idle_or_when_the_key_is_revoked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from starters.auth import Principal
+    from starters.console import routes
+
+    keys = ApiKeyStore.from_mapping({"k1": ("alice", Role.COORDINATOR)})
+    sessions = routes.Sessions()
+    clock = [1000.0]
+    monkeypatch.setattr(routes.time, "monotonic", lambda: clock[0])
+    principal = Principal("alice", Role.COORDINATOR)
+    idle = sessions.open("k1", principal)
+    clock[0] += routes.SESSION_IDLE_SECONDS + 1
+    assert sessions.get(idle, keys) is None
+    active = sessions.open("k1", principal)
+    assert sessions.get(active, keys) is not None
+    revoked = ApiKeyStore.from_mapping({"k2": ("bob", Role.MANAGER)})  # k1 removed
+    assert sessions.get(active, revoked) is None
+    assert sessions.get(active, keys) is None  # gone for good
