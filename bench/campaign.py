@@ -36,6 +36,8 @@ from domain.campaign import (
 from domain.orders import Address, Device, ItemCategory, Order, Payment
 from store import campaign as campaign_store
 from store.db import create_pool
+from workers.personal_keys import configure_personal_data
+from workers.settings import Settings
 
 PARIS = ZoneInfo("Europe/Paris")
 SKUS = {"HB-TOTE-MM-NOIR": 122_500, "SLG-WALLET-NOIR": 30_000}
@@ -239,12 +241,15 @@ async def campaign_bench(
 
 
 async def bench_on_stack(
-    client: Client, dsn: str, task_queue: str, *, orders: int, concurrency: int
+    client: Client, settings: Settings, *, orders: int, concurrency: int
 ) -> CampaignBench:
-    pool = await create_pool(dsn)
+    # The roster's names and emails are personal data: this process reads and
+    # writes them with the stack's keyring, as the API does.
+    configure_personal_data(settings)
+    pool = await create_pool(settings.database_dsn)
     try:
         return await campaign_bench(
-            client, pool, task_queue, orders=orders, concurrency=concurrency
+            client, pool, settings.task_queue, orders=orders, concurrency=concurrency
         )
     finally:
         await pool.close()
@@ -266,11 +271,7 @@ async def _main(args: argparse.Namespace) -> None:
     async with BenchStack() as stack:
         print(f"stack up in {stack.startup_s:.1f}s")
         result = await bench_on_stack(
-            stack.client,
-            stack.settings.database_dsn,
-            stack.task_queue,
-            orders=args.orders,
-            concurrency=args.concurrency,
+            stack.client, stack.settings, orders=args.orders, concurrency=args.concurrency
         )
     print(describe(result))
     print(json.dumps(result.as_json(), indent=2))

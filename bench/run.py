@@ -56,6 +56,7 @@ from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
 
 from bench.bare_types import BareDecision, BareInput, BareResult
+from bench.campaign import CampaignBench, bench_on_stack, describe
 from bench.cpu import OTHER_PROCESSES
 from bench.history import HistoryProfile, fetch_profile
 from bench.orders import Path as ReviewPath
@@ -233,6 +234,8 @@ class Report:
     errors: list[str] = field(default_factory=list)
     total_s: float = 0.0
     load_at_start: float = 0.0
+    # The employee sale row (issue 18): campaign orders at opening vs bare starts.
+    campaign: CampaignBench | None = None
     # Review over bare throughput within each ABCCBA round: how far one
     # round's ratio strays from the whole run's shows the machine's noise.
     round_ratios: list[float] = field(default_factory=list)
@@ -532,6 +535,17 @@ async def run_bench(args: argparse.Namespace, console: Console) -> Report:
             await _updates(stack, report, args.updates, args.update_concurrency)
         with phase(console, "auto-decline path"):
             await _auto_decline(stack, report)
+        with phase(
+            console,
+            f"employee sale: {args.campaign_orders} orders at opening and as many bare "
+            f"review starts, {args.concurrency} in flight",
+        ):
+            report.campaign = await bench_on_stack(
+                stack.client,
+                stack.settings,
+                orders=args.campaign_orders,
+                concurrency=args.concurrency,
+            )
     finally:
         with phase(console, "stopping the stack"):
             await stack.__aexit__(None, None, None)
@@ -680,6 +694,8 @@ def print_report(report: Report, console: Console) -> None:
             goal,
         )
     console.print(events)
+    if report.campaign is not None:
+        console.print(describe(report.campaign))
     if report.errors:
         console.print(f"[bold red]{len(report.errors)} error(s)[/], first ones:")
         for line in report.errors[:10]:
@@ -735,6 +751,7 @@ def results_json(report: Report) -> dict[str, Any]:
             "bare_update": report.bare_update.as_json(),
         },
         "history": {str(k): v.as_json() for k, v in report.histories.items()},
+        "campaign": report.campaign.as_json() if report.campaign else None,
         "auto_accept_events_goal": AUTO_ACCEPT_EVENTS_GOAL,
         "auto_accept_events_pass": report.events_pass,
         "errors": report.errors[:50],
@@ -757,6 +774,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"workflows in flight (and awaited) at once, at most {MAX_IN_FLIGHT}",
     )
     parser.add_argument("--updates", type=int, default=100, help="update round trips per side")
+    parser.add_argument(
+        "--campaign-orders",
+        type=int,
+        default=600,
+        help="employee orders at a sale's opening, and as many bare review starts",
+    )
     parser.add_argument(
         "--update-concurrency", type=int, default=4, help="updates in flight at once"
     )
