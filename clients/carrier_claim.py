@@ -8,6 +8,8 @@ clients/order_review.py, so the API process never loads workflow code.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -32,9 +34,16 @@ from workflows import visibility
 
 
 async def start_claim(
-    client: Client, shipment: ShipmentRecord, event: CarrierEvent, task_queue: str
+    client: Client,
+    shipment: ShipmentRecord,
+    event: CarrierEvent,
+    task_queue: str,
+    *,
+    registered_at: datetime | None = None,
 ) -> str | None:
-    """Open the parcel's claim with `event`; None when it already had one."""
+    """Open the parcel's claim with `event`; None when it already had one.
+    The carrier's window counts from the ship date: the shipment's own, else
+    `registered_at` (when the warehouse registered it)."""
     claim_type = ClaimType.DAMAGED if event.status is TrackingStatus.DAMAGED else ClaimType.LOST
     workflow_id = carrier_claim_id(shipment.carrier, shipment.tracking_number)
     try:
@@ -48,6 +57,7 @@ async def start_claim(
                 reason=f"carrier reported the parcel {event.status}",
                 shipment=shipment,
                 policy=claim_policy_for(shipment.carrier, claim_type),
+                shipped_at=shipment.shipped_at or registered_at,
             ),
             id=workflow_id,
             task_queue=task_queue,

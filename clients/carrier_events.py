@@ -133,7 +133,9 @@ async def ingest_event(
     if route is Route.FAILED_DELIVERY:
         workflow_id = await start_failed_delivery(client, shipment, event, task_queue)
     elif route is Route.CARRIER_CLAIM:
-        workflow_id = await start_claim(client, shipment, event, task_queue)
+        workflow_id = await start_claim(
+            client, shipment, event, task_queue, registered_at=row.created_at
+        )
     elif route is Route.TRACKING_WORKFLOW and row.tracked_by:
         workflow_id = row.tracked_by
         if not await signal_if_running(client, workflow_id, TRACKING_SIGNAL, event):

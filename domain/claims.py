@@ -28,8 +28,20 @@ class ClaimType(StrEnum):
     DAMAGED = "damaged"
 
 
+class ClaimClock(StrEnum):
+    """The date a carrier's filing window counts from."""
+
+    # When Steward learned of the loss or damage (the only clock before issue 15).
+    REPORTED = "reported"
+    # When the parcel was handed to the carrier: how carriers count a lost
+    # parcel's window.
+    SHIPPED = "shipped"
+
+
 class ClaimPolicy(StewardModel):
     filing_window: timedelta = timedelta(days=60)
+    # Claims opened before issue 15 carry no clock and count from the report.
+    window_from: ClaimClock = ClaimClock.REPORTED
     # File this long before the window closes at the latest, whatever evidence is missing.
     safety_margin: timedelta = timedelta(days=2)
     # How long to wait for the CCTV clip before filing without it.
@@ -55,20 +67,42 @@ CARRIER_CLAIM_WINDOWS: dict[tuple[str, ClaimType], timedelta] = {
     ("colissimo", ClaimType.DAMAGED): timedelta(days=21),
 }
 DEFAULT_CLAIM_WINDOW = timedelta(days=30)
+# What each claim type's window counts from: a lost parcel from the day it was
+# shipped (every carrier above), a damaged one from the day the damage was
+# reported, which is the delivery (or refused delivery) that showed it.
+CLAIM_CLOCKS: dict[ClaimType, ClaimClock] = {
+    ClaimType.LOST: ClaimClock.SHIPPED,
+    ClaimType.DAMAGED: ClaimClock.REPORTED,
+}
 
 
 def claim_policy_for(carrier: str, claim_type: ClaimType) -> ClaimPolicy:
     window = CARRIER_CLAIM_WINDOWS.get((carrier.lower(), claim_type), DEFAULT_CLAIM_WINDOW)
-    return ClaimPolicy(filing_window=window)
+    return ClaimPolicy(filing_window=window, window_from=CLAIM_CLOCKS[claim_type])
 
 
-def filing_deadline(reported_at: datetime, policy: ClaimPolicy) -> datetime:
-    return reported_at + policy.filing_window
+def window_start(
+    reported_at: datetime, policy: ClaimPolicy, shipped_at: datetime | None = None
+) -> datetime:
+    """The date the carrier's window counts from; the report when the ship
+    date is unknown (it can only be later, so the deadline errs late only
+    for lack of data)."""
+    if policy.window_from is ClaimClock.SHIPPED and shipped_at is not None:
+        return min(shipped_at, reported_at)
+    return reported_at
 
 
-def file_by(reported_at: datetime, policy: ClaimPolicy) -> datetime:
+def filing_deadline(
+    reported_at: datetime, policy: ClaimPolicy, shipped_at: datetime | None = None
+) -> datetime:
+    return window_start(reported_at, policy, shipped_at) + policy.filing_window
+
+
+def file_by(
+    reported_at: datetime, policy: ClaimPolicy, shipped_at: datetime | None = None
+) -> datetime:
     """When the claim is filed at the latest: the deadline minus the safety margin."""
-    return filing_deadline(reported_at, policy) - policy.safety_margin
+    return filing_deadline(reported_at, policy, shipped_at) - policy.safety_margin
 
 
 class ClaimStatus(StrEnum):
@@ -79,10 +113,19 @@ class ClaimStatus(StrEnum):
     REJECTED = "rejected"
     NO_RESPONSE = "no_response"
     WITHDRAWN = "withdrawn"  # the parcel turned up before filing
+    # Discovered after the carrier's window closed: recorded with the dates,
+    # never filed late.
+    OUT_OF_WINDOW = "out_of_window"
 
 
 CLOSED_CLAIM_STATUSES = frozenset(
-    {ClaimStatus.APPROVED, ClaimStatus.REJECTED, ClaimStatus.NO_RESPONSE, ClaimStatus.WITHDRAWN}
+    {
+        ClaimStatus.APPROVED,
+        ClaimStatus.REJECTED,
+        ClaimStatus.NO_RESPONSE,
+        ClaimStatus.WITHDRAWN,
+        ClaimStatus.OUT_OF_WINDOW,
+    }
 )
 
 
@@ -96,6 +139,9 @@ class CarrierClaimInput(StewardModel):
     policy: ClaimPolicy = Field(default_factory=ClaimPolicy)
     # The failed delivery that handles the customer; None: the claim starts one.
     remedy_workflow_id: str | None = None
+    # When the parcel left with the carrier (the shipment's ship date, else
+    # its registration); None for claims opened before issue 15.
+    shipped_at: datetime | None = None
 
 
 class ClaimOutcome(StewardModel):
@@ -125,6 +171,8 @@ class CarrierClaimState(StewardModel):
     currency: str
     filing_deadline: datetime
     file_by: datetime
+    shipped_at: datetime | None = None
+    window_from: ClaimClock = ClaimClock.REPORTED
     investigation_ref: str | None = None
     documents: list[ClaimDocument] = Field(default_factory=list)
     cctv_requested: bool = False

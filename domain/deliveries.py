@@ -42,6 +42,9 @@ class ShipmentRecord(StewardModel):
     # 1 for the first shipment, 2 for a reship: a second failure never reships.
     attempt: int = Field(default=1, ge=1, le=5)
     destination: Address | None = None  # None: the order's shipping address
+    # When the warehouse handed the parcel to the carrier (a carrier claim's
+    # window counts from it); None: the time the shipment was registered.
+    shipped_at: datetime | None = None
 
     @property
     def address(self) -> Address:

@@ -148,15 +148,6 @@ def parse_key(value: str) -> str:
     return value
 
 
-def parse_actor(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise typer.BadParameter("name who decides, e.g. --as alice")
-    if len(value) > 200:
-        raise typer.BadParameter("at most 200 characters")
-    return value
-
-
 # ------------------------------------------------------------- formatting
 
 
@@ -228,17 +219,6 @@ def cases_table(title: str, rows: Sequence[CaseRow]) -> Table:
             row.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
         )
     return table
-
-
-async def list_cases(process: str, status: str | None, limit: int) -> Sequence[CaseRow]:
-    from store import cases as case_store
-    from store.db import create_pool
-
-    pool = await create_pool(get_settings().database_dsn, min_size=1, max_size=2)
-    try:
-        return await case_store.list_cases(pool, process, status, limit)
-    finally:
-        await pool.close()
 
 
 StatusOption = Annotated[str | None, typer.Option("--status", help="Only cases in this status")]

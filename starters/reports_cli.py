@@ -64,7 +64,9 @@ def parse_moment(value: str, timezone: str, *, flag: str) -> datetime:
 
 def runs_table(runs: list[ReportRunRow]) -> Table:
     table = Table(show_lines=False)
-    for column in ("run", "report", "period", "filters", "status", "attempts", "files"):
+    # The run id whole (folded, never cut): `show` and `download` take it.
+    table.add_column("run", overflow="fold", min_width=36)
+    for column in ("report", "period", "filters", "status", "attempts", "files"):
         table.add_column(column)
     style = {RunStatus.SUCCEEDED: "green", RunStatus.FAILED: "red", RunStatus.RUNNING: "yellow"}
     for run in runs:

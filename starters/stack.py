@@ -191,6 +191,11 @@ async def _start_api(
 async def run_stack(settings: Settings) -> None:
     """Run PostgreSQL, Temporal, migrations, the worker and the API until Ctrl-C."""
     configure_logging(settings.log_level, settings.log_format)
+    # The Temporal SDK's metrics (issue 19): the runtime must be the process's
+    # default before anything connects (the dev server's start checks connect).
+    from workers.metrics import install_worker_runtime
+
+    install_worker_runtime(settings)
     console = Console()
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -254,10 +259,6 @@ async def run_stack(settings: Settings) -> None:
             sealed = await prepare_personal_data(settings, pool)
             log.info("migrations_checked", applied=applied, personal_data_sealed=sealed)
 
-            # The Temporal SDK's metrics (issue 19), before the first client connects.
-            from workers.metrics import install_worker_runtime
-
-            install_worker_runtime(settings)
             client = await connect(settings)
 
             keys_file: Path | None = None

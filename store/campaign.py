@@ -850,10 +850,11 @@ async def figures(db: Executor, campaign_id: str) -> dict[str, Any]:
     for s in skus:
         c = by_category.setdefault(s["category"], {"allocated": 0, "sold": 0})
         c["allocated"] += s["allocated"]
-        c["sold"] += s["sold"]
+        c["sold"] += s["sold"] - s["released"]
     participation = await db.fetch(
         """
-        SELECT r.legal_entity, count(*) FILTER (WHERE r.eligible)::int AS eligible,
+        SELECT r.legal_entity,
+               count(DISTINCT r.employee_id) FILTER (WHERE r.eligible)::int AS eligible,
                count(DISTINCT o.employee_id)::int AS buyers
         FROM campaign_roster r
         LEFT JOIN campaign_orders o ON o.campaign_id = r.campaign_id
@@ -892,8 +893,13 @@ async def figures(db: Executor, campaign_id: str) -> dict[str, Any]:
         "units": units,
         "revenue_minor": int(totals["revenue_minor"]),
         "return_rate": round(returned / units, 4) if units else 0.0,
+        # Units kept (sold less given back) over units allocated: a returned
+        # unit sold again counts once.
         "sell_through_by_sku": {
-            s["sku"]: round(s["sold"] / s["allocated"], 4) if s["allocated"] else 0.0 for s in skus
+            s["sku"]: round((s["sold"] - s["released"]) / s["allocated"], 4)
+            if s["allocated"]
+            else 0.0
+            for s in skus
         },
         "sell_through_by_category": {
             c: round(v["sold"] / v["allocated"], 4) if v["allocated"] else 0.0

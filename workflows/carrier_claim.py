@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         CarrierClaimResult,
         CarrierClaimState,
         ChaseClaimInput,
+        ClaimClock,
         ClaimDocument,
         ClaimOutcome,
         ClaimStatus,
@@ -66,6 +67,10 @@ with workflow.unsafe.imports_passed_through():
 
 # A parcel found after filing is recorded at once (runs before it waited for the outcome).
 PATCH_FOUND_AFTER_FILING = "claim-found-after-filing"
+# A claim opened after the carrier's window closed is recorded out_of_window
+# with its dates and never filed (issue 15; only a claim past its deadline
+# reaches the patch, so the histories recorded before it replay unchanged).
+PATCH_OUT_OF_WINDOW = "claim-out-of-window"
 # An outcome that arrives while the filing's result is still being taken counts
 # (runs before it dropped the outcome as "not filed yet").
 PATCH_OUTCOME_WHILE_FILING = "claim-outcome-while-filing"
@@ -88,8 +93,10 @@ class CarrierClaimWorkflow:
             status=ClaimStatus.OPENED,
             declared_value_minor=order.payment.amount_minor,
             currency=order.payment.currency,
-            filing_deadline=filing_deadline(input.reported_at, input.policy),
-            file_by=file_by(input.reported_at, input.policy),
+            filing_deadline=filing_deadline(input.reported_at, input.policy, input.shipped_at),
+            file_by=file_by(input.reported_at, input.policy, input.shipped_at),
+            shipped_at=input.shipped_at,
+            window_from=input.policy.window_from,
             remedy_workflow_id=input.remedy_workflow_id,
         )
         # A claim never awaits a person (no tasks) and keeps no status history.
@@ -126,6 +133,8 @@ class CarrierClaimWorkflow:
         await self._case.flush()
         if input.remedy_workflow_id is None:
             await self._start_remedy(input)
+        if workflow.now() >= self._state.filing_deadline and workflow.patched(PATCH_OUT_OF_WINDOW):
+            return await self._out_of_window(input)
 
         investigation = await call_outside(
             OPEN_CARRIER_INVESTIGATION,
@@ -165,6 +174,34 @@ class CarrierClaimWorkflow:
             claim_reference=self._state.claim_reference,
             reimbursed_minor=outcome.reimbursed_minor if outcome and outcome.approved else 0,
             currency=self._state.currency,
+        )
+
+    async def _out_of_window(self, input: CarrierClaimInput) -> CarrierClaimResult:
+        """Too late for the carrier: no investigation, no filing; the dates go
+        on record for the claims report (the customer's remedy still runs)."""
+        state = self._state
+        started = input.reported_at
+        if state.window_from is ClaimClock.SHIPPED and state.shipped_at is not None:
+            started = min(state.shipped_at, input.reported_at)
+        self._case.audit(
+            "claim_out_of_window",
+            reason=f"{input.carrier}'s {input.policy.filing_window.days}-day window counted "
+            f"from the {state.window_from} date closed on {state.filing_deadline:%Y-%m-%d}; "
+            f"the claim was opened on {workflow.now():%Y-%m-%d}",
+            after={
+                "window_from": state.window_from,
+                "window_start": started,
+                "reported_at": input.reported_at,
+                "filing_deadline": state.filing_deadline,
+                "discovered_at": workflow.now(),
+            },
+        )
+        state.due_at = None
+        self._case.transition(ClaimStatus.OUT_OF_WINDOW, STEWARD, "the carrier's window closed")
+        await self._case.flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return CarrierClaimResult(
+            status=state.status, claim_reference=None, reimbursed_minor=0, currency=state.currency
         )
 
     # ------------------------------------------------------------- handlers

@@ -228,6 +228,11 @@ async def test_opening_rush_holds_quotas_and_stock(
 
     # The same order ids again: accepted once, nothing taken twice.
     by_id = {order_id: employee for order_id, employee, _ in orders}
+    buyers = {by_id[a["order_id"]] for a in accepted}
+    figures = await campaign_store.figures(db_pool, p.campaign_id)
+    assert figures["participation_by_entity"] == {"Maison SAS": round(len(buyers) / 500, 4)}
+    assert figures["sell_through_by_category"] == {"handbags": 1.0, "small_leather_goods": 1.0}
+    assert figures["refusals_by_reason"] == dict(Counter(r["refusal"] for r in refused))
     again = await asyncio.gather(
         *(
             api.post(
@@ -437,3 +442,61 @@ async def test_a_short_campaign_end_to_end(
         report = (await api.get(f"{campaign}/report", headers=FINANCE)).json()
         assert report["figures"]["orders"] == 1
         assert report["figures"]["sell_through_by_category"]["small_leather_goods"] == 0.1
+        # One buyer among the three employees of the campaign's entity.
+        assert report["figures"]["participation_by_entity"] == {entity: 0.3333}
+
+
+async def test_a_returned_item_gives_its_quota_back_once_when_the_rule_says_so(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    now = datetime.now(UTC)
+    for quota_back in (True, False):
+        p = params(
+            now - timedelta(minutes=1), now + timedelta(hours=1), allocated=5, max_units=2
+        ).model_copy(update={"quota_back_on_return": quota_back})
+        await open_campaign(db_pool, p, roster_csv(1))
+        url = f"/v1/campaigns/{p.campaign_id}/orders"
+        order_id = f"{p.campaign_id}-R"
+        first = await api.post(
+            url, json=order_body(order_id, "E0000", [(SKUS[0], 2)]), headers=SYSTEM
+        )
+        assert first.status_code == 201, first.text
+        full = await api.post(
+            url, json=order_body(f"{order_id}2", "E0000", [(SKUS[1], 1)]), headers=SYSTEM
+        )
+        assert full.status_code == 409 and full.json()["refusal"] == "quota"
+        release = {
+            "release_id": f"RMA-{order_id}",
+            "sku": SKUS[0],
+            "quantity": 1,
+            "reason": "returned",
+        }
+        answers = [
+            await api.post(f"{url}/{order_id}/releases", json=release, headers=SYSTEM)
+            for _ in range(2)
+        ]
+        assert [a.json()["applied"] for a in answers] == [True, False]
+        usage = (await campaign_store.employee_usage(db_pool, p.campaign_id))[0]
+        stock = {
+            s["sku"]: s["remaining"]
+            for s in await campaign_store.stock_levels(db_pool, p.campaign_id)
+        }
+        if quota_back:
+            assert usage["units_taken"] == 1 and stock[SKUS[0]] == 4
+            again = await api.post(
+                url, json=order_body(f"{order_id}3", "E0000", [(SKUS[0], 1)]), headers=SYSTEM
+            )
+            assert again.status_code == 201, again.text
+            figures = await campaign_store.figures(db_pool, p.campaign_id)
+            # The unit given back was sold again: 2 of 5 kept, not 3 of 5.
+            assert figures["sell_through_by_sku"][SKUS[0]] == 0.4
+            assert figures["returns_by_reason"] == {"returned": 1}
+        else:
+            assert usage["units_taken"] == 2 and stock[SKUS[0]] == 3
+        too_many = await api.post(
+            f"{url}/{order_id}/releases",
+            json={**release, "release_id": f"RMA-{order_id}-b", "quantity": 2},
+            headers=SYSTEM,
+        )
+        assert too_many.status_code == 422
+        assert too_many.json()["detail"][0]["field"] == "quantity"

@@ -42,6 +42,8 @@ RECORDED: dict[str, tuple[type, str]] = {
     "carrier_claim_outcome_while_filing": (CarrierClaimWorkflow, "approved"),
     # The `customer-reply-text-private` patch: the reply's text stays out of the audit.
     "failed_delivery_private_reply": (FailedDeliveryWorkflow, "delivered"),
+    # The `claim-out-of-window` patch: opened past the carrier's window, never filed.
+    "carrier_claim_out_of_window": (CarrierClaimWorkflow, "out_of_window"),
 }
 
 

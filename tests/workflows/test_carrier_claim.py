@@ -5,7 +5,7 @@ remedy case started so the customer never waits for the carrier."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle
@@ -14,6 +14,7 @@ from domain.carrier_events import TrackingStatus
 from domain.claims import (
     CarrierClaimInput,
     CarrierClaimResult,
+    ClaimClock,
     ClaimOutcome,
     ClaimPolicy,
     ClaimStatus,
@@ -48,6 +49,7 @@ async def start(
     policy: ClaimPolicy = POLICY,
     claim_type: ClaimType = ClaimType.LOST,
     remedy: str | None = "failed-delivery:elsewhere",
+    shipped_at: datetime | None = None,
 ) -> Handle:
     return await harness.start(
         CarrierClaimWorkflow.run,
@@ -59,6 +61,7 @@ async def start(
             shipment=record,
             policy=policy,
             remedy_workflow_id=remedy,
+            shipped_at=shipped_at,
         ),
         id=carrier_claim_id(record.carrier, record.tracking_number),
     )
@@ -234,3 +237,43 @@ async def test_parcel_found_closes_the_claim_and_its_undecided_remedy(
     final = await remedy.query(FailedDeliveryWorkflow.status)
     assert final.status is FailedDeliveryStatus.DELIVERED
     assert world.payments.refund_ledger == {} and world.deliveries.bookings == []
+
+
+# ----------------------------------------- the carrier's clock (issue 15)
+
+SHIP_CLOCK = POLICY.model_copy(update={"window_from": ClaimClock.SHIPPED})
+
+
+async def test_the_window_counts_from_the_ship_date_and_files_at_its_margin(
+    harness: Harness, world: FakeWorld
+) -> None:
+    record = shipment(harness.now())
+    # Shipped 6 days before the loss was reported: of the 10-day window only
+    # 4 days are left, so the claim files 3 days after the report, not 9.
+    shipped = harness.now() - timedelta(days=6)
+    policy = SHIP_CLOCK.model_copy(update={"evidence_wait": timedelta(days=8)})
+    handle = await start(harness, record, policy=policy, shipped_at=shipped)
+    await wait_for_status(handle, ClaimStatus.GATHERING_EVIDENCE)
+    state = await handle.query(CarrierClaimWorkflow.status)
+    assert state.filing_deadline == shipped + POLICY.filing_window
+    assert state.file_by == state.filing_deadline - POLICY.safety_margin
+    await harness.sleep(timedelta(days=3, minutes=1))
+    await wait_for_status(handle, ClaimStatus.FILED)
+    state = await handle.query(CarrierClaimWorkflow.status)
+    assert state.filed_at is not None and abs(state.filed_at - state.file_by) < timedelta(minutes=1)
+
+
+async def test_a_claim_discovered_after_the_window_is_recorded_out_of_window(
+    harness: Harness, world: FakeWorld
+) -> None:
+    record = shipment(harness.now())
+    shipped = harness.now() - timedelta(days=12)  # the 10-day window closed 2 days ago
+    handle = await start(harness, record, policy=SHIP_CLOCK, shipped_at=shipped, remedy=None)
+    result = await handle.result()
+    assert result.status is ClaimStatus.OUT_OF_WINDOW and result.claim_reference is None
+    assert world.claims.filed == []  # never filed late
+    entry = world.audit.entries("claim_out_of_window", workflow_id=handle.id)[0]
+    assert entry.after["window_from"] == "shipped"
+    assert entry.after["filing_deadline"] == (shipped + POLICY.filing_window).isoformat()
+    # The customer is still looked after.
+    assert "remedy_started" in world.audit.actions(handle.id)
