@@ -31,6 +31,7 @@ from store.db import create_pool
 from store.migrate import apply_migrations
 from workers.codec import load_or_create_keyring
 from workers.converter import build_data_converter
+from workers.decision_signing import DecisionSigner
 from workers.dev_server import TemporalDevServer
 from workers.embedded_postgres import EmbeddedPostgres
 from workers.settings import Settings
@@ -147,10 +148,14 @@ class BenchStack:
             await pool.close()
 
         keyring = load_or_create_keyring(self.settings.keyring_path)
+        # The bench's reviewers decide as the API would: the worker refuses
+        # unsigned decisions (workers/decision_signing.py).
+        decision_keys = load_or_create_keyring(self.settings.decision_keyring_file)
         self._client = await Client.connect(
             self.temporal.target,
             namespace=self.settings.temporal_namespace,
             data_converter=build_data_converter(keyring),
+            interceptors=[DecisionSigner(decision_keys)],
         )
         await self._start_worker()
         stack.push_async_callback(self._stop_worker)
