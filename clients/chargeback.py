@@ -35,6 +35,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients.calls import signal_if_running
 from clients.errors import (
     QUERY_TIMEOUT,
     UPDATE_TIMEOUT,
@@ -47,6 +48,7 @@ from domain.chargeback import (
     ChargebackInput,
     ChargebackState,
     DisputeEvent,
+    DisputeEventKind,
     DisputePolicy,
     DisputeProvider,
     IgnoredEvent,
@@ -56,7 +58,8 @@ from domain.chargeback import (
 )
 from domain.common import format_amount
 from domain.evidence import CCTV_CLIP_READY_SIGNAL, CctvClipReady
-from domain.ids import CHARGEBACK
+from domain.ids import CHARGEBACK, order_review_id
+from domain.review import EarlyFraudWarning, OrderReviewContract
 from store import disputes as dispute_store
 from store import payment_refs, webhook_events
 from workflows import visibility
@@ -180,6 +183,21 @@ async def deliver_event(
             ),
             static_summary=dispute_summary(event),
         )
+        if event.kind is DisputeEventKind.EARLY_FRAUD_WARNING and event.order_id:
+            # A review still open goes to a person (its own de-duplication by
+            # event id absorbs a redelivery); a closed one is not signalled.
+            await signal_if_running(
+                client,
+                order_review_id(event.order_id),
+                OrderReviewContract.SIGNAL_EARLY_FRAUD_WARNING,
+                EarlyFraudWarning(
+                    event_id=event.event_id,
+                    provider=event.provider.value,
+                    dispute_id=event.dispute_id,
+                    reason_code=event.provider_reason_code,
+                    occurred_at=event.occurred_at,
+                ),
+            )
     return Delivery(workflow_id=workflow_id, delivered=True, event=event)
 
 

@@ -185,6 +185,19 @@ class CancelRequest(StewardModel):
     requested_by: NonEmptyStr = "order-management"
 
 
+class EarlyFraudWarning(StewardModel):
+    """A payment provider's early fraud warning on the order (signal, sent by
+    the chargeback intake, clients/chargeback.py): while the review is still
+    open it goes to a person, with the warning as a reason. Holding a released
+    order is fulfilment's business, not the review's."""
+
+    event_id: NonEmptyStr
+    provider: NonEmptyStr
+    dispute_id: NonEmptyStr
+    reason_code: str = ""
+    occurred_at: datetime
+
+
 class DecisionRecord(StewardModel):
     decision: ReviewDecision
     reason_code: DecisionReason
@@ -218,6 +231,7 @@ class OrderReviewState(StewardModel):
     decisions: list[DecisionRecord] = Field(default_factory=list)
     customer_answers: list[CustomerAnswer] = Field(default_factory=list)
     cancel_request: CancelRequest | None = None
+    early_fraud_warnings: list[EarlyFraudWarning] = Field(default_factory=list)
     capture_reference: str | None = None
     void_reference: str | None = None
     warehouse_release_id: str | None = None
@@ -282,4 +296,5 @@ class OrderReviewContract:
     UPDATE_DECIDE: Final = "decide"
     SIGNAL_CANCEL: Final = "cancel"
     SIGNAL_CUSTOMER_ANSWERED: Final = "customer_answered"
+    SIGNAL_EARLY_FRAUD_WARNING: Final = "early_fraud_warning"
     ERRORS: Final = (DECISION_REJECTED, DECISION_IN_PROGRESS)

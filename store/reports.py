@@ -23,6 +23,7 @@ from domain.reports.deliveries import ClaimRow, DeliveriesData, FailedDeliveryRo
 from domain.reports.disputes import DisputeRow, DisputesData
 from domain.reports.fraud import Decision, FraudData, FraudLoss, ReviewRow
 from domain.reports.model import ReportParams
+from domain.reports.ops_desk import OpsDeskData, OpsRequestRow
 from domain.reports.returns import ReturnRow, ReturnsData
 from domain.reports.runs import ReportFile, ReportRunRow, RunStatus
 from domain.reports.service_levels import ServiceLevelData, TaskRow
@@ -54,6 +55,22 @@ WITH r AS (
     FROM cases
     WHERE process = 'order-review' AND created_at >= $1 AND created_at < $2
       AND ($3::text IS NULL OR market = $3)
+), a AS (
+    -- Only the entries the report reads: most of a review's rows are other steps.
+    SELECT workflow_id, id, action, reason, actor, role, after, occurred_at
+    FROM audit_log
+    WHERE process = 'order-review' AND occurred_at >= $1
+      AND (action IN ('review_started', 'scored', 'decision_approve', 'decision_decline',
+                      'decision_ask_customer', 'cancel_requested')
+           OR (action = 'status_changed' AND after ->> 'status' = 'cancelled'))
+), tasks AS (
+    SELECT workflow_id, min(opened_at) AS opened_at
+    FROM human_tasks WHERE process = 'order-review' AND opened_at >= $1
+    GROUP BY workflow_id
+), warned AS (
+    SELECT DISTINCT d.order_id
+    FROM disputes d JOIN audit_log h ON h.workflow_id = d.workflow_id
+    WHERE h.action = 'order_release_held' AND d.order_id IS NOT NULL
 )
 SELECT r.workflow_id, r.case_id, r.market, r.status, r.created_at,
        max(a.reason) FILTER (WHERE a.action = 'review_started') AS started,
@@ -64,18 +81,16 @@ SELECT r.workflow_id, r.case_id, r.market, r.status, r.created_at,
                                     'reason_code', a.after ->> 'reason_code',
                                     'actor', a.actor, 'role', a.role, 'at', a.occurred_at)
                  ORDER BY a.occurred_at, a.id)
-           FILTER (WHERE a.action IN ('decision_approve', 'decision_decline',
-                                      'decision_ask_customer')) AS decisions,
-       bool_or(a.action = 'cancel_requested') AS cancel_requested,
-       (array_agg(a.reason ORDER BY a.id DESC)
-            FILTER (WHERE a.action = 'status_changed' AND a.after ->> 'status' = 'cancelled'))[1]
+           FILTER (WHERE a.action LIKE 'decision\\_%') AS decisions,
+       coalesce(bool_or(a.action = 'cancel_requested'), false) AS cancel_requested,
+       (array_agg(a.reason ORDER BY a.id DESC) FILTER (WHERE a.action = 'status_changed'))[1]
            AS cancel_reason,
-       (SELECT min(t.opened_at) FROM human_tasks t WHERE t.workflow_id = r.workflow_id)
-           AS review_opened_at,
-       EXISTS (SELECT 1 FROM disputes d JOIN audit_log h ON h.workflow_id = d.workflow_id
-               WHERE d.order_id = r.case_id AND h.action = 'order_release_held') AS efw
-FROM r LEFT JOIN audit_log a
-  ON a.workflow_id = r.workflow_id AND a.process = 'order-review' AND a.occurred_at >= $1
+       min(t.opened_at) AS review_opened_at,
+       bool_or(w.order_id IS NOT NULL) AS efw
+FROM r
+LEFT JOIN a ON a.workflow_id = r.workflow_id
+LEFT JOIN tasks t ON t.workflow_id = r.workflow_id
+LEFT JOIN warned w ON w.order_id = r.case_id
 GROUP BY r.workflow_id, r.case_id, r.market, r.status, r.created_at
 """
 
@@ -394,6 +409,41 @@ async def fetch_deliveries(pool: asyncpg.Pool, params: ReportParams) -> Deliveri
     return DeliveriesData(failed_deliveries=deliveries, claims=claims)
 
 
+# --------------------------------------------------------------- ops desk
+
+_OPS_REQUESTS = """
+SELECT request_id, type, priority, status, market, site_id, opened_at, first_response_at,
+       resolved_at, business_seconds_to_resolve, sla_met, escalations, root_cause
+FROM ops_requests r
+WHERE opened_at >= $1 AND opened_at < $2 AND ($3::text IS NULL OR market = $3)
+  AND {channel}
+""".format(channel=_CHANNEL_OF.format(order="r.order_id"))
+
+
+async def fetch_ops_desk(pool: asyncpg.Pool, params: ReportParams) -> OpsDeskData:
+    # The channel filter keeps the requests about an order of that channel.
+    return OpsDeskData(
+        requests=[
+            OpsRequestRow(
+                request_id=r["request_id"],
+                type=r["type"],
+                priority=r["priority"],
+                status=r["status"],
+                market=r["market"],
+                site_id=r["site_id"],
+                opened_at=r["opened_at"],
+                first_response_at=r["first_response_at"],
+                resolved_at=r["resolved_at"],
+                business_seconds_to_resolve=r["business_seconds_to_resolve"],
+                sla_met=r["sla_met"],
+                escalations=r["escalations"],
+                root_cause=r["root_cause"],
+            )
+            for r in await pool.fetch(_OPS_REQUESTS, *_args(params))
+        ]
+    )
+
+
 # --------------------------------------------------------------- registry
 
 Fetcher = Callable[[asyncpg.Pool, ReportParams, "FetchContext"], Awaitable[Any]]
@@ -427,6 +477,10 @@ async def _deliveries(pool: asyncpg.Pool, p: ReportParams, _: FetchContext) -> A
     return await fetch_deliveries(pool, p)
 
 
+async def _ops_desk(pool: asyncpg.Pool, p: ReportParams, _: FetchContext) -> Any:
+    return await fetch_ops_desk(pool, p)
+
+
 # One fetcher per report of domain.reports.CATALOGUE, by the same name.
 FETCHERS: dict[str, Fetcher] = {
     "fraud": _fraud,
@@ -434,6 +488,7 @@ FETCHERS: dict[str, Fetcher] = {
     "service_levels": _service_levels,
     "returns": _returns,
     "deliveries": _deliveries,
+    "ops_desk": _ops_desk,
 }
 
 

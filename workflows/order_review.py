@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionReason,
         DecisionRecord,
         DefaultAction,
+        EarlyFraudWarning,
         OrderReviewContract,
         OrderReviewInput,
         OrderReviewResult,
@@ -76,6 +77,9 @@ FIRST_TRY = RetryPolicy(maximum_attempts=1, non_retryable_error_types=BUSINESS_R
 # A capture that still fails after this long is given up: the order is
 # cancelled rather than left in limbo while its authorisation expires.
 CAPTURE_GIVE_UP = timedelta(hours=2)
+# Behaviour guarded by this patch (issue 15): an early fraud warning on the
+# order sends a review still open to a person (see `early_fraud_warning`).
+EARLY_FRAUD_WARNING_PATCH = "review-early-fraud-warning"
 
 
 @workflow.defn(name=OrderReviewContract.WORKFLOW_TYPE)
@@ -142,7 +146,7 @@ class OrderReviewWorkflow:
 
         if self._cancel_pending():
             await self._cancel_order(self._cancel_reason(), actor=self._cancel_actor())
-        elif risk.routing is Routing.AUTO_ACCEPT:
+        elif risk.routing is Routing.AUTO_ACCEPT and not self._state.early_fraud_warnings:
             self._case.transition(
                 ReviewStatus.AUTO_ACCEPTED, STEWARD, "rule set accepted the order"
             )
@@ -153,6 +157,14 @@ class OrderReviewWorkflow:
             )
             await self._cancel_order("declined by the risk rules", actor=STEWARD, fraud=True)
         else:
+            if risk.routing is Routing.AUTO_ACCEPT:
+                warning = self._state.early_fraud_warnings[0]
+                self._case.audit(
+                    "routed_to_review",
+                    reason=f"early fraud warning {warning.dispute_id} from {warning.provider}"
+                    + (f" ({warning.reason_code})" if warning.reason_code else "")
+                    + ": the rule set's auto-accept is overridden",
+                )
             await self._manual_review()
 
         await self._case.flush()
@@ -207,6 +219,26 @@ class OrderReviewWorkflow:
             role=Role.SYSTEM,
             reason=request.reason,
             after={"event_id": request.event_id, "status_at_request": self._state.status},
+        )
+
+    @workflow.signal(name=OrderReviewContract.SIGNAL_EARLY_FRAUD_WARNING)
+    def early_fraud_warning(self, warning: EarlyFraudWarning) -> None:
+        """A review still open (scoring, or waiting for a person) goes to a
+        person with the warning on record; after the money decision it is
+        only recorded (holding the parcel is fulfilment's business). Runs
+        started before this handler ignored the signal, and still do."""
+        if not workflow.patched(EARLY_FRAUD_WARNING_PATCH):
+            return
+        if not self._case.first_time(warning.event_id):
+            return
+        self._state.early_fraud_warnings.append(warning)
+        self._case.audit(
+            "early_fraud_warning",
+            actor=warning.provider,
+            role=Role.SYSTEM,
+            reason=f"{warning.provider} early fraud warning {warning.dispute_id}"
+            + (f" ({warning.reason_code})" if warning.reason_code else ""),
+            after={"event_id": warning.event_id, "status_at_warning": self._state.status},
         )
 
     @workflow.signal(name=OrderReviewContract.SIGNAL_CUSTOMER_ANSWERED)

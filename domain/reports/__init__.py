@@ -9,7 +9,7 @@ an entry in CATALOGUE, and a fetcher of the same name in store/reports.py
 
 from __future__ import annotations
 
-from domain.reports import deliveries, disputes, fraud, returns, service_levels
+from domain.reports import deliveries, disputes, fraud, ops_desk, returns, service_levels
 from domain.reports.model import (
     ChartKind,
     ReportChart,
@@ -62,6 +62,14 @@ CATALOGUE: dict[str, ReportDefinition] = {
             compute=deliveries.compute,
             description="failed-delivery outcomes, second failures, carrier claims filed, "
             "paid, rejected, unanswered, money recovered, filed before the deadline",
+        ),
+        ReportDefinition(
+            name=ops_desk.NAME,
+            title="Ops desk",
+            audience="senior QA coordinator, customer service operations",
+            compute=ops_desk.compute,
+            description="requests by type and priority, first response and resolution in "
+            "business hours, SLA met, escalations, root causes",
         ),
     )
 }

@@ -11,10 +11,10 @@ from datetime import datetime
 
 from domain.reports.model import ChartKind, ReportChart, ReportContent, ReportParams, ReportTable
 from domain.reports.stats import (
-    CLOCK_NOTE,
+    BUSINESS_NOTE,
+    business_hours_between,
     count_by,
     days_of,
-    hours_between,
     local_day,
     percentile,
     rate,
@@ -100,12 +100,13 @@ def cancellation_cause(row: ReviewRow) -> str | None:
     return "other"
 
 
-def review_hours(row: ReviewRow) -> float | None:
-    """Task opened -> the person's settling decision (see CLOCK_NOTE)."""
+def review_hours(row: ReviewRow) -> tuple[float, bool] | None:
+    """Task opened -> the person's settling decision, in business hours of the
+    order's market: (hours, True), or (elapsed hours, False) without a calendar."""
     settled = final_decision(row)
     if row.review_opened_at is None or settled is None or settled.role == "system":
         return None
-    return hours_between(row.review_opened_at, settled.at)
+    return business_hours_between(row.review_opened_at, settled.at, market=row.market)
 
 
 def compute(data: FraudData, params: ReportParams) -> ReportContent:
@@ -151,10 +152,12 @@ def compute(data: FraudData, params: ReportParams) -> ReportContent:
         rows=[[c, n, rate(n, cancelled)] for c, n in causes.items()],
     )
 
-    hours = [h for h in (review_hours(r) for r in reviews) if h is not None]
+    measured = [m for m in (review_hours(r) for r in reviews) if m is not None]
+    hours = [h for h, _ in measured]
+    wall_clock = sum(1 for _, business in measured if not business)
     review_time = ReportTable(
         name="review_time",
-        title="Review time (task opened to the coordinator's decision), hours",
+        title="Review time (task opened to the coordinator's decision), business hours",
         columns=["reviews", "p50_hours", "p95_hours"],
         rows=[[len(hours), rounded(percentile(hours, 50)), rounded(percentile(hours, 95))]],
     )
@@ -225,5 +228,5 @@ def compute(data: FraudData, params: ReportParams) -> ReportContent:
             hits,
         ],
         charts=charts,
-        notes=[CLOCK_NOTE],
+        notes=[BUSINESS_NOTE.format(wall=f"{wall_clock} review(s) were")],
     )

@@ -217,10 +217,14 @@ async def test_fraud_report_over_the_store_with_market_channel_and_time_zone(
     causes = {row[0]: row[1] for row in content.table("cancellations_by_cause").rows}
     # A3 auto-declined and A5 declined by bob: fraud; A6 by the default.
     assert causes == {"fraud_decline": 2, "default_at_deadline": 1}
-    # Review time of the people's decisions: 2, 5 and 9 hours.
-    hours = sorted(d[3] for *_, d in in_utc if d is not None and d[2] != "steward")
-    assert hours == [2, 5, 9]
-    assert content.table("review_time").rows == [[3, 5.0, 8.6]]  # p95: 5 + 0.9 * 4
+    # Review time of the people's decisions, in business hours of the market
+    # (Monday 2 November 2026, desks open 09:00-18:00 local, Paris UTC+1,
+    # London UTC+0): A4 opened 05:01 Paris, decided 07:01, before opening: 0;
+    # A5 opened 05:01 London, decided 10:01: 61 minutes; A7 opened 08:01
+    # Paris, decided 17:01: 09:00 to 17:01, 8 h 01.
+    hours = sorted([0.0, 61 / 60, 8 + 1 / 60])
+    p95 = hours[1] + 0.9 * (hours[2] - hours[1])
+    assert content.table("review_time").rows == [[3, round(hours[1], 2), round(p95, 2)]]
     assert content.table("fraud_losses").rows == [["EUR", 1, 80_000]]
     assert content.table("rule_hits_before_losses").rows == [["velocity_email", 1]]
     coordinators = content.table("manual_decisions_by_coordinator").rows
@@ -318,3 +322,44 @@ async def test_a_run_writes_its_files_records_the_run_and_tells_the_list_once(
         assert chart.bytes == len(data) > 5_000
     csv_text = (tmp_path / "run-0001" / "routing.csv").read_text()
     assert csv_text.splitlines()[0] == "routing,orders,rate"
+
+
+async def test_ops_desk_report_reads_the_register(seeded: asyncpg.Pool) -> None:
+    rows = [
+        # request, type, market, site, order, opened (h after T0), resolved (h), sla_met
+        ("OPS-1", "address_change", "GB", "LON1", "A5", 10, 12, True),
+        ("OPS-2", "cctv_retrieval", "FR", "PAR1", "A4", 20, None, None),
+        ("OPS-3", "address_change", "FR", "PAR1", "A1", 7 * 24 + 1, None, None),  # next week
+    ]
+    for request, kind, market, site, order, opened_h, resolved_h, met in rows:
+        opened = T0 + timedelta(hours=opened_h)
+        await seeded.execute(
+            """INSERT INTO ops_requests (request_id, workflow_id, type, priority, priority_rank,
+                   status, requester, channel, market, site_id, order_id, opened_at,
+                   first_response_at, resolved_at, business_seconds_to_resolve, sla_met,
+                   root_cause, updated_at)
+               VALUES ($1, 'ops-request:' || $1, $2, 'normal', 100, $3, 'cs-agent', 'slack',
+                       $4, $5, $6, $7, $8, $9, $10, $11, $12, $7)""",
+            request,
+            kind,
+            "resolved" if resolved_h else "open",
+            market,
+            site,
+            order,
+            opened,
+            opened + timedelta(minutes=30),
+            T0 + timedelta(hours=resolved_h) if resolved_h else None,
+            7200 if resolved_h else None,
+            met,
+            "address_typo" if resolved_h else None,
+        )
+    params = ReportParams(period_from=T0, period_to=T1)
+    content = await _run(seeded, "ops_desk", params)
+    assert content.table("by_type").column("type") == ["address_change", "cctv_retrieval"]
+    assert content.headline["requests"] == 2 and content.headline["sla_met"] == 1
+    assert content.table("root_causes").rows == [["address_typo", 1]]
+    fr = await _run(seeded, "ops_desk", params.model_copy(update={"market": "FR"}))
+    assert fr.table("by_type").column("type") == ["cctv_retrieval"]
+    # A5's channel is web, A4's too; A2 (app) has no request.
+    app = await _run(seeded, "ops_desk", params.model_copy(update={"channel": "app"}))
+    assert app.headline["requests"] == 0

@@ -9,7 +9,7 @@ import csv
 import io
 import random
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy
@@ -18,7 +18,15 @@ from pydantic import ValidationError
 
 from activities.report_render import render_csv, render_png
 from activities.reports import render_files
-from domain.reports import CATALOGUE, deliveries, disputes, fraud, returns, service_levels
+from domain.reports import (
+    CATALOGUE,
+    deliveries,
+    disputes,
+    fraud,
+    ops_desk,
+    returns,
+    service_levels,
+)
 from domain.reports.model import ReportChart, ReportParams, ReportTable
 from domain.reports.runs import Cadence, ReportRunInput, period_for
 from domain.reports.stats import percentile
@@ -30,7 +38,14 @@ WEEK = ReportParams(period_from=T0, period_to=T0 + timedelta(days=7))
 
 def test_every_report_has_a_fetcher_of_the_same_name() -> None:
     assert set(CATALOGUE) == set(FETCHERS)
-    assert set(CATALOGUE) == {"fraud", "disputes", "service_levels", "returns", "deliveries"}
+    assert set(CATALOGUE) == {
+        "fraud",
+        "disputes",
+        "service_levels",
+        "returns",
+        "deliveries",
+        "ops_desk",
+    }
 
 
 @pytest.mark.parametrize("q", [0, 5, 50, 90, 95, 100])
@@ -94,7 +109,9 @@ def _review(n: int, **kw: object) -> fraud.ReviewRow:
 
 
 def test_fraud_report_on_a_seeded_week() -> None:
-    t = T0 + timedelta(days=1)
+    # Tuesday 10:00 in Paris: the reviews below fall inside the FR desk's hours
+    # (09:00-18:00), so their business time is their elapsed time.
+    t = T0 + timedelta(days=1, hours=9)
     reviews = [
         _review(1),
         _review(2),
@@ -187,6 +204,57 @@ def test_fraud_report_on_a_seeded_week() -> None:
     assert chart.series["auto_accept"][0] == 4
 
 
+def test_review_time_is_business_time_of_the_order_s_market() -> None:
+    # Opened Friday 6 November 2026 at 17:00 in Paris, decided Monday 9 at
+    # 10:00: one hour on Friday, one on Monday (the desk opens 09:00-18:00).
+    paris = ZoneInfo("Europe/Paris")
+    opened = datetime(2026, 11, 6, 17, tzinfo=paris)
+    decided = datetime(2026, 11, 9, 10, tzinfo=paris)
+    row = _review(
+        1,
+        routing="review",
+        review_opened_at=opened,
+        decisions=(_decision("approve", "verified_customer", "alice", decided),),
+    )
+    assert fraud.review_hours(row) == (2.0, True)
+    # Wednesday 11 November is a public holiday in France, not in Britain.
+    opened, decided = (datetime(2026, 11, d, 12, tzinfo=paris) for d in (10, 12))
+    fr = _review(
+        2,
+        routing="review",
+        review_opened_at=opened,
+        decisions=(_decision("approve", "verified_customer", "alice", decided),),
+    )
+    assert fraud.review_hours(fr) == (6.0 + 3.0, True)
+    # A market without a calendar: elapsed time, and the report says so.
+    xx = _review(
+        3,
+        market="ZZ",
+        routing="review",
+        review_opened_at=opened,
+        decisions=(_decision("approve", "verified_customer", "alice", decided),),
+    )
+    assert fraud.review_hours(xx) == (48.0, False)
+    content = fraud.compute(fraud.FraudData([row, fr, xx]), WEEK)
+    assert "1 review(s) were measured on the wall clock" in content.notes[0]
+
+
+def test_business_hours_agree_with_the_calendar_module() -> None:
+    from domain.business_hours import business_time_between, calendar_for_market
+    from domain.reports.stats import business_hours_between
+
+    rng = random.Random(19)
+    calendar = calendar_for_market("FR", starting=date(2026, 1, 1))
+    for _ in range(200):
+        start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(500_000))
+        end = start + timedelta(minutes=rng.randrange(20_000))
+        expected = business_time_between(calendar, start, end).total_seconds() / 3600
+        assert business_hours_between(start, end, market="FR") == (
+            pytest.approx(expected),
+            True,
+        )
+
+
 def test_every_report_takes_an_empty_period() -> None:
     empty = {
         "fraud": fraud.FraudData(),
@@ -194,6 +262,7 @@ def test_every_report_takes_an_empty_period() -> None:
         "service_levels": service_levels.ServiceLevelData(),
         "returns": returns.ReturnsData(),
         "deliveries": deliveries.DeliveriesData(),
+        "ops_desk": ops_desk.OpsDeskData(),
     }
     for name, definition in CATALOGUE.items():
         content = definition.compute(empty[name], WEEK)
@@ -410,6 +479,71 @@ def test_deliveries_report_on_seeded_cases() -> None:
     )
     assert dhl["no_response"] == 1 and dhl["open"] == 1
     assert content.table("claims_recovery").rows == [["EUR", 45_000]]
+
+
+# ---------------------------------------------------------------- ops desk
+
+
+def test_ops_desk_report_on_seeded_requests() -> None:
+    london = ZoneInfo("Europe/London")
+    monday = datetime(2026, 11, 2, 9, tzinfo=london)  # the LON1 warehouse opens 08:00
+
+    def req(n: int, kind: str, **kw: object) -> ops_desk.OpsRequestRow:
+        base: dict[str, object] = {
+            "request_id": f"OPS-{n}",
+            "type": kind,
+            "priority": "normal",
+            "status": "resolved",
+            "market": "GB",
+            "site_id": "LON1",
+            "opened_at": monday,
+        }
+        base.update(kw)
+        return ops_desk.OpsRequestRow(**base)  # type: ignore[arg-type]
+
+    rows = [
+        # Answered 30 minutes later, resolved in 2 business hours, in time.
+        req(
+            1,
+            "address_change",
+            first_response_at=monday + timedelta(minutes=30),
+            resolved_at=monday + timedelta(hours=2),
+            business_seconds_to_resolve=7200,
+            sla_met=True,
+            root_cause="customer_error",
+        ),
+        # Opened Friday 6th 17:00, first answer Monday 9th 09:00: 1 h on Friday,
+        # 4 h on Saturday (09:00-13:00), 1 h on Monday (from 08:00).
+        req(
+            2,
+            "address_change",
+            opened_at=datetime(2026, 11, 6, 17, tzinfo=london),
+            first_response_at=datetime(2026, 11, 9, 9, tzinfo=london),
+            resolved_at=datetime(2026, 11, 9, 12, tzinfo=london),
+            business_seconds_to_resolve=4 * 3600,
+            sla_met=False,
+            escalations=1,
+            root_cause="customer_error",
+        ),
+        req(3, "cctv_retrieval", priority="urgent", status="in_progress", sla_met=None),
+    ]
+    content = ops_desk.compute(ops_desk.OpsDeskData(rows), WEEK)
+    address = content.table("by_type").row_by(type="address_change")
+    assert address == [
+        "address_change",
+        2,
+        2,
+        1,
+        0.5,
+        1,
+        round(float(numpy.percentile([0.5, 6.0], 50)), 2),
+        round(float(numpy.percentile([0.5, 6.0], 95)), 2),
+        round(float(numpy.percentile([2.0, 4.0], 50)), 2),
+        round(float(numpy.percentile([2.0, 4.0], 95)), 2),
+    ]
+    assert content.table("root_causes").rows == [["customer_error", 2]]
+    assert content.headline["requests"] == 3 and content.headline["escalated"] == 1
+    assert "0 first response(s) were" in content.notes[0]
 
 
 # ------------------------------------------------------------------ outputs

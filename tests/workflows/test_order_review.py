@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -29,6 +29,8 @@ from domain.review import (
     DecideInput,
     DecisionReason,
     DefaultAction,
+    EarlyFraudWarning,
+    OrderReviewContract,
     OrderReviewInput,
     OrderReviewResult,
     ReviewDecision,
@@ -90,12 +92,14 @@ async def start(
     policy: ReviewPolicy = POLICY,
     *,
     revision: int = CURRENT_REVIEW_REVISION,
+    **options: Any,
 ) -> Handle:
     order = order or fresh_order(harness.now())
     return await harness.start(
         OrderReviewWorkflow.run,
         OrderReviewInput(order=order, policy=policy, revision=revision),
         id=order_review_id(order.order_id),
+        **options,
     )
 
 
@@ -570,3 +574,59 @@ async def test_refused_capture_cancels_the_order(harness: Harness, world: FakeWo
     assert result.status is ReviewStatus.CANCELLED
     assert result.captured_minor == 0
     assert "capture_failed" in world.audit.actions()
+
+
+# ------------------------------------------------- early fraud warning (issue 15)
+
+
+def warning(event_id: str = "evt_efw_1") -> EarlyFraudWarning:
+    return EarlyFraudWarning(
+        event_id=event_id,
+        provider="stripe",
+        dispute_id="issfr_1",
+        reason_code="fraudulent",
+        occurred_at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
+    )
+
+
+@world(ACCEPT)
+async def test_early_fraud_warning_sends_an_auto_accepted_order_to_a_person(
+    harness: Harness, world: FakeWorld
+) -> None:
+    order = fresh_order(harness.now())
+    # The warning reaches the review before its scoring answers.
+    handle = await start(
+        harness,
+        order,
+        start_signal=OrderReviewContract.SIGNAL_EARLY_FRAUD_WARNING,
+        start_signal_args=[warning()],
+    )
+    await handle.signal(OrderReviewWorkflow.early_fraud_warning, warning())  # redelivered
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
+    state = await handle.query(OrderReviewWorkflow.status)
+    assert [w.dispute_id for w in state.early_fraud_warnings] == ["issfr_1"]
+    assert world.payments.kinds() == []  # nothing captured without a person
+    routed = world.audit.entry("routed_to_review")
+    assert "early fraud warning issfr_1 from stripe (fraudulent)" in routed.reason
+    assert world.audit.actions().count("early_fraud_warning") == 1
+
+    await handle.execute_update(OrderReviewWorkflow.decide, decide(ReviewDecision.DECLINE))
+    result = await handle.result()
+    assert result.status is ReviewStatus.CANCELLED
+    assert world.payments.kinds() == ["void"]
+
+
+async def test_early_fraud_warning_during_review_is_on_record_for_the_coordinator(
+    harness: Harness, world: FakeWorld
+) -> None:
+    handle = await start(harness)
+    await wait_for_status(handle, ReviewStatus.AWAITING_REVIEW)
+    await handle.signal(OrderReviewWorkflow.early_fraud_warning, warning("evt_efw_2"))
+    state = await handle.query(OrderReviewWorkflow.status)
+    assert state.status is ReviewStatus.AWAITING_REVIEW
+    assert [w.event_id for w in state.early_fraud_warnings] == ["evt_efw_2"]
+    await handle.execute_update(OrderReviewWorkflow.decide, decide(ReviewDecision.DECLINE))
+    await handle.result()
+    entry = world.audit.entry("early_fraud_warning")
+    assert entry.after == {"event_id": "evt_efw_2", "status_at_warning": "awaiting_review"}
+    assert "routed_to_review" not in world.audit.actions()  # already with a person
