@@ -66,18 +66,20 @@ def runs_table(runs: list[ReportRunRow]) -> Table:
     table = Table(show_lines=False)
     # The run id whole (folded, never cut): `show` and `download` take it.
     table.add_column("run", overflow="fold", min_width=36)
-    for column in ("report", "period", "filters", "status", "attempts", "files"):
+    table.add_column("report")
+    table.add_column("from, to (UTC)", no_wrap=True)
+    for column in ("filters", "status", "files"):
         table.add_column(column)
     style = {RunStatus.SUCCEEDED: "green", RunStatus.FAILED: "red", RunStatus.RUNNING: "yellow"}
     for run in runs:
         filters = ", ".join(x for x in (run.market, run.channel) if x) or "all"
+        attempts = f" ({run.attempts} attempts)" if run.attempts > 1 else ""
         table.add_row(
             run.run_id,
             run.report,
-            f"{run.period_from:%Y-%m-%d %H:%M} → {run.period_to:%Y-%m-%d %H:%M} UTC",
+            f"{run.period_from:%Y-%m-%d %H:%M}\n{run.period_to:%Y-%m-%d %H:%M}",
             filters,
-            f"[{style[run.status]}]{run.status.value}[/]",
-            str(run.attempts),
+            f"[{style[run.status]}]{run.status.value}[/]{attempts}",
             str(len(run.files)),
         )
     return table
