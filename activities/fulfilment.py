@@ -35,6 +35,7 @@ from domain.fulfilment import (
     APPLY_ADDRESS_CHANGE,
     BOOK_FULFILMENT_SHIPMENT,
     CANCEL_WAREHOUSE_ORDER,
+    CURRENT_FULFILMENT_REVISION,
     NOTIFY_FULFILMENT_CUSTOMER,
     PACKING_STARTED,
     RELAY_FRAUD_WARNING,
@@ -314,6 +315,7 @@ def fulfilment_input(
         risk_band=risk_band,
         qc=verdict,
         fraud_warning_ref=fraud_warning_ref,
+        revision=CURRENT_FULFILMENT_REVISION,
     )
 
 

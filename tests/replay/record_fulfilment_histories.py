@@ -11,7 +11,12 @@ tests/replay/test_fulfilment_replay.py, and the chargeback history of the
 - fulfilment_fraud_warning_accept: an early fraud warning's hold, then its
   acceptance: cancelled, refunded once;
 - chargeback_efw_fulfilment_told: an early fraud warning nobody decides:
-  the fulfilment hears the hold, then the default accept.
+  the fulfilment hears the hold, then the default accept;
+- fulfilment_rev2_hold_address_delivered: the first scenario at revision 2
+  (the first step publishes no search attributes). The three fulfilment
+  histories above were recorded at revision 1.
+
+Only histories not on disk yet are recorded (name some to re-record them).
 
 Re-record only when no run of this code is still open anywhere; otherwise
 guard the change with a new `workflow.patched`.
@@ -22,6 +27,7 @@ guard the change with a new `workflow.patched`.
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -163,7 +169,8 @@ async def _efw_fulfilment_told(harness: Harness) -> WorkflowHandle[Any, Any]:
     return handle
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
+    """Record `names` (default: every history not on disk yet: never overwrite one)."""
     for name, workflows, scenario, knobs in (
         ("fulfilment_hold_address_delivered", [FulfilmentWorkflow], _hold_address_delivered, {}),
         (
@@ -174,9 +181,18 @@ async def main() -> None:
         ),
         ("fulfilment_fraud_warning_accept", [FulfilmentWorkflow], _fraud_warning_accept, {}),
         ("chargeback_efw_fulfilment_told", [ChargebackWorkflow], _efw_fulfilment_told, {}),
+        # Revision 2: no search-attribute upsert in the first step.
+        (
+            "fulfilment_rev2_hold_address_delivered",
+            [FulfilmentWorkflow],
+            _hold_address_delivered,
+            {},
+        ),
     ):
-        await record_history(name, workflows, FakeWorld(**knobs), scenario, HISTORIES)
+        wanted = name in names if names else not (HISTORIES / f"{name}.json").exists()
+        if wanted:
+            await record_history(name, workflows, FakeWorld(**knobs), scenario, HISTORIES)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

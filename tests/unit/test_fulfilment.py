@@ -60,7 +60,7 @@ def test_contract_names() -> None:
         (Address(line1="1 rue de Rivoli", city="Paris", postal_code="75001", country="FR"), None),
         (
             Address(line1="1 rue de Rivoli", city="Paris", postal_code="7500", country="FR"),
-            "address.postal_code: invalid",
+            "address.postal_code: invalid for FR, e.g. 33380 or 34092",
         ),
         (
             Address(line1="10 Downing St", city="London", postal_code="SW1A 2AA", country="GB"),
@@ -68,7 +68,7 @@ def test_contract_names() -> None:
         ),
         (
             Address(line1="1 5th Ave", city="New York", postal_code="10001", country="US"),
-            "address.region: required",
+            "address.region: required in US",
         ),
         (
             Address(

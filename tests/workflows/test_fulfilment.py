@@ -19,6 +19,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from domain.chargeback import DisputeEventKind, DisputeStatus
 from domain.common import Role
 from domain.fulfilment import (
+    CURRENT_FULFILMENT_REVISION,
     ChangeAddressInput,
     ChangeAddressOutcome,
     CustomerProfile,
@@ -90,7 +91,7 @@ def fulfilment_input(
         address_ref="subj_initial",
         address_fingerprint="fp_initial",
         qc=QcVerdict(needed=qc, reasons=["category:jewellery"] if qc else [], rule_set_version="t"),
-        **kw,
+        **{"revision": CURRENT_FULFILMENT_REVISION, **kw},
     )
 
 
@@ -263,7 +264,7 @@ async def test_hold_placed_while_picking_is_due_stops_the_pick(
     assert released[0].reason == "confirmed by phone"
     # The active holds reached the search attributes, then were cleared.
     assert await holds_attribute_history(handle) == [
-        [],
+        [],  # allocated, no hold
         ["incorrect_address"],
         ["incorrect_address", "inventory"],
         ["inventory"],
@@ -622,3 +623,23 @@ async def test_early_fraud_warning_tells_the_fulfilment_hold_then_accept(
     ]
     assert world.fulfilment.relayed[0].warning.dispute_workflow_id == handle.id
     assert world.audit.entries("fulfilment_told")
+
+
+@pytest.mark.parametrize(("revision", "upserts"), [(1, 1), (CURRENT_FULFILMENT_REVISION, 0)])
+async def test_the_first_step_leaves_search_attributes_to_the_starter_from_revision_2(
+    harness: Harness, world: FakeWorld, revision: int, upserts: int
+) -> None:
+    input = fulfilment_input(harness, revision=revision)
+    handle = await start(harness, input)
+
+    async def first_step() -> list[Any] | None:
+        # The step's local activity marker and its upsert complete one workflow task.
+        events = [e async for e in handle.fetch_history_events()]
+        marked = any(e.HasField("marker_recorded_event_attributes") for e in events)
+        return events if marked else None
+
+    events = await eventually(first_step, what="the first step in the history")
+    upserted = [
+        e for e in events if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    assert len(upserted) == upserts
