@@ -210,20 +210,25 @@ def schedule_for(
     """The UTC schedule of `params` (with another closing time for an early
     close or an extension)."""
     closing = closes_local or params.closes_local
-    opens_at = local_to_utc(params.opens_local, params.timezone, field="opens_local")
-    closes_at = local_to_utc(closing, params.timezone, field="closes_local")
-    if closes_at <= opens_at:
-        raise ValueError("closes_local: the sale must close after it opens")
-    return CampaignSchedule(
-        opens_at=opens_at,
-        closes_at=closes_at,
-        opening_reminder_at=_local_minus(
-            params.opens_local, params.opening_reminder, params.timezone
-        ),
-        closing_reminder_at=max(
-            opens_at, _local_minus(closing, params.closing_reminder, params.timezone)
-        ),
-    )
+    try:
+        opens_at = local_to_utc(params.opens_local, params.timezone, field="opens_local")
+        closes_at = local_to_utc(closing, params.timezone, field="closes_local")
+        if closes_at <= opens_at:
+            raise ValueError("closes_local: the sale must close after it opens")
+        return CampaignSchedule(
+            opens_at=opens_at,
+            closes_at=closes_at,
+            opening_reminder_at=_local_minus(
+                params.opens_local, params.opening_reminder, params.timezone
+            ),
+            closing_reminder_at=max(
+                opens_at, _local_minus(closing, params.closing_reminder, params.timezone)
+            ),
+        )
+    except OverflowError:
+        raise ValueError(
+            "opens_local: a time, or a reminder before it, beyond the calendar's range"
+        ) from None
 
 
 # ------------------------------------------------------------------ validation

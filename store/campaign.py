@@ -368,11 +368,8 @@ async def take_quota(
         async with pool.acquire() as conn, conn.transaction():
             return await _take(conn, campaign_id, request, fingerprint)
     except _Refused as refused:
-        await pool.execute(
-            "INSERT INTO campaign_refusals (campaign_id, reason) VALUES ($1, $2)",
-            campaign_id,
-            refused.refusal.value,
-        )
+        # A refusal writes nothing (the answer is a 409: nothing changed); the
+        # API logs it with its reason.
         return QuotaDecision(
             order_id=request.order_id,
             accepted=False,
@@ -876,11 +873,6 @@ async def figures(db: Executor, campaign_id: str) -> dict[str, Any]:
         "ORDER BY q.reason",
         campaign_id,
     )
-    refusals = await db.fetch(
-        "SELECT reason, count(*)::int AS n FROM campaign_refusals WHERE campaign_id = $1 "
-        "GROUP BY reason ORDER BY reason",
-        campaign_id,
-    )
     units = totals["units"]
     returned = sum(r["released"] for r in skus)
     return {
@@ -916,7 +908,6 @@ async def figures(db: Executor, campaign_id: str) -> dict[str, Any]:
         },
         "orders_per_hour": {str(h["hour"]): h["orders"] for h in hours},
         "returns_by_reason": {r["reason"]: r["units"] for r in returns},
-        "refusals_by_reason": {r["reason"]: r["n"] for r in refusals},
     }
 
 

@@ -111,15 +111,6 @@ CREATE TABLE campaign_quota_releases (
     released_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- Refused attempts, counted per reason for the post-mortem.
-CREATE TABLE campaign_refusals (
-    campaign_id  text        NOT NULL,
-    reason       text        NOT NULL,
-    refused_at   timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE INDEX campaign_refusals_campaign_idx ON campaign_refusals (campaign_id, reason);
-
 -- Gift requests and after-sales dossiers of collaborators. The description is
 -- the employee's own text: a personal-data subject (kind `message`).
 CREATE TABLE campaign_requests (

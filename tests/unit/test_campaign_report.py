@@ -25,7 +25,6 @@ def _figures(campaign_id: str, **changes: Any) -> dict[str, Any]:
         "participation_by_entity": {"Maison SAS": 0.4},
         "orders_per_hour": {"0": 7, "2": 3},
         "returns_by_reason": {"returned": 3},
-        "refusals_by_reason": {"stock": 4},
     }
     values.update(changes)
     return values

@@ -176,6 +176,21 @@ def test_a_local_time_the_clocks_skip_or_repeat_is_refused_naming_the_field() ->
         schedule_for(params(timezone="Europe/Nowhere"))
 
 
+def test_times_at_the_edge_of_the_calendar_are_refused_not_crashing() -> None:
+    with pytest.raises(ValueError, match=r"opens_local: .*beyond the calendar's range"):
+        schedule_for(params(opens_local=datetime(1, 1, 1, 0, 30)))
+    with pytest.raises(ValueError, match="beyond the calendar's range"):
+        schedule_for(
+            params(
+                timezone="Pacific/Pago_Pago",
+                opens_local=datetime(9999, 12, 31, 20, 0),
+                closes_local=datetime(9999, 12, 31, 22, 0),
+            )
+        )
+    with pytest.raises(ValueError, match="beyond the calendar's range"):
+        schedule_for(params(opening_reminder=timedelta(days=3_700_000)))
+
+
 def test_a_timezone_aware_local_time_is_refused() -> None:
     with pytest.raises(ValueError, match="local wall time"):
         params(opens_local=datetime(2027, 3, 29, 9, 0, tzinfo=UTC))
