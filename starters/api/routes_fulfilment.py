@@ -10,7 +10,7 @@ replaced by the key's): the workflow's validators check the role per change
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Annotated
 
 import structlog
@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, stat
 from pydantic import Field
 
 from clients import fulfilment
+from clients.errors import CaseClosed
 from domain.audit import CaseRow
 from domain.common import BusinessKey, Role, StewardModel
 from domain.fulfilment import (
@@ -77,6 +78,14 @@ class WarehouseEventsResult(StewardModel):
     )
 
 
+async def _change(call: Awaitable[FulfilmentState]) -> FulfilmentState:
+    """case_call, and a closed fulfilment is a conflict (409), not an error."""
+    try:
+        return await case_call(call)
+    except CaseClosed as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(err)) from None
+
+
 async def _webhook_secret(
     settings: AppSettings,
     secret: Annotated[
@@ -130,7 +139,7 @@ async def get_fulfilment(
 async def place_hold(
     order_id: OrderId, body: PlaceHoldInput, principal: Changer, client: TemporalClient
 ) -> FulfilmentState:
-    return await case_call(fulfilment.place_hold(client, order_id, body, principal))
+    return await _change(fulfilment.place_hold(client, order_id, body, principal))
 
 
 @router.post(
@@ -147,7 +156,7 @@ async def release_hold(
     client: TemporalClient,
 ) -> FulfilmentState:
     change = ReleaseHoldInput(handle=handle, note=body.note)
-    return await case_call(fulfilment.release_hold(client, order_id, change, principal))
+    return await _change(fulfilment.release_hold(client, order_id, change, principal))
 
 
 @router.post(
@@ -160,7 +169,7 @@ async def change_address(
     order_id: OrderId, body: ChangeAddressInput, principal: Changer, client: TemporalClient
 ) -> FulfilmentState:
     try:
-        return await case_call(fulfilment.change_address(client, order_id, body, principal))
+        return await _change(fulfilment.change_address(client, order_id, body, principal))
     except HTTPException as err:
         # An address the country's format refuses is bad input, not a conflict.
         if err.status_code == status.HTTP_409_CONFLICT and str(err.detail).startswith("address."):
@@ -177,7 +186,7 @@ async def change_address(
 async def special_delivery(
     order_id: OrderId, body: SpecialDeliveryInput, principal: Changer, client: TemporalClient
 ) -> FulfilmentState:
-    return await case_call(fulfilment.special_delivery(client, order_id, body, principal))
+    return await _change(fulfilment.special_delivery(client, order_id, body, principal))
 
 
 @router.post(
@@ -189,7 +198,7 @@ async def special_delivery(
 async def qc_decision(
     order_id: OrderId, body: QcDecisionInput, principal: Changer, client: TemporalClient
 ) -> FulfilmentState:
-    return await case_call(fulfilment.qc_decision(client, order_id, body, principal))
+    return await _change(fulfilment.qc_decision(client, order_id, body, principal))
 
 
 @orders_router.get(

@@ -208,6 +208,23 @@ async def test_release_hold_webhook_address_and_status(
     assert {c["process"] for c in view["cases"]} >= {"order-review", "fulfilment"}
     assert (await api.get("/v1/orders/NOPE-2/status", headers=AUDITOR)).status_code == 404
 
+    # The parcel leaves and arrives: the fulfilment closes; a change is a 409 naming it.
+    closing = [
+        wms_event(WarehouseEventKind.PACKING_STARTED, 20),
+        wms_event(WarehouseEventKind.PACKED, 30),
+        {**wms_event(WarehouseEventKind.HANDED_TO_CARRIER, 40), "carrier": "ups"},
+        wms_event(WarehouseEventKind.DELIVERED, 60),
+    ]
+    closing[2]["tracking_number"] = f"1ZE2E{unique}".upper()
+    sent = await api.post("/v1/webhooks/warehouse/events", json={"events": closing}, headers=WMS)
+    assert sent.json()["delivered"] == 4
+    handle = client.get_workflow_handle(f"fulfilment:{order_id}")
+    assert (await handle.result())["status"] == "delivered"
+    closed = await api.post(
+        f"/v1/fulfilments/{order_id}/holds", json={"reason": "other"}, headers=COORDINATOR
+    )
+    assert closed.status_code == 409 and "closed" in closed.text, closed.text
+
     # Temporal never holds the new street in clear (payload codec, no SA, no details).
     history = b"".join(
         path.read_bytes() for path in dev_server.db_path.parent.glob(dev_server.db_path.name + "*")

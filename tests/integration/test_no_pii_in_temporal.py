@@ -5,20 +5,29 @@ attributes carry business keys only."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 import workflows
-from clients import order_review
+from clients import fulfilment, order_review
 from domain.common import Role
+from domain.fulfilment import ChangeAddressInput, FulfilmentStatus
+from domain.orders import Address
 from domain.review import DecideInput, DecisionReason, ReviewDecision, ReviewStatus
 from tests.factories import make_order
 from tests.integration.polling import eventually
 from workers import activities
 from workers.dev_server import TemporalDevServer
 from workers.settings import Settings
+
+
+@dataclass(frozen=True)
+class Principal:
+    actor: str
+    role: Role
 
 
 async def test_temporal_database_holds_no_customer_pii(
@@ -72,6 +81,23 @@ async def test_temporal_database_holds_no_customer_pii(
         )
         handle = client.get_workflow_handle(f"order-review:{order.order_id}")
         await handle.result()
+        # The release started the order's fulfilment; a new address for it
+        # (issue 16) reaches the personal-data store, not Temporal in clear.
+        await eventually(
+            lambda: fulfilment.get_fulfilment(client, order.order_id),
+            lambda s: s.status is FulfilmentStatus.RELEASED,
+            what="the fulfilment to start at release",
+        )
+        new_street = f"{unique} quai de Valmy"
+        changed = await fulfilment.change_address(
+            client,
+            order.order_id,
+            ChangeAddressInput(
+                address=Address(line1=new_street, city="Paris", postal_code="75010", country="FR")
+            ),
+            Principal("alice", Role.COORDINATOR),
+        )
+        assert changed.address_changes[-1].outcome == "applied"
 
     stored = b"".join(
         path.read_bytes() for path in dev_server.db_path.parent.glob(dev_server.db_path.name + "*")
@@ -82,6 +108,7 @@ async def test_temporal_database_holds_no_customer_pii(
         order.customer.email,
         order.customer.full_name,
         order.shipping_address.line1,
+        new_street,
         order.payment.card_fingerprint,
     ):
         assert secret.encode() not in stored, f"{secret!r} found in clear in Temporal's database"
