@@ -232,9 +232,18 @@ async def decide(
     except WorkflowUpdateFailedError as err:
         raise CaseRefused(failure_message(err.cause)) from err
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise CaseNotFound(f"no open ops request {request_id} (resolved or unknown)") from err
-        raise
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # No running workflow: resolved (409), or never opened (404).
+        try:
+            await handle.describe()
+        except RPCError as missing:
+            if missing.status == RPCStatusCode.NOT_FOUND:
+                raise CaseNotFound(f"no ops request {request_id}") from err
+            raise
+        raise CaseRefused(
+            f"status: ops request {request_id} is resolved; it takes no more decisions"
+        ) from err
     return state
 
 

@@ -28,6 +28,7 @@ from domain.fulfilment import (
     QcDecisionInput,
     SpecialDeliveryInput,
 )
+from domain.ops_request import OpsRequestDraft
 from domain.orders import Order
 from domain.returns import CarrierEvent as ReturnScan
 from domain.returns import CustomerChoiceInput, QcResult
@@ -37,6 +38,7 @@ from starters.api import (
     routes_chargeback,
     routes_failed_delivery,
     routes_fulfilment,
+    routes_ops_request,
     routes_order_review,
     routes_privacy_request,
     routes_reports,
@@ -518,6 +520,77 @@ EXAMPLES += [
                 },
             ]
         },
+    ),
+]
+
+# The ops desk (issue 17): the warehouse counts one tote short at Paris; the
+# request id comes from the count event's id (OPS-7B2B5D5FBD76).
+EXAMPLES += [
+    (
+        "ops-request.json",
+        OpsRequestDraft,
+        {
+            "details": {
+                "type": "inventory_discrepancy",
+                "site_id": "PAR1",
+                "sku": "HB-TOTE-MM-NOIR",
+                "wms_quantity": 2,
+                "erp_quantity": 3,
+                "unit_cost_minor": 90_000,
+                "currency": "EUR",
+                "affected_order_ids": ["FR-100234"],
+                "count_event_id": "count-PAR1-20261201-HB-TOTE-MM-NOIR",
+            },
+            "priority": "high",
+        },
+    ),
+    (
+        "ops-request-assign.json",
+        routes_ops_request.AssignBody,
+        {"to": "noor", "reason": "she runs the Paris counts this week"},
+    ),
+    (
+        "ops-request-reprioritise.json",
+        routes_ops_request.ReprioritiseBody,
+        {"priority": "urgent", "reason": "the order ships today"},
+    ),
+    ("ops-request-recount.json", routes_ops_request.RecountBody, {"counted_quantity": 2}),
+    (
+        "ops-request-escalation.json",
+        routes_ops_request.EscalateBody,
+        {
+            "summary": "one tote missing at PAR1",
+            "tried": "recounted the location and the two next to it",
+            "blocker": "the ERP adjustment needs a QA sign-off",
+            "needed_from": "senior QA coordinator",
+            "needed_what": "approve the adjustment or order a full count",
+            "next_check_at": "2030-01-07T09:00:00+01:00",
+        },
+    ),
+    (
+        "ops-request-escalation-answer.json",
+        routes_ops_request.AnswerBody,
+        {"note": "adjust: the tote was written off in the November audit"},
+    ),
+    (
+        "ops-request-resolution.json",
+        routes_ops_request.ResolveBody,
+        {
+            "outcome": "done",
+            "root_cause": "stock_record_error",
+            "note": "ERP adjusted to 2",
+            "inventory": "adjusted",
+        },
+    ),
+    (
+        "ops-request-write-off.json",
+        routes_ops_request.WriteOffBody,
+        {"approved": True, "note": "within the quarter's shrinkage budget"},
+    ),
+    (
+        "ops-absence.json",
+        routes_ops_request.AbsenceBody,
+        {"coordinator": "noor", "cover": "camille", "reason": "sick leave"},
     ),
 ]
 
