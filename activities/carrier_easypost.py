@@ -44,7 +44,7 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
@@ -321,6 +321,7 @@ class EasyPostCarrier:
         parcel_units: int,
         reference: str,
         is_return: bool = False,
+        earliest_delivery: date | None = None,
     ) -> dict[str, Any]:
         booking = await carrier_bookings.get(self.pool, idempotency_key)
         if booking is not None and booking.result is not None:
@@ -343,8 +344,15 @@ class EasyPostCarrier:
                 }
                 if is_return:
                     params["is_return"] = True
+                options: dict[str, Any] = {}
                 if service_level == "signature_required":
-                    params["options"] = {"delivery_confirmation": "SIGNATURE"}
+                    options["delivery_confirmation"] = "SIGNATURE"
+                if earliest_delivery is not None:
+                    # EasyPost's shipment option (an ISO date-time string): the
+                    # customer's preferred day, not before.
+                    options["delivery_min_datetime"] = f"{earliest_delivery.isoformat()}T00:00:00Z"
+                if options:
+                    params["options"] = options
                 shipment = await self._call(
                     what, ShipmentRefusedError, self.client.shipment.create, **params
                 )
@@ -375,6 +383,10 @@ class EasyPostCarrier:
                 if days
                 else DEFAULT_TRANSIT.get(service_level, DEFAULT_TRANSIT["standard"])
             )
+            expected = self.clock() + transit
+            if earliest_delivery is not None:
+                day = earliest_delivery
+                expected = max(expected, datetime(day.year, day.month, day.day, 9, tzinfo=UTC))
             label = data.get("postage_label") or {}
             result = {
                 "shipment_id": data["id"],
@@ -382,7 +394,7 @@ class EasyPostCarrier:
                 "label_url": label.get("label_pdf_url") or label.get("label_url") or "",
                 "carrier": selected.get("carrier"),
                 "service": selected.get("service"),
-                "expected_delivery_at": (self.clock() + transit).isoformat(),
+                "expected_delivery_at": expected.isoformat(),
             }
             await carrier_bookings.complete(self.pool, idempotency_key, data["id"], result)
             tracker = data.get("tracker") or {}
@@ -410,6 +422,7 @@ class EasyPostCarrier:
         service_level: str,
         pickup_point_id: str | None,
         destination: Address | None = None,
+        earliest_delivery: date | None = None,
     ) -> BookedShipment:
         if pickup_point_id:
             raise ShipmentRefusedError(
@@ -426,6 +439,7 @@ class EasyPostCarrier:
             to_address=_to_address(destination or address, name, phone),
             parcel_units=1,
             reference=order_id,
+            earliest_delivery=earliest_delivery,
         )
         return BookedShipment(
             tracking_number=str(result["tracking_number"]),
@@ -637,6 +651,7 @@ class CarrierRouter:
         service_level: str,
         pickup_point_id: str | None,
         destination: Address | None = None,
+        earliest_delivery: date | None = None,
     ) -> BookedShipment:
         return await self._for(carrier).book_shipment(
             idempotency_key=idempotency_key,
@@ -646,6 +661,7 @@ class CarrierRouter:
             service_level=service_level,
             pickup_point_id=pickup_point_id,
             destination=destination,
+            earliest_delivery=earliest_delivery,
         )
 
     async def open_investigation(

@@ -18,11 +18,13 @@ from activities.ports import (
     Notifier,
     ParcelReturnsDesk,
     RateLimitedError,
+    RefusedError,
 )
 from domain.deliveries import (
     BOOK_RESHIPMENT,
     INSPECT_RETURNED_PARCEL,
     NOTIFY_DELIVERY_CUSTOMER,
+    RESHIP_BOOKING_REFUSED,
     RESTOCK_RETURNED_PARCEL,
     BookReshipmentInput,
     BookReshipmentResult,
@@ -89,17 +91,29 @@ class DeliveryActivities:
         shipment_id = reship_shipment_id(input.original_shipment_id, attempt)
         try:
             booked = await self.carrier.book_shipment(
-                idempotency_key=f"{input.workflow_id}/reship",
+                idempotency_key=input.idempotency_key,
                 carrier=input.carrier,
                 order_id=input.order_id,
                 destination_country=input.destination.country,
                 service_level=input.service_level.value,
                 pickup_point_id=input.pickup_point_id,
                 destination=input.destination,
+                earliest_delivery=input.earliest_delivery,
             )
         except RateLimitedError as exc:
             raise ApplicationError(
                 str(exc), type=CARRIER_RATE_LIMITED, next_retry_delay=exc.retry_after
+            ) from exc
+        except RefusedError as exc:
+            # Retrying buys nothing: the workflow asks a coordinator instead.
+            activity_logger(order_id=input.order_id).warning(
+                "reshipment_refused", code=exc.code, service_level=input.service_level.value
+            )
+            raise ApplicationError(
+                f"{input.carrier} refused the {input.service_level} label: {exc}",
+                exc.code,
+                type=RESHIP_BOOKING_REFUSED,
+                non_retryable=True,
             ) from exc
         record = ShipmentRecord(
             shipment_id=shipment_id,

@@ -17,7 +17,7 @@ Error contract, shared by every port so activities map errors one way:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from domain.campaign import CatalogueEntry
@@ -303,10 +303,12 @@ class Carrier(Protocol):
         service_level: str,
         pickup_point_id: str | None,
         destination: Address | None = None,
+        earliest_delivery: date | None = None,
     ) -> BookedShipment:
-        """`destination`: the address to ship to when it is not the one on the
-        order's shipment record (a reship to a new address); a label-buying
-        adapter needs it, the simulator does not."""
+        """`destination`: the full address to ship to when it is not the one
+        on the order's shipment record (a reship to a new address).
+        `earliest_delivery`: the customer's preferred date; the parcel must
+        not arrive before it. A refusal raises RefusedError."""
         ...
 
     async def open_investigation(

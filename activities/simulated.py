@@ -35,7 +35,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -829,21 +829,35 @@ class SimulatedCarrier:
         service_level: str,
         pickup_point_id: str | None,
         destination: Address | None = None,
+        earliest_delivery: date | None = None,
     ) -> BookedShipment:
         fault = await self._call("book")
         expected = self.clock() + SIM_TRANSIT.get(service_level, SIM_TRANSIT["standard"])
+        if earliest_delivery is not None:
+            # Not before the customer's preferred day (09:00 UTC, the first round).
+            day = earliest_delivery
+            earliest = datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
+            expected = max(expected, earliest)
+        payload: dict[str, Any] = {
+            "order_id": order_id,
+            "expected_delivery_at": expected.isoformat(),
+            "destination": destination_country,
+            "pickup_point_id": pickup_point_id,
+        }
+        if destination is not None:
+            # The full address was booked; the simulator's table keeps only its
+            # fingerprint (personal data stays out of it), enough to check which
+            # doorstep a label went to.
+            payload["destination_hash"] = identity_hash(IdentityKind.ADDRESS, destination)
+        if earliest_delivery is not None:
+            payload["earliest_delivery"] = earliest_delivery.isoformat()
         tracking, payload = await delivery_store.sim_operation(
             self.pool,
             idempotency_key=idempotency_key,
             kind="label",
             carrier=carrier,
             reference=f"SIM{uuid.uuid4().hex[:14].upper()}",
-            payload={
-                "order_id": order_id,
-                "expected_delivery_at": expected.isoformat(),
-                "destination": destination_country,
-                "pickup_point_id": pickup_point_id,
-            },
+            payload=payload,
         )
         self.plan.fail_after_effect(fault, "carrier", "book")
         return BookedShipment(

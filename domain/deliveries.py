@@ -402,6 +402,23 @@ class BookReshipmentInput(StewardModel):
     service_level: ServiceLevel
     # The whole record, so the activity registers the new shipment for tracking.
     shipment: ShipmentRecord
+    # The customer's preferred date: the carrier delivers no earlier.
+    earliest_delivery: date | None = None
+    # 2, 3...: another booking after the carrier refused the previous one
+    # (another service); each attempt has its own idempotency key.
+    booking_attempt: int = Field(default=1, ge=1)
+
+    @property
+    def idempotency_key(self) -> str:
+        # The first attempt keeps the key reships were always booked under.
+        suffix = "" if self.booking_attempt == 1 else f"-{self.booking_attempt}"
+        return f"{self.workflow_id}/reship{suffix}"
+
+
+# The carrier refused the label for good (no rate for the service, an address
+# it cannot serve...): the workflow asks a coordinator for another service or
+# a return to stock instead of retrying for ever.
+RESHIP_BOOKING_REFUSED: Final = "ReshipBookingRefused"
 
 
 class BookReshipmentResult(StewardModel):

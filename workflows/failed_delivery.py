@@ -16,6 +16,7 @@ workflows/failed_delivery_return.py.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/order_review.py)
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ALL_OPTIONS,
         BOOK_RESHIPMENT,
         CLOSED_DELIVERY_STATUSES,
+        RESHIP_BOOKING_REFUSED,
         BookReshipmentInput,
         BookReshipmentResult,
         CustomerOption,
@@ -55,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.outcomes import OrderOutcome
     from domain.risk import SCORE_ORDER, RiskAssessment, ScoreOrderInput
     from workflows.case import CaseBook, CaseFacts, PendingDecision, call_outside
-    from workflows.steps import STEWARD, wait_until
+    from workflows.steps import STEWARD, failure_reason, failure_type, wait_until
 
 from workflows.failed_delivery_return import OUTSIDE_RETRY, FailedDeliveryReturn
 
@@ -66,6 +68,12 @@ PATCH_FORWARD_TO_CLAIM = "forward-delivered-to-claim"
 PATCH_REPLY_TEXT_PRIVATE = "customer-reply-text-private"
 # One refusal whether a decision is being applied or already recorded.
 ALREADY_DECIDED = "decision: this failed delivery is already decided"
+# A label the carrier refuses for good goes back to a coordinator (another
+# service, or return to stock and refund) instead of being retried for ever
+# (issue 15; runs before it retried; only a refused booking reaches it).
+PATCH_RESHIP_REFUSED = "reship-booking-refused"
+# Refused this many times, the parcel goes back to stock without asking again.
+MAX_RESHIP_BOOKINGS = 3
 
 
 @workflow.defn(name=FailedDeliveryContract.WORKFLOW_TYPE)
@@ -476,22 +484,13 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
                     parcel_expected=self._state.trigger_status not in CLAIM_STATUSES
                 )
                 return
-        booked = await call_outside(
-            BOOK_RESHIPMENT,
-            BookReshipmentInput(
-                workflow_id=workflow.info().workflow_id,
-                original_shipment_id=self._shipment.shipment_id,
-                order_id=self._state.order_id,
-                carrier=self._shipment.carrier,
-                destination=destination,
-                pickup_point_id=record.pickup_point_id,
-                service_level=record.service_level,
-                shipment=self._shipment,
-            ),
-            result_type=BookReshipmentResult,
-            retry=OUTSIDE_RETRY,
-            summary="book the second shipment",
-        )
+        booking = await self._book(record, destination)
+        if booking is None:
+            await self._return_and_refund(
+                parcel_expected=self._state.trigger_status not in CLAIM_STATUSES
+            )
+            return
+        booked, record, destination = booking
         self._state.reship_shipment_id = booked.shipment_id
         self._state.reship_tracking_number = booked.tracking_number
         self._state.due_at = booked.expected_delivery_at
@@ -543,6 +542,91 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
             ClaimType.DAMAGED if outcome is TrackingStatus.DAMAGED else ClaimType.LOST,
         )
         await self._refund()
+
+    async def _book(
+        self, record: DeliveryDecisionRecord, destination: Address
+    ) -> tuple[BookReshipmentResult, DeliveryDecisionRecord, Address] | None:
+        """Book the second shipment: the full destination address, and the
+        customer's preferred date as the earliest delivery. A refused label
+        goes to a coordinator; None: the parcel goes back to stock instead."""
+        reply = self._state.customer_reply
+        earliest = reply.preferred_date if reply is not None else None
+        attempt = 1
+        while True:
+            try:
+                booked = await call_outside(
+                    BOOK_RESHIPMENT,
+                    BookReshipmentInput(
+                        workflow_id=workflow.info().workflow_id,
+                        original_shipment_id=self._shipment.shipment_id,
+                        order_id=self._state.order_id,
+                        carrier=self._shipment.carrier,
+                        destination=destination,
+                        pickup_point_id=record.pickup_point_id,
+                        service_level=record.service_level,
+                        shipment=self._shipment,
+                        earliest_delivery=earliest,
+                        booking_attempt=attempt,
+                    ),
+                    result_type=BookReshipmentResult,
+                    retry=OUTSIDE_RETRY,
+                    summary="book the second shipment",
+                )
+                return booked, record, destination
+            except ActivityError as failure:
+                if failure_type(failure) != RESHIP_BOOKING_REFUSED or not workflow.patched(
+                    PATCH_RESHIP_REFUSED
+                ):
+                    raise
+                again = await self._reship_refused(record, failure, attempt)
+                if again is None:
+                    return None
+                record = again
+                destination = again.address or destination
+                attempt += 1
+
+    async def _reship_refused(
+        self, record: DeliveryDecisionRecord, failure: ActivityError, attempt: int
+    ) -> DeliveryDecisionRecord | None:
+        """The coordinator's next move after a refused label: another reship
+        (another service level, or address) or None for a return to stock,
+        which is also the default at the decision SLA."""
+        self._case.audit(
+            "reship_refused",
+            actor=self._shipment.carrier,
+            reason=failure_reason(failure),
+            after={"service_level": record.service_level, "booking_attempt": attempt},
+        )
+        if attempt >= MAX_RESHIP_BOOKINGS:
+            self._case.audit(
+                "reship_abandoned", reason=f"{attempt} labels refused; returning to stock"
+            )
+            return None
+        # A new decision is awaited (the `decide` update takes it again).
+        self._state.decision = None
+        due = workflow.now() + self._policy.decision_sla
+        self._open_task(f"reship_refused_{attempt}", due, Role.COORDINATOR)
+        self._case.transition(
+            FailedDeliveryStatus.AWAITING_DECISION,
+            STEWARD,
+            f"{self._shipment.carrier} refused the {record.service_level} label: "
+            "choose another service or return to stock",
+        )
+        await self._case.flush()
+        if await wait_until(lambda: self._decision.pending, until=due, timer="reship-refused-sla"):
+            decided = self._decision.take()
+            assert decided is not None
+        else:
+            decided = DeliveryDecisionRecord(
+                decision=DeliveryDecision.RETURN_TO_STOCK,
+                note="no decision after the refused label; default return to stock",
+                actor=STEWARD,
+                role=Role.SYSTEM,
+                decided_at=workflow.now(),
+                by_default=True,
+            )
+        self._record_decision(decided)
+        return decided if decided.decision is DeliveryDecision.RESHIP else None
 
     # -------------------------------------------------------------- helpers
 

@@ -208,6 +208,29 @@ async def test_signature_required_asks_for_a_signature_and_takes_the_cheapest(
     assert body(easypost_api, 1) == {"rate": {"id": "rate_ups_ground"}}
 
 
+async def test_the_preferred_date_is_the_earliest_delivery(
+    easypost_api: responses.RequestsMock, carrier: EasyPostCarrier, clean_db: asyncpg.Pool
+) -> None:
+    """Issue 15: a reship honours the customer's preferred date."""
+    order_id = await registered_order(clean_db)
+    easypost_api.post(f"{API}/shipments", json=shipment_body(), status=201)
+    easypost_api.post(f"{API}/shipments/shp_1/buy", json=shipment_body(bought="rate_ups_air"))
+    preferred = (NOW + timedelta(days=6)).date()
+    booked = await carrier.book_shipment(
+        idempotency_key="k-preferred",
+        carrier="ups",
+        order_id=order_id,
+        destination_country="FR",
+        service_level="express",
+        pickup_point_id=None,
+        earliest_delivery=preferred,
+    )
+    options = body(easypost_api, 0)["shipment"]["options"]
+    assert options == {"delivery_min_datetime": f"{preferred.isoformat()}T00:00:00Z"}
+    # Express takes a day, but not before the customer's day.
+    assert booked.expected_delivery_at == datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+
+
 async def test_a_buy_that_failed_is_retried_on_the_same_shipment(
     easypost_api: responses.RequestsMock, carrier: EasyPostCarrier, clean_db: asyncpg.Pool
 ) -> None:

@@ -44,6 +44,8 @@ RECORDED: dict[str, tuple[type, str]] = {
     "failed_delivery_private_reply": (FailedDeliveryWorkflow, "delivered"),
     # The `claim-out-of-window` patch: opened past the carrier's window, never filed.
     "carrier_claim_out_of_window": (CarrierClaimWorkflow, "out_of_window"),
+    # The `reship-booking-refused` patch: a refused label goes back to a coordinator.
+    "failed_delivery_reship_refused": (FailedDeliveryWorkflow, "delivered"),
 }
 
 

@@ -89,6 +89,7 @@ from domain.deliveries import (
     BOOK_RESHIPMENT,
     INSPECT_RETURNED_PARCEL,
     NOTIFY_DELIVERY_CUSTOMER,
+    RESHIP_BOOKING_REFUSED,
     RESTOCK_RETURNED_PARCEL,
     BookReshipmentInput,
     BookReshipmentResult,
@@ -445,8 +446,12 @@ def _unknown_sku() -> OrderLine:
 
 @dataclass
 class FakeDeliveries:
-    """The delivery desk: customer options, reshipments and returned parcels."""
+    """The delivery desk: customer options, reshipments and returned parcels.
 
+    `refuse_reship_bookings`: the carrier refuses that many reship labels for
+    good, as the real activity reports it (non-retryable RESHIP_BOOKING_REFUSED)."""
+
+    refuse_reship_bookings: int = 0
     notifications: list[NotifyDeliveryCustomerInput] = field(default_factory=list, init=False)
     bookings: list[BookReshipmentInput] = field(default_factory=list, init=False)
     inspections: list[InspectParcelInput] = field(default_factory=list, init=False)
@@ -460,6 +465,13 @@ class FakeDeliveries:
     @activity.defn(name=BOOK_RESHIPMENT)
     async def book(self, input: BookReshipmentInput) -> BookReshipmentResult:
         self.bookings.append(input)
+        if len(self.bookings) <= self.refuse_reship_bookings:
+            raise ApplicationError(
+                f"{input.carrier} refused the {input.service_level} label: no rate",
+                "no_rate",
+                type=RESHIP_BOOKING_REFUSED,
+                non_retryable=True,
+            )
         return BookReshipmentResult(
             shipment_id=f"{input.original_shipment_id}-R2",
             carrier=input.carrier,

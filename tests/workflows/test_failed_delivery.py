@@ -489,3 +489,76 @@ async def test_late_delivery_after_filing_is_recorded_on_the_claim(
     result = await claim.result()
     assert result["status"] == ClaimStatus.REJECTED
     assert len(world.claims.filed) == 1
+
+
+# ---------------------------------------------- reship booking (issue 15)
+
+
+async def test_a_reship_books_the_full_address_and_the_preferred_date(
+    harness: Harness, world: FakeWorld
+) -> None:
+    record = shipment(harness.now())
+    handle = await start(harness, record)
+    await wait_for_status(handle, FailedDeliveryStatus.AWAITING_CUSTOMER)
+    preferred = (harness.now() + timedelta(days=5)).date()
+    await handle.signal(
+        FailedDeliveryWorkflow.customer_replied,
+        reply(CustomerOption.NEW_ADDRESS, address=NEW_ADDRESS, preferred_date=preferred),
+    )
+    await wait_for_status(handle, FailedDeliveryStatus.AWAITING_DECISION)
+    await handle.execute_update(
+        FailedDeliveryWorkflow.decide, decide(DeliveryDecision.RESHIP, address=NEW_ADDRESS)
+    )
+    await wait_for_status(handle, FailedDeliveryStatus.RESHIPPED)
+    booked = world.deliveries.bookings[0]
+    assert booked.destination == NEW_ADDRESS  # every line, not just the country
+    assert booked.earliest_delivery == preferred
+    assert booked.booking_attempt == 1
+    assert booked.idempotency_key == f"{handle.id}/reship"
+
+
+@pytest.mark.world(refuse_reship_bookings=1)
+async def test_a_refused_label_goes_to_a_coordinator_who_picks_another_service(
+    harness: Harness, world: FakeWorld
+) -> None:
+    record = shipment(harness.now())
+    handle = await start(harness, record)
+    await wait_for_status(handle, FailedDeliveryStatus.AWAITING_CUSTOMER)
+    await handle.signal(FailedDeliveryWorkflow.customer_replied, reply(CustomerOption.RESCHEDULE))
+    await wait_for_status(handle, FailedDeliveryStatus.AWAITING_DECISION)
+    await handle.execute_update(
+        FailedDeliveryWorkflow.decide,
+        decide(DeliveryDecision.RESHIP, service_level=ServiceLevel.EXPRESS),
+    )
+    # Refused for good: not retried, back to a coordinator with its own task.
+    await eventually(lambda: "reship_refused" in world.audit.actions(handle.id))
+    await wait_for_status(handle, FailedDeliveryStatus.AWAITING_DECISION)
+    assert len(world.deliveries.bookings) == 1
+    assert f"{handle.id}/reship_refused_1/1" in world.audit.opened_tasks()
+    await handle.execute_update(
+        FailedDeliveryWorkflow.decide,
+        decide(DeliveryDecision.RESHIP, service_level=ServiceLevel.STANDARD),
+    )
+    await wait_for_status(handle, FailedDeliveryStatus.RESHIPPED)
+    second = world.deliveries.bookings[1]
+    assert (second.service_level, second.booking_attempt) == (ServiceLevel.STANDARD, 2)
+    assert second.idempotency_key == f"{handle.id}/reship-2"
+    assert world.payments.refund_ledger == {}
+
+
+@pytest.mark.world(refuse_reship_bookings=1)
+async def test_nobody_answers_a_refused_label_the_parcel_goes_back_to_stock(
+    harness: Harness, world: FakeWorld
+) -> None:
+    record = shipment(harness.now())
+    handle = await start(harness, record)
+    await wait_for_status(handle, FailedDeliveryStatus.AWAITING_CUSTOMER)
+    await handle.signal(FailedDeliveryWorkflow.customer_replied, reply(CustomerOption.RESCHEDULE))
+    await wait_for_status(handle, FailedDeliveryStatus.AWAITING_DECISION)
+    await handle.execute_update(FailedDeliveryWorkflow.decide, decide(DeliveryDecision.RESHIP))
+    await eventually(lambda: "reship_refused" in world.audit.actions(handle.id))
+    await harness.sleep(POLICY.decision_sla + timedelta(minutes=1))
+    await wait_for_status(handle, FailedDeliveryStatus.AWAITING_RETURN)
+    decision = world.audit.entries("decision_return_to_stock", workflow_id=handle.id)[-1]
+    assert decision.after["by_default"] is True
+    assert len(world.deliveries.bookings) == 1
