@@ -41,6 +41,7 @@ from domain.ops_request import (
     CctvRetrievalDetails,
     Channel,
     ChatThread,
+    InventoryDiscrepancyDetails,
     OpsRequestContract,
     OpsRequestDraft,
     OpsRequestInput,
@@ -112,6 +113,14 @@ async def check_intake(pool: asyncpg.Pool, draft: OpsRequestDraft, now: datetime
                 order_id,
             )
             market = market or (row["market"] if row and row["market"] else None)
+    if isinstance(details, InventoryDiscrepancyDetails):
+        for index, affected in enumerate(details.affected_order_ids):
+            if not (await order_status(pool, affected)).known:
+                problems.append(
+                    FieldProblem(
+                        f"details.affected_order_ids[{index}]", f"order {affected} is unknown"
+                    )
+                )
     if isinstance(details, CctvRetrievalDetails):
         try:
             check_cctv_window(details, now)

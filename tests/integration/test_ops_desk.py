@@ -280,6 +280,26 @@ async def test_bad_input_is_answered_and_opens_nothing(
     unknown_site["details"]["site_id"] = "ZZZ9"
     response = await api.post("/v1/ops-requests", json=unknown_site, headers=COORDINATOR)
     assert response.status_code == 422 and "site_id 'ZZZ9' is unknown" in response.text
+    discrepancy = {
+        "details": {
+            "type": "inventory_discrepancy",
+            "site_id": "LON1",
+            "sku": "SCARF-9",
+            "wms_quantity": 1,
+            "erp_quantity": 2,
+            "unit_cost_minor": 30_000,
+            "currency": "GBP",
+            "affected_order_ids": ["NO-SUCH-ORDER"],
+        }
+    }
+    response = await api.post("/v1/ops-requests", json=discrepancy, headers=COORDINATOR)
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "field": "details.affected_order_ids[0]",
+            "reason": "order NO-SUCH-ORDER is unknown",
+        }
+    ]
     assert await db_pool.fetchval("SELECT count(*) FROM ops_requests") == before
 
 
