@@ -81,6 +81,7 @@ class PrivacyActivities:
             closed_statuses=_CLOSED,
             invoice_retention=input.invoice_retention,
         )
+        rows.extend(await privacy_requests.campaign_holds(self.pool, sorted(by_campaign)))
         invoice_holders = await self._invoice_holders(live)
         holds: list[LegalHold] = []
         for row in rows:

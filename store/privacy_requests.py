@@ -148,6 +148,44 @@ async def _campaign_holds(db: Executor, order_ids: list[str]) -> list[HoldRow]:
     ]
 
 
+async def campaign_holds(db: Executor, campaign_ids: Sequence[str]) -> list[HoldRow]:
+    """The campaigns among these not reconciled yet (an employee of the
+    roster keeps their data until the campaign's reconciliation: issue 18's
+    campaign_figures holds one row per reconciled campaign); nothing until
+    those tables exist."""
+    if not campaign_ids:
+        return []
+    present = await db.fetchval(
+        "SELECT to_regclass('public.campaigns') IS NOT NULL "
+        "AND to_regclass('public.campaign_figures') IS NOT NULL"
+    )
+    if not present:
+        return []
+    try:
+        rows = await db.fetch(
+            """
+            SELECT c.campaign_id FROM campaigns c
+            WHERE c.campaign_id = ANY($1::text[]) AND c.state <> 'cancelled'
+              AND NOT EXISTS (SELECT 1 FROM campaign_figures f
+                              WHERE f.campaign_id = c.campaign_id)
+            ORDER BY c.campaign_id
+            """,
+            sorted(set(campaign_ids)),
+        )
+    except asyncpg.UndefinedColumnError:  # a campaign schema other than assumed
+        return []
+    return [
+        HoldRow(
+            "campaign",
+            f"campaign:{r['campaign_id']}",
+            None,
+            campaign_id=r["campaign_id"],
+            reason="campaign not reconciled",
+        )
+        for r in rows
+    ]
+
+
 # ------------------------------------------------------------------ export
 
 

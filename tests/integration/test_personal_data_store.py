@@ -112,3 +112,32 @@ async def test_rotation_rewraps_every_live_data_key(clean_db: asyncpg.Pool, ring
     pd.configure(Keyring.generate("k2"))
     with pytest.raises(pd.PersonalDataKeyError, match="wrong master key"):
         await pd.get_subject(clean_db, ids[1])
+
+
+async def test_reading_a_shipment_and_its_personal_data_is_one_query(
+    clean_db: asyncpg.Pool, ring: Keyring
+) -> None:
+    """The hot path (a failed delivery, a claim, a label) pays no extra round
+    trip for the personal data: the subject comes in the shipment's query."""
+    from datetime import UTC, datetime
+
+    from domain.deliveries import ShipmentRecord
+    from store import deliveries
+    from tests.factories import make_order
+
+    record = ShipmentRecord(
+        shipment_id="SH-ONE-1",
+        carrier="ups",
+        tracking_number="1ZONE1",
+        expected_delivery_at=datetime(2026, 12, 1, tzinfo=UTC),
+        order=make_order(order_id="ORD-ONE-1"),
+    )
+    assert await deliveries.register_shipment(clean_db, record)
+    statements: list[str] = []
+    async with clean_db.acquire() as conn:
+        conn.add_query_logger(lambda q: statements.append(q.query))
+        row = await deliveries.get_shipment(conn, record.shipment_id)
+        by_tracking = await deliveries.find_by_tracking(conn, "ups", "1ZONE1")
+    assert row is not None and row.record == record
+    assert by_tracking is not None and by_tracking.record == record
+    assert len(statements) == 2
