@@ -282,6 +282,7 @@ def recommend(
     policy: FailedDeliveryPolicy,
     risk: RiskAssessment | None,
     trigger: TrackingStatus,
+    currency: str | None = None,
 ) -> Recommendation:
     """The policy's advice to the coordinator, with its reasons.
 
@@ -311,7 +312,8 @@ def recommend(
     reasons.append(f"the customer chose {reply.option}")
     if trigger in (TrackingStatus.LOST, TrackingStatus.DAMAGED):
         reasons.append(f"the parcel is {trigger}; a claim is filed with the carrier meanwhile")
-    if amount_minor >= policy.high_value_minor:
+    high_value = policy.high_value_minor if currency is None else policy.rescore_from(currency)
+    if amount_minor >= high_value:
         reasons.append("high-value parcel: ship with signature required")
     if risk is not None:
         reasons.append(f"new address scored {risk.score} ({risk.band})")

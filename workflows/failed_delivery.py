@@ -340,6 +340,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
             policy=self._policy,
             risk=risk,
             trigger=self._state.trigger_status,
+            currency=self._state.currency,
         )
         self._state.recommendation = recommendation
         self._case.audit(
@@ -631,7 +632,9 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
     # -------------------------------------------------------------- helpers
 
     def _service_level(self) -> ServiceLevel:
-        if self._state.amount_minor >= self._policy.high_value_minor:
+        # The high-value line of the parcel's currency (cases started before
+        # the per-currency table keep their flat one: same input, same answer).
+        if self._state.amount_minor >= self._policy.rescore_from(self._state.currency):
             return ServiceLevel.SIGNATURE_REQUIRED
         return self._shipment.service_level
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.carrier_events import TrackingStatus
 from domain.chargeback import (
     ChargebackState,
     DisputePolicy,
@@ -25,10 +26,13 @@ from domain.chargeback import (
 )
 from domain.common import CURRENCY_EXPONENTS, MARKET_CURRENCIES
 from domain.deliveries import (
+    CustomerOption,
+    CustomerReply,
     FailedDeliveryPolicy,
     ShipmentRecord,
     failed_delivery_policy,
     needs_risk_review,
+    recommend,
 )
 from domain.money_thresholds import (
     MARKET_HOME_CURRENCY,
@@ -218,3 +222,24 @@ def test_return_thresholds_follow_the_orders_currency() -> None:
     assert return_policy_for("CH", "EUR").finance_threshold_minor == 500_000
     unknown = return_policy_for("SN", "XOF")
     assert (unknown.finance_threshold_minor, unknown.qc_high_value_minor) == (0, 0)
+
+
+def test_signature_required_follows_the_parcels_currency() -> None:
+    policy = failed_delivery_policy()
+
+    def reasons(amount: int, currency: str) -> list[str]:
+        return recommend(
+            reply=CustomerReply(event_id="m1", option=CustomerOption.RESCHEDULE),
+            attempt=1,
+            amount_minor=amount,
+            policy=policy,
+            risk=None,
+            trigger=TrackingStatus.DELIVERY_FAILED,
+            currency=currency,
+        ).reasons
+
+    signature = "high-value parcel: ship with signature required"
+    assert signature not in reasons(1_000_000, "KRW")  # about 680 EUR
+    assert signature in reasons(4_500_000, "KRW")
+    assert signature in reasons(480_000, "JPY")
+    assert signature not in reasons(299_999, "EUR")
