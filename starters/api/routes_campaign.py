@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import Field
 
 from clients import campaign as campaigns
@@ -89,6 +89,9 @@ async def _record(pool: Any, campaign_id: str) -> campaign_store.CampaignRecord:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, detail=f"no campaign {campaign_id}"
         ) from None
+
+
+ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
 class CampaignCreated(StewardModel):
@@ -536,8 +539,15 @@ async def reconcile(
 
 @router.get(
     "/{campaign_id}/payroll-export",
-    response_class=PlainTextResponse,
-    responses=error_responses(401, 403, 404, 409),
+    # The CSV is the 200's body; errors keep the API's JSON error body.
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **{
+            code: {**entry, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            for code, entry in error_responses(401, 403, 404, 409).items()
+        },
+    },
     summary="The payroll/finance export (CSV) of a clean reconciliation",
 )
 async def payroll_export(
