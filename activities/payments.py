@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 from temporalio import activity
@@ -34,6 +34,7 @@ from activities.ports import (
     RateLimitedError,
 )
 from domain.payments import (
+    AWAIT_CAPTURE_OUTCOME,
     CAPTURE_PAYMENT,
     IDEMPOTENCY_KEY_REUSED,
     LEDGER_CONFLICT,
@@ -54,6 +55,20 @@ from domain.payments import (
 from store import disputes, ledger, refunds_in_flight
 
 ProviderCall = Callable[..., Awaitable[str]]
+
+
+@runtime_checkable
+class FinalOutcomeReader(Protocol):
+    """A provider whose modifications may still be pending after the process
+    stopped waiting (Adyen): the final outcome of the one an operation sent."""
+
+    async def await_final_outcome(
+        self, *, kind: PaymentOperationKind, operation: PaymentOperationInput
+    ) -> str | None:
+        """The modification's reference when it succeeded, None when it was
+        refused or never sent; hands the activity over to asynchronous
+        completion while it is pending."""
+        ...
 
 
 def _raise_refused(refusal: RefundRefusal | None) -> None:
@@ -99,6 +114,40 @@ class PaymentActivities:
     @activity.defn(name=REFUND_PAYMENT)
     async def refund_payment(self, input: PaymentOperationInput) -> PaymentOperationResult:
         return await self._operate(PaymentOperationKind.REFUND, input)
+
+    @activity.defn(name=AWAIT_CAPTURE_OUTCOME)
+    async def await_capture_outcome(self, input: PaymentOperationInput) -> PaymentOperationResult:
+        """Whether a capture the process gave up on happened after all. Sends
+        nothing to the provider: the ledger's answer, or, for a provider that
+        reports by notification, the final outcome of the capture it was sent
+        (waited for while pending; the notification completes this activity,
+        and books the ledger, as for the capture itself). `status` refused:
+        no money was taken."""
+        key = input.idempotency_key
+        done = await ledger.get(self.pool, key)
+        if done is not None:
+            return _result(done)
+        provider = self.providers.get(input.provider)
+        if isinstance(provider, FinalOutcomeReader):
+            reference = await provider.await_final_outcome(
+                kind=PaymentOperationKind.CAPTURE, operation=input
+            )
+            if reference is not None:
+                # Settled between the two reads: the notification booked it.
+                booked = await ledger.get(self.pool, key)
+                if booked is not None:
+                    return _result(booked)
+        activity_logger(order_id=input.order_id, idempotency_key=key).info(
+            "capture_not_taken", provider=input.provider
+        )
+        return PaymentOperationResult(
+            kind=PaymentOperationKind.CAPTURE,
+            idempotency_key=key,
+            provider_reference="",
+            status=PaymentOperationStatus.REFUSED,
+            amount_minor=input.amount_minor,
+            currency=input.currency,
+        )
 
     def _provider(self, name: str) -> PaymentProvider:
         provider = self.providers.get(name)

@@ -56,6 +56,7 @@ from activities.ports import (
     RateLimitedError,
 )
 from domain.payment_providers import AmountNotRepresentable, PaymentProviderName, adyen_amount
+from domain.payments import OUTCOME_NOT_RECEIVED as PAYMENT_OUTCOME_NOT_RECEIVED
 from domain.payments import PaymentOperationInput, PaymentOperationKind
 from store import payment_modifications
 from store.payment_modifications import ModificationStatus
@@ -67,8 +68,8 @@ PROVIDER = PaymentProviderName.ADYEN.value
 ADYEN_IDEMPOTENCY_KEY_MAX = 64
 # A modification's `reference` is at most 80 characters.
 ADYEN_REFERENCE_MAX = 80
-# The refusal code when no notification came in time.
-OUTCOME_NOT_RECEIVED = "adyen_outcome_not_received"
+# The refusal code when no notification came in time (domain.payments).
+OUTCOME_NOT_RECEIVED = PAYMENT_OUTCOME_NOT_RECEIVED
 
 
 def adyen_idempotency_key(key: str) -> str:
@@ -308,3 +309,39 @@ class AdyenPaymentProvider:
             attempt=activity.info().attempt,
         )
         activity.raise_complete_async()
+
+    async def await_final_outcome(
+        self, *, kind: PaymentOperationKind, operation: PaymentOperationInput
+    ) -> str | None:
+        """The final outcome of the modification `operation` sent, however long
+        after the process stopped waiting for it: its reference once it
+        succeeded, None when it was refused or never sent. While it is pending
+        this attempt leaves its token and completes asynchronously (no
+        `outcome_timeout` here: the caller's schedule-to-close bounds it)."""
+        sent = await payment_modifications.by_key(self.pool, PROVIDER, operation.idempotency_key)
+        if sent is None:
+            return None
+        if sent.status is ModificationStatus.PENDING:
+            row = await payment_modifications.register(
+                self.pool,
+                provider=PROVIDER,
+                psp_reference=sent.psp_reference,
+                idempotency_key=operation.idempotency_key,
+                workflow_id=operation.workflow_id,
+                order_id=operation.order_id,
+                kind=kind,
+                amount_minor=operation.amount_minor,
+                currency=operation.currency,
+                authorisation_ref=operation.authorisation_ref,
+                task_token=activity.info().task_token,
+            )
+            if row.status is ModificationStatus.PENDING:
+                log.info(
+                    "adyen_final_outcome_awaited",
+                    kind=kind.value,
+                    psp_reference=row.psp_reference,
+                    workflow_id=operation.workflow_id,
+                )
+                activity.raise_complete_async()
+            sent = row
+        return sent.psp_reference if sent.status is ModificationStatus.SUCCEEDED else None

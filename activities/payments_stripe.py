@@ -32,10 +32,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
+import asyncpg
 import httpx
 import stripe
 import structlog
 from stripe.params import PaymentIntentCaptureParams, RefundCreateParams
+from temporalio import activity
 
 from activities.ports import (
     PaymentRefusedError,
@@ -45,14 +47,19 @@ from activities.ports import (
     RateLimitedError,
 )
 from domain.payment_providers import AmountNotRepresentable, PaymentProviderName, stripe_amount
+from domain.payments import PaymentOperationInput, PaymentOperationKind
+from store import payment_modifications
+from store.payment_modifications import ModificationStatus
 
 log = structlog.get_logger(__name__)
 
 # When a 429 carries no Retry-After.
 DEFAULT_RETRY_AFTER = timedelta(seconds=2)
-# Refund statuses that mean no money goes back (the rest: succeeded, pending,
-# requires_action, are on their way; a later failure comes as refund.failed).
+# Refund statuses that mean no money goes back.
 REFUND_FAILED_STATUSES = frozenset({"failed", "canceled"})
+# Not final yet: the refund waits for its `refund.updated` /
+# `charge.refund.updated` (succeeded, failed, canceled) or `refund.failed`.
+REFUND_PENDING_STATUSES = frozenset({"pending", "requires_action"})
 
 
 def retry_after(headers: Mapping[str, str] | None) -> timedelta:
@@ -96,13 +103,27 @@ def port_error(exc: stripe.StripeError, where: str) -> PortError:
 
 
 class StripePaymentProvider:
-    """PaymentProvider on Stripe's PaymentIntents and Refunds."""
+    """PaymentProvider on Stripe's PaymentIntents and Refunds.
+
+    A refund Stripe answers `pending` (or `requires_action`) is not done: the
+    activity records it in payment_modifications with its task token and
+    completes asynchronously, like an Adyen modification; the webhook's
+    `refund.updated`, `charge.refund.updated` or `refund.failed` with a final
+    status completes it (clients/payment_outcomes.py). A later attempt of the
+    same operation finds the refund by its key and sends nothing again (Stripe
+    keeps an idempotency key for 24 hours only)."""
 
     name = PaymentProviderName.STRIPE.value
 
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, pool: asyncpg.Pool | None = None) -> None:
         # See activities/disputes_stripe.py: stripe_client.
         self.client = client
+        # Where a pending refund waits for its webhook; without one (tests of
+        # the calls alone) a pending refund counts as done.
+        self.pool = pool
+        # Refunds this worker was answered `pending` for, until the activity
+        # registered the wait (`await_outcome`).
+        self._pending: set[str] = set()
 
     def _amount(self, where: str, amount_minor: int, currency: str) -> int:
         try:
@@ -144,6 +165,13 @@ class StripePaymentProvider:
         self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str
     ) -> str:
         where = f"stripe refund {authorisation_ref}"
+        if self.pool is not None:
+            waiting = await payment_modifications.by_key(self.pool, self.name, idempotency_key)
+            if waiting is not None:
+                # An earlier attempt was answered `pending`: its outcome comes
+                # by webhook; nothing is sent again.
+                self._pending.add(waiting.psp_reference)
+                return waiting.psp_reference
         params: RefundCreateParams = {
             "payment_intent": authorisation_ref,
             "amount": self._amount(where, amount_minor, currency),
@@ -160,4 +188,42 @@ class StripePaymentProvider:
         if status in REFUND_FAILED_STATUSES:
             reason = refund.failure_reason or status
             raise PaymentRefusedError(f"{where}: refund {refund.id} {status}", code=str(reason))
+        if status in REFUND_PENDING_STATUSES and self.pool is not None:
+            self._pending.add(refund.id)
+        log.info("stripe_refunded", refund=refund.id, status=status)
         return refund.id
+
+    async def await_outcome(
+        self, *, kind: PaymentOperationKind, operation: PaymentOperationInput, reference: str
+    ) -> str:
+        """A refund answered `pending` waits for its final status (see the
+        class); everything else Stripe answered is final already."""
+        if kind is not PaymentOperationKind.REFUND or reference not in self._pending:
+            return reference
+        self._pending.discard(reference)
+        assert self.pool is not None
+        row = await payment_modifications.register(
+            self.pool,
+            provider=self.name,
+            psp_reference=reference,
+            idempotency_key=operation.idempotency_key,
+            workflow_id=operation.workflow_id,
+            order_id=operation.order_id,
+            kind=kind,
+            amount_minor=operation.amount_minor,
+            currency=operation.currency,
+            authorisation_ref=operation.authorisation_ref,
+            task_token=activity.info().task_token,
+        )
+        if row.status is ModificationStatus.SUCCEEDED:
+            return reference
+        if row.status is ModificationStatus.REFUSED:
+            reason = row.outcome_reason or "refused"
+            raise PaymentRefusedError(f"stripe refund {reference} {reason}", code=reason)
+        log.info(
+            "stripe_refund_pending",
+            refund=reference,
+            workflow_id=operation.workflow_id,
+            attempt=activity.info().attempt,
+        )
+        activity.raise_complete_async()

@@ -42,7 +42,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.audit import AuditEntry
 from domain.common import Role, format_amount
-from domain.payment_providers import ModificationOutcome, OutcomeEffect, notified_amount_mismatch
+from domain.payment_providers import (
+    ModificationOutcome,
+    OutcomeEffect,
+    PaymentProviderName,
+    notified_amount_mismatch,
+)
 from domain.payments import (
     LEDGER_CONFLICT,
     PAYMENT_REFUSED,
@@ -164,6 +169,12 @@ async def route_modification_outcome(
     conflict: ledger.LedgerConflictError | None = None
     async with pool.acquire() as conn, conn.transaction():
         row = await payment_modifications.lock(conn, outcome.provider, outcome.psp_reference)
+        if row is None and outcome.provider is PaymentProviderName.STRIPE:
+            # A Stripe refund is only recorded there while it is pending; one
+            # confirmed at once is in the ledger under the key its metadata names.
+            if not outcome.merchant_reference:
+                return RoutedOutcome(Routed.UNMATCHED)
+            row = await _confirmed_in_ledger(conn, outcome)
         if row is None:
             if effect is OutcomeEffect.REVERSED:
                 # No refund of Steward's has this reference: nothing to undo.
@@ -188,7 +199,9 @@ async def route_modification_outcome(
             row = await payment_modifications.lock(conn, outcome.provider, outcome.psp_reference)
             assert row is not None
         if row.status is not ModificationStatus.PENDING:
-            if row.outcome_event == outcome.event_key:
+            if row.outcome_event == outcome.event_key or (
+                row.status is ModificationStatus.SUCCEEDED and effect is OutcomeEffect.SUCCEEDED
+            ):
                 return RoutedOutcome(Routed.DUPLICATE, row.workflow_id)
             if (
                 row.status is ModificationStatus.SUCCEEDED
@@ -248,6 +261,33 @@ async def route_modification_outcome(
     )
     await _complete(client, row, entry, conflict)
     return RoutedOutcome(Routed.SETTLED, row.workflow_id)
+
+
+async def _confirmed_in_ledger(
+    conn: ledger.Executor, outcome: ModificationOutcome
+) -> Modification | None:
+    """The ledger row of the operation the event names, as a confirmed
+    modification; None when it is not booked (yet)."""
+    entry = await ledger.get(conn, outcome.merchant_reference)
+    if entry is None or entry.provider_reference != outcome.psp_reference:
+        return None
+    return Modification(
+        provider=entry.provider,
+        psp_reference=entry.provider_reference,
+        idempotency_key=entry.idempotency_key,
+        workflow_id=entry.workflow_id,
+        order_id=entry.order_id,
+        kind=entry.kind,
+        amount_minor=entry.amount_minor,
+        currency=entry.currency,
+        authorisation_ref=None,
+        task_token=None,
+        requested_at=None,
+        status=ModificationStatus.SUCCEEDED,
+        outcome_event=None,
+        outcome_reason="",
+        settled_at=entry.recorded_at,
+    )
 
 
 def _amount_mismatch(row: Modification, outcome: ModificationOutcome) -> str | None:

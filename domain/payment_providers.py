@@ -240,3 +240,70 @@ def read_adyen_modification(item: Mapping[str, Any], where: str = "") -> Modific
         amount_value=value,
         currency=currency,
     )
+
+
+# -- Stripe refund outcomes -----------------------------------------------------
+
+# The events that report a Refund's status (Stripe API reference, Events; the
+# object is the Refund, never expanded): `refund.updated` and its older twin
+# `charge.refund.updated` on any change, `refund.failed` when it fails.
+STRIPE_REFUND_EVENTS: Final = frozenset(
+    {"refund.updated", "charge.refund.updated", "refund.failed", "refund.created"}
+)
+STRIPE_REFUND_FINAL_STATUSES: Final = frozenset({"succeeded", "failed", "canceled"})
+
+
+class StripeRefundUpdate(StewardModel):
+    """A Stripe refund event: its final outcome, or None while not final."""
+
+    outcome: ModificationOutcome | None
+    refund_id: str
+    status: str
+
+
+def read_stripe_refund(event: Mapping[str, Any]) -> StripeRefundUpdate | None:
+    """The refund a (signature-checked) Stripe Event reports; None when the
+    event is not a refund event. Raises WebhookPayloadError for a malformed
+    Refund object."""
+    event_type = event.get("type")
+    if event_type not in STRIPE_REFUND_EVENTS or not isinstance(event_type, str):
+        return None
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(obj, Mapping):
+        raise WebhookPayloadError("data.object", "expected a Refund object")
+    refund_id = obj.get("id")
+    if not isinstance(refund_id, str) or not refund_id:
+        raise WebhookPayloadError("data.object.id", "expected the refund id")
+    status = obj.get("status")
+    if not isinstance(status, str) or not status:
+        raise WebhookPayloadError("data.object.status", "expected the refund's status")
+    if status not in STRIPE_REFUND_FINAL_STATUSES:
+        return StripeRefundUpdate(outcome=None, refund_id=refund_id, status=status)
+    amount = obj.get("amount")
+    currency = obj.get("currency")
+    metadata = obj.get("metadata")
+    key = metadata.get("steward_idempotency_key") if isinstance(metadata, Mapping) else None
+    intent = obj.get("payment_intent")
+    reason = obj.get("failure_reason")
+    return StripeRefundUpdate(
+        refund_id=refund_id,
+        status=status,
+        outcome=ModificationOutcome(
+            provider=PaymentProviderName.STRIPE,
+            psp_reference=refund_id,
+            original_reference=intent if isinstance(intent, str) else "",
+            kind=PaymentOperationKind.REFUND,
+            event_code=event_type,
+            success=status == "succeeded",
+            # refund.updated and charge.refund.updated report the same change:
+            # the refund and its final status are the event.
+            event_key=f"{refund_id}:{status}",
+            reason=(reason if isinstance(reason, str) and reason else status),
+            merchant_reference=key if isinstance(key, str) else "",
+            amount_value=amount
+            if isinstance(amount, int) and not isinstance(amount, bool)
+            else None,
+            currency=currency.upper() if isinstance(currency, str) else None,
+        ),
+    )

@@ -93,6 +93,9 @@ class LedgerTotals(StewardModel):
 CAPTURE_PAYMENT = "capture_payment"
 VOID_AUTHORISATION = "void_authorisation"
 REFUND_PAYMENT = "refund_payment"
+# After a capture was given up: did it happen after all? Sends nothing; waits
+# for the final notification of a modification still pending at the provider.
+AWAIT_CAPTURE_OUTCOME = "await_capture_outcome"
 
 # ApplicationError types the payment activities raise, defined once: the
 # activities raise them, workflows branch on them and list them as
@@ -114,6 +117,9 @@ UNKNOWN_PAYMENT_PROVIDER: Final = "UnknownPaymentProvider"
 PROVIDER_RATE_LIMITED: Final = "PaymentProviderRateLimited"
 # Listed as non-retryable by the order review; no activity raises it today.
 INVALID_ORDER: Final = "InvalidOrder"
+# The PaymentRefused code of an operation whose outcome never came (Adyen): it
+# may still happen, unlike the provider's own refusals.
+OUTCOME_NOT_RECEIVED: Final = "adyen_outcome_not_received"
 
 # The business refusals a payment call ends with (retrying cannot change them).
 PAYMENT_BUSINESS_REFUSALS: Final = (

@@ -142,7 +142,9 @@ def payment_providers(
                 settings.stripe_api_key,
                 settings.stripe_api_base,
                 timeout_seconds=settings.payment_http_timeout_seconds,
-            )
+            ),
+            # A refund answered `pending` waits there for its webhook.
+            pool,
         )
     if PaymentProviderName.ADYEN in names:
         providers[PaymentProviderName.ADYEN.value] = AdyenPaymentProvider(
@@ -337,6 +339,7 @@ def build_activities(
         payments.capture_payment,
         payments.void_authorisation,
         payments.refund_payment,
+        payments.await_capture_outcome,
         warehouse.release_order_to_warehouse,
         fulfilment.set_warehouse_hold,
         fulfilment.apply_address_change,

@@ -35,13 +35,17 @@ with workflow.unsafe.imports_passed_through():
     from domain.orders import Order
     from domain.outcomes import OrderOutcome
     from domain.payments import (
+        AWAIT_CAPTURE_OUTCOME,
         CAPTURE_PAYMENT,
         INVALID_ORDER,
+        OUTCOME_NOT_RECEIVED,
         PAYMENT_REFUSED,
         REFUND_EXCEEDS_CAPTURE,
+        REFUND_PAYMENT,
         VOID_AUTHORISATION,
         PaymentOperationInput,
         PaymentOperationResult,
+        PaymentOperationStatus,
     )
     from domain.review import (
         CLOSED_STATUSES,
@@ -77,6 +81,15 @@ FIRST_TRY = RetryPolicy(maximum_attempts=1, non_retryable_error_types=BUSINESS_R
 # A capture that still fails after this long is given up: the order is
 # cancelled rather than left in limbo while its authorisation expires.
 CAPTURE_GIVE_UP = timedelta(hours=2)
+# A capture given up for want of an answer may still happen at the provider
+# (Adyen confirms by notification): before the order is cancelled, its final
+# outcome is awaited this long, and a capture that did happen is refunded
+# (runs before this patch cancelled at once: a late capture left a cancelled
+# order with captured money).
+PATCH_LATE_CAPTURE = "capture-given-up-settled"
+CAPTURE_OUTCOME_WAIT = timedelta(days=1)
+LATE_CAPTURE_REFUND = "late-capture-refund"
+LATE_CAPTURE_TASK_SLA = timedelta(days=2)
 # Behaviour guarded by this patch (issue 15): an early fraud warning on the
 # order sends a review still open to a person (see `early_fraud_warning`).
 EARLY_FRAUD_WARNING_PATCH = "review-early-fraud-warning"
@@ -443,6 +456,8 @@ class OrderReviewWorkflow:
         except ActivityError as failure:
             reason_text = failure_reason(failure)
             self._case.audit("capture_failed", reason=reason_text)
+            if _may_still_capture(failure) and workflow.patched(PATCH_LATE_CAPTURE):
+                await self._settle_given_up_capture()
             await self._cancel_order(f"capture failed: {reason_text}", actor=STEWARD)
             return
         self._state.capture_reference = capture.provider_reference
@@ -522,6 +537,87 @@ class OrderReviewWorkflow:
             result_type=PaymentOperationResult,
             schedule_to_close=CAPTURE_GIVE_UP,
             retry=OUTSIDE_RETRY,
+        )
+
+    async def _settle_given_up_capture(self) -> None:
+        """The capture was given up without a refusal: wait for what the
+        provider finally did with it, and give back money it took after all
+        (exactly once: the refund's operation id is fixed), with a finance
+        task either way money moved or may have."""
+        capture = self._payment_operation("capture")
+        # On record before a wait that may last hours: the give-up is visible.
+        await self._case.flush()
+        try:
+            final = await call_outside(
+                AWAIT_CAPTURE_OUTCOME,
+                capture,
+                result_type=PaymentOperationResult,
+                schedule_to_close=CAPTURE_OUTCOME_WAIT,
+                retry=OUTSIDE_RETRY,
+                summary="final capture outcome",
+            )
+        except ActivityError as failure:
+            cause = failure.cause
+            if isinstance(cause, ApplicationError) and cause.type == PAYMENT_REFUSED:
+                # The provider's final word: refused, no money taken.
+                self._case.audit("capture_not_taken", reason=failure_reason(failure))
+                return
+            self._case.audit("capture_outcome_unknown", reason=failure_reason(failure))
+            self._late_capture_task(
+                f"Capture {self._money()} of order {self._order.order_id} was given up and its "
+                f"outcome never came: check the payment at {self._order.payment.provider} "
+                "(the order is cancelled)"
+            )
+            return
+        if final.status is not PaymentOperationStatus.SUCCEEDED:
+            self._case.audit("capture_not_taken", reason="the provider took no money")
+            return
+        self._case.audit(
+            "late_capture",
+            reason=f"captured after the review gave up ({final.provider_reference})",
+            after={"amount_minor": final.amount_minor, "currency": final.currency},
+        )
+        refund_operation = capture.model_copy(
+            update={
+                "operation_id": LATE_CAPTURE_REFUND,
+                "amount_minor": final.amount_minor,
+                "reason": "captured after the review gave up; the order is cancelled",
+            }
+        )
+        try:
+            refund = await call_outside(
+                REFUND_PAYMENT,
+                refund_operation,
+                result_type=PaymentOperationResult,
+                retry=OUTSIDE_RETRY,
+                summary="refund late capture",
+            )
+        except ActivityError as failure:
+            self._case.audit("late_capture_refund_failed", reason=failure_reason(failure))
+            self._late_capture_task(
+                f"Capture {self._money()} of order {self._order.order_id} was confirmed after "
+                f"the review gave up and its refund failed ({failure_reason(failure)}): "
+                "refund the customer by hand (the order is cancelled)"
+            )
+            return
+        self._case.audit(
+            "late_capture_refunded",
+            reason=refund.idempotency_key,
+            after={
+                "amount_minor": refund.amount_minor,
+                "currency": refund.currency,
+                "provider_reference": refund.provider_reference,
+            },
+        )
+        self._late_capture_task(
+            f"Capture {self._money()} of order {self._order.order_id} was confirmed after the "
+            f"review gave up: refunded automatically ({refund.provider_reference}); the order "
+            "is cancelled, check the customer was told"
+        )
+
+    def _late_capture_task(self, title: str) -> None:
+        self._case.open_human_task(
+            "late_capture", title, Role.FINANCE, workflow.now() + LATE_CAPTURE_TASK_SLA
         )
 
     async def _cancel_order(
@@ -626,6 +722,18 @@ class OrderReviewWorkflow:
             awaited_role=state.awaited_role,
             due_at=state.due_at,
         )
+
+
+def _may_still_capture(failure: ActivityError) -> bool:
+    """A capture that failed without the provider refusing it (given up after
+    retries, or refused only because no outcome came in time) may still
+    happen at the provider."""
+    cause = failure.cause
+    if not isinstance(cause, ApplicationError):
+        return True  # a timeout: the schedule-to-close passed
+    if cause.type in BUSINESS_REFUSALS:
+        return cause.type == PAYMENT_REFUSED and OUTCOME_NOT_RECEIVED in (cause.details or ())
+    return not cause.non_retryable
 
 
 def _details(state: OrderReviewState, money: str) -> str:

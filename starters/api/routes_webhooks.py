@@ -13,6 +13,9 @@ item of an Adyen batch is delivered whatever else the batch holds. A whole
 batch is verified and normalised before any item is delivered, so a bad item
 cannot leave half a batch applied.
 
+Stripe's refund.updated, charge.refund.updated and refund.failed report a
+refund's final status: a refund Stripe answered `pending` waits for it.
+
 Adyen's CAPTURE, CANCELLATION and REFUND items are the outcomes of the
 modifications Steward's Adyen payment adapter sent: each goes to the payment
 operation waiting for it (clients/payment_outcomes.py), and so do the later
@@ -46,7 +49,12 @@ from domain.chargeback import (
 )
 from domain.common import NonEmptyStr, Role, StewardModel
 from domain.evidence import CctvClipReady
-from domain.payment_providers import ModificationOutcome, read_adyen_modification
+from domain.payment_providers import (
+    ModificationOutcome,
+    StripeRefundUpdate,
+    read_adyen_modification,
+    read_stripe_refund,
+)
 from domain.webhook_signatures import SignatureError, verify_adyen_item, verify_stripe_signature
 from starters.api.routes_common import AppSettings, DbPool, TemporalClient, error_responses
 from starters.auth import Principal, authenticate, require_roles
@@ -150,6 +158,7 @@ async def _ignore(pool: asyncpg.Pool, ignored: list[IgnoredEvent]) -> None:
     responses=error_responses(422, 503)
     | {400: {"description": "Malformed body"}, 401: {"description": "Bad Stripe-Signature"}},
     summary="Stripe Event objects (charge.dispute.*, radar.early_fraud_warning.created; "
+    "refund.updated, charge.refund.updated and refund.failed settle the refund they report; "
     "any other authentic event is acknowledged and recorded as ignored)",
 )
 async def stripe_webhook(
@@ -178,9 +187,47 @@ async def stripe_webhook(
     except WebhookPayloadError as exc:
         raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     if isinstance(event, IgnoredEvent):
+        try:
+            refund = read_stripe_refund(payload)
+        except WebhookPayloadError as exc:
+            raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        if refund is not None:
+            return await _stripe_refund(client, pool, refund, event)
         await _ignore(pool, [event])
         return WebhookResult(received=1, delivered=0, ignored=1, workflow_ids=[])
     return await _deliver(client, pool, [event], settings)
+
+
+async def _stripe_refund(
+    client: Client, pool: asyncpg.Pool, refund: StripeRefundUpdate, as_ignored: IgnoredEvent
+) -> WebhookResult:
+    """A refund's final status goes to the refund operation waiting for it
+    (clients/payment_outcomes.py: a pending refund's activity completes, a
+    failure after a confirmed one reverses it); anything else is recorded as
+    ignored, with why."""
+    if refund.outcome is None:
+        reason = f"refund {refund.refund_id} is {refund.status}: not final yet"
+    else:
+        routed = await payment_outcomes.route_modification_outcome(client, pool, refund.outcome)
+        log.info(
+            "payment_outcome_received",
+            provider=refund.outcome.provider.value,
+            event_key=refund.outcome.event_key,
+            routed=routed.routed.value,
+            workflow_id=routed.workflow_id,
+        )
+        if routed.routed is payment_outcomes.Routed.UNMATCHED:
+            reason = "not a refund Steward made (no steward_idempotency_key in its metadata)"
+        elif routed.routed is payment_outcomes.Routed.KEPT_FOR_LATER:
+            reason = "no refund operation waits for it (yet): its outcome is kept for it"
+        else:
+            delivered = int(
+                routed.routed in (payment_outcomes.Routed.SETTLED, payment_outcomes.Routed.REVERSED)
+            )
+            ids = [routed.workflow_id] if routed.workflow_id else []
+            return WebhookResult(received=1, delivered=delivered, workflow_ids=ids)
+    await _ignore(pool, [as_ignored.model_copy(update={"reason": reason})])
+    return WebhookResult(received=1, delivered=0, ignored=1, workflow_ids=[])
 
 
 @router.post(

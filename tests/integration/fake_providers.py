@@ -114,6 +114,9 @@ class FakeStripe(_Server):
         self.intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self._replays: dict[str, tuple[str, dict[str, list[str]], int, Any]] = {}
+        # What a new refund answers: "succeeded", or "pending" (its final
+        # status then comes by webhook: `refund_event`).
+        self.refund_status = "succeeded"
 
     def authorise(self, amount: int, currency: str) -> str:
         """A PaymentIntent the checkout confirmed with capture_method=manual."""
@@ -206,7 +209,9 @@ class FakeStripe(_Server):
                 )
             amount = int(form["amount"][0])
             refunded = sum(
-                r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent["id"]
+                r["amount"]
+                for r in self.refunds.values()
+                if r["payment_intent"] == intent["id"] and r["status"] not in ("failed", "canceled")
             )
             if amount > intent["amount_received"] - refunded:
                 return self._error(
@@ -228,11 +233,38 @@ class FakeStripe(_Server):
                 },
                 "payment_intent": intent["id"],
                 "reason": None,
-                "status": "succeeded",
+                "status": self.refund_status,
             }
             self.refunds[refund["id"]] = refund
-            return 200, refund
+            return 200, dict(refund)
         return self._error(404, "invalid_request_error", f"Unrecognized request URL (POST: {path})")
+
+    def refund_event(
+        self,
+        refund_id: str,
+        status: str,
+        *,
+        event_type: str = "refund.updated",
+        failure_reason: str | None = None,
+    ) -> dict[str, Any]:
+        """The refund moves to `status`: the Event object Stripe sends about it
+        (API reference: the Refund, not expanded, in `data.object`)."""
+        refund = self.refunds[refund_id]
+        previous = refund["status"]
+        refund["status"] = status
+        if failure_reason:
+            refund["failure_reason"] = failure_reason
+        return {
+            "id": f"evt_{uuid.uuid4().hex[:24]}",
+            "object": "event",
+            "api_version": "2026-10-28.endive",
+            "created": int(time.time()),
+            "data": {"object": dict(refund), "previous_attributes": {"status": previous}},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+        }
 
 
 # -- Adyen ------------------------------------------------------------------------

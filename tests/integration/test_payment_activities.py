@@ -474,6 +474,8 @@ async def test_build_activities_registers_every_name(clean_db: asyncpg.Pool) -> 
         "capture_payment",
         "void_authorisation",
         "refund_payment",
+        # A capture the review gave up on: did it happen after all?
+        "await_capture_outcome",
         "release_order_to_warehouse",
         "notify_customer",
         "record_audit",

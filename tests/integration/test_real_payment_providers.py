@@ -12,6 +12,7 @@ notifications, HMAC-signed, to Steward's webhook over HTTP, as Adyen does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -30,7 +31,8 @@ from domain.payments import PaymentOperationKind
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import audit as audit_store
-from store import ledger, refunds_in_flight
+from store import ledger, payment_modifications, refunds_in_flight
+from store import tasks as task_store
 from tests.factories import order_data
 from tests.integration.fake_providers import FakeAdyen, FakeStripe, serve_api
 from tests.integration.polling import eventually
@@ -367,3 +369,91 @@ async def test_an_order_naming_a_provider_this_deployment_does_not_serve_is_not_
     )
     assert len(stripe_fake.requests) == sent_before
     assert await ledger.list_for_order(db_pool, order_id) == []
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def impatient_adyen_api(
+    client: Client, db_pool: asyncpg.Pool, integration_settings: Settings, adyen_fake: FakeAdyen
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Adyen as in `adyen_api`, with a worker that stops waiting for an
+    outcome at once (what 24 hours of silence does in production)."""
+    settings = base_settings(
+        integration_settings,
+        payment_providers="simulated,adyen",
+        adyen_api_key=ADYEN_KEY,
+        adyen_merchant_account=MERCHANT,
+        adyen_checkout_url=adyen_fake.url,
+        adyen_hmac_keys=ADYEN_HMAC,
+        adyen_outcome_timeout_hours=1e-9,
+    )
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=workflows.ALL_WORKFLOWS,
+        activities=activities.build_activities(db_pool, settings),
+    ):
+        app = create_app(
+            settings, client=client, pool=db_pool, api_keys=ApiKeyStore.from_mapping(KEYS)
+        )
+        async with serve_api(app) as url:
+            adyen_fake.webhook_url = f"{url}/v1/webhooks/adyen"
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                yield http
+
+
+async def test_adyen_capture_confirmed_after_the_review_gave_up_is_refunded_once(
+    impatient_adyen_api: httpx.AsyncClient, adyen_fake: FakeAdyen, db_pool: asyncpg.Pool
+) -> None:
+    # The capture's notification is late: the review gives up on the capture
+    # (adyen_outcome_not_received) and waits for the final word before it
+    # cancels the order. The capture did happen: it is refunded, once.
+    api = impatient_adyen_api
+    adyen_fake.mode = "hold"
+    payment = adyen_fake.authorise(PRICE, "EUR")
+    order_id = f"PP-{uuid.uuid4().hex[:10]}"
+    started = await api.post(
+        "/v1/order-reviews", json=order_json(order_id, "adyen", payment), headers=SYSTEM
+    )
+    assert started.status_code == 202, started.text
+    capture_key = f"order-review:{order_id}/capture"
+
+    async def audit_actions() -> list[str]:
+        return [r.action for r in await audit_store.list_by_case(db_pool, order_id)]
+
+    await eventually(audit_actions, lambda a: "capture_failed" in a, what="the give-up")
+    await eventually(
+        lambda: payment_modifications.by_key(db_pool, "adyen", capture_key),
+        lambda row: row is not None and row.task_token is not None,
+        what="the review to wait for the capture's final outcome",
+    )
+    assert await ledger.list_for_order(db_pool, order_id) == []
+
+    # The refund's and the cancel's outcomes come before their answers.
+    adyen_fake.mode = "before_answer"
+    [late] = await asyncio.to_thread(adyen_fake.release)
+    assert (late.status, late.text) == (200, "[accepted]")
+
+    async def state() -> dict[str, Any]:
+        body: dict[str, Any] = (await api.get(f"/v1/order-reviews/{order_id}", headers=CS)).json()
+        return body
+
+    review = await eventually(state, lambda s: s["status"] == "cancelled", what="the cancel")
+    # Redelivered: the capture is booked once, the refund sent once.
+    assert (await asyncio.to_thread(adyen_fake.deliver, late.body)).status == 200
+
+    rows = await ledger.list_for_order(db_pool, order_id)
+    assert [(r.kind, r.idempotency_key, r.amount_minor) for r in rows] == [
+        (PaymentOperationKind.CAPTURE, capture_key, PRICE),
+        (PaymentOperationKind.REFUND, f"order-review:{order_id}/late-capture-refund", PRICE),
+    ]
+    # The outcome (cancelled, nothing captured) is what the ledger says.
+    totals = await ledger.totals_for_order(db_pool, order_id)
+    assert totals.captured_minor - totals.refunded_minor == 0
+    assert review["capture_reference"] is None
+    assert len([r for r in adyen_fake.modifications() if r.path.endswith("/refunds")]) == 1
+    actions = await audit_actions()
+    assert actions.index("late_capture") < actions.index("late_capture_refunded")
+    tasks = await task_store.list_for_workflow(db_pool, f"order-review:{order_id}")
+    assert [(t.kind, t.awaited_role, t.closed_at) for t in tasks] == [
+        ("late_capture", Role.FINANCE, None)
+    ]

@@ -111,6 +111,7 @@ from domain.evidence import (
 )
 from domain.notifications import NOTIFY_CUSTOMER, NotifyCustomerInput, NotifyCustomerResult
 from domain.payments import (
+    AWAIT_CAPTURE_OUTCOME,
     CAPTURE_PAYMENT,
     REFUND_FROZEN_BY_DISPUTE,
     REFUND_PAYMENT,
@@ -252,12 +253,16 @@ class FakePayments:
     frozen_refunds: int = 0
     # The provider refuses every refund for good (a closed card, say).
     refuse_refund: bool = False
+    # The provider captured after all, once the review had given up on it.
+    late_capture: bool = False
 
     capture_attempts: int = field(default=0, init=False)
     void_attempts: int = field(default=0, init=False)
     # Successful captures and voids, in order.
     operations: list[PaymentOperationInput] = field(default_factory=list, init=False)
     refund_attempts: list[PaymentOperationInput] = field(default_factory=list, init=False)
+    # The given-up captures whose final outcome was asked for.
+    capture_outcome_checks: list[PaymentOperationInput] = field(default_factory=list, init=False)
     # Every refund call that succeeded (a repeat would show twice here)...
     refunds: list[PaymentOperationInput] = field(default_factory=list, init=False)
     # ...and the provider's ledger, keyed like the real one (a repeat is the same refund).
@@ -284,6 +289,17 @@ class FakePayments:
             raise ApplicationError("HTTP 503 from the provider", type="PortUnavailable")
         self.operations.append(input)
         return self._result(PaymentOperationKind.CAPTURE, input)
+
+    @activity.defn(name=AWAIT_CAPTURE_OUTCOME)
+    async def await_capture_outcome(self, input: PaymentOperationInput) -> PaymentOperationResult:
+        self.capture_outcome_checks.append(input)
+        result = self._result(PaymentOperationKind.CAPTURE, input)
+        if self.late_capture:
+            self.operations.append(input)
+            return result
+        return result.model_copy(
+            update={"status": PaymentOperationStatus.REFUSED, "provider_reference": ""}
+        )
 
     @activity.defn(name=VOID_AUTHORISATION)
     async def void_authorisation(self, input: PaymentOperationInput) -> PaymentOperationResult:
