@@ -1,15 +1,16 @@
 """No personal value reaches the structured logs, an activity failure message
 or a PostgreSQL table outside the personal-data store (issue 21), on the
 process paths a customer's data travels: an order review that waits for a
-coordinator, asks the customer (whose mailbox bounces: a failed activity) and
-is approved; a failed delivery the customer answers with a free-text message;
-a privacy request that erases them. Complements test_no_pii_in_temporal.py
-(Temporal's own database)."""
+coordinator, asks the customer who answers in their own words, and is
+approved; a failed delivery whose message to the customer bounces (a failed
+activity) and which the customer answers with a free-text message; a return
+with the customer's contact; a privacy request that erases them.
+Complements test_no_pii_in_temporal.py (Temporal's own database)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -17,7 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import workflows
-from clients import failed_delivery, order_review, privacy_request
+from clients import failed_delivery, order_review, privacy_request, returns
 from domain.carrier_events import TrackingStatus
 from domain.common import Role
 from domain.deliveries import CustomerOption, CustomerReply, ShipmentRecord
@@ -27,6 +28,15 @@ from domain.privacy_request import (
     PrivacyRequestStatus,
     VerifyDecision,
     VerifyInput,
+)
+from domain.returns import (
+    CustomerContact,
+    OrderLine,
+    Resolution,
+    ReturnInput,
+    ReturnLine,
+    ReturnOrder,
+    ReturnReason,
 )
 from domain.review import (
     CustomerAnswer,
@@ -177,6 +187,42 @@ async def test_no_personal_value_in_logs_failures_or_tables(
         )
         failed_sends = [r for r in rows if r.action == "customer_notification_failed"]
         assert failed_sends, "the bounced message is on record"
+
+        # Return: the customer's contact for the label and the refund.
+        rma_id = f"RMA-{unique}"
+        await returns.start_return(
+            client,
+            ReturnInput(
+                rma_id=rma_id,
+                order=ReturnOrder(
+                    order_id=order.order_id,
+                    market="FR",
+                    currency="EUR",
+                    delivered_at=datetime.now(UTC) - timedelta(days=3),
+                    authorisation_ref=order.payment.authorisation_ref,
+                    lines=[
+                        OrderLine(
+                            sku=item.sku,
+                            name=item.name,
+                            unit_price_minor=item.unit_price_minor,
+                            quantity=item.quantity,
+                        )
+                        for item in order.items
+                    ],
+                ),
+                lines=[ReturnLine(sku=order.items[0].sku, quantity=1)],
+                reason=ReturnReason.TOO_SMALL,
+                resolution=Resolution.REFUND,
+                contact=CustomerContact(email=email),
+                requested_by="cs-julie",
+            ),
+            settings.task_queue,
+        )
+        await eventually(
+            lambda: returns.get_status(client, rma_id),
+            lambda s: s.status == "label_issued",
+            what="the return label issued",
+        )
 
         # Privacy request: the customer is forgotten (what is not on hold).
         request_id = f"PR-{unique}"
