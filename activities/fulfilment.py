@@ -339,8 +339,8 @@ class FulfilmentStart:
         self.wms = wms
         self._client = client or activity.client
 
-    async def __call__(self, input: ReleaseOrderInput, release_id: str, warehouse: str) -> bool:
-        order = input.order
+    async def __call__(self, release: ReleaseOrderInput, release_id: str, warehouse: str) -> bool:
+        order = release.order
         if order is None:
             return False
         released_at = activity.info().current_attempt_scheduled_time
@@ -354,21 +354,22 @@ class FulfilmentStart:
             await self.wms.register(
                 order_id=order.order_id, site=site_code, released_at=released_at
             )
-        started = await fulfilment_client.start_fulfilment(
-            self._client(),
-            fulfilment_input(
-                order,
-                release_id=release_id,
-                site_code=site_code,
-                released_at=released_at,
-                address_ref=address_ref,
-                address_fingerprint=fingerprint,
-                first_order=history.completed_orders == 0,
-                prior_dispute_or_claim=history.chargebacks > 0,
-                fraud_warning_ref=await store.efw_hold_source(self.pool, order.order_id),
-            ),
-            self.task_queue,
+        input = fulfilment_input(
+            order,
+            release_id=release_id,
+            site_code=site_code,
+            released_at=released_at,
+            address_ref=address_ref,
+            address_fingerprint=fingerprint,
+            first_order=history.completed_orders == 0,
+            prior_dispute_or_claim=history.chargebacks > 0,
+            fraud_warning_ref=await store.efw_hold_source(self.pool, order.order_id),
         )
+        # Revision 3: the start's audit row and case row are written here, once
+        # (fixed entry id, upsert), before the start: the workflow's first task
+        # then issues no command.
+        await store.record_start(self.pool, input, released_at)
+        started = await fulfilment_client.start_fulfilment(self._client(), input, self.task_queue)
         activity_logger(order_id=order.order_id).info(
             "fulfilment_started" if started else "fulfilment_already_started", site=site_code
         )

@@ -310,8 +310,11 @@ class FulfilmentPayment(StewardModel):
 # domain.review.CURRENT_REVIEW_REVISION):
 #   1. the first step publishes the case's search attributes;
 #   2. the first step leaves them to the starter's start attributes (process,
-#      market, status): one upsert event fewer on every order.
-CURRENT_FULFILMENT_REVISION: Final = 2
+#      market, status): one upsert event fewer on every order;
+#   3. the starter (the release activity) writes the start's audit row and
+#      case row too: with no QC and no fraud warning the first workflow task
+#      issues no command (no local activity, no marker).
+CURRENT_FULFILMENT_REVISION: Final = 3
 
 
 class FulfilmentInput(StewardModel):
@@ -337,6 +340,16 @@ class FulfilmentInput(StewardModel):
     fraud_warning_ref: str | None = None
     # Absent in runs started before revisions existed: those are revision 1.
     revision: int = Field(default=1, ge=1, le=CURRENT_FULFILMENT_REVISION)
+
+
+def start_facts(input: FulfilmentInput) -> dict[str, object]:
+    """The `fulfilment_started` audit row's `after`: no personal value."""
+    return {
+        "site": input.site,
+        "release_id": input.release_id,
+        "address_fingerprint": input.address_fingerprint,
+        "qc_needed": bool(input.qc and input.qc.needed),
+    }
 
 
 # ------------------------------------------------------------------ state

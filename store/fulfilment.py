@@ -15,8 +15,19 @@ from typing import Any, TypeAlias
 import asyncpg
 import asyncpg.pool
 
-from domain.fulfilment import WarehouseEvent
+from domain.audit import AuditEntry, CaseStatusInput
+from domain.common import Role
+from domain.fulfilment import (
+    FULFILMENT,
+    FulfilmentInput,
+    FulfilmentStatus,
+    WarehouseEvent,
+    fulfilment_id,
+    start_facts,
+)
 from domain.orders import Address, Order
+from store import audit as audit_store
+from store import cases as case_store
 from store import personal_data
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -132,6 +143,48 @@ async def put_address(
 async def get_address(db: Executor, subject_id: str) -> Address:
     fields = await personal_data.get_subject(db, subject_id)
     return Address.model_validate(fields)
+
+
+async def record_start(db: Executor, input: FulfilmentInput, released_at: datetime) -> None:
+    """The `fulfilment_started` audit row and the first case row of a
+    fulfilment (revision 3: written by the starter, not the workflow), in one
+    transaction; a retried start writes nothing twice."""
+    workflow_id = fulfilment_id(input.order_id)
+    entry = AuditEntry(
+        entry_id=f"{workflow_id}/started",
+        workflow_id=workflow_id,
+        process=FULFILMENT,
+        case_id=input.order_id,
+        actor="steward",
+        role=Role.SYSTEM,
+        action="fulfilment_started",
+        reason=f"released to {input.site} ({input.release_id})",
+        after=start_facts(input),
+        occurred_at=released_at,
+        order_id=input.order_id,
+    )
+    case = CaseStatusInput(
+        workflow_id=workflow_id,
+        process=FULFILMENT,
+        case_id=input.order_id,
+        status=FulfilmentStatus.RELEASED.value,
+        market=input.market,
+        risk_band=input.risk_band,
+        amount_minor=input.amount_minor,
+        currency=input.currency,
+        updated_at=released_at,
+    )
+
+    async def write(conn: Executor) -> None:
+        await audit_store.insert_entry(conn, entry)
+        await case_store.upsert(conn, case)
+
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            await write(conn)
+        return
+    async with db.transaction():
+        await write(db)
 
 
 # ------------------------------------------------------------ event intake

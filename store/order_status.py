@@ -103,6 +103,12 @@ def _active_holds(rows: list[AuditRow]) -> list[ActiveHold]:
 def _states(rows: list[AuditRow]) -> list[StateTime]:
     states: list[StateTime] = []
     for row in rows:
+        if row.action == "fulfilment_started":
+            # The release is the first warehouse state, and its time.
+            states.append(
+                StateTime(status="released", at=row.occurred_at, actor=row.actor, reason=row.reason)
+            )
+            continue
         if row.action != "status_changed":
             continue
         status = row.after.get("status")

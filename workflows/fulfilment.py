@@ -95,6 +95,7 @@ with workflow.unsafe.imports_passed_through():
         WarehouseEvent,
         WarehouseEventKind,
         WarehouseHoldInput,
+        start_facts,
         validate_change_address,
         validate_place_hold,
         validate_qc_decision,
@@ -186,21 +187,10 @@ class FulfilmentWorkflow:
 
     @workflow.run
     async def run(self, input: FulfilmentInput) -> FulfilmentResult:
-        self._case.audit(
-            "fulfilment_started",
-            reason=f"released to {input.site} ({input.release_id})",
-            after={
-                "site": input.site,
-                "release_id": input.release_id,
-                "address_fingerprint": input.address_fingerprint,
-                "qc_needed": bool(input.qc and input.qc.needed),
-            },
-        )
-        self._case.refresh()
-        if input.revision >= 2:
-            # The starter set process, market and status: publishing them again
-            # would be one more event on every order (revision 2).
-            self._case.search_attribute_updates = []
+        if input.revision < 3:
+            self._start_rows(input)
+        # From revision 3 the starter wrote them: with no hold to place, this
+        # first workflow task issues no command at all.
         async with self._lock:
             if input.fraud_warning_ref:
                 # The warning came before the release: held from the first moment.
@@ -230,6 +220,20 @@ class FulfilmentWorkflow:
             refunded_minor=self._refunded_minor,
             currency=self._state.currency,
         )
+
+    def _start_rows(self, input: FulfilmentInput) -> None:
+        """Revisions 1 and 2: the start's audit row and case row (and, at
+        revision 1, its search attributes) from the first step."""
+        self._case.audit(
+            "fulfilment_started",
+            reason=f"released to {input.site} ({input.release_id})",
+            after=start_facts(input),
+        )
+        self._case.refresh()
+        if input.revision >= 2:
+            # The starter set process, market and status: publishing them again
+            # would be one more event on every order (revision 2).
+            self._case.search_attribute_updates = []
 
     async def _wait_for_work(self) -> None:
         def ready() -> bool:

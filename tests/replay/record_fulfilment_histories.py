@@ -13,8 +13,10 @@ tests/replay/test_fulfilment_replay.py, and the chargeback history of the
 - chargeback_efw_fulfilment_told: an early fraud warning nobody decides:
   the fulfilment hears the hold, then the default accept;
 - fulfilment_rev2_hold_address_delivered: the first scenario at revision 2
-  (the first step publishes no search attributes). The three fulfilment
-  histories above were recorded at revision 1.
+  (the first step publishes no search attributes);
+- fulfilment_rev3_hold_address_delivered, fulfilment_rev3_qc_fail_escalated_cancel:
+  the first two scenarios at revision 3 (the starter writes the start's rows).
+  The three fulfilment histories above were recorded at revision 1.
 
 Only histories not on disk yet are recorded (name some to re-record them).
 
@@ -187,6 +189,19 @@ async def main(names: list[str]) -> None:
             [FulfilmentWorkflow],
             _hold_address_delivered,
             {},
+        ),
+        # Revision 3: the starter writes the start's rows; with QC the first step holds.
+        (
+            "fulfilment_rev3_hold_address_delivered",
+            [FulfilmentWorkflow],
+            _hold_address_delivered,
+            {},
+        ),
+        (
+            "fulfilment_rev3_qc_fail_escalated_cancel",
+            [FulfilmentWorkflow],
+            _qc_fail_escalated_cancel,
+            {"no_replacement": True},
         ),
     ):
         wanted = name in names if names else not (HISTORIES / f"{name}.json").exists()

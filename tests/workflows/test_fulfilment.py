@@ -625,21 +625,27 @@ async def test_early_fraud_warning_tells_the_fulfilment_hold_then_accept(
     assert world.audit.entries("fulfilment_told")
 
 
-@pytest.mark.parametrize(("revision", "upserts"), [(1, 1), (CURRENT_FULFILMENT_REVISION, 0)])
-async def test_the_first_step_leaves_search_attributes_to_the_starter_from_revision_2(
-    harness: Harness, world: FakeWorld, revision: int, upserts: int
+@pytest.mark.parametrize(
+    ("revision", "upserts", "markers"), [(1, 1, 1), (2, 0, 1), (CURRENT_FULFILMENT_REVISION, 0, 0)]
+)
+async def test_the_first_step_costs_less_from_revision_to_revision(
+    harness: Harness, world: FakeWorld, revision: int, upserts: int, markers: int
 ) -> None:
+    # Revision 2 leaves the search attributes to the starter; revision 3 the
+    # audit row and case row too: its first workflow task issues no command.
     input = fulfilment_input(harness, revision=revision)
     handle = await start(harness, input)
 
-    async def first_step() -> list[Any] | None:
-        # The step's local activity marker and its upsert complete one workflow task.
+    async def first_task() -> list[Any] | None:
         events = [e async for e in handle.fetch_history_events()]
-        marked = any(e.HasField("marker_recorded_event_attributes") for e in events)
-        return events if marked else None
+        done = any(e.HasField("workflow_task_completed_event_attributes") for e in events)
+        return events if done else None
 
-    events = await eventually(first_step, what="the first step in the history")
-    upserted = [
-        e for e in events if e.HasField("upsert_workflow_search_attributes_event_attributes")
-    ]
-    assert len(upserted) == upserts
+    events = await eventually(first_task, what="the first workflow task")
+    assert [
+        sum(e.HasField("upsert_workflow_search_attributes_event_attributes") for e in events),
+        sum(e.HasField("marker_recorded_event_attributes") for e in events),
+    ] == [upserts, markers]
+    assert len(world.audit.entries("fulfilment_started", workflow_id=handle.id)) == (
+        1 if revision < 3 else 0
+    )
