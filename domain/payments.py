@@ -80,6 +80,10 @@ class LedgerTotals(StewardModel):
     captured_minor: int = 0
     refunded_minor: int = 0
     voided: bool = False
+    # Refunds sent and not final yet (a Stripe refund answered `pending`, an
+    # Adyen refund before its notification): not in `refunded_minor` until
+    # the provider confirms them.
+    refund_pending_minor: int = 0
 
     @property
     def refundable_minor(self) -> int:

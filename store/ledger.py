@@ -98,7 +98,8 @@ async def list_for_order(db: Executor, order_id: str) -> list[LedgerEntry]:
 
 
 async def totals_for_order(db: Executor, order_id: str) -> LedgerTotals:
-    """Captured and refunded sums for an order (one currency per order). A row
+    """Captured and refunded sums for an order (one currency per order), and
+    the refunds still in flight (sent, not final: `refund_pending_minor`). A row
     the provider undid after confirming it (payment_ledger_reversals: a capture
     or refund that failed after all, a refund that came back) does not count."""
     records = await db.fetch(
@@ -117,8 +118,14 @@ async def totals_for_order(db: Executor, order_id: str) -> LedgerTotals:
         """,
         order_id,
     )
+    pending = int(
+        await db.fetchval(
+            "SELECT COALESCE(sum(amount_minor), 0) FROM refunds_in_flight WHERE order_id = $1",
+            order_id,
+        )
+    )
     if not records:
-        return LedgerTotals(order_id=order_id, currency=None)
+        return LedgerTotals(order_id=order_id, currency=None, refund_pending_minor=pending)
     if len(records) > 1:
         # Summing EUR and USD would be meaningless; an order has one currency.
         currencies = ", ".join(sorted(r["currency"] for r in records))
@@ -130,4 +137,5 @@ async def totals_for_order(db: Executor, order_id: str) -> LedgerTotals:
         captured_minor=int(row["captured"]),
         refunded_minor=int(row["refunded"]),
         voided=bool(row["voided"]),
+        refund_pending_minor=pending,
     )

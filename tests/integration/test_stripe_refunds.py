@@ -174,6 +174,8 @@ async def test_a_pending_refund_waits_for_its_final_status_and_books_once(
     assert await ledger.get(db_pool, op.idempotency_key) is None
     [in_flight] = await refunds_in_flight.list_for_order(db_pool, order)
     assert in_flight.idempotency_key == op.idempotency_key
+    totals = await ledger.totals_for_order(db_pool, order)
+    assert (totals.refunded_minor, totals.refund_pending_minor) == (0, 100_000)
     # An update that is not final yet changes nothing.
     not_yet = await post(webhook, stripe_fake.refund_event(refund_id, "pending"))
     assert (not_yet["delivered"], not_yet["ignored"]) == (0, 1)
@@ -192,6 +194,8 @@ async def test_a_pending_refund_waits_for_its_final_status_and_books_once(
     [row] = [r for r in await ledger.list_for_order(db_pool, order) if r.kind == "refund"]
     assert (row.amount_minor, row.provider_reference) == (100_000, refund_id)
     assert await refunds_in_flight.list_for_order(db_pool, order) == []
+    totals = await ledger.totals_for_order(db_pool, order)
+    assert (totals.refunded_minor, totals.refund_pending_minor) == (100_000, 0)
     assert len([r for r in stripe_fake.requests if r.path == "/v1/refunds"]) == 1
 
 
