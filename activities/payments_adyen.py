@@ -55,6 +55,7 @@ from activities.ports import (
     PortUnavailableError,
     RateLimitedError,
 )
+from clients import payment_outcomes
 from domain.payment_providers import AmountNotRepresentable, PaymentProviderName, adyen_amount
 from domain.payments import OUTCOME_NOT_RECEIVED as PAYMENT_OUTCOME_NOT_RECEIVED
 from domain.payments import PaymentOperationInput, PaymentOperationKind
@@ -286,7 +287,14 @@ class AdyenPaymentProvider:
             task_token=activity.info().task_token,
         )
         if row.status is ModificationStatus.SUCCEEDED:
-            return reference
+            # The outcome came before the answer: its amount is checked now.
+            mismatch = await payment_outcomes.check_kept_amount(self.pool, row)
+            if mismatch is None:
+                return reference
+            raise PaymentRefusedError(
+                f"adyen {kind.value} {reference} refused: amount_mismatch: {mismatch}",
+                code=f"amount_mismatch: {mismatch}",
+            )
         if row.status is ModificationStatus.REFUSED:
             reason = row.outcome_reason or "no reason given"
             raise PaymentRefusedError(

@@ -186,6 +186,8 @@ async def route_modification_outcome(
                 status=status,
                 outcome_event=outcome.event_key,
                 outcome_reason=reason,
+                notified_value=outcome.amount_value,
+                notified_currency=outcome.currency,
             )
             if kept:
                 log.info(
@@ -288,6 +290,53 @@ async def _confirmed_in_ledger(
         outcome_reason="",
         settled_at=entry.recorded_at,
     )
+
+
+async def check_kept_amount(pool: asyncpg.Pool, row: Modification) -> str | None:
+    """For an operation that found its outcome kept for it (it came before
+    the provider's answer): how the notified amount differs from the one it
+    requested, or None. A mismatch is handled as when the notification finds
+    the operation waiting: the modification is refused, recorded, and goes to
+    finance (once: a later attempt finds it refused)."""
+    if row.status is not ModificationStatus.SUCCEEDED or row.kind is None:
+        return None
+    if row.notified_value is None and row.notified_currency is None:
+        return None
+    _, _, rest = (row.outcome_event or "").partition(":")
+    code = rest.rpartition(":")[0] or row.kind.value.upper()
+    outcome = ModificationOutcome(
+        provider=PaymentProviderName(row.provider),
+        psp_reference=row.psp_reference,
+        original_reference=row.authorisation_ref or "",
+        kind=row.kind,
+        event_code=code,
+        success=True,
+        event_key=row.outcome_event or f"{row.psp_reference}:{code}:true",
+        amount_value=row.notified_value,
+        currency=row.notified_currency,
+    )
+    mismatch = _amount_mismatch(row, outcome)
+    if mismatch is None:
+        return None
+    async with pool.acquire() as conn, conn.transaction():
+        locked = await payment_modifications.lock(conn, row.provider, row.psp_reference)
+        if locked is not None and await payment_modifications.refuse_settled(
+            conn,
+            provider=row.provider,
+            psp_reference=row.psp_reference,
+            outcome_reason=f"amount_mismatch: {mismatch}",
+        ):
+            await _record_and_tell_finance(
+                conn,
+                locked,
+                outcome,
+                effect="amount_mismatch",
+                detail=mismatch,
+                title=f"{_what(locked)} {row.psp_reference}: the provider confirmed another "
+                f"amount than requested ({mismatch}); not booked, check it in the "
+                "provider's dashboard",
+            )
+    return mismatch
 
 
 def _amount_mismatch(row: Modification, outcome: ModificationOutcome) -> str | None:

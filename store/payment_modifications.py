@@ -25,7 +25,7 @@ class ModificationStatus(StrEnum):
 _COLUMNS = (
     "provider, psp_reference, idempotency_key, workflow_id, order_id, kind, amount_minor, "
     "currency, authorisation_ref, task_token, requested_at, status, outcome_event, "
-    "outcome_reason, settled_at"
+    "outcome_reason, settled_at, notified_value, notified_currency"
 )
 
 
@@ -47,6 +47,9 @@ class Modification:
     outcome_event: str | None
     outcome_reason: str
     settled_at: datetime | None
+    # The amount an outcome kept for later notified (provider's minor units).
+    notified_value: int | None = None
+    notified_currency: str | None = None
 
     @property
     def has_operation(self) -> bool:
@@ -157,14 +160,18 @@ async def record_early_outcome(
     status: ModificationStatus,
     outcome_event: str,
     outcome_reason: str,
+    notified_value: int | None = None,
+    notified_currency: str | None = None,
 ) -> bool:
     """An outcome for a modification no activity has recorded yet: kept for
-    it. False when a row appeared meanwhile (the caller locks and settles it)."""
+    it, with the amount it notified. False when a row appeared meanwhile (the
+    caller locks and settles it)."""
     inserted = await db.fetchval(
         """
         INSERT INTO payment_modifications
-            (provider, psp_reference, status, outcome_event, outcome_reason, settled_at)
-        VALUES ($1, $2, $3, $4, $5, now())
+            (provider, psp_reference, status, outcome_event, outcome_reason, settled_at,
+             notified_value, notified_currency)
+        VALUES ($1, $2, $3, $4, $5, now(), $6, $7)
         ON CONFLICT (provider, psp_reference) DO NOTHING
         RETURNING true
         """,
@@ -173,8 +180,28 @@ async def record_early_outcome(
         status.value,
         outcome_event,
         outcome_reason,
+        notified_value,
+        notified_currency,
     )
     return bool(inserted)
+
+
+async def refuse_settled(
+    db: Executor, *, provider: str, psp_reference: str, outcome_reason: str
+) -> bool:
+    """A success kept for later turns out not to be one (its amount is not
+    the requested amount): refused; False if it was not a success any more."""
+    updated = await db.fetchval(
+        """
+        UPDATE payment_modifications SET status = 'refused', outcome_reason = $3
+        WHERE provider = $1 AND psp_reference = $2 AND status = 'succeeded'
+        RETURNING true
+        """,
+        provider,
+        psp_reference,
+        outcome_reason,
+    )
+    return bool(updated)
 
 
 async def settle(

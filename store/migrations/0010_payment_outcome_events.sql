@@ -36,3 +36,10 @@ CREATE TABLE payment_ledger_reversals (
     event_key       text        NOT NULL,
     reversed_at     timestamptz NOT NULL DEFAULT now()
 );
+
+-- The amount an outcome notified when it came before the operation recorded
+-- the modification (kept for it): the operation compares it with the amount
+-- it requested (in the provider's minor units).
+ALTER TABLE payment_modifications
+    ADD COLUMN notified_value    bigint,
+    ADD COLUMN notified_currency text;

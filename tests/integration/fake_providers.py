@@ -316,6 +316,9 @@ class FakeAdyen(_Server):
         self.state = FakeAdyenState()
         # eventCode -> reason: the next such modification fails with it.
         self.fail_next: dict[str, str] = {}
+        # eventCode -> value: the next such notification names this amount
+        # instead of the requested one.
+        self.notify_value_next: dict[str, int] = {}
 
     def authorise(self, amount: int, currency: str) -> str:
         psp = f"{uuid.uuid4().int % 10**16:016d}"
@@ -383,8 +386,9 @@ class FakeAdyen(_Server):
             else:
                 payment.cancelled = True
         psp = f"{uuid.uuid4().int % 10**16:016d}"
+        notified = self.notify_value_next.pop(code, value)
         item: dict[str, Any] = {
-            "amount": {"currency": amount["currency"], "value": value},
+            "amount": {"currency": amount["currency"], "value": notified},
             "eventCode": code,
             "eventDate": datetime.now(UTC).isoformat(timespec="seconds"),
             "merchantAccountCode": self.merchant_account,

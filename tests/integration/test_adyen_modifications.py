@@ -486,3 +486,28 @@ async def test_a_notified_amount_that_is_not_the_requested_one_is_not_a_success(
     [task] = await task_store.list_for_workflow(db_pool, op.workflow_id)
     assert (task.kind, task.awaited_role) == ("amount_mismatch", Role.FINANCE)
     # Another currency is a mismatch too (the unit test covers the reading).
+
+
+async def test_an_overtaking_outcome_with_another_amount_is_not_a_success_either(
+    client: Client, db_pool: asyncpg.Pool, adyen: FakeAdyen, payment_worker: Worker_
+) -> None:
+    adyen.mode = "before_answer"
+    adyen.notify_value_next["CAPTURE"] = 200_000
+    order = order_id()
+    payment = adyen.authorise(245_000, "EUR")
+    op = operation(order, payment, "capture")
+    async with payment_worker() as queue:
+        with pytest.raises(WorkflowFailureError) as failed:
+            await call(client, queue, CAPTURE_PAYMENT, op)
+
+    error = refusal(failed)
+    assert error.type == PAYMENT_REFUSED
+    [detail] = error.details
+    assert detail.startswith("amount_mismatch: notified 200000 EUR, requested 245000 EUR")
+    assert await ledger.list_for_order(db_pool, order) == []
+    [event] = await payment_outcome_events.list_for_order(db_pool, order)
+    assert (event.event_code, event.effect) == ("CAPTURE", "amount_mismatch")
+    [task] = await task_store.list_for_workflow(db_pool, op.workflow_id)
+    assert (task.kind, task.awaited_role) == ("amount_mismatch", Role.FINANCE)
+    row = await payment_modifications.by_key(db_pool, "adyen", op.idempotency_key)
+    assert row is not None and row.status is ModificationStatus.REFUSED
