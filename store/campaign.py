@@ -16,8 +16,10 @@ ids and a keyed fingerprint of the email.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -206,31 +208,65 @@ async def overlapping(db: Executor, campaign_id: str) -> list[str]:
 # -------------------------------------------------------------------- roster
 
 
-def _subject(campaign_id: str, employee_id: str) -> str:
-    return personal_data.subject_id_for("employee", f"{campaign_id}/{employee_id}")
+# Connections a roster import writes its personal-data subjects with, in
+# parallel (each subject is a few round trips); the store's pool has 10.
+ROSTER_WRITERS = 4
 
 
-async def _put_personal(conn: Executor, campaign_id: str, rows: Sequence[RosterRow]) -> None:
-    """Each employee's name and work email as a personal-data subject (the
-    same id on a re-import: replaced, not copied); the subjects of people no
-    longer on the roster are erased."""
-    kept = {_subject(campaign_id, r.employee_id) for r in rows}
-    for row in rows:
+def _subject(campaign_id: str, import_id: str, employee_id: str) -> str:
+    # One subject per employee per import: a re-import never writes into a
+    # subject an earlier one erased, and a failed import leaves only
+    # subjects nothing points to, erased by the next import.
+    return personal_data.subject_id_for("employee", f"{campaign_id}/{import_id}/{employee_id}")
+
+
+async def _in_parallel(pool: asyncpg.Pool, items: Sequence[Any], work: Any) -> None:
+    """`work(conn, item)` for every item, on ROSTER_WRITERS connections."""
+    queue = list(items)
+
+    async def writer() -> None:
+        async with pool.acquire() as conn:
+            while queue:
+                await work(conn, queue.pop())
+
+    await asyncio.gather(*(writer() for _ in range(min(ROSTER_WRITERS, len(queue)))))
+
+
+async def _put_personal(
+    pool: asyncpg.Pool, campaign_id: str, import_id: str, rows: Sequence[RosterRow]
+) -> None:
+    """Each employee's name and work email as a personal-data subject."""
+
+    async def put(conn: Executor, row: RosterRow) -> None:
         await personal_data.put_subject(
             conn,
             kind="employee",
             fields={"name": row.name, "email": row.work_email},
-            subject_id=_subject(campaign_id, row.employee_id),
-            refs=[("campaign", campaign_id)],
+            subject_id=_subject(campaign_id, import_id, row.employee_id),
+            refs=[("campaign_roster", campaign_id)],
         )
-    previous = await conn.fetch(
-        "SELECT subject_id FROM campaign_roster WHERE campaign_id = $1", campaign_id
+
+    await _in_parallel(pool, rows, put)
+
+
+async def _forget_stale(pool: asyncpg.Pool, campaign_id: str) -> None:
+    """Erase the roster subjects of this campaign the stored roster does not
+    point to (an earlier import's, a failed import's)."""
+    every = await personal_data.find_subjects(pool, ref=("campaign_roster", campaign_id))
+    current = {
+        r["subject_id"]
+        for r in await pool.fetch(
+            "SELECT subject_id FROM campaign_roster WHERE campaign_id = $1", campaign_id
+        )
+    }
+    stale = await personal_data.live_subjects(
+        pool, [sid for sid in every if sid not in current], exclude_kinds=["message"]
     )
-    for record in previous:
-        if record["subject_id"] not in kept:
-            await personal_data.erase_subject(
-                conn, record["subject_id"], reason=f"roster-reimport:{campaign_id}"
-            )
+
+    async def erase(conn: Executor, subject_id: str) -> None:
+        await personal_data.erase_subject(conn, subject_id, reason=f"roster-replaced:{campaign_id}")
+
+    await _in_parallel(pool, stale, erase)
 
 
 async def _get_personal(db: Executor, subject_id: str) -> tuple[str, str]:
@@ -242,22 +278,19 @@ async def _get_personal(db: Executor, subject_id: str) -> tuple[str, str]:
 
 
 async def import_roster(pool: asyncpg.Pool, campaign_id: str, parsed: RosterParse) -> str:
-    """Replace the campaign's roster with `parsed` in one transaction (all or
-    nothing), while the campaign is a draft. Returns the roster's hash."""
+    """Replace the campaign's roster with `parsed` while the campaign is a
+    draft: all rows or none. The employees' personal data is written first
+    (in parallel, to subjects of this import only); the roster rows and the
+    campaign's hash in one transaction; then the subjects no roster points to
+    any more are erased. Returns the roster's hash."""
     if parsed.errors:
         raise ValueError("a roster with errors is never imported")
     digest = roster_hash(parsed.rows)
+    await _draft(pool, campaign_id, lock=False)
+    import_id = uuid.uuid4().hex[:16]
+    await _put_personal(pool, campaign_id, import_id, parsed.rows)
     async with pool.acquire() as conn, conn.transaction():
-        state = await conn.fetchval(
-            "SELECT state FROM campaigns WHERE campaign_id = $1 FOR UPDATE", campaign_id
-        )
-        if state is None:
-            raise CampaignNotFound(f"no campaign {campaign_id}")
-        if state != "draft":
-            raise CampaignConflict(
-                f"campaign {campaign_id} is {state}: the roster is imported before approval"
-            )
-        await _put_personal(conn, campaign_id, parsed.rows)
+        await _draft(conn, campaign_id, lock=True)
         await conn.execute("DELETE FROM campaign_roster WHERE campaign_id = $1", campaign_id)
         await conn.copy_records_to_table(
             "campaign_roster",
@@ -273,7 +306,7 @@ async def import_roster(pool: asyncpg.Pool, campaign_id: str, parsed: RosterPars
                     r.leave_date,
                     r.eligible,
                     r.ineligible_reason,
-                    _subject(campaign_id, r.employee_id),
+                    _subject(campaign_id, import_id, r.employee_id),
                     personal_data.fingerprint(r.work_email),
                 )
                 for r in parsed.rows
@@ -304,7 +337,21 @@ async def import_roster(pool: asyncpg.Pool, campaign_id: str, parsed: RosterPars
             len(parsed.rows),
             [i.model_dump(mode="json") for i in parsed.issues],
         )
+    await _forget_stale(pool, campaign_id)
     return digest
+
+
+async def _draft(db: Executor, campaign_id: str, *, lock: bool) -> None:
+    state = await db.fetchval(
+        "SELECT state FROM campaigns WHERE campaign_id = $1" + (" FOR UPDATE" if lock else ""),
+        campaign_id,
+    )
+    if state is None:
+        raise CampaignNotFound(f"no campaign {campaign_id}")
+    if state != "draft":
+        raise CampaignConflict(
+            f"campaign {campaign_id} is {state}: the roster is imported before approval"
+        )
 
 
 async def roster_summary(db: Executor, campaign_id: str) -> RosterSummary:
@@ -664,12 +711,12 @@ async def file_request(
 ) -> bool:
     """Record a collaborator's request (its description is personal data and
     stays here); False when this request id was already filed."""
-    on_roster = await db.fetchval(
-        "SELECT true FROM campaign_roster WHERE campaign_id = $1 AND employee_id = $2",
+    owner = await db.fetchval(
+        "SELECT subject_id FROM campaign_roster WHERE campaign_id = $1 AND employee_id = $2",
         campaign_id,
         employee_id,
     )
-    if not on_roster:
+    if owner is None:
         raise OrderInvalid("employee_id", f"{employee_id} is not on the roster of {campaign_id}")
     async with db.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
@@ -691,7 +738,7 @@ async def file_request(
                 subject_id=personal_data.subject_id_for(
                     "message", f"campaign-request/{request_id}"
                 ),
-                owner_id=_subject(campaign_id, employee_id),
+                owner_id=owner,
                 refs=[("campaign", campaign_id), ("campaign_request", request_id)],
             )
     return bool(inserted)

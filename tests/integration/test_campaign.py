@@ -44,6 +44,7 @@ from domain.orders import ItemCategory
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import campaign as campaign_store
+from store import personal_data
 from tests.factories import order_data
 from tests.integration.polling import eventually
 from workers import activities
@@ -337,6 +338,21 @@ async def test_roster_import_is_all_or_nothing(
     after = await campaign_store.get_campaign(db_pool, p.campaign_id)
     assert (after.roster_hash, after.roster_rows) == (first.roster_hash, 3)
     assert len(await campaign_store.employee_usage(db_pool, p.campaign_id)) == 3
+
+    # Someone removed, then added back: each import's names and emails are
+    # subjects of their own, the replaced ones erased.
+    for employees in (2, 3):
+        again = await api.post(url, content=roster_csv(employees).encode(), headers=csv_headers)
+        assert again.status_code == 200, again.text
+    subjects = await personal_data.find_subjects(db_pool, ref=("campaign_roster", p.campaign_id))
+    live = await personal_data.live_subjects(db_pool, subjects)
+    assert len(subjects) == 3 + 2 + 3 and len(live) == 3
+    rows = await db_pool.fetch(
+        "SELECT subject_id FROM campaign_roster WHERE campaign_id = $1", p.campaign_id
+    )
+    assert sorted(r["subject_id"] for r in rows) == live
+    who = await campaign_store.employee_identity(db_pool, p.campaign_id, "E0002")
+    assert who["email"] == "e2@maison.example"
 
 
 async def test_a_short_campaign_end_to_end(
