@@ -286,7 +286,7 @@ async def cover_absence(
                 client,
                 row.request_id,
                 OpsRequestContract.UPDATE_ASSIGN,
-                AssignInput(actor=actor, role=role, to=cover, reason=why),
+                AssignInput(actor=actor, role=role, to=cover, reason=why, absence_cover=True),
                 update_id=f"cover/{coordinator}/{row.request_id}/{now.isoformat()}",
             )
             moved.append(row.request_id)
@@ -308,7 +308,8 @@ async def cover_absence(
                 actor=actor,
                 role=role,
                 action="task_reassigned",
-                reason=why,
+                # The typed reason may be a health matter: never in the audit log.
+                reason="absence cover",
                 before={"assignee": coordinator},
                 after={"assignee": cover, "task_id": task_id},
                 occurred_at=now,

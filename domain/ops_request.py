@@ -369,6 +369,8 @@ class AssignInput(Actor):
 
     to: Annotated[Text, Field(min_length=1, max_length=80)] | None = None
     reason: Annotated[FreeText, Field(max_length=500)] = ""
+    # Moved because its owner is absent (POST /v1/ops-requests/absences).
+    absence_cover: bool = False
 
 
 class ReprioritiseInput(Actor):

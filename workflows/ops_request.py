@@ -438,8 +438,13 @@ class OpsRequestWorkflow:
         if isinstance(decision, ClaimInput):
             await self._assign_to(decision.actor, decision, "claimed", reason="claimed")
         elif isinstance(decision, AssignInput):
+            # The typed reason is free text (an absence may be a health matter):
+            # it stays in the workflow, never in an audit row.
             await self._assign_to(
-                decision.to, decision, "reassigned", reason=decision.reason or "reassigned"
+                decision.to,
+                decision,
+                "reassigned",
+                reason="absence cover" if decision.absence_cover else "reassigned",
             )
         elif isinstance(decision, ReprioritiseInput):
             await self._reprioritise(decision)
@@ -501,7 +506,7 @@ class OpsRequestWorkflow:
             "reprioritised",
             actor=change.actor,
             role=change.role,
-            reason=change.reason,
+            reason=f"now {change.priority}",
             before=before,
             after={"priority": state.priority, "due_at": state.due_at},
         )
@@ -669,7 +674,7 @@ class OpsRequestWorkflow:
             "write_off_approved" if approval.approved else "write_off_rejected",
             actor=approval.actor,
             role=approval.role,
-            reason=approval.note,
+            reason="approved" if approval.approved else "rejected",
             after={"write_off_minor": state.write_off_minor},
         )
         if approval.approved:
