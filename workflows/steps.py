@@ -278,6 +278,7 @@ class StepRecorder:
             f"case row {'yes' if batch.case else 'no'}, "
             f"tasks opened [{', '.join(t.task_id for t in batch.open_tasks)}], "
             f"tasks updated [{', '.join(t.task_id for t in batch.update_tasks)}]"
+            + (f", outcomes [{', '.join(o.key for o in batch.outcomes)}]" if batch.outcomes else "")
         )
         entry = self._entry(
             STEP_WRITE_FAILED,

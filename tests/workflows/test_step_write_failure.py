@@ -11,7 +11,7 @@ from domain.audit import STEP_WRITE_FAILED
 from domain.common import Role
 from domain.review import DecisionReason, ReviewDecision, ReviewStatus
 from tests.workflows.harness import FakeWorld, Harness, wait_for_status
-from tests.workflows.test_order_review import ACCEPT, REVIEW, decide, start
+from tests.workflows.test_order_review import ACCEPT, DECLINE, REVIEW, decide, start
 from workflows.order_review import OrderReviewWorkflow
 from workflows.steps import STEP_WRITE_FAILURE_PATCH
 
@@ -82,3 +82,17 @@ async def test_a_case_whose_steps_are_written_records_no_patch(
         if e.HasField("marker_recorded_event_attributes")
         and e.marker_recorded_event_attributes.marker_name == "core_patch"
     ]
+
+
+@pytest.mark.world(risk=DECLINE, refuse_action="authorisation_voided")
+async def test_a_lost_step_names_the_outcome_it_could_not_write_back(
+    harness: Harness, world: FakeWorld
+) -> None:
+    """Issue 15: the cancelled step carries the order's outcome; if the store
+    refuses it, the record for ops says which outcome was not written."""
+    handle = await start(harness)
+    result = await handle.result()
+    assert result.status is ReviewStatus.CANCELLED
+    failed = world.audit.entry(STEP_WRITE_FAILED)
+    assert f"outcomes [{handle.id}#cancelled_fraud]" in failed.reason
+    assert world.audit.outcomes() == []  # refused with its step: nothing counted
