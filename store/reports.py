@@ -220,6 +220,7 @@ WHERE t.opened_at >= $1 AND t.opened_at < $2 AND {_TASK_FILTER}
 """
 
 # Open at the end of the period (or now, for a period that has not ended).
+# $1 and $2 are unused but typed, so both queries take the same arguments.
 _BACKLOG = f"""
 SELECT {_TASK_COLUMNS}, NULL::timestamptz AS first_action_at
 FROM human_tasks t LEFT JOIN cases c ON c.workflow_id = t.workflow_id
