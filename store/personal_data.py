@@ -53,7 +53,7 @@ Usage::
     sid = await pd.put_subject(
         db,
         kind="customer",
-        fields={"email": order.customer.email, "name": order.customer.name},
+        fields={"email": order.customer.email, "name": order.customer.full_name},
         subject_id=pd.subject_id_for("customer", order.order_id),
         refs=[("order", order.order_id)],
     )

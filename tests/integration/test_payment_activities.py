@@ -508,6 +508,11 @@ async def test_build_activities_registers_every_name(clean_db: asyncpg.Pool) -> 
         "hold_order_release",
         "record_dispute",
         "request_cctv_clip",
+        # Privacy requests (activities/privacy.py, issue 21).
+        "check_legal_holds",
+        "erase_personal_data",
+        "prepare_privacy_export",
+        "confirm_privacy_request",
     }
 
 
