@@ -169,12 +169,13 @@ async def route_modification_outcome(
     conflict: ledger.LedgerConflictError | None = None
     async with pool.acquire() as conn, conn.transaction():
         row = await payment_modifications.lock(conn, outcome.provider, outcome.psp_reference)
-        if row is None and outcome.provider is PaymentProviderName.STRIPE:
-            # A Stripe refund is only recorded there while it is pending; one
-            # confirmed at once is in the ledger under the key its metadata names.
+        if outcome.provider is PaymentProviderName.STRIPE:
+            # A Stripe refund is recorded there only while it is pending; once
+            # booked, the ledger row under the key its metadata names is the
+            # truth (also when an early event left a row without its operation).
             if not outcome.merchant_reference:
                 return RoutedOutcome(Routed.UNMATCHED)
-            row = await _confirmed_in_ledger(conn, outcome)
+            row = await _confirmed_in_ledger(conn, outcome) or row
         if row is None:
             if effect is OutcomeEffect.REVERSED:
                 # No refund of Steward's has this reference: nothing to undo.

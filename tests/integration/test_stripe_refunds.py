@@ -296,3 +296,53 @@ async def test_a_refund_steward_did_not_make_is_recorded_as_ignored(
         "SELECT reason FROM ignored_webhook_events WHERE object_ref = $1", refund_id
     )
     assert ignored is not None and "not a refund Steward made" in ignored
+
+
+async def test_a_refund_booked_after_an_early_event_is_still_reversed_when_it_fails(
+    stripe_fake: FakeStripe, webhook: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    # Stripe's event about a refund confirmed at once can reach the webhook
+    # before the activity booked it: kept as an early outcome. Once booked,
+    # a later failure must still reverse the booked row.
+    order = f"ST-{uuid.uuid4().hex[:10]}"
+    intent = stripe_fake.authorise(PRICE, "EUR")
+    op = operation(order, intent, "refund-1", 100_000)
+    refund_id = f"re_{uuid.uuid4().hex[:24]}"
+    stripe_fake.refunds[refund_id] = {
+        "id": refund_id,
+        "object": "refund",
+        "amount": 100_000,
+        "currency": "eur",
+        "metadata": {"steward_idempotency_key": op.idempotency_key},
+        "payment_intent": intent,
+        "status": "succeeded",
+    }
+    early = await post(webhook, stripe_fake.refund_event(refund_id, "succeeded"))
+    assert early["delivered"] == 0
+    for kind, key, amount, reference in (
+        (PaymentOperationKind.CAPTURE, f"order-review:{order}/capture", PRICE, f"ch_{order}"),
+        (PaymentOperationKind.REFUND, op.idempotency_key, 100_000, refund_id),
+    ):
+        await ledger.record(
+            db_pool,
+            idempotency_key=key,
+            workflow_id=key.split("/")[0],
+            order_id=order,
+            kind=kind,
+            amount_minor=amount,
+            currency="EUR",
+            provider="stripe",
+            provider_reference=reference,
+        )
+
+    failed = stripe_fake.refund_event(
+        refund_id,
+        "failed",
+        event_type="refund.failed",
+        failure_reason="charge_for_pending_refund_disputed",
+    )
+    assert (await post(webhook, failed))["delivered"] == 1
+    totals = await ledger.totals_for_order(db_pool, order)
+    assert (totals.captured_minor, totals.refunded_minor) == (PRICE, 0)
+    [task] = await task_store.list_for_workflow(db_pool, op.workflow_id)
+    assert task.kind == "refund_reversed"
