@@ -78,7 +78,9 @@ def test_cli_command_uses_the_recorded_ports_unless_the_environment_says_otherwi
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
 
-    result = runner.invoke(cli.app, ["tasks"], env=env)
+    # `migrate` (an operator command) reaches PostgreSQL itself; `tasks` and the
+    # other reading commands go through the API (issue 20).
+    result = runner.invoke(cli.app, ["migrate"], env=env)
     assert result.exit_code != 0
     assert dsns == ["postgresql://postgres@127.0.0.1:45432/steward"]
     assert cli.get_settings().temporal_target == "127.0.0.1:17233"
@@ -88,7 +90,7 @@ def test_cli_command_uses_the_recorded_ports_unless_the_environment_says_otherwi
     for name in ("STEWARD_POSTGRES_PORT", "STEWARD_TEMPORAL_PORT", "STEWARD_TASK_QUEUE"):
         monkeypatch.delenv(name)
     cli.get_settings.cache_clear()
-    result = runner.invoke(cli.app, ["tasks"], env={**env, "STEWARD_POSTGRES_PORT": "5999"})
+    result = runner.invoke(cli.app, ["migrate"], env={**env, "STEWARD_POSTGRES_PORT": "5999"})
     assert dsns[-1] == "postgresql://postgres@127.0.0.1:5999/steward"
 
 
@@ -127,3 +129,16 @@ def test_only_the_writer_removes_the_file(tmp_path: Path) -> None:
     stack_file_path(tmp_path).write_text(json.dumps(raw))
     remove_stack_file(tmp_path)
     assert not stack_file_path(tmp_path).exists()
+
+
+def test_the_cli_s_api_client_finds_the_running_stack_s_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starters import api_client
+
+    write_stack_file(_stack_settings(tmp_path), api_keys_file=None, temporal_ui_url=None)
+    monkeypatch.setenv("STEWARD_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("STEWARD_API_URL", raising=False)
+    assert api_client.resolve_api_url({}) == "http://127.0.0.1:18400"
+    # STEWARD_API_URL wins over the file.
+    assert api_client.resolve_api_url({"STEWARD_API_URL": "http://api:1/"}) == "http://api:1"
