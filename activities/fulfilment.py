@@ -348,7 +348,7 @@ class FulfilmentStart:
         address_ref, fingerprint = await store.put_address(
             self.pool, order.order_id, 0, order.shipping_address
         )
-        history = await signals.load_signals(self.pool, order)
+        completed, chargebacks = await store.customer_profile(self.pool, order.customer.customer_id)
         site_code = site_for(order.market).code
         if self.wms is not None:
             await self.wms.register(
@@ -361,8 +361,8 @@ class FulfilmentStart:
             released_at=released_at,
             address_ref=address_ref,
             address_fingerprint=fingerprint,
-            first_order=history.completed_orders == 0,
-            prior_dispute_or_claim=history.chargebacks > 0,
+            first_order=completed == 0,
+            prior_dispute_or_claim=chargebacks > 0,
             fraud_warning_ref=await store.efw_hold_source(self.pool, order.order_id),
         )
         # Revision 3: the start's audit row and case row are written here, once

@@ -8,7 +8,7 @@ latency, and the history of one order (events, workflow tasks, activities).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ class FulfilmentFigures:
     elapsed_s: float
     latencies_s: list[float]
     history: HistoryProfile | None
+    errors: list[str] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
@@ -62,6 +63,7 @@ class FulfilmentFigures:
             "p95_ms": pct(0.95),
             "wms_events_per_order": len(WMS_PATH),
             "history": self.history.as_json() if self.history else None,
+            "errors": self.errors,
         }
 
 
@@ -106,7 +108,8 @@ async def fulfilment_row(
     """Move `order_ids` through the WMS states; `drive` is bench.run.drive."""
     segment = await drive([wms_job(client, oid) for oid in order_ids], concurrency)
     history = None
-    if order_ids and not segment.failed:
+    if order_ids:
+        # The first order's history (a failed order's still shows its steps).
         history = await fetch_profile(
             client.get_workflow_handle(FulfilmentContract.workflow_id(order_ids[0]))
         )
@@ -116,4 +119,5 @@ async def fulfilment_row(
         elapsed_s=segment.elapsed_s,
         latencies_s=segment.latencies_s,
         history=history,
+        errors=[f"fulfilment: {e}" for e in segment.errors],
     )

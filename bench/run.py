@@ -547,6 +547,7 @@ async def run_bench(args: argparse.Namespace, console: Console) -> Report:
             report.fulfilment = await fulfilment_row(stack.client, ids, args.concurrency, drive)
             if report.fulfilment.failed:
                 report.errors.append(f"fulfilment: {report.fulfilment.failed} orders failed")
+                report.errors.extend(report.fulfilment.errors)
         with phase(
             console,
             f"employee sale: {args.campaign_orders} orders at opening and as many bare "

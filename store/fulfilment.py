@@ -401,6 +401,17 @@ async def sim_record_intercept(
     return str(row["outcome"]), int(row["fee_minor"]), str(row["reference"])
 
 
+async def customer_profile(db: Executor, customer_id: str) -> tuple[int, int]:
+    """(completed orders, chargebacks) of the customer, for the QC rules: one
+    indexed row, not the scoring's whole signal query (the release pays it on
+    every order)."""
+    row = await db.fetchrow(
+        "SELECT completed_orders, chargebacks FROM customer_history WHERE customer_id = $1",
+        customer_id,
+    )
+    return (int(row["completed_orders"]), int(row["chargebacks"])) if row else (0, 0)
+
+
 async def efw_hold_source(db: Executor, order_id: str) -> str | None:
     """The dispute workflow of an early fraud warning holding the order at the
     warehouse (store/disputes.py sim_hold_order), if one does."""
