@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from temporalio.worker import Worker
 import workflows
 from domain.common import Role
 from domain.payments import PaymentOperationKind
+from domain.webhook_signatures import stripe_signature_header
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import audit as audit_store
@@ -50,6 +52,7 @@ WEBHOOK = {"X-API-Key": "pp-system", "X-Steward-Webhook-Secret": SECRET}
 PRICE = 245_000
 
 STRIPE_KEY = "sk_test_51StewardFakeKey"
+STRIPE_WEBHOOK_SECRET = "whsec_steward_payment_providers"
 ADYEN_KEY = "AQEyhmfxK4-steward-test"
 ADYEN_HMAC = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
 MERCHANT = "MaisonEU"
@@ -76,6 +79,7 @@ async def stripe_api(
         payment_providers="simulated,stripe",
         stripe_api_key=STRIPE_KEY,
         stripe_api_base=stripe_fake.url,
+        stripe_webhook_secrets=STRIPE_WEBHOOK_SECRET,
     )
     async with Worker(
         client,
@@ -268,6 +272,53 @@ async def test_stripe_order_captured_returned_and_refunded(
         (PaymentOperationKind.CAPTURE, "stripe", PRICE, charge),
         (PaymentOperationKind.REFUND, "stripe", PRICE, refund["id"]),
     ]
+
+
+async def test_stripe_refund_pending_keeps_the_return_refunding_until_stripe_says_succeeded(
+    stripe_api: httpx.AsyncClient, stripe_fake: FakeStripe, db_pool: asyncpg.Pool
+) -> None:
+    intent = stripe_fake.authorise(PRICE, "EUR")
+    order_id, _ = await reviewed_and_captured(stripe_api, "stripe", intent)
+    stripe_fake.refund_status = "pending"
+    try:
+        rma_id, _ = await returned_and_refunded(
+            stripe_api, order_id, "stripe", intent, until="refunding"
+        )
+        [refund] = await eventually(
+            lambda: asyncio.sleep(0, list(stripe_fake.refunds.values())),
+            lambda refunds: len(refunds) == 1,
+            what="the refund sent",
+        )
+    finally:
+        stripe_fake.refund_status = "succeeded"
+    await asyncio.sleep(1)
+    state = (await stripe_api.get(f"/v1/returns/{rma_id}", headers=CS)).json()
+    assert state["status"] == "refunding"  # pending is not done
+    totals = await ledger.totals_for_order(db_pool, order_id)
+    assert (totals.refunded_minor, totals.refund_pending_minor) == (0, PRICE)
+
+    event = stripe_fake.refund_event(refund["id"], "succeeded")
+    body = json.dumps(event).encode()
+    answer = await stripe_api.post(
+        "/v1/webhooks/stripe",
+        content=body,
+        headers={
+            "Stripe-Signature": stripe_signature_header(
+                STRIPE_WEBHOOK_SECRET, int(time.time()), body
+            ),
+            "Content-Type": "application/json",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+
+    async def status() -> dict[str, Any]:
+        body: dict[str, Any] = (await stripe_api.get(f"/v1/returns/{rma_id}", headers=CS)).json()
+        return body
+
+    done = await eventually(status, lambda s: s["status"] == "refunded", what="refunded")
+    assert done["refund_reference"] == refund["id"]
+    totals = await ledger.totals_for_order(db_pool, order_id)
+    assert (totals.refunded_minor, totals.refund_pending_minor) == (PRICE, 0)
 
 
 # -- Adyen ------------------------------------------------------------------------
