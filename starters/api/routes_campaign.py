@@ -47,6 +47,7 @@ from domain.ids import CAMPAIGN
 from starters.api.routes_common import (
     AppSettings,
     DbPool,
+    ErrorResponse,
     TemporalClient,
     case_call,
     error_responses,
@@ -385,8 +386,9 @@ async def cancel(
     responses={
         **error_responses(401, 403, 404, 422, 503),
         409: {
-            "model": QuotaDecision,
-            "description": "Refused, with the reason: window, eligibility, quota, stock, conflict",
+            "model": ErrorResponse,
+            "description": "Refused: `detail` starts with the reason (window, eligibility, "
+            "quota, stock, conflict), then why",
         },
     },
     summary="An employee's order: takes quota and stock atomically, then the order review",
@@ -409,7 +411,14 @@ async def place_order(
         raise _invalid((err.field, err.reason)) from None
     if not decision.accepted:
         log.info("campaign_order_refused", campaign_id=campaign_id, reason=decision.refusal)
-        return JSONResponse(decision.model_dump(mode="json"), status_code=status.HTTP_409_CONFLICT)
+        # The API's one error body: the reason first in `detail` ("stock: ...").
+        return JSONResponse(
+            {
+                "detail": decision.detail,
+                "message": f"refused ({decision.refusal}): nothing was taken",
+            },
+            status_code=status.HTTP_409_CONFLICT,
+        )
     code = status.HTTP_201_CREATED if decision.first_time else status.HTTP_200_OK
     return JSONResponse(decision.model_dump(mode="json"), status_code=code)
 
