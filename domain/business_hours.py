@@ -256,14 +256,52 @@ BUSINESS_HOURS_MARKETS: Final = frozenset({"GB", "FR", "IT", "DE", "CH"})
 CALENDAR_YEARS: Final = 2
 
 
+# Public holidays of every configured calendar for these years, worked out
+# once at import (about 50 ms).
+PRECOMPUTED_YEARS: Final = range(2020, 2041)
+
+
+def _public_holidays() -> dict[tuple[str, str | None], dict[date, str]]:
+    """Every configured country's public holidays, worked out at import.
+
+    The holidays library imports itself again at each call and names the days
+    through gettext and the process locale. Inside a workflow that is refused
+    by the sandbox, and rightly so (a locale is not deterministic): a return's
+    exchange builds its replacement's review input, calendar included, inside
+    the workflow, and its task failed on every attempt. Workflows import
+    domain/ through the sandbox's pass-through, so this table is computed
+    outside any workflow and only read there."""
+    specs = [*MARKET_CALENDARS.values(), *(site.calendar for site in SITES.values())]
+    table: dict[tuple[str, str | None], dict[date, str]] = {}
+    for spec in specs:
+        days = holidays.country_holidays(
+            spec.country, subdiv=spec.subdivision, years=PRECOMPUTED_YEARS
+        )
+        table[(spec.country, spec.subdivision)] = {day: str(label) for day, label in days.items()}
+    return table
+
+
+_PUBLIC_HOLIDAYS: Final = _public_holidays()
+
+
+def public_holidays(country: str, subdivision: str | None, years: list[int]) -> dict[date, str]:
+    """The public holidays of `years`: from the import-time table for the
+    configured calendars (the only ones workflows use), else from the library."""
+    known = _PUBLIC_HOLIDAYS.get((country, subdivision))
+    if known is not None and all(year in PRECOMPUTED_YEARS for year in years):
+        return {day: label for day, label in known.items() if day.year in years}
+    days = holidays.country_holidays(country, subdiv=subdivision, years=years)
+    return {day: str(label) for day, label in days.items()}
+
+
 def build_calendar(
     name: str, spec: CalendarSpec, *, starting: date, years: int = CALENDAR_YEARS
 ) -> BusinessCalendar:
     """The calendar from `starting`'s year for `years` years: public holidays
     from the holidays library, plus the spec's closures."""
     span = list(range(starting.year, starting.year + years))
-    public = holidays.country_holidays(spec.country, subdiv=spec.subdivision, years=span)
-    closed: dict[date, str] = {day: str(label) for day, label in sorted(public.items())}
+    public = public_holidays(spec.country, spec.subdivision, span)
+    closed: dict[date, str] = dict(sorted(public.items()))
     closed.update(spec.closures)
     return BusinessCalendar(
         name=name,
