@@ -147,12 +147,22 @@ class OrderReviewInput(StewardModel):
     revision: int = Field(default=1, ge=1, le=CURRENT_REVIEW_REVISION)
 
 
-def review_input(order: Order) -> OrderReviewInput:
+def review_input(order: Order, *, business_calendar: bool = True) -> OrderReviewInput:
     """What a new review of `order` starts with: its market's policy (with its
     desk's business-hours calendar where the market counts SLAs in business
-    hours), the current revision."""
+    hours), the current revision.
+
+    Workflows pass `business_calendar=False`: a calendar comes from the
+    holidays library, which a workflow must not call (it imports and reads
+    the process locale; the sandbox refuses it), so a review started by a
+    workflow counts its SLAs in wall-clock time, as markets without a
+    calendar do."""
     policy = review_policy_for(order.market)
-    if order.market in BUSINESS_HOURS_MARKETS and order.market in MARKET_CALENDARS:
+    if (
+        business_calendar
+        and order.market in BUSINESS_HOURS_MARKETS
+        and order.market in MARKET_CALENDARS
+    ):
         calendar = calendar_for_market(order.market, starting=order.placed_at.date())
         policy = policy.model_copy(update={"calendar": calendar})
     return OrderReviewInput(order=order, policy=policy, revision=CURRENT_REVIEW_REVISION)

@@ -254,7 +254,8 @@ class ReturnResolution:
             "replacement_ordered"
             if await start_or_link(
                 OrderReviewContract.WORKFLOW_TYPE,
-                review_input(replacement),
+                # No business-hours calendar: building one is not for a workflow.
+                review_input(replacement, business_calendar=False),
                 id=review_id,
                 summary=f"Exchange for return {self._input.rma_id}",
                 search_attributes=visibility.start_attributes(

@@ -156,3 +156,37 @@ def test_every_configured_calendar_builds() -> None:
         assert calendar.covers_until == date(2027, 12, 31)
         # Round trip through JSON (a workflow input carries it).
         assert BusinessCalendar.model_validate_json(calendar.model_dump_json()) == calendar
+
+
+def test_configured_calendars_are_built_without_calling_the_holidays_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Workflows build calendars (a return's exchange builds its replacement's
+    # review input): the library's call imports itself and reads the locale,
+    # which the workflow sandbox refuses, so configured calendars come from
+    # the table worked out at import.
+    import holidays
+
+    from domain import business_hours
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("holidays.country_holidays called at build time")
+
+    monkeypatch.setattr(holidays, "country_holidays", refused)
+    paris = business_hours.calendar_for_market("FR", starting=date(2026, 12, 2))
+    assert paris.closed_days[date(2026, 12, 25)]
+    assert date(2027, 7, 14) in paris.closed_days
+    london = business_hours.calendar_for_site("LON1", starting=date(2026, 1, 1))
+    assert date(2026, 12, 28) in london.closed_days  # Boxing Day observed
+
+
+def test_a_review_started_by_a_workflow_carries_no_calendar() -> None:
+    # A return's exchange starts its replacement's review from inside the
+    # returns workflow: the review counts wall-clock there (with the calendar,
+    # the holidays library ran in the sandbox and the task failed for ever).
+    from domain.review import review_input
+    from tests.factories import make_order
+
+    order = make_order(market="FR", currency="EUR")
+    assert review_input(order).policy.calendar is not None
+    assert review_input(order, business_calendar=False).policy.calendar is None
