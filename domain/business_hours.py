@@ -288,7 +288,9 @@ def public_holidays(country: str, subdivision: str | None, years: list[int]) -> 
     """The public holidays of `years`: from the import-time table for the
     configured calendars (the only ones workflows use), else from the library."""
     known = _PUBLIC_HOLIDAYS.get((country, subdivision))
-    if known is not None and all(year in PRECOMPUTED_YEARS for year in years):
+    if known is not None:
+        # A configured calendar never calls the library (it may run inside a
+        # workflow): years past the table have no public holidays on record.
         return {day: label for day, label in known.items() if day.year in years}
     days = holidays.country_holidays(country, subdiv=subdivision, years=years)
     return {day: str(label) for day, label in days.items()}
