@@ -508,9 +508,14 @@ async def test_a_warehouse_count_event_opens_one_discrepancy_with_holds(
         what="the register row",
     )
     assert row is not None and row.channel == "wms" and row.site_id == "PAR1"
-    tasks = await db_pool.fetch(
-        "SELECT kind, awaited_role FROM human_tasks WHERE workflow_id = $1 ORDER BY kind",
-        f"ops-request:{request_id}",
+    # The recount task opens in the step after the ticket's own.
+    tasks = await eventually(
+        lambda: db_pool.fetch(
+            "SELECT kind, awaited_role FROM human_tasks WHERE workflow_id = $1 ORDER BY kind",
+            f"ops-request:{request_id}",
+        ),
+        lambda rows: len(rows) == 2,
+        what="the ticket's and the recount's tasks",
     )
     assert [(t["kind"], t["awaited_role"]) for t in tasks] == [
         ("inventory_recount", "ops"),
