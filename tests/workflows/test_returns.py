@@ -45,7 +45,7 @@ from domain.returns import (
 )
 from tests.factories import make_order
 from tests.workflows.harness import RETURN_TRACKING as TRACKING
-from tests.workflows.harness import FakeWorld, Harness, wait_for_status
+from tests.workflows.harness import FakeWorld, Harness, eventually, wait_for_status
 from tests.workflows.stand_ins import StandInCarrierClaim, StandInOrderReview
 from workflows.returns import ReturnWorkflow
 
@@ -439,7 +439,11 @@ async def test_exchange_out_of_stock_customer_waits_then_default_refund(
     await deliver(harness, handle)
     await handle.signal(ReturnWorkflow.qc_result, qc())
     await wait_for_status(handle, ReturnStatus.AWAITING_CUSTOMER)
-    assert "exchange_out_of_stock" in world.notifications.templates()
+    # The status is set before the message goes out (an activity): wait for it.
+    await eventually(
+        lambda: "exchange_out_of_stock" in world.notifications.templates(),
+        what="the out-of-stock message",
+    )
     await handle.signal(
         ReturnWorkflow.customer_choice,
         CustomerChoiceInput(event_id="ch-1", choice=CustomerChoice.WAIT),
