@@ -168,10 +168,22 @@ class Page:
         await self.run(Select(element).select_by_value, value)
 
     async def click(self, css: str) -> None:
+        """Click a link or a submit button and wait for the page it leads to:
+        without the wait, the next step raced the form's redirect (under load
+        a sign-in's redirect to the queue replaced the case page opened next)."""
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
 
+        page = await self.run(self.driver.find_element, By.TAG_NAME, "html")
         element = await self.run(self.driver.find_element, By.CSS_SELECTOR, css)
         await self.run(element.click)
+        waiting = WebDriverWait(self.driver, 60)
+        await self.run(waiting.until, expected_conditions.staleness_of(page))
+        await self.run(
+            waiting.until,
+            lambda driver: driver.execute_script("return document.readyState") == "complete",
+        )
 
     async def shot(self, step: str) -> Path:
         self.shots += 1
