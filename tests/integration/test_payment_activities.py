@@ -477,6 +477,15 @@ async def test_build_activities_registers_every_name(clean_db: asyncpg.Pool) -> 
         # A capture the review gave up on: did it happen after all?
         "await_capture_outcome",
         "release_order_to_warehouse",
+        # Fulfilment (activities/fulfilment.py, issue 16).
+        "set_warehouse_hold",
+        "apply_address_change",
+        "request_carrier_intercept",
+        "book_fulfilment_shipment",
+        "cancel_warehouse_order",
+        "allocate_replacement_unit",
+        "notify_fulfilment_customer",
+        "relay_fraud_warning",
         "notify_customer",
         "record_audit",
         "record_case_status",
