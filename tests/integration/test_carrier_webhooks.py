@@ -178,14 +178,15 @@ async def test_failed_delivery_decided_through_the_api_refunds_once(
     totals = await ledger.totals_for_order(db_pool, order_id)
     assert totals.refunded_minor == totals.captured_minor > 0
 
-    # `steward audit ORDER_ID` reads this: the review and the failed delivery.
+    # `steward audit ORDER_ID` reads this: the review, the fulfilment its
+    # release started (issue 16) and the failed delivery.
     rows = await eventually(
         lambda: audit_store.list_by_case(db_pool, order_id),
         lambda rows: any(r.action == "refunded" for r in rows),
         what="the refund in the audit trail",
     )
     processes = {r.process for r in rows}
-    assert processes == {"order-review", "failed-delivery"}
+    assert processes == {"order-review", "fulfilment", "failed-delivery"}
     actions = [r.action for r in rows if r.process == "failed-delivery"]
     for expected in (
         "customer_options_offered",
