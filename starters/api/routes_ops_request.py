@@ -149,7 +149,14 @@ def _refused(error: ops_client.IntakeRefused) -> JSONResponse:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=OpenedResponse,
-    responses=error_responses(401, 403, 422, 503),
+    responses={
+        200: {
+            "model": OpenedResponse,
+            "description": "Already open (the same Idempotency-Key or warehouse count "
+            "event): the existing request, nothing opened (`created: false`)",
+        },
+        **error_responses(401, 403, 422, 503),
+    },
     summary="Open an ops request (the type's fields in `details`)",
 )
 async def open_ops_request(

@@ -123,6 +123,12 @@ class _RecordingOutbound(temporal_client.OutboundInterceptor):
 
     async def start_workflow_update(self, input: Any) -> Any:
         handle = await super().start_workflow_update(input)
+        # An update the workflow's validator rejected comes back as a handle
+        # whose known outcome is a failure: it never entered the history, so
+        # it changed nothing (the API answers it 409).
+        outcome = getattr(handle, "_known_outcome", None)
+        if outcome is not None and outcome.HasField("failure"):
+            return handle
         self._recorder.changes.append(f"update {input.update} of {input.id}")
         return handle
 
