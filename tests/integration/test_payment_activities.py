@@ -522,6 +522,19 @@ async def test_build_activities_registers_every_name(clean_db: asyncpg.Pool) -> 
         "erase_personal_data",
         "prepare_privacy_export",
         "confirm_privacy_request",
+        # Employee sales (activities/campaign.py, issue 18).
+        "validate_campaign",
+        "set_campaign_gate",
+        "reconcile_campaign",
+        # The operations desk (activities/ops_desk.py, issue 17).
+        "record_ops_request",
+        "post_chat_message",
+        "answer_order_status",
+        "find_shipment_for_claim",
+        "ops_fulfilment_action",
+        # Reports (activities/reports.py, issue 19).
+        "run_report",
+        "record_report_failure",
     }
 
 
