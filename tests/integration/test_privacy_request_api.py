@@ -198,8 +198,12 @@ async def test_erasure_from_the_api_keeps_the_audit_trail_and_the_money(
     assert verified.status_code == 200, verified.text
 
     # The capture's invoice is under statutory retention: partial erasure.
+    # The status turns on_hold before the partial answer goes out (and takes
+    # the contact kept for it with it): wait for both.
     state = await eventually(
-        lambda: state_of(api, request_id), lambda s: s["status"] == "on_hold", what="on hold"
+        lambda: state_of(api, request_id),
+        lambda s: s["status"] == "on_hold" and s["answered_at"] is not None,
+        what="on hold and answered",
     )
     assert state["retained"] == 1 and state["erased"] == 0
     assert state["hold_reasons"][0].startswith(f"invoice_retention invoice:{order_id} until ")
