@@ -90,6 +90,7 @@ class Seeder:
     tasks: list[tuple[Any, ...]] = field(default_factory=list)
     disputes: list[tuple[Any, ...]] = field(default_factory=list)
     claims: list[tuple[Any, ...]] = field(default_factory=list)
+    orders: list[tuple[Any, ...]] = field(default_factory=list)
     _sequence: dict[str, int] = field(default_factory=dict)
 
     def case(
@@ -233,6 +234,17 @@ class Seeder:
             )
         )
 
+    def released_order(self, order_id: str, items: list[tuple[str, str, int]]) -> None:
+        """The order as fulfilment keeps it at release: (sku, category, quantity) lines."""
+        document = {
+            "order_id": order_id,
+            "items": [
+                {"sku": sku, "category": category, "quantity": quantity}
+                for sku, category, quantity in items
+            ],
+        }
+        self.orders.append((order_id, document, f"order:{order_id}"))
+
     async def write(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire() as conn:
             # COPY speaks PostgreSQL's binary format, where the store's jsonb
@@ -251,13 +263,14 @@ class Seeder:
                 ("human_tasks", _TASKS, self.tasks),
                 ("disputes", _DISPUTES, self.disputes),
                 ("carrier_claim_ledger", _CLAIM_LEDGER, self.claims),
+                ("fulfilment_orders", ("order_id", "document", "subject_id"), self.orders),
             ):
                 if rows:
                     await conn.copy_records_to_table(table, records=rows, columns=columns)
             await conn.set_type_codec(
                 "jsonb", schema="pg_catalog", encoder=dumps, decoder=json.loads, format="text"
             )
-        for rows in (self.cases, self.audit, self.tasks, self.disputes, self.claims):
+        for rows in (self.cases, self.audit, self.tasks, self.disputes, self.claims, self.orders):
             rows.clear()
 
 

@@ -24,7 +24,7 @@ from domain.reports.disputes import DisputeRow, DisputesData
 from domain.reports.fraud import Decision, FraudData, FraudLoss, ReviewRow
 from domain.reports.model import ReportParams
 from domain.reports.ops_desk import OpsDeskData, OpsRequestRow
-from domain.reports.returns import ReturnRow, ReturnsData
+from domain.reports.returns import UNKNOWN, ReturnRow, ReturnsData, SoldUnits
 from domain.reports.runs import ReportFile, ReportRunRow, RunStatus
 from domain.reports.service_levels import ServiceLevelData, TaskRow
 from store.db import dumps
@@ -277,9 +277,27 @@ WITH r AS (
       ON a.workflow_id = r.workflow_id AND a.process = 'return' AND a.occurred_at >= $1
     GROUP BY r.workflow_id, r.case_id, r.market, r.status, r.created_at
 )
-SELECT * FROM folded
+SELECT folded.*,
+       -- sku -> category of the order as Steward released it (fulfilment's copy).
+       (SELECT jsonb_object_agg(i ->> 'sku', i ->> 'category')
+        FROM fulfilment_orders f, jsonb_array_elements(f.document -> 'items') i
+        WHERE f.order_id = folded.request ->> 'order_id') AS categories
+FROM folded
 WHERE {channel}
 """.format(channel=_CHANNEL_OF.format(order="(request ->> 'order_id')"))
+
+# The units the orders released in the period carried, by market, category and SKU.
+_SOLD = """
+SELECT c.market, i ->> 'category' AS category, i ->> 'sku' AS sku,
+       sum((i ->> 'quantity')::int) AS units
+FROM cases c
+JOIN fulfilment_orders f ON f.order_id = c.case_id
+CROSS JOIN LATERAL jsonb_array_elements(f.document -> 'items') i
+WHERE c.process = 'order-review' AND c.status = 'released'
+  AND c.created_at >= $1 AND c.created_at < $2 AND ($3::text IS NULL OR c.market = $3)
+  AND {channel}
+GROUP BY 1, 2, 3
+""".format(channel=_CHANNEL_OF.format(order="c.case_id"))
 
 _RELEASED = """
 SELECT c.market, count(*) AS orders
@@ -316,12 +334,24 @@ async def fetch_returns(pool: asyncpg.Pool, params: ReportParams) -> ReturnsData
                 qc_grade=row["grade"],
                 refunded_at=row["refunded_at"],
                 refund_frozen=row["frozen"],
+                categories={
+                    str(k): str(v) for k, v in (row["categories"] or {}).items() if v is not None
+                },
             )
         )
     released = {
         (r["market"] or ""): r["orders"] for r in await pool.fetch(_RELEASED, *_args(params))
     }
-    return ReturnsData(returns=rows, orders_released=released)
+    sold = [
+        SoldUnits(
+            market=r["market"] or "",
+            category=r["category"] or UNKNOWN,
+            sku=r["sku"],
+            units=r["units"],
+        )
+        for r in await pool.fetch(_SOLD, *_args(params))
+    ]
+    return ReturnsData(returns=rows, orders_released=released, sold=sold)
 
 
 # ------------------------------------------------------------- deliveries

@@ -1,6 +1,10 @@
-"""Returns and refunds: return rate and reasons by market and SKU, QC
-outcomes, refund latency (request to money back), refunds frozen by disputes,
-the exchange share. Pure."""
+"""Returns and refunds: return rate and reasons by market, product category
+and SKU, QC outcomes, refund latency (request to money back), refunds frozen
+by disputes, the exchange share. Pure.
+
+A returned SKU's category is the one its order carried when it was released
+(the fulfilment's copy of the order); a SKU of an order Steward never
+released is in category `unknown`."""
 
 from __future__ import annotations
 
@@ -29,6 +33,21 @@ class ReturnRow:
     qc_grade: str | None = None
     refunded_at: datetime | None = None
     refund_frozen: bool = False
+    # sku -> product category, from the order; a SKU missing here is `unknown`.
+    categories: dict[str, str] = field(default_factory=dict)
+
+    def category(self, sku: str) -> str:
+        return self.categories.get(sku) or UNKNOWN
+
+
+@dataclass(frozen=True)
+class SoldUnits:
+    """Units of one SKU released (sold) in the period in one market."""
+
+    market: str
+    category: str
+    sku: str
+    units: int
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,17 @@ class ReturnsData:
     returns: list[ReturnRow] = field(default_factory=list)
     # Orders released (order review) in the period, by market: the denominator.
     orders_released: dict[str, int] = field(default_factory=dict)
+    # The units those orders carried, by market, category and SKU: the
+    # denominator of the return rates by category and SKU.
+    sold: list[SoldUnits] = field(default_factory=list)
+
+
+UNKNOWN = "unknown"
+
+
+def _top(counts: dict[str, int]) -> str:
+    """The most frequent key; a tie goes to the first by name."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
 
 def refund_latency_hours(row: ReturnRow) -> float | None:
@@ -74,24 +104,97 @@ def compute(data: ReturnsData, params: ReportParams) -> ReportContent:
         ],
     )
 
+    # Returned units and returns (RMAs) by SKU, and by market and category.
     sku_units: dict[str, int] = defaultdict(int)
     sku_returns: dict[str, int] = defaultdict(int)
     sku_reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    sku_category: dict[str, str] = {}
+    cat_units: dict[tuple[str, str], int] = defaultdict(int)
+    cat_rmas: dict[tuple[str, str], set[str]] = defaultdict(set)
+    cat_reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    reason_category: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
+        for category in sorted({row.category(sku) for sku in row.lines}):
+            reason_category[(category, row.reason)] += 1
         for sku, quantity in row.lines.items():
+            category = row.category(sku)
+            if category != UNKNOWN:
+                sku_category.setdefault(sku, category)
             sku_units[sku] += quantity
             sku_returns[sku] += 1
             sku_reasons[sku][row.reason] += 1
+            key = (row.market, category)
+            cat_units[key] += quantity
+            if row.rma_id not in cat_rmas[key]:
+                cat_rmas[key].add(row.rma_id)
+                cat_reasons[key][row.reason] += 1
+    sold_sku: dict[str, int] = defaultdict(int)
+    sold_cat: dict[tuple[str, str], int] = defaultdict(int)
+    for sold in data.sold:
+        sold_sku[sold.sku] += sold.units
+        sold_cat[(sold.market, sold.category)] += sold.units
+        sku_category.setdefault(sold.sku, sold.category)
+    by_category = ReportTable(
+        name="by_category",
+        title="Returns by market and product category (return rate: units returned / "
+        "units released in the period)",
+        columns=[
+            "market",
+            "category",
+            "units_sold",
+            "returns",
+            "units_returned",
+            "return_rate",
+            "top_reason",
+        ],
+        rows=[
+            [
+                market,
+                category,
+                sold_cat.get((market, category), 0),
+                len(cat_rmas.get((market, category), ())),
+                cat_units.get((market, category), 0),
+                rate(cat_units.get((market, category), 0), sold_cat.get((market, category), 0)),
+                _top(cat_reasons[(market, category)])
+                if (market, category) in cat_reasons
+                else None,
+            ]
+            for market, category in sorted(set(sold_cat) | set(cat_units))
+        ],
+    )
+    category_totals: dict[str, int] = defaultdict(int)
+    for (category, _reason), n in reason_category.items():
+        category_totals[category] += n
+    reasons_by_category = ReportTable(
+        name="reasons_by_category",
+        title="Return reasons by product category",
+        columns=["category", "reason", "returns", "share_of_category"],
+        rows=[
+            [category, reason, n, rate(n, category_totals[category])]
+            for (category, reason), n in sorted(reason_category.items())
+        ],
+    )
     by_sku = ReportTable(
         name="by_sku",
-        title="Returns by SKU",
-        columns=["sku", "returns", "units", "top_reason"],
+        title="Returns by SKU (return rate: units returned / units released in the period)",
+        columns=[
+            "sku",
+            "category",
+            "units_sold",
+            "returns",
+            "units_returned",
+            "return_rate",
+            "top_reason",
+        ],
         rows=[
             [
                 sku,
+                sku_category.get(sku, UNKNOWN),
+                sold_sku.get(sku, 0),
                 sku_returns[sku],
                 units,
-                sorted(sku_reasons[sku].items(), key=lambda kv: (-kv[1], kv[0]))[0][0],
+                rate(units, sold_sku.get(sku, 0)),
+                _top(sku_reasons[sku]),
             ]
             for sku, units in sorted(sku_units.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
@@ -140,6 +243,18 @@ def compute(data: ReturnsData, params: ReportParams) -> ReportContent:
             y_label="returns",
         ),
         ReportChart(
+            name="returns_by_category",
+            title="Units returned by product category",
+            categories=sorted({c for _m, c in cat_units}),
+            series={
+                "units returned": [
+                    float(sum(n for (_m, c), n in cat_units.items() if c == category))
+                    for category in sorted({c for _m, c in cat_units})
+                ]
+            },
+            y_label="units",
+        ),
+        ReportChart(
             name="qc_grades",
             title="QC grades",
             categories=list(grades),
@@ -159,10 +274,11 @@ def compute(data: ReturnsData, params: ReportParams) -> ReportContent:
             "refunds_frozen_by_dispute": frozen,
             "exchange_share": rate(exchanges, len(rows)),
         },
-        tables=[rates, reasons, by_sku, qc, refunds, resolution],
+        tables=[rates, reasons, by_category, reasons_by_category, by_sku, qc, refunds, resolution],
         charts=charts,
         notes=[
-            "Orders carry no product category in Steward's store yet: returns are reported "
-            "by SKU and market."
+            "A returned item's category is the one its order carried when Steward released "
+            "it; `unknown` for an order Steward did not release. Return rates by category "
+            "and SKU are units returned over units released in the same period."
         ],
     )

@@ -119,11 +119,21 @@ def _seed_others(seeder: Seeder) -> None:
     seeder.step(won, "evidence_assembled", T0 + timedelta(days=1), reason="complete", order_id="A4")
     seeder.step(won, "dispute_contest_submitted", T0 + timedelta(days=2), order_id="A4")
     seeder.dispute("dp_3", "A7", "general", "open", T0 + timedelta(days=2))
+    # The released orders' lines as fulfilment keeps them (A3 was cancelled).
+    for order, items in (
+        ("A1", [("SKU-1", "shoes", 1), ("SKU-2", "handbags", 1)]),
+        ("A2", [("SKU-1", "shoes", 2), ("SKU-2", "handbags", 1)]),
+        ("A3", [("SKU-2", "handbags", 5)]),
+        ("A4", [("SKU-3", "ready_to_wear", 1)]),
+        ("A7", [("SKU-2", "handbags", 1)]),
+        ("A8", [("SKU-1", "shoes", 1)]),
+    ):
+        seeder.released_order(order, items)
     # Returns: two FR (one refunded after 30 h, frozen first), one GB exchange.
-    for rma, order, market, reason, wants, refund_h in (
-        ("R1", "A1", "FR", "too_small", "refund", 30),
-        ("R2", "A2", "FR", "defective", "refund", None),
-        ("R3", "A4", "GB", "too_large", "exchange", None),
+    for rma, order, market, reason, wants, refund_h, lines in (
+        ("R1", "A1", "FR", "too_small", "refund", 30, {"SKU-1": 1}),
+        ("R2", "A2", "FR", "defective", "refund", None, {"SKU-1": 1, "SKU-2": 1}),
+        ("R3", "A4", "GB", "too_large", "exchange", None, {"SKU-3": 1}),
     ):
         at = T0 + timedelta(days=2)
         wf = seeder.case("return", rma, "refunded" if refund_h else "in_transit", at, market=market)
@@ -132,7 +142,7 @@ def _seed_others(seeder: Seeder) -> None:
             "return_requested",
             at,
             reason=f"{reason} (fit), wants {wants}",
-            after={"order_id": order, "lines": {"SKU-1": 1}},
+            after={"order_id": order, "lines": lines},
             order_id=order,
         )
         if refund_h:
@@ -252,6 +262,32 @@ async def test_the_other_reports_over_the_store(seeded: asyncpg.Pool) -> None:
         ["GB", 0, 1, None],
     ]
     assert returns.table("refunds").rows == [[1, 30.0, 30.0, 1]]
+    # Units released in the week (A1, A2, A4, A7, A8; A3 was cancelled), all FR:
+    # SKU-1 shoes 1 + 2 + 1, SKU-2 handbags 1 + 1 + 1, SKU-3 ready-to-wear 1.
+    # Returned: SKU-1 by R1 and R2, SKU-2 by R2 (FR); SKU-3 by R3 (GB).
+    assert returns.table("by_category").rows == [
+        ["FR", "handbags", 3, 1, 1, round(1 / 3, 4), "defective"],
+        ["FR", "ready_to_wear", 1, 0, 0, 0.0, None],
+        ["FR", "shoes", 4, 2, 2, 0.5, "defective"],  # a tie: the first reason by name
+        ["GB", "ready_to_wear", 0, 1, 1, None, "too_large"],
+    ]
+    assert returns.table("by_sku").rows == [
+        ["SKU-1", "shoes", 4, 2, 2, 0.5, "defective"],
+        ["SKU-2", "handbags", 3, 1, 1, round(1 / 3, 4), "defective"],
+        ["SKU-3", "ready_to_wear", 1, 1, 1, 1.0, "too_large"],
+    ]
+    assert returns.table("reasons_by_category").rows == [
+        ["handbags", "defective", 1, 1.0],
+        ["ready_to_wear", "too_large", 1, 1.0],
+        ["shoes", "defective", 1, 0.5],
+        ["shoes", "too_small", 1, 0.5],
+    ]
+    fr_only = await _run(seeded, "returns", ReportParams(period_from=T0, period_to=T1, market="FR"))
+    assert [row[:2] for row in fr_only.table("by_category").rows] == [
+        ["FR", "handbags"],
+        ["FR", "ready_to_wear"],
+        ["FR", "shoes"],
+    ]
     assert returns.headline["exchange_share"] == round(1 / 3, 4)
 
     levels = await _run(seeded, "service_levels", params)

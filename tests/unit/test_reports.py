@@ -417,17 +417,56 @@ def test_returns_report_on_seeded_returns() -> None:
         r(3, "FR", "defective", qc_grade="ko", lines={"SKU-B": 2}, refund_frozen=True),
         r(4, "GB", "too_large", resolution="exchange", lines={"SKU-A": 1, "SKU-B": 1}),
     ]
-    content = returns.compute(returns.ReturnsData(rows, {"FR": 30, "GB": 10, "IT": 5}), WEEK)
+    shoes = {"SKU-A": "shoes", "SKU-B": "handbags"}
+    rows = [
+        rows[0],
+        r(2, "FR", "too_small", qc_grade="first_choice", refunded_at=T0 + timedelta(hours=70),
+          categories=shoes),
+        r(3, "FR", "defective", qc_grade="ko", lines={"SKU-B": 2}, refund_frozen=True,
+          categories=shoes),
+        r(4, "GB", "too_large", resolution="exchange", lines={"SKU-A": 1, "SKU-B": 1},
+          categories=shoes),
+    ]  # fmt: skip
+    sold = [
+        returns.SoldUnits("FR", "shoes", "SKU-A", 8),
+        returns.SoldUnits("FR", "handbags", "SKU-B", 4),
+        returns.SoldUnits("GB", "shoes", "SKU-A", 2),
+        returns.SoldUnits("IT", "fragrance", "SKU-C", 3),
+    ]
+    content = returns.compute(
+        returns.ReturnsData(rows, {"FR": 30, "GB": 10, "IT": 5}, sold=sold), WEEK
+    )
     assert content.table("return_rate_by_market").rows == [
         ["FR", 30, 3, 0.1],
         ["GB", 10, 1, 0.1],
         ["IT", 5, 0, 0.0],
     ]
-    assert content.table("by_sku").rows == [
-        # Equal units: by SKU; a tie between reasons: the first by name.
-        ["SKU-A", 3, 3, "too_small"],
-        ["SKU-B", 2, 3, "defective"],
+    # R1's order was never released by Steward: its SKU-A is `unknown` there.
+    assert content.table("by_category").rows == [
+        # market, category, units sold, returns, units returned, rate, top reason
+        ["FR", "handbags", 4, 1, 2, 0.5, "defective"],
+        ["FR", "shoes", 8, 1, 1, 0.125, "too_small"],
+        ["FR", "unknown", 0, 1, 1, None, "too_small"],
+        ["GB", "handbags", 0, 1, 1, None, "too_large"],
+        ["GB", "shoes", 2, 1, 1, 0.5, "too_large"],
+        ["IT", "fragrance", 3, 0, 0, 0.0, None],
     ]
+    assert content.table("reasons_by_category").rows == [
+        ["handbags", "defective", 1, 0.5],
+        ["handbags", "too_large", 1, 0.5],
+        ["shoes", "too_large", 1, 0.5],
+        ["shoes", "too_small", 1, 0.5],
+        ["unknown", "too_small", 1, 1.0],
+    ]
+    assert content.table("by_sku").rows == [
+        # Equal units: by SKU; a tie between reasons: the first by name. A SKU's
+        # category is the known one even where one return did not know it.
+        ["SKU-A", "shoes", 10, 3, 3, 0.3, "too_small"],
+        ["SKU-B", "handbags", 4, 2, 3, 0.75, "defective"],
+    ]
+    chart = next(c for c in content.charts if c.name == "returns_by_category")
+    assert chart.categories == ["handbags", "shoes", "unknown"]
+    assert chart.series == {"units returned": [3.0, 2.0, 1.0]}
     assert content.table("qc_outcomes").rows == [
         ["first_choice", 2, round(2 / 3, 4)],
         ["ko", 1, round(1 / 3, 4)],
