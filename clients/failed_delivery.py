@@ -10,6 +10,8 @@ clients/order_review.py, so the API process never loads workflow code.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
@@ -47,7 +49,13 @@ async def start_failed_delivery(
         # event signals it; the workflow de-duplicates by event id.
         await client.start_workflow(
             FailedDeliveryContract.WORKFLOW_TYPE,
-            FailedDeliveryInput(shipment=shipment, trigger=event, policy=failed_delivery_policy()),
+            FailedDeliveryInput(
+                shipment=shipment,
+                trigger=event,
+                policy=failed_delivery_policy(
+                    shipment.order.market, starting=datetime.now(UTC).date()
+                ),
+            ),
             id=workflow_id,
             task_queue=task_queue,
             start_signal=FailedDeliveryContract.SIGNAL_CARRIER_EVENT,

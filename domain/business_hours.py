@@ -328,3 +328,32 @@ def calendar_for_market(market: str, *, starting: date) -> BusinessCalendar:
             f"market {market!r} has no calendar (known: {', '.join(sorted(MARKET_CALENDARS))})"
         )
     return build_calendar(f"market:{market}", spec, starting=starting)
+
+
+def coordinator_calendar(market: str | None, *, starting: date) -> BusinessCalendar | None:
+    """The market desk's calendar when the market counts its coordinator
+    tasks' SLAs in business hours (BUSINESS_HOURS_MARKETS), else None:
+    wall-clock. Workflows may call it: a configured calendar reads the
+    import-time table of public holidays and never the holidays library."""
+    if market is None or market not in BUSINESS_HOURS_MARKETS or market not in MARKET_CALENDARS:
+        return None
+    return calendar_for_market(market, starting=starting)
+
+
+def sla_due(
+    calendar: BusinessCalendar | None,
+    start: datetime,
+    *,
+    business: timedelta,
+    wall_clock: timedelta,
+) -> datetime:
+    """When a coordinator task opened at `start` is due: `business` of the
+    calendar's business time, or `wall_clock` later without a calendar or past
+    the calendar's end (a snapshot covers two years: a case still open after
+    them falls back to wall-clock rather than failing its workflow)."""
+    if calendar is None:
+        return start + wall_clock
+    try:
+        return add_business_time(calendar, start, business)
+    except ValueError:
+        return start + wall_clock

@@ -15,6 +15,7 @@ from typing import Final
 
 from pydantic import Field, model_validator
 
+from domain.business_hours import BusinessCalendar, coordinator_calendar
 from domain.carrier_events import CarrierEvent, TrackingStatus
 from domain.common import DECISION_REJECTED, BusinessKey, NonEmptyStr, Role, StewardModel
 from domain.money_thresholds import delivery_rescore_from
@@ -100,6 +101,14 @@ class FailedDeliveryPolicy(StewardModel):
     customer_answer_timeout: timedelta = timedelta(hours=72)
     customer_reminder_after: timedelta = timedelta(hours=36)
     decision_sla: timedelta = timedelta(hours=24)
+    # The same SLA in business hours of the market's desk, for the markets
+    # that count coordinator tasks in business hours (BUSINESS_HOURS_MARKETS,
+    # domain/business_hours.py; issue 17): one desk day. Runs started before
+    # it keep the wall-clock `decision_sla`.
+    decision_business_sla: timedelta = Field(default=timedelta(hours=9), gt=timedelta(0))
+    # The market desk's calendar, a snapshot taken when the case starts
+    # (`failed_delivery_policy(market, starting=...)`); None: wall-clock SLAs.
+    calendar: BusinessCalendar | None = None
     default_action: DefaultDeliveryAction = DefaultDeliveryAction.FOLLOW_RECOMMENDATION
     # A new address on a parcel worth at least this goes back through risk
     # review: per currency (domain/money_thresholds.py, set for every new case
@@ -127,9 +136,15 @@ class FailedDeliveryPolicy(StewardModel):
         return self.rescore_from_by_currency.get(currency, 0)
 
 
-def failed_delivery_policy() -> FailedDeliveryPolicy:
-    """The policy every new failed delivery starts with (it travels in its input)."""
-    return FailedDeliveryPolicy(rescore_from_by_currency=delivery_rescore_from())
+def failed_delivery_policy(
+    market: str | None = None, *, starting: date | None = None
+) -> FailedDeliveryPolicy:
+    """The policy every new failed delivery starts with (it travels in its
+    input). With `market` and `starting` (the day the case starts), the market
+    desk's business-hours calendar where the market counts its coordinator
+    SLAs in business hours; workflows call it without (wall-clock)."""
+    calendar = coordinator_calendar(market, starting=starting) if starting else None
+    return FailedDeliveryPolicy(rescore_from_by_currency=delivery_rescore_from(), calendar=calendar)
 
 
 class FailedDeliveryStatus(StrEnum):

@@ -8,12 +8,13 @@ in the workflow input, so a running return never changes its rules on replay.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 from pydantic import EmailStr, Field, ValidationInfo, field_validator, model_validator
 
+from domain.business_hours import BusinessCalendar, coordinator_calendar
 from domain.common import (
     DECISION_IN_PROGRESS,
     DECISION_REJECTED,
@@ -182,6 +183,14 @@ class ReturnPolicy(StewardModel):
     qc_result_timeout: timedelta = timedelta(days=3)
     manual_qc_sla: timedelta = timedelta(hours=48)
     manual_qc_deadline: timedelta = timedelta(days=7)
+    # The manual QC's SLA in business hours of the market's desk, for the
+    # markets that count coordinator tasks in business hours
+    # (BUSINESS_HOURS_MARKETS, domain/business_hours.py; issue 17): two desk
+    # days. Runs started before it keep the wall-clock `manual_qc_sla`.
+    manual_qc_business_sla: timedelta = Field(default=timedelta(hours=18), gt=timedelta(0))
+    # The market desk's calendar, a snapshot taken when the return starts
+    # (`return_policy_for(..., starting=...)`); None: wall-clock SLAs.
+    calendar: BusinessCalendar | None = None
     finance_threshold_minor: MinorUnits = 500_000
     qc_high_value_minor: MinorUnits = 1_000_000
     finance_sla: timedelta = timedelta(hours=24)
@@ -251,16 +260,22 @@ def refund_policy_snapshot(market: str, currency: str | None = None) -> tuple[st
     return summary, f"refund-policy/{market}/v{REFUND_POLICY_VERSION}"
 
 
-def return_policy_for(market: str, currency: str | None = None) -> ReturnPolicy:
+def return_policy_for(
+    market: str, currency: str | None = None, *, starting: date | None = None
+) -> ReturnPolicy:
     """The market's rules with the finance and manual-QC thresholds of the
     order's currency (default: the market's home currency). A currency with no
-    thresholds sends every refund to finance and every return to manual QC."""
+    thresholds sends every refund to finance and every return to manual QC.
+    With `starting` (a new return: the day it starts), the market desk's
+    business-hours calendar from that day where the market counts its
+    coordinator SLAs in business hours."""
     policy = MARKET_RETURN_POLICIES.get(market, ReturnPolicy())
     amounts = money_thresholds(currency or home_currency(market))
     return policy.model_copy(
         update={
             "finance_threshold_minor": amounts.return_finance_minor if amounts else 0,
             "qc_high_value_minor": amounts.return_qc_high_value_minor if amounts else 0,
+            "calendar": coordinator_calendar(market, starting=starting) if starting else None,
         }
     )
 

@@ -133,7 +133,9 @@ def plan_returns(
             resolution=resolution,
             contact=CustomerContact(email=order.customer.email),
             requested_by=requested_by,
-            policy=return_policy_for(order.market, order.currency),
+            policy=return_policy_for(
+                order.market, order.currency, starting=datetime.now(UTC).date()
+            ),
         )
         roll = rng.random()
         if roll < NEVER_SHIPPED:

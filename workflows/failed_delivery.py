@@ -15,12 +15,15 @@ workflows/failed_delivery_return.py.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/order_review.py)
 
+    from domain.business_hours import sla_due
     from domain.carrier_events import CLAIM_STATUSES, FAILURE_STATUSES, CarrierEvent, TrackingStatus
     from domain.claims import CarrierClaimContract, ClaimType
     from domain.common import DECISION_REJECTED, Role
@@ -72,6 +75,9 @@ ALREADY_DECIDED = "decision: this failed delivery is already decided"
 # service, or return to stock and refund) instead of being retried for ever
 # (issue 15; runs before it retried; only a refused booking reaches it).
 PATCH_RESHIP_REFUSED = "reship-booking-refused"
+# The coordinator's decision SLA counts in business hours of the market's desk
+# where the market says so (issue 17; runs before it keep wall-clock SLAs).
+PATCH_BUSINESS_HOURS_SLA = "failed-delivery-business-hours-sla"
 # Refused this many times, the parcel goes back to stock without asking again.
 MAX_RESHIP_BOOKINGS = 3
 
@@ -397,7 +403,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
         """The coordinator's decision, or the configured default at the SLA.
         None: the carrier delivered meanwhile."""
         if not self._decision.pending:
-            due = workflow.now() + self._policy.decision_sla
+            due = self._decision_due()
             self._open_task("decision", due, Role.COORDINATOR)
             self._case.transition(
                 FailedDeliveryStatus.AWAITING_DECISION, STEWARD, "decision task opened"
@@ -605,7 +611,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
             return None
         # A new decision is awaited (the `decide` update takes it again).
         self._state.decision = None
-        due = workflow.now() + self._policy.decision_sla
+        due = self._decision_due()
         self._open_task(f"reship_refused_{attempt}", due, Role.COORDINATOR)
         self._case.transition(
             FailedDeliveryStatus.AWAITING_DECISION,
@@ -630,6 +636,21 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
         return decided if decided.decision is DeliveryDecision.RESHIP else None
 
     # -------------------------------------------------------------- helpers
+
+    def _decision_due(self) -> datetime:
+        """When a coordinator's decision is due (and the default acts): in
+        business hours of the policy's calendar (the market desk's, where the
+        market counts coordinator SLAs in business hours), else wall-clock."""
+        now = workflow.now()
+        calendar = self._policy.calendar
+        if calendar is None or not workflow.patched(PATCH_BUSINESS_HOURS_SLA):
+            return now + self._policy.decision_sla
+        return sla_due(
+            calendar,
+            now,
+            business=self._policy.decision_business_sla,
+            wall_clock=self._policy.decision_sla,
+        )
 
     def _service_level(self) -> ServiceLevel:
         # The high-value line of the parcel's currency (cases started before

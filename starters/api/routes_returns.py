@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 import structlog
@@ -184,7 +185,9 @@ async def create_return(
         replacement=body.replacement,
         requested_by=principal.actor,
         requester_role=principal.role,
-        policy=return_policy_for(body.order.market, body.order.currency),
+        policy=return_policy_for(
+            body.order.market, body.order.currency, starting=datetime.now(UTC).date()
+        ),
     )
     result = await returns.start_return(client, request, settings.task_queue)
     log.info("return_start", rma_id=result.rma_id, started=result.started)

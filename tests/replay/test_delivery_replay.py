@@ -46,6 +46,10 @@ RECORDED: dict[str, tuple[type, str]] = {
     "carrier_claim_out_of_window": (CarrierClaimWorkflow, "out_of_window"),
     # The `reship-booking-refused` patch: a refused label goes back to a coordinator.
     "failed_delivery_reship_refused": (FailedDeliveryWorkflow, "delivered"),
+    # Issue 17's business-hours SLAs (`return-qc-business-hours-sla`,
+    # `failed-delivery-business-hours-sla`): the SLA counts in the policy's calendar.
+    "return_manual_qc_business_hours": (ReturnWorkflow, "refunded"),
+    "failed_delivery_business_hours_default": (FailedDeliveryWorkflow, "delivered"),
 }
 
 
