@@ -79,7 +79,7 @@ from domain.risk_rules import assess
 from domain.warehouse import ReleaseOrderInput
 from store import disputes as dispute_store
 from store import fulfilment as store
-from store import signals
+from store import order_subjects, signals
 from store.deliveries import ShipmentConflictError, register_shipment
 
 NOTIFICATION_REJECTED = "NotificationRejected"
@@ -343,6 +343,9 @@ class FulfilmentStart:
         order = release.order
         if order is None:
             return False
+        if release.subject_id is not None:
+            # Issue 21: the review holds the order pseudonymised.
+            order = await order_subjects.load_order(self.pool, order, release.subject_id)
         released_at = activity.info().current_attempt_scheduled_time
         await store.save_order(self.pool, order)
         address_ref, fingerprint = await store.put_address(
