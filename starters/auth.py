@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_args
 
 import structlog
 from fastapi import Depends, HTTPException, Request, status
@@ -198,7 +198,25 @@ def require_roles(*roles: Role) -> Callable[..., object]:
             )
         return principal
 
+    _REQUIRED_ROLES[dependency] = allowed
     return dependency
+
+
+# The roles each require_roles() dependency lets through: the console applies
+# decisions by calling the API's route functions, and checks the same roles.
+_REQUIRED_ROLES: dict[Callable[..., object], frozenset[Role]] = {}
+
+
+def roles_of(principal_type: Any) -> frozenset[Role]:
+    """The roles an `Annotated[Principal, Depends(require_roles(...))]` route
+    parameter type lets through (every role for plain authentication)."""
+    for meta in get_args(principal_type)[1:]:
+        dependency = getattr(meta, "dependency", None)
+        if dependency is authenticate:
+            return frozenset(Role)
+        if dependency in _REQUIRED_ROLES:
+            return _REQUIRED_ROLES[dependency]
+    raise ValueError(f"{principal_type!r} is not a principal dependency")
 
 
 def in_networks(host: str | None, networks: str) -> bool:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from domain.audit import CaseRow
 from domain.common import format_amount
@@ -113,6 +114,24 @@ def _retired(flag: str) -> Any:
             )
 
     return refuse
+
+
+RETIRED_FLAGS = ("--as", "--role")
+
+
+class RetiredFlagsGroup(TyperGroup):
+    """The `steward` group: `--as` / `--role` anywhere on a command line are
+    refused with the reason, on every command (the process groups that came
+    after the flags were retired never had them, and say so the same way)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        for arg in args:
+            if arg == "--":
+                break
+            flag = arg.split("=", 1)[0]
+            if flag in RETIRED_FLAGS:
+                _retired(flag)(arg)
+        return super().parse_args(ctx, args)
 
 
 # Hidden options that only exist to say why they are gone.

@@ -34,6 +34,7 @@ from starters.campaign_cli import campaigns_app
 from starters.carrier_claim_cli import carrier_claim_app
 from starters.case_cli import (
     RetiredActor,
+    RetiredFlagsGroup,
     RetiredRole,
     api_get,
     console,
@@ -62,6 +63,7 @@ __all__ = ["app", "due_text", "humanize_delta", "main"]
 
 app = typer.Typer(
     name="steward",
+    cls=RetiredFlagsGroup,
     help="Steward: durable back-office processes for luxury e-commerce, on Temporal.",
     no_args_is_help=True,
     add_completion=False,

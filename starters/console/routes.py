@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clients.errors import CaseClosed, CaseNotFound, CaseRefused, CaseUnavailable
 from domain.audit import AuditEntry
 from domain.common import Role
-from starters.auth import ApiKeyStore, Principal
+from starters.auth import ApiKeyStore, Principal, roles_of
 from starters.console import views
 
 log = structlog.get_logger(__name__)
@@ -306,11 +306,29 @@ async def queue(
 async def _state(request: Request, process: str, key: str) -> BaseModel | None:
     """The case's live state from its workflow (None for a process the console
     only lists, or a case Temporal no longer holds)."""
-    from clients import carrier_claim, chargeback, failed_delivery, order_review, returns
+    from clients import (
+        campaign,
+        carrier_claim,
+        chargeback,
+        failed_delivery,
+        fulfilment,
+        ops_request,
+        order_review,
+        privacy_request,
+        returns,
+    )
 
     client = request.app.state.client
     parts = key.split(":", 1)
     try:
+        if process == "fulfilment":
+            return await fulfilment.get_fulfilment(client, key)
+        if process == "ops-request":
+            return await ops_request.get_request(client, key)
+        if process == "campaign":
+            return await campaign.get_campaign(client, key)
+        if process == "privacy-request":
+            return await privacy_request.get_request(client, key)
         if process == "order-review":
             return await order_review.get_status(client, key)
         if process == "return":
@@ -484,8 +502,170 @@ async def _apply(
                 client=client,
                 idempotency_key=idempotency,
             )
-    else:
+    elif not await _apply_more(request, principal, process, key, form):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="no such decision on this case")
+
+
+def _allow(principal: Principal, principal_type: Any) -> None:
+    """The role check of the API route whose principal parameter is
+    `principal_type` (the console calls the route function directly)."""
+    roles = roles_of(principal_type)
+    if principal.role not in roles:
+        names = ", ".join(sorted(r.value for r in roles))
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"role {principal.role.value} may not do this (needs one of: {names})",
+        )
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _or_none(fields: dict[str, Any], *names: str) -> dict[str, Any]:
+    """Empty form fields are absent values, not empty strings."""
+    return {**fields, **{n: (fields.get(n) or None) for n in names}}
+
+
+async def _apply_more(
+    request: Request, principal: Principal, process: str, key: str, form: dict[str, str]
+) -> bool:
+    """Fulfilment, ops request, campaign and privacy request decisions, through
+    the API's route functions; False when `form` names no decision of these."""
+    from starters.api import (
+        routes_campaign,
+        routes_fulfilment,
+        routes_ops_request,
+        routes_privacy_request,
+    )
+
+    client = request.app.state.client
+    action = form.get("action", "")
+    # One idempotency key per page render and form: a double submit applies
+    # once, another form of the same page is another decision.
+    nonce = f"{form['nonce']}-{action}" if form.get("nonce") else None
+    fields = _body(form)
+    if process == "fulfilment" and action.startswith("fulfilment-"):
+        fl = routes_fulfilment
+        _allow(principal, fl.Changer)
+        if action == "fulfilment-place-hold":
+            hold = fl.PlaceHoldInput.model_validate(fields)
+            token = re.sub(r"[^a-z0-9]", "", form.get("nonce", "").lower())[:8]
+            if token:  # the page's own handle: a double submit places one hold
+                handle = f"{hold.reason.value.replace('_', '-')}-{token}"
+                hold = fl.PlaceHoldInput.model_validate({**fields, "handle": handle})
+            await fl.place_hold(order_id=key, body=hold, principal=principal, client=client)
+        elif action == "fulfilment-release-hold":
+            release = fl.ReleaseBody.model_validate({"note": fields.get("note", "")})
+            await fl.release_hold(
+                order_id=key,
+                handle=fields.get("handle", ""),
+                body=release,
+                principal=principal,
+                client=client,
+            )
+        elif action == "fulfilment-change-address":
+            address = _or_none(
+                {
+                    k: fields.get(k, "")
+                    for k in ("line1", "line2", "postal_code", "city", "region", "country")
+                },
+                "line2",
+                "region",
+            )
+            change = fl.ChangeAddressInput.model_validate(
+                {"address": address, "note": fields.get("note", "")}
+            )
+            await fl.change_address(order_id=key, body=change, principal=principal, client=client)
+        elif action == "fulfilment-special-delivery":
+            arrangement = fl.SpecialDeliveryInput.model_validate(
+                _or_none(fields, "window_start", "window_end", "carrier", "service", "store_id")
+            )
+            await fl.special_delivery(
+                order_id=key, body=arrangement, principal=principal, client=client
+            )
+        elif action == "fulfilment-qc-decision":
+            fields["checklist"] = _lines(fields.get("checklist", ""))
+            fields["photo_refs"] = _lines(fields.get("photo_refs", ""))
+            qc = fl.QcDecisionInput.model_validate(_or_none(fields, "serial_number"))
+            await fl.qc_decision(order_id=key, body=qc, principal=principal, client=client)
+        else:
+            return False
+        return True
+    if process == "ops-request" and action.startswith("ops-request-"):
+        ops = routes_ops_request
+        common = {"request_id": key, "principal": principal, "client": client,
+                  "idempotency_key": nonce}  # fmt: skip
+        if action == "ops-request-assign":
+            _allow(principal, ops.Desk)
+            body = ops.AssignBody.model_validate(_or_none(fields, "to"))
+            await ops.assign(body=body, **common)
+        elif action == "ops-request-escalate":
+            _allow(principal, ops.Resolver)
+            escalation = ops.EscalateBody.model_validate(fields)
+            await ops.escalate(body=escalation, **common)
+        elif action == "ops-request-answer":
+            _allow(principal, ops.Manager)
+            answer = ops.AnswerBody.model_validate(fields)
+            await ops.answer_escalation(body=answer, **common)
+        elif action == "ops-request-resolve":
+            _allow(principal, ops.Resolver)
+            resolve = ops.ResolveBody.model_validate(_or_none(fields, "inventory"))
+            await ops.resolve(body=resolve, **common)
+        else:
+            return False
+        return True
+    if process == "campaign" and action.startswith("campaign-"):
+        cp = routes_campaign
+        _allow(principal, cp.Manager)
+        if action == "campaign-approval":
+            fields["acknowledge_warnings"] = fields.get("acknowledge_warnings") == "on"
+            approval = cp.ApprovalBody.model_validate(fields)
+            await cp.approval(
+                campaign_id=key,
+                body=approval,
+                principal=principal,
+                client=client,
+                idempotency_key=nonce,
+            )
+        elif action in ("campaign-close-now", "campaign-window"):
+            if action == "campaign-close-now":
+                if not fields.get("reason", "").strip():
+                    raise HTTPException(
+                        status.HTTP_422_UNPROCESSABLE_CONTENT,
+                        detail="reason: say why the sale closes now",
+                    )
+                window = {"close_now": True, "reason": fields["reason"]}
+            else:
+                window = {"closes_local": fields.get("closes_local") or None,
+                          "reason": fields.get("reason", "")}  # fmt: skip
+                if window["closes_local"] is None:
+                    raise HTTPException(
+                        status.HTTP_422_UNPROCESSABLE_CONTENT,
+                        detail="closes_local: the new closing time is required",
+                    )
+            await cp.change_window(
+                campaign_id=key,
+                body=cp.WindowBody.model_validate(window),
+                principal=principal,
+                client=client,
+                pool=request.app.state.pool,
+            )
+        else:
+            return False
+        return True
+    if process == "privacy-request" and action == "privacy-request-verification":
+        pr = routes_privacy_request
+        _allow(principal, pr.Handler)
+        await pr.verify_request(
+            request_id=key,
+            body=pr.VerifyBody.model_validate(fields),
+            principal=principal,
+            client=client,
+            idempotency_key=nonce,
+        )
+        return True
+    return False
 
 
 def _refusal_text(error: Exception) -> str:

@@ -159,6 +159,7 @@ class FormField:
     choices: tuple[Choice, ...] = ()
     required: bool = False
     hint: str = ""
+    placeholder: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,9 +176,11 @@ def _choices(values: Sequence[Any]) -> tuple[Choice, ...]:
     return tuple(Choice(str(v.value), str(v.value).replace("_", " ")) for v in values)
 
 
-def decision_forms(process: str, status: str, role: Role) -> list[DecisionForm]:
+def decision_forms(process: str, status: str, role: Role, state: Any = None) -> list[DecisionForm]:
     """The decisions `role` may take on a case of `process` in `status`, as
-    the API allows them (the workflow still has the last word)."""
+    the API allows them (the workflow still has the last word). `state`, the
+    case's live state, narrows some forms (the holds this role may release,
+    a pending QC, an open escalation)."""
     from domain.chargeback import ResponseAction
     from domain.deliveries import DeliveryDecision, ServiceLevel
     from domain.returns import QcGrade, QcOutcome
@@ -293,7 +296,308 @@ def decision_forms(process: str, status: str, role: Role) -> list[DecisionForm]:
                 ),
             )
         )
+    forms += _fulfilment_forms(process, status, role, state)
+    forms += _ops_request_forms(process, status, role, state)
+    forms += _campaign_forms(process, status, role)
+    forms += _privacy_request_forms(process, status, role)
     return forms
+
+
+ISO_HINT = "ISO 8601 with its offset, e.g. 2026-12-03T10:00+01:00"
+
+
+def _fulfilment_forms(process: str, status: str, role: Role, state: Any) -> list[DecisionForm]:
+    from domain.fulfilment import (
+        DEFAULT_HOLD_RELEASER_ROLES,
+        HOLD_PLACER_ROLES,
+        HOLD_RELEASER_ROLES,
+        LEFT_WAREHOUSE,
+        QC_DECIDER_ROLES,
+        QC_ESCALATED_ROLES,
+        FulfilmentStatus,
+        HoldReason,
+        QcOutcome,
+        SpecialDeliveryKind,
+    )
+
+    if process != "fulfilment" or status not in {s.value for s in FulfilmentStatus}:
+        return []
+    if FulfilmentStatus(status) in LEFT_WAREHOUSE:
+        return []
+    note = FormField("note", "Note for the audit trail", "textarea")
+    forms: list[DecisionForm] = []
+    if role in HOLD_PLACER_ROLES:
+        forms.append(
+            DecisionForm(
+                "fulfilment-place-hold",
+                "Place a hold",
+                "Place hold",
+                (FormField("reason", "Reason", "select", _choices(list(HoldReason)), True), note),
+            )
+        )
+    holds = [h for h in getattr(state, "holds", []) if h.active]
+    releasable = [
+        h for h in holds if role in HOLD_RELEASER_ROLES.get(h.reason, DEFAULT_HOLD_RELEASER_ROLES)
+    ]
+    if releasable:
+        forms.append(
+            DecisionForm(
+                "fulfilment-release-hold",
+                "Release a hold",
+                "Release hold",
+                (
+                    FormField(
+                        "handle",
+                        "Hold",
+                        "select",
+                        tuple(
+                            Choice(h.handle, f"{h.handle} ({_enum(h.reason)})")
+                            for h in holds
+                            if h in releasable
+                        ),
+                        True,
+                    ),
+                    note,
+                ),
+            )
+        )
+    if role in HOLD_PLACER_ROLES:
+        forms.append(
+            DecisionForm(
+                "fulfilment-change-address",
+                "Change the shipping address",
+                "Change address",
+                (
+                    FormField("line1", "Address line 1", "text", required=True),
+                    FormField("line2", "Address line 2", "text"),
+                    FormField("postal_code", "Postal code", "text", required=True),
+                    FormField("city", "City", "text", required=True),
+                    FormField("region", "Region", "text"),
+                    FormField(
+                        "country", "Country (ISO code)", "text", required=True, placeholder="FR"
+                    ),
+                    FormField(
+                        note.name,
+                        note.label,
+                        note.kind,
+                        hint="From packing on, the carrier is asked to intercept the parcel.",
+                    ),
+                ),
+            )
+        )
+        forms.append(
+            DecisionForm(
+                "fulfilment-special-delivery",
+                "Special delivery",
+                "Arrange delivery",
+                (
+                    FormField("kind", "Kind", "select", _choices(list(SpecialDeliveryKind)), True),
+                    FormField("window_start", "Window start (timed)", "text", hint=ISO_HINT),
+                    FormField("window_end", "Window end (timed)", "text", hint=ISO_HINT),
+                    FormField("carrier", "Carrier (named carrier)", "text"),
+                    FormField("service", "Service (named carrier)", "text"),
+                    FormField("store_id", "Store (collect in store)", "text"),
+                    note,
+                ),
+            )
+        )
+    qc = getattr(state, "qc", None)
+    qc_held = any(_enum(h.reason) == HoldReason.OUTBOUND_QC.value for h in holds)
+    escalated = bool(getattr(state, "escalated", False))
+    qc_roles = QC_ESCALATED_ROLES if escalated else QC_DECIDER_ROLES
+    if qc is not None and qc_held and role in qc_roles:
+        outcomes = [QcOutcome.PASS, QcOutcome.FAIL]
+        if escalated:
+            outcomes += [QcOutcome.CANCEL_REFUND, QcOutcome.WAIT]
+        forms.append(
+            DecisionForm(
+                "fulfilment-qc-decision",
+                "Outbound QC decision",
+                "Record QC decision",
+                (
+                    FormField("outcome", "Outcome", "select", _choices(outcomes), True),
+                    FormField(
+                        "checklist",
+                        "Checklist checked (one item per line)",
+                        "textarea",
+                        hint="Required for a pass.",
+                    ),
+                    FormField("serial_number", "Serial number", "text"),
+                    FormField("photo_refs", "Photo references (one per line)", "textarea"),
+                    FormField(note.name, note.label, note.kind, hint="Required for a fail."),
+                ),
+            )
+        )
+    return forms
+
+
+def _ops_request_forms(process: str, status: str, role: Role, state: Any) -> list[DecisionForm]:
+    from domain.ops_request import (
+        DESK_ROLES,
+        RESOLVER_ROLES,
+        InventoryResolution,
+        OpsRequestType,
+        OutcomeCode,
+        RootCause,
+    )
+
+    if process != "ops-request" or status == "resolved":
+        return []
+    forms: list[DecisionForm] = []
+    escalated = status == "escalated"
+    if role in DESK_ROLES and status != "awaiting_finance":
+        forms.append(
+            DecisionForm(
+                "ops-request-assign",
+                "Assign",
+                "Assign",
+                (
+                    FormField(
+                        "to", "Assign to", "text", hint="A colleague's name; empty: the queue."
+                    ),
+                    FormField("reason", "Reason", "textarea"),
+                ),
+            )
+        )
+    if role in RESOLVER_ROLES and not escalated and status != "awaiting_finance":
+        forms.append(
+            DecisionForm(
+                "ops-request-escalate",
+                "Escalate to the senior QA coordinator",
+                "Escalate",
+                (
+                    FormField("summary", "Summary", "textarea", required=True),
+                    FormField("tried", "What was tried", "textarea", required=True),
+                    FormField("blocker", "Blocker", "textarea", required=True),
+                    FormField("needed_from", "Needed from", "text", required=True),
+                    FormField("needed_what", "Needed what", "textarea", required=True),
+                    FormField(
+                        "next_check_at", "Next check at", "text", required=True, hint=ISO_HINT
+                    ),
+                ),
+            )
+        )
+    if escalated and role is Role.MANAGER:
+        forms.append(
+            DecisionForm(
+                "ops-request-answer",
+                "Answer the escalation",
+                "Send answer",
+                (FormField("note", "Answer", "textarea", required=True),),
+            )
+        )
+    if (
+        role in RESOLVER_ROLES
+        and status != "awaiting_finance"
+        and (not escalated or role is Role.MANAGER)
+    ):
+        inventory = _enum(getattr(state, "type", "")) == OpsRequestType.INVENTORY_DISCREPANCY
+        forms.append(
+            DecisionForm(
+                "ops-request-resolve",
+                "Resolve",
+                "Resolve",
+                (
+                    FormField("outcome", "Outcome", "select", _choices(list(OutcomeCode)), True),
+                    FormField(
+                        "root_cause", "Root cause", "select", _choices(list(RootCause)), True
+                    ),
+                    *(
+                        (
+                            FormField(
+                                "inventory",
+                                "Inventory resolution",
+                                "select",
+                                (Choice("", "—"), *_choices(list(InventoryResolution))),
+                                hint="Required to resolve a discrepancy as done.",
+                            ),
+                        )
+                        if inventory
+                        else ()
+                    ),
+                    FormField("note", "Note for the audit trail", "textarea"),
+                ),
+            )
+        )
+    return forms
+
+
+def _campaign_forms(process: str, status: str, role: Role) -> list[DecisionForm]:
+    if process != "campaign" or role is not Role.MANAGER:
+        return []
+    reason = FormField("reason", "Reason", "textarea")
+    if status == "awaiting_approval":
+        return [
+            DecisionForm(
+                "campaign-approval",
+                "Approve the campaign (four eyes)",
+                "Record approval",
+                (
+                    FormField(
+                        "approve",
+                        "Decision",
+                        "select",
+                        (Choice("true", "approve"), Choice("false", "refuse")),
+                        True,
+                    ),
+                    FormField(
+                        "acknowledge_warnings", "I have read the validation warnings", "checkbox"
+                    ),
+                    FormField(reason.name, reason.label, reason.kind, hint="Required to refuse."),
+                ),
+            )
+        ]
+    if status in ("scheduled", "open"):
+        return [
+            DecisionForm(
+                "campaign-close-now",
+                "Close the sale now",
+                "Close now",
+                (FormField("reason", "Reason", "textarea", required=True),),
+            ),
+            DecisionForm(
+                "campaign-window",
+                "Close early or extend",
+                "Change closing time",
+                (
+                    FormField(
+                        "closes_local",
+                        "New closing time (the campaign's local time)",
+                        "text",
+                        required=True,
+                        placeholder="2026-12-03T18:00",
+                        hint="Earlier than now planned: an early close; later: an extension.",
+                    ),
+                    reason,
+                ),
+            ),
+        ]
+    return []
+
+
+def _privacy_request_forms(process: str, status: str, role: Role) -> list[DecisionForm]:
+    from domain.privacy_request import PRIVACY_ROLES, VerifyDecision
+
+    if process != "privacy-request" or status != "awaiting_verification":
+        return []
+    if role not in PRIVACY_ROLES:
+        return []
+    return [
+        DecisionForm(
+            "privacy-request-verification",
+            "Verify the requester",
+            "Record verification",
+            (
+                FormField("decision", "Decision", "select", _choices(list(VerifyDecision)), True),
+                FormField(
+                    "reason",
+                    "How the identity was checked (or why not)",
+                    "textarea",
+                    required=True,
+                ),
+            ),
+        )
+    ]
 
 
 # ---------------------------------------------------------------- case page
@@ -404,11 +708,133 @@ def _state_facts(process: str, state: BaseModel) -> list[tuple[str, str]]:
         ]
         for d in s.decisions:
             facts.append(("Decision", f"{_enum(d.action)} by {d.actor} ({_enum(d.role)})"))
+    return facts + _more_facts(process, s)
+
+
+def _more_facts(process: str, s: Any) -> list[tuple[str, str]]:
+    """Fulfilment, ops request, campaign and privacy request: what their
+    decisions need; no address, no requester's email, no free text from
+    customers (those stay in the personal-data store)."""
+    facts: list[tuple[str, str]] = []
+    if process == "fulfilment":
+        facts += [
+            ("Order", f"{s.order_id} · {s.market} · site {s.site}"),
+            ("Destination", s.destination_country),
+        ]
+        active = [h for h in s.holds if h.active]
+        facts.append(
+            (
+                "Active holds",
+                "; ".join(f"{h.handle} ({_enum(h.reason)}) by {h.placed_by}" for h in active)
+                or "none",
+            )
+        )
+        for h in s.holds:
+            if not h.active:
+                facts.append(("Released hold", f"{h.handle} by {h.released_by}"))
+        if s.special_delivery is not None:
+            d = s.special_delivery
+            detail = ", ".join(
+                str(v)
+                for v in (
+                    _when(d.window_start) if d.window_start else None,
+                    _when(d.window_end) if d.window_end else None,
+                    d.carrier,
+                    d.service,
+                    d.store_id,
+                )
+                if v
+            )
+            facts.append(("Special delivery", f"{_enum(d.kind)} {detail} by {d.set_by}".strip()))
+        for change in s.address_changes:
+            facts.append(
+                (
+                    "Address change",
+                    f"{_enum(change.outcome)} by {change.actor} "
+                    f"({change.country_before} → {change.country_after})",
+                )
+            )
+        if s.carrier or s.tracking_number:
+            facts.append(("Parcel", f"{s.carrier or ''} {s.tracking_number or ''}".strip()))
+        if s.cancel_reason:
+            facts.append(("Cancelled", s.cancel_reason))
+    elif process == "ops-request":
+        facts += [
+            ("Type", f"{_enum(s.type)} · priority {_enum(s.priority)}"),
+            ("Requested by", f"{s.requester} via {_enum(s.channel)}"),
+            ("Market", s.market + (f" · site {s.site_id}" if s.site_id else "")),
+            ("Order", s.order_id or "—"),
+            ("Assignee", s.assignee or "the queue"),
+        ]
+        for e in s.escalations:
+            answered = f"answered by {e.answered_by}" if e.answered_by else "open"
+            facts.append(
+                ("Escalation", f"{e.summary} · needs {e.needed_what} from {e.needed_from} "
+                 f"· by {e.escalated_by} · {answered}")
+            )  # fmt: skip
+        if s.answer:
+            facts.append(("Answer", s.answer))
+        if s.write_off_minor is not None:
+            facts.append(("Write-off (minor units)", str(s.write_off_minor)))
+        if s.resolution is not None:
+            r = s.resolution
+            facts.append(
+                ("Resolution", f"{_enum(r.outcome)} ({_enum(r.root_cause)}) by {r.resolved_by}")
+            )
+        if s.linked_cases:
+            facts.append(("Linked cases", ", ".join(s.linked_cases)))
+    elif process == "campaign":
+        facts += [
+            ("Name", s.name),
+            ("Timezone", s.timezone),
+            ("Opens", _when(s.schedule.opens_at)),
+            ("Closes", _when(s.schedule.closes_at)),
+            ("Prepared by", ", ".join(s.prepared_by) or "—"),
+            ("Approved by", s.approved_by or "not yet"),
+        ]
+        if s.report is not None:
+            facts.append(
+                ("Validation", f"{len(s.report.errors)} error(s), "
+                 f"{len(s.report.warnings)} warning(s)")
+            )  # fmt: skip
+        if s.requests:
+            facts.append(("Requests", str(len(s.requests))))
+        if s.discrepancies:
+            facts.append(("Discrepancies", str(len(s.discrepancies))))
+        if s.cancelled_reason:
+            facts.append(("Cancelled", s.cancelled_reason))
+    elif process == "privacy-request":
+        facts += [
+            ("Kind", f"{_enum(s.kind)} · {_enum(s.jurisdiction)}"),
+            ("Received", _when(s.received_at)),
+            ("Answer due (statutory)", _when(s.sla_due_at)),
+            ("Subjects", f"{s.subjects} · erased {s.erased} · retained {s.retained}"),
+        ]
+        if s.verification is not None:
+            facts.append(("Verification", f"{_enum(s.verification)} by {s.verified_by}"))
+        for hold in s.holds:
+            until = f" until {_when(hold.until)}" if hold.until else ""
+            facts.append(("Legal hold", f"{_enum(hold.kind)} {hold.reference}{until}"))
+        if s.answered_at is not None:
+            facts.append(("Answered", _when(s.answered_at)))
     return facts
 
 
 def _evidence(process: str, state: BaseModel) -> list[tuple[str, str]]:
     s: Any = state
+    if process == "fulfilment" and s.qc is not None:
+        qc = s.qc
+        items = [
+            ("QC rules", f"{qc.rule_set_version}: {', '.join(qc.reasons)}"),
+            ("QC outcome", f"{_enum(qc.outcome)} by {qc.decided_by}" if qc.outcome else "pending"),
+        ]
+        if qc.checklist:
+            items.append(("Checklist", ", ".join(qc.checklist)))
+        if qc.serial_number:
+            items.append(("Serial number", qc.serial_number))
+        return items
+    if process == "campaign" and s.report is not None:
+        return [(f"{_enum(i.severity)}: {i.field}", i.reason) for i in s.report.issues]
     if process == "return" and s.qc is not None:
         return [("3PL QC", f"{_enum(s.qc.grade)} {s.qc.notes}".strip())]
     if process == "chargeback":
@@ -478,7 +904,7 @@ def case_view(
         )
         for a in audit
     ]
-    view.forms = decision_forms(process, status, role)
+    view.forms = decision_forms(process, status, role, s)
     view.temporal_url = (
         f"{temporal_ui}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id, safe='')}"
     )

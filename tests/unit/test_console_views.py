@@ -172,3 +172,126 @@ def test_case_view_money_timeline_and_temporal_link() -> None:
     assert view.temporal_url == (
         "http://127.0.0.1:8233/namespaces/default/workflows/order-review%3AFR-1"
     )
+
+
+def _hold(handle: str, reason: str, *, released: bool = False) -> object:
+    from domain.fulfilment import Hold
+
+    return Hold.model_validate(
+        {
+            "handle": handle,
+            "reason": reason,
+            "placed_by": "steward",
+            "role": "system",
+            "placed_at": NOW,
+            "released_at": NOW if released else None,
+        }
+    )
+
+
+class _State:
+    """The few fields of a live state the forms look at."""
+
+    def __init__(self, **fields: object) -> None:
+        self.__dict__.update(fields)
+
+
+@pytest.mark.parametrize(
+    ("process", "status", "role", "forms"),
+    [
+        (
+            "fulfilment",
+            "released",
+            Role.COORDINATOR,
+            ["fulfilment-place-hold", "fulfilment-change-address", "fulfilment-special-delivery"],
+        ),
+        ("fulfilment", "handed_to_carrier", Role.MANAGER, []),
+        ("fulfilment", "picking", Role.AUDITOR, []),
+        (
+            "ops-request",
+            "open",
+            Role.COORDINATOR,
+            ["ops-request-assign", "ops-request-escalate", "ops-request-resolve"],
+        ),
+        ("ops-request", "open", Role.OPS, ["ops-request-assign"]),
+        ("ops-request", "escalated", Role.COORDINATOR, ["ops-request-assign"]),
+        (
+            "ops-request",
+            "escalated",
+            Role.MANAGER,
+            ["ops-request-assign", "ops-request-answer", "ops-request-resolve"],
+        ),
+        ("ops-request", "awaiting_finance", Role.MANAGER, []),
+        ("ops-request", "resolved", Role.MANAGER, []),
+        ("campaign", "awaiting_approval", Role.MANAGER, ["campaign-approval"]),
+        ("campaign", "awaiting_approval", Role.COORDINATOR, []),
+        ("campaign", "open", Role.MANAGER, ["campaign-close-now", "campaign-window"]),
+        ("campaign", "scheduled", Role.MANAGER, ["campaign-close-now", "campaign-window"]),
+        ("campaign", "reconciled", Role.MANAGER, []),
+        (
+            "privacy-request",
+            "awaiting_verification",
+            Role.COORDINATOR,
+            ["privacy-request-verification"],
+        ),
+        ("privacy-request", "awaiting_verification", Role.AUDITOR, []),
+        ("privacy-request", "on_hold", Role.MANAGER, []),
+    ],
+)
+def test_new_processes_forms_follow_the_role_and_the_status(
+    process: str, status: str, role: Role, forms: list[str]
+) -> None:
+    state = _State(holds=[], qc=None, escalated=False, type="other")
+    assert [f.action for f in views.decision_forms(process, status, role, state)] == forms
+
+
+def test_a_role_is_offered_only_the_holds_it_may_release_and_a_pending_qc() -> None:
+    from domain.fulfilment import QcCheck
+
+    holds = [
+        _hold("fraud-1", "high_risk_of_fraud"),
+        _hold("outbound-qc", "outbound_qc"),
+        _hold("other-1", "other"),
+        _hold("other-0", "other", released=True),
+    ]
+    qc = QcCheck(rule_set_version="qc-1", reasons=["high value"])
+    state = _State(holds=holds, qc=qc, escalated=False)
+
+    def offered(role: Role) -> dict[str, list[str]]:
+        forms = views.decision_forms("fulfilment", "released", role, state)
+        return {
+            f.action: [
+                c.value
+                for field in f.fields
+                for c in field.choices
+                if field.name in ("handle", "outcome")
+            ]
+            for f in forms
+        }
+
+    coordinator = offered(Role.COORDINATOR)
+    assert coordinator["fulfilment-release-hold"] == ["other-1"]  # fraud and QC: a manager's
+    assert coordinator["fulfilment-qc-decision"] == ["pass", "fail"]
+    manager = offered(Role.MANAGER)
+    assert manager["fulfilment-release-hold"] == ["fraud-1", "outbound-qc", "other-1"]
+    escalated = _State(holds=holds, qc=qc, escalated=True)
+    assert "fulfilment-qc-decision" not in [
+        f.action for f in views.decision_forms("fulfilment", "released", Role.OPS, escalated)
+    ]
+    (qc_form,) = [
+        f
+        for f in views.decision_forms("fulfilment", "released", Role.MANAGER, escalated)
+        if f.action == "fulfilment-qc-decision"
+    ]
+    outcomes = [c.value for c in qc_form.fields[0].choices]
+    assert outcomes == ["pass", "fail", "cancel_refund", "wait"]
+
+
+def test_an_inventory_discrepancy_is_resolved_with_its_inventory_resolution() -> None:
+    def fields(kind: str) -> list[str]:
+        forms = views.decision_forms("ops-request", "assigned", Role.COORDINATOR, _State(type=kind))
+        (resolve,) = [f for f in forms if f.action == "ops-request-resolve"]
+        return [f.name for f in resolve.fields]
+
+    assert "inventory" in fields("inventory_discrepancy")
+    assert "inventory" not in fields("qc_check")
