@@ -28,6 +28,7 @@ from activities.ports import (
     RateLimitedError,
 )
 from clients import fulfilment as fulfilment_client
+from clients.calls import signal_if_running
 from domain.deliveries import ServiceLevel, ShipmentRecord
 from domain.fulfilment import (
     ADDRESS_INVALID,
@@ -73,16 +74,56 @@ from domain.fulfilment_rules import (
     site,
     site_for,
 )
+from domain.ids import order_review_id
 from domain.notifications import NotifyCustomerResult
 from domain.orders import Order
+from domain.review import CancelRequest, OrderReviewContract
 from domain.risk_rules import assess
 from domain.warehouse import ReleaseOrderInput
 from store import disputes as dispute_store
 from store import fulfilment as store
-from store import signals
+from store import order_subjects, signals
 from store.deliveries import ShipmentConflictError, register_shipment
 
 NOTIFICATION_REJECTED = "NotificationRejected"
+# An accepted early fraud warning found the order still in review: its cancel
+# was asked for, and the relay is retried until the review has closed.
+ORDER_REVIEW_STILL_OPEN = "OrderReviewStillOpen"
+
+
+async def relay_to_order(client: Client, input: RelayFraudWarningInput) -> bool:
+    """Tell the order's fulfilment about an early fraud warning or its outcome;
+    True when the fulfilment had it.
+
+    No fulfilment running and the warning accepted (or defaulted): the order
+    is still in review (or was never released). The review is asked to cancel
+    (its `cancel` signal: it voids the authorisation and tells the customer,
+    once, de-duplicated by event id), and this raises a retryable
+    ORDER_REVIEW_STILL_OPEN until the review has closed: cancelled, or
+    released because the money moved first, in which case the next attempt
+    finds the fulfilment (started by the release) and it cancels and refunds
+    once. A review that closed before (declined, never released) has nothing
+    left to cancel."""
+    warning = input.warning
+    if await fulfilment_client.relay_fraud_warning(client, input.order_id, warning):
+        return True
+    if warning.action is not FraudWarningAction.ACCEPT:
+        # A hold waits for the release (which finds the warning); a contest
+        # has nothing to release yet.
+        return False
+    cancel = CancelRequest(
+        event_id=f"{warning.event_id}/cancel-order-review",
+        reason=f"early fraud warning accepted before release ({warning.dispute_workflow_id})",
+        requested_by=warning.actor,
+    )
+    if await signal_if_running(
+        client, order_review_id(input.order_id), OrderReviewContract.SIGNAL_CANCEL, cancel
+    ):
+        raise ApplicationError(
+            f"order review of {input.order_id} still open: its cancel was asked for",
+            type=ORDER_REVIEW_STILL_OPEN,
+        )
+    return False
 
 
 class FulfilmentActivities:
@@ -240,9 +281,7 @@ class FulfilmentActivities:
 
     @activity.defn(name=RELAY_FRAUD_WARNING)
     async def relay_fraud_warning(self, input: RelayFraudWarningInput) -> RelayFraudWarningResult:
-        delivered = await fulfilment_client.relay_fraud_warning(
-            self._client(), input.order_id, input.warning
-        )
+        delivered = await relay_to_order(self._client(), input)
         if input.warning.action is FraudWarningAction.CONTEST:
             # The warehouse-side hold of the warning (store/disputes.py) goes too:
             # an order released later starts without a fraud hold.
@@ -343,6 +382,9 @@ class FulfilmentStart:
         order = release.order
         if order is None:
             return False
+        if release.subject_id is not None:
+            # Issue 21: the review holds the order pseudonymised.
+            order = await order_subjects.load_order(self.pool, order, release.subject_id)
         released_at = activity.info().current_attempt_scheduled_time
         await store.save_order(self.pool, order)
         address_ref, fingerprint = await store.put_address(

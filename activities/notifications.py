@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.context import activity_logger
 from activities.ports import NotificationRejectedError, Notifier, RateLimitedError
 from domain.notifications import NOTIFY_CUSTOMER, NotifyCustomerInput, NotifyCustomerResult
+from store import personal_data
 
 NOTIFICATION_REJECTED = "NotificationRejected"
 NOTIFIER_RATE_LIMITED = "NotifierRateLimited"
 
 
 class NotificationActivities:
-    def __init__(self, notifier: Notifier) -> None:
+    def __init__(self, notifier: Notifier, pool: asyncpg.Pool | None = None) -> None:
         self.notifier = notifier
+        # Reads the recipient of a message whose input names a personal-data
+        # subject instead of carrying the address (issue 21).
+        self.pool = pool
 
     @activity.defn(name=NOTIFY_CUSTOMER)
     async def notify_customer(self, input: NotifyCustomerInput) -> NotifyCustomerResult:
@@ -27,11 +32,24 @@ class NotificationActivities:
             template=input.template.value,
             locale=input.locale,
         )
+        recipient = str(input.email)
+        if input.subject_id is not None:
+            if self.pool is None:
+                raise RuntimeError("notify_customer: a subject id needs the database pool")
+            view = (await personal_data.read_subjects(self.pool, [input.subject_id]))[
+                input.subject_id
+            ]
+            address = view.fields.get(input.email_field)
+            if view.erased or not address:
+                # Erased (a privacy request) while the case ran: nobody to tell.
+                log.info("customer_notification_skipped", why="recipient erased")
+                return NotifyCustomerResult(message_id=input.message_id, delivered=False)
+            recipient = address
         try:
             delivered = await self.notifier.send(
                 message_id=input.message_id,
                 order_id=input.order_id,
-                recipient_email=str(input.email),
+                recipient_email=recipient,
                 template=input.template.value,
                 locale=input.locale,
             )

@@ -11,7 +11,7 @@ from activities.context import activity_logger
 from activities.ports import AuthorisationMirror
 from domain.risk import SCORE_ORDER, RiskAssessment, ScoreOrderInput
 from domain.risk_rules import assess, order_fingerprints
-from store import signals
+from store import order_subjects, signals
 
 
 class ScoringActivities:
@@ -37,6 +37,10 @@ class ScoringActivities:
         the reviewer wants.)
         """
         order = input.order
+        if input.subject_id is not None:
+            # Issue 21: the workflow holds the order pseudonymised; its
+            # personal values come from the personal-data store (one query).
+            order = await order_subjects.load_order(self.pool, order, input.subject_id)
         log = activity_logger(order_id=order.order_id, market=order.market)
         fingerprints = order_fingerprints(order)
         first_time, found = await signals.record_and_load_signals(self.pool, order, fingerprints)

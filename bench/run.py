@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import temporalio
 from rich.console import Console
 from rich.table import Table
@@ -144,9 +145,17 @@ async def drive(jobs: Sequence[Job], concurrency: int) -> Segment:
 # ------------------------------------------------------------------ jobs
 
 
-def review_job(client: Client, task_queue: str, order: Order, expected: ReviewStatus) -> Job:
+def review_job(
+    client: Client,
+    task_queue: str,
+    order: Order,
+    expected: ReviewStatus,
+    db: asyncpg.Pool | None = None,
+) -> Job:
     async def job() -> bool:
-        started = await start_review(client, order, task_queue)
+        # `db`: the order's personal values go to the personal-data store and
+        # the review gets a subject id, as from the API (issue 21).
+        started = await start_review(client, order, task_queue, db=db)
         result: OrderReviewResult = await client.get_workflow_handle(
             started.workflow_id, result_type=OrderReviewResult
         ).result()
@@ -289,7 +298,7 @@ async def _probe_auto_accept(stack: BenchStack) -> HistoryProfile:
     """One review on the auto-accept path; its history says what the bare workflow runs."""
     order = bench_order(ReviewPath.AUTO_ACCEPT, "BP-000001")
     segment = await drive(
-        [review_job(stack.client, stack.task_queue, order, ReviewStatus.RELEASED)], 1
+        [review_job(stack.client, stack.task_queue, order, ReviewStatus.RELEASED, stack.pool)], 1
     )
     if segment.failed:
         raise RuntimeError(
@@ -309,6 +318,7 @@ async def _throughput(stack: BenchStack, report: Report, count: int, concurrency
                 queue,
                 bench_order(ReviewPath.AUTO_ACCEPT, f"{prefix}-{i:06d}"),
                 ReviewStatus.RELEASED,
+                stack.pool,
             )
             for i in range(start, stop)
         ]
@@ -402,7 +412,7 @@ async def _updates(stack: BenchStack, report: Report, count: int, concurrency: i
 
     def start_and_wait_review(order: Order) -> Callable[[], Awaitable[None]]:
         async def go() -> None:
-            await start_review(client, order, queue)
+            await start_review(client, order, queue, db=stack.pool)
 
             async def awaiting() -> bool:
                 state = await get_status(client, order.order_id)
@@ -467,7 +477,7 @@ async def _updates(stack: BenchStack, report: Report, count: int, concurrency: i
 async def _auto_decline(stack: BenchStack, report: Report) -> None:
     order = bench_order(ReviewPath.AUTO_DECLINE, "BD-000001")
     segment = await drive(
-        [review_job(stack.client, stack.task_queue, order, ReviewStatus.CANCELLED)], 1
+        [review_job(stack.client, stack.task_queue, order, ReviewStatus.CANCELLED, stack.pool)], 1
     )
     report.errors.extend(f"auto-decline: {e}" for e in segment.errors)
     report.histories[AUTO_DECLINE] = await fetch_profile(

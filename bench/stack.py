@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import asyncpg
 from temporalio.client import Client
 
 from bench.cpu import CpuMeter, pid_from_file
@@ -34,6 +35,7 @@ from workers.converter import build_data_converter
 from workers.decision_signing import DecisionSigner
 from workers.dev_server import TemporalDevServer
 from workers.embedded_postgres import EmbeddedPostgres
+from workers.personal_keys import configure_personal_data
 from workers.settings import Settings
 
 TASK_QUEUE = "steward-bench"
@@ -77,6 +79,7 @@ class BenchStack:
         self.startup_s = 0.0
         self._stack = contextlib.AsyncExitStack()
         self._client: Client | None = None
+        self._pool: asyncpg.Pool | None = None
         self._worker: asyncio.subprocess.Process | None = None
         self.worker_setup: dict[str, str] = {}
 
@@ -84,6 +87,13 @@ class BenchStack:
     def client(self) -> Client:
         assert self._client is not None, "stack not started"
         return self._client
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The edge's database pool (the API's): an order's personal values go
+        to the personal-data store before its review starts (issue 21)."""
+        assert self._pool is not None, "stack not started"
+        return self._pool
 
     @property
     def worker_pid(self) -> int | None:
@@ -146,6 +156,11 @@ class BenchStack:
             await apply_migrations(pool)
         finally:
             await pool.close()
+        # The edge keeps each order's personal values, as the API does, with
+        # the keyring file the worker then reads (created here, before it).
+        configure_personal_data(self.settings)
+        self._pool = await create_pool(dsn, min_size=1, max_size=10)
+        stack.push_async_callback(self._pool.close)
 
         keyring = load_or_create_keyring(self.settings.keyring_path)
         # The bench's reviewers decide as the API would: the worker refuses

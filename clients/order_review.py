@@ -51,6 +51,7 @@ from domain.review import (
     ReviewStatus,
     review_input,
 )
+from store import order_subjects
 from workflows import visibility
 
 
@@ -146,17 +147,29 @@ async def _closed_status(client: Client, order_id: str) -> str | None:
     return state.status.value
 
 
-async def start_review(client: Client, order: Order, task_queue: str) -> StartReviewResult:
+async def start_review(
+    client: Client, order: Order, task_queue: str, *, db: order_subjects.Executor | None = None
+) -> StartReviewResult:
     """Start the review of `order`, or find the one already started for it.
 
     USE_EXISTING makes a duplicate start while the review runs return the
     running one; REJECT_DUPLICATE makes a duplicate after it closed fail with
     WorkflowAlreadyStartedError instead of reviewing (and capturing) twice.
+
+    `db` (issue 21): the order's personal values go to the personal-data
+    store first (store/order_subjects.py) and the review starts with the order
+    pseudonymised and the subject id, so Temporal holds none of them. A
+    duplicate start rewrites the same subject with the same values. Without
+    `db` the input carries the order as received (encrypted by the codec).
     """
     workflow_id = order_review_id(order.order_id)
     # The starter chooses the revision (see domain/review.py) and, for
     # revision 2, the received status the workflow no longer upserts itself.
-    started_with = review_input(order)
+    if db is not None:
+        subject_id, pseudonymised = await order_subjects.put_order(db, order)
+        started_with = review_input(pseudonymised, subject_id=subject_id)
+    else:
+        started_with = review_input(order)
     try:
         handle: WorkflowHandle[Any, Any] = await client.start_workflow(
             OrderReviewContract.WORKFLOW_TYPE,

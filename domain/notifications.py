@@ -29,6 +29,11 @@ class NotifyCustomerInput(StewardModel):
     email: EmailStr
     template: CustomerTemplate
     locale: str = "en"
+    # Issue 21: the recipient's address is read from this personal-data
+    # subject, field `email_field`, when the message is sent; `email` is then
+    # a placeholder (domain/order_privacy.py). None: `email` is the address.
+    subject_id: str | None = None
+    email_field: str = "customer.email"
 
 
 class NotifyCustomerResult(StewardModel):

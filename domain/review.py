@@ -24,6 +24,7 @@ from domain.common import (
     Role,
     StewardModel,
 )
+from domain.order_privacy import is_pseudonymised
 from domain.orders import Order
 from domain.risk import RiskAssessment
 
@@ -145,9 +146,23 @@ class OrderReviewInput(StewardModel):
     policy: ReviewPolicy = Field(default_factory=ReviewPolicy)
     # Absent in runs started before revisions existed: those are revision 1.
     revision: int = Field(default=1, ge=1, le=CURRENT_REVIEW_REVISION)
+    # Issue 21: the personal-data subject holding the order's personal values
+    # (store/order_subjects.py); `order` is then pseudonymised
+    # (domain/order_privacy.py) and the activities that need the values read
+    # them by this id. None (runs started before, a review a workflow starts):
+    # the order carries its values, as before.
+    subject_id: str | None = Field(default=None, pattern=r"^subj_[A-Za-z0-9_-]{8,64}$")
+
+    @model_validator(mode="after")
+    def _subject_means_pseudonymised(self) -> OrderReviewInput:
+        if self.subject_id is not None and not is_pseudonymised(self.order):
+            raise ValueError("order: an order with a subject_id must be pseudonymised")
+        return self
 
 
-def review_input(order: Order, *, business_calendar: bool = True) -> OrderReviewInput:
+def review_input(
+    order: Order, *, business_calendar: bool = True, subject_id: str | None = None
+) -> OrderReviewInput:
     """What a new review of `order` starts with: its market's policy (with its
     desk's business-hours calendar where the market counts SLAs in business
     hours), the current revision.
@@ -156,7 +171,10 @@ def review_input(order: Order, *, business_calendar: bool = True) -> OrderReview
     holidays library, which a workflow must not call (it imports and reads
     the process locale; the sandbox refuses it), so a review started by a
     workflow counts its SLAs in wall-clock time, as markets without a
-    calendar do."""
+    calendar do.
+
+    `subject_id`: the order's personal values are in the personal-data store
+    under it and `order` is pseudonymised (store/order_subjects.py put_order)."""
     policy = review_policy_for(order.market)
     if (
         business_calendar
@@ -165,7 +183,9 @@ def review_input(order: Order, *, business_calendar: bool = True) -> OrderReview
     ):
         calendar = calendar_for_market(order.market, starting=order.placed_at.date())
         policy = policy.model_copy(update={"calendar": calendar})
-    return OrderReviewInput(order=order, policy=policy, revision=CURRENT_REVIEW_REVISION)
+    return OrderReviewInput(
+        order=order, policy=policy, revision=CURRENT_REVIEW_REVISION, subject_id=subject_id
+    )
 
 
 class DecideInput(StewardModel):

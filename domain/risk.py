@@ -84,6 +84,9 @@ class RiskAssessment(StewardModel):
 
 class ScoreOrderInput(StewardModel):
     order: Order
+    # Issue 21: `order` is pseudonymised and its personal values are read from
+    # this personal-data subject (store/order_subjects.py); None: in the order.
+    subject_id: str | None = None
 
 
 SCORE_ORDER = "score_order"

@@ -21,6 +21,9 @@ class ReleaseOrderInput(StewardModel):
     # The released order, from which the release activity starts its
     # fulfilment (issue 16). Absent in releases scheduled before: none starts.
     order: Order | None = None
+    # Issue 21: `order` is pseudonymised; the release reads its personal
+    # values from this subject before it starts the fulfilment. None: in it.
+    subject_id: str | None = None
 
 
 class ReleaseOrderResult(StewardModel):

@@ -258,7 +258,7 @@ def build_activities(
         SimulatedCarrierIntercepts(world),
         SimulatedNotifier(world, plan("notifications")),
     )
-    notifications = NotificationActivities(SimulatedNotifier(world, plan("notifications")))
+    notifications = NotificationActivities(SimulatedNotifier(world, plan("notifications")), pool)
     audit = AuditActivities(pool)
     tasks = TaskActivities(pool)
     easypost = easypost_carrier(pool, settings)

@@ -102,6 +102,10 @@ class OrderReviewWorkflow:
         self._order: Order = input.order
         self._policy: ReviewPolicy = input.policy
         self._revision = input.revision
+        # Issue 21: set, the order is pseudonymised and the activities that
+        # need its personal values (scoring, the release, the customer
+        # message) read them by this subject id. Same commands either way.
+        self._subject_id = input.subject_id
         self._state = OrderReviewState(
             order_id=input.order.order_id,
             market=input.order.market,
@@ -140,7 +144,7 @@ class OrderReviewWorkflow:
 
         risk = await call_outside(
             SCORE_ORDER,
-            ScoreOrderInput(order=self._order),
+            ScoreOrderInput(order=self._order, subject_id=self._subject_id),
             result_type=RiskAssessment,
             retry=OUTSIDE_RETRY,
         )
@@ -484,6 +488,7 @@ class OrderReviewWorkflow:
                 # The release activity starts the order's fulfilment from it
                 # (issue 16): same command, no event added to the review.
                 order=self._order,
+                subject_id=self._subject_id,
             ),
             result_type=ReleaseOrderResult,
             retry=OUTSIDE_RETRY,
@@ -667,6 +672,7 @@ class OrderReviewWorkflow:
                 order_id=self._order.order_id,
                 email=self._order.customer.email,
                 template=template,
+                subject_id=self._subject_id,
             ),
             template=template,
             retry=OUTSIDE_RETRY,

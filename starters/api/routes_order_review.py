@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Path, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, field_validator
 
@@ -27,8 +27,9 @@ from domain.review import (
     OrderReviewState,
     ReviewDecision,
 )
-from starters.api.routes_common import AppSettings, TemporalClient, error_responses
+from starters.api.routes_common import AppSettings, DbPool, TemporalClient, error_responses
 from starters.auth import Principal, authenticate, require_roles
+from store.personal_data import SubjectErased
 
 log = structlog.get_logger(__name__)
 
@@ -80,11 +81,15 @@ class CancelBody(StewardModel):
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=StartReviewResponse,
-    responses=error_responses(401, 403, 422, 503),
+    responses=error_responses(401, 403, 409, 422, 503),
     summary="Start the review of an order (idempotent per order id)",
 )
 async def start_order_review(
-    order: Order, principal: Starter, client: TemporalClient, settings: AppSettings
+    order: Order,
+    principal: Starter,
+    client: TemporalClient,
+    settings: AppSettings,
+    pool: DbPool,
 ) -> StartReviewResponse:
     # Market policy, at the edge only: an order a running review already holds
     # must keep deserialising whatever the policy becomes.
@@ -92,7 +97,16 @@ async def start_order_review(
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "currency"), "msg": error}]
         )
-    result = await order_review.start_review(client, order, settings.task_queue)
+    # Issue 21: the order's personal values go to the personal-data store;
+    # the review (Temporal) gets the order pseudonymised and the subject id.
+    try:
+        result = await order_review.start_review(client, order, settings.task_queue, db=pool)
+    except SubjectErased:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"order_id: the personal data of order {order.order_id} was erased "
+            "by a privacy request; it cannot be reviewed again",
+        ) from None
     log.info(
         "order_review_start",
         order_id=result.order_id,

@@ -22,10 +22,12 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from clients.order_review import format_amount, review_summary
 from domain.common import Role
+from domain.order_privacy import is_pseudonymised
 from domain.review import OrderReviewState, ReviewStatus
 from starters.api.app import create_app, field_path
 from starters.auth import ApiKeyError, ApiKeyStore, parse_api_keys
 from tests.factories import make_order, order_data
+from tests.unit.recording_db import RecordingConnection
 from workers.codec import EncryptionCodec, Keyring
 from workers.settings import Settings
 from workflows import visibility
@@ -221,10 +223,10 @@ def test_valid_order_starts_one_review_with_policies_and_ui_metadata(
     settings: Settings, codec: EncryptionCodec
 ) -> None:
     temporal = RecordingClient()
-    api = make_client(settings, codec, temporal=temporal)
-    response = api.post(
-        "/v1/order-reviews", json=json.loads(_json(order_data("FR-7"))), headers=auth("k-system")
-    )
+    db = RecordingConnection()
+    api = make_client(settings, codec, temporal=temporal, pool=db)
+    data = order_data("FR-7")
+    response = api.post("/v1/order-reviews", json=json.loads(_json(data)), headers=auth("k-system"))
     assert response.status_code == 202
     assert response.json() == {
         "workflow_id": "order-review:FR-7",
@@ -234,6 +236,22 @@ def test_valid_order_starts_one_review_with_policies_and_ui_metadata(
     ((args, kwargs),) = temporal.starts
     assert args[0] == "OrderReviewWorkflow"
     assert args[1].order.order_id == "FR-7"
+    # Issue 21: the order's personal values went to the personal-data store
+    # (encrypted: not one of them among the values sent to the database);
+    # the review's input holds the order pseudonymised and the subject id.
+    personal = (
+        data["customer"]["email"],
+        data["customer"]["full_name"],
+        data["shipping_address"]["line1"],
+        data["device"]["ip_address"],
+    )
+    assert any("INSERT INTO personal_subjects" in sql for sql, _ in db.statements)
+    assert args[1].subject_id is not None and args[1].subject_id.startswith("subj_")
+    assert is_pseudonymised(args[1].order)
+    started_with = args[1].model_dump_json()
+    for value in personal:
+        assert value not in started_with
+        assert value.encode() not in db.sent()
     # The starter resolves the market's policy: FR reviews have a 2 h SLA.
     assert args[1].policy.review_sla.total_seconds() == 2 * 3600
     assert kwargs["id"] == "order-review:FR-7"
@@ -254,7 +272,7 @@ def test_valid_order_starts_one_review_with_policies_and_ui_metadata(
 def test_duplicate_order_reports_started_false(
     settings: Settings, codec: EncryptionCodec, temporal: RecordingClient, started: bool
 ) -> None:
-    api = make_client(settings, codec, temporal=temporal)
+    api = make_client(settings, codec, temporal=temporal, pool=RecordingConnection())
     response = api.post(
         "/v1/order-reviews", json=json.loads(_json(order_data("FR-8"))), headers=auth("k-ops")
     )

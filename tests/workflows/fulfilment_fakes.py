@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.fulfilment import relay_to_order
 from domain.fulfilment import (
     ALLOCATE_REPLACEMENT_UNIT,
     APPLY_ADDRESS_CHANGE,
@@ -50,6 +51,10 @@ class FakeFulfilment:
     rescore_high: bool = False
     # No replacement unit in stock after a failed QC.
     no_replacement: bool = False
+    # The relay does what the real activity does (activities/fulfilment.py
+    # relay_to_order) against the test server: signals the fulfilment, or
+    # cancels the order's review when an accepted warning finds none.
+    relay_for_real: bool = False
 
     holds: dict[str, set[str]] = field(default_factory=dict, init=False)
     hold_calls: list[WarehouseHoldInput] = field(default_factory=list, init=False)
@@ -61,6 +66,7 @@ class FakeFulfilment:
     replacements: list[ReplacementInput] = field(default_factory=list, init=False)
     messages: list[NotifyFulfilmentInput] = field(default_factory=list, init=False)
     relayed: list[RelayFraudWarningInput] = field(default_factory=list, init=False)
+    relay_attempts: int = field(default=0, init=False)
     picks_refused: int = field(default=0, init=False)
 
     def can_pick(self, order_id: str) -> bool:
@@ -138,5 +144,7 @@ class FakeFulfilment:
 
     @activity.defn(name=RELAY_FRAUD_WARNING)
     async def relay_fraud_warning(self, input: RelayFraudWarningInput) -> RelayFraudWarningResult:
+        self.relay_attempts += 1
+        delivered = await relay_to_order(activity.client(), input) if self.relay_for_real else True
         self.relayed.append(input)
-        return RelayFraudWarningResult(delivered=True)
+        return RelayFraudWarningResult(delivered=delivered)

@@ -44,12 +44,16 @@ from domain.fulfilment import (
 )
 from domain.fulfilment_rules import QcVerdict
 from domain.orders import Address, ItemCategory
-from tests.workflows.harness import FakeWorld, Harness, eventually
+from domain.review import ReviewStatus
+from tests.workflows.harness import FakeWorld, Harness, eventually, wait_for_status
 from tests.workflows.test_chargeback import event as chargeback_event
 from tests.workflows.test_chargeback import start as start_chargeback
+from tests.workflows.test_order_review import REVIEW, fresh_order
+from tests.workflows.test_order_review import start as start_review
 from workflows import visibility
 from workflows.chargeback import ChargebackWorkflow
 from workflows.fulfilment import FulfilmentWorkflow
+from workflows.order_review import OrderReviewWorkflow
 
 pytestmark = pytest.mark.workflows([FulfilmentWorkflow])
 
@@ -633,6 +637,44 @@ async def test_early_fraud_warning_tells_the_fulfilment_hold_then_accept(
     ]
     assert world.fulfilment.relayed[0].warning.dispute_workflow_id == handle.id
     assert world.audit.entries("fulfilment_told")
+
+
+@pytest.mark.workflows([ChargebackWorkflow, OrderReviewWorkflow, FulfilmentWorkflow])
+@pytest.mark.world(risk=REVIEW, relay_for_real=True)
+async def test_early_fraud_warning_accepted_while_the_review_is_open_cancels_it_once(
+    harness: Harness, world: FakeWorld
+) -> None:
+    # The order waits for a coordinator: nothing released, no fulfilment yet.
+    order = fresh_order(harness.now())
+    review = await start_review(harness, order)
+    await wait_for_status(review, ReviewStatus.AWAITING_REVIEW)
+    warning = chargeback_event(
+        harness.now(),
+        DisputeEventKind.EARLY_FRAUD_WARNING,
+        dispute_id=f"issfr_{uuid.uuid4().hex[:10]}",
+        due_in=None,
+        amount_minor=0,
+        order_id=order.order_id,
+    )
+    chargeback = await start_chargeback(harness, warning)
+    # Nobody decides within a day: the default accepts the warning.
+    assert (await chargeback.result()).status is DisputeStatus.ACCEPTED
+    # The relay found no fulfilment and cancelled the review, retried until it
+    # had closed: the authorisation voided once, nothing captured or released.
+    result = await review.result()
+    assert result.status is ReviewStatus.CANCELLED
+    assert result.captured_minor == 0
+    assert world.payments.kinds() == ["void"]
+    assert world.warehouse.releases == []
+    cancels = world.audit.entries("cancel_requested", workflow_id=review.id)
+    assert len(cancels) == 1
+    assert "early fraud warning accepted before release" in cancels[0].reason
+    assert world.fulfilment.relay_attempts > 2  # hold, accept (cancel asked), accept (closed)
+    assert [r.warning.action for r in world.fulfilment.relayed] == [
+        FraudWarningAction.HOLD,
+        FraudWarningAction.ACCEPT,
+    ]
+    assert world.audit.entries("fulfilment_not_running", workflow_id=chargeback.id)
 
 
 @pytest.mark.parametrize(
