@@ -182,7 +182,7 @@ class FulfilmentActivities:
 
     @activity.defn(name=REQUEST_CARRIER_INTERCEPT)
     async def request_carrier_intercept(self, input: InterceptInput) -> InterceptResult:
-        new = await store.get_address(self.pool, input.address_ref)
+        new = await store.get_address(self.pool, input.address_ref, order_id=input.order_id)
         order = await store.load_order(self.pool, input.order_id)
         old_country = order.shipping_address.country if order is not None else new.country
         outcome, fee, reference, reason = await self.intercepts.intercept(
@@ -208,7 +208,7 @@ class FulfilmentActivities:
                 type="OrderUnknown",
                 non_retryable=True,
             )
-        address = await store.get_address(self.pool, input.address_ref)
+        address = await store.get_address(self.pool, input.address_ref, order_id=input.order_id)
         arrangement = input.special_delivery
         level = ServiceLevel.STANDARD
         expected = activity.info().current_attempt_scheduled_time + timedelta(days=2)
@@ -386,31 +386,40 @@ class FulfilmentStart:
             # Issue 21: the review holds the order pseudonymised.
             order = await order_subjects.load_order(self.pool, order, release.subject_id)
         released_at = activity.info().current_attempt_scheduled_time
-        await store.save_order(self.pool, order)
-        address_ref, fingerprint = await store.put_address(
-            self.pool, order.order_id, 0, order.shipping_address
-        )
-        completed, chargebacks = await store.customer_profile(self.pool, order.customer.customer_id)
+        # The customer's profile for the QC rules and a fraud warning holding
+        # the order: one round trip.
+        facts = await store.release_facts(self.pool, order.customer.customer_id, order.order_id)
         site_code = site_for(order.market).code
-        if self.wms is not None:
-            await self.wms.register(
-                order_id=order.order_id, site=site_code, released_at=released_at
-            )
+        # The address the order is released with (change 0) is the one in the
+        # order's own subject: no second copy of it.
+        own_subject = store.order_subject_id(order.order_id)
+        subject_kept = release.subject_id is not None and release.subject_id == own_subject
         input = fulfilment_input(
             order,
             release_id=release_id,
             site_code=site_code,
             released_at=released_at,
-            address_ref=address_ref,
-            address_fingerprint=fingerprint,
-            first_order=completed == 0,
-            prior_dispute_or_claim=chargebacks > 0,
-            fraud_warning_ref=await store.efw_hold_source(self.pool, order.order_id),
+            address_ref=own_subject,
+            address_fingerprint=store.keyed_fingerprint(order.shipping_address),
+            first_order=facts.completed_orders == 0,
+            prior_dispute_or_claim=facts.chargebacks > 0,
+            fraud_warning_ref=facts.fraud_warning_ref,
         )
-        # Revision 3: the start's audit row and case row are written here, once
-        # (fixed entry id, upsert), before the start: the workflow's first task
-        # then issues no command.
-        await store.record_start(self.pool, input, released_at)
+        # The order (its personal values already in its subject when the
+        # review's intake kept them there, issue 21), the start's audit row and
+        # case row (revision 3: the workflow's first task then issues no
+        # command): one transaction, before the start.
+        await store.record_release(
+            self.pool,
+            order,
+            input,
+            released_at,
+            subject_id=release.subject_id if subject_kept else None,
+        )
+        if self.wms is not None:
+            await self.wms.register(
+                order_id=order.order_id, site=site_code, released_at=released_at
+            )
         started = await fulfilment_client.start_fulfilment(self._client(), input, self.task_queue)
         activity_logger(order_id=order.order_id).info(
             "fulfilment_started" if started else "fulfilment_already_started", site=site_code

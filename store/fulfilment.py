@@ -74,37 +74,38 @@ def address_text(address: Address) -> str:
 
 async def save_order(db: Executor, order: Order) -> bool:
     """Keep the released order; False when it is already kept (a retried release)."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            return await _insert_order(conn, order)
+    async with db.transaction():
+        return await _insert_order(db, order)
+
+
+async def _insert_order(conn: Executor, order: Order) -> bool:
+    """save_order's work, on a connection in a transaction."""
     document, fields = personal_data.split_document(
         order.model_dump(mode="json"), ORDER_PERSONAL_PATHS
     )
     subject_id = order_subject_id(order.order_id)
-
-    async def insert(conn: Executor) -> bool:
-        row = await conn.fetchrow(
-            """
-            INSERT INTO fulfilment_orders (order_id, document, subject_id) VALUES ($1, $2, $3)
-            ON CONFLICT (order_id) DO NOTHING RETURNING order_id
-            """,
-            order.order_id,
-            document,
-            subject_id,
-        )
-        if row is None:
-            return False
-        await personal_data.put_subject(
-            conn,
-            kind="order",
-            fields=fields,
-            subject_id=subject_id,
-            refs=[("order", order.order_id)],
-        )
-        return True
-
-    if isinstance(db, asyncpg.Pool):
-        async with db.acquire() as conn, conn.transaction():
-            return await insert(conn)
-    async with db.transaction():
-        return await insert(db)
+    row = await conn.fetchrow(
+        """
+        INSERT INTO fulfilment_orders (order_id, document, subject_id) VALUES ($1, $2, $3)
+        ON CONFLICT (order_id) DO NOTHING RETURNING order_id
+        """,
+        order.order_id,
+        document,
+        subject_id,
+    )
+    if row is None:
+        return False
+    await personal_data.put_subject(
+        conn,
+        kind="order",
+        fields=fields,
+        subject_id=subject_id,
+        refs=[("order", order.order_id)],
+    )
+    return True
 
 
 async def load_order(db: Executor, order_id: str) -> Order | None:
@@ -124,6 +125,11 @@ async def load_order(db: Executor, order_id: str) -> Order | None:
     return Order.model_validate(document)
 
 
+def keyed_fingerprint(address: Address) -> str:
+    """The keyed fingerprint `put_address` returns, without storing anything."""
+    return personal_data.fingerprint(address_text(address))
+
+
 async def put_address(
     db: Executor, order_id: str, change_no: int, address: Address
 ) -> tuple[str, str]:
@@ -140,15 +146,21 @@ async def put_address(
     return subject_id, personal_data.fingerprint(address_text(address))
 
 
-async def get_address(db: Executor, subject_id: str) -> Address:
+async def get_address(db: Executor, subject_id: str, *, order_id: str | None = None) -> Address:
+    """The address behind `subject_id`: an address change's subject, or (the
+    address the order was released with, change 0) the order's own subject,
+    when `order_id` is given and it is that order's."""
+    if order_id is not None and subject_id == order_subject_id(order_id):
+        order = await load_order(db, order_id)
+        if order is not None:
+            return order.shipping_address
     fields = await personal_data.get_subject(db, subject_id)
     return Address.model_validate(fields)
 
 
-async def record_start(db: Executor, input: FulfilmentInput, released_at: datetime) -> None:
-    """The `fulfilment_started` audit row and the first case row of a
-    fulfilment (revision 3: written by the starter, not the workflow), in one
-    transaction; a retried start writes nothing twice."""
+def _start_rows(
+    input: FulfilmentInput, released_at: datetime
+) -> tuple[AuditEntry, CaseStatusInput]:
     workflow_id = fulfilment_id(input.order_id)
     entry = AuditEntry(
         entry_id=f"{workflow_id}/started",
@@ -174,6 +186,14 @@ async def record_start(db: Executor, input: FulfilmentInput, released_at: dateti
         currency=input.currency,
         updated_at=released_at,
     )
+    return entry, case
+
+
+async def record_start(db: Executor, input: FulfilmentInput, released_at: datetime) -> None:
+    """The `fulfilment_started` audit row and the first case row of a
+    fulfilment (revision 3: written by the starter, not the workflow), in one
+    transaction; a retried start writes nothing twice."""
+    entry, case = _start_rows(input, released_at)
 
     async def write(conn: Executor) -> None:
         await audit_store.insert_entry(conn, entry)
@@ -185,6 +205,74 @@ async def record_start(db: Executor, input: FulfilmentInput, released_at: dateti
         return
     async with db.transaction():
         await write(db)
+
+
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """What the start of a fulfilment reads about the order and its customer."""
+
+    completed_orders: int
+    chargebacks: int
+    # The dispute workflow of an early fraud warning holding the order.
+    fraud_warning_ref: str | None
+
+
+async def release_facts(db: Executor, customer_id: str, order_id: str) -> ReleaseFacts:
+    """`customer_profile` and `efw_hold_source` in one round trip."""
+    row = await db.fetchrow(
+        """
+        SELECT h.completed_orders, h.chargebacks,
+               (SELECT source_ref FROM sim_warehouse_holds
+                WHERE order_id = $2 AND released_at IS NULL LIMIT 1) AS fraud_warning_ref
+        FROM (SELECT 1) AS one
+        LEFT JOIN customer_history h ON h.customer_id = $1
+        """,
+        customer_id,
+        order_id,
+    )
+    assert row is not None
+    return ReleaseFacts(
+        completed_orders=int(row["completed_orders"] or 0),
+        chargebacks=int(row["chargebacks"] or 0),
+        fraud_warning_ref=str(row["fraud_warning_ref"]) if row["fraud_warning_ref"] else None,
+    )
+
+
+async def record_release(
+    db: asyncpg.Pool,
+    order: Order,
+    input: FulfilmentInput,
+    released_at: datetime,
+    *,
+    subject_id: str | None,
+) -> None:
+    """The released order and the fulfilment's first audit row and case row,
+    in one transaction on one connection (the release activity's start path).
+
+    `subject_id`: the order's personal-data subject, already written by the
+    order review's intake (issue 21: the same subject id, kind `order`): only
+    the business document is inserted. None: its personal values are put into
+    the subject here (a review started before issue 21). A retried release
+    writes nothing twice."""
+    entry, case = _start_rows(input, released_at)
+    async with db.acquire() as conn, conn.transaction():
+        if subject_id is None:
+            await _insert_order(conn, order)
+        else:
+            document, _ = personal_data.split_document(
+                order.model_dump(mode="json"), ORDER_PERSONAL_PATHS
+            )
+            await conn.execute(
+                """
+                INSERT INTO fulfilment_orders (order_id, document, subject_id) VALUES ($1, $2, $3)
+                ON CONFLICT (order_id) DO NOTHING
+                """,
+                order.order_id,
+                document,
+                subject_id,
+            )
+        await audit_store.insert_entry(conn, entry)
+        await case_store.upsert(conn, case)
 
 
 # ------------------------------------------------------------ event intake

@@ -105,6 +105,14 @@ async def test_release_hold_webhook_address_and_status(
     # Started once: a second start (a retried release) starts nothing.
     kept = await fulfilment_store.load_order(db_pool, order_id)
     assert kept is not None
+    # The address it is released with is the one in the order's own subject
+    # (no second copy): the shipment booked at handover reads it from there.
+    first = await fulfilment.get_fulfilment(client, order_id)
+    assert first.address_ref == fulfilment_store.order_subject_id(order_id)
+    assert (
+        await fulfilment_store.get_address(db_pool, first.address_ref, order_id=order_id)
+        == kept.shipping_address
+    )
 
     # A hold placed through the API: the simulated warehouse will not pick.
     answer = await api.post(
