@@ -16,6 +16,11 @@ class BareInput:
     # ends with (started with the ones a review starts with): the bare
     # workflow plus the review's visibility writes, to size what those cost.
     publish_case: bool = False
+    # The last regular step starts a second bare workflow that waits (started
+    # as the release activity starts the order's fulfilment: its own id,
+    # REJECT_DUPLICATE, the fulfilment's start search attributes): the bare
+    # shape of a review whose release starts a second workflow.
+    start_second: bool = False
 
 
 @dataclass

@@ -171,11 +171,16 @@ def bare_job(
     steps: Sequence[str],
     *,
     with_search_attributes: bool = False,
+    start_second: bool = False,
 ) -> Job:
     async def job() -> bool:
         result = await client.execute_workflow(
             BareWorkflow.run,
-            BareInput(steps=list(steps), publish_case=with_search_attributes),
+            BareInput(
+                steps=list(steps),
+                publish_case=with_search_attributes,
+                start_second=start_second,
+            ),
             id=workflow_id,
             task_queue=task_queue,
             search_attributes=visibility.start_attributes(
@@ -238,6 +243,10 @@ class Report:
     bare_visible: Sample = field(
         default_factory=lambda: Sample("bare + the review's search attributes")
     )
+    # The bare workflow whose release step also starts a second bare workflow
+    # that waits: the bare shape of a review whose release starts the
+    # order's fulfilment (issue 16).
+    bare_started: Sample = field(default_factory=lambda: Sample("bare + a second workflow started"))
     decide: Sample = field(default_factory=lambda: Sample("decide update (order review)"))
     bare_update: Sample = field(default_factory=lambda: Sample("bare update"))
     histories: dict[str, HistoryProfile] = field(default_factory=dict)
@@ -261,6 +270,17 @@ class Report:
         """Review over a bare workflow that also writes the review's search
         attributes: Steward's cost apart from visibility."""
         return _ratio(self.review.per_second, self.bare_visible.per_second)
+
+    @property
+    def started_ratio(self) -> float:
+        """Review over the bare workflow that starts a bare second workflow
+        at its release step, as the review starts the fulfilment."""
+        return _ratio(self.review.per_second, self.bare_started.per_second)
+
+    @property
+    def started_cpu_cost_ratio(self) -> float:
+        review, bare = _own_cpu(self.review), _own_cpu(self.bare_started)
+        return bare / review if review and bare else math.nan
 
     @property
     def cpu_cost_ratio(self) -> float:
@@ -323,11 +343,18 @@ async def _throughput(stack: BenchStack, report: Report, count: int, concurrency
             for i in range(start, stop)
         ]
 
-    def bares(prefix: str, start: int, stop: int, *, visible: bool = False) -> list[Job]:
-        kind = "bench-bare-visible" if visible else "bench-bare"
+    def bares(
+        prefix: str, start: int, stop: int, *, visible: bool = False, second: bool = False
+    ) -> list[Job]:
+        kind = "bench-bare-visible" if visible else "bench-bare-second" if second else "bench-bare"
         return [
             bare_job(
-                client, queue, f"{kind}:{prefix}-{i:06d}", steps, with_search_attributes=visible
+                client,
+                queue,
+                f"{kind}:{prefix}-{i:06d}",
+                steps,
+                with_search_attributes=visible,
+                start_second=second,
             )
             for i in range(start, stop)
         ]
@@ -338,12 +365,14 @@ async def _throughput(stack: BenchStack, report: Report, count: int, concurrency
         await drive(reviews("BW", 0, warmup), concurrency)
         await drive(bares("BW", 0, warmup), concurrency)
         await drive(bares("BW", 0, warmup, visible=True), concurrency)
+        await drive(bares("BW", 0, warmup, second=True), concurrency)
 
-    # ABCCBA rounds: review, bare, bare with search attributes, the same
-    # again backwards, then the next round. The server's cost per run drifts
-    # up as its SQLite file grows, and each round's order cancels a linear
-    # drift; several shorter rounds also spread bursts of server work
-    # (checkpoints, garbage collection) over all sides.
+    # ABCDDCBA rounds: review, bare, bare with search attributes, bare that
+    # starts a second workflow, the same again backwards, then the next
+    # round. The server's cost per run drifts up as its SQLite file grows,
+    # and each round's order cancels a linear drift; several shorter rounds
+    # also spread bursts of server work (checkpoints, garbage collection)
+    # over all sides.
     rounds = report.config["rounds"]
     edges = [count * k // (2 * rounds) for k in range(2 * rounds + 1)]
     plan: list[tuple[Sample, list[Job]]] = []
@@ -353,6 +382,8 @@ async def _throughput(stack: BenchStack, report: Report, count: int, concurrency
             (report.review, reviews("BA", first, second)),
             (report.bare, bares("BA", first, second)),
             (report.bare_visible, bares("BA", first, second, visible=True)),
+            (report.bare_started, bares("BA", first, second, second=True)),
+            (report.bare_started, bares("BA", second, third, second=True)),
             (report.bare_visible, bares("BA", second, third, visible=True)),
             (report.bare, bares("BA", second, third)),
             (report.review, reviews("BA", second, third)),
@@ -366,7 +397,7 @@ async def _throughput(stack: BenchStack, report: Report, count: int, concurrency
             sample.add_cpu(meter.delta(before, meter.snapshot()))
             _record(sample, segment, report)
             # runs and seconds of this side in this round
-            tally = per_round.setdefault(index // 6, {}).setdefault(sample.name, [0.0, 0.0])
+            tally = per_round.setdefault(index // 8, {}).setdefault(sample.name, [0.0, 0.0])
             tally[0] += len(segment.latencies_s)
             tally[1] += segment.elapsed_s
     for tallies in per_round.values():
@@ -596,7 +627,7 @@ def print_cpu(report: Report, console: Console) -> None:
     for name in (*CPU_COMPONENTS, "total", "machine busy"):
         cpu.add_column(name, justify="right")
     cores = os.cpu_count() or 1
-    for sample in (report.review, report.bare, report.bare_visible):
+    for sample in (report.review, report.bare, report.bare_visible, report.bare_started):
         per_100 = sample.cpu_per_100()
         busy = sum(sample.cpu_s.values()) / (sample.elapsed_s * cores) if sample.elapsed_s else 0
         cpu.add_row(
@@ -609,6 +640,10 @@ def print_cpu(report: Report, console: Console) -> None:
     console.print(
         f"CPU cost ratio bare / review (own processes): [bold]{report.cpu_cost_ratio:.3f}[/] "
         "(the throughput ratio a quiet, CPU-bound machine would show)"
+    )
+    console.print(
+        "CPU cost ratio (bare + a second workflow started) / review: "
+        f"[bold]{report.started_cpu_cost_ratio:.3f}[/]"
     )
     measured = report.review.elapsed_s + report.bare.elapsed_s
     other = report.review.cpu_s.get(OTHER_PROCESSES, 0.0) + report.bare.cpu_s.get(
@@ -637,7 +672,7 @@ def print_report(report: Report, console: Console) -> None:
     table.add_column("per second", justify="right")
     table.add_column("p50 ms", justify="right")
     table.add_column("p95 ms", justify="right")
-    for sample in (report.review, report.bare, report.bare_visible):
+    for sample in (report.review, report.bare, report.bare_visible, report.bare_started):
         table.add_row(
             sample.name,
             str(sample.completed),
@@ -657,6 +692,12 @@ def print_report(report: Report, console: Console) -> None:
             + ", ".join(f"{r:.3f}" for r in report.round_ratios)
             + " (the same code; the spread is this machine's noise)"
         )
+    started_pass = not math.isnan(report.started_ratio) and report.started_ratio >= RATIO_GOAL
+    console.print(
+        "review / (bare + a second workflow started, the shape of the review's release "
+        f"starting the fulfilment): [bold]{report.started_ratio:.3f}[/] (goal >= {RATIO_GOAL}) "
+        f"{_verdict(started_pass)}"
+    )
     console.print(
         f"review / (bare + the review's search attributes): [bold]{report.visible_ratio:.3f}[/] "
         "(what Steward costs apart from visibility: its activities' work, its models, the "
@@ -779,7 +820,13 @@ def results_json(report: Report) -> dict[str, Any]:
             "order_review_auto_accept": report.review.as_json(),
             "bare_workflow": report.bare.as_json(),
             "bare_workflow_with_search_attributes": report.bare_visible.as_json(),
+            "bare_workflow_starting_a_second": report.bare_started.as_json(),
             "ratio": ratio,
+            "ratio_against_bare_starting_a_second": None
+            if math.isnan(report.started_ratio)
+            else round(report.started_ratio, 3),
+            "ratio_against_bare_starting_a_second_pass": not math.isnan(report.started_ratio)
+            and report.started_ratio >= RATIO_GOAL,
             "ratio_with_search_attributes_on_both": None
             if math.isnan(report.visible_ratio)
             else round(report.visible_ratio, 3),
@@ -789,6 +836,9 @@ def results_json(report: Report) -> dict[str, Any]:
             "cpu_cost_ratio": None
             if math.isnan(report.cpu_cost_ratio)
             else round(report.cpu_cost_ratio, 3),
+            "cpu_cost_ratio_against_bare_starting_a_second": None
+            if math.isnan(report.started_cpu_cost_ratio)
+            else round(report.started_cpu_cost_ratio, 3),
         },
         "update_round_trip": {
             "decide_order_review": report.decide.as_json(),

@@ -6,13 +6,20 @@ hard-coded), but every activity is a no-op and there is no business logic,
 store write, search attribute or query state. `BareUpdateWorkflow` waits for
 one update the way a review waits for `decide`, with a validator and a
 deadline, so the two update round trips compare like for like.
+`BareSecondWorkflow` is what `BareWorkflow` with `start_second` starts from
+its last regular activity, as the review's release activity starts the
+order's fulfilment: it only waits for a signal (no timer), as a fulfilment
+waits for the warehouse's first event.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from temporalio import activity, workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     # Passed through as the review passes domain/ through: otherwise each run
@@ -23,6 +30,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows import visibility
 
 NOOP_ACTIVITY = "bench_noop"
+START_SECOND_ACTIVITY = "bench_start_second"
+SECOND_WORKFLOW = "BenchBareSecondWorkflow"
+# Listed under its own process name: the fulfilment row must not pick these up.
+SECOND_PROCESS = "bench-second"
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 LOCAL_TIMEOUT = timedelta(seconds=10)
 # A bare update target gives up after this long, as every Steward wait has a deadline.
@@ -34,11 +45,28 @@ async def bench_noop(step: int) -> int:
     return step
 
 
+@activity.defn(name=START_SECOND_ACTIVITY)
+async def bench_start_second(step: int) -> int:
+    """Start the second workflow as FulfilmentStart starts a fulfilment (the
+    worker's client, the same reuse policy, start search attributes), nothing else."""
+    info = activity.info()
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await activity.client().start_workflow(
+            SECOND_WORKFLOW,
+            id=f"bench-second:{info.workflow_id}",
+            task_queue=info.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=visibility.start_attributes(SECOND_PROCESS, "released", market="FR"),
+        )
+    return step
+
+
 @workflow.defn(name="BenchBareWorkflow")
 class BareWorkflow:
     @workflow.run
     async def run(self, input: BareInput) -> BareResult:
         regular = local = 0
+        last_regular = max((i for i, s in enumerate(input.steps) if s == REGULAR), default=-1)
         for index, step in enumerate(input.steps):
             if input.publish_case and index == len(input.steps) - 1:
                 workflow.upsert_search_attributes(
@@ -54,7 +82,12 @@ class BareWorkflow:
             elif step == REGULAR:
                 regular += 1
                 await workflow.execute_activity(
-                    NOOP_ACTIVITY, index, result_type=int, start_to_close_timeout=ACTIVITY_TIMEOUT
+                    START_SECOND_ACTIVITY
+                    if input.start_second and index == last_regular
+                    else NOOP_ACTIVITY,
+                    index,
+                    result_type=int,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
                 )
             else:
                 raise ValueError(f"unknown bench step {step!r}")
@@ -95,5 +128,21 @@ class BareUpdateWorkflow:
             raise ValueError("actor is required")
 
 
-BENCH_WORKFLOWS: list[type] = [BareWorkflow, BareUpdateWorkflow]
-BENCH_ACTIVITIES = [bench_noop]
+@workflow.defn(name=SECOND_WORKFLOW)
+class BareSecondWorkflow:
+    def __init__(self) -> None:
+        self._woken = False
+
+    @workflow.run
+    async def run(self) -> str:
+        # No timer: the fulfilment's first task issues no command either.
+        await workflow.wait_condition(lambda: self._woken)
+        return "woken"
+
+    @workflow.signal
+    def wake(self) -> None:
+        self._woken = True
+
+
+BENCH_WORKFLOWS: list[type] = [BareWorkflow, BareUpdateWorkflow, BareSecondWorkflow]
+BENCH_ACTIVITIES = [bench_noop, bench_start_second]
