@@ -13,7 +13,6 @@ guard the change with a `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -41,6 +40,7 @@ from domain.campaign import (
     WindowChange,
 )
 from domain.common import Role
+from tests.replay.recording import run_recorder
 from tests.workflows.conftest import _test_server_binary
 from tests.workflows.harness import FakeWorld, Harness, wait_for_status
 from tests.workflows.test_campaign import FakeCampaign, _approved, _start
@@ -147,4 +147,4 @@ async def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))
+    run_recorder(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))

@@ -11,7 +11,6 @@ touching the recorded files.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ from domain.chargeback import (
     ResponseAction,
     chargeback_workflow_id,
 )
+from tests.replay.recording import run_recorder
 from tests.workflows.conftest import _test_server_binary
 from tests.workflows.harness import FakeWorld, wait_for_status
 from tests.workflows.test_chargeback import POLICY, answer, event
@@ -150,4 +150,4 @@ async def record(out: Path = HISTORIES) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))
+    run_recorder(record(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))

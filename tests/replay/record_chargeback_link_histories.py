@@ -37,6 +37,7 @@ from domain.chargeback import (
     chargeback_workflow_id,
 )
 from domain.common import Role
+from tests.replay.recording import run_recorder
 from tests.workflows.conftest import _test_server_binary
 from tests.workflows.harness import FakeWorld, wait_for_status
 from tests.workflows.test_chargeback import POLICY, answer, event
@@ -129,4 +130,4 @@ async def record() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    run_recorder(record())

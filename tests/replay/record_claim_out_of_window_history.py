@@ -15,7 +15,6 @@ guard the change with a new `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import FakeWorld, Harness
 from tests.workflows.test_carrier_claim import SHIP_CLOCK, shipment, start
 from workflows.carrier_claim import CarrierClaimWorkflow
@@ -39,7 +38,7 @@ async def _out_of_window(harness: Harness) -> WorkflowHandle[Any, Any]:
 
 
 if __name__ == "__main__":
-    asyncio.run(
+    run_recorder(
         record_history(
             "carrier_claim_out_of_window",
             [CarrierClaimWorkflow],

@@ -14,7 +14,6 @@ guard the change with a new `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from domain.evidence import CctvClipReady
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import FakeWorld, Harness, eventually
 from tests.workflows.test_carrier_claim import outcome, shipment, start
 from workflows.carrier_claim import CarrierClaimWorkflow
@@ -51,7 +50,7 @@ async def _outcome_while_filing(harness: Harness) -> WorkflowHandle[Any, Any]:
 
 
 if __name__ == "__main__":
-    asyncio.run(
+    run_recorder(
         record_history(
             "carrier_claim_outcome_while_filing",
             [CarrierClaimWorkflow],

@@ -14,7 +14,6 @@ guard the change with a new `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from temporalio.client import WorkflowHandle
 
 from domain.carrier_events import TrackingStatus
 from domain.deliveries import CustomerOption, DeliveryDecision, FailedDeliveryStatus
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import FakeWorld, Harness, wait_for_status
 from tests.workflows.inputs import shipment, tracking_event
 from tests.workflows.test_failed_delivery import decide, reply, start
@@ -57,7 +56,7 @@ async def _private_reply(harness: Harness) -> WorkflowHandle[Any, Any]:
 
 
 if __name__ == "__main__":
-    asyncio.run(
+    run_recorder(
         record_history(
             "failed_delivery_private_reply",
             [FailedDeliveryWorkflow],

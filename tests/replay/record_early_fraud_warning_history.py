@@ -15,7 +15,6 @@ guard the change with a new `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from domain.review import CURRENT_REVIEW_REVISION, OrderReviewContract, ReviewDecision, ReviewStatus
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import FakeWorld, Harness, wait_for_status
 from tests.workflows.test_order_review import ACCEPT, decide, fresh_order, start, warning
 from workflows.order_review import OrderReviewWorkflow
@@ -45,7 +44,7 @@ async def _warned_then_declined(harness: Harness) -> WorkflowHandle[Any, Any]:
 
 
 if __name__ == "__main__":
-    asyncio.run(
+    run_recorder(
         record_history(
             f"order_review_rev{CURRENT_REVIEW_REVISION}_early_fraud_warning_review",
             [OrderReviewWorkflow],

@@ -28,7 +28,6 @@ guard the change with a new `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 from datetime import timedelta
@@ -53,7 +52,7 @@ from domain.fulfilment import (
     SpecialDeliveryKind,
     WarehouseEventKind,
 )
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import FakeWorld, Harness, eventually
 from tests.workflows.test_chargeback import event as chargeback_event
 from tests.workflows.test_chargeback import start as start_chargeback
@@ -210,4 +209,4 @@ async def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:]))
+    run_recorder(main(sys.argv[1:]))

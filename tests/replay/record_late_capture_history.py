@@ -15,14 +15,13 @@ guard the change with a new `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import FakeWorld, Harness
 from tests.workflows.test_order_review import ACCEPT, start
 from tests.workflows.test_order_review_late_capture import NEVER
@@ -38,7 +37,7 @@ async def _late_capture(harness: Harness) -> WorkflowHandle[Any, Any]:
 
 
 if __name__ == "__main__":
-    asyncio.run(
+    run_recorder(
         record_history(
             "order_review_rev3_late_capture_refunded",
             [OrderReviewWorkflow],

@@ -15,7 +15,6 @@ guard the change with a `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +33,7 @@ from domain.ops_request import (
     ResolveInput,
     RootCause,
 )
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import Harness
 from tests.workflows.test_ops_request import COORDINATOR, OpsWorld, address, request, start
 from workflows.ops_request import OpsRequestWorkflow
@@ -126,4 +125,4 @@ async def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))
+    run_recorder(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))

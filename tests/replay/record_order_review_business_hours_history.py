@@ -16,7 +16,6 @@ other review history:
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from temporalio.client import WorkflowHandle
 
 from domain.common import Role
 from domain.review import DecisionReason, ReviewDecision, ReviewStatus
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import FakeWorld, Harness, wait_for_status
 from tests.workflows.test_order_review import (
     ACCEPT,
@@ -107,4 +106,4 @@ async def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))
+    run_recorder(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))

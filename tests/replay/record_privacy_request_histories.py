@@ -14,7 +14,6 @@ guard the change with `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 from datetime import timedelta
@@ -38,6 +37,7 @@ from domain.privacy_request import (
     VerifyInput,
     privacy_request_workflow_id,
 )
+from tests.replay.recording import run_recorder
 from tests.workflows.conftest import _test_server_binary
 from tests.workflows.harness import FakeWorld, wait_for_status
 from tests.workflows.test_privacy_request import CONTACT, FP, A, B, FakePrivacy
@@ -122,4 +122,4 @@ async def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))
+    run_recorder(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))

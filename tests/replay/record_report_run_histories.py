@@ -13,7 +13,6 @@ guard the change with `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import uuid
@@ -26,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.reports.runs import Cadence, ReportRunInput
+from tests.replay.recording import run_recorder
 from tests.workflows.conftest import _test_server_binary
 from tests.workflows.test_report_run import FakeReports
 from workflows.report_run import ReportRunWorkflow
@@ -73,4 +73,4 @@ async def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))
+    run_recorder(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))

@@ -15,7 +15,6 @@ guard the change with a new `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from domain.deliveries import (
     FailedDeliveryStatus,
     ServiceLevel,
 )
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import FakeWorld, Harness, eventually, wait_for_status
 from tests.workflows.inputs import shipment, tracking_event
 from tests.workflows.test_failed_delivery import decide, reply, start
@@ -70,7 +69,7 @@ async def _refused_then_standard(harness: Harness) -> WorkflowHandle[Any, Any]:
 
 
 if __name__ == "__main__":
-    asyncio.run(
+    run_recorder(
         record_history(
             "failed_delivery_reship_refused",
             [FailedDeliveryWorkflow],

@@ -15,7 +15,6 @@ guard the change with a new `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from domain.review import (
     ReviewStatus,
 )
 from tests.factories import make_order
+from tests.replay.recording import run_recorder
 from tests.workflows.conftest import _test_server_binary
 from tests.workflows.harness import FakeWorld, wait_for_status
 from tests.workflows.test_order_review import POLICY, REVIEW, decide
@@ -83,4 +83,4 @@ async def record() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    run_recorder(record())

@@ -1,11 +1,15 @@
 """What every recorder of a new history does around its scenario: a fresh
 time-skipping server (its clock only moves forward), Steward's search
 attributes, a worker on the harness's fake world, and the history written
-as `<name>.json`."""
+as `<name>.json`; and how a recorder script runs (`run_recorder`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+import os
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +48,27 @@ async def record_history(
         print(f"recorded {name}: {len(history.events)} events")
     finally:
         await env.shutdown()
+
+
+def run_recorder(main: Coroutine[Any, Any, object]) -> None:
+    """Run a recorder script's coroutine and exit with its status (0, or 1
+    with the traceback), without the interpreter's teardown: the Temporal
+    runtime's threads may still reach for the GIL while Python finalizes and
+    abort the process after everything was written ("PyGILState_Release:
+    thread state ... must be current", temporalio/sdk-python#300), which
+    turned a good recording into exit status 134."""
+    status = 0
+    try:
+        asyncio.run(main)
+    except SystemExit as stop:
+        if isinstance(stop.code, str):
+            print(stop.code, file=sys.stderr)
+            status = 1
+        else:
+            status = stop.code or 0
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
