@@ -14,8 +14,11 @@ from activities.context import activity_logger
 from activities.ports import Catalogue, SaleStock
 from domain.campaign import (
     RECONCILE_CAMPAIGN,
+    RETURN_CAMPAIGN_QUOTA,
     SET_CAMPAIGN_GATE,
     VALIDATE_CAMPAIGN,
+    CampaignReturnInput,
+    CampaignReturnResult,
     CatalogueEntry,
     GateInput,
     ReconcileInput,
@@ -101,5 +104,34 @@ class CampaignActivities:
             orders=len(facts),
             discrepancies=len(found),
             at=datetime.now(UTC).isoformat(),
+        )
+        return result
+
+    @activity.defn(name=RETURN_CAMPAIGN_QUOTA)
+    async def return_campaign_quota(self, input: CampaignReturnInput) -> CampaignReturnResult:
+        """A return of an employee-sale order gives its items back to the
+        campaign: each SKU is one release, idempotent by its id (the same for
+        every attempt), so a retried step gives the quota back once. The
+        campaign's rule decides whether units and amount go back to the
+        employee's quota; the return counts in its figures either way."""
+        record = await campaign_store.get_campaign(self._pool, input.campaign_id)
+        result = CampaignReturnResult(quota_back=record.parameters.quota_back_on_return)
+        for release in input.releases:
+            try:
+                applied = await campaign_store.release_quota(
+                    self._pool, input.campaign_id, input.order_id, release
+                )
+            except campaign_store.OrderInvalid as refused:
+                # More than the order has left (a cancellation released it
+                # already, say): nothing to give back, and no retry changes it.
+                result.refused[release.sku] = str(refused)
+                continue
+            (result.applied if applied else result.already).append(release.sku)
+        activity_logger(campaign_id=input.campaign_id, order_id=input.order_id).info(
+            "campaign_return_released",
+            rma_id=input.rma_id,
+            applied=result.applied,
+            already=result.already,
+            refused=sorted(result.refused),
         )
         return result

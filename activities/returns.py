@@ -35,6 +35,7 @@ from domain.returns import (
     return_parcel_shipment_id,
     returned_value_minor,
 )
+from store import campaign as campaign_store
 from store import deliveries as delivery_store
 from store import disputes
 from store import returns as returns_store
@@ -82,6 +83,7 @@ class ReturnActivities:
             )
             refusals = assess_eligibility(request, now=input.requested_at, already_returned=already)
             dispute = await disputes.open_dispute_for_order(conn, order_id)
+            campaign = await campaign_store.campaign_of_order(conn, order_id)
             if not refusals:
                 await returns_store.reserve_lines(
                     conn,
@@ -105,6 +107,7 @@ class ReturnActivities:
             full_return=full,
             value_minor=returned_value_minor(request),
             refund_minor=refund_amount_minor(request, full_return=full),
+            campaign_id=campaign,
         )
 
     @activity.defn(name=ISSUE_RETURN_LABEL)

@@ -58,6 +58,8 @@ class CampaignContract:
 VALIDATE_CAMPAIGN: Final = "validate_campaign"
 SET_CAMPAIGN_GATE: Final = "set_campaign_gate"
 RECONCILE_CAMPAIGN: Final = "reconcile_campaign"
+# A return of an employee-sale order gives its quota back (workflows/returns.py).
+RETURN_CAMPAIGN_QUOTA: Final = "return_campaign_quota"
 
 # The special-sales team prepares; a manager who did not prepare approves.
 PREPARER_ROLES: Final = frozenset({Role.COORDINATOR, Role.MANAGER})
@@ -673,6 +675,34 @@ class QuotaRelease(StewardModel):
     sku: Reference
     quantity: int = Field(ge=1, le=100)
     reason: ReleaseReason
+
+
+def return_release_id(rma_id: str, sku: str) -> str:
+    """The release a return of `sku` gives back: the same for every attempt of
+    the return's step, so a retried step takes the quota back once."""
+    digest = hashlib.sha256(f"return/{rma_id}/{sku}".encode()).hexdigest()
+    return f"rma-{digest[:40]}"
+
+
+class CampaignReturnInput(StewardModel):
+    """A return of an employee-sale order that ended with the value given back
+    (refund or store credit): its items go back to the campaign."""
+
+    workflow_id: NonEmptyStr
+    rma_id: BusinessKey
+    campaign_id: BusinessKey
+    order_id: BusinessKey
+    releases: list[QuotaRelease] = Field(min_length=1, max_length=100)
+
+
+class CampaignReturnResult(StewardModel):
+    # The SKUs given back by this attempt, by an earlier attempt, and refused
+    # (sku -> reason: more units than the order has left, say).
+    applied: list[str] = Field(default_factory=list)
+    already: list[str] = Field(default_factory=list)
+    refused: dict[str, str] = Field(default_factory=dict)
+    # The campaign's rule: whether the units and amount went back to the quota.
+    quota_back: bool = False
 
 
 # -------------------------------------------------------------- the workflow

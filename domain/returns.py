@@ -718,6 +718,9 @@ class EligibilityResult(StewardModel):
     full_return: bool = False
     value_minor: int = 0
     refund_minor: int = 0
+    # The employee sale (domain/campaign.py) the order was bought in, if any:
+    # its return gives the campaign's quota back. None in runs before it.
+    campaign_id: str | None = None
 
 
 class IssueLabelInput(StewardModel):

@@ -658,6 +658,14 @@ async def release_quota(
     return True
 
 
+async def campaign_of_order(db: Executor, order_id: str) -> str | None:
+    """The campaign an accepted employee order was bought in; None for any other order."""
+    campaign: str | None = await db.fetchval(
+        "SELECT campaign_id FROM campaign_orders WHERE order_id = $1", order_id
+    )
+    return campaign
+
+
 async def employee_usage(db: Executor, campaign_id: str) -> list[dict[str, Any]]:
     rows = await db.fetch(
         """

@@ -315,6 +315,7 @@ def build_activities(
         campaign.validate_campaign,
         campaign.set_campaign_gate,
         campaign.reconcile_campaign,
+        campaign.return_campaign_quota,
         disputes.assemble_dispute_evidence,
         disputes.submit_dispute_response,
         disputes.hold_order_release,

@@ -23,6 +23,14 @@ with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/order_review.py)
 
     from domain.business_hours import sla_due
+    from domain.campaign import (
+        RETURN_CAMPAIGN_QUOTA,
+        CampaignReturnInput,
+        CampaignReturnResult,
+        QuotaRelease,
+        ReleaseReason,
+        return_release_id,
+    )
     from domain.claims import CarrierClaimContract, CarrierClaimInput, ClaimType, claim_policy_for
     from domain.common import Role
     from domain.ids import RETURN, carrier_claim_id
@@ -86,6 +94,10 @@ PATCH_LOST_PARCEL_CLAIM = "return-lost-parcel-claim"
 # market says so (issue 17; runs before it keep wall-clock SLAs).
 PATCH_BUSINESS_HOURS_QC = "return-qc-business-hours-sla"
 
+# A return of an employee-sale order gives the campaign's quota back once the
+# value is given back (refund or store credit); runs before it did not.
+PATCH_CAMPAIGN_QUOTA_BACK = "return-campaign-quota-back"
+
 # How long a coordinator has to act on a parcel presumed lost.
 LOST_PARCEL_TASK_SLA = timedelta(days=2)
 
@@ -129,6 +141,8 @@ class ReturnWorkflow(ReturnResolution):
         )
         self._choice: CustomerChoice | None = None
         self._refund_operations = 0
+        # The employee sale the order was bought in (the eligibility check says).
+        self._campaign_id: str | None = None
 
     # ------------------------------------------------------------------ run
 
@@ -298,6 +312,7 @@ class ReturnWorkflow(ReturnResolution):
         )
         self._state.open_dispute = result.open_dispute
         self._full_refund_minor = result.refund_minor
+        self._campaign_id = result.campaign_id
         self._case.audit(
             "eligibility_checked",
             reason="; ".join(r.code for r in result.refusals) or "eligible",
@@ -517,6 +532,51 @@ class ReturnWorkflow(ReturnResolution):
             self._case.transition(
                 ReturnStatus.RETURNED_TO_CUSTOMER, requester, "sent back as it is"
             )
+        if (
+            self._campaign_id is not None
+            and self._state.status in (ReturnStatus.REFUNDED, ReturnStatus.STORE_CREDITED)
+            and workflow.patched(PATCH_CAMPAIGN_QUOTA_BACK)
+        ):
+            await self._give_campaign_quota_back(self._campaign_id)
+
+    async def _give_campaign_quota_back(self, campaign_id: str) -> None:
+        """The returned items go back to the employee sale: its quota (when the
+        campaign's rule says so) and its returns figures. One release per SKU
+        with an id derived from the RMA, so a retried step gives back once."""
+        rma_id = self._input.rma_id
+        result = await call_outside(
+            RETURN_CAMPAIGN_QUOTA,
+            CampaignReturnInput(
+                workflow_id=workflow.info().workflow_id,
+                rma_id=rma_id,
+                campaign_id=campaign_id,
+                order_id=self._input.order.order_id,
+                releases=[
+                    QuotaRelease(
+                        release_id=return_release_id(rma_id, line.sku),
+                        sku=line.sku,
+                        quantity=line.quantity,
+                        reason=ReleaseReason.RETURNED,
+                    )
+                    for line in self._input.lines
+                ],
+            ),
+            result_type=CampaignReturnResult,
+            retry=OUTSIDE_RETRY,
+            summary="give the employee sale's quota back",
+        )
+        self._case.audit(
+            "campaign_quota_returned",
+            reason=campaign_id
+            + ("" if result.quota_back else ": counted as returned, the quota stays taken"),
+            after={
+                "campaign_id": campaign_id,
+                "applied": result.applied,
+                "already": result.already,
+                "refused": result.refused,
+                "quota_back": result.quota_back,
+            },
+        )
 
     # --------------------------------------------------------- manual QC
 

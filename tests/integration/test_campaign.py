@@ -26,29 +26,56 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import pytest_asyncio
+from temporalio import activity
+from temporalio.activity import _Definition
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 import workflows
+from activities.campaign import CampaignActivities, SimulatedCatalogue, SimulatedSaleStock
+from activities.payments import PaymentActivities
+from activities.simulated import FaultPlan, SimulatedPaymentProvider
 from domain.campaign import (
+    RETURN_CAMPAIGN_QUOTA,
     CampaignOrderRequest,
     CampaignParameters,
+    CampaignReturnInput,
+    CampaignReturnResult,
     CatalogueEntry,
     PriceLine,
     Quota,
     parse_roster,
+    return_release_id,
     schedule_for,
 )
 from domain.common import Role
+from domain.ids import return_id
 from domain.orders import ItemCategory
+from domain.payments import PaymentOperationInput
+from domain.returns import (
+    CarrierEvent,
+    CarrierEventKind,
+    CustomerContact,
+    OrderLine,
+    QcGrade,
+    QcResult,
+    Resolution,
+    ReturnInput,
+    ReturnLine,
+    ReturnOrder,
+    ReturnReason,
+    ReturnStatus,
+)
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
+from store import audit as audit_store
 from store import campaign as campaign_store
 from store import personal_data
 from tests.factories import order_data
 from tests.integration.polling import eventually
 from workers import activities
 from workers.settings import Settings
+from workflows.returns import ReturnWorkflow
 
 PARIS = ZoneInfo("Europe/Paris")
 KEYS = {
@@ -522,3 +549,133 @@ async def test_a_returned_item_gives_its_quota_back_once_when_the_rule_says_so(
         )
         assert too_many.status_code == 422
         assert too_many.json()["detail"][0]["field"] == "quantity"
+
+
+async def test_a_return_through_steward_gives_the_quota_back_once_when_its_step_is_retried(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool, client: Client, settings: Settings
+) -> None:
+    """The returns workflow on the real stack: an employee-sale order is
+    returned and refunded, and the return gives the campaign's quota back by
+    itself; the first attempt of that step commits, then its answer is lost,
+    and the retry changes nothing more."""
+    now = datetime.now(UTC)
+    p = params(now - timedelta(minutes=1), now + timedelta(hours=1), allocated=5, max_units=2)
+    await open_campaign(db_pool, p, roster_csv(1))
+    order_id = f"{p.campaign_id}-RT"
+    placed = await campaign_store.take_quota(
+        db_pool,
+        p.campaign_id,
+        CampaignOrderRequest.model_validate(order_body(order_id, "E0000", [(SKUS[0], 2)])),
+    )
+    assert placed.accepted, placed.detail
+    # The order review's capture, as it leaves a released order.
+    provider = SimulatedPaymentProvider(db_pool, FaultPlan())
+    await provider.register_authorisation(
+        authorisation_ref=f"auth-{order_id}",
+        amount_minor=2 * PRICE[SKUS[0]],
+        currency="EUR",
+        authorised_at=now - timedelta(days=5),
+        expires_at=now + timedelta(days=2),
+    )
+    await PaymentActivities(db_pool, {provider.name: provider}).capture_payment(
+        PaymentOperationInput(
+            workflow_id=f"order-review:{order_id}",
+            operation_id="capture",
+            order_id=order_id,
+            provider=provider.name,
+            authorisation_ref=f"auth-{order_id}",
+            amount_minor=2 * PRICE[SKUS[0]],
+            currency="EUR",
+        )
+    )
+
+    campaign = CampaignActivities(db_pool, SimulatedSaleStock(db_pool), SimulatedCatalogue(db_pool))
+    attempts: list[int] = []
+
+    @activity.defn(name=RETURN_CAMPAIGN_QUOTA)
+    async def answer_lost_once(input: CampaignReturnInput) -> CampaignReturnResult:
+        result = await campaign.return_campaign_quota(input)
+        attempts.append(activity.info().attempt)
+        if len(attempts) == 1:
+            raise RuntimeError("the answer was lost after the store committed")
+        return result
+
+    registered = [
+        fn
+        for fn in activities.build_activities(db_pool, settings)
+        if _Definition.must_from_callable(fn).name != RETURN_CAMPAIGN_QUOTA
+    ]
+    rma_id = f"RMA-{uuid.uuid4().hex[:10]}"
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[ReturnWorkflow],
+        activities=[*registered, answer_lost_once],
+    ):
+        handle = await client.start_workflow(
+            ReturnWorkflow.run,
+            ReturnInput(
+                rma_id=rma_id,
+                order=ReturnOrder(
+                    order_id=order_id,
+                    market="FR",
+                    currency="EUR",
+                    delivered_at=now - timedelta(days=3),
+                    lines=[
+                        OrderLine(
+                            sku=SKUS[0], name="Tote", unit_price_minor=PRICE[SKUS[0]], quantity=2
+                        )
+                    ],
+                    authorisation_ref=f"auth-{order_id}",
+                ),
+                lines=[ReturnLine(sku=SKUS[0], quantity=1)],
+                reason=ReturnReason.NO_LONGER_WANTED,
+                resolution=Resolution.REFUND,
+                contact=CustomerContact(email="e0@maison.example"),
+                requested_by="cs-julie",
+            ),
+            id=return_id(rma_id),
+            task_queue=settings.task_queue,
+        )
+
+        async def tracking() -> str | None:
+            state = await handle.query(ReturnWorkflow.status)
+            return state.tracking_number
+
+        number = await eventually(tracking, bool, timeout=20, what="the return label")
+        for n, kind in enumerate(
+            (CarrierEventKind.IN_TRANSIT, CarrierEventKind.DELIVERED_TO_WAREHOUSE)
+        ):
+            await handle.signal(
+                ReturnWorkflow.carrier_event,
+                CarrierEvent(
+                    event_id=f"scan-{n}", kind=kind, tracking_number=number, occurred_at=now
+                ),
+            )
+        await handle.signal(
+            ReturnWorkflow.qc_result, QcResult(event_id="qc-1", grade=QcGrade.FIRST_CHOICE)
+        )
+        result = await handle.result()
+    assert result.status is ReturnStatus.REFUNDED
+
+    assert attempts == [1, 2]
+    # Once: one unit and its amount back to the employee, one unit back in stock.
+    (usage,) = await campaign_store.employee_usage(db_pool, p.campaign_id)
+    assert (usage["units_taken"], usage["amount_taken_minor"]) == (1, PRICE[SKUS[0]])
+    stock = {
+        s["sku"]: s["remaining"] for s in await campaign_store.stock_levels(db_pool, p.campaign_id)
+    }
+    assert stock[SKUS[0]] == 5 - 2 + 1
+    releases = await db_pool.fetch(
+        "SELECT release_id, quantity, reason FROM campaign_quota_releases WHERE order_id = $1",
+        order_id,
+    )
+    assert [(r["release_id"], r["quantity"], r["reason"]) for r in releases] == [
+        (return_release_id(rma_id, SKUS[0]), 1, "returned")
+    ]
+    # It counts in the campaign's returns figures.
+    figures = await campaign_store.figures(db_pool, p.campaign_id)
+    assert figures["returns_by_reason"] == {"returned": 1}
+    assert figures["return_rate"] == 0.5
+    audit = [row.action for row in await audit_store.list_by_case(db_pool, rma_id)]
+    assert audit.count("campaign_quota_returned") == 1

@@ -526,6 +526,8 @@ async def test_build_activities_registers_every_name(clean_db: asyncpg.Pool) -> 
         "validate_campaign",
         "set_campaign_gate",
         "reconcile_campaign",
+        # A return of an employee-sale order gives its quota back.
+        "return_campaign_quota",
         # The operations desk (activities/ops_desk.py, issue 17).
         "record_ops_request",
         "post_chat_message",

@@ -50,6 +50,8 @@ RECORDED: dict[str, tuple[type, str]] = {
     # `failed-delivery-business-hours-sla`): the SLA counts in the policy's calendar.
     "return_manual_qc_business_hours": (ReturnWorkflow, "refunded"),
     "failed_delivery_business_hours_default": (FailedDeliveryWorkflow, "delivered"),
+    # The `return-campaign-quota-back` patch: an employee-sale return gives the quota back.
+    "return_employee_sale_quota_back": (ReturnWorkflow, "refunded"),
 }
 
 

@@ -50,6 +50,7 @@ from domain.audit import (
     CaseStatusInput,
     RecordTransitionInput,
 )
+from domain.campaign import RETURN_CAMPAIGN_QUOTA, CampaignReturnInput, CampaignReturnResult
 from domain.carrier_sweep import SWEEP_SILENT_SHIPMENTS, CarrierSweepInput, CarrierSweepResult
 from domain.chargeback import (
     ASSEMBLE_DISPUTE_EVIDENCE,
@@ -396,8 +397,17 @@ class FakeReturns:
     out_of_stock_checks: int = 0
     # Whether the store knows the order a lost return parcel claims for.
     order_known: bool = True
+    # The employee sale the returned order was bought in (issue 18), and how
+    # many attempts of giving its quota back apply the releases, then fail
+    # (an answer lost after the store committed).
+    campaign_id: str | None = None
+    campaign_release_failures: int = 0
 
     labels: list[IssueLabelInput] = field(default_factory=list, init=False)
+    # Every attempt of the campaign quota's return, and the release ids the
+    # "store" applied (each once, as store/campaign.py: release_quota).
+    campaign_returns: list[CampaignReturnInput] = field(default_factory=list, init=False)
+    campaign_released: list[str] = field(default_factory=list, init=False)
     dispositions: list[RecordDispositionInput] = field(default_factory=list, init=False)
     stock_checks: list[CheckStockInput] = field(default_factory=list, init=False)
     claim_preparations: list[ReturnParcelClaimInput] = field(default_factory=list, init=False)
@@ -415,7 +425,22 @@ class FakeReturns:
             full_return=True,
             value_minor=value,
             refund_minor=value + input.request.order.shipping_minor,
+            campaign_id=self.campaign_id,
         )
+
+    @activity.defn(name=RETURN_CAMPAIGN_QUOTA)
+    async def return_campaign_quota(self, input: CampaignReturnInput) -> CampaignReturnResult:
+        self.campaign_returns.append(input)
+        result = CampaignReturnResult(quota_back=True)
+        for release in input.releases:
+            first = release.release_id not in self.campaign_released
+            if first:
+                self.campaign_released.append(release.release_id)
+            (result.applied if first else result.already).append(release.sku)
+        if self.campaign_release_failures > 0:
+            self.campaign_release_failures -= 1
+            raise RuntimeError("the store's answer was lost")
+        return result
 
     @activity.defn(name=ISSUE_RETURN_LABEL)
     async def issue_return_label(self, input: IssueLabelInput) -> IssueLabelResult:
