@@ -8,6 +8,7 @@ carry subject ids and counts (docs/privacy_request.md).
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import asyncpg
@@ -20,6 +21,7 @@ from domain.audit import AuditEntry
 from domain.claims import CLOSED_CLAIM_STATUSES
 from domain.common import Role
 from domain.deliveries import CLOSED_DELIVERY_STATUSES
+from domain.orders import Address
 from domain.privacy_request import (
     CHECK_LEGAL_HOLDS,
     CONFIRM_PRIVACY_REQUEST,
@@ -41,7 +43,7 @@ from domain.privacy_request import (
 )
 from domain.returns import CLOSED_RETURN_STATUSES
 from store import audit as audit_store
-from store import personal_data, privacy_requests
+from store import identity_erasure, personal_data, privacy_requests
 
 _CLOSED = {
     "return": {str(s) for s in CLOSED_RETURN_STATUSES},
@@ -121,6 +123,11 @@ class PrivacyActivities:
     async def erase_personal_data(self, input: EraseInput) -> EraseResult:
         log = activity_logger(request_id=input.request_id)
         result = EraseResult()
+        # First, while the subjects can still be read: the hashes of their
+        # emails and addresses that scoring keeps outside the store. A retry
+        # after the keys went finds them by the orders' own rows.
+        hashes = await self._erase_identity_hashes([*input.erase, *input.retain_invoice_fields])
+        result.identity_hashes = hashes.total
         erased_now: list[str] = []
         kept_now: list[str] = []
         for sid in input.erase:
@@ -151,8 +158,33 @@ class PrivacyActivities:
             erased=result.erased,
             already_erased=result.already_erased,
             invoice_fields_kept=result.retained,
+            orders_seen_scrubbed=hashes.orders_seen,
+            risk_list_entries_removed=[f"{lst}/{kind}" for lst, kind in hashes.list_entries],
+            notifications_scrubbed=hashes.notifications,
         )
         return result
+
+    async def _erase_identity_hashes(
+        self, subject_ids: list[str]
+    ) -> identity_erasure.IdentityErasure:
+        known = await personal_data.live_subjects(self.pool, sorted(set(subject_ids)))
+        views = await personal_data.read_subjects(self.pool, known) if known else {}
+        emails: set[str] = set()
+        addresses: list[Address] = []
+        for view in views.values():
+            if view.erased:
+                continue
+            fields = dict(view.fields)
+            emails.update(v for k, v in fields.items() if k.rsplit(".", 1)[-1] == "email")
+            if {"line1", "city", "postal_code", "country"} <= fields.keys():
+                # Not an address after all (a ValueError): nothing to hash.
+                with contextlib.suppress(ValueError):
+                    addresses.append(Address.model_validate(fields))
+        refs = await personal_data.refs_of(self.pool, sorted(set(subject_ids)))
+        order_ids = sorted({ref_id for r in refs.values() for kind, ref_id in r if kind == "order"})
+        return await identity_erasure.erase_identity_hashes(
+            self.pool, order_ids=order_ids, emails=emails, addresses=addresses
+        )
 
     async def _audit_orders(self, input: EraseInput, erased: list[str], kept: list[str]) -> None:
         """An entry on the path of every order whose customer data went, so

@@ -209,6 +209,9 @@ class EraseResult(StewardModel):
     erased: int = 0
     already_erased: int = 0
     retained: int = 0
+    # Identity hashes erased outside the store (store/identity_erasure.py):
+    # orders_seen rows, risk-list entries, simulated notifications.
+    identity_hashes: int = 0
 
 
 class ExportInput(StewardModel):
