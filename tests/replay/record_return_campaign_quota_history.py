@@ -14,14 +14,13 @@ guard the change with a new `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import FakeWorld, Harness
 from tests.workflows.test_returns import deliver, qc, return_input, start
 from workflows.returns import ReturnWorkflow
@@ -38,7 +37,7 @@ async def _quota_back(harness: Harness) -> WorkflowHandle[Any, Any]:
 
 
 if __name__ == "__main__":
-    asyncio.run(
+    run_recorder(
         record_history(
             "return_employee_sale_quota_back",
             [ReturnWorkflow],
