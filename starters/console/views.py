@@ -486,24 +486,6 @@ def _ops_request_forms(process: str, status: str, role: Role, state: Any) -> lis
                 (FormField("note", "Answer", "textarea", required=True),),
             )
         )
-    if status == "awaiting_finance" and role is Role.FINANCE:
-        forms.append(
-            DecisionForm(
-                "ops-request-write-off",
-                "Write-off approval (four eyes)",
-                "Record approval",
-                (
-                    FormField(
-                        "approved",
-                        "Approve the write-off",
-                        "select",
-                        (Choice("true", "approve"), Choice("false", "refuse")),
-                        True,
-                    ),
-                    FormField("note", "Note for the audit trail", "textarea"),
-                ),
-            )
-        )
     if (
         role in RESOLVER_ROLES
         and status != "awaiting_finance"
@@ -794,11 +776,6 @@ def _more_facts(process: str, s: Any) -> list[tuple[str, str]]:
             facts.append(("Answer", s.answer))
         if s.write_off_minor is not None:
             facts.append(("Write-off (minor units)", str(s.write_off_minor)))
-            if s.status == "awaiting_finance" and s.resolution is not None:
-                # Four eyes: finance sees who proposed it (they may not approve).
-                facts.append(("Write-off proposed by", s.resolution.resolved_by))
-        if s.finance_approved_by:
-            facts.append(("Write-off approved by", s.finance_approved_by))
         if s.resolution is not None:
             r = s.resolution
             facts.append(

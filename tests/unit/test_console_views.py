@@ -222,7 +222,6 @@ class _State:
             ["ops-request-assign", "ops-request-answer", "ops-request-resolve"],
         ),
         ("ops-request", "awaiting_finance", Role.MANAGER, []),
-        ("ops-request", "awaiting_finance", Role.FINANCE, ["ops-request-write-off"]),
         ("ops-request", "resolved", Role.MANAGER, []),
         ("campaign", "awaiting_approval", Role.MANAGER, ["campaign-approval"]),
         ("campaign", "awaiting_approval", Role.COORDINATOR, []),
