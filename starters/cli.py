@@ -54,7 +54,7 @@ from starters.order_review_cli import order_review_app
 from starters.privacy_request_cli import personal_data_app, privacy_request_app
 from starters.reports_cli import reports_app
 from starters.returns_cli import returns_app
-from starters.risk_cli import risk_app
+from starters.tasks_cli import tasks_app
 from workers.settings import Settings, get_settings
 
 _T = TypeVar("_T")
@@ -91,8 +91,6 @@ for group, name, old_name in (
     # Privacy requests and the personal-data keys (issue 21).
     (privacy_request_app, "privacy-request", None),
     (personal_data_app, "personal-data", None),
-    # What the risk rules read: lists, forwarders, customer history (issue 15).
-    (risk_app, "risk", None),
 ):
     app.add_typer(group, name=name)
     if old_name is not None:
@@ -307,8 +305,9 @@ def api(
     )
 
 
-@app.command()
+@tasks_app.callback(invoke_without_command=True)
 def tasks(
+    ctx: typer.Context,
     awaiting: Annotated[
         str | None,
         typer.Option(
@@ -326,12 +325,18 @@ def tasks(
     role: RetiredRole = None,
 ) -> None:
     """The work queue for your key's role: open tasks, soonest deadline first."""
+    if ctx.invoked_subcommand is not None:
+        return  # `steward tasks resolve ...`
     params = {"role": awaiting, "assignee": assignee, "process": process, "limit": limit}
     rows = api_get("/v1/tasks", list[TaskRow], params)
     if not rows:
         console.print("[green]No open tasks.[/green]")
         return
     console.print(tasks_table(rows, datetime.now(UTC)))
+
+
+# `steward tasks` lists; `steward tasks resolve` closes a task no process closes.
+app.add_typer(tasks_app, name="tasks")
 
 
 @app.command()

@@ -33,12 +33,7 @@ from domain.orders import Order
 from domain.returns import CarrierEvent as ReturnScan
 from domain.returns import CustomerChoiceInput, QcResult
 from domain.review import CustomerAnswer
-from domain.risk_admin import (
-    CustomerHistoryCorrectionBody,
-    ForwarderAddressChange,
-    ForwarderPostalCodeChange,
-    ListEntryChange,
-)
+from domain.task_resolution import TaskResolutionBody
 from starters.api import (
     routes_campaign,
     routes_chargeback,
@@ -600,52 +595,15 @@ EXAMPLES += [
     ),
 ]
 
-# What the risk rules read, maintained by the risk team (issue 15).
+# A task no process closes, resolved by the role it awaits (finance, after
+# a capture confirmed once the review had given up and refunded it).
 EXAMPLES += [
     (
-        "risk-block-list-entry.json",
-        ListEntryChange,
+        "task-resolution.json",
+        TaskResolutionBody,
         {
-            "kind": "email",
-            "value": "card.tester@example.net",
-            "reason": "confirmed_fraud",
-            "note": "three stolen cards in one hour, see FR-100234",
-        },
-    ),
-    (
-        "risk-freight-forwarder.json",
-        ForwarderAddressChange,
-        {
-            "address": {
-                "line1": "1200 Export Way, Unit 14",
-                "city": "Wilmington",
-                "postal_code": "19801",
-                "region": "DE",
-                "country": "US",
-            },
-            "name": "ShipItOn Forwarding",
-            "reason": "freight_forwarder",
-        },
-    ),
-    (
-        "risk-forwarder-postal-code.json",
-        ForwarderPostalCodeChange,
-        {
-            "country": "US",
-            "postal_code": "97230",
-            "name": "Portland forwarders",
-            "reason": "freight_forwarder",
-        },
-    ),
-    (
-        "risk-customer-history-correction.json",
-        CustomerHistoryCorrectionBody,
-        {
-            "customer_id": "C-100234",
-            "chargebacks": 0,
-            "chargebacks_lost": 0,
-            "reason": "data_correction",
-            "note": "the chargeback was the bank's error, reversed",
+            "outcome": "handled",
+            "reason": "checked in the Adyen dashboard: captured and refunded once, customer told",
         },
     ),
 ]

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
+from clients.errors import CaseNotFound, CaseUnavailable
+from clients.task_resolution import ResolutionRefused, resolve_task
 from domain.audit import AuditRow
 from domain.common import NonEmptyStr, Role, StewardModel
+from domain.task_resolution import TaskResolution, TaskResolutionBody
 from domain.tasks import TaskRow
-from starters.api.routes_common import DbPool, error_responses
+from starters.api.routes_common import DbPool, TemporalClient, error_responses
 from starters.auth import Principal, authenticate, require_roles
 from store import audit as audit_store
 from store import tasks as task_store
@@ -60,6 +63,46 @@ async def list_tasks(
     )
     # The store sorts too; sorting here keeps the contract if the query changes.
     return sorted(rows, key=lambda t: (t.due_at, -t.priority))
+
+
+@router.post(
+    "/tasks/{task_id:path}/resolution",
+    response_model=TaskResolution,
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503),
+    summary="Close a task no process will close (finance and ops hand-offs, or one its "
+    "ended process left open), as the role it awaits; audited, moves no money",
+)
+async def resolve(
+    task_id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=500,
+            examples=["order-review:FR-100234/late_capture/1"],
+            description="The task id as `GET /v1/tasks` lists it (its slashes as they are)",
+        ),
+    ],
+    body: TaskResolutionBody,
+    principal: Annotated[Principal, Depends(authenticate)],
+    pool: DbPool,
+    client: TemporalClient,
+) -> TaskResolution:
+    """A task Steward handed to a person and never closes (`capture_reversed`,
+    `refund_reversed`, `amount_mismatch`, `late_capture`, `step_write_failed`)
+    may be resolved at any time; any other task only once its process is no
+    longer running (409 while it runs: that process closes it). Only the role
+    the task awaits (403 otherwise). The same resolution sent again answers 200
+    with `resolved_now` false; another one on a closed task is a 409."""
+    try:
+        return await resolve_task(
+            client, pool, task_id, body, actor=principal.actor, role=principal.role
+        )
+    except CaseNotFound as err:
+        raise HTTPException(404, detail=str(err)) from None
+    except ResolutionRefused as err:
+        raise HTTPException(err.status, detail=err.detail) from None
+    except CaseUnavailable as err:
+        raise HTTPException(503, detail=str(err)) from None
 
 
 @router.get(
