@@ -70,6 +70,7 @@ from domain.fulfilment_rules import (
     QcRuleInput,
     Site,
     evaluate_qc,
+    materials_named,
     next_collection,
     site,
     site_for,
@@ -319,6 +320,8 @@ def fulfilment_input(
             amount_minor=order.total_minor,
             destination_country=order.shipping_address.country,
             categories=[i.category for i in order.items],
+            # The exotic materials the items' names name (qc-2026.12.2).
+            materials=sorted({m for i in order.items for m in materials_named(i.name)}),
             first_order=first_order,
             prior_dispute_or_claim=prior_dispute_or_claim,
         )
@@ -336,6 +339,7 @@ def fulfilment_input(
                 category=i.category,
                 unit_price_minor=i.unit_price_minor,
                 quantity=i.quantity,
+                material=",".join(materials_named(i.name)),
                 serial_number=i.serial_number,
             )
             for i in order.items

@@ -13,6 +13,7 @@ accepted from now on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -24,7 +25,8 @@ from domain.common import StewardModel
 from domain.orders import ItemCategory
 from domain.risk_rules import HIGH_RISK_DESTINATIONS
 
-QC_RULE_SET_VERSION: Final = "qc-2026.12.1"
+# qc-2026.12.2: the exotic materials are read from the items' names (materials_named).
+QC_RULE_SET_VERSION: Final = "qc-2026.12.2"
 
 
 class QcRuleInput(StewardModel):
@@ -52,6 +54,15 @@ class QcVerdict(StewardModel):
 EXOTIC_MATERIALS: Final = frozenset(
     {"crocodile", "alligator", "python", "ostrich", "lizard", "exotic_leather"}
 )
+
+
+def materials_named(name: str) -> list[str]:
+    """The exotic materials a product's name names ("Kelly 28 Porosus
+    Crocodile" -> ["crocodile"]): the order carries no material field, the
+    catalogue's product names do."""
+    return sorted(set(re.findall(r"[a-z]+", name.lower())) & EXOTIC_MATERIALS)
+
+
 QC_CATEGORIES: Final = frozenset({ItemCategory.JEWELLERY, ItemCategory.WATCHES})
 # Above this value (per order, in the market's currency) every order is checked.
 QC_VALUE_THRESHOLDS: Final[Mapping[str, int]] = {

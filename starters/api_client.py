@@ -335,7 +335,7 @@ class ApiClient:
     ) -> Any:
         """The decoded JSON answer (None for an empty one), or an ApiError."""
         headers = {}
-        if method.upper() == "POST":
+        if method.upper() in ("POST", "DELETE"):
             # A decision sent twice (a retry by a proxy, a double Enter) applies once.
             headers["Idempotency-Key"] = idempotency_key or uuid.uuid4().hex
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}

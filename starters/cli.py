@@ -55,6 +55,7 @@ from starters.privacy_request_cli import personal_data_app, privacy_request_app
 from starters.reports_cli import reports_app
 from starters.returns_cli import returns_app
 from starters.tasks_cli import tasks_app
+from starters.risk_cli import risk_app
 from workers.settings import Settings, get_settings
 
 _T = TypeVar("_T")
@@ -91,6 +92,8 @@ for group, name, old_name in (
     # Privacy requests and the personal-data keys (issue 21).
     (privacy_request_app, "privacy-request", None),
     (personal_data_app, "personal-data", None),
+    # What the risk rules read: lists, forwarders, customer history (issue 15).
+    (risk_app, "risk", None),
 ):
     app.add_typer(group, name=name)
     if old_name is not None:

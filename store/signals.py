@@ -277,3 +277,191 @@ async def set_customer_history(
         chargebacks,
         returns,
     )
+
+
+# ----------------------------------------------------------------------
+# Reads and corrections for the risk team's API (clients/risk_admin.py):
+# by fingerprint, so the caller never needs the clear value back.
+
+
+async def get_list_entry(
+    db: Executor, list_name: RiskList | str, kind: IdentityKind | str, value_hash: str
+) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        """
+        SELECT list, kind, value_hash, reason, added_by, added_at FROM risk_lists
+        WHERE list = $1 AND kind = $2 AND value_hash = $3
+        """,
+        RiskList(list_name).value,
+        IdentityKind(kind).value,
+        value_hash,
+    )
+
+
+async def put_list_entry(
+    db: Executor,
+    list_name: RiskList | str,
+    kind: IdentityKind | str,
+    value_hash: str,
+    reason: str,
+    added_by: str,
+) -> None:
+    """`add_to_list` for a value already hashed (a fingerprint from the listing)."""
+    await db.execute(
+        """
+        INSERT INTO risk_lists (list, kind, value_hash, reason, added_by)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (list, kind, value_hash) DO UPDATE
+            SET reason = EXCLUDED.reason, added_by = EXCLUDED.added_by, added_at = now()
+        """,
+        RiskList(list_name).value,
+        IdentityKind(kind).value,
+        value_hash,
+        reason,
+        added_by,
+    )
+
+
+async def delete_list_entry(
+    db: Executor, list_name: RiskList | str, kind: IdentityKind | str, value_hash: str
+) -> bool:
+    status = await db.execute(
+        "DELETE FROM risk_lists WHERE list = $1 AND kind = $2 AND value_hash = $3",
+        RiskList(list_name).value,
+        IdentityKind(kind).value,
+        value_hash,
+    )
+    return status != "DELETE 0"
+
+
+async def list_entries(
+    db: Executor, list_name: RiskList | str, kind: IdentityKind | str | None, limit: int
+) -> list[asyncpg.Record]:
+    return list(
+        await db.fetch(
+            """
+            SELECT list, kind, value_hash, reason, added_by, added_at FROM risk_lists
+            WHERE list = $1 AND ($2::text IS NULL OR kind = $2)
+            ORDER BY added_at DESC, kind, value_hash LIMIT $3
+            """,
+            RiskList(list_name).value,
+            IdentityKind(kind).value if kind is not None else None,
+            limit,
+        )
+    )
+
+
+async def get_freight_forwarder(db: Executor, address_hash: str) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        "SELECT address_hash, name, added_at FROM freight_forwarders WHERE address_hash = $1",
+        address_hash,
+    )
+
+
+async def put_freight_forwarder(db: Executor, address_hash: str, name: str) -> None:
+    """`add_freight_forwarder` for an address already hashed."""
+    await db.execute(
+        """
+        INSERT INTO freight_forwarders (address_hash, name) VALUES ($1, $2)
+        ON CONFLICT (address_hash) DO UPDATE SET name = EXCLUDED.name
+        """,
+        address_hash,
+        name,
+    )
+
+
+async def remove_freight_forwarder(db: Executor, address_hash: str) -> bool:
+    status = await db.execute(
+        "DELETE FROM freight_forwarders WHERE address_hash = $1", address_hash
+    )
+    return status != "DELETE 0"
+
+
+async def list_freight_forwarders(db: Executor, limit: int) -> list[asyncpg.Record]:
+    return list(
+        await db.fetch(
+            "SELECT address_hash, name, added_at FROM freight_forwarders "
+            "ORDER BY added_at DESC, address_hash LIMIT $1",
+            limit,
+        )
+    )
+
+
+async def get_freight_forwarder_postal_code(
+    db: Executor, country: str, postal_code: str
+) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        "SELECT country, postal_code, name, added_at FROM freight_forwarder_postal_codes "
+        "WHERE country = $1 AND postal_code = $2",
+        country.strip().upper(),
+        normalise_postal_code(postal_code),
+    )
+
+
+async def remove_freight_forwarder_postal_code(
+    db: Executor, country: str, postal_code: str
+) -> bool:
+    status = await db.execute(
+        "DELETE FROM freight_forwarder_postal_codes WHERE country = $1 AND postal_code = $2",
+        country.strip().upper(),
+        normalise_postal_code(postal_code),
+    )
+    return status != "DELETE 0"
+
+
+async def list_freight_forwarder_postal_codes(db: Executor, limit: int) -> list[asyncpg.Record]:
+    return list(
+        await db.fetch(
+            "SELECT country, postal_code, name, added_at FROM freight_forwarder_postal_codes "
+            "ORDER BY country, postal_code LIMIT $1",
+            limit,
+        )
+    )
+
+
+HISTORY_COLUMNS = (
+    "completed_orders",
+    "chargebacks",
+    "chargebacks_won",
+    "chargebacks_lost",
+    "returns",
+    "fraud_declines",
+    "failed_deliveries",
+)
+
+
+async def get_customer_history(db: Executor, customer_id: str) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        f"SELECT {', '.join(HISTORY_COLUMNS)}, updated_at FROM customer_history "
+        "WHERE customer_id = $1",
+        customer_id,
+    )
+
+
+async def get_customer_returned_value(db: Executor, customer_id: str) -> dict[str, int]:
+    rows = await db.fetch(
+        "SELECT currency, amount_minor FROM customer_returned_value WHERE customer_id = $1",
+        customer_id,
+    )
+    return {row["currency"]: row["amount_minor"] for row in rows}
+
+
+async def correct_customer_history(
+    db: Executor, customer_id: str, counters: dict[str, int]
+) -> None:
+    """Set the given counters (names from HISTORY_COLUMNS); the others stay."""
+    names = [name for name in HISTORY_COLUMNS if name in counters]
+    unknown = set(counters) - set(HISTORY_COLUMNS)
+    if unknown or not names:
+        raise ValueError(f"unknown or no counters: {sorted(unknown)}")
+    columns = ", ".join(names)
+    values = ", ".join(f"${i}" for i in range(2, len(names) + 2))
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in names)
+    await db.execute(
+        f"""
+        INSERT INTO customer_history (customer_id, {columns}) VALUES ($1, {values})
+        ON CONFLICT (customer_id) DO UPDATE SET {updates}, updated_at = now()
+        """,
+        customer_id,
+        *(counters[name] for name in names),
+    )

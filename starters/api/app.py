@@ -51,6 +51,7 @@ from starters.api import (
     routes_privacy_request,
     routes_reports,
     routes_returns,
+    routes_risk,
     routes_slack,
     routes_webhooks,
     routes_work,
@@ -179,6 +180,8 @@ def create_app(
     # Reports and live metrics (issue 19).
     app.include_router(routes_reports.router)
     app.include_router(routes_reports.metrics_router)
+    # What the risk rules read, maintained by the risk team (issue 15).
+    app.include_router(routes_risk.router, prefix=routes_risk.PREFIX)
     # The coordinators' console in the browser (issue 20): /console.
     from starters.console.routes import install_console
 

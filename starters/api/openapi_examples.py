@@ -34,6 +34,12 @@ from domain.returns import CarrierEvent as ReturnScan
 from domain.returns import CustomerChoiceInput, QcResult
 from domain.review import CustomerAnswer
 from domain.task_resolution import TaskResolutionBody
+from domain.risk_admin import (
+    CustomerHistoryCorrectionBody,
+    ForwarderAddressChange,
+    ForwarderPostalCodeChange,
+    ListEntryChange,
+)
 from starters.api import (
     routes_campaign,
     routes_chargeback,
@@ -592,6 +598,56 @@ EXAMPLES += [
         "ops-absence.json",
         routes_ops_request.AbsenceBody,
         {"coordinator": "noor", "cover": "camille", "reason": "sick leave"},
+    ),
+]
+
+# What the risk rules read, maintained by the risk team (issue 15).
+EXAMPLES += [
+    (
+        "risk-block-list-entry.json",
+        ListEntryChange,
+        {
+            "kind": "email",
+            "value": "card.tester@example.net",
+            "reason": "confirmed_fraud",
+            "note": "three stolen cards in one hour, see FR-100234",
+        },
+    ),
+    (
+        "risk-freight-forwarder.json",
+        ForwarderAddressChange,
+        {
+            "address": {
+                "line1": "1200 Export Way, Unit 14",
+                "city": "Wilmington",
+                "postal_code": "19801",
+                "region": "DE",
+                "country": "US",
+            },
+            "name": "ShipItOn Forwarding",
+            "reason": "freight_forwarder",
+        },
+    ),
+    (
+        "risk-forwarder-postal-code.json",
+        ForwarderPostalCodeChange,
+        {
+            "country": "US",
+            "postal_code": "97230",
+            "name": "Portland forwarders",
+            "reason": "freight_forwarder",
+        },
+    ),
+    (
+        "risk-customer-history-correction.json",
+        CustomerHistoryCorrectionBody,
+        {
+            "customer_id": "C-100234",
+            "chargebacks": 0,
+            "chargebacks_lost": 0,
+            "reason": "data_correction",
+            "note": "the chargeback was the bank's error, reversed",
+        },
     ),
 ]
 

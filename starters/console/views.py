@@ -486,6 +486,24 @@ def _ops_request_forms(process: str, status: str, role: Role, state: Any) -> lis
                 (FormField("note", "Answer", "textarea", required=True),),
             )
         )
+    if status == "awaiting_finance" and role is Role.FINANCE:
+        forms.append(
+            DecisionForm(
+                "ops-request-write-off",
+                "Write-off approval (four eyes)",
+                "Record approval",
+                (
+                    FormField(
+                        "approved",
+                        "Approve the write-off",
+                        "select",
+                        (Choice("true", "approve"), Choice("false", "refuse")),
+                        True,
+                    ),
+                    FormField("note", "Note for the audit trail", "textarea"),
+                ),
+            )
+        )
     if (
         role in RESOLVER_ROLES
         and status != "awaiting_finance"
@@ -776,6 +794,11 @@ def _more_facts(process: str, s: Any) -> list[tuple[str, str]]:
             facts.append(("Answer", s.answer))
         if s.write_off_minor is not None:
             facts.append(("Write-off (minor units)", str(s.write_off_minor)))
+            if s.status == "awaiting_finance" and s.resolution is not None:
+                # Four eyes: finance sees who proposed it (they may not approve).
+                facts.append(("Write-off proposed by", s.resolution.resolved_by))
+        if s.finance_approved_by:
+            facts.append(("Write-off approved by", s.finance_approved_by))
         if s.resolution is not None:
             r = s.resolution
             facts.append(
@@ -883,15 +906,21 @@ def case_view(
         awaited, due = row.awaited_role, row.due_at
     view.waiting_for = _enum(awaited) if awaited else "nobody"
     view.due = _when(due) if due else ""
+    # An order review's amount is what the provider authorised upstream.
+    amount = "Authorised" if process == "order-review" else "Amount"
     if row is not None and row.amount_minor is not None:
-        view.money.append(("Amount", _money(row.amount_minor, row.currency)))
+        view.money.append((amount, _money(row.amount_minor, row.currency)))
     elif s is not None and getattr(s, "amount_minor", None) is not None:
-        view.money.append(("Amount", _money(s.amount_minor, s.currency)))
+        view.money.append((amount, _money(s.amount_minor, s.currency)))
     if totals is not None and totals.currency:
         view.money += [
             ("Captured", _money(totals.captured_minor, totals.currency)),
             ("Refunded", _money(totals.refunded_minor, totals.currency)),
         ]
+        if totals.refund_pending_minor:
+            view.money.append(
+                ("Refund pending", _money(totals.refund_pending_minor, totals.currency))
+            )
         if totals.voided:
             view.money.append(("Authorisation", "voided"))
     view.timeline = [

@@ -162,7 +162,7 @@ def test_case_view_money_timeline_and_temporal_link() -> None:
     )
     assert view.status == "released" and view.forms == []
     assert view.money == [
-        ("Amount", "2,450.00 EUR"),
+        ("Authorised", "2,450.00 EUR"),  # an order review's amount is the authorisation
         ("Captured", "2,450.00 EUR"),
         ("Refunded", "0.00 EUR"),
     ]
@@ -222,6 +222,7 @@ class _State:
             ["ops-request-assign", "ops-request-answer", "ops-request-resolve"],
         ),
         ("ops-request", "awaiting_finance", Role.MANAGER, []),
+        ("ops-request", "awaiting_finance", Role.FINANCE, ["ops-request-write-off"]),
         ("ops-request", "resolved", Role.MANAGER, []),
         ("campaign", "awaiting_approval", Role.MANAGER, ["campaign-approval"]),
         ("campaign", "awaiting_approval", Role.COORDINATOR, []),
@@ -295,3 +296,30 @@ def test_an_inventory_discrepancy_is_resolved_with_its_inventory_resolution() ->
 
     assert "inventory" in fields("inventory_discrepancy")
     assert "inventory" not in fields("qc_check")
+
+
+def test_a_refund_not_final_yet_is_shown_as_pending() -> None:
+    totals = LedgerTotals(
+        order_id="FR-1",
+        currency="EUR",
+        captured_minor=245_000,
+        refunded_minor=0,
+        refund_pending_minor=45_000,
+    )
+    view = views.case_view(
+        workflow_id="return:RMA-1",
+        process="return",
+        case_id="RMA-1",
+        role=Role.FINANCE,
+        row=None,
+        state=None,
+        totals=totals,
+        audit=[],
+        temporal_ui="http://127.0.0.1:8233",
+        namespace="default",
+    )
+    assert view.money == [
+        ("Captured", "2,450.00 EUR"),
+        ("Refunded", "0.00 EUR"),
+        ("Refund pending", "450.00 EUR"),
+    ]

@@ -174,3 +174,42 @@ def test_qc_decision_rules() -> None:
 def test_wms_rank_orders_states() -> None:
     assert wms_rank(FulfilmentStatus.RELEASED) < wms_rank(FulfilmentStatus.PACKING)
     assert wms_rank(FulfilmentStatus.DELIVERED) < wms_rank(FulfilmentStatus.CANCELLED)
+
+
+def test_exotic_material_in_an_items_name_triggers_outbound_qc() -> None:
+    """qc-2026.12.2: the order carries no material, the product name does;
+    a low-value bag of a returning customer is checked for its crocodile."""
+    from activities.fulfilment import fulfilment_input
+    from domain.fulfilment_rules import QC_RULE_SET_VERSION, materials_named
+    from domain.orders import ItemCategory
+    from tests.factories import make_order
+
+    assert materials_named("Kelly 28 Porosus Crocodile, gold hardware") == ["crocodile"]
+    assert materials_named("Pythonesque tote") == []  # whole words only
+
+    def verdict(name: str) -> tuple[bool, list[str], list[str]]:
+        order = make_order("FR-QC-1")
+        item = order.items[0].model_copy(
+            update={"name": name, "category": ItemCategory.HANDBAGS, "unit_price_minor": 90_000}
+        )
+        order = order.model_copy(update={"items": [item]})
+        made = fulfilment_input(
+            order,
+            release_id="REL-1",
+            site_code="PAR-1",
+            released_at=NOW,
+            address_ref="subj_order",
+            address_fingerprint="fp",
+            first_order=False,
+            prior_dispute_or_claim=False,
+            fraud_warning_ref=None,
+        )
+        assert made.qc is not None and made.qc.rule_set_version == QC_RULE_SET_VERSION
+        return made.qc.needed, made.qc.reasons, [i.material for i in made.items]
+
+    assert verdict("Kelly 28 Porosus Crocodile") == (
+        True,
+        ["material:crocodile"],
+        ["crocodile"],
+    )
+    assert verdict("Kelly 28 Togo") == (False, [], [""])
