@@ -274,9 +274,43 @@ async def cancel(client: Client, order_id: str, request: CancelRequest) -> None:
     await _signal(client, order_id, OrderReviewContract.SIGNAL_CANCEL, request)
 
 
-async def answer_customer(client: Client, order_id: str, answer: CustomerAnswer) -> None:
-    """The customer's reply to a verification request (the `customer_answered` signal)."""
+async def answer_customer(
+    client: Client,
+    order_id: str,
+    answer: CustomerAnswer,
+    *,
+    db: order_subjects.Executor | None = None,
+) -> None:
+    """The customer's reply to a verification request (the `customer_answered` signal).
+
+    `db` (issue 21): the customer's words go to the personal-data store (kind
+    `message`, owned by the order's subject, one subject per answer event, so
+    a repeated answer rewrites the same one) and the signal carries the
+    subject id instead."""
+    if db is not None and answer.message:
+        # No message kept for a review that does not exist or has closed.
+        status = await _closed_status(client, order_id)
+        if status is not None:
+            raise ReviewClosed(order_id, status)
+        subject_id = await order_subjects.put_message(db, order_id, answer.event_id, answer.message)
+        answer = answer.model_copy(update={"message": "", "message_subject_id": subject_id})
     await _signal(client, order_id, OrderReviewContract.SIGNAL_CUSTOMER_ANSWERED, answer)
+
+
+async def with_messages(db: order_subjects.Executor, state: OrderReviewState) -> OrderReviewState:
+    """`state` with the customer's words put back into its answers kept in the
+    personal-data store (one query; an erased one reads [erased])."""
+    ids = [a.message_subject_id for a in state.customer_answers if a.message_subject_id]
+    if not ids:
+        return state
+    texts = await order_subjects.read_messages(db, ids)
+    answers = [
+        a.model_copy(update={"message": texts[a.message_subject_id]})
+        if a.message_subject_id in texts
+        else a
+        for a in state.customer_answers
+    ]
+    return state.model_copy(update={"customer_answers": answers})
 
 
 async def review_exists(client: Client, order_id: str) -> bool:

@@ -205,6 +205,10 @@ class CustomerAnswer(StewardModel):
     confirmed: bool
     message: str = Field(default="", max_length=2000)
     channel: str = "email"
+    # Issue 21: the customer's words are kept in the personal-data store
+    # under this subject (kind "message", clients/order_review.py
+    # answer_customer) and `message` is empty. None: `message` is the text.
+    message_subject_id: str | None = Field(default=None, pattern=r"^subj_[A-Za-z0-9_-]{8,64}$")
 
 
 class CancelRequest(StewardModel):

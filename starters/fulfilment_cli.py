@@ -1,10 +1,14 @@
-"""`steward orders status|hold|release-hold|change-address|special-delivery`
-and `steward qc list|show|decide` (issue 16: fulfilment).
+"""`steward orders status|hold|release-hold|change-address|special-delivery`,
+`steward orders simulate-warehouse` and `steward qc list|show|decide`
+(issue 16: fulfilment).
 
 Registered on the main `steward` app in starters/cli.py. Every command goes
 through the HTTP API (`/v1/orders/{id}/status`, `/v1/fulfilments/...`) with
 the caller's API key: who acts, and in which role, comes from the key, never
-from a flag. What was typed is validated before anything is contacted.
+from a flag. What was typed is validated before anything is contacted. The
+exception is `simulate-warehouse`, which is the outside world (the simulated
+warehouse), not an operator: like `steward simulate` it reaches PostgreSQL and
+Temporal directly and feeds the same intake as the warehouse webhook.
 """
 
 from __future__ import annotations
@@ -222,6 +226,77 @@ def special_delivery(
         order_id,
         "/special-delivery",
         change.model_dump(mode="json", exclude_none=True, exclude={"actor", "role"}),
+    )
+
+
+@orders_app.command("simulate-warehouse")
+def simulate_warehouse(
+    minutes: Annotated[
+        float, typer.Option(min=0.1, max=1440.0, help="How long to run (wall-clock minutes)")
+    ] = 5.0,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            max=10_000.0,
+            help="Warehouse time per wall-clock time: 600 runs a 10-hour warehouse day a minute",
+        ),
+    ] = 600.0,
+) -> None:
+    """Run the simulated warehouse against `steward up` (or DATABASE_URL and
+    TEMPORAL_ADDRESS): every released order moves allocated, picking,
+    packing, packed, handed_to_carrier on its site's timeline (pick and pack
+    durations, the daily carrier cut-off), each event through the warehouse
+    webhook's intake; a held order is not picked. Ctrl-C stops it."""
+    import asyncio
+    import contextlib
+    import signal
+    from datetime import timedelta
+
+    from domain.fulfilment import WarehouseEvent
+    from starters import fulfilment_simulator
+    from starters.case_cli import run_command
+    from starters.client import connect
+    from store.db import create_pool
+    from workers.settings import get_settings
+
+    settings = get_settings()
+
+    def say(event: WarehouseEvent, routed: bool) -> None:
+        parcel = f" · {event.carrier} {event.tracking_number}" if event.tracking_number else ""
+        unrouted = "" if routed else " [dim](no running fulfilment: recorded only)[/dim]"
+        console.print(
+            f"{event.occurred_at:%a %H:%M} warehouse time · order {event.order_id} · "
+            f"[bold]{event.kind}[/bold]{parcel}{unrouted}"
+        )
+
+    async def main() -> fulfilment_simulator.WarehouseReport:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        client = await connect(settings)
+        pool = await create_pool(settings.database_dsn, min_size=1, max_size=2)
+        try:
+            return await fulfilment_simulator.run(
+                client,
+                pool,
+                duration=timedelta(minutes=minutes),
+                speed=speed,
+                on_event=say,
+                stop=stop,
+            )
+        finally:
+            await pool.close()
+
+    console.print(
+        f"simulated warehouse: {minutes:g} min at {speed:g}x warehouse time (Ctrl-C stops)"
+    )
+    report = run_command(main())
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(report.by_kind.items())) or "none"
+    console.print(
+        f"{report.events} warehouse events ({kinds}); {report.delivered} to running fulfilments"
     )
 
 

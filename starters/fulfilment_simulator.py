@@ -7,13 +7,14 @@ order's fulfilment). A held order is not picked: the warehouse reports
 `pick_refused` and tries again later.
 
 Warehouse time may run faster than the wall clock (`speed`): a day of
-warehouse work in minutes for `steward orders simulate-warehouse`, the bench
-and the tests.
+warehouse work in minutes for `steward orders simulate-warehouse` (the demo
+of `make up`: docs/fulfilment.md), the bench and the tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,11 @@ from temporalio.client import Client
 
 from activities.fulfilment import SimulatedWms
 from clients.fulfilment import deliver_warehouse_event
+from domain.fulfilment import WarehouseEvent
+
+# Told of every event the warehouse sends: the event, and whether a running
+# fulfilment had it.
+OnEvent = Callable[[WarehouseEvent, bool], None]
 
 
 @dataclass
@@ -34,7 +40,11 @@ class WarehouseReport:
 
 
 async def tick(
-    client: Client, pool: asyncpg.Pool, now: datetime, report: WarehouseReport | None = None
+    client: Client,
+    pool: asyncpg.Pool,
+    now: datetime,
+    report: WarehouseReport | None = None,
+    on_event: OnEvent | None = None,
 ) -> WarehouseReport:
     """Advance every order due at warehouse time `now` and deliver its events."""
     report = report or WarehouseReport()
@@ -49,6 +59,8 @@ async def tick(
             report.delivered += int(routed)
             report.duplicates += int(not new)
             report.by_kind[event.kind.value] = report.by_kind.get(event.kind.value, 0) + 1
+            if on_event is not None:
+                on_event(event, routed)
 
 
 async def run(
@@ -59,11 +71,18 @@ async def run(
     speed: float = 600.0,
     every: timedelta = timedelta(seconds=1),
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_event: OnEvent | None = None,
+    stop: asyncio.Event | None = None,
 ) -> WarehouseReport:
-    """Tick for `duration` of wall time, warehouse time running `speed` times faster."""
+    """Tick for `duration` of wall time (or until `stop` is set), warehouse
+    time running `speed` times faster."""
     report = WarehouseReport()
     started = clock()
-    while (elapsed := clock() - started) < duration:
-        await tick(client, pool, started + elapsed * speed, report)
-        await asyncio.sleep(every.total_seconds())
+    while (elapsed := clock() - started) < duration and not (stop and stop.is_set()):
+        await tick(client, pool, started + elapsed * speed, report, on_event)
+        if stop is None:
+            await asyncio.sleep(every.total_seconds())
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every.total_seconds())
     return report

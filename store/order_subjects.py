@@ -58,6 +58,35 @@ async def put_order(db: Executor, order: Order) -> tuple[str, Order]:
     return subject_id, pseudonymise_order(order)
 
 
+def message_subject_id(order_id: str, event_id: str) -> str:
+    return personal_data.subject_id_for("message", f"{order_id}/{event_id}")
+
+
+async def put_message(db: Executor, order_id: str, event_id: str, text: str) -> str:
+    """Keep a customer's free-text message about an order (an answer to a
+    verification request); returns its subject id. Owned by the order's
+    subject, so a privacy request that finds the customer finds it too."""
+    return await personal_data.put_subject(
+        db,
+        kind="message",
+        fields={"message": text},
+        subject_id=message_subject_id(order_id, event_id),
+        owner_id=order_subject_id(order_id),
+        refs=[("order", order_id)],
+    )
+
+
+async def read_messages(db: Executor, subject_ids: list[str]) -> dict[str, str]:
+    """Each message's text by subject id, in one query; an erased one reads
+    ERASED_PLACEHOLDER, an unknown id is left out."""
+    known = [sid for sid in dict.fromkeys(subject_ids) if personal_data.is_subject_id(sid)]
+    try:
+        views = await personal_data.read_subjects(db, known)
+    except personal_data.UnknownSubject:
+        return {}
+    return {sid: view.get("message") for sid, view in views.items()}
+
+
 async def load_order(db: Executor, order: Order, subject_id: str) -> Order:
     """`order` (pseudonymised) with its subject's personal values put back; an
     erased subject's values read as erased placeholders. One query. Raises

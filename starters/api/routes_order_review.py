@@ -125,9 +125,10 @@ async def start_order_review(
     summary="The review's current state",
 )
 async def get_order_review(
-    order_id: OrderId, principal: Reader, client: TemporalClient
+    order_id: OrderId, principal: Reader, client: TemporalClient, pool: DbPool
 ) -> OrderReviewState:
-    return await order_review.get_status(client, order_id)
+    # The customer's answers carry their words by subject id (issue 21).
+    return await order_review.with_messages(pool, await order_review.get_status(client, order_id))
 
 
 @router.post(
@@ -198,8 +199,24 @@ async def cancel_order_review(
     summary="The customer's answer to a verification request",
 )
 async def customer_answer(
-    order_id: OrderId, body: CustomerAnswer, principal: AnswerRelay, client: TemporalClient
+    order_id: OrderId,
+    body: CustomerAnswer,
+    principal: AnswerRelay,
+    client: TemporalClient,
+    pool: DbPool,
 ) -> OrderReviewState:
-    await order_review.answer_customer(client, order_id, body)
+    if body.message_subject_id is not None:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "message_subject_id"),
+                    "msg": "set by Steward: send the customer's words in message",
+                }
+            ]
+        )
+    # Issue 21: the customer's words go to the personal-data store; the
+    # review gets the subject id.
+    await order_review.answer_customer(client, order_id, body, db=pool)
     log.info("order_review_customer_answer", order_id=order_id, event_id=body.event_id)
     return await order_review.get_status(client, order_id)

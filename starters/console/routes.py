@@ -612,6 +612,10 @@ async def _apply_more(
             _allow(principal, ops.Resolver)
             resolve = ops.ResolveBody.model_validate(_or_none(fields, "inventory"))
             await ops.resolve(body=resolve, **common)
+        elif action == "ops-request-write-off":
+            _allow(principal, ops.Finance)
+            write_off = ops.WriteOffBody.model_validate(fields)
+            await ops.approve_write_off(body=write_off, **common)
         else:
             return False
         return True
@@ -703,7 +707,9 @@ async def decide(request: Request, workflow_id: str, session: SignedIn) -> Respo
         ValueError,
     ) as refused:
         reason = _refusal_text(refused)
-        log.info("console_decision_refused", workflow_id=workflow_id, reason=reason)
+        # The field only: a refused value (an address...) stays out of the logs.
+        field = reason.split(":", 1)[0] if ":" in reason else "form"
+        log.info("console_decision_refused", workflow_id=workflow_id, field=field[:80])
         context = await _case_context(request, session, workflow_id)
         code = (
             refused.status_code

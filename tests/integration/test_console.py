@@ -213,3 +213,50 @@ async def test_reports_page_follows_the_role(api: httpx.AsyncClient) -> None:
     missing = await api.get("/console/reports/no-such-run/report.html")
     assert missing.status_code == 404
     assert (await api.get("/console/reports/x/..%2Fsecret.html")).status_code == 404
+
+
+async def test_an_ops_request_s_forms_follow_the_api_s_roles_and_csrf(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    from tests.integration.polling import eventually
+
+    opened = await api.post(
+        "/v1/ops-requests", json={"details": {"type": "other"}}, headers={"X-API-Key": "co-alice"}
+    )
+    assert opened.status_code == 202, opened.text
+    request_id = opened.json()["request_id"]
+    path = f"/v1/ops-requests/{request_id}"
+    reader = {"X-API-Key": "co-audrey"}
+    await eventually(lambda: api.get(path, headers=reader), lambda r: r.status_code == 200)
+    case_url = f"/console/cases/ops-request:{request_id}"
+    resolve = {"action": "ops-request-resolve", "outcome": "done", "root_cause": "unknown"}
+
+    await sign_in(api, "co-audrey")  # an auditor reads, and has no form
+    page = await api.get(case_url)
+    assert page.status_code == 200 and "Requested by" in page.text
+    assert 'id="ops-request-resolve"' not in page.text
+    forged = await api.post(case_url, data={"csrf": csrf_of(page), **resolve})
+    assert forged.status_code == 403
+    assert "role auditor may not do this (needs one of: coordinator, manager)" in forged.text
+    await api.post("/console/logout", data={"csrf": csrf_of(page)})
+
+    await sign_in(api, "it-ops")  # ops assigns, but does not resolve (the API's roles)
+    page = await api.get(case_url)
+    assert 'id="ops-request-assign"' in page.text
+    assert 'id="ops-request-resolve"' not in page.text
+    refused = await api.post(case_url, data={"csrf": csrf_of(page), **resolve})
+    assert refused.status_code == 403 and "role ops may not do this" in refused.text
+    assign = {"action": "ops-request-assign", "to": "bruno", "reason": "night shift"}
+    assert (await api.post(case_url, data=assign)).status_code == 403  # no CSRF token
+    assert (await api.get(path, headers=reader)).json()["assignee"] is None
+    done = await api.post(case_url, data={"csrf": csrf_of(page), "nonce": "n-1", **assign})
+    assert done.status_code == 303, done.text
+    state = (await api.get(path, headers=reader)).json()
+    assert (state["assignee"], state["status"]) == ("bruno", "assigned")
+    assert "Assignee</dt><dd>bruno" in (await api.get(done.headers["location"])).text
+    # The signed-in actor, from her key (the transition's row follows the update).
+    await eventually(
+        lambda: audit_store.list_by_case(db_pool, request_id),
+        lambda rows: "olivia" in [r.actor for r in rows],
+        what="the assignment's audit row",
+    )

@@ -26,6 +26,7 @@ from clients import fulfilment, order_review
 from domain.common import Role
 from domain.fulfilment import FulfilmentState, FulfilmentStatus, WarehouseEventKind
 from domain.review import ReviewStatus
+from starters import fulfilment_simulator
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import fulfilment as fulfilment_store
@@ -243,3 +244,57 @@ async def test_release_hold_webhook_address_and_status(
     )
     assert order_id.encode() in history
     assert street.encode() not in history
+
+
+async def test_the_simulated_warehouse_moves_a_released_order_to_the_carrier(
+    client: Client, db_pool: asyncpg.Pool, settings: Settings, worker: Worker
+) -> None:
+    """`steward orders simulate-warehouse` (the demo of `make up`): the
+    simulator's own timeline takes a released order to the carrier, each event
+    through the webhook's intake to its fulfilment, which books the shipment
+    with the address the order was released with."""
+    order_id = await released_order(client, settings)
+    began = datetime.now(UTC)
+    ticks = 0
+
+    def clock() -> datetime:
+        # Ten minutes of warehouse time per tick: two days (one carrier cut-off) in 288 ticks.
+        nonlocal ticks
+        ticks += 1
+        return began + timedelta(minutes=10 * ticks)
+
+    seen: list[tuple[str, bool]] = []
+    report = await fulfilment_simulator.run(
+        client,
+        db_pool,
+        duration=timedelta(days=2),
+        speed=1.0,
+        every=timedelta(0),
+        clock=clock,
+        on_event=lambda event, routed: (
+            seen.append((event.kind.value, routed)) if event.order_id == order_id else None
+        ),
+    )
+    assert seen == [
+        ("allocated", True),
+        ("picking_started", True),
+        ("packing_started", True),
+        ("packed", True),
+        ("handed_to_carrier", True),
+    ]
+    assert report.by_kind["handed_to_carrier"] >= 1
+    state = await eventually(
+        lambda: fulfilment.get_fulfilment(client, order_id),
+        lambda s: s.status is FulfilmentStatus.HANDED_TO_CARRIER,
+        what="handed to the carrier",
+    )
+    assert state.tracking_number
+    # Booked after the status changed (its own activity): wait for the row itself.
+    booked = await eventually(
+        lambda: db_pool.fetchrow(
+            "SELECT tracking_number FROM shipments WHERE order_id = $1", order_id
+        ),
+        lambda row: row is not None,
+        what="the shipment booked at handover",
+    )
+    assert booked["tracking_number"] == state.tracking_number

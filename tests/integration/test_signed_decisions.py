@@ -23,16 +23,19 @@ from temporalio.exceptions import ApplicationError
 
 from domain.common import Role
 from domain.ids import order_review_id
+from domain.ops_request import OutcomeCode, ResolveInput, RootCause, ops_request_id
 from domain.review import DecideInput, DecisionReason, ReviewDecision
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from starters.client import connect
 from store import ledger
+from tests.integration.polling import eventually
 from tests.integration.test_api import new_order_id, risky_order_json, wait_for_status
 from workers import activities
 from workers.dev_server import TemporalDevServer
 from workers.settings import Settings
 from workers.worker import build_worker
+from workflows.ops_request import OpsRequestWorkflow
 from workflows.order_review import OrderReviewWorkflow
 
 KEYS = {
@@ -55,7 +58,10 @@ def settings(integration_settings: Settings, tmp_path: Any) -> Settings:
 async def api(db_pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     signing = await connect(settings)
     worker = build_worker(
-        signing, settings, [OrderReviewWorkflow], activities.build_activities(db_pool, settings)
+        signing,
+        settings,
+        [OrderReviewWorkflow, OpsRequestWorkflow],
+        activities.build_activities(db_pool, settings),
     )
     async with worker:
         app = create_app(
@@ -115,3 +121,36 @@ async def test_a_decision_sent_around_the_api_is_refused(
     assert [(d["actor"], d["role"]) for d in state["decisions"]] == [("alice", "coordinator")]
     totals = await ledger.totals_for_order(db_pool, order_id)
     assert totals.captured_minor == state["amount_minor"]
+
+
+async def test_a_later_process_s_decision_sent_around_the_api_is_refused_too(
+    api: httpx.AsyncClient, client: Client
+) -> None:
+    """The verifier runs before every update of every workflow: an ops
+    request's resolution (issue 17) sent to Temporal directly is refused like
+    the review's decision, and applied through the API."""
+    alice = {"X-API-Key": "sd-alice"}
+    opened = await api.post("/v1/ops-requests", json={"details": {"type": "other"}}, headers=alice)
+    assert opened.status_code == 202, opened.text
+    request_id = opened.json()["request_id"]
+    path = f"/v1/ops-requests/{request_id}"
+    await eventually(lambda: api.get(path, headers=alice), lambda r: r.status_code == 200)
+    forged = ResolveInput(
+        outcome=OutcomeCode.DONE,
+        root_cause=RootCause.UNKNOWN,
+        actor="mallory",
+        role=Role.MANAGER,
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await client.get_workflow_handle(ops_request_id(request_id)).execute_update(
+            "resolve", forged
+        )
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "DecisionNotSigned"
+    assert (await api.get(path, headers=alice)).json()["status"] == "open"
+
+    resolved = await api.post(
+        f"{path}/resolve", json={"outcome": "done", "root_cause": "unknown"}, headers=alice
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["resolution"]["resolved_by"] == "alice"

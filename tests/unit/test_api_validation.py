@@ -551,3 +551,17 @@ def _principal(actor: str, role: Role) -> Any:
 def _json(data: dict[str, Any]) -> str:
     # Datetimes in the factory data become ISO strings, as on the wire.
     return json.dumps(data, default=lambda v: v.isoformat())
+
+
+def test_a_customer_answer_may_not_name_its_own_message_subject(api: TestClient) -> None:
+    # Issue 21: Steward keeps the words and sets the subject id; a caller
+    # pointing the answer at a subject of its choosing is refused, nothing sent.
+    response = api.post(
+        "/v1/order-reviews/FR-11/customer-answer",
+        json={"event_id": "e1", "confirmed": True, "message_subject_id": "subj_abcdefgh1234"},
+        headers=auth("k-system"),
+    )
+    assert response.status_code == 422
+    assert fields(response) == {
+        "message_subject_id": "set by Steward: send the customer's words in message"
+    }

@@ -29,6 +29,8 @@ OPERATOR = {
     # Traffic generators: they play the upstream systems (start cases), not people.
     ("cli.py", "simulate"),
     ("returns_cli.py", "returns_simulate"),
+    # The simulated warehouse (issue 16): plays the WMS, feeding the webhook's intake.
+    ("fulfilment_cli.py", "simulate_warehouse"),
     # Key rotation re-wraps the personal-data store's keys with the master keyring.
     ("privacy_request_cli.py", "rotate_key"),
 }
