@@ -310,6 +310,7 @@ def fulfilment_input(
     prior_dispute_or_claim: bool,
     fraud_warning_ref: str | None,
     risk_band: str | None = None,
+    vip: bool = False,
 ) -> FulfilmentInput:
     """The fulfilment of a released order: no personal value in it, the QC
     verdict of the current rule set."""
@@ -323,6 +324,7 @@ def fulfilment_input(
             # The exotic materials the items' names name (qc-2026.12.2).
             materials=sorted({m for i in order.items for m in materials_named(i.name)}),
             first_order=first_order,
+            vip=vip,
             prior_dispute_or_claim=prior_dispute_or_claim,
         )
     )
@@ -346,7 +348,12 @@ def fulfilment_input(
         ],
         amount_minor=order.total_minor,
         currency=order.currency,
-        customer=CustomerProfile(customer_id=order.customer.customer_id, first_order=first_order),
+        customer=CustomerProfile(
+            customer_id=order.customer.customer_id,
+            first_order=first_order,
+            vip=vip,
+            prior_dispute_or_claim=prior_dispute_or_claim,
+        ),
         payment=FulfilmentPayment(
             provider=order.payment.provider,
             authorisation_ref=order.payment.authorisation_ref,
@@ -408,6 +415,7 @@ class FulfilmentStart:
             first_order=facts.completed_orders == 0,
             prior_dispute_or_claim=facts.chargebacks > 0,
             fraud_warning_ref=facts.fraud_warning_ref,
+            vip=facts.vip,
         )
         # The order (its personal values already in its subject when the
         # review's intake kept them there, issue 21), the start's audit row and

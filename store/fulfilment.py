@@ -26,6 +26,7 @@ from domain.fulfilment import (
     start_facts,
 )
 from domain.orders import Address, Order
+from domain.risk_rules import IdentityKind, identity_hash
 from store import audit as audit_store
 from store import cases as case_store
 from store import personal_data
@@ -215,26 +216,34 @@ class ReleaseFacts:
     chargebacks: int
     # The dispute workflow of an early fraud warning holding the order.
     fraud_warning_ref: str | None
+    # On the allow list as a VIP (risk_lists: list allow, kind customer, a
+    # reason starting "vip", e.g. the risk team's `vip_customer`).
+    vip: bool = False
 
 
 async def release_facts(db: Executor, customer_id: str, order_id: str) -> ReleaseFacts:
-    """`customer_profile` and `efw_hold_source` in one round trip."""
+    """`customer_profile`, `efw_hold_source` and the VIP mark in one round trip."""
     row = await db.fetchrow(
         """
         SELECT h.completed_orders, h.chargebacks,
                (SELECT source_ref FROM sim_warehouse_holds
-                WHERE order_id = $2 AND released_at IS NULL LIMIT 1) AS fraud_warning_ref
+                WHERE order_id = $2 AND released_at IS NULL LIMIT 1) AS fraud_warning_ref,
+               EXISTS (SELECT 1 FROM risk_lists
+                       WHERE list = 'allow' AND kind = 'customer' AND value_hash = $3
+                         AND lower(reason) LIKE 'vip%') AS vip
         FROM (SELECT 1) AS one
         LEFT JOIN customer_history h ON h.customer_id = $1
         """,
         customer_id,
         order_id,
+        identity_hash(IdentityKind.CUSTOMER, customer_id),
     )
     assert row is not None
     return ReleaseFacts(
         completed_orders=int(row["completed_orders"] or 0),
         chargebacks=int(row["chargebacks"] or 0),
         fraud_warning_ref=str(row["fraud_warning_ref"]) if row["fraud_warning_ref"] else None,
+        vip=bool(row["vip"]),
     )
 
 

@@ -30,6 +30,7 @@ from starters import fulfilment_simulator
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import fulfilment as fulfilment_store
+from store import signals
 from tests.factories import make_order
 from tests.integration.polling import eventually
 from workers import activities
@@ -298,3 +299,19 @@ async def test_the_simulated_warehouse_moves_a_released_order_to_the_carrier(
         what="the shipment booked at handover",
     )
     assert booked["tracking_number"] == state.tracking_number
+
+
+async def test_release_facts_read_the_profile_the_warning_and_the_vip_mark(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """What the release reads for the QC rules in one round trip: a VIP is a
+    customer on the allow list with a reason starting "vip"."""
+    unique = uuid.uuid4().hex[:8]
+    vip, trusted = f"C-VIP-{unique}", f"C-OK-{unique}"
+    assert await fulfilment_store.release_facts(db_pool, vip, f"O-{unique}") == (
+        fulfilment_store.ReleaseFacts(completed_orders=0, chargebacks=0, fraud_warning_ref=None)
+    )
+    await signals.add_to_list(db_pool, "allow", "customer", vip, "vip_customer", "risk-team")
+    await signals.add_to_list(db_pool, "allow", "customer", trusted, "verified", "risk-team")
+    assert (await fulfilment_store.release_facts(db_pool, vip, f"O-{unique}")).vip is True
+    assert (await fulfilment_store.release_facts(db_pool, trusted, f"O-{unique}")).vip is False
