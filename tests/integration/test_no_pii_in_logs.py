@@ -107,8 +107,10 @@ async def test_no_personal_value_in_logs_failures_or_tables(
         workflows=workflows.ALL_WORKFLOWS,
         activities=activities.build_activities(db_pool, settings),
     ):
-        # Order review: a coordinator asks the customer, who answers in their own words.
-        await order_review.start_review(client, order, settings.task_queue)
+        # Order review: a coordinator asks the customer, who answers in their
+        # own words; started and answered as the API does (issue 21: the
+        # order's values and the words by subject id).
+        await order_review.start_review(client, order, settings.task_queue, db=db_pool)
         await eventually(
             lambda: order_review.get_status(client, order.order_id),
             lambda s: s.status is ReviewStatus.AWAITING_REVIEW,
@@ -147,6 +149,7 @@ async def test_no_personal_value_in_logs_failures_or_tables(
                         message=message,
                         channel="phone",
                     ),
+                    db=db_pool,
                 )
         await client.get_workflow_handle(f"order-review:{order.order_id}").result()
 
