@@ -28,6 +28,7 @@ from domain.fulfilment import (
     ChangeAddressOutcome,
     HoldReason,
     PlaceHoldInput,
+    ReallocateInput,
     ReleaseHoldInput,
 )
 from domain.ops_request import (
@@ -164,6 +165,22 @@ class OpsDeskActivities:
                 update_id=update_id,
             )
             return FulfilmentActionResult(done=True, reference=handle or "")
+        if input.kind is FulfilmentActionKind.REALLOCATE:
+            assert input.hold_id
+            state = await fulfilment.reallocate(
+                client,
+                order_id,
+                ReallocateInput(reference=input.hold_id, note=input.note),
+                acting,
+                update_id=update_id,
+            )
+            unit = next(r for r in state.reallocations if r.reference == input.hold_id)
+            # No unit in stock: fulfilment keeps the order on an inventory hold.
+            return FulfilmentActionResult(
+                done=unit.allocated,
+                reference="reallocated" if unit.allocated else "no_unit",
+                note=unit.detail,
+            )
         assert input.kind is FulfilmentActionKind.RELEASE_HOLD and input.hold_id
         await fulfilment.release_hold(
             client,

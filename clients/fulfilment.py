@@ -34,6 +34,7 @@ from domain.fulfilment import (
     FulfilmentStatus,
     PlaceHoldInput,
     QcDecisionInput,
+    ReallocateInput,
     ReleaseHoldInput,
     SpecialDeliveryInput,
     WarehouseEvent,
@@ -164,6 +165,26 @@ async def release_hold(
         client,
         order_id,
         FulfilmentContract.UPDATE_RELEASE_HOLD,
+        _stamped(input, principal),
+        update_id,
+    )
+
+
+async def reallocate(
+    client: Client,
+    order_id: str,
+    input: ReallocateInput,
+    principal: Acting,
+    *,
+    update_id: str | None = None,
+) -> FulfilmentState:
+    """Allocate another unit to the order (a mis-pick); the answer's last
+    `reallocations` entry says whether the warehouse had one (none: the order
+    is on an inventory hold)."""
+    return await _update(
+        client,
+        order_id,
+        FulfilmentContract.UPDATE_REALLOCATE,
         _stamped(input, principal),
         update_id,
     )

@@ -166,6 +166,25 @@ class ReleaseHoldInput(_ActorFields):
     note: Note = ""
 
 
+class ReallocateInput(_ActorFields):
+    """Allocate another unit to the order and pick it again (issue 17: an
+    inventory discrepancy the ops desk resolved as a mis-pick)."""
+
+    # The caller's key (the ops request's): a retried request allocates once.
+    reference: HoldHandle
+    note: Note = ""
+
+
+class Reallocation(StewardModel):
+    """One re-allocation: whether the warehouse had a unit for the order."""
+
+    reference: str
+    allocated: bool
+    detail: str = ""
+    requested_by: str
+    requested_at: datetime
+
+
 class ChangeAddressInput(_ActorFields):
     address: Address
     note: Note = ""
@@ -426,6 +445,8 @@ class FulfilmentState(StewardModel):
     escalated: bool = False
     reminders_sent: int = 0
     history: list[FulfilmentStatusChange] = Field(default_factory=list)
+    # Units allocated again after a mis-pick (the `reallocate` update).
+    reallocations: list[Reallocation] = Field(default_factory=list)
 
     @property
     def active_holds(self) -> list[Hold]:
@@ -472,6 +493,17 @@ def validate_place_hold(state: FulfilmentState, change: PlaceHoldInput) -> None:
         existing = next((h for h in state.holds if h.handle == change.handle), None)
         if existing is not None and existing.reason is not change.reason:
             raise FulfilmentRejected(f"handle: {change.handle} is already a {existing.reason} hold")
+
+
+def validate_reallocate(state: FulfilmentState, change: ReallocateInput) -> None:
+    _, role = _require_actor(change)
+    _require_open(state)
+    if role not in HOLD_PLACER_ROLES:
+        raise FulfilmentRejected(f"role: {role} may not re-allocate an order")
+    if state.status in LEFT_WAREHOUSE:
+        raise FulfilmentRejected(
+            f"status: the parcel has left the warehouse ({state.status}); nothing to re-allocate"
+        )
 
 
 def validate_release_hold(state: FulfilmentState, change: ReleaseHoldInput) -> None:
@@ -621,6 +653,8 @@ class FulfilmentContract:
     UPDATE_PLACE_HOLD: Final = "place_hold"
     UPDATE_RELEASE_HOLD: Final = "release_hold"
     UPDATE_QC_DECISION: Final = "qc_decision"
+    # Issue 17: the ops desk's mis-pick resolution allocates another unit.
+    UPDATE_REALLOCATE: Final = "reallocate"
     SIGNAL_WAREHOUSE_EVENT: Final = "warehouse_event"
     # An early fraud warning's outcome from the chargeback case (contest/accept).
     SIGNAL_FRAUD_WARNING: Final = "fraud_warning"

@@ -466,6 +466,8 @@ class Escalation(StewardModel):
     escalated_at: datetime
     due_at: datetime
     reminded: bool = False
+    # The next check came while still unanswered: re-notified (issue 17).
+    checked: bool = False
     answered_by: str | None = None
     answered_at: datetime | None = None
     answer: str | None = None
@@ -647,6 +649,7 @@ class FulfilmentActionKind(StrEnum):
     QC_CHECK = "qc_check"
     PLACE_HOLD = "place_hold"
     RELEASE_HOLD = "release_hold"
+    REALLOCATE = "reallocate"  # a mis-pick: another unit for the order
 
 
 class FulfilmentActionInput(StewardModel):

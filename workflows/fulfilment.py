@@ -87,6 +87,8 @@ with workflow.unsafe.imports_passed_through():
         QcCheck,
         QcDecisionInput,
         QcOutcome,
+        ReallocateInput,
+        Reallocation,
         ReleaseHoldInput,
         ReplacementInput,
         ReplacementResult,
@@ -99,6 +101,7 @@ with workflow.unsafe.imports_passed_through():
         validate_change_address,
         validate_place_hold,
         validate_qc_decision,
+        validate_reallocate,
         validate_release_hold,
         validate_special_delivery,
         wms_rank,
@@ -369,6 +372,66 @@ class FulfilmentWorkflow:
     @qc_decision.validator
     def _validate_qc_decision(self, change: QcDecisionInput) -> None:
         self._check(lambda: validate_qc_decision(self._state, change))
+
+    @workflow.update(name=FulfilmentContract.UPDATE_REALLOCATE)
+    async def reallocate(self, change: ReallocateInput) -> FulfilmentState:
+        """Issue 17: a mis-pick. Another unit for the order (a new update:
+        runs that never receive it issue the same commands as before)."""
+        async with self._lock:
+            self._check(lambda: validate_reallocate(self._state, change))
+            if not any(r.reference == change.reference for r in self._state.reallocations):
+                await self._reallocate(change)
+            return self._state
+
+    @reallocate.validator
+    def _validate_reallocate(self, change: ReallocateInput) -> None:
+        self._check(lambda: validate_reallocate(self._state, change))
+
+    async def _reallocate(self, change: ReallocateInput) -> None:
+        """Ask the warehouse for another unit; none in stock: an inventory
+        hold keeps the order until one comes (as an out-of-stock event does)."""
+        state = self._state
+        assert change.actor is not None and change.role is not None
+        earlier = len(state.reallocations) + (state.qc.replacement_units if state.qc else 0)
+        unit = await call_outside(
+            ALLOCATE_REPLACEMENT_UNIT,
+            ReplacementInput(
+                workflow_id=workflow.info().workflow_id,
+                order_id=state.order_id,
+                attempt=earlier + 1,
+                skus=[i.sku for i in self._input.items],
+            ),
+            result_type=ReplacementResult,
+            retry=OUTSIDE_RETRY,
+        )
+        state.reallocations.append(
+            Reallocation(
+                reference=change.reference,
+                allocated=unit.allocated,
+                detail=unit.detail,
+                requested_by=change.actor,
+                requested_at=workflow.now(),
+            )
+        )
+        self._case.audit(
+            "reallocated" if unit.allocated else "reallocation_unavailable",
+            actor=change.actor,
+            role=change.role,
+            reason=change.note or unit.detail or "mis-pick",
+            after={"reference": change.reference, "detail": unit.detail},
+        )
+        if not unit.allocated and not any(
+            h.active and h.reason is HoldReason.INVENTORY for h in state.holds
+        ):
+            await self._place_hold(
+                HoldReason.INVENTORY,
+                change.actor,
+                change.role,
+                "mis-pick: no unit to re-allocate",
+                flush=False,
+            )
+        self._case.refresh()
+        await self._case.flush()
 
     # ---------------------------------------------------------------- holds
 

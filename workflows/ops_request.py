@@ -123,6 +123,14 @@ CHAT_GIVE_UP = timedelta(minutes=10)
 # Footage of an inventory location: the day before the count.
 INVENTORY_FOOTAGE_BEFORE = timedelta(hours=24)
 DECISION_REJECTED = "DecisionRejected"
+# An escalation's next check time is a durable timer: still unanswered then,
+# the senior QA coordinator and the owner are notified again (runs before it
+# only showed the time).
+PATCH_ESCALATION_NEXT_CHECK = "ops-escalation-next-check"
+# A mis-pick resolution re-allocates every affected order through fulfilment
+# before the desk's inventory holds are released (runs before it only
+# released the holds).
+PATCH_MIS_PICK_REALLOCATE = "ops-mis-pick-reallocate"
 DECISION_BUSY = "DecisionInProgress"
 
 
@@ -172,6 +180,8 @@ class OpsRequestWorkflow:
         self._sla_reminded = False
         self._sla_breached = False
         self._cctv_reminded = False
+        # Set when an escalation opens (PATCH_ESCALATION_NEXT_CHECK).
+        self._next_check_timer = False
 
     # ------------------------------------------------------------------ run
 
@@ -362,6 +372,8 @@ class OpsRequestWorkflow:
                 moments.append(escalation.escalated_at + ESCALATION_SLA / 2)
             elif workflow.now() < escalation.due_at:
                 moments.append(escalation.due_at)
+            if self._next_check_timer and not escalation.checked:
+                moments.append(escalation.next_check_at)
         elif state.due_at is not None and state.status is not OpsRequestStatus.AWAITING_FINANCE:
             if not self._sla_reminded:
                 moments.append(state.due_at - SLA_REMINDER_BEFORE)
@@ -401,6 +413,12 @@ class OpsRequestWorkflow:
                 )
                 # Nothing more to wake for until someone answers.
                 escalation.due_at = escalation.due_at + timedelta(days=3650)
+            if (
+                self._next_check_timer
+                and not escalation.checked
+                and now >= escalation.next_check_at
+            ):
+                await self._next_check(escalation)
         if state.due_at is not None and escalation is None:
             if not self._sla_reminded and now >= state.due_at - SLA_REMINDER_BEFORE:
                 self._sla_reminded = True
@@ -431,6 +449,31 @@ class OpsRequestWorkflow:
                 f"Reminder: the warehouse has not delivered the footage for {state.request_id}; "
                 f"it is deleted {self._local(state.cctv_deadline)}."
             )
+
+    async def _next_check(self, escalation: Escalation) -> None:
+        """The escalation's next check time has come and nobody answered:
+        notify the senior QA coordinator again (a reminder on the task and the
+        escalation channel) and tell the owner in the requester's thread."""
+        state = self._state
+        escalation.checked = True
+        self._case.remind(
+            "escalation_next_check",
+            reason=f"unanswered at the next check {escalation.next_check_at.isoformat()}",
+        )
+        self._case.refresh()
+        await self._flush()
+        await self._chat(
+            f"Next check of {state.request_id} ({self._label()}): still escalated, no answer.\n"
+            f"• Blocker: {escalation.blocker}\n"
+            f"• Needed from {escalation.needed_from}: {escalation.needed_what}\n"
+            f"• Answer due: {self._local(escalation.due_at)}",
+            channel=self._input.escalation_channel,
+            thread=False,
+        )
+        await self._chat(
+            f"{state.request_id}: next check reached; still waiting for the senior QA "
+            f"coordinator ({escalation.needed_from})."
+        )
 
     # ---------------------------------------------------------- decisions
 
@@ -532,6 +575,7 @@ class OpsRequestWorkflow:
             due_at=due,
         )
         state.escalations.append(escalation)
+        self._next_check_timer = workflow.patched(PATCH_ESCALATION_NEXT_CHECK)
         self._first_response()
         if state.assignee is None:
             state.assignee = update.actor
@@ -692,6 +736,10 @@ class OpsRequestWorkflow:
         state = self._state
         details = self._input.draft.details
         if isinstance(details, InventoryDiscrepancyDetails):
+            if resolution.inventory is InventoryResolution.MIS_PICK and workflow.patched(
+                PATCH_MIS_PICK_REALLOCATE
+            ):
+                await self._reallocate(details, resolution.resolved_by, role)
             await self._release_holds(resolution.resolved_by, role)
         now = workflow.now()
         state.resolution = resolution
@@ -884,6 +932,41 @@ class OpsRequestWorkflow:
             window = state.opened_at - INVENTORY_FOOTAGE_BEFORE
             state.cctv_deadline = window + SITES[details.site_id].cctv_retention
             await self._request_footage(details.site_id, details.cctv_zone, window, None)
+
+    async def _reallocate(
+        self, details: InventoryDiscrepancyDetails, actor: str, role: Role
+    ) -> None:
+        """A mis-pick: fulfilment allocates another unit to every affected
+        order (none in stock: fulfilment keeps the order on its own inventory
+        hold), then the desk's holds are released and the orders picked again."""
+        state = self._state
+        allocated: list[str] = []
+        for order_id in details.affected_order_ids:
+            result = await self._fulfilment(
+                FulfilmentActionKind.REALLOCATE,
+                order_id,
+                actor,
+                role,
+                hold_id=self._hold_handle("realloc", order_id),
+                note=f"mis-pick of {details.sku} at {details.site_id} ({state.request_id})",
+            )
+            if result is None:
+                continue
+            if result.done:
+                allocated.append(order_id)
+            else:
+                self._case.audit(
+                    "reallocation_unavailable",
+                    reason=f"{order_id}: {result.note or 'no unit'}; fulfilment holds it",
+                )
+                await self._flush()
+        if details.affected_order_ids:
+            waiting = [o for o in details.affected_order_ids if o not in allocated]
+            await self._chat(
+                f"{state.request_id}: re-allocated {', '.join(allocated) or 'no order'}"
+                + (f"; still waiting for stock: {', '.join(waiting)}" if waiting else "")
+                + "."
+            )
 
     async def _release_holds(self, actor: str, role: Role) -> None:
         for order_id, hold_id in list(self._holds.items()):

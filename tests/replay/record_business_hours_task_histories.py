@@ -19,7 +19,6 @@ guard the change with a new `workflow.patched`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +30,7 @@ from domain.carrier_events import TrackingStatus
 from domain.common import Role
 from domain.deliveries import CustomerOption, FailedDeliveryStatus
 from domain.returns import QcDecisionInput, QcGrade, QcOutcome, ReturnStatus
-from tests.replay.recording import record_history
+from tests.replay.recording import record_history, run_recorder
 from tests.workflows.harness import LOW_RISK, FakeWorld, Harness, wait_for_status
 from tests.workflows.inputs import shipment, tracking_event
 from tests.workflows.test_coordinator_business_hours import desk_opening
@@ -123,4 +122,4 @@ async def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))
+    run_recorder(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))

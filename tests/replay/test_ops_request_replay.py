@@ -23,6 +23,10 @@ HERE = Path(__file__).parent / "histories"
 RECORDED: dict[str, str] = {
     "ops_request_address_change_escalated": "done",
     "ops_request_inventory_write_off": "done",
+    # `ops-escalation-next-check`: the next check time re-notifies, unanswered.
+    "ops_request_escalation_next_check": "done",
+    # `ops-mis-pick-reallocate`: a mis-pick re-allocates the orders through fulfilment.
+    "ops_request_mis_pick_reallocated": "done",
 }
 
 

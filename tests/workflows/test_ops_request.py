@@ -580,3 +580,93 @@ async def test_a_found_discrepancy_releases_the_holds_without_finance(
     assert resolved.status is OpsRequestStatus.RESOLVED
     assert [a.kind for a in world.desk.actions] == ["place_hold", "release_hold"]
     assert world.desk.posts == []  # no chat: opened through the API
+
+
+async def test_a_mis_pick_reallocates_the_orders_then_releases_the_holds(
+    harness: Harness, world: OpsWorld
+) -> None:
+    input = request(
+        harness,
+        {
+            "type": "inventory_discrepancy",
+            "site_id": "PAR1",
+            "sku": "BAG-002",
+            "wms_quantity": 4,
+            "erp_quantity": 5,
+            "unit_cost_minor": 90_000,
+            "currency": "EUR",
+            "affected_order_ids": ["FR-3001", "FR-3002"],
+        },
+    )
+    handle = await start(harness, input)
+    await handle.execute_update(OpsRequestWorkflow.claim, COORDINATOR)
+    resolved = await handle.execute_update(
+        OpsRequestWorkflow.resolve,
+        ResolveInput(
+            actor="camille",
+            role=Role.COORDINATOR,
+            outcome=OutcomeCode.DONE,
+            root_cause=RootCause.WAREHOUSE_ERROR,
+            inventory=InventoryResolution.MIS_PICK,
+        ),
+    )
+    assert resolved.status is OpsRequestStatus.RESOLVED
+    # Fulfilment allocates another unit to each order before the holds go.
+    assert [(a.kind.value, a.order_id) for a in world.desk.actions] == [
+        ("place_hold", "FR-3001"),
+        ("place_hold", "FR-3002"),
+        ("reallocate", "FR-3001"),
+        ("reallocate", "FR-3002"),
+        ("release_hold", "FR-3001"),
+        ("release_hold", "FR-3002"),
+    ]
+    moves = [a for a in world.desk.actions if a.kind is FulfilmentActionKind.REALLOCATE]
+    assert {(a.actor, a.role) for a in moves} == {("camille", Role.COORDINATOR)}
+    assert len({a.hold_id for a in moves}) == 2  # one key per order: a retry allocates once
+    assert [a.linked_case for a in resolved.actions if a.kind == "reallocate"] == [
+        "fulfilment:FR-3001",
+        "fulfilment:FR-3002",
+    ]
+    assert world.audit.actions(handle.id).count("reallocate") == 2
+    assert any("re-allocated FR-3001, FR-3002" in p.text for p in world.desk.thread())
+
+
+async def test_the_escalation_next_check_notifies_again(harness: Harness, world: OpsWorld) -> None:
+    input = request(harness, {"type": "other", "order_id": "FR-1009"})
+    handle = await start(harness, input)
+    await handle.execute_update(OpsRequestWorkflow.claim, COORDINATOR)
+    next_check = harness.now() + timedelta(minutes=30)
+    await handle.execute_update(
+        OpsRequestWorkflow.escalate,
+        EscalateInput(
+            actor="camille",
+            role=Role.COORDINATOR,
+            summary="customer wants a call back",
+            tried="called twice",
+            blocker="no phone slot",
+            needed_from="CS lead",
+            needed_what="a call slot",
+            next_check_at=next_check,
+        ),
+    )
+    await harness.sleep(timedelta(minutes=20))
+    assert "escalation_next_check" not in world.audit.actions(handle.id)
+    await harness.sleep(timedelta(minutes=15))
+    await eventually(
+        lambda: "escalation_next_check" in world.audit.actions(handle.id), what="the next check"
+    )
+    checked = await state(handle)
+    assert checked.status is OpsRequestStatus.ESCALATED and checked.escalations[0].checked
+    assert checked.reminders_sent == 1
+    # The posts follow the audit row: wait for the owner's, the last of them.
+    await eventually(
+        lambda: any("next check reached" in p.text for p in world.desk.thread()),
+        what="the owner's thread update",
+    )
+    channel = world.desk.thread("ops-escalations")
+    assert len(channel) == 2 and channel[1].text.startswith(f"Next check of {input.request_id}")
+    assert "Needed from CS lead: a call slot" in channel[1].text
+    # Once: nothing more at the next check (the escalation's own SLA follows).
+    entry = world.audit.entry("escalation_next_check")
+    assert entry.workflow_id == handle.id
+    assert world.audit.actions(handle.id).count("escalation_next_check") == 1
