@@ -54,8 +54,8 @@ from starters.order_review_cli import order_review_app
 from starters.privacy_request_cli import personal_data_app, privacy_request_app
 from starters.reports_cli import reports_app
 from starters.returns_cli import returns_app
-from starters.tasks_cli import tasks_app
 from starters.risk_cli import risk_app
+from starters.tasks_cli import tasks_app
 from workers.settings import Settings, get_settings
 
 _T = TypeVar("_T")

@@ -33,13 +33,13 @@ from domain.orders import Order
 from domain.returns import CarrierEvent as ReturnScan
 from domain.returns import CustomerChoiceInput, QcResult
 from domain.review import CustomerAnswer
-from domain.task_resolution import TaskResolutionBody
 from domain.risk_admin import (
     CustomerHistoryCorrectionBody,
     ForwarderAddressChange,
     ForwarderPostalCodeChange,
     ListEntryChange,
 )
+from domain.task_resolution import TaskResolutionBody
 from starters.api import (
     routes_campaign,
     routes_chargeback,
