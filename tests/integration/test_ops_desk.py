@@ -521,3 +521,55 @@ async def test_a_warehouse_count_event_opens_one_discrepancy_with_holds(
         ("inventory_recount", "ops"),
         ("ops_request", "coordinator"),
     ]
+
+
+async def test_a_mis_pick_reallocates_the_order_through_its_fulfilment(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool, client: Client
+) -> None:
+    order_id = await known_order(api, db_pool)
+    await eventually(
+        lambda: order_status(db_pool, order_id),
+        lambda view: view.fulfilment_status is not None,
+        what="the order's fulfilment",
+    )
+    opened = await api.post(
+        "/v1/ops-requests",
+        json={
+            "details": {
+                "type": "inventory_discrepancy",
+                "site_id": "PAR1",
+                "sku": "HB-TOTE-MM-NOIR",
+                "wms_quantity": 4,
+                "erp_quantity": 5,
+                "unit_cost_minor": 90_000,
+                "currency": "EUR",
+                "affected_order_ids": [order_id],
+            }
+        },
+        headers=COORDINATOR,
+    )
+    assert opened.status_code == 202, opened.text
+    request_id = opened.json()["request_id"]
+    await eventually(
+        lambda: api.get(f"/v1/ops-requests/{request_id}", headers=AUDITOR),
+        lambda r: (
+            r.status_code == 200 and any(a["kind"] == "place_hold" for a in r.json()["actions"])
+        ),
+        what="the inventory hold",
+    )
+    await api.post(f"/v1/ops-requests/{request_id}/claim", headers=COORDINATOR)
+    resolved = await api.post(
+        f"/v1/ops-requests/{request_id}/resolve",
+        json={"outcome": "done", "root_cause": "warehouse_error", "inventory": "mis_pick"},
+        headers=COORDINATOR,
+    )
+    assert resolved.status_code == 200, resolved.text
+    state = resolved.json()
+    assert state["status"] == "resolved", state["actions"]
+    assert [a["kind"] for a in state["actions"]] == ["place_hold", "reallocate", "release_hold"]
+    assert all(a["ok"] for a in state["actions"])
+    fulfilment = await client.get_workflow_handle(f"fulfilment:{order_id}").query("status")
+    (unit,) = fulfilment["reallocations"]
+    assert unit["allocated"] and unit["requested_by"] == "camille"
+    # The desk's hold is gone: nothing keeps the order from being picked again.
+    assert [h for h in fulfilment["holds"] if h["released_at"] is None] == []

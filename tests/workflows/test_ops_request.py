@@ -670,3 +670,63 @@ async def test_the_escalation_next_check_notifies_again(harness: Harness, world:
     entry = world.audit.entry("escalation_next_check")
     assert entry.workflow_id == handle.id
     assert world.audit.actions(handle.id).count("escalation_next_check") == 1
+
+
+@pytest.mark.parametrize(
+    ("details", "kind", "check"),
+    [
+        (
+            {"type": "special_delivery", "order_id": "FR-1101", "kind": "signature"},
+            FulfilmentActionKind.SPECIAL_DELIVERY,
+            lambda a: a.special is not None and a.special.kind == "signature",
+        ),
+        (
+            {"type": "qc_check", "order_id": "FR-1102", "reason": "customer saw a scratch"},
+            FulfilmentActionKind.QC_CHECK,
+            lambda a: a.hold_reason == "outbound_qc" and (a.hold_id or "").startswith("ops-qc-"),
+        ),
+    ],
+    ids=["special_delivery", "qc_check"],
+)
+async def test_special_delivery_and_qc_check_run_fulfilment_on_resolution(
+    harness: Harness, world: OpsWorld, details: dict[str, Any], kind: Any, check: Any
+) -> None:
+    handle = await start(harness, request(harness, details))
+    await handle.execute_update(OpsRequestWorkflow.claim, COORDINATOR)
+    resolved = await handle.execute_update(
+        OpsRequestWorkflow.resolve,
+        ResolveInput(
+            actor="camille",
+            role=Role.COORDINATOR,
+            outcome=OutcomeCode.DONE,
+            root_cause=RootCause.CUSTOMER_REQUEST,
+        ),
+    )
+    assert resolved.status is OpsRequestStatus.RESOLVED
+    (action,) = world.desk.actions
+    assert action.kind is kind and action.order_id == details["order_id"]
+    assert (action.actor, action.role) == ("camille", Role.COORDINATOR)
+    assert check(action)
+    assert resolved.linked_cases == [f"fulfilment:{details['order_id']}"]
+    assert [a.kind for a in resolved.actions] == [kind.value]
+
+
+async def test_other_is_resolved_by_a_coordinator_without_a_fulfilment_call(
+    harness: Harness, world: OpsWorld
+) -> None:
+    handle = await start(harness, request(harness, {"type": "other"}))
+    await handle.execute_update(OpsRequestWorkflow.claim, COORDINATOR)
+    resolved = await handle.execute_update(
+        OpsRequestWorkflow.resolve,
+        ResolveInput(
+            actor="camille",
+            role=Role.COORDINATOR,
+            outcome=OutcomeCode.WITHDRAWN,
+            root_cause=RootCause.CUSTOMER_REQUEST,
+            note="customer withdrew",
+        ),
+    )
+    assert resolved.status is OpsRequestStatus.RESOLVED and resolved.resolution is not None
+    assert resolved.resolution.outcome is OutcomeCode.WITHDRAWN
+    assert world.desk.actions == [] and resolved.linked_cases == []
+    assert resolved.sla_met is True and resolved.business_seconds_to_resolve is not None
