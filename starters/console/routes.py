@@ -472,6 +472,19 @@ async def _apply(
             client=client,
             idempotency_key=idempotency,
         )
+    elif process == "chargeback" and action == "chargeback-link":
+        allow(*deciders)
+        provider_text, _, dispute_id = key.partition(":")
+        link = routes_chargeback.LinkBody.model_validate(_body(form))
+        await routes_chargeback.link_dispute(
+            provider=routes_chargeback.DisputeProvider(provider_text),
+            dispute_id=dispute_id,
+            body=link,
+            principal=principal,
+            client=client,
+            pool=request.app.state.pool,
+            idempotency_key=idempotency,
+        )
     elif process == "chargeback" and action == "chargeback-response":
         allow(*deciders)
         provider_text, _, dispute_id = key.partition(":")

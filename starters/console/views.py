@@ -296,6 +296,20 @@ def decision_forms(process: str, status: str, role: Role, state: Any = None) -> 
                 ),
             )
         )
+    # A dispute Steward could not tie to an order waits for a coordinator to link it.
+    unlinked = state is not None and getattr(state, "order_id", "") is None
+    if process == "chargeback" and unlinked and role in deciders and status not in CLOSED_DISPUTES:
+        forms.append(
+            DecisionForm(
+                "chargeback-link",
+                "Link the dispute to its order",
+                "Link order",
+                (
+                    FormField("order_id", "Order id", "text", required=True),
+                    FormField("note", "How the order was found", "textarea"),
+                ),
+            )
+        )
     forms += _fulfilment_forms(process, status, role, state)
     forms += _ops_request_forms(process, status, role, state)
     forms += _campaign_forms(process, status, role)
@@ -303,6 +317,7 @@ def decision_forms(process: str, status: str, role: Role, state: Any = None) -> 
     return forms
 
 
+CLOSED_DISPUTES = frozenset({"won", "lost", "expired", "accepted"})
 ISO_HINT = "ISO 8601 with its offset, e.g. 2026-12-03T10:00+01:00"
 
 

@@ -23,6 +23,14 @@ from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import audit as audit_store
 from tests.integration.test_api import new_order_id, risky_order_json, wait_for_status
+from tests.integration.test_provider_webhooks import (
+    STRIPE_SECRET,
+    post_stripe,
+    reviewed_order,
+    stripe_dispute,
+    stripe_event,
+    uid,
+)
 from workers import activities
 from workers.settings import Settings
 
@@ -37,7 +45,9 @@ SYSTEM = {"Authorization": "Bearer it-system"}
 
 @pytest.fixture
 def settings(integration_settings: Settings) -> Settings:
-    return integration_settings.model_copy(update={"task_queue": f"console-{uuid.uuid4()}"})
+    return integration_settings.model_copy(
+        update={"task_queue": f"console-{uuid.uuid4()}", "stripe_webhook_secrets": STRIPE_SECRET}
+    )
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -260,3 +270,46 @@ async def test_an_ops_request_s_forms_follow_the_api_s_roles_and_csrf(
         lambda rows: "olivia" in [r.actor for r in rows],
         what="the assignment's audit row",
     )
+
+
+async def test_a_coordinator_links_an_unresolved_dispute_to_its_order_through_the_form(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    from tests.integration.polling import eventually
+
+    dispute_id = uid("dp_1Q", 22)
+    created = stripe_event(
+        "charge.dispute.created",
+        stripe_dispute(dispute_id, charge=uid("ch_3Q", 22), payment_intent=uid("pi_3Q", 22)),
+    )
+    assert (await post_stripe(api, created)).status_code == 200
+    path = f"/v1/chargebacks/stripe/{dispute_id}"
+    reader = {"X-API-Key": "co-audrey"}
+    # Wait for the link task: the workflow asks for the order once it found none.
+    await eventually(
+        lambda: api.get(
+            "/v1/tasks", params={"role": "coordinator", "process": "chargeback"}, headers=reader
+        ),
+        lambda r: any(t["workflow_id"] == f"chargeback:stripe:{dispute_id}" for t in r.json()),
+        what="the link task",
+    )
+    await sign_in(api, "co-alice")
+    case_url = f"/console/cases/chargeback:stripe:{dispute_id}"
+    page = await api.get(case_url)
+    assert 'id="chargeback-link"' in page.text
+    link = {"action": "chargeback-link", "note": "card and amount match"}
+    unknown = await api.post(
+        case_url, data={"csrf": csrf_of(page), "nonce": "n-1", **link, "order_id": "CO-nobody"}
+    )
+    assert unknown.status_code == 422
+    assert "Refused: order_id: Steward knows no order CO-nobody" in unknown.text
+    assert (await api.get(path, headers=reader)).json()["order_id"] is None
+
+    order_id = await reviewed_order(db_pool, uid("pi_3Q", 22), "stripe")
+    linked = await api.post(
+        case_url, data={"csrf": csrf_of(page), "nonce": "n-2", **link, "order_id": order_id}
+    )
+    assert linked.status_code == 303, linked.text
+    assert (await api.get(path, headers=reader)).json()["order_id"] == order_id
+    after = await api.get(linked.headers["location"])
+    assert 'id="chargeback-link"' not in after.text  # linked: the form is gone

@@ -323,3 +323,18 @@ def test_a_refund_not_final_yet_is_shown_as_pending() -> None:
         ("Refunded", "0.00 EUR"),
         ("Refund pending", "450.00 EUR"),
     ]
+
+
+def test_a_dispute_steward_could_not_resolve_is_offered_the_link_to_its_order() -> None:
+    def actions(role: Role, status: str, order_id: str | None) -> list[str]:
+        state = _State(order_id=order_id)
+        return [f.action for f in views.decision_forms("chargeback", status, role, state)]
+
+    assert actions(Role.COORDINATOR, "awaiting_coordinator", None) == [
+        "chargeback-response",
+        "chargeback-link",
+    ]
+    assert actions(Role.COORDINATOR, "open", None) == ["chargeback-link"]
+    assert actions(Role.MANAGER, "open", "FR-1") == []  # linked already
+    assert actions(Role.FINANCE, "open", None) == []
+    assert actions(Role.COORDINATOR, "won", None) == []  # closed
