@@ -179,7 +179,11 @@ async def decide_order_review(
     summary="Upstream cancellation; voids the authorisation if nothing was captured",
 )
 async def cancel_order_review(
-    order_id: OrderId, body: CancelBody, principal: Canceller, client: TemporalClient
+    order_id: OrderId,
+    body: CancelBody,
+    principal: Canceller,
+    client: TemporalClient,
+    pool: DbPool,
 ) -> OrderReviewState:
     request = CancelRequest(
         event_id=body.event_id, reason=body.reason, requested_by=principal.actor
@@ -188,7 +192,7 @@ async def cancel_order_review(
     log.info("order_review_cancel_requested", order_id=order_id, event_id=body.event_id)
     # A signal is asynchronous: this is the state as the workflow has it now;
     # poll GET /v1/order-reviews/{order_id} for the outcome.
-    return await order_review.get_status(client, order_id)
+    return await order_review.with_messages(pool, await order_review.get_status(client, order_id))
 
 
 @router.post(
@@ -219,4 +223,4 @@ async def customer_answer(
     # review gets the subject id.
     await order_review.answer_customer(client, order_id, body, db=pool)
     log.info("order_review_customer_answer", order_id=order_id, event_id=body.event_id)
-    return await order_review.get_status(client, order_id)
+    return await order_review.with_messages(pool, await order_review.get_status(client, order_id))

@@ -258,6 +258,9 @@ async def test_ask_the_customer_then_decide(api: httpx.AsyncClient) -> None:
     assert answered.status_code == 202, answered.text
     state = await wait_for_status(api, order_id, "awaiting_review")
     assert state["customer_answers"][0]["confirmed"] is True
+    # Kept in the personal-data store, shown by the API (issue 21).
+    assert state["customer_answers"][0]["message"] == "yes, it was me"
+    assert state["customer_answers"][0]["message_subject_id"].startswith("subj_")
 
     approved = await api.post(
         f"{url}/decision",
