@@ -198,7 +198,9 @@ async def place_order(
     decision = await campaign_store.take_quota(pool, campaign_id, request)
     if decision.accepted:
         order = await employee_order(pool, campaign_id, request, who)
-        await order_review.start_review(client, order, task_queue)
+        # The employee's name, email and address go to the personal-data
+        # store; the review runs on a subject id (issue 21).
+        await order_review.start_review(client, order, task_queue, db=pool)
     return decision
 
 

@@ -295,17 +295,20 @@ def returns_simulate(
     from starters.returns_simulator import plan_returns, run_returns
     from store import ledger
     from store.db import create_pool
+    from workers.personal_keys import configure_personal_data
 
     settings = get_settings()
+    # The orders' personal values go to the personal-data store (issue 21).
+    configure_personal_data(settings)
 
     async def main() -> tuple[int, Any]:
         now = datetime.now(UTC)
         orders = simulator.generate_orders(seed, count, now)
         client = await connect(settings)
-        for order in orders:
-            await start_review(client, order, settings.task_queue)
         pool = await create_pool(settings.database_dsn, min_size=1, max_size=2)
         try:
+            for order in orders:
+                await start_review(client, order, settings.task_queue, db=pool)
             # Only money Steward captured can come back as a refund.
             captured: list[Any] = []
             deadline = asyncio.get_running_loop().time() + wait
