@@ -414,80 +414,50 @@ def simulate(
     ] = None,
     rate: Annotated[float, typer.Option(min=0.01, max=500.0, help="Orders per second")] = 5.0,
 ) -> None:
-    """Send realistic orders (with fraud patterns) through order reviews."""
+    """Send realistic orders (with fraud patterns) through order reviews, then
+    what follows them: coordinators' decisions, disputes and their outcomes,
+    the warehouse, parcels with failed deliveries and claims, returns and ops
+    desk requests (enough for every report: docs/reports.md)."""
     from starters import simulator
+    from starters.simulation import run_simulation
+    from workers.personal_keys import configure_personal_data
 
     chosen_seed = seed if seed is not None else random.SystemRandom().randrange(1, 100_000)
     settings = get_settings()
+    # The orders' personal values and the parcels' addresses go to the
+    # personal-data store (issue 21): this process needs its keyring.
+    configure_personal_data(settings)
     traffic = simulator.generate_traffic(chosen_seed, count, datetime.now(UTC))
 
     async def main() -> tuple[simulator.SeedReport, simulator.SendReport]:
-        from clients.order_review import start_review
         from starters.client import connect
 
-        seeded = await _with_pool(settings, lambda pool: simulator.seed_signals(pool, traffic))
         client = await connect(settings)
 
-        async def start(order: Any) -> bool:
-            return (await start_review(client, order, settings.task_queue)).started
+        async def simulate_with(pool: Any) -> tuple[simulator.SeedReport, simulator.SendReport]:
+            with Progress(
+                TextColumn("[bold]sending orders"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
+                bar = progress.add_task("send", total=len(traffic.orders))
+                report = await run_simulation(
+                    client,
+                    pool,
+                    settings,
+                    traffic,
+                    seed=chosen_seed,
+                    rate=rate,
+                    ship_wait_seconds=SHIP_WAIT_SECONDS,
+                    on_sent=lambda _o, _r: progress.advance(bar),
+                    say=console.print,
+                )
+            return report.seeded, report.sent
 
-        with Progress(
-            TextColumn("[bold]sending orders"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            bar = progress.add_task("send", total=len(traffic.orders))
-            sent = await simulator.send_orders(
-                start, traffic.orders, rate, on_sent=lambda _o, _r: progress.advance(bar)
-            )
-        # Some orders come back as Stripe / Adyen disputes or early fraud warnings.
-        from starters import chargeback_simulator
-
-        events = chargeback_simulator.generate_dispute_events(
-            chosen_seed, [o.order for o in traffic.orders], datetime.now(UTC)
-        )
-        report = await _with_pool(
-            settings,
-            lambda pool: chargeback_simulator.send_disputes(
-                client,
-                pool,
-                events,
-                task_queue=settings.task_queue,
-                policy=settings.dispute_policy(),
-            ),
-        )
-        console.print(
-            f"disputes sent: stripe {report.stripe} · adyen {report.adyen} · "
-            f"early fraud warnings {report.early_fraud_warnings} · failed {report.failed}"
-        )
-        # The warehouse ships what order review released (the real state in
-        # the store); some parcels fail, get lost or arrive damaged.
-        from starters import carrier_events_simulator
-
-        released = await _with_pool(
-            settings,
-            lambda pool: carrier_events_simulator.released_orders(
-                pool, [o.order for o in traffic.orders], wait_seconds=SHIP_WAIT_SECONDS
-            ),
-        )
-        parcels = carrier_events_simulator.generate_parcels(
-            chosen_seed, released, datetime.now(UTC)
-        )
-        parcel_report = await _with_pool(
-            settings,
-            lambda pool: carrier_events_simulator.send_parcels(
-                client, pool, parcels, task_queue=settings.task_queue
-            ),
-        )
-        console.print(
-            f"parcels shipped: {parcel_report.shipments} of {len(traffic.orders)} orders "
-            "(only released ones) · failed deliveries "
-            f"{parcel_report.failed_deliveries} · carrier claims {parcel_report.claims}"
-        )
-        return seeded, sent
+        return await _with_pool(settings, simulate_with)
 
     seeded, sent = run_command(main())
     console.print(
