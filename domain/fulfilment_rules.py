@@ -22,11 +22,14 @@ from typing import Final
 from pydantic import Field
 
 from domain.common import StewardModel
+from domain.money_thresholds import MONEY_THRESHOLDS, outbound_qc_from
 from domain.orders import ItemCategory
 from domain.risk_rules import HIGH_RISK_DESTINATIONS
 
 # qc-2026.12.2: the exotic materials are read from the items' names (materials_named).
-QC_RULE_SET_VERSION: Final = "qc-2026.12.2"
+# qc-2026.12.3: the value threshold of every currency from domain/money_thresholds.py
+# (HKD and SGD got their own; a currency without thresholds checks every order).
+QC_RULE_SET_VERSION: Final = "qc-2026.12.3"
 
 
 class QcRuleInput(StewardModel):
@@ -64,18 +67,13 @@ def materials_named(name: str) -> list[str]:
 
 
 QC_CATEGORIES: Final = frozenset({ItemCategory.JEWELLERY, ItemCategory.WATCHES})
-# Above this value (per order, in the market's currency) every order is checked.
+# Above this value (per order, in the order's currency) every order is checked:
+# the `outbound_qc_minor` column of domain/money_thresholds.py (issue 15: every
+# money threshold per currency, in one place). A currency without a row checks
+# every order (qc-2026.12.1 and .2 used 1,000,000 minor units of any currency).
 QC_VALUE_THRESHOLDS: Final[Mapping[str, int]] = {
-    "EUR": 1_000_000,
-    "GBP": 900_000,
-    "USD": 1_100_000,
-    "CHF": 1_000_000,
-    "CNY": 8_000_000,
-    "JPY": 1_600_000,
-    "KRW": 15_000_000,
-    "AED": 4_000_000,
+    currency: t.outbound_qc_minor for currency, t in MONEY_THRESHOLDS.items()
 }
-QC_DEFAULT_VALUE_THRESHOLD: Final = 1_000_000
 # A first order is checked from this share of the value threshold on.
 FIRST_ORDER_SHARE: Final = 0.5
 
@@ -83,7 +81,7 @@ FIRST_ORDER_SHARE: Final = 0.5
 def evaluate_qc(facts: QcRuleInput) -> QcVerdict:
     """Whether the order needs outbound QC, and why (stable reason codes)."""
     reasons: list[str] = []
-    threshold = QC_VALUE_THRESHOLDS.get(facts.currency, QC_DEFAULT_VALUE_THRESHOLD)
+    threshold = outbound_qc_from(facts.currency)
     for category in sorted(set(facts.categories) & QC_CATEGORIES):
         reasons.append(f"category:{category}")
     exotic = sorted({m.strip().lower() for m in facts.materials} & EXOTIC_MATERIALS)

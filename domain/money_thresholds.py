@@ -12,7 +12,11 @@ of the amount it compares:
 - failed deliveries (domain/deliveries.py): `delivery_rescore_minor`, from
   which a new address goes back through risk review;
 - returns (domain/returns.py): `return_finance_minor` (a second approval by
-  finance above it) and `return_qc_high_value_minor` (manual QC above it).
+  finance above it) and `return_qc_high_value_minor` (manual QC above it);
+- fulfilment (domain/fulfilment_rules.py): `outbound_qc_minor`, from which
+  every order is checked before it ships (half of it for a first order);
+- operations requests (domain/ops_request.py): `ops_write_off_approval_minor`,
+  above which an inventory write-off needs finance's approval.
 
 The values are round numbers of roughly equal worth (the EUR column times the
 currency's `scale`), each written out in its own currency's minor units (JPY
@@ -41,6 +45,8 @@ class MoneyThresholds(StewardModel):
     delivery_rescore_minor: int = Field(ge=0)
     return_finance_minor: int = Field(ge=0)
     return_qc_high_value_minor: int = Field(ge=0)
+    outbound_qc_minor: int = Field(ge=0)
+    ops_write_off_approval_minor: int = Field(ge=0)
 
 
 def _row(
@@ -51,6 +57,8 @@ def _row(
     delivery_rescore: int,
     return_finance: int,
     return_qc_high_value: int,
+    outbound_qc: int,
+    ops_write_off_approval: int,
 ) -> MoneyThresholds:
     return MoneyThresholds(
         currency=currency,
@@ -60,26 +68,29 @@ def _row(
         delivery_rescore_minor=delivery_rescore,
         return_finance_minor=return_finance,
         return_qc_high_value_minor=return_qc_high_value,
+        outbound_qc_minor=outbound_qc,
+        ops_write_off_approval_minor=ops_write_off_approval,
     )
 
 
 # fmt: off
 # currency: risk high value, risk resale basket, dispute accept-below,
-#           new-address rescoring, return finance, return manual QC
+#           new-address rescoring, return finance, return manual QC,
+#           outbound QC, ops write-off approval
 # (minor units of that currency; EUR 500_000 is 5,000.00 EUR, JPY 800_000 is 800,000 JPY)
 MONEY_THRESHOLDS: Mapping[str, MoneyThresholds] = {
     t.currency: t
     for t in (
-        _row("EUR",   500_000,  1_000_000,  5_000,   300_000,   500_000,  1_000_000),
-        _row("GBP",   450_000,    900_000,  4_500,   270_000,   450_000,    900_000),
-        _row("USD",   550_000,  1_100_000,  5_500,   330_000,   550_000,  1_100_000),
-        _row("CHF",   500_000,  1_000_000,  5_000,   300_000,   500_000,  1_000_000),
-        _row("CNY", 4_000_000,  8_000_000, 40_000, 2_400_000, 4_000_000,  8_000_000),
-        _row("HKD", 4_500_000,  9_000_000, 45_000, 2_700_000, 4_500_000,  9_000_000),
-        _row("SGD",   750_000,  1_500_000,  7_500,   450_000,   750_000,  1_500_000),
-        _row("AED", 2_000_000,  4_000_000, 20_000, 1_200_000, 2_000_000,  4_000_000),
-        _row("JPY",   800_000,  1_600_000,  8_000,   480_000,   800_000,  1_600_000),
-        _row("KRW", 7_500_000, 15_000_000, 75_000, 4_500_000, 7_500_000, 15_000_000),
+        _row("EUR",   500_000,  1_000_000,  5_000,   300_000,   500_000,  1_000_000,  1_000_000,   100_000),  # noqa: E501
+        _row("GBP",   450_000,    900_000,  4_500,   270_000,   450_000,    900_000,    900_000,    90_000),  # noqa: E501
+        _row("USD",   550_000,  1_100_000,  5_500,   330_000,   550_000,  1_100_000,  1_100_000,   110_000),  # noqa: E501
+        _row("CHF",   500_000,  1_000_000,  5_000,   300_000,   500_000,  1_000_000,  1_000_000,   100_000),  # noqa: E501
+        _row("CNY", 4_000_000,  8_000_000, 40_000, 2_400_000, 4_000_000,  8_000_000,  8_000_000,   800_000),  # noqa: E501
+        _row("HKD", 4_500_000,  9_000_000, 45_000, 2_700_000, 4_500_000,  9_000_000,  9_000_000,   900_000),  # noqa: E501
+        _row("SGD",   750_000,  1_500_000,  7_500,   450_000,   750_000,  1_500_000,  1_500_000,   150_000),  # noqa: E501
+        _row("AED", 2_000_000,  4_000_000, 20_000, 1_200_000, 2_000_000,  4_000_000,  4_000_000,   400_000),  # noqa: E501
+        _row("JPY",   800_000,  1_600_000,  8_000,   480_000,   800_000,  1_600_000,  1_600_000,   160_000),  # noqa: E501
+        _row("KRW", 7_500_000, 15_000_000, 75_000, 4_500_000, 7_500_000, 15_000_000, 15_000_000, 1_500_000),  # noqa: E501
     )
 }
 # fmt: on
@@ -126,6 +137,20 @@ def dispute_accept_below(eur_minor: int | None = None) -> dict[str, int]:
 def delivery_rescore_from() -> dict[str, int]:
     """New-address rescoring threshold per currency (failed deliveries)."""
     return {c: t.delivery_rescore_minor for c, t in MONEY_THRESHOLDS.items()}
+
+
+def outbound_qc_from(currency: str) -> int:
+    """From this order value on, outbound QC checks every order; 0 (check
+    every order) for a currency without thresholds."""
+    t = MONEY_THRESHOLDS.get(currency)
+    return t.outbound_qc_minor if t is not None else 0
+
+
+def ops_write_off_approval_above(currency: str) -> int:
+    """An inventory write-off above this needs finance's approval; 0 (every
+    write-off) for a currency without thresholds."""
+    t = MONEY_THRESHOLDS.get(currency)
+    return t.ops_write_off_approval_minor if t is not None else 0
 
 
 def configured_markets() -> frozenset[str]:

@@ -37,6 +37,7 @@ from domain.common import (
 )
 from domain.evidence import CCTV_CLIP_READY_SIGNAL
 from domain.fulfilment import SpecialDeliveryInput, SpecialDeliveryKind
+from domain.money_thresholds import ops_write_off_approval_above
 from domain.orders import Address
 
 OPS_REQUEST: Final = "ops-request"
@@ -110,7 +111,10 @@ ESCALATION_SLA: Final = timedelta(hours=2)
 SLA_REMINDER_BEFORE: Final = timedelta(minutes=30)
 # Remind the desk this long before the footage retention deadline when no clip came yet.
 CCTV_RETENTION_REMINDER: Final = timedelta(hours=24)
-# An inventory write-off above this (minor units of its currency) needs finance's approval.
+# An inventory write-off above the `ops_write_off_approval_minor` threshold of
+# its currency (domain/money_thresholds.py) needs finance's approval
+# (`write_off_needs_approval`). Requests started before issue 15's patch
+# (`ops-write-off-per-currency`) keep this flat value, in any currency.
 WRITE_OFF_APPROVAL_MINOR: Final = 100_000
 RECOUNT_SLA: Final = timedelta(hours=4)
 FINANCE_SLA: Final = timedelta(hours=8)
@@ -616,6 +620,12 @@ def _open(state: OpsRequestState) -> None:
 
 def write_off_minor(details: InventoryDiscrepancyDetails) -> int:
     return details.missing_units * details.unit_cost_minor
+
+
+def write_off_needs_approval(amount_minor: int, currency: str) -> bool:
+    """Finance approves a write-off above its currency's threshold (every
+    write-off in a currency without thresholds)."""
+    return amount_minor > ops_write_off_approval_above(currency)
 
 
 # ------------------------------------------------------------- activities

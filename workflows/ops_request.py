@@ -106,6 +106,7 @@ with workflow.unsafe.imports_passed_through():
         check_resolve,
         sla_for,
         write_off_minor,
+        write_off_needs_approval,
     )
     from domain.tasks import CloseTaskInput, OpenTaskInput, UpdateTaskInput, task_id
     from workflows.case import CaseBook, CaseFacts, call_outside, outside_retry, start_or_link
@@ -131,6 +132,9 @@ PATCH_ESCALATION_NEXT_CHECK = "ops-escalation-next-check"
 # before the desk's inventory holds are released (runs before it only
 # released the holds).
 PATCH_MIS_PICK_REALLOCATE = "ops-mis-pick-reallocate"
+# Issue 15: a write-off needs finance's approval above its own currency's
+# threshold (domain/money_thresholds.py), not above 100,000 minor units of any.
+PATCH_WRITE_OFF_PER_CURRENCY = "ops-write-off-per-currency"
 DECISION_BUSY = "DecisionInProgress"
 
 
@@ -681,7 +685,11 @@ class OpsRequestWorkflow:
         ):
             amount = write_off_minor(details)
             state.write_off_minor = amount
-            if amount > WRITE_OFF_APPROVAL_MINOR:
+            if (
+                write_off_needs_approval(amount, details.currency)
+                if workflow.patched(PATCH_WRITE_OFF_PER_CURRENCY)
+                else amount > WRITE_OFF_APPROVAL_MINOR
+            ):
                 state.resolution = resolution
                 self._open_side_task(
                     "write_off_approval",

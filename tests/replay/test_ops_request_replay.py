@@ -27,6 +27,9 @@ RECORDED: dict[str, str] = {
     "ops_request_escalation_next_check": "done",
     # `ops-mis-pick-reallocate`: a mis-pick re-allocates the orders through fulfilment.
     "ops_request_mis_pick_reallocated": "done",
+    # `ops-write-off-per-currency` (issue 15): 150,000 JPY is under the JPY
+    # threshold: resolved without finance.
+    "ops_request_write_off_jpy": "done",
 }
 
 

@@ -243,3 +243,40 @@ def test_signature_required_follows_the_parcels_currency() -> None:
     assert signature in reasons(4_500_000, "KRW")
     assert signature in reasons(480_000, "JPY")
     assert signature not in reasons(299_999, "EUR")
+
+
+def test_outbound_qc_checks_from_the_order_currency_s_value() -> None:
+    from domain.fulfilment_rules import QC_VALUE_THRESHOLDS, QcRuleInput, evaluate_qc
+
+    def value_checked(amount: int, currency: str) -> bool:
+        verdict = evaluate_qc(
+            QcRuleInput(
+                market="CN",
+                currency=currency,
+                amount_minor=amount,
+                destination_country="HK",
+                categories=["handbags"],
+            )
+        )
+        return "value_above_threshold" in verdict.reasons
+
+    expected = {c: t.outbound_qc_minor for c, t in MONEY_THRESHOLDS.items()}
+    assert dict(QC_VALUE_THRESHOLDS) == expected
+    # 12,500 HKD is about 1,500 EUR: not a high-value order (qc-2026.12.2
+    # checked every HKD order from 1,000,000 minor units, about 1,200 EUR).
+    assert not value_checked(1_250_000, "HKD")
+    assert value_checked(9_000_000, "HKD")
+    assert not value_checked(15_000_000 - 1, "KRW")
+    assert value_checked(1_600_000, "JPY")
+    # A currency without thresholds: every order is checked.
+    assert value_checked(100, "NOK")
+
+
+def test_every_threshold_column_reaches_a_process() -> None:
+    from domain.fulfilment_rules import QC_VALUE_THRESHOLDS
+    from domain.ops_request import write_off_needs_approval
+
+    for currency, t in MONEY_THRESHOLDS.items():
+        assert QC_VALUE_THRESHOLDS[currency] == t.outbound_qc_minor
+        assert not write_off_needs_approval(t.ops_write_off_approval_minor, currency)
+        assert write_off_needs_approval(t.ops_write_off_approval_minor + 1, currency)
