@@ -106,16 +106,17 @@ INVOICE_RETENTION: Final = {
 
 # The subject fields (dotted paths of store/deliveries.py) an invoice needs:
 # kept through a partial erasure until the retention ends.
-INVOICE_FIELDS: Final = frozenset(
-    {
-        "order.customer.full_name",
-        "order.billing_address.line1",
-        "order.billing_address.line2",
-        "order.billing_address.city",
-        "order.billing_address.postal_code",
-        "order.billing_address.region",
-    }
+_INVOICE_PATHS = (
+    "customer.full_name",
+    "billing_address.line1",
+    "billing_address.line2",
+    "billing_address.city",
+    "billing_address.postal_code",
+    "billing_address.region",
 )
+# A shipment's subject names them under `order.`; an order's own subject (the
+# review's intake, fulfilment: store/order_subjects.py) without the prefix.
+INVOICE_FIELDS: Final = frozenset({*_INVOICE_PATHS, *(f"order.{p}" for p in _INVOICE_PATHS)})
 
 
 class PrivacyPolicy(StewardModel):

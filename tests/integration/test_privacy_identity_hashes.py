@@ -8,15 +8,17 @@ notifier's recipient hash; another customer's rows stay."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import asyncpg
 from temporalio.testing import ActivityEnvironment
 
 from activities.privacy import PrivacyActivities
 from activities.simulated import SimulatedNotifier
-from domain.privacy_request import EraseInput
+from domain.payments import PaymentOperationKind
+from domain.privacy_request import CheckHoldsInput, EraseInput, HoldKind, Jurisdiction
 from domain.risk_rules import IdentityKind, identity_hash
-from store import order_subjects, signals
+from store import ledger, order_subjects, personal_data, signals
 from store import simulated as sim_store
 from tests.factories import make_order
 
@@ -116,3 +118,62 @@ async def test_erasure_removes_the_persons_identity_hashes(db_pool: asyncpg.Pool
     found = await signals.load_signals(db, again)
     assert found.orders_24h_by_email == 0 and not found.blocklisted
     assert await _erase(db, sid) == 0
+
+
+async def test_an_order_subject_keeps_its_invoice_identity_under_retention(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """The subject an order review's intake (and fulfilment) keeps an order
+    under names its fields without the shipment's `order.` prefix; a captured
+    payment's invoice retention still holds its billing identity, and a
+    partial erasure keeps exactly that."""
+    db = db_pool
+    unique = uuid.uuid4().hex[:10]
+    email = f"invoice.{unique}@example.com"
+    order = make_order(
+        f"IH-I-{unique}",
+        customer={"customer_id": f"CI-{unique}", "email": email, "full_name": f"Ines {unique}"},
+        billing_address={"line1": f"{unique} rue Cambon"},
+        device={"device_id": f"dev-I-{unique}"},
+    )
+    sid, _ = await order_subjects.put_order(db, order)
+    await ledger.record(
+        db,
+        idempotency_key=f"order-review:{order.order_id}/capture",
+        workflow_id=f"order-review:{order.order_id}",
+        order_id=order.order_id,
+        kind=PaymentOperationKind.CAPTURE,
+        amount_minor=order.payment.amount_minor,
+        currency=order.currency,
+        provider="simulated",
+        provider_reference=f"sim-cap-{unique}",
+    )
+    holds = await ActivityEnvironment().run(
+        PrivacyActivities(db, SimulatedNotifier(db)).check_legal_holds,
+        CheckHoldsInput(
+            request_id="PR-INV",
+            match_fingerprint=personal_data.fingerprint(email),
+            subject_ids=[],
+            jurisdiction=Jurisdiction.EU,
+            invoice_retention=timedelta(days=3653),
+        ),
+    )
+    assert [(h.kind, h.subject_ids) for h in holds.holds] == [(HoldKind.INVOICE_RETENTION, [sid])]
+    await ActivityEnvironment().run(
+        PrivacyActivities(db, SimulatedNotifier(db)).erase_personal_data,
+        EraseInput(
+            request_id="PR-INV", workflow_id="privacy-request:PR-INV", retain_invoice_fields=[sid]
+        ),
+    )
+    kept = await personal_data.get_subject(db, sid)
+    billing = order.billing_address
+    assert kept == {
+        "customer.full_name": order.customer.full_name,
+        "billing_address.line1": billing.line1,
+        "billing_address.line2": billing.line2,
+        "billing_address.city": billing.city,
+        "billing_address.postal_code": billing.postal_code,
+        "billing_address.region": billing.region,
+    }
+    # The email, phone, shipping address and IP are gone.
+    assert email not in str(kept) and order.device.ip_address not in str(kept)
