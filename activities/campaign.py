@@ -54,6 +54,50 @@ class SimulatedCatalogue:
         return await campaign_store.sim_catalogue(self._pool, skus)
 
 
+# The demo world of the embedded stack (`steward up` seeds it where the
+# simulated catalogue and stock do not know a SKU): the example campaign's
+# SKU (examples/campaign.json) and a few more a demo price list may add, each
+# complete in the catalogue and in stock at the site.
+DEMO_CATALOGUE: tuple[CatalogueEntry, ...] = (
+    CatalogueEntry(
+        sku="HB-TOTE-MM-NOIR",
+        description="Tote MM in black grained calfskin, cotton-canvas lining",
+        visuals=4,
+        category="handbags",
+    ),
+    CatalogueEntry(
+        sku="SLG-WALLET-NOIR",
+        description="Compact wallet in black grained calfskin, six card slots",
+        visuals=3,
+        category="small_leather_goods",
+    ),
+    CatalogueEntry(
+        sku="ACC-SCARF-90-SOIE",
+        description="Silk twill scarf, 90 x 90 cm, hand-rolled edges",
+        visuals=2,
+        category="accessories",
+    ),
+    CatalogueEntry(
+        sku="SH-LOAFER-NOIR-40",
+        description="Leather loafer, black, size 40",
+        visuals=3,
+        category="shoes",
+    ),
+)
+DEMO_STOCK: dict[str, int] = {
+    "HB-TOTE-MM-NOIR": 200,
+    "SLG-WALLET-NOIR": 300,
+    "ACC-SCARF-90-SOIE": 150,
+    "SH-LOAFER-NOIR-40": 60,
+}
+
+
+async def seed_demo_sale_world(pool: asyncpg.Pool) -> list[str]:
+    """Seed the simulated catalogue and stock with the demo SKUs the simulated
+    world does not know yet (never overwriting); the SKUs seeded."""
+    return await campaign_store.seed_sim_world_if_missing(pool, DEMO_CATALOGUE, DEMO_STOCK)
+
+
 class CampaignActivities:
     def __init__(self, pool: asyncpg.Pool, stock: SaleStock, catalogue: Catalogue) -> None:
         self._pool = pool

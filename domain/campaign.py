@@ -684,6 +684,13 @@ def return_release_id(rma_id: str, sku: str) -> str:
     return f"rma-{digest[:40]}"
 
 
+def cancel_release_id(order_id: str, sku: str) -> str:
+    """The release a cancelled employee order gives back for `sku`: one per
+    order and SKU, whichever step reports the cancellation, however often."""
+    digest = hashlib.sha256(f"cancel/{order_id}/{sku}".encode()).hexdigest()
+    return f"cnl-{digest[:40]}"
+
+
 class CampaignReturnInput(StewardModel):
     """A return of an employee-sale order that ended with the value given back
     (refund or store credit): its items go back to the campaign."""

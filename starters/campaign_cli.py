@@ -8,6 +8,8 @@ API key: who prepares, approves or closes, and in which role, is the key's
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +18,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from domain.campaign import CampaignSchedule, CampaignState
+from domain.campaign import CampaignSchedule, CampaignState, zone
 from domain.common import format_amount
 from starters.case_cli import api_get, api_post, fail, parse_order_id
 
@@ -40,7 +42,9 @@ def _show(state: CampaignState) -> None:
         f"opens {s.opens_at:%Y-%m-%d %H:%M} UTC · closes {s.closes_at:%Y-%m-%d %H:%M} UTC "
         f"({state.timezone})"
     )
-    if state.report is not None:
+    if state.report is not None and not state.report.issues:
+        console.print("validation report: no error, no warning")
+    elif state.report is not None:
         table = Table("severity", "field", "reason", title="Validation report")
         for issue in state.report.issues:
             table.add_row(issue.severity.value, issue.field, issue.reason)
@@ -56,15 +60,77 @@ def _show(state: CampaignState) -> None:
         )
 
 
+_DURATION = re.compile(r"^(\d{1,4})([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(value: str, *, option: str) -> timedelta:
+    """A duration like 90m, 2h or 3d; anything else exits 2 naming the option."""
+    match = _DURATION.match(value.strip())
+    if match is None or int(match.group(1)) == 0:
+        fail(f"{option}: {value!r} is not a duration like 5m, 2h or 3d", code=2)
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def shifted_window(
+    body: dict[str, Any], *, opens_in: timedelta, lasts: timedelta | None, now: datetime
+) -> dict[str, Any]:
+    """The campaign's body with its window moved to open `opens_in` from now
+    (on the minute, local time in its timezone) and last `lasts` (default:
+    as long as in the file): a demo sale that opens in a few minutes."""
+    try:
+        tz = zone(str(body.get("timezone")))
+        length = lasts or (
+            datetime.fromisoformat(body["closes_local"])
+            - datetime.fromisoformat(body["opens_local"])
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        fail(f"the file's timezone, opens_local or closes_local is not usable: {err}", code=2)
+    opens = (now + opens_in).astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
+    if opens < (now + opens_in).astimezone(tz).replace(tzinfo=None):
+        opens += timedelta(minutes=1)
+    return {
+        **body,
+        "opens_local": opens.isoformat(),
+        "closes_local": (opens + length).isoformat(),
+    }
+
+
 @campaigns_app.command("create")
 def create(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    campaign_id: Annotated[
+        str | None, typer.Option("--id", help="another campaign id than the file's")
+    ] = None,
+    opens_in: Annotated[
+        str | None,
+        typer.Option("--opens-in", help="open this long from now instead (5m, 2h, 3d)"),
+    ] = None,
+    lasts: Annotated[
+        str | None, typer.Option("--lasts", help="with --opens-in: how long it stays open")
+    ] = None,
 ) -> None:
-    """Prepare a campaign from its parameters (JSON, local times in its timezone)."""
+    """Prepare a campaign from its parameters (JSON, local times in its timezone).
+
+    `--opens-in 5m --lasts 2h --id ES-DEMO-1` prepares the file's campaign
+    to open in five minutes: the first hour's demo sale (docs/campaign.md)."""
     try:
         body = json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         fail(f"{file}: not a JSON file ({err})", code=2)
+    if not isinstance(body, dict):
+        fail(f"{file}: not a campaign (a JSON object)", code=2)
+    if lasts is not None and opens_in is None:
+        fail("--lasts: only with --opens-in", code=2)
+    if opens_in is not None:
+        body = shifted_window(
+            body,
+            opens_in=parse_duration(opens_in, option="--opens-in"),
+            lasts=parse_duration(lasts, option="--lasts") if lasts else None,
+            now=datetime.now(UTC),
+        )
+    if campaign_id is not None:
+        body["campaign_id"] = _id(campaign_id)
     answer = api_post("/v1/campaigns", body, _Created)
     console.print(
         f"campaign {answer.campaign_id} {'prepared' if answer.created else 'already prepared'}: "

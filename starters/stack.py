@@ -31,6 +31,7 @@ from rich.panel import Panel
 from rich.table import Table
 from temporalio.client import Client
 
+from activities.campaign import seed_demo_sale_world
 from starters.auth import API_KEYS_FILE  # the file the API reads keys from
 from starters.client import connect
 from starters.stack_file import remove_stack_file, write_stack_file
@@ -258,6 +259,9 @@ async def run_stack(settings: Settings) -> None:
             applied = await apply_migrations(pool)
             sealed = await prepare_personal_data(settings, pool)
             log.info("migrations_checked", applied=applied, personal_data_sealed=sealed)
+            # The simulated catalogue and stock an employee sale validates
+            # against: the demo SKUs they do not know yet (issue 18).
+            log.info("demo_sale_world_seeded", skus=await seed_demo_sale_world(pool))
 
             client = await connect(settings)
 

@@ -40,6 +40,7 @@ from domain.campaign import (
     RosterParse,
     RosterRow,
     RosterSummary,
+    cancel_release_id,
     roster_hash,
 )
 from domain.common import format_amount
@@ -658,6 +659,72 @@ async def release_quota(
     return True
 
 
+async def release_cancelled_order(db: Executor, order_id: str) -> list[str]:
+    """An accepted employee order that was cancelled (its review declined or
+    cancelled it, or its fulfilment was cancelled) gives back every unit not
+    given back yet: one release per SKU (reason cancelled) whose id is derived
+    from the order, so a repeated write changes nothing; units, amount and
+    stock go back when the campaign's rule says so. Runs inside the caller's
+    transaction (store/steps.py writes the outcome in the same one). The SKUs
+    released now; [] for any other order."""
+    order = await db.fetchrow(
+        "SELECT o.campaign_id, o.employee_id, c.quota_back_on_return FROM campaign_orders o "
+        "JOIN campaigns c USING (campaign_id) WHERE o.order_id = $1",
+        order_id,
+    )
+    if order is None:
+        return []
+    # The employee's lock first, as take_quota and release_quota take it.
+    await db.execute(
+        "SELECT 1 FROM campaign_roster WHERE campaign_id = $1 AND employee_id = $2 FOR UPDATE",
+        order["campaign_id"],
+        order["employee_id"],
+    )
+    lines = await db.fetch(
+        "SELECT sku, quantity - released AS left_over, unit_price_minor FROM campaign_order_lines "
+        "WHERE order_id = $1 AND released < quantity ORDER BY sku FOR UPDATE",
+        order_id,
+    )
+    released: list[str] = []
+    for line in lines:
+        inserted = await db.fetchval(
+            "INSERT INTO campaign_quota_releases (release_id, order_id, sku, quantity, reason, "
+            "quota_back) VALUES ($1, $2, $3, $4, 'cancelled', $5) "
+            "ON CONFLICT (release_id) DO NOTHING RETURNING true",
+            cancel_release_id(order_id, line["sku"]),
+            order_id,
+            line["sku"],
+            line["left_over"],
+            order["quota_back_on_return"],
+        )
+        if not inserted:
+            continue
+        await db.execute(
+            "UPDATE campaign_order_lines SET released = quantity WHERE order_id = $1 AND sku = $2",
+            order_id,
+            line["sku"],
+        )
+        if order["quota_back_on_return"]:
+            await db.execute(
+                "UPDATE campaign_roster SET units_taken = units_taken - $3, "
+                "amount_taken_minor = amount_taken_minor - $4 "
+                "WHERE campaign_id = $1 AND employee_id = $2",
+                order["campaign_id"],
+                order["employee_id"],
+                line["left_over"],
+                line["left_over"] * line["unit_price_minor"],
+            )
+            await db.execute(
+                "UPDATE campaign_stock SET remaining = remaining + $3 "
+                "WHERE campaign_id = $1 AND sku = $2",
+                order["campaign_id"],
+                line["sku"],
+                line["left_over"],
+            )
+        released.append(line["sku"])
+    return released
+
+
 async def campaign_of_order(db: Executor, order_id: str) -> str | None:
     """The campaign an accepted employee order was bought in; None for any other order."""
     campaign: str | None = await db.fetchval(
@@ -929,7 +996,9 @@ async def figures(db: Executor, campaign_id: str) -> dict[str, Any]:
         campaign_id,
     )
     units = totals["units"]
-    returned = sum(r["released"] for r in skus)
+    # Returns only: a cancelled order's units were never kept (they count in
+    # returns_by_reason as `cancelled` and leave the sell-through).
+    returned = sum(r["units"] for r in returns if r["reason"] == "returned")
     return {
         "campaign_id": campaign_id,
         "name": record.parameters.name,
@@ -1027,3 +1096,28 @@ async def seed_sim_stock(db: Executor, stock: dict[str, int]) -> None:
         "ON CONFLICT (sku) DO UPDATE SET available = EXCLUDED.available",
         list(stock.items()),
     )
+
+
+async def seed_sim_world_if_missing(
+    db: Executor, entries: Sequence[CatalogueEntry], stock: dict[str, int]
+) -> list[str]:
+    """The simulated catalogue and stock of `entries` where the simulated world
+    does not know the SKU yet: what a user or a test set stays as it is.
+    The SKUs newly seeded, in order."""
+    catalogued = await db.fetch(
+        "INSERT INTO sim_catalogue (sku, description, visuals, category) "
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) "
+        "ON CONFLICT (sku) DO NOTHING RETURNING sku",
+        [e.sku for e in entries],
+        [e.description for e in entries],
+        [e.visuals for e in entries],
+        [e.category for e in entries],
+    )
+    stocked = await db.fetch(
+        "INSERT INTO sim_stock (sku, available) "
+        "SELECT * FROM unnest($1::text[], $2::int[]) "
+        "ON CONFLICT (sku) DO NOTHING RETURNING sku",
+        list(stock),
+        list(stock.values()),
+    )
+    return sorted({r["sku"] for r in catalogued} | {r["sku"] for r in stocked})

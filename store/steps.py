@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncpg
 
 from domain.audit import RecordTransitionInput
-from store import audit, cases, outcomes, tasks
+from domain.outcomes import OrderOutcome
+from store import audit, campaign, cases, outcomes, tasks
 from store.db import dumps
 
 # Audit rows from parallel arrays (one per column), inserted in the order the
@@ -46,6 +47,9 @@ WITH new_entries AS (
 )
 SELECT (SELECT count(*) FROM new_entries), (SELECT count(*) FROM case_row)
 """
+
+
+_CANCELLED = frozenset({OrderOutcome.CANCELLED, OrderOutcome.CANCELLED_FRAUD})
 
 
 async def record_step(pool: asyncpg.Pool, step: RecordTransitionInput) -> None:
@@ -88,3 +92,7 @@ async def _record_with_tasks(pool: asyncpg.Pool, step: RecordTransitionInput) ->
             await tasks.close(conn, closing)
         for outcome in step.outcomes:
             await outcomes.record(conn, outcome)
+            if outcome.outcome in _CANCELLED:
+                # An employee-sale order gives its quota back (issue 18);
+                # nothing for any other order.
+                await campaign.release_cancelled_order(conn, outcome.order_id)

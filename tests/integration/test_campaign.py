@@ -15,11 +15,13 @@ the Temporal dev server, a worker where the process must run):
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,9 +34,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import workflows
-from activities.campaign import CampaignActivities, SimulatedCatalogue, SimulatedSaleStock
+from activities.campaign import (
+    DEMO_STOCK,
+    CampaignActivities,
+    SimulatedCatalogue,
+    SimulatedSaleStock,
+    seed_demo_sale_world,
+)
 from activities.payments import PaymentActivities
 from activities.simulated import FaultPlan, SimulatedPaymentProvider
+from domain.audit import RecordTransitionInput
 from domain.campaign import (
     RETURN_CAMPAIGN_QUOTA,
     CampaignOrderRequest,
@@ -44,6 +53,9 @@ from domain.campaign import (
     CatalogueEntry,
     PriceLine,
     Quota,
+    Refusal,
+    ValidateCampaignInput,
+    cancel_release_id,
     parse_roster,
     return_release_id,
     schedule_for,
@@ -51,6 +63,7 @@ from domain.campaign import (
 from domain.common import Role
 from domain.ids import return_id
 from domain.orders import ItemCategory
+from domain.outcomes import OrderOutcome, OutcomeWrite, outcome_key
 from domain.payments import PaymentOperationInput
 from domain.returns import (
     CarrierEvent,
@@ -66,11 +79,13 @@ from domain.returns import (
     ReturnReason,
     ReturnStatus,
 )
+from starters import campaign_cli
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import audit as audit_store
 from store import campaign as campaign_store
 from store import personal_data
+from store import steps as steps_store
 from tests.factories import order_data
 from tests.integration.polling import eventually
 from workers import activities
@@ -78,6 +93,7 @@ from workers.settings import Settings
 from workflows.returns import ReturnWorkflow
 
 PARIS = ZoneInfo("Europe/Paris")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KEYS = {
     "cs-system": ("storefront", Role.SYSTEM),
     "cs-coord": ("alice", Role.COORDINATOR),
@@ -679,3 +695,113 @@ async def test_a_return_through_steward_gives_the_quota_back_once_when_its_step_
     assert figures["return_rate"] == 0.5
     audit = [row.action for row in await audit_store.list_by_case(db_pool, rma_id)]
     assert audit.count("campaign_quota_returned") == 1
+
+
+async def test_the_demo_world_lets_the_example_campaign_validate_clean(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """What `steward up` seeds (starters/stack.py): the example campaign and
+    roster (examples/), moved to open later by `create --opens-in`, validate
+    with no error and no warning; a SKU the simulated world knew is left as
+    it was."""
+    await campaign_store.seed_sim_stock(db_pool, {"ACC-SCARF-90-SOIE": 7})
+    seeded = await seed_demo_sale_world(db_pool)
+    assert set(seeded) <= set(DEMO_STOCK)
+    stock = await campaign_store.sim_available(db_pool, list(DEMO_STOCK))
+    assert stock["ACC-SCARF-90-SOIE"] == 7 and set(stock) == set(DEMO_STOCK)
+    catalogue = await campaign_store.sim_catalogue(db_pool, list(DEMO_STOCK))
+    assert set(catalogue) == set(DEMO_STOCK)
+    assert await seed_demo_sale_world(db_pool) == []  # the second start seeds nothing
+
+    now = datetime.now(UTC)
+    # Weeks ahead: the other tests' open sales of the same entity would overlap.
+    body = campaign_cli.shifted_window(
+        json.loads((EXAMPLES / "campaign.json").read_text(encoding="utf-8")),
+        opens_in=timedelta(days=40),
+        lasts=timedelta(hours=2),
+        now=now,
+    )
+    p = CampaignParameters.model_validate({**body, "campaign_id": f"ES-{uuid.uuid4().hex[:10]}"})
+    await campaign_store.create_campaign(db_pool, p, schedule_for(p), "alice")
+    record = await campaign_store.get_campaign(db_pool, p.campaign_id)
+    parsed = parse_roster(
+        (EXAMPLES / "campaign-roster.csv").read_bytes(),
+        p,
+        sale_opens=record.opens_at.date(),
+        sale_closes=record.closes_at.date(),
+    )
+    await campaign_store.import_roster(db_pool, p.campaign_id, parsed)
+    campaign = CampaignActivities(db_pool, SimulatedSaleStock(db_pool), SimulatedCatalogue(db_pool))
+    report = await campaign.validate_campaign(
+        ValidateCampaignInput(campaign_id=p.campaign_id, now=now)
+    )
+    assert report.issues == []
+
+
+async def test_a_cancelled_employee_order_gives_its_quota_back_once(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """The order review declined or cancelled an employee order: the step that
+    records the outcome (store/steps.py) gives the quota back, once however
+    often it is written, and only for an employee-sale order."""
+    now = datetime.now(UTC)
+    p = params(now - timedelta(minutes=1), now + timedelta(hours=1), allocated=5, max_units=2)
+    await open_campaign(db_pool, p, roster_csv(1))
+    order_id = f"{p.campaign_id}-C"
+    placed = await campaign_store.take_quota(
+        db_pool,
+        p.campaign_id,
+        CampaignOrderRequest.model_validate(order_body(order_id, "E0000", [(SKUS[0], 2)])),
+    )
+    assert placed.accepted, placed.detail
+    full = await campaign_store.take_quota(
+        db_pool,
+        p.campaign_id,
+        CampaignOrderRequest.model_validate(order_body(f"{order_id}2", "E0000", [(SKUS[1], 1)])),
+    )
+    assert full.refusal is Refusal.QUOTA
+
+    def cancelled(order: str) -> RecordTransitionInput:
+        return RecordTransitionInput(
+            outcomes=[
+                OutcomeWrite(
+                    key=outcome_key(f"order-review:{order}", OrderOutcome.CANCELLED_FRAUD),
+                    order_id=order,
+                    outcome=OrderOutcome.CANCELLED_FRAUD,
+                    process="order-review",
+                    occurred_at=now,
+                )
+            ]
+        )
+
+    for _ in range(2):  # a retried write
+        await steps_store.record_step(db_pool, cancelled(order_id))
+    await steps_store.record_step(db_pool, cancelled(f"OTHER-{uuid.uuid4().hex[:8]}"))
+
+    (usage,) = await campaign_store.employee_usage(db_pool, p.campaign_id)
+    assert (usage["units_taken"], usage["amount_taken_minor"]) == (0, 0)
+    stock = {
+        s["sku"]: s["remaining"] for s in await campaign_store.stock_levels(db_pool, p.campaign_id)
+    }
+    assert stock[SKUS[0]] == 5
+    releases = await db_pool.fetch(
+        "SELECT release_id, quantity, reason FROM campaign_quota_releases WHERE order_id = $1",
+        order_id,
+    )
+    assert [(r["release_id"], r["quantity"], r["reason"]) for r in releases] == [
+        (cancel_release_id(order_id, SKUS[0]), 2, "cancelled")
+    ]
+    # Cancelled is not returned: the reconciliation expects no capture, and the
+    # return rate counts returns only.
+    facts = await campaign_store.reconciliation_facts(db_pool, p.campaign_id)
+    assert campaign_store.discrepancies(facts) == []
+    figures = await campaign_store.figures(db_pool, p.campaign_id)
+    assert figures["returns_by_reason"] == {"cancelled": 2}
+    assert figures["return_rate"] == 0.0
+    assert figures["sell_through_by_sku"][SKUS[0]] == 0.0
+    again = await campaign_store.take_quota(
+        db_pool,
+        p.campaign_id,
+        CampaignOrderRequest.model_validate(order_body(f"{order_id}3", "E0000", [(SKUS[1], 1)])),
+    )
+    assert again.accepted, again.detail

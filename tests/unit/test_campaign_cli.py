@@ -4,6 +4,7 @@ refused before any call, the API's refusal shown as one line."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,62 @@ def test_import_roster_sends_the_csv_with_the_key(
     refused = runner.invoke(app, ["campaigns", "import-roster", "ES-2027-06", str(roster)])
     assert refused.exit_code == 2
     assert "line 3.grade" in refused.output
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "campaign.json"
+
+
+def test_create_can_move_the_example_to_open_in_a_few_minutes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    def post(path: str, body: Any, answer: Any, params: Any = None) -> Any:
+        sent.append(body)
+        return answer(campaign_id=body["campaign_id"], created=True, schedule=STATE.schedule)
+
+    monkeypatch.setattr(campaign_cli, "api_post", post)
+    result = runner.invoke(
+        app,
+        ["campaigns", "create", str(EXAMPLE), "--id", "ES-DEMO-1", "--opens-in", "5m"],
+    )
+    assert result.exit_code == 0, result.output
+    (body,) = sent
+    assert body["campaign_id"] == "ES-DEMO-1"
+    opens = datetime.fromisoformat(body["opens_local"])
+    closes = datetime.fromisoformat(body["closes_local"])
+    # The file's sale lasts 4 days 9 hours; it keeps that length.
+    assert closes - opens == timedelta(days=4, hours=9)
+    # Everything else is the example's.
+    example = json.loads(EXAMPLE.read_text())
+    assert {
+        k: v for k, v in body.items() if k not in ("campaign_id", "opens_local", "closes_local")
+    } == {
+        k: v for k, v in example.items() if k not in ("campaign_id", "opens_local", "closes_local")
+    }
+
+
+def test_the_window_opens_on_the_minute_in_the_campaigns_timezone() -> None:
+    body = json.loads(EXAMPLE.read_text())
+    # 07:58:30 UTC is 09:58:30 in Paris in June: in 5 minutes, on the minute: 10:04.
+    now = datetime(2027, 6, 1, 7, 58, 30, tzinfo=UTC)
+    moved = campaign_cli.shifted_window(
+        body, opens_in=timedelta(minutes=5), lasts=timedelta(hours=2), now=now
+    )
+    assert (moved["opens_local"], moved["closes_local"]) == (
+        "2027-06-01T10:04:00",
+        "2027-06-01T12:04:00",
+    )
+
+
+def test_bad_durations_are_refused_before_any_call(calls: list[tuple[str, str, Any]]) -> None:
+    for args in (
+        ["--opens-in", "soon"],
+        ["--opens-in", "0m"],
+        ["--opens-in", "5m", "--lasts", "2 weeks"],
+        ["--lasts", "2h"],
+    ):
+        result = runner.invoke(app, ["campaigns", "create", str(EXAMPLE), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "--opens-in" in result.output or "--lasts" in result.output
+    assert calls == []
