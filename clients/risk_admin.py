@@ -183,8 +183,8 @@ async def change_list(
         if add:
             if row is not None and row["reason"] == body.reason.value:
                 return None
-            await signals.put_list_entry(
-                conn, risk_list, body.kind, fingerprint, body.reason.value, actor
+            await signals.add_to_list(
+                conn, risk_list, body.kind, None, body.reason.value, actor, value_hash=fingerprint
             )
             after = {
                 "list": risk_list.value,
@@ -198,7 +198,7 @@ async def change_list(
             raise RiskChangeError(
                 404, f"{body.kind.value} {fingerprint[:12]}… is not on the {risk_list.value} list"
             )
-        await signals.delete_list_entry(conn, risk_list, body.kind, fingerprint)
+        await signals.remove_from_list(conn, risk_list, body.kind, None, value_hash=fingerprint)
         return before, {}
 
     return await _audited(
@@ -239,7 +239,7 @@ async def change_forwarder(
         if add:
             if row is not None and row["name"] == body.name:
                 return None
-            await signals.put_freight_forwarder(conn, fingerprint, body.name)
+            await signals.add_freight_forwarder(conn, None, body.name, address_hash=fingerprint)
             return before, {"fingerprint": fingerprint, "name": body.name}
         if row is None:
             raise RiskChangeError(404, f"address {fingerprint[:12]}… is not a known forwarder")
@@ -354,7 +354,7 @@ async def correct_history(
             raise RiskChangeError(422, problem, problem.split(":", 1)[0])
         if after == before:
             return None
-        await signals.correct_customer_history(conn, customer_id, changes)
+        await signals.set_customer_history(conn, customer_id, **changes)
         return (
             {"customer_fingerprint": fingerprint, **before},
             {"customer_fingerprint": fingerprint, **after},

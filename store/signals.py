@@ -185,16 +185,19 @@ async def add_to_list(
     db: Executor,
     list_name: RiskList | str,
     kind: IdentityKind | str,
-    raw_value: str | Address,
+    raw_value: str | Address | None,
     reason: str,
     added_by: str,
+    *,
+    value_hash: str | None = None,
 ) -> str:
     """Put an email, card fingerprint, device id, address or customer id on the
-    block or allow list; returns the stored hash. Adding again updates the
-    reason and author."""
+    block or allow list; returns the stored hash. `value_hash`: the stored
+    hash itself (a fingerprint from the listing) instead of the clear value.
+    Adding again updates the reason and author."""
     risk_list = RiskList(list_name)
     identity = IdentityKind(kind)
-    value_hash = identity_hash(identity, raw_value)
+    stored = _hash_of(identity, raw_value, value_hash)
     await db.execute(
         """
         INSERT INTO risk_lists (list, kind, value_hash, reason, added_by)
@@ -204,38 +207,53 @@ async def add_to_list(
         """,
         risk_list.value,
         identity.value,
-        value_hash,
+        stored,
         reason,
         added_by,
     )
-    return value_hash
+    return stored
+
+
+def _hash_of(kind: IdentityKind, raw_value: str | Address | None, value_hash: str | None) -> str:
+    if value_hash is not None:
+        return value_hash
+    if raw_value is None:
+        raise ValueError("give the clear value or its value_hash")
+    return identity_hash(kind, raw_value)
 
 
 async def remove_from_list(
-    db: Executor, list_name: RiskList | str, kind: IdentityKind | str, raw_value: str | Address
+    db: Executor,
+    list_name: RiskList | str,
+    kind: IdentityKind | str,
+    raw_value: str | Address | None,
+    *,
+    value_hash: str | None = None,
 ) -> bool:
     identity = IdentityKind(kind)
     status = await db.execute(
         "DELETE FROM risk_lists WHERE list = $1 AND kind = $2 AND value_hash = $3",
         RiskList(list_name).value,
         identity.value,
-        identity_hash(identity, raw_value),
+        _hash_of(identity, raw_value, value_hash),
     )
     return status != "DELETE 0"
 
 
-async def add_freight_forwarder(db: Executor, address: Address, name: str) -> str:
-    """A known forwarder's warehouse address; returns its hash."""
-    address_hash = identity_hash(IdentityKind.ADDRESS, address)
+async def add_freight_forwarder(
+    db: Executor, address: Address | None, name: str, *, address_hash: str | None = None
+) -> str:
+    """A known forwarder's warehouse address (or its stored hash); returns the hash."""
+    stored = _hash_of(IdentityKind.ADDRESS, address, address_hash)
     await db.execute(
         """
         INSERT INTO freight_forwarders (address_hash, name) VALUES ($1, $2)
         ON CONFLICT (address_hash) DO UPDATE SET name = EXCLUDED.name
         """,
-        address_hash,
+        stored,
         name,
     )
-    return address_hash
+    return stored
 
 
 async def add_freight_forwarder_postal_code(
@@ -257,25 +275,38 @@ async def set_customer_history(
     db: Executor,
     customer_id: str,
     *,
-    completed_orders: int,
-    chargebacks: int,
-    returns: int,
+    completed_orders: int | None = None,
+    chargebacks: int | None = None,
+    returns: int | None = None,
+    chargebacks_won: int | None = None,
+    chargebacks_lost: int | None = None,
+    fraud_declines: int | None = None,
+    failed_deliveries: int | None = None,
 ) -> None:
-    """Replace a customer's counts (a sync from order management)."""
+    """Replace the given counters of a customer (a sync from order management,
+    a correction by the risk team: clients/risk_admin.py); the others stay."""
+    given = {
+        "completed_orders": completed_orders,
+        "chargebacks": chargebacks,
+        "returns": returns,
+        "chargebacks_won": chargebacks_won,
+        "chargebacks_lost": chargebacks_lost,
+        "fraud_declines": fraud_declines,
+        "failed_deliveries": failed_deliveries,
+    }
+    names = [name for name in HISTORY_COLUMNS if given[name] is not None]
+    if not names:
+        raise ValueError("set_customer_history: no counter given")
+    columns = ", ".join(names)
+    values = ", ".join(f"${i}" for i in range(2, len(names) + 2))
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in names)
     await db.execute(
-        """
-        INSERT INTO customer_history (customer_id, completed_orders, chargebacks, returns)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (customer_id) DO UPDATE SET
-            completed_orders = EXCLUDED.completed_orders,
-            chargebacks      = EXCLUDED.chargebacks,
-            returns          = EXCLUDED.returns,
-            updated_at       = now()
+        f"""
+        INSERT INTO customer_history (customer_id, {columns}) VALUES ($1, {values})
+        ON CONFLICT (customer_id) DO UPDATE SET {updates}, updated_at = now()
         """,
         customer_id,
-        completed_orders,
-        chargebacks,
-        returns,
+        *(given[name] for name in names),
     )
 
 
@@ -296,42 +327,6 @@ async def get_list_entry(
         IdentityKind(kind).value,
         value_hash,
     )
-
-
-async def put_list_entry(
-    db: Executor,
-    list_name: RiskList | str,
-    kind: IdentityKind | str,
-    value_hash: str,
-    reason: str,
-    added_by: str,
-) -> None:
-    """`add_to_list` for a value already hashed (a fingerprint from the listing)."""
-    await db.execute(
-        """
-        INSERT INTO risk_lists (list, kind, value_hash, reason, added_by)
-        VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (list, kind, value_hash) DO UPDATE
-            SET reason = EXCLUDED.reason, added_by = EXCLUDED.added_by, added_at = now()
-        """,
-        RiskList(list_name).value,
-        IdentityKind(kind).value,
-        value_hash,
-        reason,
-        added_by,
-    )
-
-
-async def delete_list_entry(
-    db: Executor, list_name: RiskList | str, kind: IdentityKind | str, value_hash: str
-) -> bool:
-    status = await db.execute(
-        "DELETE FROM risk_lists WHERE list = $1 AND kind = $2 AND value_hash = $3",
-        RiskList(list_name).value,
-        IdentityKind(kind).value,
-        value_hash,
-    )
-    return status != "DELETE 0"
 
 
 async def list_entries(
@@ -355,18 +350,6 @@ async def get_freight_forwarder(db: Executor, address_hash: str) -> asyncpg.Reco
     return await db.fetchrow(
         "SELECT address_hash, name, added_at FROM freight_forwarders WHERE address_hash = $1",
         address_hash,
-    )
-
-
-async def put_freight_forwarder(db: Executor, address_hash: str, name: str) -> None:
-    """`add_freight_forwarder` for an address already hashed."""
-    await db.execute(
-        """
-        INSERT INTO freight_forwarders (address_hash, name) VALUES ($1, $2)
-        ON CONFLICT (address_hash) DO UPDATE SET name = EXCLUDED.name
-        """,
-        address_hash,
-        name,
     )
 
 
@@ -444,24 +427,3 @@ async def get_customer_returned_value(db: Executor, customer_id: str) -> dict[st
         customer_id,
     )
     return {row["currency"]: row["amount_minor"] for row in rows}
-
-
-async def correct_customer_history(
-    db: Executor, customer_id: str, counters: dict[str, int]
-) -> None:
-    """Set the given counters (names from HISTORY_COLUMNS); the others stay."""
-    names = [name for name in HISTORY_COLUMNS if name in counters]
-    unknown = set(counters) - set(HISTORY_COLUMNS)
-    if unknown or not names:
-        raise ValueError(f"unknown or no counters: {sorted(unknown)}")
-    columns = ", ".join(names)
-    values = ", ".join(f"${i}" for i in range(2, len(names) + 2))
-    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in names)
-    await db.execute(
-        f"""
-        INSERT INTO customer_history (customer_id, {columns}) VALUES ($1, {values})
-        ON CONFLICT (customer_id) DO UPDATE SET {updates}, updated_at = now()
-        """,
-        customer_id,
-        *(counters[name] for name in names),
-    )
