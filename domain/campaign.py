@@ -34,6 +34,7 @@ from domain.common import (
     NonEmptyStr,
     Role,
     StewardModel,
+    format_amount,
     market_currency_error,
 )
 from domain.orders import Address, Device, ItemCategory, Payment, Reference
@@ -350,6 +351,15 @@ def validate_parameters(
             warning(
                 f"{where}.category",
                 f"{line.sku}: {line.category.value} here, {entry.category} in the catalogue",
+            )
+    cheapest = min(params.prices, key=lambda line: line.sale_price_minor)
+    for grade, quota in sorted(params.quotas.items()):
+        if quota.max_amount_minor < cheapest.sale_price_minor:
+            error(
+                f"quotas.{grade}.max_amount_minor",
+                f"{format_amount(quota.max_amount_minor, params.currency)} buys nothing: the "
+                f"cheapest item on sale costs "
+                f"{format_amount(cheapest.sale_price_minor, params.currency)}",
             )
     if roster.roster_hash is None:
         error("roster", "no roster imported")

@@ -270,6 +270,27 @@ def test_no_roster_blocks_the_launch() -> None:
     assert [(i.field, i.reason) for i in issues] == [("roster", "no roster imported")]
 
 
+def test_a_grade_quota_that_buys_nothing_is_an_error() -> None:
+    # The cheapest item on sale is BAG-1 at 1,000.00 EUR.
+    quotas = {
+        "G1": Quota(max_units=3, max_amount_minor=300_000),
+        "G2": Quota(max_units=2, max_amount_minor=99_999),
+    }
+    issues = _validate(
+        params(quotas=quotas),
+        roster=RosterSummary(
+            roster_hash="h", rows=3, eligible=3, excluded=0, grades={"G1": 2, "G2": 1}
+        ),
+    )
+    assert [(i.field, i.severity.value, i.reason) for i in issues] == [
+        (
+            "quotas.G2.max_amount_minor",
+            "error",
+            "999.99 EUR buys nothing: the cheapest item on sale costs 1,000.00 EUR",
+        )
+    ]
+
+
 # ------------------------------------------------------------ four eyes
 
 
