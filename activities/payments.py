@@ -71,6 +71,18 @@ class FinalOutcomeReader(Protocol):
         ...
 
 
+@runtime_checkable
+class CaptureStatusReader(Protocol):
+    """A provider Steward can ask whether an authorisation was captured
+    (Stripe's PaymentIntent): no notification tells Steward about a capture
+    whose answer it never got."""
+
+    async def captured(self, *, operation: PaymentOperationInput) -> tuple[str, int] | None:
+        """(the capture's reference, the amount taken in minor units) when
+        the provider took the money, None when it did not."""
+        ...
+
+
 def _raise_refused(refusal: RefundRefusal | None) -> None:
     if refusal is not None:
         raise ApplicationError(
@@ -118,10 +130,12 @@ class PaymentActivities:
     @activity.defn(name=AWAIT_CAPTURE_OUTCOME)
     async def await_capture_outcome(self, input: PaymentOperationInput) -> PaymentOperationResult:
         """Whether a capture the process gave up on happened after all. Sends
-        nothing to the provider: the ledger's answer, or, for a provider that
+        nothing that moves money: the ledger's answer; for a provider that
         reports by notification, the final outcome of the capture it was sent
         (waited for while pending; the notification completes this activity,
-        and books the ledger, as for the capture itself). `status` refused:
+        and books the ledger, as for the capture itself); for a provider that
+        can be asked (Stripe, the simulator), its record, a capture
+        found booked in the ledger under the capture's key. `status` refused:
         no money was taken."""
         key = input.idempotency_key
         done = await ledger.get(self.pool, key)
@@ -137,6 +151,25 @@ class PaymentActivities:
                 booked = await ledger.get(self.pool, key)
                 if booked is not None:
                     return _result(booked)
+        if isinstance(provider, CaptureStatusReader):
+            found = await provider.captured(operation=input)
+            if found is not None:
+                reference, amount_minor = found
+                # Booked as the capture it was (once: the key is unique), so
+                # the ledger shows the money the review then refunds.
+                entry = await self._record(
+                    self.pool,
+                    PaymentOperationKind.CAPTURE,
+                    input.model_copy(update={"amount_minor": amount_minor}),
+                    reference,
+                )
+                activity_logger(order_id=input.order_id, idempotency_key=key).warning(
+                    "capture_found_at_provider",
+                    provider=input.provider,
+                    provider_reference=reference,
+                    amount_minor=amount_minor,
+                )
+                return _result(entry)
         activity_logger(order_id=input.order_id, idempotency_key=key).info(
             "capture_not_taken", provider=input.provider
         )

@@ -46,7 +46,13 @@ from activities.ports import (
     PortUnavailableError,
     RateLimitedError,
 )
-from domain.payment_providers import AmountNotRepresentable, PaymentProviderName, stripe_amount
+from domain.payment_providers import (
+    STRIPE_EXPONENTS,
+    AmountNotRepresentable,
+    PaymentProviderName,
+    steward_minor_units,
+    stripe_amount,
+)
 from domain.payments import PaymentOperationInput, PaymentOperationKind
 from store import payment_modifications
 from store.payment_modifications import ModificationStatus
@@ -148,6 +154,39 @@ class StripePaymentProvider:
         charge_id = charge if isinstance(charge, str) or charge is None else charge.id
         log.info("stripe_captured", payment_intent=intent.id, status=intent.status)
         return charge_id or intent.id
+
+    async def captured(self, *, operation: PaymentOperationInput) -> tuple[str, int] | None:
+        """Whether Stripe took the money of the authorisation a capture was
+        given up for (its last attempt may have timed out after Stripe
+        captured): the charge's reference and the amount received, in
+        Steward's minor units, or None when the PaymentIntent was not captured
+        (`requires_capture`, `canceled`...). Reads the PaymentIntent; sends
+        nothing that moves money."""
+        where = f"stripe read {operation.authorisation_ref}"
+        try:
+            intent = await self.client.v1.payment_intents.retrieve_async(
+                operation.authorisation_ref
+            )
+        except stripe.StripeError as exc:
+            raise port_error(exc, where) from exc
+        received = intent.amount_received or 0
+        if intent.status != "succeeded" or received <= 0:
+            log.info("stripe_not_captured", payment_intent=intent.id, status=intent.status)
+            return None
+        currency = (intent.currency or "").upper()
+        if currency != operation.currency:
+            raise PaymentRefusedError(
+                f"{where}: captured in {currency}, not {operation.currency}",
+                code="currency_mismatch",
+            )
+        try:
+            amount_minor = steward_minor_units(received, currency, STRIPE_EXPONENTS)
+        except AmountNotRepresentable as exc:
+            raise PaymentRefusedError(f"{where}: {exc}", code="amount_not_representable") from exc
+        charge = intent.latest_charge
+        charge_id = charge if isinstance(charge, str) or charge is None else charge.id
+        log.info("stripe_captured_found", payment_intent=intent.id, amount_received=received)
+        return charge_id or intent.id, amount_minor
 
     async def void(
         self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str

@@ -57,7 +57,7 @@ from activities.ports import (
     WarehouseRelease,
 )
 from domain.orders import Address
-from domain.payments import PaymentOperationKind
+from domain.payments import PaymentOperationInput, PaymentOperationKind
 from domain.risk_rules import IdentityKind, identity_hash
 from domain.warehouse import ReleaseItem
 from store import deliveries as delivery_store
@@ -415,6 +415,15 @@ class SimulatedPaymentProvider:
         return await self._operate(
             PaymentOperationKind.CAPTURE, idempotency_key, authorisation_ref, amount_minor, currency
         )
+
+    async def captured(self, *, operation: PaymentOperationInput) -> tuple[str, int] | None:
+        """The capture this provider committed under the operation's key (its
+        answer may have been lost: `timeout_after_commit`), as its reference
+        and amount; None when it took nothing. A read: no fault, no effect."""
+        done = await sim.get_operation(self.pool, operation.idempotency_key)
+        if done is None or done.kind != PaymentOperationKind.CAPTURE.value:
+            return None
+        return done.provider_reference, done.amount_minor
 
     async def void(
         self, *, idempotency_key: str, authorisation_ref: str, amount_minor: int, currency: str

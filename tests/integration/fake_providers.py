@@ -69,6 +69,16 @@ class _Server:
                 self.wfile.write(payload)
                 fake.after_answer()
 
+            def do_GET(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, body = fake.handle_get(self.path, headers)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
@@ -80,6 +90,9 @@ class _Server:
         self, path: str, headers: dict[str, str], raw: str
     ) -> tuple[int, Any, dict[str, str]]:
         raise NotImplementedError
+
+    def handle_get(self, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+        return 404, {"error": {"type": "invalid_request_error", "message": f"GET {path}"}}
 
     def after_answer(self) -> None:
         """Runs after the answer went out (Adyen sends its notification then)."""
@@ -169,6 +182,19 @@ class FakeStripe(_Server):
             status, body = self._apply(path, form)
             self._replays[key] = (path, form, status, body)
         return status, body, {}
+
+    def handle_get(self, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+        """Retrieve a PaymentIntent (what Steward reads after giving a capture up)."""
+        self.record(Recorded("GET", path, headers, {}))
+        if headers.get("authorization") != f"Bearer {self.api_key}":
+            return self._error(401, "invalid_request_error", "Invalid API Key provided")
+        match = re.fullmatch(r"/v1/payment_intents/([^/?]+)", path)
+        intent = self.intents.get(match[1]) if match else None
+        if intent is None:
+            return self._error(
+                404, "invalid_request_error", f"No such payment_intent: {path}", "resource_missing"
+            )
+        return 200, dict(intent)
 
     def _apply(self, path: str, form: dict[str, list[str]]) -> tuple[int, Any]:
         if match := re.fullmatch(r"/v1/payment_intents/([^/]+)/(capture|cancel)", path):
