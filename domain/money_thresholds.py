@@ -156,3 +156,25 @@ def ops_write_off_approval_above(currency: str) -> int:
 def configured_markets() -> frozenset[str]:
     """Every market some policy names."""
     return frozenset(MARKET_CURRENCIES) | frozenset(MARKET_HOME_CURRENCY)
+
+
+def missing_thresholds(
+    markets: Mapping[str, frozenset[str]] = MARKET_CURRENCIES,
+) -> dict[str, list[str]]:
+    """Market -> the currencies it sells in that have no row here (each would
+    count every amount as high in every process)."""
+    missing = {
+        market: sorted(c for c in currencies if c not in MONEY_THRESHOLDS)
+        for market, currencies in markets.items()
+    }
+    homes = {m: c for m, c in MARKET_HOME_CURRENCY.items() if c not in MONEY_THRESHOLDS}
+    for market, currency in homes.items():
+        missing.setdefault(market, []).append(currency)
+    return {market: currencies for market, currencies in missing.items() if currencies}
+
+
+# Checked when any process starts (every worker and the API import this
+# module): a market configured to sell in a currency without thresholds is a
+# configuration error, not a silent "everything is high".
+if _missing := missing_thresholds():
+    raise RuntimeError(f"money thresholds missing for {_missing} (domain/money_thresholds.py)")

@@ -280,3 +280,12 @@ def test_every_threshold_column_reaches_a_process() -> None:
         assert QC_VALUE_THRESHOLDS[currency] == t.outbound_qc_minor
         assert not write_off_needs_approval(t.ops_write_off_approval_minor, currency)
         assert write_off_needs_approval(t.ops_write_off_approval_minor + 1, currency)
+
+
+def test_a_market_selling_in_a_currency_without_thresholds_is_refused_at_start() -> None:
+    from domain.money_thresholds import missing_thresholds
+
+    assert missing_thresholds() == {}
+    assert missing_thresholds({"FR": frozenset({"EUR"}), "NO": frozenset({"NOK", "EUR"})}) == {
+        "NO": ["NOK"]
+    }
