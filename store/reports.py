@@ -21,7 +21,10 @@ import asyncpg
 
 from domain.reports.deliveries import ClaimRow, DeliveriesData, FailedDeliveryRow
 from domain.reports.disputes import DisputeRow, DisputesData
+from domain.reports.employee_sales import CHANNEL as EMPLOYEE_SALE_CHANNEL
+from domain.reports.employee_sales import CampaignRow, EmployeeSalesData, SkuRow
 from domain.reports.fraud import Decision, FraudData, FraudLoss, ReviewRow
+from domain.reports.fulfilment import FulfilmentData, FulfilmentRow, HoldRow
 from domain.reports.model import ReportParams
 from domain.reports.ops_desk import OpsDeskData, OpsRequestRow
 from domain.reports.returns import UNKNOWN, ReturnRow, ReturnsData, SoldUnits
@@ -475,6 +478,169 @@ async def fetch_ops_desk(pool: asyncpg.Pool, params: ReportParams) -> OpsDeskDat
     )
 
 
+# ------------------------------------------------------------- fulfilment
+
+_FULFILMENT_STEPS = (
+    "hold_placed",
+    "hold_released",
+    "address_changed",
+    "address_change_refused",
+    "pick_refused",
+    "qc_pass",
+    "qc_fail",
+    "qc_cancel_refund",
+    "qc_wait",
+)
+
+_FULFILMENTS = """
+WITH f AS (
+    SELECT c.workflow_id, c.case_id, c.market, c.status, c.created_at
+    FROM cases c
+    WHERE c.process = 'fulfilment' AND c.created_at >= $1 AND c.created_at < $2
+      AND ($3::text IS NULL OR c.market = $3)
+      AND {channel}
+)
+SELECT f.*,
+       (SELECT jsonb_agg(jsonb_build_object('action', a.action, 'at', a.occurred_at,
+                                            'after', a.after) ORDER BY a.id)
+        FROM audit_log a
+        WHERE a.workflow_id = f.workflow_id AND a.process = 'fulfilment'
+          AND a.action = ANY($5::text[])) AS steps,
+       -- The warehouse's own times, once per event id.
+       (SELECT jsonb_agg(jsonb_build_array(w.kind, w.occurred_at) ORDER BY w.occurred_at)
+        FROM warehouse_events w WHERE w.order_id = f.case_id) AS wms
+FROM f
+""".format(channel=_CHANNEL_OF.format(order="c.case_id"))
+
+
+def _fulfilment(row: asyncpg.Record) -> FulfilmentRow:
+    placed: dict[str, tuple[str, datetime]] = {}
+    holds: list[HoldRow] = []
+    qc: list[str] = []
+    changes: list[str] = []
+    refusals = 0
+    for step in row["steps"] or []:
+        action, after = step["action"], step["after"] or {}
+        at = datetime.fromisoformat(step["at"])
+        if action == "hold_placed":
+            placed[str(after.get("handle"))] = (str(after.get("reason") or "unknown"), at)
+        elif action == "hold_released":
+            reason, since = placed.pop(
+                str(after.get("handle")), (str(after.get("reason") or "unknown"), at)
+            )
+            holds.append(HoldRow(reason=reason, placed_at=since, released_at=at))
+        elif action.startswith("qc_"):
+            qc.append(action.removeprefix("qc_"))
+        elif action == "pick_refused":
+            refusals += 1
+        else:
+            changes.append(str(after.get("outcome") or action))
+    holds.extend(HoldRow(reason=r, placed_at=at) for r, at in placed.values())
+    return FulfilmentRow(
+        order_id=row["case_id"],
+        market=row["market"] or "",
+        status=row["status"],
+        started_at=row["created_at"],
+        holds=tuple(holds),
+        qc_outcomes=tuple(qc),
+        address_changes=tuple(changes),
+        pick_refusals=refusals,
+        wms_events=tuple((str(k), datetime.fromisoformat(at)) for k, at in row["wms"] or []),
+    )
+
+
+async def fetch_fulfilment(
+    pool: asyncpg.Pool, params: ReportParams, *, now: datetime
+) -> FulfilmentData:
+    rows = await pool.fetch(_FULFILMENTS, *_args(params), list(_FULFILMENT_STEPS))
+    return FulfilmentData(
+        fulfilments=[_fulfilment(r) for r in rows], as_of=min(now, params.period_to)
+    )
+
+
+# --------------------------------------------------------- employee sales
+
+# Campaigns whose sale window meets the period, with their roster and the
+# orders employees (of the market, with a market filter) placed in it.
+_CAMPAIGNS = """
+SELECT c.campaign_id, c.name, c.state, c.currency,
+       (SELECT count(*) FROM campaign_roster r
+        WHERE r.campaign_id = c.campaign_id AND r.eligible
+          AND ($3::text IS NULL OR r.country = $3))::int AS eligible,
+       count(DISTINCT o.employee_id)::int AS buyers,
+       count(o.order_id)::int AS orders,
+       coalesce(sum(o.amount_minor), 0)::bigint AS revenue_minor
+FROM campaigns c
+LEFT JOIN (campaign_orders o
+           JOIN campaign_roster ro ON ro.campaign_id = o.campaign_id
+                                  AND ro.employee_id = o.employee_id
+                                  AND ($3::text IS NULL OR ro.country = $3))
+  ON o.campaign_id = c.campaign_id AND o.accepted_at >= $1 AND o.accepted_at < $2
+WHERE c.opens_at < $2 AND c.closes_at > $1
+GROUP BY c.campaign_id, c.name, c.state, c.currency
+"""
+
+_CAMPAIGN_SKUS = """
+WITH o AS (
+    SELECT o.order_id, o.campaign_id
+    FROM campaign_orders o
+    JOIN campaign_roster r ON r.campaign_id = o.campaign_id AND r.employee_id = o.employee_id
+    WHERE o.campaign_id = ANY($4::text[]) AND o.accepted_at >= $1 AND o.accepted_at < $2
+      AND ($3::text IS NULL OR r.country = $3)
+), sold AS (
+    SELECT o.campaign_id, l.sku, sum(l.quantity)::int AS sold
+    FROM o JOIN campaign_order_lines l ON l.order_id = o.order_id
+    GROUP BY 1, 2
+), given_back AS (
+    SELECT o.campaign_id, q.sku,
+           coalesce(sum(q.quantity) FILTER (WHERE q.reason = 'cancelled'), 0)::int AS cancelled,
+           coalesce(sum(q.quantity) FILTER (WHERE q.reason = 'returned'), 0)::int AS returned
+    FROM o JOIN campaign_quota_releases q ON q.order_id = o.order_id
+    GROUP BY 1, 2
+)
+SELECT s.campaign_id, s.sku, s.category, s.allocated,
+       coalesce(sold.sold, 0) AS sold,
+       coalesce(g.cancelled, 0) AS cancelled, coalesce(g.returned, 0) AS returned
+FROM campaign_stock s
+LEFT JOIN sold ON sold.campaign_id = s.campaign_id AND sold.sku = s.sku
+LEFT JOIN given_back g ON g.campaign_id = s.campaign_id AND g.sku = s.sku
+WHERE s.campaign_id = ANY($4::text[])
+"""
+
+
+async def fetch_employee_sales(pool: asyncpg.Pool, params: ReportParams) -> EmployeeSalesData:
+    if params.channel is not None and params.channel != EMPLOYEE_SALE_CHANNEL:
+        return EmployeeSalesData()  # every employee order is in the employee_sale channel
+    args = (params.period_from, params.period_to, params.market)
+    campaigns = [
+        CampaignRow(
+            campaign_id=r["campaign_id"],
+            name=r["name"],
+            state=r["state"],
+            currency=r["currency"].strip(),
+            eligible=r["eligible"],
+            buyers=r["buyers"],
+            orders=r["orders"],
+            revenue_minor=int(r["revenue_minor"]),
+        )
+        for r in await pool.fetch(_CAMPAIGNS, *args)
+    ]
+    ids = [c.campaign_id for c in campaigns]
+    skus = [
+        SkuRow(
+            campaign_id=r["campaign_id"],
+            sku=r["sku"],
+            category=r["category"],
+            allocated=r["allocated"],
+            sold=r["sold"],
+            cancelled=r["cancelled"],
+            returned=r["returned"],
+        )
+        for r in (await pool.fetch(_CAMPAIGN_SKUS, *args, ids) if ids else [])
+    ]
+    return EmployeeSalesData(campaigns=campaigns, skus=skus)
+
+
 # --------------------------------------------------------------- registry
 
 Fetcher = Callable[[asyncpg.Pool, ReportParams, "FetchContext"], Awaitable[Any]]
@@ -512,6 +678,14 @@ async def _ops_desk(pool: asyncpg.Pool, p: ReportParams, _: FetchContext) -> Any
     return await fetch_ops_desk(pool, p)
 
 
+async def _employee_sales(pool: asyncpg.Pool, p: ReportParams, _: FetchContext) -> Any:
+    return await fetch_employee_sales(pool, p)
+
+
+async def _fulfilment_report(pool: asyncpg.Pool, p: ReportParams, ctx: FetchContext) -> Any:
+    return await fetch_fulfilment(pool, p, now=ctx.now)
+
+
 # One fetcher per report of domain.reports.CATALOGUE, by the same name.
 FETCHERS: dict[str, Fetcher] = {
     "fraud": _fraud,
@@ -520,6 +694,8 @@ FETCHERS: dict[str, Fetcher] = {
     "returns": _returns,
     "deliveries": _deliveries,
     "ops_desk": _ops_desk,
+    "fulfilment": _fulfilment_report,
+    "employee_sales": _employee_sales,
 }
 
 

@@ -9,7 +9,16 @@ an entry in CATALOGUE, and a fetcher of the same name in store/reports.py
 
 from __future__ import annotations
 
-from domain.reports import deliveries, disputes, fraud, ops_desk, returns, service_levels
+from domain.reports import (
+    deliveries,
+    disputes,
+    employee_sales,
+    fraud,
+    fulfilment,
+    ops_desk,
+    returns,
+    service_levels,
+)
 from domain.reports.model import (
     ChartKind,
     ReportChart,
@@ -69,7 +78,23 @@ CATALOGUE: dict[str, ReportDefinition] = {
             audience="senior QA coordinator, customer service operations",
             compute=ops_desk.compute,
             description="requests by type and priority, first response and resolution in "
-            "business hours, SLA met, escalations, root causes",
+            "business hours, SLA met and breached, escalations, root causes",
+        ),
+        ReportDefinition(
+            name=fulfilment.NAME,
+            title="Fulfilment",
+            audience="logistics, warehouse, senior QA coordinator",
+            compute=fulfilment.compute,
+            description="fulfilments by status, holds by reason and how long they held, "
+            "outbound QC pass/fail, address changes by outcome, time in each WMS state",
+        ),
+        ReportDefinition(
+            name=employee_sales.NAME,
+            title="Employee sales",
+            audience="special-sales team, HR",
+            compute=employee_sales.compute,
+            description="sell-through, returns and participation by campaign, product "
+            "category and SKU",
         ),
     )
 }

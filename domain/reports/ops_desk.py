@@ -1,6 +1,7 @@
 """Ops desk (issue 17's operations requests): requests by type, first
 response and resolution in business hours of the request's site (or
-market), SLA met, escalations, root causes. Pure."""
+market), SLA met and breached (resolved after the SLA's business hours),
+escalations, root causes. Pure."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ def compute(data: OpsDeskData, params: ReportParams) -> ReportContent:
             len(group),
             sum(1 for r in group if r.resolved_at is not None),
             met,
+            len(decided) - met,
             rate(met, len(decided)),
             sum(1 for r in group if r.escalations > 0),
             rounded(percentile(first, 50)),
@@ -83,6 +85,7 @@ def compute(data: OpsDeskData, params: ReportParams) -> ReportContent:
         "requests",
         "resolved",
         "sla_met",
+        "sla_breached",
         "sla_met_rate",
         "escalated",
         "first_response_p50_bh",
@@ -123,7 +126,7 @@ def compute(data: OpsDeskData, params: ReportParams) -> ReportContent:
         },
         y_label="requests",
     )
-    overall = figures(rows) if rows else [0, 0, 0, None, 0, None, None, None, None]
+    overall = figures(rows) if rows else [0, 0, 0, 0, None, 0, None, None, None, None]
     wall_requests = sum(
         1 for m in (first_response_hours(r) for r in rows) if m is not None and not m[1]
     )

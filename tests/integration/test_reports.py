@@ -399,3 +399,132 @@ async def test_ops_desk_report_reads_the_register(seeded: asyncpg.Pool) -> None:
     # A5's channel is web, A4's too; A2 (app) has no request.
     app = await _run(seeded, "ops_desk", params.model_copy(update={"channel": "app"}))
     assert app.headline["requests"] == 0
+
+
+async def test_fulfilment_report_reads_holds_qc_changes_and_warehouse_times(
+    seeded: asyncpg.Pool,
+) -> None:
+    seeder = Seeder()
+    f1 = seeder.case("fulfilment", "A1", "handed_to_carrier", T0 + timedelta(hours=2))
+    seeder.step(
+        f1,
+        "hold_placed",
+        T0 + timedelta(hours=3),
+        after={"handle": "qc-1", "reason": "outbound_qc"},
+    )
+    seeder.step(f1, "qc_fail", T0 + timedelta(hours=4))
+    seeder.step(f1, "qc_pass", T0 + timedelta(hours=5))
+    seeder.step(
+        f1,
+        "hold_released",
+        T0 + timedelta(hours=5),
+        after={"handle": "qc-1", "reason": "outbound_qc"},
+    )
+    seeder.step(f1, "address_changed", T0 + timedelta(hours=2.5), after={"outcome": "applied"})
+    seeder.step(f1, "qc_reminder_sent", T0 + timedelta(hours=4))  # not a decision
+    f2 = seeder.case("fulfilment", "A3", "released", T0 + timedelta(hours=3), market="GB")
+    seeder.step(
+        f2, "hold_placed", T0 + timedelta(hours=3), after={"handle": "fraud-1", "reason": "fraud"}
+    )
+    seeder.step(f2, "pick_refused", T0 + timedelta(hours=6))
+    await seeder.write(seeded)
+    for n, (kind, hours) in enumerate(
+        (("allocated", 2), ("picking_started", 6), ("packing_started", 7), ("packed", 8),
+         ("handed_to_carrier", 20))
+    ):  # fmt: skip
+        await seeded.execute(
+            "INSERT INTO warehouse_events (event_id, order_id, kind, occurred_at, routed) "
+            "VALUES ($1, 'A1', $2, $3, true)",
+            f"wms-{n}",
+            kind,
+            T0 + timedelta(hours=hours),
+        )
+    params = ReportParams(period_from=T0, period_to=T1)
+    content = await _run(seeded, "fulfilment", params)
+    assert content.table("by_status").column("status") == ["handed_to_carrier", "released"]
+    assert content.table("holds_by_reason").rows == [
+        # A3's fraud hold is still active: held from 03:00 to the end of the week.
+        ["fraud", 1, 1, 0, 1, 7 * 24 - 3.0, 7 * 24 - 3.0],
+        ["outbound_qc", 1, 1, 1, 0, 2.0, 2.0],
+    ]
+    assert content.table("outbound_qc").rows == [["fail", 1, 0.5], ["pass", 1, 0.5]]
+    assert content.table("address_changes").rows == [["applied", 1, 1.0]]
+    assert content.table("time_in_state").rows == [
+        ["allocated", 1, 4.0, 4.0, 4.0],
+        ["picking", 1, 1.0, 1.0, 1.0],
+        ["packing", 1, 1.0, 1.0, 1.0],
+        ["packed", 1, 12.0, 12.0, 12.0],
+    ]
+    assert content.headline["pick_refusals"] == 1
+    gb = await _run(seeded, "fulfilment", params.model_copy(update={"market": "GB"}))
+    assert gb.headline["fulfilments"] == 1 and gb.table("outbound_qc").rows == []
+    # A1 was ordered on the web, A3 too; no fulfilment of an app order.
+    app = await _run(seeded, "fulfilment", params.model_copy(update={"channel": "app"}))
+    assert app.headline["fulfilments"] == 0
+
+
+async def test_employee_sales_report_reads_the_campaign_tables(seeded: asyncpg.Pool) -> None:
+    await seeded.execute(
+        """INSERT INTO campaigns (campaign_id, workflow_id, name, state, timezone, opens_at,
+               closes_at, legal_entities, currency, quota_back_on_return, parameters,
+               prepared_by)
+           VALUES ('C1', 'campaign:C1', 'Winter sale', 'closed', 'Europe/Paris', $1, $2,
+                   ARRAY['Maison SA'], 'EUR', true, '{}'::jsonb, 'alice'),
+                  ('C2', 'campaign:C2', 'Last year', 'closed', 'Europe/Paris', $3, $4,
+                   ARRAY['Maison SA'], 'EUR', true, '{}'::jsonb, 'alice')""",
+        T0 + timedelta(days=1),
+        T0 + timedelta(days=3),
+        T0 - timedelta(days=300),
+        T0 - timedelta(days=290),
+    )
+    await seeded.executemany(
+        "INSERT INTO campaign_stock VALUES ('C1', $1, $1, $2, 1000, $3, $4)",
+        [("HB-1", "handbags", 10, 4), ("SH-1", "shoes", 5, 4)],
+    )
+    roster = [("E1", "FR", True), ("E2", "FR", True), ("E3", "GB", True), ("E4", "FR", False)]
+    await seeded.executemany(
+        """INSERT INTO campaign_roster (campaign_id, employee_id, line_number, legal_entity,
+               country, grade, start_date, eligible, subject_id, email_fingerprint)
+           VALUES ('C1', $1, $2, 'Maison SA', $3, 'staff', '2020-01-01', $4, 'subj_' || $1,
+                   'fp_' || $1)""",
+        [(e, n, country, eligible) for n, (e, country, eligible) in enumerate(roster)],
+    )
+    orders = [
+        # order, employee, accepted (days after T0), lines (sku, quantity)
+        ("O1", "E1", 1.5, [("HB-1", 2), ("SH-1", 1)]),
+        ("O2", "E3", 2.0, [("HB-1", 3)]),
+        ("O3", "E1", 8.0, [("HB-1", 1)]),  # next week: out of the period
+    ]
+    for order, employee, days, lines in orders:
+        await seeded.execute(
+            "INSERT INTO campaign_orders VALUES ($1, 'C1', $2, $3, $4, 'EUR', $5, 'fp')",
+            order,
+            employee,
+            sum(q for _s, q in lines),
+            1000 * sum(q for _s, q in lines),
+            T0 + timedelta(days=days),
+        )
+        await seeded.executemany(
+            "INSERT INTO campaign_order_lines (order_id, sku, quantity, unit_price_minor) "
+            "VALUES ($1, $2, $3, 1000)",
+            [(order, sku, q) for sku, q in lines],
+        )
+    await seeded.execute(
+        "INSERT INTO campaign_quota_releases VALUES ('R1', 'O2', 'HB-1', 1, 'returned', true)"
+    )
+    params = ReportParams(period_from=T0, period_to=T1)
+    content = await _run(seeded, "employee_sales", params)
+    # C2's window is a year before: not in the week. O1 and O2: 6 units, 1 returned.
+    assert content.table("by_campaign").rows == [
+        ["C1", "Winter sale", "closed", 2, 15, 6, 1, round(1 / 6, 4), round(5 / 15, 4),
+         3, 2, round(2 / 3, 4), 6000, "EUR"],
+    ]  # fmt: skip
+    assert content.table("by_category").rows == [
+        ["handbags", 10, 5, 1, 0.2, 0.4],
+        ["shoes", 5, 1, 0, 0.0, 0.2],
+    ]
+    fr = await _run(seeded, "employee_sales", params.model_copy(update={"market": "FR"}))
+    # E1 only (FR): 3 units; eligible FR employees: E1 and E2.
+    assert fr.table("by_campaign").rows[0][3:12] == [1, 15, 3, 0, 0.0, 0.2, 2, 1, 0.5]
+    web = await _run(seeded, "employee_sales", params.model_copy(update={"channel": "web"}))
+    assert web.tables[0].rows == []

@@ -36,6 +36,8 @@ pytestmark = pytest.mark.integration
 
 SEED = 19
 ORDERS = 16
+# Reports `steward simulate` has no data for yet: no employee-sale campaign is run.
+NOT_SIMULATED = {"employee_sales"}
 RATES = {pattern: 0.04 for pattern in simulator.PATTERN_RATES}
 
 
@@ -106,6 +108,8 @@ async def test_a_small_simulate_run_gives_every_report_rows(
     for name, definition in CATALOGUE.items():
         data = await report_store.FETCHERS[name](clean_db, params, context)
         contents[name] = definition.compute(data, params)
+        if name in NOT_SIMULATED:
+            continue
         assert any(table.rows for table in contents[name].tables), f"{name} has no rows"
 
     fraud = contents["fraud"]
@@ -125,3 +129,8 @@ async def test_a_small_simulate_run_gives_every_report_rows(
     assert categories - {"unknown"}, categories
     assert contents["deliveries"].table("failed_delivery_outcomes").rows
     assert contents["ops_desk"].table("root_causes").rows
+    fulfilment = contents["fulfilment"]
+    assert fulfilment.table("time_in_state").row_by(state="allocated") is not None
+    assert fulfilment.headline["handed_to_carrier"] == report.warehouse.by_kind.get(
+        "handed_to_carrier", 0
+    )

@@ -22,7 +22,9 @@ from domain.reports import (
     CATALOGUE,
     deliveries,
     disputes,
+    employee_sales,
     fraud,
+    fulfilment,
     ops_desk,
     returns,
     service_levels,
@@ -45,6 +47,8 @@ def test_every_report_has_a_fetcher_of_the_same_name() -> None:
         "returns",
         "deliveries",
         "ops_desk",
+        "fulfilment",
+        "employee_sales",
     }
 
 
@@ -263,6 +267,8 @@ def test_every_report_takes_an_empty_period() -> None:
         "returns": returns.ReturnsData(),
         "deliveries": deliveries.DeliveriesData(),
         "ops_desk": ops_desk.OpsDeskData(),
+        "fulfilment": fulfilment.FulfilmentData(),
+        "employee_sales": employee_sales.EmployeeSalesData(),
     }
     for name, definition in CATALOGUE.items():
         content = definition.compute(empty[name], WEEK)
@@ -570,9 +576,10 @@ def test_ops_desk_report_on_seeded_requests() -> None:
     address = content.table("by_type").row_by(type="address_change")
     assert address == [
         "address_change",
-        2,
-        2,
-        1,
+        2,  # requests
+        2,  # resolved
+        1,  # SLA met
+        1,  # SLA breached
         0.5,
         1,
         round(float(numpy.percentile([0.5, 6.0], 50)), 2),
@@ -583,6 +590,127 @@ def test_ops_desk_report_on_seeded_requests() -> None:
     assert content.table("root_causes").rows == [["customer_error", 2]]
     assert content.headline["requests"] == 3 and content.headline["escalated"] == 1
     assert "0 first response(s) were" in content.notes[0]
+
+
+# ------------------------------------------------------------- fulfilment
+
+
+def test_fulfilment_report_on_seeded_fulfilments() -> None:
+    def h(hours: float) -> datetime:
+        return T0 + timedelta(hours=hours)
+
+    rows = [
+        fulfilment.FulfilmentRow(
+            order_id="F1",
+            market="FR",
+            status="handed_to_carrier",
+            started_at=T0,
+            holds=(fulfilment.HoldRow("outbound_qc", h(1), h(3)),),
+            qc_outcomes=("fail", "pass"),
+            address_changes=("applied",),
+            pick_refusals=1,
+            wms_events=(
+                ("allocated", h(0)),
+                ("picking_started", h(4)),
+                ("packing_started", h(5)),
+                ("packed", h(5.5)),
+                ("handed_to_carrier", h(10)),
+            ),
+        ),
+        fulfilment.FulfilmentRow(
+            order_id="F2",
+            market="FR",
+            status="picking",
+            started_at=T0,
+            holds=(fulfilment.HoldRow("fraud", h(2)),),  # still active
+            # A repeated allocation after picking started moves nothing back.
+            wms_events=(("allocated", h(1)), ("picking_started", h(3)), ("allocated", h(3.5))),
+        ),
+        fulfilment.FulfilmentRow(
+            order_id="F3",
+            market="GB",
+            status="released",
+            started_at=T0,
+            address_changes=("intercept_refused",),
+        ),
+    ]
+    content = fulfilment.compute(fulfilment.FulfilmentData(rows, as_of=h(12)), WEEK)
+    assert content.table("by_status").rows == [
+        ["handed_to_carrier", 1, round(1 / 3, 4)],
+        ["picking", 1, round(1 / 3, 4)],
+        ["released", 1, round(1 / 3, 4)],
+    ]
+    assert content.table("holds_by_reason").rows == [
+        # reason, holds, orders, released, active, held p50 / p95 (h)
+        ["fraud", 1, 1, 0, 1, 10.0, 10.0],  # active: measured up to as_of
+        ["outbound_qc", 1, 1, 1, 0, 2.0, 2.0],
+    ]
+    assert content.table("outbound_qc").rows == [["fail", 1, 0.5], ["pass", 1, 0.5]]
+    assert content.table("address_changes").rows == [
+        ["applied", 1, 0.5],
+        ["intercept_refused", 1, 0.5],
+    ]
+    allocated = [4.0, 2.0]  # F1 allocated 0 -> picking 4; F2 1 -> 3
+    assert content.table("time_in_state").rows == [
+        [
+            "allocated",
+            2,
+            round(float(numpy.percentile(allocated, 50)), 2),
+            round(float(numpy.percentile(allocated, 95)), 2),
+            4.0,
+        ],
+        ["picking", 1, 1.0, 1.0, 1.0],
+        ["packing", 1, 0.5, 0.5, 0.5],
+        ["packed", 1, 4.5, 4.5, 4.5],
+        # handed_to_carrier: F1 is still there, so it is not counted.
+    ]
+    assert content.headline == {
+        "fulfilments": 3,
+        "handed_to_carrier": 1,
+        "orders_held": 2,
+        "holds_active": 1,
+        "qc_decisions": 2,
+        "qc_pass_rate": 0.5,
+        "address_changes": 2,
+        "pick_refusals": 1,
+    }
+
+
+# --------------------------------------------------------- employee sales
+
+
+def test_employee_sales_report_on_seeded_campaigns() -> None:
+    campaigns = [
+        employee_sales.CampaignRow("C1", "Winter", "open", "EUR", 10, 4, 5, 100_000),
+        employee_sales.CampaignRow("C2", "Summer", "closed", "EUR", 0, 0, 0, 0),
+    ]
+    skus = [
+        employee_sales.SkuRow("C1", "SKU-A", "handbags", 10, 6, cancelled=1, returned=1),
+        employee_sales.SkuRow("C1", "SKU-B", "shoes", 5, 2),
+        employee_sales.SkuRow("C2", "SKU-C", "handbags", 4, 0),
+    ]
+    content = employee_sales.compute(employee_sales.EmployeeSalesData(campaigns, skus), WEEK)
+    assert content.table("by_campaign").rows == [
+        # orders, allocated, sold, returned, return rate, sell-through (kept 4 + 2 of 15),
+        # eligible, buyers, participation, revenue, currency
+        ["C1", "Winter", "open", 5, 15, 8, 1, 0.125, 0.4, 10, 4, 0.4, 100_000, "EUR"],
+        ["C2", "Summer", "closed", 0, 4, 0, 0, None, 0.0, 0, 0, None, 0, "EUR"],
+    ]
+    assert content.table("by_category").rows == [
+        ["handbags", 14, 6, 1, round(1 / 6, 4), round(4 / 14, 4)],
+        ["shoes", 5, 2, 0, 0.0, 0.4],
+    ]
+    assert content.table("by_sku").column("sku") == ["SKU-A", "SKU-B", "SKU-C"]
+    assert content.table("by_sku").rows[0] == ["C1", "SKU-A", "handbags", 10, 6, 1, 1, 0.4]
+    assert content.headline == {
+        "campaigns": 2,
+        "orders": 5,
+        "units_sold": 8,
+        "units_returned": 1,
+        "return_rate": 0.125,
+        "sell_through": round(6 / 19, 4),
+        "participation": 0.4,
+    }
 
 
 # ------------------------------------------------------------------ outputs
