@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from pydantic import ValidationError
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
+from clients.errors import CaseUnavailable
+from clients.task_resolution import process_running
 from domain.common import Role
 from domain.task_resolution import (
     HANDED_OFF_KINDS,
@@ -214,3 +218,41 @@ def test_tasks_still_lists_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0, result.output
     (request,) = api.requests
     assert request.url.path == "/v1/tasks" and request.url.params["role"] == "finance"
+
+
+# ------------------------------------------------------- asking Temporal
+
+
+class _Handle:
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    async def describe(self, **kwargs: Any) -> Any:
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+
+class _Client:
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def get_workflow_handle(self, workflow_id: str) -> _Handle:
+        return _Handle(self.answer)
+
+
+async def test_whether_the_process_runs_is_temporal_s_answer() -> None:
+    class Description:
+        def __init__(self, status: WorkflowExecutionStatus) -> None:
+            self.status = status
+
+    def ask(answer: Any) -> Any:
+        return process_running(cast(Any, _Client(answer)), "return:RMA-1")
+
+    assert await ask(Description(WorkflowExecutionStatus.RUNNING)) is True
+    assert await ask(Description(WorkflowExecutionStatus.TERMINATED)) is False
+    # Its history is gone (retention) or it never existed: not running.
+    assert await ask(RPCError("not found", RPCStatusCode.NOT_FOUND, b"")) is False
+    # Temporal down: no answer, so nothing is closed (the API answers 503).
+    with pytest.raises(CaseUnavailable, match="Temporal did not say whether return:RMA-1 runs"):
+        await ask(RPCError("unavailable", RPCStatusCode.UNAVAILABLE, b""))
