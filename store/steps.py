@@ -49,7 +49,11 @@ SELECT (SELECT count(*) FROM new_entries), (SELECT count(*) FROM case_row)
 """
 
 
-_CANCELLED = frozenset({OrderOutcome.CANCELLED, OrderOutcome.CANCELLED_FRAUD})
+# The order never reached its buyer: cancelled by its review, or refunded
+# after a failed delivery (the parcel back in stock).
+_CANCELLED = frozenset(
+    {OrderOutcome.CANCELLED, OrderOutcome.CANCELLED_FRAUD, OrderOutcome.REFUNDED}
+)
 
 
 async def record_step(pool: asyncpg.Pool, step: RecordTransitionInput) -> None:

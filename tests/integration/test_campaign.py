@@ -741,9 +741,10 @@ async def test_the_demo_world_lets_the_example_campaign_validate_clean(
 async def test_a_cancelled_employee_order_gives_its_quota_back_once(
     db_pool: asyncpg.Pool,
 ) -> None:
-    """The order review declined or cancelled an employee order: the step that
-    records the outcome (store/steps.py) gives the quota back, once however
-    often it is written, and only for an employee-sale order."""
+    """The order review declined or cancelled an employee order (or a failed
+    delivery refunded it): the step that records the outcome (store/steps.py)
+    gives the quota back, once however often it is written, and only for an
+    employee-sale order."""
     now = datetime.now(UTC)
     p = params(now - timedelta(minutes=1), now + timedelta(hours=1), allocated=5, max_units=2)
     await open_campaign(db_pool, p, roster_csv(1))
@@ -761,13 +762,15 @@ async def test_a_cancelled_employee_order_gives_its_quota_back_once(
     )
     assert full.refusal is Refusal.QUOTA
 
-    def cancelled(order: str) -> RecordTransitionInput:
+    def cancelled(
+        order: str, outcome: OrderOutcome = OrderOutcome.CANCELLED_FRAUD
+    ) -> RecordTransitionInput:
         return RecordTransitionInput(
             outcomes=[
                 OutcomeWrite(
-                    key=outcome_key(f"order-review:{order}", OrderOutcome.CANCELLED_FRAUD),
+                    key=outcome_key(f"order-review:{order}", outcome),
                     order_id=order,
-                    outcome=OrderOutcome.CANCELLED_FRAUD,
+                    outcome=outcome,
                     process="order-review",
                     occurred_at=now,
                 )
@@ -805,3 +808,7 @@ async def test_a_cancelled_employee_order_gives_its_quota_back_once(
         CampaignOrderRequest.model_validate(order_body(f"{order_id}3", "E0000", [(SKUS[1], 1)])),
     )
     assert again.accepted, again.detail
+    # Refunded after a failed delivery (the parcel back in stock): the same.
+    await steps_store.record_step(db_pool, cancelled(f"{order_id}3", OrderOutcome.REFUNDED))
+    (usage,) = await campaign_store.employee_usage(db_pool, p.campaign_id)
+    assert usage["units_taken"] == 0
