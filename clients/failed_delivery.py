@@ -36,6 +36,7 @@ from domain.deliveries import (
     failed_delivery_policy,
 )
 from domain.ids import FAILED_DELIVERY, failed_delivery_id
+from store import deliveries, order_subjects
 from workflows import visibility
 
 
@@ -116,13 +117,48 @@ async def decide_delivery(
     return state
 
 
-async def relay_customer_reply(client: Client, shipment_id: str, reply: CustomerReply) -> None:
+async def relay_customer_reply(
+    client: Client,
+    shipment_id: str,
+    reply: CustomerReply,
+    *,
+    db: order_subjects.Executor | None = None,
+) -> None:
+    """The customer's answer to the delivery options (the `customer_replied`
+    signal). `db` (issue 21): the customer's words go to the personal-data
+    store (kind `message`, owned by the shipment's subject, one per reply
+    event) and the signal carries the subject id instead; a shipment Steward
+    does not know keeps nothing (the signal then finds no case)."""
+    if db is not None and reply.message:
+        shipment = await deliveries.get_shipment(db, shipment_id)
+        if shipment is not None:
+            subject_id = await order_subjects.put_shipment_message(
+                db, shipment_id, shipment.record.order.order_id, reply.event_id, reply.message
+            )
+            reply = reply.model_copy(update={"message": "", "message_subject_id": subject_id})
     await signal_running(
         client,
         failed_delivery_id(shipment_id),
         FailedDeliveryContract.SIGNAL_CUSTOMER_REPLIED,
         reply,
         f"failed delivery for shipment {shipment_id}",
+    )
+
+
+async def with_reply_message(
+    db: order_subjects.Executor, state: FailedDeliveryState
+) -> FailedDeliveryState:
+    """`state` with the customer's words put back into its reply when they are
+    kept in the personal-data store (one query; erased: [erased])."""
+    reply = state.customer_reply
+    if reply is None or reply.message_subject_id is None:
+        return state
+    texts = await order_subjects.read_messages(db, [reply.message_subject_id])
+    if reply.message_subject_id not in texts:
+        return state
+    message = texts[reply.message_subject_id]
+    return state.model_copy(
+        update={"customer_reply": reply.model_copy(update={"message": message})}
     )
 
 

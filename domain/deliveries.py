@@ -72,6 +72,10 @@ class CustomerReply(StewardModel):
     preferred_date: date | None = None
     message: str = Field(default="", max_length=2000)
     channel: str = Field(default="email", max_length=40)
+    # Issue 21: the customer's words are kept in the personal-data store
+    # under this subject (kind "message", clients/failed_delivery.py
+    # relay_customer_reply) and `message` is empty. None: `message` is the text.
+    message_subject_id: str | None = Field(default=None, pattern=r"^subj_[A-Za-z0-9_-]{8,64}$")
 
     @model_validator(mode="after")
     def _option_details(self) -> CustomerReply:

@@ -76,6 +76,22 @@ async def put_message(db: Executor, order_id: str, event_id: str, text: str) -> 
     )
 
 
+async def put_shipment_message(
+    db: Executor, shipment_id: str, order_id: str, event_id: str, text: str
+) -> str:
+    """Keep a customer's free-text reply about a parcel (a failed delivery);
+    returns its subject id. Owned by the shipment's subject (which holds the
+    customer's email), so a privacy request that finds the customer finds it."""
+    return await personal_data.put_subject(
+        db,
+        kind="message",
+        fields={"message": text},
+        subject_id=personal_data.subject_id_for("message", f"shipment/{shipment_id}/{event_id}"),
+        owner_id=personal_data.subject_id_for("shipment", shipment_id),
+        refs=[("order", order_id), ("shipment", shipment_id)],
+    )
+
+
 async def read_messages(db: Executor, subject_ids: list[str]) -> dict[str, str]:
     """Each message's text by subject id, in one query; an erased one reads
     ERASED_PLACEHOLDER, an unknown id is left out."""

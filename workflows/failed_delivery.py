@@ -263,7 +263,10 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
         if counts:
             self._state.customer_reply = reply
         text = ""
-        if reply.message:
+        if reply.message_subject_id is not None:
+            # Issue 21: the words are in the personal-data store, not here.
+            text = " (with a message, kept in the personal-data store)"
+        elif reply.message:
             private = workflow.patched(PATCH_REPLY_TEXT_PRIVATE)
             text = " (with a message, kept in the case)" if private else f": {reply.message}"
         self._case.audit(

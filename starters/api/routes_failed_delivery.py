@@ -14,6 +14,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Path, Query, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field
 
 from clients import failed_delivery
@@ -79,10 +80,11 @@ async def list_deliveries(
     summary="A failed delivery's current state",
 )
 async def get_delivery(
-    shipment_id: ShipmentId, principal: Reader, client: TemporalClient
+    shipment_id: ShipmentId, principal: Reader, client: TemporalClient, pool: DbPool
 ) -> FailedDeliveryState:
     state: FailedDeliveryState = await case_call(failed_delivery.get_delivery(client, shipment_id))
-    return state
+    # The customer's words are read back from the personal-data store (issue 21).
+    return await failed_delivery.with_reply_message(pool, state)
 
 
 @router.post(
@@ -122,9 +124,25 @@ async def decide_delivery(
     summary="The customer's answer to the delivery options",
 )
 async def customer_reply(
-    shipment_id: ShipmentId, body: CustomerReply, principal: Relay, client: TemporalClient
+    shipment_id: ShipmentId,
+    body: CustomerReply,
+    principal: Relay,
+    client: TemporalClient,
+    pool: DbPool,
 ) -> dict[str, str]:
-    await case_call(failed_delivery.relay_customer_reply(client, shipment_id, body))
+    if body.message_subject_id is not None:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "message_subject_id"),
+                    "msg": "set by Steward: send the customer's words in message",
+                }
+            ]
+        )
+    # Issue 21: the customer's words go to the personal-data store; the case
+    # gets the subject id.
+    await case_call(failed_delivery.relay_customer_reply(client, shipment_id, body, db=pool))
     return {"status": "accepted", "event_id": body.event_id}
 
 

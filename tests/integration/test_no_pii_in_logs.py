@@ -182,6 +182,7 @@ async def test_no_personal_value_in_logs_failures_or_tables(
             CustomerReply(
                 event_id=f"reply-{unique}", option=CustomerOption.RESCHEDULE, message=message
             ),
+            db=db_pool,
         )
         rows = await eventually(
             lambda: audit_store.list_by_case(db_pool, shipment.shipment_id),
@@ -190,6 +191,11 @@ async def test_no_personal_value_in_logs_failures_or_tables(
         )
         failed_sends = [r for r in rows if r.action == "customer_notification_failed"]
         assert failed_sends, "the bounced message is on record"
+        # The words are in the personal-data store, read back for a person.
+        delivery = await failed_delivery.get_delivery(client, shipment.shipment_id)
+        assert delivery.customer_reply is not None and delivery.customer_reply.message == ""
+        shown = await failed_delivery.with_reply_message(db_pool, delivery)
+        assert shown.customer_reply is not None and shown.customer_reply.message == message
 
         # Return: the customer's contact for the label and the refund.
         rma_id = f"RMA-{unique}"

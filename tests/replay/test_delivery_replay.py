@@ -52,6 +52,8 @@ RECORDED: dict[str, tuple[type, str]] = {
     "failed_delivery_business_hours_default": (FailedDeliveryWorkflow, "delivered"),
     # The `return-campaign-quota-back` patch: an employee-sale return gives the quota back.
     "return_employee_sale_quota_back": (ReturnWorkflow, "refunded"),
+    # Issue 21: the customer's reply carries its words by subject id.
+    "failed_delivery_reply_subject": (FailedDeliveryWorkflow, "delivered"),
 }
 
 

@@ -565,3 +565,15 @@ def test_a_customer_answer_may_not_name_its_own_message_subject(api: TestClient)
     assert fields(response) == {
         "message_subject_id": "set by Steward: send the customer's words in message"
     }
+
+
+def test_a_failed_delivery_reply_may_not_name_its_own_message_subject(api: TestClient) -> None:
+    response = api.post(
+        "/v1/failed-deliveries/SH-11/customer-reply",
+        json={"event_id": "e1", "option": "reschedule", "message_subject_id": "subj_abcdefgh1234"},
+        headers=auth("k-system"),
+    )
+    assert response.status_code == 422
+    assert fields(response) == {
+        "message_subject_id": "set by Steward: send the customer's words in message"
+    }

@@ -36,3 +36,26 @@ async def test_the_reply_text_stays_out_of_the_audit_trail(
     # The coordinator still reads it in the case.
     state = await handle.query(FailedDeliveryWorkflow.status)
     assert state.customer_reply is not None and state.customer_reply.message == MESSAGE
+
+
+async def test_a_reply_kept_in_the_personal_data_store_holds_only_its_subject_id(
+    harness: Harness, world: FakeWorld
+) -> None:
+    """Issue 21: the API keeps the words in the personal-data store and the
+    signal carries the subject id; the case and the audit hold no text."""
+    record = shipment(harness.now())
+    handle = await start(harness, record)
+    await wait_for_status(handle, FailedDeliveryStatus.AWAITING_CUSTOMER)
+    sent = reply(CustomerOption.RESCHEDULE, channel="email").model_copy(
+        update={"message_subject_id": "subj_reply-test-0001"}
+    )
+    await handle.signal(FailedDeliveryWorkflow.customer_replied, sent)
+    entry = await eventually(
+        lambda: next(iter(world.audit.entries("customer_replied", handle.id)), None),
+        what="the reply on record",
+    )
+    assert entry.reason == "reschedule via email (with a message, kept in the personal-data store)"
+    state = await handle.query(FailedDeliveryWorkflow.status)
+    assert state.customer_reply is not None
+    assert state.customer_reply.message == ""
+    assert state.customer_reply.message_subject_id == "subj_reply-test-0001"
