@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -338,3 +339,61 @@ async def test_a_history_correction_is_audited_before_and_after(
     assert shown.status_code == 200
     assert shown.json()["customer_fingerprint"] == fingerprint
     assert (shown.json()["completed_orders"], shown.json()["returns"]) == (6, 2)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_cli_changes_the_lists_through_the_api_as_the_key(
+    clean_db: asyncpg.Pool,
+    integration_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from starters import api_client, cli
+    from tests.integration.test_cli_through_api import LoopBridge
+
+    settings = integration_settings.model_copy(update={"data_dir": tmp_path})
+    app = create_app(
+        settings,
+        client=None,
+        pool=clean_db,
+        api_keys=ApiKeyStore.from_mapping(KEYS),
+        codec=EncryptionCodec(Keyring.generate()),
+    )
+    bridge = LoopBridge(app, asyncio.get_running_loop())
+    monkeypatch.setattr(
+        api_client, "cli_client", lambda: api_client.ApiClient.from_environment(transport=bridge)
+    )
+    runner = CliRunner()
+
+    async def steward(key: str, *args: str) -> Any:
+        env = {
+            "STEWARD_API_KEY": key,
+            "STEWARD_API_URL": "http://steward.test",
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+        }
+        return await asyncio.to_thread(runner.invoke, cli.app, list(args), env=env)
+
+    block = ("risk", "block", "add", "--kind", "device", "--value", "dev-stolen-1")
+    added = await steward("rk-coord", *block, "--reason", "account_takeover")
+    assert added.exit_code == 0, added.output
+    fingerprint = identity_hash(IdentityKind.DEVICE, "dev-stolen-1")
+    assert "risk_block_list_added" in added.output and fingerprint in added.output
+    listed = await steward("rk-auditor", "risk", "block", "list")
+    assert listed.exit_code == 0 and fingerprint in listed.output
+    # Unblocking is a manager's: the coordinator's key is refused with the API's reason.
+    unblock = ("risk", "block", "remove", "--kind", "device", "--fingerprint", fingerprint)
+    refused = await steward("rk-coord", *unblock, "--reason", "false_positive")
+    assert refused.exit_code == 1
+    assert "not allowed" in refused.output and "manager" in refused.output
+    removed = await steward("rk-manager", *unblock, "--reason", "false_positive")
+    assert removed.exit_code == 0, removed.output
+    rows = [(r["action"], r["actor"], r["role"]) for r in await _audit(clean_db)]
+    assert rows == [
+        ("risk_block_list_added", "alice", "coordinator"),
+        ("risk_block_list_removed", "marc", "manager"),
+    ]
+    shown = await steward("rk-auditor", "risk", "history", "show", "C-778120")
+    assert shown.exit_code == 0 and "completed_orders" in shown.output
