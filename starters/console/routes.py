@@ -632,6 +632,17 @@ async def _apply_more(
         else:
             return False
         return True
+    if process == "campaign" and action == "campaign-request-resolution":
+        cp = routes_campaign
+        _allow(principal, cp.Preparer)
+        await cp.resolve_request(
+            campaign_id=key,
+            request_id=fields.pop("request_id", ""),
+            body=cp.ResolutionBody.model_validate(fields),
+            principal=principal,
+            client=client,
+        )
+        return True
     if process == "campaign" and action.startswith("campaign-"):
         cp = routes_campaign
         _allow(principal, cp.Manager)

@@ -312,7 +312,7 @@ def decision_forms(process: str, status: str, role: Role, state: Any = None) -> 
         )
     forms += _fulfilment_forms(process, status, role, state)
     forms += _ops_request_forms(process, status, role, state)
-    forms += _campaign_forms(process, status, role)
+    forms += _campaign_forms(process, status, role, state)
     forms += _privacy_request_forms(process, status, role)
     return forms
 
@@ -555,9 +555,55 @@ def _ops_request_forms(process: str, status: str, role: Role, state: Any) -> lis
     return forms
 
 
-def _campaign_forms(process: str, status: str, role: Role) -> list[DecisionForm]:
-    if process != "campaign" or role is not Role.MANAGER:
+def _campaign_forms(process: str, status: str, role: Role, state: Any) -> list[DecisionForm]:
+    if process != "campaign":
         return []
+    forms = _campaign_request_forms(status, role, state)
+    if role is not Role.MANAGER:
+        return forms
+    return forms + _campaign_manager_forms(status)
+
+
+def _campaign_request_forms(status: str, role: Role, state: Any) -> list[DecisionForm]:
+    """A collaborator's gift or after-sales request: its owner role (or a
+    manager) ships it or refuses it, while the campaign runs."""
+    from domain.campaign import RequestOutcome
+
+    if status in ("reconciled", "cancelled") or role not in (Role.COORDINATOR, Role.MANAGER):
+        return []
+    open_requests = [
+        r
+        for r in dict(getattr(state, "requests", None) or {}).values()
+        if r.outcome is None and role in (r.owner_role, Role.MANAGER)
+    ]
+    if not open_requests:
+        return []
+    return [
+        DecisionForm(
+            "campaign-request-resolution",
+            "Resolve a collaborator's request",
+            "Record resolution",
+            (
+                FormField(
+                    "request_id",
+                    "Request",
+                    "select",
+                    tuple(
+                        Choice(
+                            r.request_id, f"{r.request_id} ({_enum(r.kind)}, due {_when(r.due_at)})"
+                        )
+                        for r in sorted(open_requests, key=lambda r: r.due_at)
+                    ),
+                    True,
+                ),
+                FormField("outcome", "Outcome", "select", _choices(list(RequestOutcome)), True),
+                FormField("reason", "Reason", "textarea", hint="Required to refuse."),
+            ),
+        )
+    ]
+
+
+def _campaign_manager_forms(status: str) -> list[DecisionForm]:
     reason = FormField("reason", "Reason", "textarea")
     if status == "awaiting_approval":
         return [

@@ -458,10 +458,22 @@ async def test_a_manager_approves_a_campaign_another_person_prepared(
         lambda: state_of(api, campaign), lambda s: s["status"] == "scheduled", what="scheduled"
     )
     assert state["approved_by"] == "marc"
+    # A collaborator's gift request, filed at the desk: the manager ships it from the page.
+    request_id = f"GR-{uuid.uuid4().hex[:8]}"
+    gift = {"request_id": request_id, "employee_id": "E0001", "kind": "gift",
+            "description": "a wallet for a colleague's farewell"}  # fmt: skip
+    filed = await api.post(f"{campaign}/requests", json=gift, headers=ALICE)
+    assert filed.status_code == 201, filed.text
     await page.open(f"/console/cases/campaign:{p.campaign_id}")
     assert await page.text("#status") == "scheduled"
     assert "Close early or extend" in await page.text("#campaign-window-h")
     await page.shot("scheduled")
+    await page.choose("#campaign-request-resolution-request_id", request_id)
+    await page.choose("#campaign-request-resolution-outcome", "shipped")
+    await page.click("#campaign-request-resolution button[type=submit]")
+    assert await page.text("#done") == "Decision recorded."
+    resolved = (await state_of(api, campaign))["requests"][request_id]
+    assert (resolved["outcome"], resolved["resolved_by"]) == ("shipped", "marc")
 
 
 async def test_a_coordinator_rejects_a_privacy_request_s_requester(

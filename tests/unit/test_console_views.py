@@ -338,3 +338,35 @@ def test_a_dispute_steward_could_not_resolve_is_offered_the_link_to_its_order() 
     assert actions(Role.MANAGER, "open", "FR-1") == []  # linked already
     assert actions(Role.FINANCE, "open", None) == []
     assert actions(Role.COORDINATOR, "won", None) == []  # closed
+
+
+def test_a_campaign_s_open_requests_are_resolved_by_their_owner_role_or_a_manager() -> None:
+    from domain.campaign import RequestState
+
+    def request(request_id: str, outcome: str | None = None) -> RequestState:
+        return RequestState.model_validate(
+            {
+                "request_id": request_id,
+                "kind": "gift",
+                "owner_role": "coordinator",
+                "opened_by": "alice",
+                "opened_at": NOW,
+                "due_at": NOW + timedelta(days=5),
+                "outcome": outcome,
+            }
+        )
+
+    state = _State(requests={"GR-1": request("GR-1"), "GR-0": request("GR-0", "shipped")})
+
+    def offered(role: Role, status: str = "open") -> dict[str, list[str]]:
+        return {
+            f.action: [c.value for c in f.fields[0].choices]
+            for f in views.decision_forms("campaign", status, role, state)
+        }
+
+    assert offered(Role.COORDINATOR) == {"campaign-request-resolution": ["GR-1"]}
+    manager = offered(Role.MANAGER)
+    assert manager["campaign-request-resolution"] == ["GR-1"]
+    assert "campaign-close-now" in manager
+    assert offered(Role.FINANCE) == {}
+    assert offered(Role.COORDINATOR, "reconciled") == {}
