@@ -25,13 +25,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from temporalio.client import Client
 
+from activities.campaign import seed_demo_sale_world
+from clients import campaign as campaign_client
 from clients import chargeback, ops_request
 from clients import order_review as review_client
 from clients import returns as returns_client
+from domain.campaign import (
+    ROSTER_COLUMNS,
+    ApprovalInput,
+    CampaignOrderLine,
+    CampaignOrderRequest,
+    CampaignParameters,
+    CampaignStatus,
+    PriceLine,
+    Quota,
+    SubmitInput,
+    parse_roster,
+    schedule_for,
+)
 from domain.chargeback import DisputeEvent, DisputePolicy
 from domain.chargeback.codes import DisputeEventKind, ResponseAction
 from domain.chargeback.lifecycle import RespondInput
@@ -49,7 +65,7 @@ from domain.ops_request import (
     RootCause,
 )
 from domain.ops_request import ClaimInput as OpsClaimInput
-from domain.orders import Order
+from domain.orders import ItemCategory, Order
 from domain.returns import (
     CLOSED_RETURN_STATUSES,
     FinanceApprovalInput,
@@ -71,6 +87,7 @@ from starters.simulator import (
     seed_signals,
     send_orders,
 )
+from store import campaign as campaign_store
 from store import cases
 from store import disputes as dispute_store
 from workers.settings import Settings
@@ -421,6 +438,170 @@ async def ops_desk_requests(
     return report
 
 
+# The employee sale simulate runs: the demo world's SKUs (activities/campaign.py).
+SALE_PRICES: tuple[tuple[str, str, ItemCategory, int, int], ...] = (
+    ("HB-TOTE-MM-NOIR", "Tote MM, black", ItemCategory.HANDBAGS, 245_000, 122_500),
+    ("SLG-WALLET-NOIR", "Compact wallet, black", ItemCategory.SMALL_LEATHER_GOODS, 60_000, 30_000),
+    ("ACC-SCARF-90-SOIE", "Silk scarf 90", ItemCategory.ACCESSORIES, 45_000, 22_500),
+)
+SALE_EMPLOYEES = 8
+SALE_WAIT_SECONDS = 30.0
+
+
+@dataclass
+class CampaignReport:
+    campaign_id: str = ""
+    started: bool = False
+    status: str = ""
+    orders_accepted: int = 0
+    orders_refused: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def _campaign_status(
+    client: Client, campaign_id: str, wanted: set[CampaignStatus], wait_seconds: float
+) -> CampaignStatus:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        status = (await campaign_client.get_campaign(client, campaign_id)).status
+        if status in wanted or loop.time() >= deadline:
+            return status
+        await asyncio.sleep(0.2)
+
+
+async def run_employee_sale(
+    client: Client,
+    pool: asyncpg.Pool,
+    templates: Sequence[Order],
+    *,
+    seed: int,
+    task_queue: str,
+    opens_in: timedelta = timedelta(seconds=4),
+) -> CampaignReport:
+    """A short employee sale: prepared and submitted by one coordinator,
+    approved by a manager (four eyes), opened on its timer, then a few
+    employees order (one over their quota is refused). The campaign stays
+    open for two hours; its id follows the seed and the day, so a second run
+    the same day finds it and sends nothing twice."""
+    day = datetime.now(UTC).strftime("%Y%m%d")
+    campaign_id = f"SIM-ES-{seed}-{day}"
+    report = CampaignReport(campaign_id=campaign_id)
+    if not templates:
+        return report
+    await seed_demo_sale_world(pool)
+    zone = ZoneInfo("Europe/Paris")
+    now = datetime.now(UTC)
+    entity = f"Maison Sim {seed}"
+
+    def local(at: datetime) -> datetime:
+        return at.astimezone(zone).replace(tzinfo=None, microsecond=0)
+
+    params = CampaignParameters(
+        campaign_id=campaign_id,
+        name=f"Simulated employee sale {day}",
+        timezone="Europe/Paris",
+        opens_local=local(now + opens_in),
+        closes_local=local(now + timedelta(hours=2)),
+        legal_entities=[entity],
+        countries=["FR"],
+        currency="EUR",
+        site="PAR-1",
+        quotas={"G1": Quota(max_units=2, max_amount_minor=2_000_000)},
+        prices=[
+            PriceLine(
+                sku=sku,
+                name=name,
+                category=category,
+                list_price_minor=list_price,
+                sale_price_minor=sale_price,
+                allocated_units=6,
+            )
+            for sku, name, category, list_price, sale_price in SALE_PRICES
+        ],
+    )
+    schedule = schedule_for(params)
+    try:
+        report.started = await campaign_client.start_campaign(
+            client, pool, params, schedule, COORDINATORS[0], task_queue
+        )
+        if not report.started:
+            return report
+        record = await campaign_store.get_campaign(pool, campaign_id)
+        rows = "".join(
+            f"SIM{seed}-E{n:03d},Employee {n},e{n}.{seed}@maison.example,{entity},FR,G1,"
+            "2020-01-06,\n"
+            for n in range(SALE_EMPLOYEES)
+        )
+        parsed = parse_roster(
+            (",".join(ROSTER_COLUMNS) + "\n" + rows).encode(),
+            params,
+            sale_opens=record.opens_at.date(),
+            sale_closes=record.closes_at.date(),
+        )
+        await campaign_store.import_roster(pool, campaign_id, parsed)
+        await campaign_client.submit(
+            client,
+            campaign_id,
+            SubmitInput(actor=COORDINATORS[0], role=Role.COORDINATOR),
+            update_id=f"simulate/{campaign_id}/submit",
+        )
+        await _campaign_status(
+            client, campaign_id, {CampaignStatus.AWAITING_APPROVAL}, SALE_WAIT_SECONDS
+        )
+        await campaign_client.approve(
+            client,
+            campaign_id,
+            ApprovalInput(
+                approve=True, acknowledge_warnings=True, actor=MANAGER, role=Role.MANAGER
+            ),
+            update_id=f"simulate/{campaign_id}/approve",
+        )
+        status = await _campaign_status(
+            client, campaign_id, {CampaignStatus.OPEN}, SALE_WAIT_SECONDS
+        )
+        report.status = status.value
+        if status is not CampaignStatus.OPEN:
+            report.errors.append(f"{campaign_id}: {status.value}, not open")
+            return report
+        rng = random.Random(seed * 41 + 3)
+        prices = {sku: sale for sku, _n, _c, _l, sale in SALE_PRICES}
+        for n in range(SALE_EMPLOYEES - 2):
+            template = templates[n % len(templates)]
+            # The last one asks for three units: over the quota of two.
+            lines = (
+                [(SALE_PRICES[0][0], 3)]
+                if n == SALE_EMPLOYEES - 3
+                else [(sku, 1) for sku in rng.sample(list(prices), rng.randint(1, 2))]
+            )
+            order_id = f"{campaign_id}-{n:03d}"
+            amount = sum(prices[sku] * quantity for sku, quantity in lines)
+            request = CampaignOrderRequest(
+                order_id=order_id,
+                employee_id=f"SIM{seed}-E{n:03d}",
+                lines=[CampaignOrderLine(sku=sku, quantity=q) for sku, q in lines],
+                shipping_address=template.shipping_address,
+                payment=template.payment.model_copy(
+                    update={
+                        "authorisation_ref": f"auth-{order_id}",
+                        "amount_minor": amount,
+                        "currency": params.currency,
+                    }
+                ),
+                device=template.device,
+            )
+            decision = await campaign_client.place_order(
+                client, pool, campaign_id, request, task_queue
+            )
+            if decision.accepted:
+                report.orders_accepted += 1
+            else:
+                report.orders_refused += 1
+    except Exception as err:  # reported; the rest of the run goes on
+        report.errors.append(f"{campaign_id}: {type(err).__name__}: {err}")
+    return report
+
+
 @dataclass
 class SimulationReport:
     seeded: SeedReport
@@ -435,6 +616,7 @@ class SimulationReport:
         default_factory=fulfilment_simulator.WarehouseReport
     )
     ops: OpsReport = field(default_factory=OpsReport)
+    campaign: CampaignReport = field(default_factory=CampaignReport)
 
 
 async def run_simulation(
@@ -517,4 +699,12 @@ async def run_simulation(
     )
     report.ops = await ops_desk_requests(client, pool, released, seed=seed, task_queue=task_queue)
     say(f"ops desk: {report.ops.opened} requests opened · {report.ops.resolved} resolved")
+    report.campaign = await run_employee_sale(
+        client, pool, released, seed=seed, task_queue=task_queue
+    )
+    say(
+        f"employee sale {report.campaign.campaign_id}: {report.campaign.status or 'not started'}"
+        f" · orders accepted {report.campaign.orders_accepted} · refused "
+        f"{report.campaign.orders_refused}"
+    )
     return report
