@@ -357,6 +357,7 @@ async def _case_context(
     from store import audit as audit_store
     from store import cases as case_store
     from store import ledger
+    from store import tasks as task_store
 
     process, sep, key = workflow_id.partition(":")
     if not sep or not key or len(workflow_id) > 300:
@@ -373,6 +374,17 @@ async def _case_context(
     order_id = _order_of(process, key, state)
     totals = await ledger.totals_for_order(pool, order_id) if order_id else None
     audit = await audit_store.list_by_case(pool, case_id, process=process)
+    tasks = await task_store.list_for_workflow(pool, workflow_id)
+    role = session.principal.role
+    running = True
+    if any(t.closed_at is None and t.awaited_role is role for t in tasks):
+        # Whether a task of the role may be resolved here (docs/tasks.md).
+        from clients.task_resolution import process_running
+
+        try:
+            running = await process_running(request.app.state.client, workflow_id)
+        except CaseUnavailable:
+            running = True  # unknown: offer only the handed-off kinds
     settings = request.app.state.settings
     ui = f"{request.url.scheme}://{request.url.hostname}:{settings.temporal_ui_port}"
     view = views.case_view(
@@ -386,6 +398,8 @@ async def _case_context(
         audit=audit,
         temporal_ui=ui,
         namespace=settings.temporal_namespace,
+        tasks=tasks,
+        process_running=running,
     )
     return {**_base(request, session), "case": view, "nonce": uuid.uuid4().hex}
 
@@ -519,6 +533,32 @@ async def _apply(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="no such decision on this case")
 
 
+async def _resolve_task(
+    request: Request, principal: Principal, workflow_id: str, form: dict[str, str]
+) -> bool:
+    """A task of this case no process will close, through the API's route
+    (its role check: the role the task awaits; its 409 while the process runs)."""
+    from domain.task_resolution import TaskResolutionBody
+    from starters.api import routes_work
+
+    task_id = form.get("task_id", "")
+    if not task_id.startswith(f"{workflow_id}/"):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="task_id: not a task of this case"
+        )
+    body = TaskResolutionBody.model_validate(
+        {"outcome": form.get("outcome", ""), "reason": form.get("reason", "")}
+    )
+    await routes_work.resolve(
+        task_id=task_id,
+        body=body,
+        principal=principal,
+        pool=request.app.state.pool,
+        client=request.app.state.client,
+    )
+    return True
+
+
 def _allow(principal: Principal, principal_type: Any) -> None:
     """The role check of the API route whose principal parameter is
     `principal_type` (the console calls the route function directly)."""
@@ -554,6 +594,8 @@ async def _apply_more(
 
     client = request.app.state.client
     action = form.get("action", "")
+    if action == "task-resolution":
+        return await _resolve_task(request, principal, f"{process}:{key}", form)
     # One idempotency key per page render and form: a double submit applies
     # once, another form of the same page is another decision.
     nonce = f"{form['nonce']}-{action}" if form.get("nonce") else None

@@ -679,6 +679,52 @@ def _privacy_request_forms(process: str, status: str, role: Role) -> list[Decisi
     ]
 
 
+def task_forms(
+    tasks: Sequence[TaskRow], role: Role, *, process_running: bool
+) -> list[DecisionForm]:
+    """Close a task no process will close (docs/tasks.md): a handed-off kind
+    (a reversed capture, a failed step write...) at any time, any other task
+    once its process no longer runs; only the role it awaits (the API checks
+    both again)."""
+    from domain.task_resolution import HANDED_OFF_KINDS, TaskResolutionOutcome
+
+    open_tasks = [
+        t
+        for t in tasks
+        if t.closed_at is None
+        and t.awaited_role is role
+        and (t.kind in HANDED_OFF_KINDS or not process_running)
+    ]
+    if not open_tasks:
+        return []
+    return [
+        DecisionForm(
+            "task-resolution",
+            "Resolve a task no process will close",
+            "Resolve task",
+            (
+                FormField(
+                    "task_id",
+                    "Task",
+                    "select",
+                    tuple(Choice(t.task_id, f"{t.title} ({t.kind})") for t in open_tasks),
+                    True,
+                ),
+                FormField(
+                    "outcome", "Outcome", "select", _choices(list(TaskResolutionOutcome)), True
+                ),
+                FormField(
+                    "reason",
+                    "What was done or found",
+                    "textarea",
+                    required=True,
+                    hint="Kept in the audit log. Nothing moves money here.",
+                ),
+            ),
+        )
+    ]
+
+
 # ---------------------------------------------------------------- case page
 
 
@@ -945,6 +991,8 @@ def case_view(
     audit: Sequence[AuditRow],
     temporal_ui: str,
     namespace: str,
+    tasks: Sequence[TaskRow] = (),
+    process_running: bool = True,
 ) -> CaseView:
     s: Any = state
     status = _enum(s.status) if s is not None else (row.status if row else "unknown")
@@ -995,6 +1043,7 @@ def case_view(
         for a in audit
     ]
     view.forms = decision_forms(process, status, role, s)
+    view.forms += task_forms(tasks, role, process_running=process_running)
     view.temporal_url = (
         f"{temporal_ui}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id, safe='')}"
     )
@@ -1010,4 +1059,5 @@ __all__ = [
     "mask_email",
     "mask_phone",
     "queue_rows",
+    "task_forms",
 ]

@@ -39,6 +39,7 @@ KEYS = {
     "it-ops": ("olivia", Role.OPS),  # wait_for_status reads with it
     "co-alice": ("alice", Role.COORDINATOR),
     "co-audrey": ("audrey", Role.AUDITOR),
+    "co-fiona": ("fiona", Role.FINANCE),
 }
 SYSTEM = {"Authorization": "Bearer it-system"}
 
@@ -313,3 +314,76 @@ async def test_a_coordinator_links_an_unresolved_dispute_to_its_order_through_th
     assert (await api.get(path, headers=reader)).json()["order_id"] == order_id
     after = await api.get(linked.headers["location"])
     assert 'id="chargeback-link"' not in after.text  # linked: the form is gone
+
+
+async def test_finance_resolves_a_task_no_process_closes_from_the_case_page(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from domain.audit import CaseStatusInput
+    from domain.tasks import OpenTaskInput
+    from store import cases
+    from store import tasks as task_store
+
+    order_id = new_order_id("CT")
+    workflow_id = f"order-review:{order_id}"
+    now = datetime.now(UTC)
+    await cases.upsert(
+        db_pool,
+        CaseStatusInput(
+            workflow_id=workflow_id,
+            process="order-review",
+            case_id=order_id,
+            status="released",
+            updated_at=now,
+        ),
+    )
+    task_id = f"{workflow_id}/capture_reversed/1"
+    await task_store.open(
+        db_pool,
+        OpenTaskInput(
+            task_id=task_id,
+            process="order-review",
+            case_id=order_id,
+            workflow_id=workflow_id,
+            kind="capture_reversed",
+            title=f"Capture of {order_id} reversed by the provider",
+            awaited_role=Role.FINANCE,
+            due_at=now + timedelta(hours=4),
+        ),
+    )
+    case_url = f"/console/cases/{workflow_id}"
+    await sign_in(api, "co-alice")  # not the role the task awaits: no form
+    page = await api.get(case_url)
+    assert page.status_code == 200 and 'id="task-resolution"' not in page.text
+    await api.post("/console/logout", data={"csrf": csrf_of(page)})
+
+    await sign_in(api, "co-fiona")
+    page = await api.get(case_url)
+    assert 'id="task-resolution"' in page.text
+    resolution = {"action": "task-resolution", "outcome": "handled"}
+    other = await api.post(
+        case_url,
+        data={"csrf": csrf_of(page), **resolution, "task_id": "return:RMA-1/x/1", "reason": "x"},
+    )
+    assert other.status_code == 422 and "task_id: not a task of this case" in other.text
+    no_reason = await api.post(
+        case_url, data={"csrf": csrf_of(page), **resolution, "task_id": task_id, "reason": ""}
+    )
+    assert no_reason.status_code == 422 and "Refused: reason:" in no_reason.text
+    done = await api.post(
+        case_url,
+        data={
+            "csrf": csrf_of(page),
+            **resolution,
+            "task_id": task_id,
+            "reason": "captured again by hand in the dashboard",
+        },
+    )
+    assert done.status_code == 303, done.text
+    closed = await task_store.get(db_pool, task_id)
+    assert closed is not None and closed.closed_by == "fiona"
+    rows = await audit_store.list_by_case(db_pool, order_id)
+    assert ("fiona", "task_resolved") in [(r.actor, r.action) for r in rows]
+    assert 'id="task-resolution"' not in (await api.get(done.headers["location"])).text

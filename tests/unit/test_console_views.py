@@ -370,3 +370,30 @@ def test_a_campaign_s_open_requests_are_resolved_by_their_owner_role_or_a_manage
     assert "campaign-close-now" in manager
     assert offered(Role.FINANCE) == {}
     assert offered(Role.COORDINATOR, "reconciled") == {}
+
+
+def test_a_task_no_process_closes_is_offered_to_the_role_it_awaits() -> None:
+    tasks = [
+        task("FR-7", timedelta(hours=1), kind="capture_reversed", awaited_role=Role.FINANCE),
+        task("FR-7", timedelta(hours=2), kind="order_review", awaited_role=Role.FINANCE),
+        task(
+            "FR-7",
+            timedelta(hours=3),
+            kind="amount_mismatch",
+            awaited_role=Role.FINANCE,
+            closed_at=NOW,
+        ),
+    ]
+    tasks = [t.model_copy(update={"task_id": f"order-review:FR-7/{t.kind}/1"}) for t in tasks]
+
+    def offered(role: Role, *, running: bool) -> list[str]:
+        forms = views.task_forms(tasks, role, process_running=running)
+        return [c.value for f in forms for c in f.fields[0].choices]
+
+    # A handed-off kind whatever the process does; its own task once it ended.
+    assert offered(Role.FINANCE, running=True) == ["order-review:FR-7/capture_reversed/1"]
+    assert offered(Role.FINANCE, running=False) == [
+        "order-review:FR-7/capture_reversed/1",
+        "order-review:FR-7/order_review/1",
+    ]
+    assert offered(Role.COORDINATOR, running=False) == []
