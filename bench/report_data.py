@@ -91,6 +91,7 @@ class Seeder:
     disputes: list[tuple[Any, ...]] = field(default_factory=list)
     claims: list[tuple[Any, ...]] = field(default_factory=list)
     orders: list[tuple[Any, ...]] = field(default_factory=list)
+    wms: list[tuple[Any, ...]] = field(default_factory=list)
     _sequence: dict[str, int] = field(default_factory=dict)
 
     def case(
@@ -245,6 +246,10 @@ class Seeder:
         }
         self.orders.append((order_id, document, f"order:{order_id}"))
 
+    def warehouse_event(self, order_id: str, kind: str, at: datetime) -> None:
+        """One WMS event as the warehouse webhook records it (once per event id)."""
+        self.wms.append((f"wms-{order_id}-{kind}-{len(self.wms)}", order_id, kind, at, True))
+
     async def write(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire() as conn:
             # COPY speaks PostgreSQL's binary format, where the store's jsonb
@@ -264,13 +269,26 @@ class Seeder:
                 ("disputes", _DISPUTES, self.disputes),
                 ("carrier_claim_ledger", _CLAIM_LEDGER, self.claims),
                 ("fulfilment_orders", ("order_id", "document", "subject_id"), self.orders),
+                (
+                    "warehouse_events",
+                    ("event_id", "order_id", "kind", "occurred_at", "routed"),
+                    self.wms,
+                ),
             ):
                 if rows:
                     await conn.copy_records_to_table(table, records=rows, columns=columns)
             await conn.set_type_codec(
                 "jsonb", schema="pg_catalog", encoder=dumps, decoder=json.loads, format="text"
             )
-        for rows in (self.cases, self.audit, self.tasks, self.disputes, self.claims, self.orders):
+        for rows in (
+            self.cases,
+            self.audit,
+            self.tasks,
+            self.disputes,
+            self.claims,
+            self.orders,
+            self.wms,
+        ):
             rows.clear()
 
 
@@ -280,6 +298,10 @@ MARKETS = ("FR", "GB", "IT", "US", "DE")
 ROUTINGS = (("auto_accept", 0.8), ("review", 0.15), ("auto_decline", 0.05))
 COORDINATORS = ("alice", "bob", "chloe", "dmitri")
 RETURN_REASONS = ("too_small", "too_large", "defective", "no_longer_wanted", "colour_differs")
+CATEGORIES = ("handbags", "shoes", "ready_to_wear", "small_leather_goods", "watches")
+WMS_STEPS = ("allocated", "picking_started", "packing_started", "packed", "handed_to_carrier")
+# One released order in this many is followed through the warehouse (fulfilment case).
+FULFILMENT_EVERY = 5
 
 
 def synthetic(seeder: Seeder, cases: int, start: datetime, span: timedelta, seed: int = 7) -> None:
@@ -407,6 +429,16 @@ def _review(seeder: Seeder, rng: random.Random, order: str, market: str, at: dat
                 wf, "status_changed", decided, reason="declined", after={"status": "cancelled"}
             )
 
+    if seeder.cases[-1][3] == "released":  # not declined by a coordinator
+        # Its lines as fulfilment keeps them (the returns report's categories);
+        # a SKU's category follows its number, as a catalogue would.
+        skus = {rng.randrange(50) for _ in range(rng.randint(1, 2))}
+        seeder.released_order(
+            order, [(f"SKU-{k}", CATEGORIES[k % len(CATEGORIES)], 1) for k in skus]
+        )
+        if rng.randrange(FULFILMENT_EVERY) == 0:
+            _fulfilment(seeder, rng, order, market, at)
+
 
 def _return(seeder: Seeder, rng: random.Random, rma: str, market: str, at: datetime) -> None:
     refunded = rng.random() < 0.7
@@ -432,3 +464,20 @@ def _return(seeder: Seeder, rng: random.Random, rma: str, market: str, at: datet
         seeder.step(
             wf, "refund_issued", at + timedelta(days=4, hours=rng.randrange(24)), order_id=order
         )
+
+
+def _fulfilment(seeder: Seeder, rng: random.Random, order: str, market: str, at: datetime) -> None:
+    wf = seeder.case("fulfilment", order, "handed_to_carrier", at, market=market)
+    if rng.random() < 0.1:
+        seeder.step(wf, "hold_placed", at, after={"handle": f"h-{order}", "reason": "outbound_qc"})
+        seeder.step(wf, "qc_pass", at + timedelta(hours=2))
+        seeder.step(
+            wf,
+            "hold_released",
+            at + timedelta(hours=2),
+            after={"handle": f"h-{order}", "reason": "outbound_qc"},
+        )
+    when = at
+    for kind in WMS_STEPS:
+        when += timedelta(minutes=rng.randrange(10, 600))
+        seeder.warehouse_event(order, kind, when)

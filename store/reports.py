@@ -499,17 +499,27 @@ WITH f AS (
     WHERE c.process = 'fulfilment' AND c.created_at >= $1 AND c.created_at < $2
       AND ($3::text IS NULL OR c.market = $3)
       AND {channel}
+), steps AS (
+    -- One grouped pass over the entries the report reads (not one query per case).
+    SELECT a.workflow_id,
+           jsonb_agg(jsonb_build_object('action', a.action, 'at', a.occurred_at,
+                                        'after', a.after) ORDER BY a.id) AS steps
+    FROM audit_log a
+    WHERE a.process = 'fulfilment' AND a.occurred_at >= $1 AND a.action = ANY($5::text[])
+      AND a.workflow_id IN (SELECT workflow_id FROM f)
+    GROUP BY a.workflow_id
+), wms AS (
+    -- The warehouse's own times, once per event id.
+    SELECT w.order_id,
+           jsonb_agg(jsonb_build_array(w.kind, w.occurred_at) ORDER BY w.occurred_at) AS wms
+    FROM warehouse_events w
+    WHERE w.order_id IN (SELECT case_id FROM f)
+    GROUP BY w.order_id
 )
-SELECT f.*,
-       (SELECT jsonb_agg(jsonb_build_object('action', a.action, 'at', a.occurred_at,
-                                            'after', a.after) ORDER BY a.id)
-        FROM audit_log a
-        WHERE a.workflow_id = f.workflow_id AND a.process = 'fulfilment'
-          AND a.action = ANY($5::text[])) AS steps,
-       -- The warehouse's own times, once per event id.
-       (SELECT jsonb_agg(jsonb_build_array(w.kind, w.occurred_at) ORDER BY w.occurred_at)
-        FROM warehouse_events w WHERE w.order_id = f.case_id) AS wms
+SELECT f.*, steps.steps, wms.wms
 FROM f
+LEFT JOIN steps ON steps.workflow_id = f.workflow_id
+LEFT JOIN wms ON wms.order_id = f.case_id
 """.format(channel=_CHANNEL_OF.format(order="c.case_id"))
 
 
