@@ -658,7 +658,7 @@ async def test_a_return_through_steward_gives_the_quota_back_once_when_its_step_
             state = await handle.query(ReturnWorkflow.status)
             return state.tracking_number
 
-        number = await eventually(tracking, bool, timeout=20, what="the return label")
+        number = await eventually(tracking, bool, timeout=60, what="the return label")
         for n, kind in enumerate(
             (CarrierEventKind.IN_TRANSIT, CarrierEventKind.DELIVERED_TO_WAREHOUSE)
         ):
