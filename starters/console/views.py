@@ -176,6 +176,16 @@ def _choices(values: Sequence[Any]) -> tuple[Choice, ...]:
     return tuple(Choice(str(v.value), str(v.value).replace("_", " ")) for v in values)
 
 
+# A required select of the later forms starts blank, so a decision is never
+# taken by submitting the first option unread (the browser and the API both
+# refuse the blank).
+BLANK = Choice("", "— choose —")
+
+
+def _pick(values: Sequence[Any]) -> tuple[Choice, ...]:
+    return (BLANK, *_choices(values))
+
+
 def decision_forms(process: str, status: str, role: Role, state: Any = None) -> list[DecisionForm]:
     """The decisions `role` may take on a case of `process` in `status`, as
     the API allows them (the workflow still has the last word). `state`, the
@@ -347,7 +357,7 @@ def _fulfilment_forms(process: str, status: str, role: Role, state: Any) -> list
                 "fulfilment-place-hold",
                 "Place a hold",
                 "Place hold",
-                (FormField("reason", "Reason", "select", _choices(list(HoldReason)), True), note),
+                (FormField("reason", "Reason", "select", _pick(list(HoldReason)), True), note),
             )
         )
     holds = [h for h in getattr(state, "holds", []) if h.active]
@@ -406,7 +416,7 @@ def _fulfilment_forms(process: str, status: str, role: Role, state: Any) -> list
                 "Special delivery",
                 "Arrange delivery",
                 (
-                    FormField("kind", "Kind", "select", _choices(list(SpecialDeliveryKind)), True),
+                    FormField("kind", "Kind", "select", _pick(list(SpecialDeliveryKind)), True),
                     FormField("window_start", "Window start (timed)", "text", hint=ISO_HINT),
                     FormField("window_end", "Window end (timed)", "text", hint=ISO_HINT),
                     FormField("carrier", "Carrier (named carrier)", "text"),
@@ -430,7 +440,7 @@ def _fulfilment_forms(process: str, status: str, role: Role, state: Any) -> list
                 "Outbound QC decision",
                 "Record QC decision",
                 (
-                    FormField("outcome", "Outcome", "select", _choices(outcomes), True),
+                    FormField("outcome", "Outcome", "select", _pick(outcomes), True),
                     FormField(
                         "checklist",
                         "Checklist checked (one item per line)",
@@ -512,7 +522,7 @@ def _ops_request_forms(process: str, status: str, role: Role, state: Any) -> lis
                         "approved",
                         "Approve the write-off",
                         "select",
-                        (Choice("true", "approve"), Choice("false", "refuse")),
+                        (BLANK, Choice("true", "approve"), Choice("false", "refuse")),
                         True,
                     ),
                     FormField("note", "Note for the audit trail", "textarea"),
@@ -531,10 +541,8 @@ def _ops_request_forms(process: str, status: str, role: Role, state: Any) -> lis
                 "Resolve",
                 "Resolve",
                 (
-                    FormField("outcome", "Outcome", "select", _choices(list(OutcomeCode)), True),
-                    FormField(
-                        "root_cause", "Root cause", "select", _choices(list(RootCause)), True
-                    ),
+                    FormField("outcome", "Outcome", "select", _pick(list(OutcomeCode)), True),
+                    FormField("root_cause", "Root cause", "select", _pick(list(RootCause)), True),
                     *(
                         (
                             FormField(
@@ -596,7 +604,7 @@ def _campaign_request_forms(status: str, role: Role, state: Any) -> list[Decisio
                     ),
                     True,
                 ),
-                FormField("outcome", "Outcome", "select", _choices(list(RequestOutcome)), True),
+                FormField("outcome", "Outcome", "select", _pick(list(RequestOutcome)), True),
                 FormField("reason", "Reason", "textarea", hint="Required to refuse."),
             ),
         )
@@ -616,7 +624,7 @@ def _campaign_manager_forms(status: str) -> list[DecisionForm]:
                         "approve",
                         "Decision",
                         "select",
-                        (Choice("true", "approve"), Choice("false", "refuse")),
+                        (BLANK, Choice("true", "approve"), Choice("false", "refuse")),
                         True,
                     ),
                     FormField(
@@ -667,7 +675,7 @@ def _privacy_request_forms(process: str, status: str, role: Role) -> list[Decisi
             "Verify the requester",
             "Record verification",
             (
-                FormField("decision", "Decision", "select", _choices(list(VerifyDecision)), True),
+                FormField("decision", "Decision", "select", _pick(list(VerifyDecision)), True),
                 FormField(
                     "reason",
                     "How the identity was checked (or why not)",
@@ -710,9 +718,7 @@ def task_forms(
                     tuple(Choice(t.task_id, f"{t.title} ({t.kind})") for t in open_tasks),
                     True,
                 ),
-                FormField(
-                    "outcome", "Outcome", "select", _choices(list(TaskResolutionOutcome)), True
-                ),
+                FormField("outcome", "Outcome", "select", _pick(list(TaskResolutionOutcome)), True),
                 FormField(
                     "reason",
                     "What was done or found",

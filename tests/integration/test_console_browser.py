@@ -366,6 +366,15 @@ async def test_a_coordinator_holds_a_fulfilment_and_a_bad_address_is_refused_in_
     # The hold the coordinator placed is hers to release: the form offers it.
     assert hold["handle"] in await page.text("#fulfilment-release-hold-handle")
     await page.shot("held")
+    # At phone width the page with the most forms reads without sideways scrolling.
+    await page.run(browser.set_window_size, 375, 800)
+    await page.open(f"/console/cases/fulfilment:{order_id}")
+    overflow = await page.run(
+        browser.execute_script,
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+    )
+    assert overflow <= 0, f"{overflow} px wider than a phone"
+    await page.shot("fulfilment-phone")
 
 
 async def test_a_coordinator_resolves_an_ops_request_after_a_refused_escalation(

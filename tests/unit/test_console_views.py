@@ -272,7 +272,7 @@ def test_a_role_is_offered_only_the_holds_it_may_release_and_a_pending_qc() -> N
 
     coordinator = offered(Role.COORDINATOR)
     assert coordinator["fulfilment-release-hold"] == ["other-1"]  # fraud and QC: a manager's
-    assert coordinator["fulfilment-qc-decision"] == ["pass", "fail"]
+    assert coordinator["fulfilment-qc-decision"] == ["", "pass", "fail"]  # blank first
     manager = offered(Role.MANAGER)
     assert manager["fulfilment-release-hold"] == ["fraud-1", "outbound-qc", "other-1"]
     escalated = _State(holds=holds, qc=qc, escalated=True)
@@ -285,7 +285,7 @@ def test_a_role_is_offered_only_the_holds_it_may_release_and_a_pending_qc() -> N
         if f.action == "fulfilment-qc-decision"
     ]
     outcomes = [c.value for c in qc_form.fields[0].choices]
-    assert outcomes == ["pass", "fail", "cancel_refund", "wait"]
+    assert outcomes == ["", "pass", "fail", "cancel_refund", "wait"]
 
 
 def test_an_inventory_discrepancy_is_resolved_with_its_inventory_resolution() -> None:
@@ -397,3 +397,29 @@ def test_a_task_no_process_closes_is_offered_to_the_role_it_awaits() -> None:
         "order-review:FR-7/order_review/1",
     ]
     assert offered(Role.COORDINATOR, running=False) == []
+
+
+@pytest.mark.parametrize(
+    ("process", "status", "role"),
+    [
+        ("fulfilment", "released", Role.COORDINATOR),
+        ("ops-request", "open", Role.MANAGER),
+        ("ops-request", "awaiting_finance", Role.FINANCE),
+        ("campaign", "awaiting_approval", Role.MANAGER),
+        ("privacy-request", "awaiting_verification", Role.COORDINATOR),
+    ],
+)
+def test_the_later_forms_required_choices_start_blank(
+    process: str, status: str, role: Role
+) -> None:
+    """Submitting a form unread decides nothing: its required selects start
+    blank (the browser's `required` and the API both refuse a blank)."""
+    state = _State(holds=[], qc=None, escalated=False, type="other", requests={})
+    selects = [
+        field
+        for form in views.decision_forms(process, status, role, state)
+        for field in form.fields
+        if field.kind == "select" and field.required
+    ]
+    assert selects
+    assert all(field.choices[0].value == "" for field in selects)
