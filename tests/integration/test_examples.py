@@ -24,6 +24,7 @@ import uvicorn
 from temporalio.worker import Worker
 
 import workflows
+from activities.campaign import seed_demo_sale_world
 from starters.api.app import create_app
 from starters.api.openapi_examples import EXAMPLES, EXAMPLES_DIR
 from starters.client import connect
@@ -111,6 +112,7 @@ async def stack(integration_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[st
         await apply_migrations(pool)
         client = await connect(settings)
         seed_dev_api_keys(settings.data_dir)  # what `make up` does
+        await seed_demo_sale_world(pool)  # and this (the campaign example validates)
         app = create_app(settings, client=client, pool=pool)
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=settings.api_port, log_config=None)
