@@ -413,7 +413,7 @@ class FulfilmentStart:
             address_ref=own_subject,
             address_fingerprint=store.keyed_fingerprint(order.shipping_address),
             first_order=facts.completed_orders == 0,
-            prior_dispute_or_claim=facts.chargebacks > 0,
+            prior_dispute_or_claim=facts.chargebacks > 0 or facts.prior_claim,
             fraud_warning_ref=facts.fraud_warning_ref,
             vip=facts.vip,
         )

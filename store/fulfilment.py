@@ -25,6 +25,7 @@ from domain.fulfilment import (
     fulfilment_id,
     start_facts,
 )
+from domain.ids import CARRIER_CLAIM
 from domain.orders import Address, Order
 from domain.risk_rules import IdentityKind, identity_hash
 from store import audit as audit_store
@@ -219,10 +220,13 @@ class ReleaseFacts:
     # On the allow list as a VIP (risk_lists: list allow, kind customer, a
     # reason starting "vip", e.g. the risk team's `vip_customer`).
     vip: bool = False
+    # A carrier claim on one of the customer's earlier orders (its audit rows).
+    prior_claim: bool = False
 
 
 async def release_facts(db: Executor, customer_id: str, order_id: str) -> ReleaseFacts:
-    """`customer_profile`, `efw_hold_source` and the VIP mark in one round trip."""
+    """`customer_profile`, `efw_hold_source`, the VIP mark and a prior carrier
+    claim in one round trip."""
     row = await db.fetchrow(
         """
         SELECT h.completed_orders, h.chargebacks,
@@ -230,13 +234,18 @@ async def release_facts(db: Executor, customer_id: str, order_id: str) -> Releas
                 WHERE order_id = $2 AND released_at IS NULL LIMIT 1) AS fraud_warning_ref,
                EXISTS (SELECT 1 FROM risk_lists
                        WHERE list = 'allow' AND kind = 'customer' AND value_hash = $3
-                         AND lower(reason) LIKE 'vip%') AS vip
+                         AND lower(reason) LIKE 'vip%') AS vip,
+               EXISTS (SELECT 1 FROM orders_seen o
+                       JOIN audit_log a ON a.order_id = o.order_id
+                       WHERE o.customer_id = $1 AND o.order_id <> $2
+                         AND a.process = $4) AS prior_claim
         FROM (SELECT 1) AS one
         LEFT JOIN customer_history h ON h.customer_id = $1
         """,
         customer_id,
         order_id,
         identity_hash(IdentityKind.CUSTOMER, customer_id),
+        CARRIER_CLAIM,
     )
     assert row is not None
     return ReleaseFacts(
@@ -244,6 +253,7 @@ async def release_facts(db: Executor, customer_id: str, order_id: str) -> Releas
         chargebacks=int(row["chargebacks"] or 0),
         fraud_warning_ref=str(row["fraud_warning_ref"]) if row["fraud_warning_ref"] else None,
         vip=bool(row["vip"]),
+        prior_claim=bool(row["prior_claim"]),
     )
 
 

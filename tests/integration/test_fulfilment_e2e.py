@@ -23,12 +23,15 @@ from temporalio.worker import Worker
 import workflows
 from activities.fulfilment import SimulatedWms
 from clients import fulfilment, order_review
+from domain.audit import AuditEntry
 from domain.common import Role
 from domain.fulfilment import FulfilmentState, FulfilmentStatus, WarehouseEventKind
+from domain.ids import CARRIER_CLAIM
 from domain.review import ReviewStatus
 from starters import fulfilment_simulator
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
+from store import audit as audit_store
 from store import fulfilment as fulfilment_store
 from store import signals
 from tests.factories import make_order
@@ -315,3 +318,34 @@ async def test_release_facts_read_the_profile_the_warning_and_the_vip_mark(
     await signals.add_to_list(db_pool, "allow", "customer", trusted, "verified", "risk-team")
     assert (await fulfilment_store.release_facts(db_pool, vip, f"O-{unique}")).vip is True
     assert (await fulfilment_store.release_facts(db_pool, trusted, f"O-{unique}")).vip is False
+
+    # A carrier claim on the customer's earlier parcel (its audit rows carry
+    # the order id): a prior claim for the QC rules; the order itself does not count.
+    claimant, earlier = f"C-CLAIM-{unique}", f"O-EARLIER-{unique}"
+    await db_pool.execute(
+        """
+        INSERT INTO orders_seen (order_id, customer_id, market, email_hash, card_hash,
+                                 device_hash, address_hash, amount_minor, currency, placed_at)
+        VALUES ($1, $2, 'FR', 'e', 'c', 'd', 'a', 1000, 'EUR', now())
+        """,
+        earlier,
+        claimant,
+    )
+    assert not (await fulfilment_store.release_facts(db_pool, claimant, f"O-{unique}")).prior_claim
+    await audit_store.insert_entry(
+        db_pool,
+        AuditEntry(
+            entry_id=f"claim-{unique}",
+            workflow_id=f"carrier-claim:{earlier}-1",
+            process=CARRIER_CLAIM,
+            case_id=f"{earlier}-1",
+            actor="steward",
+            role=Role.SYSTEM,
+            action="claim_filed",
+            reason="lost parcel",
+            occurred_at=datetime.now(UTC),
+            order_id=earlier,
+        ),
+    )
+    assert (await fulfilment_store.release_facts(db_pool, claimant, f"O-{unique}")).prior_claim
+    assert not (await fulfilment_store.release_facts(db_pool, claimant, earlier)).prior_claim
