@@ -248,7 +248,7 @@ def test_every_route_and_role_survives_generated_requests(
     fuzz_stack: FuzzStack, run: FuzzRun
 ) -> None:
     profile = _profile()
-    document = requests.get(f"{fuzz_stack.base_url}/openapi.json", timeout=10).json()
+    document = requests.get(f"{fuzz_stack.base_url}/openapi.json", timeout=60).json()
     schema = schemathesis.openapi.from_dict(document)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 40, [op.label for op in operations]
@@ -321,7 +321,7 @@ def test_signed_provider_webhooks_survive_mutated_payloads(
     fuzz_stack: FuzzStack, run: FuzzRun
 ) -> None:
     profile = _profile()
-    document = requests.get(f"{fuzz_stack.base_url}/openapi.json", timeout=10).json()
+    document = requests.get(f"{fuzz_stack.base_url}/openapi.json", timeout=60).json()
     run.documented_statuses = {
         f"{method.upper()} {path}": set(operation["responses"])
         for path, methods in document["paths"].items()
