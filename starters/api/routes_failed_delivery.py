@@ -98,6 +98,7 @@ async def decide_delivery(
     body: DeliveryDecisionBody,
     principal: Decider,
     client: TemporalClient,
+    pool: DbPool,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> FailedDeliveryState:
     decision = DeliveryDecideInput(
@@ -114,7 +115,8 @@ async def decide_delivery(
         failed_delivery.decide_delivery(client, shipment_id, decision, update_id=update_id)
     )
     log.info("failed_delivery_decided", shipment_id=shipment_id, decision=body.decision.value)
-    return state
+    # The customer's reply carries their words by subject id (issue 21).
+    return await failed_delivery.with_reply_message(pool, state)
 
 
 @router.post(

@@ -142,6 +142,7 @@ async def decide_order_review(
     body: DecisionBody,
     principal: Decider,
     client: TemporalClient,
+    pool: DbPool,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -168,7 +169,8 @@ async def decide_order_review(
         reason_code=body.reason_code.value,
         status=state.status.value,
     )
-    return state
+    # The customer's answers carry their words by subject id (issue 21).
+    return await order_review.with_messages(pool, state)
 
 
 @router.post(

@@ -344,6 +344,21 @@ async def _state(request: Request, process: str, key: str) -> BaseModel | None:
     return None
 
 
+async def _with_customer_words(pool: Any, process: str, state: Any) -> Any:
+    """The customer's words put back from the personal-data store (issue 21:
+    the workflow holds only their subject id), read the way the API's GET
+    does; an erased message reads [erased]."""
+    from clients import failed_delivery, order_review
+
+    if state is None:
+        return None
+    if process == "order-review":
+        return await order_review.with_messages(pool, state)
+    if process == "failed-delivery":
+        return await failed_delivery.with_reply_message(pool, state)
+    return state
+
+
 def _order_of(process: str, key: str, state: Any) -> str | None:
     if process == "order-review":
         return key
@@ -370,6 +385,7 @@ async def _case_context(
         state = None
     if row is None and state is None:
         return None
+    state = await _with_customer_words(pool, process, state)
     case_id = row.case_id if row is not None else key
     order_id = _order_of(process, key, state)
     totals = await ledger.totals_for_order(pool, order_id) if order_id else None
@@ -453,6 +469,7 @@ async def _apply(
             body=body,
             principal=principal,
             client=client,
+            pool=request.app.state.pool,
             idempotency_key=idempotency,
         )
     elif process == "return" and action == "return-qc-decision":
@@ -484,6 +501,7 @@ async def _apply(
             body=delivery,
             principal=principal,
             client=client,
+            pool=request.app.state.pool,
             idempotency_key=idempotency,
         )
     elif process == "chargeback" and action == "chargeback-link":

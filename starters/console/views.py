@@ -766,7 +766,10 @@ def _money(amount: int | None, currency: str | None) -> str:
 
 def _state_facts(process: str, state: BaseModel) -> list[tuple[str, str]]:
     """The facts a coordinator needs, per process; no personal data but the
-    address of a failed delivery (its decision is about where to ship)."""
+    address of a failed delivery (its decision is about where to ship) and the
+    customer's own words answering a review or a failed delivery (put back
+    from the personal-data store by the route; an erased one reads
+    [erased])."""
     s: Any = state
     facts: list[tuple[str, str]] = []
     if process == "order-review":
@@ -785,6 +788,10 @@ def _state_facts(process: str, state: BaseModel) -> list[tuple[str, str]]:
                 ("Decision", f"{_enum(d.decision)} by {d.actor} ({_enum(d.role)}): "
                  f"{_enum(d.reason_code)}")
             )  # fmt: skip
+        for a in s.customer_answers:
+            said = "confirmed" if a.confirmed else "did not confirm"
+            words = f": {a.message}" if a.message else ""
+            facts.append(("Customer answer", f"{said} ({a.channel}){words}"))
     elif process == "return":
         facts += [
             ("Order", f"{s.order_id} · {s.market}"),
@@ -816,6 +823,8 @@ def _state_facts(process: str, state: BaseModel) -> list[tuple[str, str]]:
         ]
         if s.customer_reply is not None and s.customer_reply.address is not None:
             facts.append(("New address", address_text(s.customer_reply.address)))
+        if s.customer_reply is not None and s.customer_reply.message:
+            facts.append(("Customer message", s.customer_reply.message))
         if s.recommendation is not None:
             facts.append(
                 ("Recommendation", f"{_enum(s.recommendation.decision)}: "

@@ -22,7 +22,14 @@ from domain.common import Role
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import audit as audit_store
-from tests.integration.test_api import new_order_id, risky_order_json, wait_for_status
+from store import order_subjects, personal_data
+from tests.integration.polling import eventually
+from tests.integration.test_api import (
+    new_order_id,
+    risky_order_json,
+    status_of,
+    wait_for_status,
+)
 from tests.integration.test_provider_webhooks import (
     STRIPE_SECRET,
     post_stripe,
@@ -199,6 +206,58 @@ async def test_a_coordinator_decides_a_review_through_the_form(
     assert order_id not in (await api.get("/console/")).text  # left the queue
     rows = await audit_store.list_by_case(db_pool, order_id)
     assert ("alice", "decision_approve") in [(r.actor, r.action) for r in rows]
+
+
+async def test_the_case_page_shows_the_customer_s_words_kept_in_the_store(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    """Issue 21 keeps a customer's answer in the personal-data store and the
+    review holds its subject id: the case page and the decision's response
+    read the words back; an erased answer reads [erased]."""
+    order_id = new_order_id("CW")
+    coordinator = {"Authorization": "Bearer co-alice"}
+    started = await api.post("/v1/order-reviews", json=risky_order_json(order_id), headers=SYSTEM)
+    assert started.status_code == 202, started.text
+    await wait_for_status(api, order_id, "awaiting_review")
+    asked = await api.post(
+        f"/v1/order-reviews/{order_id}/decision",
+        json={"decision": "ask_customer", "reason_code": "identity_check_needed"},
+        headers=coordinator,
+    )
+    assert asked.status_code == 200, asked.text
+    words = f"Yes it was me, travelling to Lyon {uuid.uuid4().hex[:8]}"
+    answered = await api.post(
+        f"/v1/order-reviews/{order_id}/customer-answer",
+        json={"event_id": f"ans-{order_id}", "confirmed": True, "message": words},
+        headers=SYSTEM,
+    )
+    assert answered.status_code == 202, answered.text
+    await eventually(
+        lambda: status_of(api, order_id),
+        lambda s: len(s["customer_answers"]) == 1 and s["status"] == "awaiting_review",
+        what="the answer to reach the review",
+    )
+
+    await sign_in(api, "co-alice")
+    case_url = f"/console/cases/order-review:{order_id}"
+    page = await api.get(case_url)
+    assert page.status_code == 200
+    assert f"confirmed (email): {words}" in page.text
+
+    decided = await api.post(
+        f"/v1/order-reviews/{order_id}/decision",
+        json={"decision": "approve", "reason_code": "verified_customer"},
+        headers=coordinator,
+    )
+    assert decided.status_code == 200, decided.text
+    assert [a["message"] for a in decided.json()["customer_answers"]] == [words]
+
+    sid = order_subjects.message_subject_id(order_id, f"ans-{order_id}")
+    assert await personal_data.erase_subject(db_pool, sid, reason="test")
+    erased = await api.get(case_url)
+    assert words not in erased.text
+    assert f"confirmed (email): {personal_data.ERASED_PLACEHOLDER}" in erased.text
+    await api.post("/console/logout", data={"csrf": csrf_of(erased)})
 
 
 @pytest.mark.parametrize("path", ["/console/cases/order-review:NOPE-1", "/console/cases/nope"])

@@ -423,3 +423,49 @@ def test_the_later_forms_required_choices_start_blank(
     ]
     assert selects
     assert all(field.choices[0].value == "" for field in selects)
+
+
+def test_the_customer_s_words_are_facts_of_a_review_and_a_failed_delivery() -> None:
+    """Issue 21: the route puts the words back from the personal-data store
+    (tests/integration/test_console.py); the page shows them, or [erased]."""
+    from domain.deliveries import FailedDeliveryState
+    from domain.review import OrderReviewState
+
+    state = OrderReviewState.model_validate(
+        {
+            "order_id": "FR-1",
+            "market": "FR",
+            "status": "awaiting_review",
+            "amount_minor": 1000,
+            "currency": "EUR",
+            "customer_answers": [
+                {"event_id": "a1", "confirmed": True, "message": "It was me"},
+                {"event_id": "a2", "confirmed": False, "message": "", "channel": "phone"},
+            ],
+        }
+    )
+    review = views._state_facts("order-review", state)
+    assert ("Customer answer", "confirmed (email): It was me") in review
+    assert ("Customer answer", "did not confirm (phone)") in review
+
+    delivery = FailedDeliveryState.model_validate(
+        {
+            "shipment_id": "SH-1",
+            "order_id": "FR-1",
+            "carrier": "colissimo",
+            "tracking_number": "TN1",
+            "status": "awaiting_decision",
+            "attempt": 1,
+            "amount_minor": 1000,
+            "currency": "EUR",
+            "trigger_status": "delivery_failed",
+            "customer_reply": {"event_id": "r1", "option": "reschedule", "message": "[erased]"},
+        }
+    )
+    facts = views._state_facts("failed-delivery", delivery)
+    assert ("Customer answer", "reschedule") in facts
+    assert ("Customer message", "[erased]") in facts
+    assert delivery.customer_reply is not None
+    reply = delivery.customer_reply.model_copy(update={"message": ""})
+    silent = delivery.model_copy(update={"customer_reply": reply})
+    assert "Customer message" not in dict(views._state_facts("failed-delivery", silent))
