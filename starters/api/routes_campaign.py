@@ -364,13 +364,18 @@ async def change_window(
     summary="Cancel a campaign before its sale opens",
 )
 async def cancel(
-    campaign_id: CampaignId, body: CancelBody, principal: Preparer, client: TemporalClient
+    campaign_id: CampaignId,
+    body: CancelBody,
+    principal: Preparer,
+    client: TemporalClient,
+    idempotency_key: IdempotencyKey = None,
 ) -> CampaignState:
     state: CampaignState = await case_call(
         campaigns.cancel(
             client,
             campaign_id,
             CancelInput(reason=body.reason, actor=principal.actor, role=principal.role),
+            update_id=_update_id(principal, idempotency_key),
         )
     )
     return state

@@ -669,7 +669,18 @@ async def _apply_more(
         ops = routes_ops_request
         common = {"request_id": key, "principal": principal, "client": client,
                   "idempotency_key": nonce}  # fmt: skip
-        if action == "ops-request-assign":
+        if action == "ops-request-claim":
+            _allow(principal, ops.Desk)
+            await ops.claim(**common)
+        elif action == "ops-request-reprioritise":
+            _allow(principal, ops.Desk)
+            priority = ops.ReprioritiseBody.model_validate(_or_none(fields, "priority"))
+            await ops.reprioritise(body=priority, **common)
+        elif action == "ops-request-recount":
+            _allow(principal, ops.Desk)
+            count = ops.RecountBody.model_validate(_or_none(fields, "counted_quantity"))
+            await ops.recount(body=count, **common)
+        elif action == "ops-request-assign":
             _allow(principal, ops.Desk)
             body = ops.AssignBody.model_validate(_or_none(fields, "to"))
             await ops.assign(body=body, **common)
@@ -701,6 +712,22 @@ async def _apply_more(
             body=cp.ResolutionBody.model_validate(fields),
             principal=principal,
             client=client,
+        )
+        return True
+    if process == "campaign" and action == "campaign-submit":
+        cp = routes_campaign
+        _allow(principal, cp.Preparer)
+        await cp.submit(campaign_id=key, principal=principal, client=client, idempotency_key=nonce)
+        return True
+    if process == "campaign" and action == "campaign-cancel":
+        cp = routes_campaign
+        _allow(principal, cp.Preparer)
+        await cp.cancel(
+            campaign_id=key,
+            body=cp.CancelBody.model_validate(fields),
+            principal=principal,
+            client=client,
+            idempotency_key=nonce,
         )
         return True
     if process == "campaign" and action.startswith("campaign-"):
@@ -814,6 +841,31 @@ async def decide(request: Request, workflow_id: str, session: SignedIn) -> Respo
     return RedirectResponse(
         f"{views.case_url(workflow_id)}?done=1", status_code=status.HTTP_303_SEE_OTHER
     )
+
+
+# ------------------------------------------------------- privacy export
+
+
+@router.get("/privacy-requests/{request_id}/export")
+async def privacy_export(request: Request, request_id: str, session: SignedIn) -> Response:
+    """An access request's export (HTML), through the API's own route with the
+    signed-in principal: its role check (`Handler`) and its refusal before
+    the export is ready; viewing it is audited under the signed-in actor."""
+    from domain.common import BUSINESS_KEY_PATTERN
+    from starters.api import routes_privacy_request as pr
+
+    if not re.match(BUSINESS_KEY_PATTERN, request_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such privacy request")
+    _allow(session.principal, pr.Handler)
+    response = await pr.export(
+        request_id=request_id,
+        principal=session.principal,
+        client=request.app.state.client,
+        pool=request.app.state.pool,
+        format="html",
+    )
+    await _audit(request, session.principal, "privacy_export_viewed", request_id)
+    return response
 
 
 # ----------------------------------------------------------------- reports

@@ -469,6 +469,8 @@ def _ops_request_forms(process: str, status: str, role: Role, state: Any) -> lis
     if process != "ops-request" or status == "resolved":
         return []
     forms: list[DecisionForm] = []
+    if status != "awaiting_finance":
+        forms += _ops_desk_forms(role, state)
     escalated = status == "escalated"
     if role in DESK_ROLES and status != "awaiting_finance":
         forms.append(
@@ -563,10 +565,48 @@ def _ops_request_forms(process: str, status: str, role: Role, state: Any) -> lis
     return forms
 
 
+def _ops_desk_forms(role: Role, state: Any) -> list[DecisionForm]:
+    """Claim, reprioritise and (an inventory discrepancy) record the recount:
+    the desk's roles, while the request is open and not with finance."""
+    from domain.ops_request import DESK_ROLES, OpsRequestType, Priority
+
+    if role not in DESK_ROLES:
+        return []
+    forms = [
+        DecisionForm("ops-request-claim", "Take the request", "Claim", ()),
+        DecisionForm(
+            "ops-request-reprioritise",
+            "Change the priority",
+            "Reprioritise",
+            (
+                FormField(
+                    "priority",
+                    "Priority",
+                    "select",
+                    _pick(list(Priority)),
+                    True,
+                    hint="The SLA and the due time follow.",
+                ),
+                FormField("reason", "Reason", "textarea", required=True),
+            ),
+        ),
+    ]
+    if _enum(getattr(state, "type", "")) == OpsRequestType.INVENTORY_DISCREPANCY:
+        forms.append(
+            DecisionForm(
+                "ops-request-recount",
+                "Record the warehouse's recount",
+                "Record recount",
+                (FormField("counted_quantity", "Counted quantity", "number", required=True),),
+            )
+        )
+    return forms
+
+
 def _campaign_forms(process: str, status: str, role: Role, state: Any) -> list[DecisionForm]:
     if process != "campaign":
         return []
-    forms = _campaign_request_forms(status, role, state)
+    forms = _campaign_preparer_forms(status, role) + _campaign_request_forms(status, role, state)
     if role is not Role.MANAGER:
         return forms
     return forms + _campaign_manager_forms(status)
@@ -609,6 +649,26 @@ def _campaign_request_forms(status: str, role: Role, state: Any) -> list[Decisio
             ),
         )
     ]
+
+
+def _campaign_preparer_forms(status: str, role: Role) -> list[DecisionForm]:
+    """Submit the draft for validation; cancel before the sale opens
+    (coordinator or manager, as the API's `Preparer`)."""
+    if role not in (Role.COORDINATOR, Role.MANAGER):
+        return []
+    forms: list[DecisionForm] = []
+    if status == "draft":
+        forms.append(DecisionForm("campaign-submit", "Submit for validation", "Submit", ()))
+    if status in ("draft", "validating", "awaiting_approval", "scheduled"):
+        forms.append(
+            DecisionForm(
+                "campaign-cancel",
+                "Cancel the campaign (before its sale opens)",
+                "Cancel campaign",
+                (FormField("reason", "Reason", "textarea", required=True),),
+            )
+        )
+    return forms
 
 
 def _campaign_manager_forms(status: str) -> list[DecisionForm]:
@@ -749,6 +809,8 @@ class CaseView:
     history: list[tuple[str, str, str, str]] = field(default_factory=list)
     timeline: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     forms: list[DecisionForm] = field(default_factory=list)
+    # Pages served through the session: (label, console URL).
+    links: list[tuple[str, str]] = field(default_factory=list)
     temporal_url: str = ""
 
 
@@ -994,6 +1056,28 @@ def _evidence(process: str, state: BaseModel) -> list[tuple[str, str]]:
     return []
 
 
+def case_links(
+    process: str, case_id: str, status: str, role: Role, state: Any
+) -> list[tuple[str, str]]:
+    """An access request's export, once ready, for the roles that handle
+    privacy requests (the API's export route checks both again)."""
+    from domain.privacy_request import PRIVACY_ROLES
+
+    if (
+        process == "privacy-request"
+        and status == "exported"
+        and _enum(getattr(state, "kind", "")) == "access"
+        and role in PRIVACY_ROLES
+    ):
+        return [
+            (
+                "Open the access export",
+                f"/console/privacy-requests/{quote(case_id, safe='')}/export",
+            )
+        ]
+    return []
+
+
 def case_view(
     *,
     workflow_id: str,
@@ -1059,6 +1143,7 @@ def case_view(
     ]
     view.forms = decision_forms(process, status, role, s)
     view.forms += task_forms(tasks, role, process_running=process_running)
+    view.links = case_links(process, case_id, status, role, s)
     view.temporal_url = (
         f"{temporal_ui}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id, safe='')}"
     )
@@ -1069,6 +1154,7 @@ __all__ = [
     "CaseView",
     "DecisionForm",
     "QueueRow",
+    "case_links",
     "case_view",
     "decision_forms",
     "mask_email",

@@ -211,23 +211,52 @@ class _State:
             "ops-request",
             "open",
             Role.COORDINATOR,
-            ["ops-request-assign", "ops-request-escalate", "ops-request-resolve"],
+            [
+                "ops-request-claim",
+                "ops-request-reprioritise",
+                "ops-request-assign",
+                "ops-request-escalate",
+                "ops-request-resolve",
+            ],
         ),
-        ("ops-request", "open", Role.OPS, ["ops-request-assign"]),
-        ("ops-request", "escalated", Role.COORDINATOR, ["ops-request-assign"]),
+        (
+            "ops-request",
+            "open",
+            Role.OPS,
+            ["ops-request-claim", "ops-request-reprioritise", "ops-request-assign"],
+        ),
+        (
+            "ops-request",
+            "escalated",
+            Role.COORDINATOR,
+            ["ops-request-claim", "ops-request-reprioritise", "ops-request-assign"],
+        ),
         (
             "ops-request",
             "escalated",
             Role.MANAGER,
-            ["ops-request-assign", "ops-request-answer", "ops-request-resolve"],
+            [
+                "ops-request-claim",
+                "ops-request-reprioritise",
+                "ops-request-assign",
+                "ops-request-answer",
+                "ops-request-resolve",
+            ],
         ),
         ("ops-request", "awaiting_finance", Role.MANAGER, []),
         ("ops-request", "awaiting_finance", Role.FINANCE, ["ops-request-write-off"]),
         ("ops-request", "resolved", Role.MANAGER, []),
-        ("campaign", "awaiting_approval", Role.MANAGER, ["campaign-approval"]),
-        ("campaign", "awaiting_approval", Role.COORDINATOR, []),
+        ("campaign", "draft", Role.COORDINATOR, ["campaign-submit", "campaign-cancel"]),
+        ("campaign", "draft", Role.FINANCE, []),
+        ("campaign", "awaiting_approval", Role.MANAGER, ["campaign-cancel", "campaign-approval"]),
+        ("campaign", "awaiting_approval", Role.COORDINATOR, ["campaign-cancel"]),
         ("campaign", "open", Role.MANAGER, ["campaign-close-now", "campaign-window"]),
-        ("campaign", "scheduled", Role.MANAGER, ["campaign-close-now", "campaign-window"]),
+        (
+            "campaign",
+            "scheduled",
+            Role.MANAGER,
+            ["campaign-cancel", "campaign-close-now", "campaign-window"],
+        ),
         ("campaign", "reconciled", Role.MANAGER, []),
         (
             "privacy-request",
@@ -469,3 +498,33 @@ def test_the_customer_s_words_are_facts_of_a_review_and_a_failed_delivery() -> N
     reply = delivery.customer_reply.model_copy(update={"message": ""})
     silent = delivery.model_copy(update={"customer_reply": reply})
     assert "Customer message" not in dict(views._state_facts("failed-delivery", silent))
+
+
+def test_an_inventory_discrepancy_is_offered_the_recount_to_the_desk() -> None:
+    state = _State(holds=[], qc=None, escalated=False, type="inventory_discrepancy")
+    actions = [f.action for f in views.decision_forms("ops-request", "assigned", Role.OPS, state)]
+    assert actions == [
+        "ops-request-claim",
+        "ops-request-reprioritise",
+        "ops-request-recount",
+        "ops-request-assign",
+    ]
+    finance = views.decision_forms("ops-request", "assigned", Role.FINANCE, state)
+    assert finance == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "role", "links"),
+    [
+        ("access", "exported", Role.COORDINATOR, 1),
+        ("access", "exported", Role.MANAGER, 1),
+        ("access", "exported", Role.AUDITOR, 0),
+        ("access", "awaiting_verification", Role.COORDINATOR, 0),
+        ("erasure", "erased", Role.COORDINATOR, 0),
+    ],
+)
+def test_an_access_request_s_export_is_linked_once_ready(
+    kind: str, status: str, role: Role, links: int
+) -> None:
+    found = views.case_links("privacy-request", "PR-7", status, role, _State(kind=kind))
+    assert found == [("Open the access export", "/console/privacy-requests/PR-7/export")] * links
