@@ -158,11 +158,14 @@ async def test_failed_delivery_decided_through_the_api_refunds_once(
     url = f"/v1/deliveries/{shipment['shipment_id']}"
     reply = {"event_id": "cs-1", "option": "cancel_refund", "message": "I moved abroad"}
     assert (await api.post(f"{url}/customer-reply", json=reply, headers=SYSTEM)).status_code == 202
+    await wait_delivery(api, shipment["shipment_id"], "awaiting_decision")
     decision = {"decision": "return_to_stock", "note": "customer asked for a refund"}
     assert (await api.post(f"{url}/decision", json=decision, headers=OPS)).status_code == 403
     decided = await api.post(f"{url}/decision", json=decision, headers=COORDINATOR)
     assert decided.status_code == 200, decided.text
     assert decided.json()["decision"]["actor"] == "alice"
+    # Issue 21: the words live in the personal-data store; the response reads them back.
+    assert decided.json()["customer_reply"]["message"] == "I moved abroad"
     again_decided = await api.post(f"{url}/decision", json=decision, headers=COORDINATOR)
     assert again_decided.status_code == 409
     assert again_decided.json()["detail"].startswith("decision: this failed delivery is already")
