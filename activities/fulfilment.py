@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import asyncpg
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
@@ -32,6 +33,7 @@ from clients.calls import signal_if_running
 from domain.deliveries import ServiceLevel, ShipmentRecord
 from domain.fulfilment import (
     ADDRESS_INVALID,
+    ADDRESS_UNAVAILABLE,
     ALLOCATE_REPLACEMENT_UNIT,
     APPLY_ADDRESS_CHANGE,
     BOOK_FULFILMENT_SHIPMENT,
@@ -77,13 +79,13 @@ from domain.fulfilment_rules import (
 )
 from domain.ids import order_review_id
 from domain.notifications import NotifyCustomerResult
-from domain.orders import Order
+from domain.orders import Address, Order
 from domain.review import CancelRequest, OrderReviewContract
 from domain.risk_rules import assess
 from domain.warehouse import ReleaseOrderInput
 from store import disputes as dispute_store
 from store import fulfilment as store
-from store import order_subjects, signals
+from store import order_subjects, personal_data, signals
 from store.deliveries import ShipmentConflictError, register_shipment
 
 NOTIFICATION_REJECTED = "NotificationRejected"
@@ -155,18 +157,33 @@ class FulfilmentActivities:
     @activity.defn(name=APPLY_ADDRESS_CHANGE)
     async def apply_address_change(self, input: ApplyAddressInput) -> ApplyAddressResult:
         log = activity_logger(order_id=input.order_id, change_no=input.change_no)
-        if (error := address_error(input.address)) is not None:
-            raise ApplicationError(error, type=ADDRESS_INVALID, non_retryable=True)
-        address_ref, fingerprint = await store.put_address(
-            self.pool, input.order_id, input.change_no, input.address
-        )
+        rescore = input.rescore
+        if input.address_subject_id is not None:
+            # Issue 21: the edge kept the address; read it by its subject (one query).
+            address = await self._edge_address(input.address_subject_id)
+            if (error := address_error(address)) is not None:
+                raise ApplicationError(error, type=ADDRESS_INVALID, non_retryable=True)
+            address_ref = input.address_subject_id
+            fingerprint = store.keyed_fingerprint(address)
+            rescore = rescore or address.country != input.destination_country
+        else:
+            assert input.address is not None
+            address = input.address
+            if (error := address_error(address)) is not None:
+                raise ApplicationError(error, type=ADDRESS_INVALID, non_retryable=True)
+            address_ref, fingerprint = await store.put_address(
+                self.pool, input.order_id, input.change_no, address
+            )
         result = ApplyAddressResult(
-            address_ref=address_ref, fingerprint=fingerprint, country=input.address.country
+            address_ref=address_ref,
+            fingerprint=fingerprint,
+            country=address.country,
+            rescored=rescore if input.address_subject_id is not None else None,
         )
-        if input.rescore:
+        if rescore:
             order = await store.load_order(self.pool, input.order_id)
             if order is not None:
-                moved = order.model_copy(update={"shipping_address": input.address})
+                moved = order.model_copy(update={"shipping_address": address})
                 found = await signals.load_signals(self.pool, moved)
                 risk = assess(moved, found, now=order.placed_at)
                 result.risk_score = risk.score
@@ -178,8 +195,23 @@ class FulfilmentActivities:
             except PackingStartedError as exc:
                 raise ApplicationError(str(exc), type=PACKING_STARTED, non_retryable=True) from exc
             result.warehouse_updated = True
-        log.info("address_change_applied", rescored=input.rescore, risk_band=result.risk_band)
+        log.info("address_change_applied", rescored=rescore, risk_band=result.risk_band)
         return result
+
+    async def _edge_address(self, subject_id: str) -> Address:
+        """The address an edge kept; an unknown, erased or non-address subject
+        refuses the change (non-retryable: the case goes on)."""
+        try:
+            return await store.get_address(self.pool, subject_id)
+        except personal_data.UnknownSubject:
+            reason = f"address_subject_id: unknown subject {subject_id}"
+        except personal_data.SubjectErased:
+            reason = f"address_subject_id: the address {subject_id} was erased"
+        except store.NotAnAddress as wrong:
+            reason = str(wrong)
+        except ValidationError:
+            reason = f"address_subject_id: subject {subject_id} does not hold an address"
+        raise ApplicationError(reason, type=ADDRESS_UNAVAILABLE, non_retryable=True)
 
     @activity.defn(name=REQUEST_CARRIER_INTERCEPT)
     async def request_carrier_intercept(self, input: InterceptInput) -> InterceptResult:

@@ -202,7 +202,7 @@ async def change_address(
     is refused here (nothing sent); the answer's last `address_changes`
     entry says what happened (applied, intercept redirected or refused, held
     for review)."""
-    if (error := address_error(input.address)) is not None:
+    if input.address is not None and (error := address_error(input.address)) is not None:
         raise FulfilmentRefused(error)
     return await _update(
         client,

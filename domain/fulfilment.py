@@ -185,9 +185,31 @@ class Reallocation(StewardModel):
     requested_at: datetime
 
 
+ADDRESS_SUBJECT_ID_PATTERN: Final = r"^subj_[A-Za-z0-9_-]{8,64}$"
+
+
 class ChangeAddressInput(_ActorFields):
-    address: Address
+    """The new shipping address: exactly one of `address` (the old shape, still
+    accepted for running cases and callers inside Steward) and
+    `address_subject_id`, a kind-"address" subject of the personal-data store
+    (store/fulfilment.put_edge_address): the edges keep the address there and
+    send only its id, so no address travels through Temporal (issue 21). The
+    apply activity reads it back; an unknown or erased subject refuses the
+    change and the case goes on."""
+
+    address: Address | None = None
+    address_subject_id: str | None = Field(default=None, pattern=ADDRESS_SUBJECT_ID_PATTERN)
     note: Note = ""
+
+    @model_validator(mode="after")
+    def _one_address(self) -> ChangeAddressInput:
+        if self.address is None and self.address_subject_id is None:
+            raise ValueError("address_subject_id: give either address or address_subject_id")
+        if self.address is not None and self.address_subject_id is not None:
+            raise ValueError(
+                "address_subject_id: give either address or address_subject_id, not both"
+            )
+        return self
 
 
 class ChangeAddressOutcome(StrEnum):
@@ -688,8 +710,9 @@ class FraudWarning(StewardModel):
 
 # ------------------------------------------------------------- activities
 # Names and payloads of the fulfilment's activities (activities/fulfilment.py).
-# No address in clear in any of them but ApplyAddressInput, whose payload the
-# codec encrypts and whose activity moves it to the personal-data store.
+# No address in clear in any of them but ApplyAddressInput of an old-shape
+# change (`address`; the edges now send `address_subject_id`), whose payload
+# the codec encrypts and whose activity moves it to the personal-data store.
 
 SET_WAREHOUSE_HOLD: Final = "set_warehouse_hold"
 APPLY_ADDRESS_CHANGE: Final = "apply_address_change"
@@ -704,6 +727,8 @@ RELAY_FRAUD_WARNING: Final = "relay_fraud_warning"
 PACKING_STARTED: Final = "PackingStarted"
 # The address failed the country's format in the activity (edge check bypassed).
 ADDRESS_INVALID: Final = "AddressInvalid"
+# The change's address subject is unknown, erased or not an address.
+ADDRESS_UNAVAILABLE: Final = "AddressUnavailable"
 
 
 class WarehouseHoldInput(StewardModel):
@@ -718,17 +743,35 @@ class ApplyAddressInput(StewardModel):
     workflow_id: NonEmptyStr
     order_id: NonEmptyStr
     change_no: int = Field(ge=1)
-    address: Address
-    # Rescore with the risk rules (above the market's value threshold, or a new country).
+    # Exactly one: the address itself (the old shape: changes sent before issue
+    # 21's edge subjects) or the kind-"address" subject the edge stored it in.
+    address: Address | None = None
+    address_subject_id: str | None = Field(default=None, pattern=ADDRESS_SUBJECT_ID_PATTERN)
+    # Rescore with the risk rules (above the market's value threshold, or a new
+    # country). With `address_subject_id` the workflow cannot see the country:
+    # `rescore` says high value, and the activity rescores too when the
+    # address's country is not `destination_country` (the current one).
     rescore: bool
+    destination_country: CountryCode | None = None
     # Tell the warehouse (before packing); after, only the intercept carries it.
     send_to_warehouse: bool
+
+    @model_validator(mode="after")
+    def _one_address(self) -> ApplyAddressInput:
+        if (self.address is None) == (self.address_subject_id is None):
+            raise ValueError("address_subject_id: exactly one of address and address_subject_id")
+        if self.address_subject_id is not None and self.destination_country is None:
+            raise ValueError("destination_country: required with address_subject_id")
+        return self
 
 
 class ApplyAddressResult(StewardModel):
     address_ref: str
     fingerprint: str
     country: str
+    # Whether the activity rescored (set for an `address_subject_id` change,
+    # where it decides; None: the input's `rescore`).
+    rescored: bool | None = None
     risk_score: int | None = None
     risk_band: str | None = None
     risk_reasons: list[str] = Field(default_factory=list)

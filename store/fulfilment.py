@@ -8,6 +8,7 @@ Migration: store/migrations/0013_fulfilment.sql.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -148,16 +149,59 @@ async def put_address(
     return subject_id, personal_data.fingerprint(address_text(address))
 
 
+def edge_address_subject_id(order_id: str, key: str) -> str:
+    return personal_data.subject_id_for("address", f"{order_id}:edge:{key}")
+
+
+async def put_edge_address(
+    db: Executor,
+    *,
+    order_id: str,
+    key: str,
+    address: Address,
+    refs: Sequence[tuple[str, str]] = (),
+) -> str:
+    """Keep an address given at an edge (the API's address change, the ops
+    desk's request...) as a kind-"address" subject and return its id, which
+    the edge sends instead of the address (ChangeAddressInput.address_subject_id).
+    The id is derived from `order_id` and `key` (the edge's idempotency key,
+    or the address's keyed fingerprint): a retried edge call rewrites the same
+    subject. Refs: ("order", order_id) and the caller's own `refs`.
+    Raises personal_data.SubjectErased when that subject was erased."""
+    fields = {k: str(v) for k, v in address.model_dump().items() if v is not None}
+    return await personal_data.put_subject(
+        db,
+        kind="address",
+        fields=fields,
+        subject_id=edge_address_subject_id(order_id, key),
+        refs=[("order", order_id), *refs],
+    )
+
+
+class NotAnAddress(personal_data.PersonalDataError):
+    """The subject exists but is not an address (kind "address")."""
+
+    def __init__(self, subject_id: str, kind: str) -> None:
+        super().__init__(f"address_subject_id: subject {subject_id!r} is a {kind}, not an address")
+        self.subject_id = subject_id
+
+
 async def get_address(db: Executor, subject_id: str, *, order_id: str | None = None) -> Address:
-    """The address behind `subject_id`: an address change's subject, or (the
-    address the order was released with, change 0) the order's own subject,
-    when `order_id` is given and it is that order's."""
+    """The address behind `subject_id` (one query): a kind-"address" subject
+    (an address change's, or an edge's), or (the address the order was
+    released with, change 0) the order's own subject, when `order_id` is
+    given and it is that order's. Raises personal_data.UnknownSubject,
+    personal_data.SubjectErased, or NotAnAddress for a subject of another kind."""
     if order_id is not None and subject_id == order_subject_id(order_id):
         order = await load_order(db, order_id)
         if order is not None:
             return order.shipping_address
-    fields = await personal_data.get_subject(db, subject_id)
-    return Address.model_validate(fields)
+    view = (await personal_data.read_subjects(db, [subject_id]))[subject_id]
+    if view.kind != "address":
+        raise NotAnAddress(subject_id, view.kind)
+    if view.erased:
+        raise personal_data.SubjectErased(subject_id, view.erased_at, view.erasure_reason)
+    return Address.model_validate(dict(view.fields))
 
 
 def _start_rows(

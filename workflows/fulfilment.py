@@ -768,44 +768,52 @@ class FulfilmentWorkflow:
         self._change_sequence += 1
         number = self._change_sequence
         thresholds = thresholds_for(state.market)
-        new_country = change.address.country != state.destination_country
-        rescore = (
-            new_country
-            or state.amount_minor >= thresholds.amounts_for(state.currency).high_value_minor
-        )
+        high_value = state.amount_minor >= thresholds.amounts_for(state.currency).high_value_minor
         before_status = state.status
         packing = state.status in PACKING_OR_LATER
+        if change.address is not None:
+            # The old shape (the address itself): the workflow sees the country.
+            rescore = high_value or change.address.country != state.destination_country
+            apply = ApplyAddressInput(
+                workflow_id=workflow.info().workflow_id,
+                order_id=state.order_id,
+                change_no=number,
+                address=change.address,
+                rescore=rescore,
+                send_to_warehouse=not packing,
+            )
+        else:
+            # Issue 21: only the subject id; the activity reads the address and
+            # rescores a new country itself (same commands as the old shape).
+            rescore = high_value
+            apply = ApplyAddressInput(
+                workflow_id=workflow.info().workflow_id,
+                order_id=state.order_id,
+                change_no=number,
+                address_subject_id=change.address_subject_id,
+                rescore=high_value,
+                destination_country=state.destination_country,
+                send_to_warehouse=not packing,
+            )
         try:
             applied = await call_outside(
                 APPLY_ADDRESS_CHANGE,
-                ApplyAddressInput(
-                    workflow_id=workflow.info().workflow_id,
-                    order_id=state.order_id,
-                    change_no=number,
-                    address=change.address,
-                    rescore=rescore,
-                    send_to_warehouse=not packing,
-                ),
+                apply,
                 result_type=ApplyAddressResult,
                 retry=OUTSIDE_RETRY,
             )
         except ActivityError as failure:
             if failure_type(failure) != PACKING_STARTED:
+                reason = failure_reason(failure)
                 raise ApplicationError(
-                    f"address: {failure_reason(failure)}", type=FULFILMENT_CHANGE_REJECTED
+                    reason if reason.startswith("address_subject_id:") else f"address: {reason}",
+                    type=FULFILMENT_CHANGE_REJECTED,
                 ) from None
             # The packing event raced the change: the label is printed, intercept.
             packing = True
             applied = await call_outside(
                 APPLY_ADDRESS_CHANGE,
-                ApplyAddressInput(
-                    workflow_id=workflow.info().workflow_id,
-                    order_id=state.order_id,
-                    change_no=number,
-                    address=change.address,
-                    rescore=rescore,
-                    send_to_warehouse=False,
-                ),
+                apply.model_copy(update={"send_to_warehouse": False}),
                 result_type=ApplyAddressResult,
                 retry=OUTSIDE_RETRY,
             )
@@ -814,6 +822,8 @@ class FulfilmentWorkflow:
                 actor="warehouse",
                 reason="packing started before the warehouse took the new address",
             )
+        if applied.rescored is not None:
+            rescore = applied.rescored
         fee = 0
         if packing:
             intercept = await call_outside(

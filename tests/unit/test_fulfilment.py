@@ -134,6 +134,35 @@ def test_address_change_refused_after_handover() -> None:
         validate_change_address(_state(FulfilmentStatus.CANCELLED), change)
 
 
+def test_address_change_takes_exactly_one_of_address_and_subject_id() -> None:
+    """Issue 21: the edges send a subject id; the old shape (the address) still validates."""
+    from domain.fulfilment import ApplyAddressInput, ChangeAddressInput
+
+    paris = Address(line1="1 r", city="Paris", postal_code="75001", country="FR")
+    sid = "subj_0123456789abcdef"
+    assert ChangeAddressInput(address_subject_id=sid).address is None
+    assert ChangeAddressInput(address=paris).address_subject_id is None
+    with pytest.raises(ValidationError, match="address_subject_id: give either"):
+        ChangeAddressInput()
+    with pytest.raises(ValidationError, match="not both"):
+        ChangeAddressInput(address=paris, address_subject_id=sid)
+    with pytest.raises(ValidationError, match="address_subject_id"):
+        ChangeAddressInput(address_subject_id="ana@example.com")
+    common = {"workflow_id": "fulfilment:A1", "order_id": "A1", "change_no": 1}
+    apply = ApplyAddressInput(
+        **common,
+        address_subject_id=sid,
+        destination_country="FR",
+        rescore=False,
+        send_to_warehouse=True,
+    )
+    assert apply.address is None
+    with pytest.raises(ValidationError, match="destination_country: required"):
+        ApplyAddressInput(**common, address_subject_id=sid, rescore=False, send_to_warehouse=True)
+    with pytest.raises(ValidationError, match="exactly one"):
+        ApplyAddressInput(**common, rescore=False, send_to_warehouse=True)
+
+
 def test_special_delivery_fields_per_kind() -> None:
     with pytest.raises(ValidationError, match="window_start and window_end"):
         SpecialDeliveryInput(kind=SpecialDeliveryKind.TIMED)

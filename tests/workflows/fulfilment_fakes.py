@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.fulfilment import relay_to_order
 from domain.fulfilment import (
+    ADDRESS_UNAVAILABLE,
     ALLOCATE_REPLACEMENT_UNIT,
     APPLY_ADDRESS_CHANGE,
     BOOK_FULFILMENT_SHIPMENT,
@@ -39,6 +40,7 @@ from domain.fulfilment import (
     address_fingerprint,
 )
 from domain.notifications import NotifyCustomerResult
+from domain.orders import Address
 
 
 @dataclass
@@ -59,6 +61,11 @@ class FakeFulfilment:
     holds: dict[str, set[str]] = field(default_factory=dict, init=False)
     hold_calls: list[WarehouseHoldInput] = field(default_factory=list, init=False)
     addresses: list[ApplyAddressInput] = field(default_factory=list, init=False)
+    # The addresses the edges kept, by subject id (store/fulfilment.put_edge_address
+    # in production): a test puts one here and sends its id.
+    edge_addresses: dict[str, Address] = field(default_factory=dict, init=False)
+    # The address each applied change resolved to (the value, whichever the shape).
+    applied_addresses: list[Address] = field(default_factory=list, init=False)
     warehouse_addresses: list[str] = field(default_factory=list, init=False)
     intercepts: list[InterceptInput] = field(default_factory=list, init=False)
     bookings: list[BookShipmentInput] = field(default_factory=list, init=False)
@@ -90,17 +97,34 @@ class FakeFulfilment:
         if input.send_to_warehouse and self.packing_races_address:
             self.packing_races_address = False
             raise ApplicationError("packing started", type=PACKING_STARTED, non_retryable=True)
+        rescore = input.rescore
+        if input.address_subject_id is not None:
+            # Issue 21's shape: the edge kept the address (`edge_addresses`).
+            address = self.edge_addresses.get(input.address_subject_id)
+            if address is None:
+                raise ApplicationError(
+                    f"address_subject_id: unknown subject {input.address_subject_id}",
+                    type=ADDRESS_UNAVAILABLE,
+                    non_retryable=True,
+                )
+            rescore = rescore or address.country != input.destination_country
+            ref = input.address_subject_id
+        else:
+            assert input.address is not None
+            address = input.address
+            ref = f"subj_{input.order_id}_{input.change_no}"
         self.addresses.append(input)
-        ref = f"subj_{input.order_id}_{input.change_no}"
+        self.applied_addresses.append(address)
         if input.send_to_warehouse:
             self.warehouse_addresses.append(ref)
-        high = input.rescore and self.rescore_high
+        high = rescore and self.rescore_high
         return ApplyAddressResult(
             address_ref=ref,
-            fingerprint=address_fingerprint(input.address),
-            country=input.address.country,
-            risk_score=(90 if high else 10) if input.rescore else None,
-            risk_band=("high" if high else "low") if input.rescore else None,
+            fingerprint=address_fingerprint(address),
+            country=address.country,
+            rescored=rescore if input.address_subject_id is not None else None,
+            risk_score=(90 if high else 10) if rescore else None,
+            risk_band=("high" if high else "low") if rescore else None,
             risk_reasons=["high_risk_destination"] if high else [],
             warehouse_updated=input.send_to_warehouse,
         )
