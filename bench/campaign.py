@@ -177,7 +177,10 @@ async def campaign_bench(
             if decision.accepted:
                 accepted += 1
                 order = await campaigns.employee_order(pool, campaign_id, request, who)
-                await order_review.start_review(client, order, task_queue)
+                # As the API does (clients/campaign.py place_order): the
+                # employee's values go to the personal-data store and the
+                # review runs on a subject id (issue 21).
+                await order_review.start_review(client, order, task_queue, db=pool)
             order_s.append(time.perf_counter() - began)
 
         return job
@@ -215,7 +218,8 @@ async def campaign_bench(
 
         async def job() -> None:
             began = time.perf_counter()
-            await order_review.start_review(client, order, task_queue)
+            # A bare start as the API makes it: the same subject write.
+            await order_review.start_review(client, order, task_queue, db=pool)
             bare_s.append(time.perf_counter() - began)
 
         return job

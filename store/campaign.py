@@ -244,7 +244,10 @@ async def _put_personal(
             kind="employee",
             fields={"name": row.name, "email": row.work_email},
             subject_id=_subject(campaign_id, import_id, row.employee_id),
-            refs=[("campaign_roster", campaign_id)],
+            # "campaign": a privacy request finds the campaign's legal hold
+            # (not reconciled yet) and lists it in an access export;
+            # "campaign_roster": the roster's own subjects (_forget_stale).
+            refs=[("campaign", campaign_id), ("campaign_roster", campaign_id)],
         )
 
     await _in_parallel(pool, rows, put)
@@ -805,6 +808,14 @@ async def file_request(
             personal_data.subject_id_for("message", f"campaign-request/{request_id}"),
             opened_by,
         )
+        if not inserted:
+            filed_in = await conn.fetchval(
+                "SELECT campaign_id FROM campaign_requests WHERE request_id = $1", request_id
+            )
+            if filed_in != campaign_id:
+                # Its words are kept with the other campaign's request: this
+                # one would be filed with none.
+                raise OrderInvalid("request_id", f"{request_id} is a request of another campaign")
         if inserted:
             await personal_data.put_subject(
                 conn,
@@ -817,6 +828,33 @@ async def file_request(
                 refs=[("campaign", campaign_id), ("campaign_request", request_id)],
             )
     return bool(inserted)
+
+
+async def request_texts(
+    db: Executor, campaign_id: str, request_ids: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """Each request's employee id and the collaborator's words, by request id,
+    read with the rows in one query (the subject joined); an erased text
+    reads personal_data.ERASED_PLACEHOLDER, a request with no row here is
+    left out."""
+    if not request_ids:
+        return {}
+    rows = await db.fetch(
+        f"""
+        SELECT r.request_id, r.employee_id, {personal_data.joined_columns("pd")}
+        FROM campaign_requests r
+        LEFT JOIN personal_subjects pd ON pd.subject_id = r.subject_id
+        WHERE r.campaign_id = $1 AND r.request_id = ANY($2::text[])
+        """,
+        campaign_id,
+        list(request_ids),
+    )
+    texts: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        view = personal_data.view_from_joined(row)
+        if view is not None:  # written with the row, in its transaction
+            texts[row["request_id"]] = (row["employee_id"], view.get("text"))
+    return texts
 
 
 # ------------------------------------------------------------- reconciliation
