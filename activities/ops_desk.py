@@ -128,11 +128,17 @@ class OpsDeskActivities:
     ) -> FulfilmentActionResult:
         order_id = input.order_id
         if input.kind is FulfilmentActionKind.CHANGE_ADDRESS:
-            assert input.address is not None
             state = await fulfilment.change_address(
                 client,
                 order_id,
-                ChangeAddressInput(address=input.address, note=input.note),
+                # The address itself (runs opened before issue 21), or the
+                # subject the edge kept it in: fulfilment's apply activity
+                # reads it (an erased or unknown one refuses the change).
+                ChangeAddressInput(
+                    address=input.address,
+                    address_subject_id=input.address_subject_id,
+                    note=input.note,
+                ),
                 acting,
                 update_id=update_id,
             )

@@ -5,8 +5,10 @@ Intake checks what the models cannot: the order is known to Steward (its
 order status view), a CCTV window is in the past and within the site's
 footage retention, a carrier claim's parcel is a shipment Steward follows.
 A refusal names each field and starts nothing. The requester's description
-is free text from a person: it goes to the personal-data store
-(store/personal_data.py) and the workflow carries only its subject id.
+and a QC check's reason (free text from a person) and a new address go to
+the personal-data store (store/ops_requests.py put_request_texts,
+put_request_address) and the workflow carries only their subject ids; a
+caller may not set those ids (issue 21).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from domain.business_hours import (
 from domain.common import Role, StewardModel
 from domain.ops_request import (
     OPS_REQUEST,
+    AddressChangeDetails,
     AssignInput,
     CarrierClaimDetails,
     CctvRetrievalDetails,
@@ -48,13 +51,13 @@ from domain.ops_request import (
     OpsRequestState,
     OpsRequestStatus,
     OpsRequestType,
+    QcCheckDetails,
     check_cctv_window,
     ops_request_id,
 )
 from store import audit as audit_store
 from store import deliveries as delivery_store
 from store import ops_requests as ops_store
-from store import personal_data as pd
 from store import tasks as task_store
 from store.order_status import order_status
 from workflows import visibility
@@ -145,6 +148,59 @@ async def check_intake(pool: asyncpg.Pool, draft: OpsRequestDraft, now: datetime
     return market or DEFAULT_MARKET
 
 
+def refuse_subject_ids(draft: OpsRequestDraft) -> None:
+    """The personal-data subject ids of a draft are Steward's to set (the
+    edge stores the values): a caller who sends one is refused, naming it."""
+    details = draft.details
+    problems = [
+        FieldProblem(f"details.{name}", "set by Steward, not by the caller; send the value")
+        for name in ("address_subject_id", "reason_subject_id")
+        if getattr(details, name, None) is not None
+    ]
+    if problems:
+        raise IntakeRefused(problems)
+
+
+async def keep_personal_values(
+    pool: asyncpg.Pool, draft: OpsRequestDraft, *, request_id: str, workflow_id: str
+) -> tuple[OpsRequestDraft, str | None]:
+    """Keep the draft's personal values in the personal-data store (issue 21):
+    the description and a QC check's reason (one message subject), a new
+    address (an address subject). The draft the workflow gets carries their
+    subject ids instead, and the description's subject id (None: none)."""
+    details = draft.details
+    texts: dict[str, str] = {}
+    if draft.description.strip():
+        texts["description"] = draft.description
+    if isinstance(details, QcCheckDetails) and details.reason is not None:
+        texts["reason"] = details.reason
+    text_ref: str | None = None
+    if texts:
+        text_ref = await ops_store.put_request_texts(
+            pool,
+            request_id=request_id,
+            workflow_id=workflow_id,
+            order_id=details.order(),
+            texts=texts,
+        )
+    update: dict[str, Any] = {}
+    if isinstance(details, QcCheckDetails) and "reason" in texts:
+        update = {"reason": None, "reason_subject_id": text_ref}
+    if isinstance(details, AddressChangeDetails) and details.address is not None:
+        address_ref = await ops_store.put_request_address(
+            pool,
+            request_id=request_id,
+            workflow_id=workflow_id,
+            order_id=details.order_id,
+            address=details.address,
+        )
+        update = {"address": None, "address_subject_id": address_ref}
+    private = draft.model_copy(
+        update={"description": "", "details": details.model_copy(update=update)}
+    )
+    return private, text_ref if "description" in texts else None
+
+
 def calendar_of(draft: OpsRequestDraft, market: str, now: datetime) -> BusinessCalendar:
     """The site's calendar when the request is about a site, else the market's."""
     site = draft.details.site()
@@ -169,21 +225,16 @@ async def open_request(
     escalation_channel: str = "ops-escalations",
 ) -> Opened:
     """Check and open the request; `created` False when it was already open."""
+    refuse_subject_ids(draft)
     market = await check_intake(pool, draft, now)
     request_id = request_id or new_request_id()
     workflow_id = ops_request_id(request_id)
-    description_ref: str | None = None
-    if draft.description.strip():
-        description_ref = await pd.put_subject(
-            pool,
-            kind="message",
-            fields={"description": draft.description},
-            subject_id=pd.subject_id_for("message", workflow_id),
-            refs=[("ops_request", request_id)],
-        )
+    private_draft, description_ref = await keep_personal_values(
+        pool, draft, request_id=request_id, workflow_id=workflow_id
+    )
     input = OpsRequestInput(
         request_id=request_id,
-        draft=draft.model_copy(update={"description": ""}),
+        draft=private_draft,
         description_ref=description_ref,
         requester=requester,
         channel=channel,

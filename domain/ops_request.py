@@ -136,10 +136,29 @@ class _Details(StewardModel):
         return getattr(self, "site_id", None)
 
 
+# A personal-data subject id (store/personal_data.py), set by Steward's edge.
+SUBJECT_ID_PATTERN: Final = r"^subj_[A-Za-z0-9_-]{8,64}$"
+
+
 class AddressChangeDetails(_Details):
+    """The new address: the requester sends `address`; the edge
+    (clients/ops_request.py) keeps it in the personal-data store (kind
+    "address") and the workflow gets `address: null` and `address_subject_id`
+    (issue 21). Exactly one of the two; runs opened before carry the address."""
+
     type: Literal["address_change"] = "address_change"
     order_id: BusinessKey
-    address: Address
+    # Required (null allowed) so a request without it names `details.address`.
+    address: Address | None
+    address_subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _one_address(self) -> AddressChangeDetails:
+        if self.address is None and self.address_subject_id is None:
+            raise ValueError("address: the new address is required")
+        if self.address is not None and self.address_subject_id is not None:
+            raise ValueError("address_subject_id: set by Steward; send only the address")
+        return self
 
 
 class SpecialDeliveryDetails(_Details):
@@ -171,9 +190,24 @@ class SpecialDeliveryDetails(_Details):
 
 
 class QcCheckDetails(_Details):
+    """What to check is the requester's free text: the edge keeps it in the
+    personal-data store (the request's message subject, field "reason") and
+    the workflow gets `reason: null` and `reason_subject_id` (issue 21).
+    Exactly one of the two; runs opened before carry the text."""
+
     type: Literal["qc_check"] = "qc_check"
     order_id: BusinessKey
-    reason: Annotated[FreeText, Field(min_length=1, max_length=500)]
+    # Required (null allowed) so a request without it names `details.reason`.
+    reason: Annotated[FreeText, Field(min_length=1, max_length=500)] | None
+    reason_subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _one_reason(self) -> QcCheckDetails:
+        if self.reason is None and self.reason_subject_id is None:
+            raise ValueError("reason: what to check is required")
+        if self.reason is not None and self.reason_subject_id is not None:
+            raise ValueError("reason_subject_id: set by Steward; send only the reason")
+        return self
 
 
 class OrderStatusDetails(_Details):
@@ -341,8 +375,10 @@ class OpsRequestDraft(StewardModel):
 
 class OpsRequestInput(StewardModel):
     request_id: BusinessKey
-    # The draft without its description: that is personal data, kept in
-    # the personal-data store under `description_ref` (store/personal_data.py).
+    # The draft without its personal values: the description, a QC check's
+    # reason and a new address are kept in the personal-data store
+    # (store/ops_requests.py put_request_texts / put_request_address) and
+    # the draft carries their subject ids (issue 21).
     draft: OpsRequestDraft
     description_ref: str | None = None
     requester: NonEmptyStr
@@ -670,7 +706,10 @@ class FulfilmentActionInput(StewardModel):
     order_id: BusinessKey
     actor: NonEmptyStr
     role: Role
+    # A change of address: the address itself (runs opened before issue 21)
+    # or the personal-data subject the edge keeps it in.
     address: Address | None = None
+    address_subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
     special: SpecialDeliveryInput | None = None
     # A hold's reason (fulfilment's HoldReason) and its handle, chosen by the desk.
     hold_reason: str | None = None

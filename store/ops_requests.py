@@ -1,7 +1,9 @@
 """The ops desk's register (migration 0016): one row per ops request, written
 by the workflow after each step, read by the work queue (priority, then
-business-time due), the list filters, the CSV export and absence cover; and
-the simulated chat platform's messages and modals."""
+business-time due), the list filters, the CSV export and absence cover; the
+requester's personal values in the personal-data store (issue 21: the
+description, a QC check's reason, a new address); and the simulated chat
+platform's messages and modals."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ import asyncpg.pool
 
 from domain.common import StewardModel
 from domain.ops_request import RecordOpsRequestInput
+from domain.orders import Address
+from store import personal_data
+from store.order_subjects import order_subject_id
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -256,6 +261,80 @@ async def open_tasks_of(db: Executor, assignee: str) -> list[str]:
         assignee,
     )
     return [r["task_id"] for r in records]
+
+
+# ------------------------------------------- the requester's personal values
+#
+# What a requester types (the description, a QC check's reason) and a new
+# address are personal values (issue 21): the edge keeps them here and the
+# workflow carries only the subject ids. Both subjects are owned by the
+# order's subject when the request names an order, so a privacy request that
+# finds the customer finds, exports and erases them too; refs name the ops
+# request and the order. Deterministic ids: a retried intake rewrites them.
+
+REQUEST_TEXT_FIELDS = ("description", "reason")
+
+
+def text_subject_id(workflow_id: str) -> str:
+    """The request's message subject (its description and QC reason)."""
+    return personal_data.subject_id_for("message", workflow_id)
+
+
+def address_subject_id(workflow_id: str) -> str:
+    return personal_data.subject_id_for("address", workflow_id)
+
+
+def _ownership(request_id: str, order_id: str | None) -> dict[str, Any]:
+    refs = [("ops_request", request_id)]
+    if order_id is None:
+        return {"refs": refs}
+    return {"refs": [*refs, ("order", order_id)], "owner_id": order_subject_id(order_id)}
+
+
+async def put_request_texts(
+    db: Executor,
+    *,
+    request_id: str,
+    workflow_id: str,
+    order_id: str | None,
+    texts: dict[str, str],
+) -> str:
+    """Keep the requester's texts (fields of REQUEST_TEXT_FIELDS) as one
+    kind-"message" subject; its id."""
+    return await personal_data.put_subject(
+        db,
+        kind="message",
+        fields={k: v for k, v in texts.items() if k in REQUEST_TEXT_FIELDS and v},
+        subject_id=text_subject_id(workflow_id),
+        **_ownership(request_id, order_id),
+    )
+
+
+async def put_request_address(
+    db: Executor, *, request_id: str, workflow_id: str, order_id: str, address: Address
+) -> str:
+    """Keep a requested new address as a kind-"address" subject, in the shape
+    fulfilment reads (store/fulfilment.get_address); its id."""
+    return await personal_data.put_subject(
+        db,
+        kind="address",
+        fields={k: str(v) for k, v in address.model_dump().items() if v is not None},
+        subject_id=address_subject_id(workflow_id),
+        **_ownership(request_id, order_id),
+    )
+
+
+async def read_request_texts(db: Executor, workflow_id: str) -> dict[str, str]:
+    """The requester's texts of a request, for display: {} when it has none;
+    an erased subject's fields read personal_data.ERASED_PLACEHOLDER."""
+    sid = text_subject_id(workflow_id)
+    try:
+        view = (await personal_data.read_subjects(db, [sid]))[sid]
+    except personal_data.UnknownSubject:
+        return {}
+    if view.erased:
+        return dict.fromkeys(REQUEST_TEXT_FIELDS, personal_data.ERASED_PLACEHOLDER)
+    return {k: v for k, v in view.fields.items() if k in REQUEST_TEXT_FIELDS}
 
 
 # ------------------------------------------------------------ simulated chat

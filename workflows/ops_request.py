@@ -19,7 +19,11 @@ escalation, recount, resolve, approve a write-off): a validator refuses a
 wrong role or state with the field and the reason; the handler answers once
 the main loop has applied the decision, fulfilment's answer included. Every
 change is on the audit trail; the requester's description and a new address
-never are (personal data), nor are they posted to the chat.
+never are (personal data), nor are they posted to the chat. Opened through
+the edge (clients/ops_request.py), the input holds neither: the description,
+a QC check's reason and the new address are personal-data subjects and the
+workflow passes their ids (the address change hands fulfilment's action the
+address subject id); runs opened before carry the values (issue 21).
 """
 
 from __future__ import annotations
@@ -1030,6 +1034,7 @@ class OpsRequestWorkflow:
                 resolve.actor,
                 resolve.role,
                 address=details.address,
+                address_subject_id=details.address_subject_id,
             )
         elif isinstance(details, SpecialDeliveryDetails):
             result = await self._fulfilment(
