@@ -50,6 +50,7 @@ from domain.returns import (
     ReturnState,
     returned_value_minor,
 )
+from store import returns as returns_store
 from workflows import visibility
 
 
@@ -93,9 +94,23 @@ def _handle(client: Client, rma_id: str) -> WorkflowHandle[Any, Any]:
     return client.get_workflow_handle(return_id(rma_id))
 
 
-async def start_return(client: Client, request: ReturnInput, task_queue: str) -> StartReturnResult:
-    """Start the return, or find the one already started for this RMA (never two)."""
+async def start_return(
+    client: Client,
+    request: ReturnInput,
+    task_queue: str,
+    *,
+    db: returns_store.Executor | None = None,
+) -> StartReturnResult:
+    """Start the return, or find the one already started for this RMA (never two).
+
+    `db` (issue 21): the customer's email and an exchange's replacement order
+    go to the personal-data store first (store/returns.py
+    keep_personal_values) and the return starts with placeholders and the
+    subject ids, so Temporal holds none of them. Without `db` the input
+    carries them as received (encrypted by the codec)."""
     workflow_id = return_id(request.rma_id)
+    if db is not None:
+        request = await returns_store.keep_personal_values(db, request)
     try:
         handle: WorkflowHandle[Any, Any] = await client.start_workflow(
             ReturnContract.WORKFLOW_TYPE,

@@ -30,6 +30,7 @@ from domain.common import (
 )
 from domain.deliveries import ShipmentRecord
 from domain.money_thresholds import home_currency, money_thresholds
+from domain.order_privacy import PLACEHOLDER_EMAIL, is_pseudonymised, pseudonymise_order
 from domain.orders import MAX_ITEMS, Name, Order, Reference
 
 # ----------------------------------------------------------------- vocabulary
@@ -340,6 +341,11 @@ class CustomerContact(StewardModel):
     locale: str = Field(default="en", max_length=10)
 
 
+SUBJECT_ID_PATTERN: Final = r"^subj_[A-Za-z0-9_-]{8,64}$"
+# The field of a return's contact subject that holds the customer's email.
+CONTACT_EMAIL_FIELD: Final = "email"
+
+
 class ReturnInput(StewardModel):
     rma_id: BusinessKey
     order: ReturnOrder
@@ -354,11 +360,57 @@ class ReturnInput(StewardModel):
     # Exchange only: the replacement order, reviewed as a new order.
     replacement: Order | None = None
     policy: ReturnPolicy = Field(default_factory=ReturnPolicy)
+    # Issue 21 (set by the edge, clients/returns.py start_return db=): the
+    # customer's email is kept in the personal-data store under this subject
+    # (kind "contact", field "email"; store/returns.py put_contact) and
+    # `contact.email` is the placeholder PLACEHOLDER_EMAIL. None: `contact.email`
+    # is the address (runs started before).
+    contact_subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
+    # Issue 21: the replacement order's personal values are kept under this
+    # subject (kind "order", store/order_subjects.py put_order) and
+    # `replacement` is pseudonymised; its review starts with this subject id.
+    replacement_subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
 
     @model_validator(mode="after")
     def _consistent(self) -> ReturnInput:
         check_return_request(self.order, self.lines, self.resolution, self.replacement)
+        placeholder = str(self.contact.email) == PLACEHOLDER_EMAIL
+        if self.contact_subject_id is not None and not placeholder:
+            raise ValueError(
+                "contact: with a contact_subject_id the email is kept in the personal-data "
+                f"store; contact.email must be {PLACEHOLDER_EMAIL}"
+            )
+        if self.contact_subject_id is None and placeholder:
+            raise ValueError("contact_subject_id: the contact's email is a placeholder")
+        if self.replacement_subject_id is not None and (
+            self.replacement is None or not is_pseudonymised(self.replacement)
+        ):
+            raise ValueError(
+                "replacement: with a replacement_subject_id the replacement order must be "
+                "pseudonymised"
+            )
         return self
+
+
+def return_without_personal_values(
+    request: ReturnInput, *, contact_subject_id: str, replacement_subject_id: str | None
+) -> ReturnInput:
+    """`request` as Temporal may hold it (issue 21): the contact's email and the
+    replacement order's personal values replaced by placeholders, the subject
+    ids they are kept under beside them. Pure: the edge stores the values first."""
+    return ReturnInput.model_validate(
+        {
+            **request.model_dump(),
+            "contact": {"email": PLACEHOLDER_EMAIL, "locale": request.contact.locale},
+            "replacement": (
+                pseudonymise_order(request.replacement).model_dump()
+                if request.replacement is not None
+                else None
+            ),
+            "contact_subject_id": contact_subject_id,
+            "replacement_subject_id": replacement_subject_id,
+        }
+    )
 
 
 def check_return_request(

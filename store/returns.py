@@ -13,7 +13,14 @@ import asyncpg.pool
 
 from domain.audit import CaseRow
 from domain.ids import RETURN
-from domain.returns import RELEASED_RETURN_STATUSES, ReturnLine
+from domain.returns import (
+    CONTACT_EMAIL_FIELD,
+    RELEASED_RETURN_STATUSES,
+    ReturnInput,
+    ReturnLine,
+    return_without_personal_values,
+)
+from store import order_subjects, personal_data
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -21,6 +28,55 @@ _CASE_COLUMNS = (
     "workflow_id, process, case_id, status, market, risk_band, awaited_role, due_at, "
     "amount_minor, currency, created_at, updated_at"
 )
+
+
+# -- personal data (issue 21) -------------------------------------------------
+
+
+def contact_subject_id(rma_id: str) -> str:
+    """Deterministic: a retried start (or the same RMA sent twice) rewrites
+    the same subject instead of making a second copy."""
+    return personal_data.subject_id_for("contact", f"return/{rma_id}")
+
+
+async def put_contact(db: Executor, *, rma_id: str, order_id: str, email: str) -> str:
+    """Keep the email a return's messages go to; returns its subject id.
+    Kind ``contact``, field ``email`` (fingerprinted: a privacy request on the
+    customer's email finds it), owned by the order's subject, referencing the
+    order (legal holds: an open return) and the return."""
+    return await personal_data.put_subject(
+        db,
+        kind="contact",
+        fields={CONTACT_EMAIL_FIELD: email},
+        subject_id=contact_subject_id(rma_id),
+        owner_id=order_subjects.order_subject_id(order_id),
+        refs=[("order", order_id), ("return", rma_id)],
+    )
+
+
+async def keep_personal_values(db: Executor, request: ReturnInput) -> ReturnInput:
+    """Store the return's personal values (the contact's email; an exchange's
+    replacement order, under the order subject its review reads) and return
+    the request without them, for Temporal. Idempotent (deterministic subject
+    ids). Raises personal_data.SubjectErased, nothing started, when a subject
+    was erased by a privacy request."""
+    if request.contact_subject_id is not None:
+        return request  # already kept
+    replacement_subject: str | None = None
+    if request.replacement is not None:
+        replacement_subject, _ = await order_subjects.put_order(db, request.replacement)
+        await personal_data.add_refs(db, replacement_subject, [("return", request.rma_id)])
+    contact_subject = await put_contact(
+        db,
+        rma_id=request.rma_id,
+        order_id=request.order.order_id,
+        email=str(request.contact.email),
+    )
+    return return_without_personal_values(
+        request,
+        contact_subject_id=contact_subject,
+        replacement_subject_id=replacement_subject,
+    )
 
 
 async def lock_order(conn: Executor, order_id: str) -> None:

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.payments import PAYMENT_BUSINESS_REFUSALS, PaymentOperationInput
     from domain.returns import (
         CHECK_STOCK,
+        CONTACT_EMAIL_FIELD,
         CheckStockInput,
         CheckStockResult,
         CustomerChoice,
@@ -255,7 +256,14 @@ class ReturnResolution:
             if await start_or_link(
                 OrderReviewContract.WORKFLOW_TYPE,
                 # No business-hours calendar: building one is not for a workflow.
-                review_input(replacement, business_calendar=False),
+                # Issue 21: the edge kept its personal values under
+                # replacement_subject_id (the review reads them by it), as the
+                # API starts a review; None: the order carries them.
+                review_input(
+                    replacement,
+                    business_calendar=False,
+                    subject_id=self._input.replacement_subject_id,
+                ),
                 id=review_id,
                 summary=f"Exchange for return {self._input.rma_id}",
                 search_attributes=visibility.start_attributes(
@@ -318,6 +326,10 @@ class ReturnResolution:
                 email=self._input.contact.email,
                 template=template,
                 locale=self._input.contact.locale,
+                # Issue 21: the address is read from the contact's subject
+                # when the message is sent (contact.email is a placeholder).
+                subject_id=self._input.contact_subject_id,
+                email_field=CONTACT_EMAIL_FIELD,
             ),
             template=template,
             retry=OUTSIDE_RETRY,

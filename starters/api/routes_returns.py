@@ -53,6 +53,7 @@ from starters.api.routes_common import (
 )
 from starters.auth import Principal, authenticate, require_roles
 from store import returns as returns_store
+from store.personal_data import SubjectErased
 
 log = structlog.get_logger(__name__)
 
@@ -169,11 +170,15 @@ async def _call(rma_id: str, call: Awaitable[_T]) -> _T:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=StartReturnResponse,
-    responses=error_responses(401, 403, 422, 503),
+    responses=error_responses(401, 403, 409, 422, 503),
     summary="Open a return (idempotent per RMA)",
 )
 async def create_return(
-    body: CreateReturnBody, principal: Starter, client: TemporalClient, settings: AppSettings
+    body: CreateReturnBody,
+    principal: Starter,
+    client: TemporalClient,
+    settings: AppSettings,
+    pool: DbPool,
 ) -> StartReturnResponse:
     request = ReturnInput(
         rma_id=body.rma_id,
@@ -189,7 +194,16 @@ async def create_return(
             body.order.market, body.order.currency, starting=datetime.now(UTC).date()
         ),
     )
-    result = await returns.start_return(client, request, settings.task_queue)
+    # Issue 21: the customer's email and a replacement order's personal values
+    # go to the personal-data store; the return (Temporal) gets subject ids.
+    try:
+        result = await returns.start_return(client, request, settings.task_queue, db=pool)
+    except SubjectErased:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"rma_id: personal data of return {body.rma_id} or of its replacement "
+            "order was erased by a privacy request; it cannot be started again",
+        ) from None
     log.info("return_start", rma_id=result.rma_id, started=result.started)
     return StartReturnResponse(
         workflow_id=result.workflow_id, rma_id=result.rma_id, started=result.started
