@@ -252,7 +252,12 @@ async def settle_disputes(
 
 
 async def send_returns(
-    client: Client, released: Sequence[Order], *, seed: int, task_queue: str
+    client: Client,
+    released: Sequence[Order],
+    *,
+    seed: int,
+    task_queue: str,
+    pool: asyncpg.Pool | None = None,
 ) -> tuple[ReturnsReport, list[str]]:
     """A share of the released orders comes back: carrier scans, the 3PL's
     grade, then a refund, an exchange or a manual QC task."""
@@ -262,7 +267,9 @@ async def send_returns(
     count = max(1, round(len(released) * RETURN_SHARE))
     chosen = rng.sample(list(released), count)
     scenarios = plan_returns(seed, chosen, datetime.now(UTC))
-    report = await run_returns(client, scenarios, task_queue)
+    # `pool`: started as the API starts them, the customers' emails kept in
+    # the personal-data store (issue 21).
+    report = await run_returns(client, scenarios, task_queue, db=pool)
     return report, [s.request.rma_id for s in scenarios]
 
 
@@ -689,7 +696,9 @@ async def run_simulation(
         "(only released ones) · failed deliveries "
         f"{report.parcels.failed_deliveries} · carrier claims {report.parcels.claims}"
     )
-    report.returns, rma_ids = await send_returns(client, released, seed=seed, task_queue=task_queue)
+    report.returns, rma_ids = await send_returns(
+        client, released, seed=seed, task_queue=task_queue, pool=pool
+    )
     report.return_decisions = await decide_returns(client, rma_ids)
     say(
         f"returns: {report.returns.started} started · 3PL grades "

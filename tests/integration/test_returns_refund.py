@@ -50,13 +50,15 @@ from domain.returns import (
     ReturnOrder,
     ReturnReason,
 )
+from domain.risk_rules import IdentityKind, identity_hash
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import audit as audit_store
-from store import disputes, ledger
+from store import disputes, ledger, personal_data
 from store import returns as returns_store
 from store import simulated as sim_store
 from tests.integration.polling import eventually
+from tests.integration.test_order_review_personal_data import decoded_history
 from workers import activities
 from workers.settings import Settings
 from workflows.returns import ReturnWorkflow
@@ -265,6 +267,22 @@ async def test_refund_retried_after_timeout_after_commit_refunds_exactly_once(
     )
     assert late.status_code == 409
     assert "closed" in late.json()["detail"]
+
+    # Issue 21: the API kept the customer's email in the personal-data store;
+    # the return's history (decoded through the codec) holds its subject id
+    # and not the email, and the notifier still got the real address (the
+    # simulated one keeps its hash).
+    email = return_json(rma_id, order_id)["contact"]["email"]
+    sid = returns_store.contact_subject_id(rma_id)
+    assert await personal_data.get_subject(db_pool, sid) == {"email": email}
+    history = await decoded_history(client, return_id(rma_id))
+    assert rma_id.encode() in history and sid.encode() in history
+    assert email.encode() not in history, "the customer's email is in the return's history"
+    sent = await db_pool.fetch(
+        "SELECT template, recipient_hash FROM sim_notifications WHERE order_id = $1", order_id
+    )
+    assert {r["template"] for r in sent} == {"return_label", "return_refunded"}
+    assert {r["recipient_hash"] for r in sent} == {identity_hash(IdentityKind.EMAIL, email)}
 
 
 async def test_bad_requests_start_nothing(api: httpx.AsyncClient, client: Client) -> None:
