@@ -29,6 +29,7 @@ from domain.campaign import (
     CampaignSchedule,
     CampaignState,
     CampaignStatus,
+    CampaignView,
     CancelInput,
     FileRequestInput,
     QuotaDecision,
@@ -86,6 +87,18 @@ async def get_campaign(client: Client, campaign_id: str) -> CampaignState:
         f"campaign {campaign_id}",
     )
     return state
+
+
+async def with_request_texts(db: campaign_store.Executor, state: CampaignState) -> CampaignView:
+    """`state` with each request's employee and words read back from the
+    personal-data store (issue 21: the workflow holds the request ids only),
+    in one query; an erased text reads [erased]."""
+    texts = await campaign_store.request_texts(db, state.campaign_id, list(state.requests))
+    document = state.model_dump()
+    for request_id, request in document["requests"].items():
+        if request_id in texts:
+            request["employee_id"], request["description"] = texts[request_id]
+    return CampaignView.model_validate(document)
 
 
 async def _update(

@@ -883,6 +883,24 @@ class CampaignState(StewardModel):
     history: list[StatusChange] = Field(default_factory=list)
 
 
+class RequestView(RequestState):
+    """A request as the API's GET and the console show it: the workflow's
+    state with, read back from the personal-data store (issue 21: the
+    workflow holds the request id only), the collaborator's employee id and
+    own words (`[erased]` once a privacy request erased them). None: no
+    record of the request in the store."""
+
+    employee_id: str | None = None
+    description: str | None = None
+
+
+class CampaignView(CampaignState):
+    """A campaign as GET /v1/campaigns/{id} shows it: its requests with their
+    words read back (RequestView)."""
+
+    requests: dict[str, RequestView] = Field(default_factory=dict)  # type: ignore[assignment]
+
+
 class CampaignResult(StewardModel):
     campaign_id: str
     status: CampaignStatus

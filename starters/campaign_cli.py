@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from domain.campaign import CampaignSchedule, CampaignState, zone
+from domain.campaign import CampaignSchedule, CampaignState, CampaignView, RequestView, zone
 from domain.common import format_amount
 from starters.case_cli import api_get, api_post, fail, parse_order_id
 
@@ -58,6 +58,10 @@ def _show(state: CampaignState) -> None:
             f"request {r.request_id} ({r.kind}) due {r.due_at:%Y-%m-%d %H:%M}: "
             f"{r.outcome or 'open'}{' (escalated)' if r.escalated else ''}"
         )
+        if isinstance(r, RequestView) and r.description is not None:
+            # GET reads the collaborator's words back (issue 21); markup off:
+            # they are the collaborator's, not Rich's.
+            console.print(f"  from {r.employee_id}: {r.description}", markup=False)
 
 
 _DURATION = re.compile(r"^(\d{1,4})([mhd])$")
@@ -191,7 +195,7 @@ def refuse(campaign_id: CampaignId, reason: Annotated[str, typer.Option("--reaso
 @campaigns_app.command("show")
 def show(campaign_id: CampaignId) -> None:
     """A campaign's status, schedule, validation report, discrepancies and requests."""
-    _show(api_get(f"/v1/campaigns/{_id(campaign_id)}", CampaignState))
+    _show(api_get(f"/v1/campaigns/{_id(campaign_id)}", CampaignView))
 
 
 @campaigns_app.command("close")

@@ -26,6 +26,7 @@ from domain.campaign import (
     CampaignParameters,
     CampaignSchedule,
     CampaignState,
+    CampaignView,
     CancelInput,
     FileRequestInput,
     QuotaDecision,
@@ -152,15 +153,16 @@ async def list_campaigns(
 
 @router.get(
     "/{campaign_id}",
-    response_model=CampaignState,
+    response_model=CampaignView,
     responses=error_responses(401, 404, 503),
     summary="A campaign's state: status, schedule, validation report, requests",
 )
 async def get_campaign(
-    campaign_id: CampaignId, principal: Reader, client: TemporalClient
-) -> CampaignState:
+    campaign_id: CampaignId, principal: Reader, client: TemporalClient, pool: DbPool
+) -> CampaignView:
     state: CampaignState = await case_call(campaigns.get_campaign(client, campaign_id))
-    return state
+    # The requests' words are read back from the personal-data store (issue 21).
+    return await campaigns.with_request_texts(pool, state)
 
 
 # ---------------------------------------------------------------- the roster

@@ -1006,6 +1006,16 @@ def _more_facts(process: str, s: Any) -> list[tuple[str, str]]:
             )  # fmt: skip
         if s.requests:
             facts.append(("Requests", str(len(s.requests))))
+        for r in s.requests.values():
+            # The collaborator's words, read back from the personal-data
+            # store (clients/campaign.py with_request_texts; erased: [erased]).
+            words = getattr(r, "description", None)
+            if words is not None:
+                status = _enum(r.outcome) if r.outcome else f"open, due {_when(r.due_at)}"
+                facts.append(
+                    (f"Request {r.request_id}", f"{_enum(r.kind)} from {r.employee_id} "
+                     f"({status}): {words}")
+                )  # fmt: skip
         if s.discrepancies:
             facts.append(("Discrepancies", str(len(s.discrepancies))))
         if s.cancelled_reason:

@@ -88,6 +88,7 @@ from store import personal_data
 from store import steps as steps_store
 from tests.factories import order_data
 from tests.integration.polling import eventually
+from tests.integration.test_order_review_personal_data import decoded_history
 from workers import activities
 from workers.settings import Settings
 from workflows.returns import ReturnWorkflow
@@ -435,9 +436,14 @@ async def test_a_short_campaign_end_to_end(
         )
         assert created.status_code == 201, created.text
         campaign = f"/v1/campaigns/{p.campaign_id}"
+        # Issue 21: names and emails of this test's own, searched for below.
+        tag = uuid.uuid4().hex[:8]
+        employees = roster_csv(3, entity=entity)
+        employees = employees.replace("Employee ", f"Ines Varga-{tag} ")
+        employees = employees.replace("@maison.example", f".{tag}@maison.example")
         roster = await api.post(
             f"{campaign}/roster",
-            content=roster_csv(3, entity=entity).encode(),
+            content=employees.encode(),
             headers={**COORDINATOR, "content-type": "text/csv"},
         )
         assert roster.status_code == 200, roster.text
@@ -455,6 +461,25 @@ async def test_a_short_campaign_end_to_end(
         approved = await api.post(f"{campaign}/approval", json={"approve": True}, headers=MANAGER)
         assert approved.status_code == 200, approved.text
         await eventually(state, status_is("open"), timeout=20, what="the opening")
+        # A collaborator's gift request: its words go to the personal-data
+        # store, the workflow gets the request id; GET reads them back.
+        words = f"Gift for Helene Dubois-{tag}, 12 rue des Archives, 75004 Paris"
+        gift_id = f"GR-{tag}"
+        filed = await api.post(
+            f"{campaign}/requests",
+            json={"request_id": gift_id, "employee_id": "E0002", "kind": "gift",
+                  "description": words},
+            headers=COORDINATOR,
+        )  # fmt: skip
+        assert filed.status_code == 201, filed.text
+        shown = (await state())["requests"][gift_id]
+        assert (shown["employee_id"], shown["description"]) == ("E0002", words)
+        resolved = await api.post(
+            f"{campaign}/requests/{gift_id}/resolution",
+            json={"outcome": "shipped"},
+            headers=COORDINATOR,
+        )
+        assert resolved.status_code == 200, resolved.text
         placed = await api.post(
             f"{campaign}/orders",
             json=order_body(f"{p.campaign_id}-1", "E0001", [(SKUS[1], 1)]),
@@ -509,6 +534,37 @@ async def test_a_short_campaign_end_to_end(
         assert report["figures"]["sell_through_by_category"]["small_leather_goods"] == 0.1
         # One buyer among the three employees of the campaign's entity.
         assert report["figures"]["participation_by_entity"] == {entity: 0.3333}
+
+        # Issue 21: neither the campaign's history nor the employee order's
+        # review (decoded through the codec) holds the roster's names and
+        # emails, the request's words or the order's address; the review's
+        # activities read the employee's values by subject id.
+        order_id = f"{p.campaign_id}-1"
+        kept = await personal_data.get_subject(
+            db_pool, personal_data.subject_id_for("order", order_id)
+        )
+        assert kept["customer.email"] == f"e1.{tag}@maison.example"
+        assert kept["customer.full_name"] == f"Ines Varga-{tag} 1"
+        address = order_body(order_id, "E0001", [(SKUS[1], 1)])["shipping_address"]
+        assert kept["shipping_address.line1"] == address["line1"]
+        personal = [words, f"Helene Dubois-{tag}", address["line1"]]
+        personal += [f"Ines Varga-{tag} {n}" for n in range(3)]
+        personal += [f"e{n}.{tag}@maison.example" for n in range(3)]
+        for workflow_id in (f"campaign:{p.campaign_id}", f"order-review:{order_id}"):
+            history = await decoded_history(client, workflow_id)
+            assert p.campaign_id.encode() in history  # the right history, decoded
+            if workflow_id.startswith("campaign:"):
+                assert gift_id.encode() in history  # the request, by its id only
+            for value in personal:
+                assert value.encode() not in history, f"{value!r} is in {workflow_id}"
+        # Erased by a privacy request: GET shows the placeholder.
+        await personal_data.erase_subject(
+            db_pool,
+            personal_data.subject_id_for("message", f"campaign-request/{gift_id}"),
+            reason="privacy-request:test",
+        )
+        erased = (await state())["requests"][gift_id]
+        assert erased["description"] == personal_data.ERASED_PLACEHOLDER
 
 
 async def test_a_returned_item_gives_its_quota_back_once_when_the_rule_says_so(

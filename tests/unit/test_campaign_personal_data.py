@@ -1,0 +1,86 @@
+"""A campaign's collaborator requests keep their words in the personal-data
+store (issue 21: the workflow holds the request ids only); what reads them
+back for display shows them: `steward campaigns show` (GET's CampaignView)
+and the console's case page (the route merges them, tests/integration/
+test_campaign.py checks GET on the real stack), `[erased]` once erased."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from domain.campaign import CampaignSchedule, CampaignState, CampaignStatus, CampaignView
+from starters import campaign_cli
+from starters.cli import app
+from starters.console import views
+
+NOW = datetime(2027, 6, 1, 7, 0, tzinfo=UTC)
+WORDS = "A silk scarf for Hélène Dubois, 12 rue des Archives [bold]75004[/bold] Paris"
+
+
+def campaign(descriptions: dict[str, tuple[str, str] | None]) -> CampaignView:
+    state = CampaignState(
+        campaign_id="ES-2027-06",
+        name="Summer employee sale",
+        status=CampaignStatus.OPEN,
+        timezone="Europe/Paris",
+        schedule=CampaignSchedule(
+            opens_at=NOW,
+            closes_at=NOW + timedelta(days=4),
+            opening_reminder_at=NOW - timedelta(days=1),
+            closing_reminder_at=NOW + timedelta(days=3),
+        ),
+        prepared_by=["alice"],
+        requests={
+            request_id: {  # type: ignore[misc]
+                "request_id": request_id,
+                "kind": "gift",
+                "owner_role": "coordinator",
+                "opened_by": "desk",
+                "opened_at": NOW,
+                "due_at": NOW + timedelta(days=5),
+                "outcome": "shipped" if request_id == "GR-2" else None,
+            }
+            for request_id in descriptions
+        },
+    )
+    document: dict[str, Any] = state.model_dump()
+    for request_id, kept in descriptions.items():
+        if kept is not None:
+            document["requests"][request_id]["employee_id"] = kept[0]
+            document["requests"][request_id]["description"] = kept[1]
+    return CampaignView.model_validate(document)
+
+
+def test_the_case_page_shows_each_request_s_words_or_erased() -> None:
+    view = campaign({"GR-1": ("E0001", WORDS), "GR-2": ("E0002", "[erased]"), "GR-3": None})
+    facts = views._state_facts("campaign", view)
+    assert ("Request GR-1", f"gift from E0001 (open, due 2027-06-06 07:00 UTC): {WORDS}") in facts
+    assert ("Request GR-2", "gift from E0002 (shipped): [erased]") in facts
+    # A request the store has no words for (none merged): no line.
+    assert "Request GR-3" not in dict(facts)
+    # The workflow's own state (no words merged) shows none either.
+    plain = CampaignState.model_validate(
+        view.model_dump(exclude={"requests": {"GR-1": {"employee_id", "description"}}})
+        | {"requests": {}}
+    )
+    assert not [label for label, _ in views._state_facts("campaign", plain) if "GR-" in label]
+
+
+def test_campaigns_show_prints_the_words_get_reads_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[type] = []
+
+    def get(path: str, answer: type, params: Any = None) -> Any:
+        asked.append(answer)
+        return campaign({"GR-1": ("E0001", WORDS)})
+
+    monkeypatch.setattr(campaign_cli, "api_get", get)
+    result = CliRunner().invoke(app, ["campaigns", "show", "ES-2027-06"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert asked == [CampaignView]
+    assert "request GR-1 (gift)" in result.output
+    # Printed as typed: Rich markup in the words is not interpreted.
+    assert f"from E0001: {WORDS}" in result.output
