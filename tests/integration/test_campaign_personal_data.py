@@ -19,11 +19,14 @@ import httpx
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
+from activities.privacy import PrivacyActivities
+from activities.simulated import SimulatedNotifier
 from bench.campaign import ADDRESS, campaign_bench
 from domain.common import Role
 from domain.ids import order_review_id
-from domain.privacy_request import HoldKind
+from domain.privacy_request import CheckHoldsInput, HoldKind, Jurisdiction
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import campaign as campaign_store
@@ -94,9 +97,36 @@ async def test_a_roster_employee_is_held_until_the_campaign_is_reconciled(
     p = params(now + timedelta(days=1), now + timedelta(days=2), entity=f"Maison {tag}")
     roster = HEADER + f"E1,Mila Novak-{tag},{email},Maison {tag},FR,G1,2020-01-06,\n"
     await open_campaign(db_pool, p, roster, state="scheduled")
+    await campaign_store.file_request(
+        db_pool,
+        request_id=f"REQ-{tag}",
+        campaign_id=p.campaign_id,
+        employee_id="E1",
+        kind="after_sales",
+        description=f"My bag's strap broke, call me at {email}",
+        opened_by="desk",
+    )
+    employee = await db_pool.fetchval(
+        "SELECT subject_id FROM campaign_roster WHERE campaign_id = $1", p.campaign_id
+    )
+    message = personal_data.subject_id_for("message", f"campaign-request/REQ-{tag}")
 
-    # The roster's subject is found by the email and held by the campaign.
-    assert await check(db_pool, email) == {HoldKind.CAMPAIGN: [f"campaign:{p.campaign_id}"]}
+    # The roster's subject is found by the email, its request's words with it
+    # (owned), and both are held by the campaign until it is reconciled.
+    found = await ActivityEnvironment().run(
+        PrivacyActivities(db_pool, SimulatedNotifier(db_pool)).check_legal_holds,
+        CheckHoldsInput(
+            request_id=f"PR-{tag}",
+            match_fingerprint=personal_data.fingerprint(email),
+            subject_ids=[],
+            jurisdiction=Jurisdiction.EU,
+            invoice_retention=timedelta(days=3653),
+        ),
+    )
+    assert found.subject_ids == sorted([employee, message])
+    (hold,) = found.holds
+    assert (hold.kind, hold.reference) == (HoldKind.CAMPAIGN, f"campaign:{p.campaign_id}")
+    assert hold.subject_ids == sorted([employee, message])
     await db_pool.execute(
         "INSERT INTO campaign_figures (campaign_id, closed_at, figures) VALUES ($1, now(), '{}')",
         p.campaign_id,
