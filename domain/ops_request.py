@@ -562,6 +562,16 @@ class OpsRequestState(StewardModel):
         return None
 
 
+class OpsRequestView(OpsRequestState):
+    """A request as GET /v1/ops-requests/{id} shows it: the workflow's state
+    and the requester's texts read back from the personal-data store (issue
+    21; never in the workflow): None when there is none, an erased one reads
+    "[erased]"."""
+
+    description: str | None = None
+    qc_reason: str | None = None
+
+
 class OpsRequestResult(StewardModel):
     request_id: str
     status: OpsRequestStatus

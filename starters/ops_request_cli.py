@@ -26,6 +26,7 @@ from domain.ops_request import (
     OpsRequestState,
     OpsRequestStatus,
     OpsRequestType,
+    OpsRequestView,
     OutcomeCode,
     Priority,
     RootCause,
@@ -102,7 +103,7 @@ def queue(
 @ops_app.command("show")
 def show(request_id: Annotated[str, typer.Argument(callback=parse_key)]) -> None:
     """One request: its state, actions, linked cases, escalations."""
-    state = api_get(f"{PATH}/{request_id}", OpsRequestState)
+    state = api_get(f"{PATH}/{request_id}", OpsRequestView)
     console.print(render(state))
 
 
@@ -127,6 +128,12 @@ def render(state: OpsRequestState) -> Panel:
         lines.append(Text(f"order: {state.order_id or '-'}  site: {state.site_id or '-'}"))
     if state.answer:
         lines.append(Text(f"answer: {state.answer}"))
+    if isinstance(state, OpsRequestView):
+        # The requester's words, read back from the personal-data store.
+        if state.qc_reason:
+            lines.append(Text(f"what to check: {state.qc_reason}"))
+        if state.description:
+            lines.append(Text(f"note: {state.description}"))
     for action in state.actions:
         mark = "✓" if action.ok else "✗"
         lines.append(

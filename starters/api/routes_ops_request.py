@@ -32,12 +32,14 @@ from domain.ops_request import (
     OpsRequestState,
     OpsRequestStatus,
     OpsRequestType,
+    OpsRequestView,
     OutcomeCode,
     Priority,
     RecountInput,
     ReprioritiseInput,
     ResolveInput,
     RootCause,
+    ops_request_id,
 )
 from domain.ops_request import Channel as IntakeChannel
 from starters.api.routes_common import (
@@ -313,15 +315,23 @@ async def cover_absence(
 
 @router.get(
     "/{request_id}",
-    response_model=OpsRequestState,
+    response_model=OpsRequestView,
     responses=error_responses(401, 403, 404, 503),
-    summary="An ops request's current state",
+    summary="An ops request's current state, with the requester's description "
+    "(and a QC check's reason) read back from the personal-data store",
 )
 async def get_ops_request(
-    request_id: RequestId, principal: Reader, client: TemporalClient
-) -> OpsRequestState:
+    request_id: RequestId, principal: Reader, client: TemporalClient, pool: DbPool
+) -> OpsRequestView:
     state: OpsRequestState = await case_call(ops_client.get_request(client, request_id))
-    return state
+    texts = await ops_store.read_request_texts(pool, ops_request_id(request_id))
+    return OpsRequestView.model_validate(
+        {
+            **state.model_dump(),
+            "description": texts.get("description"),
+            "qc_reason": texts.get("reason") if state.type is OpsRequestType.QC_CHECK else None,
+        }
+    )
 
 
 async def _decide(

@@ -29,11 +29,14 @@ from domain.common import Role
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from starters.ops_simulator import plan_day, simulate_day
+from store import fulfilment as fulfilment_store
 from store import ops_requests as ops_store
 from store import personal_data as pd
 from store.order_status import order_status
+from store.order_subjects import order_subject_id
 from tests.integration.polling import eventually
 from tests.integration.test_api import order_json
+from tests.integration.test_order_review_personal_data import decoded_history
 from workers import activities
 from workers.settings import Settings
 
@@ -442,6 +445,9 @@ async def test_an_address_change_resolved_at_the_desk_changes_the_fulfilment(
         lambda view: view.fulfilment_status is not None,
         what="the order's fulfilment",
     )
+    unique = uuid.uuid4().hex[:8]
+    street = f"{unique} Rue de la Paix"
+    note = f"Mme Vauquelin-{unique} moved, call her first"
     opened = await api.post(
         "/v1/ops-requests",
         json={
@@ -449,12 +455,13 @@ async def test_an_address_change_resolved_at_the_desk_changes_the_fulfilment(
                 "type": "address_change",
                 "order_id": order_id,
                 "address": {
-                    "line1": "8 Rue de la Paix",
+                    "line1": street,
                     "city": "Paris",
                     "postal_code": "75002",
                     "country": "FR",
                 },
-            }
+            },
+            "description": note,
         },
         headers=COORDINATOR,
     )
@@ -479,6 +486,34 @@ async def test_an_address_change_resolved_at_the_desk_changes_the_fulfilment(
     fulfilment = await client.get_workflow_handle(f"fulfilment:{order_id}").query("status")
     changes = fulfilment["address_changes"]
     assert changes and changes[-1]["actor"] == "camille"
+
+    # Issue 21: fulfilment got the real address, read from the subject the
+    # edge kept it in; neither the ops request's history nor the fulfilment's
+    # (decoded through the codec) holds it or the requester's words.
+    workflow_id = f"ops-request:{request_id}"
+    address_ref = ops_store.address_subject_id(workflow_id)
+    assert fulfilment["address_ref"] == address_ref
+    assert (await fulfilment_store.get_address(db_pool, address_ref)).line1 == street
+    ops_history = await decoded_history(client, workflow_id)
+    assert request_id.encode() in ops_history and address_ref.encode() in ops_history
+    fulfilment_history = await decoded_history(client, f"fulfilment:{order_id}")
+    for value in (unique, "Vauquelin"):
+        assert value.encode() not in ops_history, f"{value!r} in the ops request's history"
+        assert value.encode() not in fulfilment_history, f"{value!r} in the fulfilment's history"
+        row = await db_pool.fetchval(
+            "SELECT count(*) FROM ops_requests r WHERE r::text LIKE '%' || $1 || '%'", value
+        )
+        assert row == 0, f"{value!r} in the ops_requests table"
+    # Both subjects belong to the order's subject: a privacy request that
+    # finds the customer reaches them (privacy's live_subjects).
+    owned = await pd.live_subjects(db_pool, [order_subject_id(order_id)])
+    assert {address_ref, ops_store.text_subject_id(workflow_id)} <= set(owned)
+    # GET reads the words back; erased, they read [erased].
+    shown = await api.get(f"/v1/ops-requests/{request_id}", headers=AUDITOR)
+    assert shown.json()["description"] == note
+    await pd.erase_subject(db_pool, ops_store.text_subject_id(workflow_id), reason="test")
+    shown = await api.get(f"/v1/ops-requests/{request_id}", headers=AUDITOR)
+    assert shown.json()["description"] == pd.ERASED_PLACEHOLDER
 
 
 async def test_a_warehouse_count_event_opens_one_discrepancy_with_holds(

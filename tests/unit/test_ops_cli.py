@@ -134,6 +134,19 @@ def test_claim_goes_through_the_api_with_the_key(monkeypatch: pytest.MonkeyPatch
     assert "camille" in result.output
 
 
+def test_show_prints_the_requester_s_words_the_api_read_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Issue 21: the words are not in the workflow; GET reads them from the
+    # personal-data store and `show` prints them.
+    monkeypatch.undo()
+    api = FakeApi(monkeypatch, {**STATE, "description": "call Mme Durand first"})
+    result = runner.invoke(app, ["ops", "show", "OPS-1"])
+    assert result.exit_code == 0, result.output
+    assert api.requests[0].url.path == "/v1/ops-requests/OPS-1"
+    assert "note: call Mme Durand first" in " ".join(result.output.replace("│", " ").split())
+
+
 def test_resolve_sends_the_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.undo()
     api = FakeApi(monkeypatch, STATE)
