@@ -32,6 +32,7 @@ from domain.fulfilment import (
     FulfilmentInput,
     FulfilmentState,
     FulfilmentStatus,
+    FulfilmentView,
     PlaceHoldInput,
     QcDecisionInput,
     ReallocateInput,
@@ -40,7 +41,9 @@ from domain.fulfilment import (
     WarehouseEvent,
     address_error,
 )
+from domain.orders import Address
 from store import fulfilment as fulfilment_store
+from store import personal_data
 from workflows import visibility
 
 
@@ -190,6 +193,55 @@ async def reallocate(
     )
 
 
+async def keep_edge_address(
+    db: asyncpg.Pool, order_id: str, input: ChangeAddressInput
+) -> ChangeAddressInput:
+    """`input` with its address kept in the personal-data store and replaced
+    by the subject's id. The subject id comes from the order and the address's
+    keyed fingerprint: a retried call rewrites the same subject. An order
+    Steward never released is a FulfilmentNotFound (nothing kept)."""
+    assert input.address is not None
+    if not await fulfilment_store.order_kept(db, order_id):
+        raise FulfilmentNotFound(order_id)
+    try:
+        subject_id = await fulfilment_store.put_edge_address(
+            db,
+            order_id=order_id,
+            key=fulfilment_store.keyed_fingerprint(input.address),
+            address=input.address,
+        )
+    except personal_data.SubjectErased:
+        raise FulfilmentRefused(
+            f"address: this address was erased from order {order_id} by a privacy request"
+        ) from None
+    return input.model_copy(update={"address": None, "address_subject_id": subject_id})
+
+
+async def with_address(db: asyncpg.Pool, state: FulfilmentState) -> FulfilmentView:
+    """The state with its current shipping address read back (one query) for
+    display; an erased one shows the personal-data placeholder."""
+    view = FulfilmentView.model_validate(state.model_dump())
+    if not personal_data.is_subject_id(state.address_ref):
+        return view
+    try:
+        view.shipping_address = await fulfilment_store.get_address(
+            db, state.address_ref, order_id=state.order_id
+        )
+    except personal_data.SubjectErased:
+        erased = personal_data.ERASED_PLACEHOLDER
+        view.shipping_address = Address(
+            line1=erased, city=erased, postal_code=erased, country=state.destination_country
+        )
+        view.shipping_address_erased = True
+    except (personal_data.UnknownSubject, fulfilment_store.NotAnAddress):
+        pass
+    else:
+        view.shipping_address_erased = view.shipping_address.line1 == (
+            personal_data.ERASED_PLACEHOLDER
+        )
+    return view
+
+
 async def change_address(
     client: Client,
     order_id: str,
@@ -197,13 +249,23 @@ async def change_address(
     principal: Acting,
     *,
     update_id: str | None = None,
+    db: asyncpg.Pool | None = None,
 ) -> FulfilmentState:
     """Change the shipping address. An address the country's format refuses
     is refused here (nothing sent); the answer's last `address_changes`
     entry says what happened (applied, intercept redirected or refused, held
-    for review)."""
-    if input.address is not None and (error := address_error(input.address)) is not None:
-        raise FulfilmentRefused(error)
+    for review).
+
+    `db` (the edges: the API, the console through it): an `address` given is
+    kept in the personal-data store (store/fulfilment.put_edge_address, one
+    subject per order and address, refs ("order", order_id)) and the update
+    carries only its `address_subject_id` (issue 21). Without `db` the
+    address travels in the (encrypted) update, the shape of running cases."""
+    if input.address is not None:
+        if (error := address_error(input.address)) is not None:
+            raise FulfilmentRefused(error)
+        if db is not None:
+            input = await keep_edge_address(db, order_id, input)
     return await _update(
         client,
         order_id,

@@ -475,6 +475,19 @@ class FulfilmentState(StewardModel):
         return [h for h in self.holds if h.active]
 
 
+class FulfilmentView(FulfilmentState):
+    """A fulfilment as the API and the console show it: the state, and the
+    current shipping address read back from the personal-data store by
+    `address_ref` (issue 21: never in the workflow's state or history)."""
+
+    shipping_address: Address | None = Field(
+        default=None,
+        description="The current shipping address, read from the personal-data store "
+        "(erased: its fields read '[erased]'; absent: no address subject to read)",
+    )
+    shipping_address_erased: bool = False
+
+
 class FulfilmentResult(StewardModel):
     order_id: str
     status: FulfilmentStatus

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from domain.audit import CaseRow
 from domain.fulfilment import (
-    FulfilmentState,
+    FulfilmentView,
     HoldReason,
     QcOutcome,
     SpecialDeliveryInput,
@@ -89,7 +89,7 @@ def status_panel(view: OrderStatusView) -> Panel:
     return Panel(facts, title=f"Order {view.order_id}", expand=False)
 
 
-def fulfilment_panel(state: FulfilmentState) -> Panel:
+def fulfilment_panel(state: FulfilmentView) -> Panel:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
@@ -99,6 +99,9 @@ def fulfilment_panel(state: FulfilmentState) -> Panel:
         "Holds",
         ", ".join(f"{h.reason} ({h.handle})" for h in state.active_holds) or "none",
     )
+    if state.shipping_address is not None:
+        # Read back from the personal-data store by the API ([erased] once erased).
+        facts.add_row("Ship to", Text(_address_line(state.shipping_address)))
     if state.address_changes:
         last = state.address_changes[-1]
         fee = f", fee {last.fee_minor}" if last.fee_minor else ""
@@ -116,8 +119,13 @@ def fulfilment_panel(state: FulfilmentState) -> Panel:
     return Panel(facts, title=f"Fulfilment {state.order_id}", expand=False)
 
 
+def _address_line(address: Address) -> str:
+    parts = (address.line1, address.line2, address.postal_code, address.city, address.region)
+    return ", ".join(p for p in parts if p) + f" ({address.country})"
+
+
 def _post(order_id: str, path: str, body: dict[str, Any]) -> None:
-    state = api_post(f"/v1/fulfilments/{order_id}{path}", body, FulfilmentState)
+    state = api_post(f"/v1/fulfilments/{order_id}{path}", body, FulfilmentView)
     console.print(fulfilment_panel(state))
 
 
@@ -310,7 +318,7 @@ def qc_list(limit: LimitOption = 50) -> None:
 @qc_app.command("show")
 def qc_show(order_id: OrderArg) -> None:
     """A fulfilment with its QC verdict and who is awaited."""
-    console.print(fulfilment_panel(api_get(f"/v1/fulfilments/{order_id}", FulfilmentState)))
+    console.print(fulfilment_panel(api_get(f"/v1/fulfilments/{order_id}", FulfilmentView)))
 
 
 @qc_app.command("decide")

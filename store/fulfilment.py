@@ -111,6 +111,11 @@ async def _insert_order(conn: Executor, order: Order) -> bool:
     return True
 
 
+async def order_kept(db: Executor, order_id: str) -> bool:
+    """Whether the order was kept at release (it has a fulfilment)."""
+    return bool(await db.fetchval("SELECT 1 FROM fulfilment_orders WHERE order_id = $1", order_id))
+
+
 async def load_order(db: Executor, order_id: str) -> Order | None:
     record = await db.fetchrow(
         f"""

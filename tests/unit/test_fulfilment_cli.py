@@ -114,6 +114,38 @@ def test_change_address_refuses_a_bad_postcode_before_calling(
     assert api.sent()["address"]["country"] == "FR"
 
 
+def test_the_answer_shows_the_address_the_api_read_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 21: the API reads the address back from the personal-data store
+    (`shipping_address`); the fulfilment itself holds only its subject id."""
+    shown = {
+        **STATE,
+        "address_ref": "subj_0123456789abcdef",
+        "shipping_address": {
+            "line1": "7 Avenue Montaigne",
+            "city": "Paris",
+            "postal_code": "75008",
+            "country": "FR",
+        },
+    }
+    FakeApi(monkeypatch, shown)
+    result = runner.invoke(app, ["qc", "show", "FR-1"])
+    assert result.exit_code == 0, result.output
+    assert "7 Avenue Montaigne, 75008, Paris (FR)" in result.output
+    erased = {**shown, "shipping_address_erased": True}
+    erased["shipping_address"] = {
+        "line1": "[erased]",
+        "city": "[erased]",
+        "postal_code": "[erased]",
+        "country": "FR",
+    }
+    FakeApi(monkeypatch, erased)
+    result = runner.invoke(app, ["qc", "show", "FR-1"])
+    assert result.exit_code == 0, result.output
+    assert "[erased], [erased], [erased] (FR)" in result.output
+
+
 def test_special_delivery_and_qc_decide(monkeypatch: pytest.MonkeyPatch) -> None:
     api = FakeApi(monkeypatch, STATE)
     result = runner.invoke(app, ["orders", "special-delivery", "FR-1", "--kind", "timed"])
