@@ -7,15 +7,23 @@ test_campaign.py checks GET on the real stack), `[erased]` once erased."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from domain.campaign import CampaignSchedule, CampaignState, CampaignStatus, CampaignView
+from domain.common import Role
 from starters import campaign_cli
+from starters.api.app import create_app
+from starters.auth import ApiKeyStore
 from starters.cli import app
 from starters.console import views
+from tests.factories import make_order
+from workers.codec import EncryptionCodec, Keyring
+from workers.settings import Settings
 
 NOW = datetime(2027, 6, 1, 7, 0, tzinfo=UTC)
 WORDS = "A silk scarf for Hélène Dubois, 12 rue des Archives [bold]75004[/bold] Paris"
@@ -84,3 +92,45 @@ def test_campaigns_show_prints_the_words_get_reads_back(monkeypatch: pytest.Monk
     assert "request GR-1 (gift)" in result.output
     # Printed as typed: Rich markup in the words is not interpreted.
     assert f"from E0001: {WORDS}" in result.output
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "body"),
+    [
+        (
+            "/v1/campaigns/ES-1/requests",
+            "k-desk",
+            {"request_id": "GR-1", "employee_id": "E1", "kind": "gift", "description": "A scarf"},
+        ),
+        ("/v1/campaigns/ES-1/orders", "k-store", make_order("ES-1-1").model_dump(mode="json")),
+    ],
+)
+def test_a_caller_may_not_name_the_subject_the_edge_keeps_the_words_under(
+    tmp_path: Path, path: str, key: str, body: dict[str, Any]
+) -> None:
+    """The edge sets the subject ids (the request's words, the order's
+    values): one in the body is a 422 naming it, before Temporal or the
+    database is reached (neither exists here)."""
+    app = create_app(
+        Settings(_env_file=None, STEWARD_DATA_DIR=tmp_path, STEWARD_TASK_QUEUE="unit-tq"),
+        client=cast(Any, object()),
+        pool=cast(Any, object()),
+        api_keys=ApiKeyStore.from_mapping(
+            {"k-desk": ("desk", Role.COORDINATOR), "k-store": ("storefront", Role.SYSTEM)}
+        ),
+        codec=EncryptionCodec(Keyring.generate()),
+    )
+    if path.endswith("/orders"):  # the storefront's order: the roster gives the customer
+        body = {
+            "order_id": body["order_id"],
+            "employee_id": "E1",
+            "lines": [{"sku": "SLG-WALLET-NOIR", "quantity": 1}],
+            **{k: body[k] for k in ("shipping_address", "payment", "device")},
+        }
+    answer = TestClient(app).post(
+        path,
+        json={**body, "subject_id": "subj_abcdefgh1234"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert [d["field"] for d in answer.json()["detail"]] == ["subject_id"]
