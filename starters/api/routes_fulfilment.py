@@ -13,8 +13,10 @@ import hmac
 from collections.abc import Awaitable, Sequence
 from typing import Annotated
 
+import asyncpg
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field
 
 from clients import fulfilment
@@ -25,6 +27,7 @@ from domain.fulfilment import (
     FULFILMENT,
     ChangeAddressInput,
     FulfilmentState,
+    FulfilmentView,
     PlaceHoldInput,
     QcDecisionInput,
     ReleaseHoldInput,
@@ -35,6 +38,7 @@ from starters.api.routes_common import (
     AppSettings,
     DbPool,
     TemporalClient,
+    _pool,
     case_call,
     error_responses,
 )
@@ -57,6 +61,9 @@ Changer = Annotated[
 ]
 Warehouse = Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.OPS))]
 OrderId = Annotated[BusinessKey, Path(examples=["A1001"])]
+# The database pool, injected like DbPool; a default of None lets the
+# console call a route function without it.
+EdgePool = Annotated[asyncpg.Pool | None, Depends(_pool)]
 Handle = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$", examples=["outbound-qc"])]
 
 
@@ -120,14 +127,16 @@ async def list_fulfilments(
 
 @router.get(
     "/{order_id}",
-    response_model=FulfilmentState,
+    response_model=FulfilmentView,
     responses=error_responses(401, 404, 503),
-    summary="A fulfilment's current state (holds, address changes, QC, parcel)",
+    summary="A fulfilment's current state (holds, address changes, QC, parcel) and its address",
 )
 async def get_fulfilment(
-    order_id: OrderId, principal: Reader, client: TemporalClient
-) -> FulfilmentState:
-    return await case_call(fulfilment.get_fulfilment(client, order_id))
+    order_id: OrderId, principal: Reader, client: TemporalClient, pool: DbPool
+) -> FulfilmentView:
+    state = await case_call(fulfilment.get_fulfilment(client, order_id))
+    # The address is read back from the personal-data store (issue 21).
+    return await fulfilment.with_address(pool, state)
 
 
 @router.post(
@@ -161,20 +170,43 @@ async def release_hold(
 
 @router.post(
     "/{order_id}/address",
-    response_model=FulfilmentState,
+    response_model=FulfilmentView,
     responses=error_responses(401, 403, 404, 409, 422, 503),
     summary="Change the shipping address (before packing; then a carrier intercept)",
 )
 async def change_address(
-    order_id: OrderId, body: ChangeAddressInput, principal: Changer, client: TemporalClient
-) -> FulfilmentState:
+    order_id: OrderId,
+    body: ChangeAddressInput,
+    principal: Changer,
+    client: TemporalClient,
+    pool: EdgePool = None,
+) -> FulfilmentView:
+    """Issue 21: the address is kept in the personal-data store and the
+    fulfilment gets only its subject id; the answer reads it back. (`pool`
+    is always injected over HTTP; a direct caller without it, as the console
+    was, sends the address in the update, the old shape.)"""
+    if body.address_subject_id is not None:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "address_subject_id"),
+                    "msg": "set by Steward: send the new address in address",
+                }
+            ]
+        )
     try:
-        return await _change(fulfilment.change_address(client, order_id, body, principal))
+        state = await _change(fulfilment.change_address(client, order_id, body, principal, db=pool))
     except HTTPException as err:
         # An address the country's format refuses is bad input, not a conflict.
         if err.status_code == status.HTTP_409_CONFLICT and str(err.detail).startswith("address."):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=err.detail) from None
         raise
+    return (
+        await fulfilment.with_address(pool, state)
+        if pool is not None
+        else FulfilmentView(**state.model_dump())
+    )
 
 
 @router.post(

@@ -25,17 +25,20 @@ from activities.fulfilment import SimulatedWms
 from clients import fulfilment, order_review
 from domain.audit import AuditEntry
 from domain.common import Role
-from domain.fulfilment import FulfilmentState, FulfilmentStatus, WarehouseEventKind
+from domain.fulfilment import FulfilmentStatus, FulfilmentView, WarehouseEventKind
 from domain.ids import CARRIER_CLAIM
+from domain.orders import Address
 from domain.review import ReviewStatus
 from starters import fulfilment_simulator
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import audit as audit_store
 from store import fulfilment as fulfilment_store
-from store import signals
+from store import personal_data, signals
+from store.deliveries import get_shipment
 from tests.factories import make_order
 from tests.integration.polling import eventually
+from tests.integration.test_order_review_personal_data import decoded_history
 from workers import activities
 from workers.dev_server import TemporalDevServer
 from workers.settings import Settings
@@ -154,24 +157,48 @@ async def test_release_hold_webhook_address_and_status(
 
     # The address change: stored encrypted, fingerprint only in the state.
     street = f"{unique} avenue Montaigne"
+    changed_to = {"line1": street, "city": "Paris", "postal_code": "75008", "country": "FR"}
     changed = await api.post(
         f"/v1/fulfilments/{order_id}/address",
-        json={
-            "address": {
-                "line1": street,
-                "city": "Paris",
-                "postal_code": "75008",
-                "country": "FR",
-            },
-            "note": "customer asked by phone",
-        },
+        json={"address": changed_to, "note": "customer asked by phone"},
         headers=COORDINATOR,
     )
     assert changed.status_code == 200, changed.text
-    state = FulfilmentState.model_validate(changed.json())
+    state = FulfilmentView.model_validate(changed.json())
     assert state.address_changes[-1].outcome == "applied"
+    # Issue 21: the API kept it as an edge subject (refs the order, so a
+    # privacy request finds it) and the fulfilment holds only the id; the
+    # answer and GET read it back.
+    assert state.address_ref == fulfilment_store.edge_address_subject_id(
+        order_id, fulfilment_store.keyed_fingerprint(Address(**changed_to))
+    )
+    assert state.shipping_address == Address(**changed_to)
     stored = await fulfilment_store.get_address(db_pool, state.address_ref)
     assert stored.line1 == street
+    assert state.address_ref in await personal_data.find_subjects(db_pool, ref=("order", order_id))
+    shown = await api.get(f"/v1/fulfilments/{order_id}", headers=AUDITOR)
+    assert shown.status_code == 200 and shown.json()["shipping_address"]["line1"] == street
+    # The simulated warehouse was given the subject (it reads the address by it).
+    assert (
+        await db_pool.fetchval(
+            "SELECT address_ref FROM sim_wms_orders WHERE order_id = $1", order_id
+        )
+        == state.address_ref
+    )
+    # A caller may not name the subject: Steward sets it (422 naming the field).
+    named = await api.post(
+        f"/v1/fulfilments/{order_id}/address",
+        json={"address_subject_id": state.address_ref},
+        headers=COORDINATOR,
+    )
+    assert named.status_code == 422 and "address_subject_id" in named.text, named.text
+    # An order Steward never released: 404, and nothing kept for it.
+    missing = await api.post(
+        f"/v1/fulfilments/NOPE-{unique}/address", json={"address": changed_to}, headers=COORDINATOR
+    )
+    assert missing.status_code == 404 and "order_id" in missing.text, missing.text
+    assert await personal_data.find_subjects(db_pool, ref=("order", f"NOPE-{unique}")) == []
+    assert len((await fulfilment.get_fulfilment(client, order_id)).address_changes) == 1
 
     released = await api.post(
         f"/v1/fulfilments/{order_id}/holds/{handle}/release",
@@ -242,12 +269,31 @@ async def test_release_hold_webhook_address_and_status(
     )
     assert closed.status_code == 409 and "closed" in closed.text, closed.text
 
+    # The shipment booked at handover was sent to the new address (read by its subject).
+    booked = await eventually(
+        lambda: get_shipment(db_pool, f"{order_id}-1"),
+        lambda row: row is not None,
+        what="the shipment booked at handover",
+    )
+    assert booked is not None and booked.record.destination is not None
+    assert booked.record.destination.line1 == street
+
     # Temporal never holds the new street in clear (payload codec, no SA, no details).
     history = b"".join(
         path.read_bytes() for path in dev_server.db_path.parent.glob(dev_server.db_path.name + "*")
     )
     assert order_id.encode() in history
     assert street.encode() not in history
+    # Nor decoded (issue 21): the update and the activities carry the subject id only.
+    decoded = await decoded_history(client, f"fulfilment:{order_id}")
+    assert state.address_ref.encode() in decoded
+    assert street.encode() not in decoded, "the new street is in the fulfilment's history"
+
+    # Erased (a privacy request destroys the subject's key): GET shows the placeholder.
+    assert await personal_data.erase_subject(db_pool, state.address_ref, reason="test erasure")
+    erased = (await api.get(f"/v1/fulfilments/{order_id}", headers=AUDITOR)).json()
+    assert erased["shipping_address_erased"] is True
+    assert erased["shipping_address"]["line1"] == personal_data.ERASED_PLACEHOLDER
 
 
 async def test_the_simulated_warehouse_moves_a_released_order_to_the_carrier(

@@ -82,6 +82,18 @@ def test_address_validation(address: Address, error: str | None) -> None:
     assert address_error(address) == error
 
 
+def test_the_activitys_address_error_names_no_part_of_the_address() -> None:
+    """Issue 21: the apply activity's failure message reaches Temporal and the
+    logs: `private` keeps the region (and every other value) out of it."""
+    wrong = Address(
+        line1="1 Main St", city="Springfield", postal_code="10001", region="CA", country="US"
+    )
+    assert address_error(wrong) == "address.postal_code: invalid for CA (US), e.g. 90000 or 96199"
+    private = address_error(wrong, private=True)
+    assert private is not None and private.startswith("address.postal_code: invalid for US")
+    assert not any(v in private for v in ("CA", "Springfield", "Main St", "10001"))
+
+
 def test_fingerprint_ignores_case_and_spacing_but_not_content() -> None:
     a = Address(line1="1 rue de Rivoli", city="Paris", postal_code="75001", country="FR")
     b = Address(line1="1 RUE DE RIVOLI ", city="paris", postal_code="75001", country="FR")
