@@ -50,6 +50,7 @@ from domain.returns import (
     ReturnState,
     returned_value_minor,
 )
+from store import order_subjects
 from store import returns as returns_store
 from workflows import visibility
 
@@ -229,8 +230,42 @@ async def qc_result(client: Client, rma_id: str, result: QcResult) -> None:
     await _signal(client, rma_id, ReturnContract.SIGNAL_QC_RESULT, result)
 
 
-async def cancel(client: Client, rma_id: str, request: CancelReturnRequest) -> None:
+async def cancel(
+    client: Client,
+    rma_id: str,
+    request: CancelReturnRequest,
+    *,
+    db: returns_store.Executor | None = None,
+) -> None:
+    """The customer cancels (the `cancel` signal). `db` (issue 21): the
+    customer's reason goes to the personal-data store (store/returns.py
+    put_cancel_reason, one subject per cancel event) and the signal carries
+    its subject id instead of the words."""
+    if db is not None and request.reason is not None:
+        state = await get_status(client, rma_id)  # the order it belongs to; 404 first
+        subject_id = await returns_store.put_cancel_reason(
+            db,
+            rma_id=rma_id,
+            order_id=state.order_id,
+            event_id=request.event_id,
+            text=request.reason,
+        )
+        request = CancelReturnRequest.model_validate(
+            {**request.model_dump(), "reason": None, "reason_subject_id": subject_id}
+        )
     await _signal(client, rma_id, ReturnContract.SIGNAL_CANCEL, request)
+
+
+async def with_cancel_reason(db: returns_store.Executor, state: ReturnState) -> ReturnState:
+    """`state` with the customer's reason for cancelling read back from the
+    personal-data store when it is kept there (one query; erased: [erased])."""
+    sid = state.cancel_reason_subject_id
+    if sid is None:
+        return state
+    texts = await order_subjects.read_messages(db, [sid])
+    if sid not in texts:
+        return state
+    return state.model_copy(update={"cancel_reason": texts[sid]})
 
 
 async def customer_choice(client: Client, rma_id: str, choice: CustomerChoiceInput) -> None:

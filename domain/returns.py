@@ -481,8 +481,26 @@ class FinanceApprovalInput(StewardModel):
 
 class CancelReturnRequest(StewardModel):
     event_id: NonEmptyStr
-    reason: NonEmptyStr
+    # The customer's reason, in their words. Issue 21: kept in the
+    # personal-data store under `reason_subject_id` (kind "message",
+    # clients/returns.py cancel db=) and None here; runs before: the text.
+    reason: NonEmptyStr | None = None
     requested_by: NonEmptyStr = "customer"
+    reason_subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _one_reason(self) -> CancelReturnRequest:
+        if (self.reason is None) == (self.reason_subject_id is None):
+            raise ValueError("reason: give the customer's reason or its reason_subject_id")
+        return self
+
+    @property
+    def reason_for_the_case(self) -> str:
+        """What the audit log and the status history say: the words, or
+        where they are kept."""
+        if self.reason is not None:
+            return self.reason
+        return "the customer's reason, kept in the personal-data store"
 
 
 class CustomerChoiceInput(StewardModel):
@@ -546,6 +564,11 @@ class ReturnState(StewardModel):
     disposition: Disposition | None = None
     replacement_order_id: str | None = None
     price_difference_minor: int | None = None
+    # The customer's reason for cancelling, as they gave it. Issue 21: the
+    # workflow keeps only `cancel_reason_subject_id` and the API's GET reads
+    # the words back (clients/returns.py with_cancel_reason; erased: [erased]).
+    cancel_reason: str | None = None
+    cancel_reason_subject_id: str | None = None
     awaited_role: Role | None = None
     due_at: datetime | None = None
     escalated: bool = False

@@ -224,6 +224,7 @@ async def run_returns(
                     CancelReturnRequest(
                         event_id=f"{request.rma_id}/cancel", reason="customer kept the item"
                     ),
+                    db=db,
                 )
                 continue
             now = datetime.now(UTC)

@@ -54,6 +54,26 @@ async def put_contact(db: Executor, *, rma_id: str, order_id: str, email: str) -
     )
 
 
+def cancel_reason_subject_id(rma_id: str, event_id: str) -> str:
+    return personal_data.subject_id_for("message", f"return/{rma_id}/{event_id}")
+
+
+async def put_cancel_reason(
+    db: Executor, *, rma_id: str, order_id: str, event_id: str, text: str
+) -> str:
+    """Keep the customer's reason for cancelling a return, in their words
+    (kind ``message``, one per cancel event, owned by the return's contact
+    subject, referencing the order and the return); returns its subject id."""
+    return await personal_data.put_subject(
+        db,
+        kind="message",
+        fields={"message": text},
+        subject_id=cancel_reason_subject_id(rma_id, event_id),
+        owner_id=contact_subject_id(rma_id),
+        refs=[("order", order_id), ("return", rma_id)],
+    )
+
+
 async def keep_personal_values(db: Executor, request: ReturnInput) -> ReturnInput:
     """Store the return's personal values (the contact's email; an exchange's
     replacement order, under the order subject its review reads) and return

@@ -241,8 +241,13 @@ class ReturnWorkflow(ReturnResolution):
             return
         if self._cancel is None:
             self._cancel = request
+            self._state.cancel_reason = request.reason
+            self._state.cancel_reason_subject_id = request.reason_subject_id
         self._case.audit(
-            "cancel_requested", actor=request.requested_by, reason=request.reason, after=after
+            "cancel_requested",
+            actor=request.requested_by,
+            reason=request.reason_for_the_case,
+            after=after,
         )
 
     @workflow.signal(name=ReturnContract.SIGNAL_CUSTOMER_CHOICE)
@@ -331,7 +336,9 @@ class ReturnWorkflow(ReturnResolution):
             return False
         if self._cancel is not None:
             self._case.transition(
-                ReturnStatus.CANCELLED, self._cancel.requested_by, self._cancel.reason
+                ReturnStatus.CANCELLED,
+                self._cancel.requested_by,
+                self._cancel.reason_for_the_case,
             )
             return False
         label = await call_outside(
@@ -382,7 +389,9 @@ class ReturnWorkflow(ReturnResolution):
         if self._cancel is not None and not self._shipped:
             self._state.due_at = None
             self._case.transition(
-                ReturnStatus.CANCELLED, self._cancel.requested_by, self._cancel.reason
+                ReturnStatus.CANCELLED,
+                self._cancel.requested_by,
+                self._cancel.reason_for_the_case,
             )
             return False
         if not self._delivered:

@@ -233,8 +233,12 @@ async def list_returns(
     responses=error_responses(401, 404, 503),
     summary="The return's current state",
 )
-async def get_return(rma_id: RmaId, principal: Reader, client: TemporalClient) -> ReturnState:
-    return await _call(rma_id, returns.get_status(client, rma_id))
+async def get_return(
+    rma_id: RmaId, principal: Reader, client: TemporalClient, pool: DbPool
+) -> ReturnState:
+    state = await _call(rma_id, returns.get_status(client, rma_id))
+    # A customer's reason for cancelling is read back from the personal-data store.
+    return await returns.with_cancel_reason(pool, state)
 
 
 @router.post(
@@ -315,13 +319,16 @@ async def finance_approval(
     summary="The customer cancels before the parcel ships",
 )
 async def cancel_return(
-    rma_id: RmaId, body: CancelBody, principal: Relay, client: TemporalClient
+    rma_id: RmaId, body: CancelBody, principal: Relay, client: TemporalClient, pool: DbPool
 ) -> ReturnState:
     request = CancelReturnRequest(
         event_id=body.event_id, reason=body.reason, requested_by=principal.actor
     )
-    await _call(rma_id, returns.cancel(client, rma_id, request))
-    return await _call(rma_id, returns.get_status(client, rma_id))
+    # Issue 21: the customer's words go to the personal-data store; the
+    # return gets their subject id.
+    await _call(rma_id, returns.cancel(client, rma_id, request, db=pool))
+    state = await _call(rma_id, returns.get_status(client, rma_id))
+    return await returns.with_cancel_reason(pool, state)
 
 
 @router.post(

@@ -285,6 +285,38 @@ async def test_refund_retried_after_timeout_after_commit_refunds_exactly_once(
     assert {r["recipient_hash"] for r in sent} == {identity_hash(IdentityKind.EMAIL, email)}
 
 
+async def test_a_customers_reason_for_cancelling_stays_out_of_temporal(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool, client: Client
+) -> None:
+    """Issue 21: the API keeps the customer's words in the personal-data
+    store; the return's history holds their subject id and the audit says
+    where they are; GET reads them back."""
+    rma_id = f"RMA-{uuid.uuid4().hex[:10]}"
+    words = f"I found it in my size at the boutique ({rma_id})"
+    created = await api.post("/v1/returns", json=return_json(rma_id, f"RT-{rma_id}"), headers=CS)
+    assert created.status_code == 202, created.text
+    await wait_status(api, rma_id, "label_issued")
+    cancelled = await api.post(
+        f"/v1/returns/{rma_id}/cancel", json={"event_id": "c-1", "reason": words}, headers=CS
+    )
+    assert cancelled.status_code == 202, cancelled.text
+    await client.get_workflow_handle(return_id(rma_id)).result()
+
+    state = await status_of(api, rma_id)
+    assert state["status"] == "cancelled" and state["cancel_reason"] == words
+    sid = returns_store.cancel_reason_subject_id(rma_id, "c-1")
+    assert state["cancel_reason_subject_id"] == sid
+    history = await decoded_history(client, return_id(rma_id))
+    assert sid.encode() in history and words.encode() not in history
+    audit = {row.action: row for row in await audit_store.list_by_case(db_pool, rma_id)}
+    assert audit["cancel_requested"].reason == (
+        "the customer's reason, kept in the personal-data store"
+    )
+    # Erased by a privacy request: GET shows the placeholder.
+    await personal_data.erase_subject(db_pool, sid, reason="test")
+    assert (await status_of(api, rma_id))["cancel_reason"] == personal_data.ERASED_PLACEHOLDER
+
+
 async def test_bad_requests_start_nothing(api: httpx.AsyncClient, client: Client) -> None:
     rma_id = f"RMA-{uuid.uuid4().hex[:10]}"
     unknown_sku = return_json(rma_id, "RT-X", lines=[{"sku": "NOPE", "quantity": 1}])

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from domain.order_privacy import PLACEHOLDER_EMAIL, is_pseudonymised, pseudonymise_order
 from domain.returns import (
+    CancelReturnRequest,
     CustomerContact,
     ReturnInput,
     return_without_personal_values,
@@ -160,3 +161,24 @@ def test_a_replacement_subject_id_needs_a_pseudonymised_replacement() -> None:
         }
     )
     assert kept.replacement is not None and is_pseudonymised(kept.replacement)
+
+
+def test_a_cancel_carries_exactly_one_of_the_reason_and_its_subject(
+    settings: Settings, codec: EncryptionCodec
+) -> None:
+    assert CancelReturnRequest(event_id="c1", reason="kept it").reason_for_the_case == "kept it"
+    kept = CancelReturnRequest(event_id="c1", reason_subject_id="subj_reason-0001")
+    assert kept.reason_for_the_case == "the customer's reason, kept in the personal-data store"
+    for wrong in ({}, {"reason": "kept it", "reason_subject_id": "subj_reason-0001"}):
+        with pytest.raises(ValidationError, match="reason: give the customer's reason"):
+            CancelReturnRequest.model_validate({"event_id": "c1", **wrong})
+    # The API sets the subject id; a caller naming one is refused before
+    # anything is stored or signalled (both stand-ins fail the test if used).
+    api = make_client(settings, codec)
+    response = api.post(
+        "/v1/returns/RMA-1/cancel",
+        json={"event_id": "c1", "reason": "kept it", "reason_subject_id": "subj_reason-0001"},
+        headers=auth("k-ops"),
+    )
+    assert response.status_code == 422
+    assert fields(response) == {"reason_subject_id": "Extra inputs are not permitted"}

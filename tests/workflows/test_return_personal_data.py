@@ -23,6 +23,7 @@ from domain.order_privacy import PLACEHOLDER_EMAIL, is_pseudonymised
 from domain.orders import Order
 from domain.returns import (
     CONTACT_EMAIL_FIELD,
+    CancelReturnRequest,
     CustomerContact,
     Resolution,
     ReturnInput,
@@ -30,7 +31,7 @@ from domain.returns import (
     return_without_personal_values,
 )
 from tests.factories import make_order
-from tests.workflows.harness import FakeWorld, Harness
+from tests.workflows.harness import FakeWorld, Harness, wait_for_status
 from tests.workflows.stand_ins import StandInCarrierClaim, StandInOrderReview
 from tests.workflows.test_returns import deliver, qc, return_input, start
 from workflows.returns import ReturnWorkflow
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.workflows([ReturnWorkflow, StandInOrderReview, StandInC
 
 CONTACT_SUBJECT = "subj_return-contact-test-0001"
 REPLACEMENT_SUBJECT = "subj_return-replacement-test-0001"
+REASON_SUBJECT = "subj_return-cancel-reason-test-0001"
 
 
 def with_personal_values(request: ReturnInput) -> tuple[ReturnInput, list[str]]:
@@ -129,3 +131,26 @@ async def test_the_old_input_shape_still_carries_the_email(
         assert message.subject_id is None and str(message.email) == values[0]
     # What the test above guards against: the old shape's history holds it.
     assert values[0].encode() in await history_bytes(handle)
+
+
+async def test_a_cancel_carries_the_customers_reason_by_subject_id(
+    harness: Harness, world: FakeWorld
+) -> None:
+    clear, _ = with_personal_values(return_input(harness.now()))
+    request = return_without_personal_values(
+        clear, contact_subject_id=CONTACT_SUBJECT, replacement_subject_id=None
+    )
+    handle = await start(harness, request)
+    await wait_for_status(handle, ReturnStatus.LABEL_ISSUED)
+    await handle.signal(
+        ReturnWorkflow.cancel,
+        CancelReturnRequest(event_id="c-1", reason_subject_id=REASON_SUBJECT),
+    )
+    assert (await handle.result()).status is ReturnStatus.CANCELLED
+
+    state = await handle.query(ReturnWorkflow.status)
+    assert state.cancel_reason is None and state.cancel_reason_subject_id == REASON_SUBJECT
+    (requested,) = {e.entry_id: e for e in world.audit.entries("cancel_requested")}.values()
+    assert requested.reason == "the customer's reason, kept in the personal-data store"
+    assert state.history[-1].reason == requested.reason
+    assert REASON_SUBJECT.encode() in await history_bytes(handle)
