@@ -270,7 +270,9 @@ async def open_tasks_of(db: Executor, assignee: str) -> list[str]:
 # workflow carries only the subject ids. Both subjects are owned by the
 # order's subject when the request names an order, so a privacy request that
 # finds the customer finds, exports and erases them too; refs name the ops
-# request and the order. Deterministic ids: a retried intake rewrites them.
+# request and the order. Deterministic ids, and the first write wins: a
+# retried intake (the same Idempotency-Key or Slack trigger) finds its
+# subjects kept and changes nothing, whatever the retry's body says.
 
 REQUEST_TEXT_FIELDS = ("description", "reason")
 
@@ -291,6 +293,14 @@ def _ownership(request_id: str, order_id: str | None) -> dict[str, Any]:
     return {"refs": [*refs, ("order", order_id)], "owner_id": order_subject_id(order_id)}
 
 
+async def _kept(db: Executor, subject_id: str) -> bool:
+    try:
+        await personal_data.subject_info(db, subject_id)
+    except personal_data.UnknownSubject:
+        return False
+    return True
+
+
 async def put_request_texts(
     db: Executor,
     *,
@@ -300,12 +310,15 @@ async def put_request_texts(
     texts: dict[str, str],
 ) -> str:
     """Keep the requester's texts (fields of REQUEST_TEXT_FIELDS) as one
-    kind-"message" subject; its id."""
+    kind-"message" subject, unless the request's subject is already kept; its id."""
+    subject_id = text_subject_id(workflow_id)
+    if await _kept(db, subject_id):
+        return subject_id
     return await personal_data.put_subject(
         db,
         kind="message",
         fields={k: v for k, v in texts.items() if k in REQUEST_TEXT_FIELDS and v},
-        subject_id=text_subject_id(workflow_id),
+        subject_id=subject_id,
         **_ownership(request_id, order_id),
     )
 
@@ -314,12 +327,16 @@ async def put_request_address(
     db: Executor, *, request_id: str, workflow_id: str, order_id: str, address: Address
 ) -> str:
     """Keep a requested new address as a kind-"address" subject, in the shape
-    fulfilment reads (store/fulfilment.get_address); its id."""
+    fulfilment reads (store/fulfilment.get_address), unless the request's
+    subject is already kept; its id."""
+    subject_id = address_subject_id(workflow_id)
+    if await _kept(db, subject_id):
+        return subject_id
     return await personal_data.put_subject(
         db,
         kind="address",
         fields={k: str(v) for k, v in address.model_dump().items() if v is not None},
-        subject_id=address_subject_id(workflow_id),
+        subject_id=subject_id,
         **_ownership(request_id, order_id),
     )
 

@@ -463,10 +463,30 @@ async def test_an_address_change_resolved_at_the_desk_changes_the_fulfilment(
             },
             "description": note,
         },
-        headers=COORDINATOR,
+        headers={**COORDINATOR, "Idempotency-Key": f"move-{unique}"},
     )
     assert opened.status_code == 202, opened.text
     request_id = opened.json()["request_id"]
+    # A retry with the same key changes nothing, whatever its body says.
+    retried = await api.post(
+        "/v1/ops-requests",
+        json={
+            "details": {
+                "type": "address_change",
+                "order_id": order_id,
+                "address": {
+                    "line1": "1 Other Street",
+                    "city": "Lyon",
+                    "postal_code": "69001",
+                    "country": "FR",
+                },
+            },
+            "description": "another note",
+        },
+        headers={**COORDINATOR, "Idempotency-Key": f"move-{unique}"},
+    )
+    assert retried.status_code == 200, retried.text
+    assert retried.json() == {**opened.json(), "created": False}
     await eventually(
         lambda: api.get(f"/v1/ops-requests/{request_id}", headers=AUDITOR),
         lambda r: r.status_code == 200,
