@@ -20,12 +20,15 @@ from activities.ports import (
     RateLimitedError,
     RefusedError,
 )
+from activities.scoring import ScoringActivities
 from domain.deliveries import (
     BOOK_RESHIPMENT,
     INSPECT_RETURNED_PARCEL,
     NOTIFY_DELIVERY_CUSTOMER,
     RESHIP_BOOKING_REFUSED,
     RESTOCK_RETURNED_PARCEL,
+    SCORE_DELIVERY_ADDRESS,
+    SHIPMENT_EMAIL_FIELD,
     BookReshipmentInput,
     BookReshipmentResult,
     InspectionGrade,
@@ -34,10 +37,15 @@ from domain.deliveries import (
     NotifyDeliveryCustomerInput,
     RestockParcelInput,
     RestockParcelResult,
+    ScoreDeliveryAddressInput,
     ShipmentRecord,
+    is_pseudonymous_address,
 )
 from domain.notifications import NotifyCustomerResult
+from domain.orders import Address
+from domain.risk import RiskAssessment, ScoreOrderInput
 from store import deliveries as delivery_store
+from store import personal_data
 
 NOTIFICATION_REJECTED = "NotificationRejected"
 CARRIER_RATE_LIMITED = "CarrierRateLimited"
@@ -56,6 +64,9 @@ class DeliveryActivities:
         self.carrier = carrier
         self.desk = desk
         self.notifier = notifier
+        # The rules a new address is rescored with (no authorisation mirror:
+        # the order's authorisation was registered when it was first scored).
+        self.scoring = ScoringActivities(pool)
 
     @activity.defn(name=NOTIFY_DELIVERY_CUSTOMER)
     async def notify_delivery_customer(
@@ -64,11 +75,24 @@ class DeliveryActivities:
         log = activity_logger(
             order_id=input.order_id, message_id=input.message_id, template=input.template.value
         )
+        recipient = input.email
+        if input.subject_id is not None:
+            # Issue 21: the workflow holds the shipment pseudonymised; the
+            # recipient comes from the shipment's subject (one query).
+            view = (await personal_data.read_subjects(self.pool, [input.subject_id]))[
+                input.subject_id
+            ]
+            email = view.fields.get(SHIPMENT_EMAIL_FIELD)
+            if view.erased or not email:
+                # Erased by a privacy request while the case ran: nobody to tell.
+                log.info("delivery_notification_skipped", why="recipient erased")
+                return NotifyCustomerResult(message_id=input.message_id, delivered=False)
+            recipient = email
         try:
             delivered = await self.notifier.send(
                 message_id=input.message_id,
                 order_id=input.order_id,
-                recipient_email=input.email,
+                recipient_email=recipient,
                 template=input.template.value,
                 locale=input.locale,
             )
@@ -85,19 +109,45 @@ class DeliveryActivities:
         log.info("delivery_customer_notified", delivered=delivered)
         return NotifyCustomerResult(message_id=input.message_id, delivered=delivered)
 
+    async def _stored_shipment(self, shipment: ShipmentRecord) -> ShipmentRecord:
+        """The shipment with its personal values: `shipment` itself when it
+        carries them, else read back from the store by its id (issue 21: the
+        record and its subject, one query; erased values as placeholders)."""
+        if shipment.subject_id is None:
+            return shipment
+        row = await delivery_store.get_shipment(self.pool, shipment.shipment_id)
+        if row is None:
+            raise ApplicationError(
+                f"shipment_id: no shipment {shipment.shipment_id} is registered",
+                type="UnknownShipment",
+                non_retryable=True,
+            )
+        return row.record
+
     @activity.defn(name=BOOK_RESHIPMENT)
     async def book_reshipment(self, input: BookReshipmentInput) -> BookReshipmentResult:
         attempt = input.shipment.attempt + 1
         shipment_id = reship_shipment_id(input.original_shipment_id, attempt)
+        original = await self._stored_shipment(input.shipment)
+        destination = input.destination
+        ref = input.destination_ref
+        if ref is not None and ref.subject_id != input.shipment.subject_id:
+            # Issue 21: a new address, kept in the personal-data store.
+            destination = await self._kept_address(ref.subject_id, input)
+        elif input.shipment.subject_id is not None and (
+            ref is not None or is_pseudonymous_address(destination)
+        ):
+            # The current destination, kept in the shipment's subject.
+            destination = original.address
         try:
             booked = await self.carrier.book_shipment(
                 idempotency_key=input.idempotency_key,
                 carrier=input.carrier,
                 order_id=input.order_id,
-                destination_country=input.destination.country,
+                destination_country=destination.country,
                 service_level=input.service_level.value,
                 pickup_point_id=input.pickup_point_id,
-                destination=input.destination,
+                destination=destination,
                 earliest_delivery=input.earliest_delivery,
             )
         except RateLimitedError as exc:
@@ -121,9 +171,9 @@ class DeliveryActivities:
             tracking_number=booked.tracking_number,
             service_level=input.service_level,
             expected_delivery_at=booked.expected_delivery_at,
-            order=input.shipment.order,
+            order=original.order,
             attempt=attempt,
-            destination=input.destination,
+            destination=destination,
         )
         # Followed by the failed delivery that booked it: its scans go there.
         await delivery_store.register_shipment(self.pool, record, tracked_by=input.workflow_id)
@@ -136,6 +186,40 @@ class DeliveryActivities:
             tracking_number=booked.tracking_number,
             expected_delivery_at=booked.expected_delivery_at,
         )
+
+    async def _kept_address(self, subject_id: str, input: BookReshipmentInput) -> Address:
+        try:
+            return await delivery_store.get_delivery_address(self.pool, subject_id)
+        except personal_data.SubjectErased as exc:
+            # Erased by a privacy request: no label can go there; the
+            # workflow asks a coordinator (another address or return to stock).
+            raise ApplicationError(
+                f"{input.carrier} refused the {input.service_level} label: "
+                "the destination was erased",
+                "destination_erased",
+                type=RESHIP_BOOKING_REFUSED,
+                non_retryable=True,
+            ) from exc
+
+    @activity.defn(name=SCORE_DELIVERY_ADDRESS)
+    async def score_delivery_address(self, input: ScoreDeliveryAddressInput) -> RiskAssessment:
+        """The order of a pseudonymised shipment scored as if placed to
+        `input.address`: its personal values from the store (one query), the
+        rules and signals of the `score_order` activity."""
+        row = await delivery_store.get_shipment(self.pool, input.shipment_id)
+        if row is None:
+            raise ApplicationError(
+                f"shipment_id: no shipment {input.shipment_id} is registered",
+                type="UnknownShipment",
+                non_retryable=True,
+            )
+        address = input.address
+        if input.address_ref is not None:
+            address = await delivery_store.get_delivery_address(
+                self.pool, input.address_ref.subject_id
+            )
+        order = row.record.order.model_copy(update={"shipping_address": address})
+        return await self.scoring.score_order(ScoreOrderInput(order=order))
 
     @activity.defn(name=INSPECT_RETURNED_PARCEL)
     async def inspect_returned_parcel(self, input: InspectParcelInput) -> InspectParcelResult:

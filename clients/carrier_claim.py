@@ -28,8 +28,9 @@ from domain.claims import (
     ClaimType,
     claim_policy_for,
 )
-from domain.deliveries import ShipmentRecord
+from domain.deliveries import ShipmentRecord, pseudonymise_shipment
 from domain.ids import CARRIER_CLAIM, carrier_claim_id
+from store import deliveries
 from workflows import visibility
 
 
@@ -40,10 +41,17 @@ async def start_claim(
     task_queue: str,
     *,
     registered_at: datetime | None = None,
+    subject_id: str | None = None,
 ) -> str | None:
     """Open the parcel's claim with `event`; None when it already had one.
     The carrier's window counts from the ship date: the shipment's own, else
-    `registered_at` (when the warehouse registered it)."""
+    `registered_at` (when the warehouse registered it). `subject_id` (issue
+    21): the subject that keeps the shipment's personal values; the claim
+    (and the failed delivery it opens) gets the record pseudonymised."""
+    if subject_id is not None:
+        shipment = pseudonymise_shipment(
+            shipment, subject_id, deliveries.address_fingerprint(shipment.address)
+        )
     claim_type = ClaimType.DAMAGED if event.status is TrackingStatus.DAMAGED else ClaimType.LOST
     workflow_id = carrier_claim_id(shipment.carrier, shipment.tracking_number)
     try:

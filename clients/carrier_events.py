@@ -131,10 +131,19 @@ async def ingest_event(
         route = Route.RECORD_ONLY
     workflow_id: str | None = None
     if route is Route.FAILED_DELIVERY:
-        workflow_id = await start_failed_delivery(client, shipment, event, task_queue)
+        # Issue 21: the workflow gets the record pseudonymised and the
+        # shipment's subject id.
+        workflow_id = await start_failed_delivery(
+            client, shipment, event, task_queue, subject_id=row.subject_id
+        )
     elif route is Route.CARRIER_CLAIM:
         workflow_id = await start_claim(
-            client, shipment, event, task_queue, registered_at=row.created_at
+            client,
+            shipment,
+            event,
+            task_queue,
+            registered_at=row.created_at,
+            subject_id=row.subject_id,
         )
     elif route is Route.TRACKING_WORKFLOW and row.tracked_by:
         workflow_id = row.tracked_by

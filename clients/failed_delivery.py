@@ -26,6 +26,7 @@ from clients.errors import UPDATE_TIMEOUT, CaseNotFound, CaseRefused
 from domain.carrier_events import CarrierEvent
 from domain.common import format_amount
 from domain.deliveries import (
+    AddressRef,
     CustomerReply,
     DeliveryDecideInput,
     FailedDeliveryContract,
@@ -34,16 +35,32 @@ from domain.deliveries import (
     ParcelReceived,
     ShipmentRecord,
     failed_delivery_policy,
+    pseudonymise_shipment,
 )
 from domain.ids import FAILED_DELIVERY, failed_delivery_id
-from store import deliveries, order_subjects
+from domain.orders import Address
+from store import deliveries, order_subjects, personal_data
 from workflows import visibility
 
 
 async def start_failed_delivery(
-    client: Client, shipment: ShipmentRecord, event: CarrierEvent, task_queue: str
+    client: Client,
+    shipment: ShipmentRecord,
+    event: CarrierEvent,
+    task_queue: str,
+    *,
+    subject_id: str | None = None,
 ) -> str | None:
-    """Open the shipment's failed delivery with `event`; None when it already had one."""
+    """Open the shipment's failed delivery with `event`; None when it already had one.
+
+    `subject_id` (issue 21): the personal-data subject that keeps the
+    shipment's personal values (store/deliveries.py, kind `shipment`); the
+    workflow then gets the record pseudonymised and reads the values back by
+    it. None: the record goes as it is (a shipment not kept in the store)."""
+    if subject_id is not None:
+        shipment = pseudonymise_shipment(
+            shipment, subject_id, deliveries.address_fingerprint(shipment.address)
+        )
     workflow_id = failed_delivery_id(shipment.shipment_id)
     try:
         # Signal-with-start: the first failure starts the case, a racing second
@@ -96,7 +113,15 @@ async def decide_delivery(
     decision: DeliveryDecideInput,
     *,
     update_id: str | None = None,
+    db: order_subjects.Executor | None = None,
 ) -> FailedDeliveryState:
+    """Send a coordinator's decision. `db` (issue 21): a reship address goes
+    to the personal-data store (`put_delivery_address`) and the update
+    carries its reference instead."""
+    if db is not None and decision.address is not None:
+        ref = await _keep_address(db, shipment_id, decision.address)
+        if ref is not None:
+            decision = decision.model_copy(update={"address": None, "address_ref": ref})
     handle = client.get_workflow_handle(failed_delivery_id(shipment_id))
     try:
         state: FailedDeliveryState = await handle.execute_update(
@@ -136,6 +161,12 @@ async def relay_customer_reply(
                 db, shipment_id, shipment.record.order.order_id, reply.event_id, reply.message
             )
             reply = reply.model_copy(update={"message": "", "message_subject_id": subject_id})
+    if db is not None and reply.address is not None:
+        # The customer's new address: kept in the store, the signal carries
+        # its reference (subject id, keyed fingerprint, country).
+        ref = await _keep_address(db, shipment_id, reply.address)
+        if ref is not None:
+            reply = reply.model_copy(update={"address": None, "address_ref": ref})
     await signal_running(
         client,
         failed_delivery_id(shipment_id),
@@ -145,21 +176,57 @@ async def relay_customer_reply(
     )
 
 
+async def _keep_address(
+    db: order_subjects.Executor, shipment_id: str, address: Address
+) -> AddressRef | None:
+    """Keep `address` for the shipment's case; None for a shipment Steward
+    does not keep (the address then travels as it is: a case opened for a
+    parcel outside the store) or whose personal data was erased."""
+    shipment = await deliveries.get_shipment(db, shipment_id)
+    if shipment is None or shipment.subject_id is None:
+        return None
+    try:
+        return await deliveries.put_delivery_address(
+            db, shipment_id, shipment.record.order.order_id, address
+        )
+    except personal_data.SubjectErased:
+        return None
+
+
 async def with_reply_message(
     db: order_subjects.Executor, state: FailedDeliveryState
 ) -> FailedDeliveryState:
-    """`state` with the customer's words put back into its reply when they are
-    kept in the personal-data store (one query; erased: [erased])."""
+    """`state` with the personal values kept in the personal-data store put
+    back for display: the customer's words and new address, the decision's
+    reship address (erased: [erased]). One query for the words, one for the
+    addresses."""
     reply = state.customer_reply
-    if reply is None or reply.message_subject_id is None:
+    decision = state.decision
+    if reply is not None and reply.message_subject_id is not None:
+        texts = await order_subjects.read_messages(db, [reply.message_subject_id])
+        if reply.message_subject_id in texts:
+            reply = reply.model_copy(update={"message": texts[reply.message_subject_id]})
+    refs = [
+        ref
+        for ref in (
+            reply.address_ref if reply else None,
+            decision.address_ref if decision else None,
+        )
+        if ref is not None
+    ]
+    if refs:
+        addresses = await deliveries.read_delivery_addresses(db, refs)
+        if reply is not None and reply.address_ref is not None:
+            reply = reply.model_copy(
+                update={"address": addresses.get(reply.address_ref.subject_id)}
+            )
+        if decision is not None and decision.address_ref is not None:
+            decision = decision.model_copy(
+                update={"address": addresses.get(decision.address_ref.subject_id)}
+            )
+    if reply is state.customer_reply and decision is state.decision:
         return state
-    texts = await order_subjects.read_messages(db, [reply.message_subject_id])
-    if reply.message_subject_id not in texts:
-        return state
-    message = texts[reply.message_subject_id]
-    return state.model_copy(
-        update={"customer_reply": reply.model_copy(update={"message": message})}
-    )
+    return state.model_copy(update={"customer_reply": reply, "decision": decision})
 
 
 async def relay_parcel_received(client: Client, shipment_id: str, receipt: ParcelReceived) -> None:

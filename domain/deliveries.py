@@ -17,10 +17,41 @@ from pydantic import Field, model_validator
 
 from domain.business_hours import BusinessCalendar, coordinator_calendar
 from domain.carrier_events import CarrierEvent, TrackingStatus
-from domain.common import DECISION_REJECTED, BusinessKey, NonEmptyStr, Role, StewardModel
+from domain.common import (
+    DECISION_REJECTED,
+    BusinessKey,
+    CountryCode,
+    NonEmptyStr,
+    Role,
+    StewardModel,
+)
 from domain.money_thresholds import delivery_rescore_from
+from domain.order_privacy import PLACEHOLDER, pseudonymise_order
 from domain.orders import Address, Order
 from domain.risk import RiskAssessment, RiskBand, Routing
+
+# A personal-data subject id (store/personal_data.py subject_id_for / new_subject_id).
+SUBJECT_ID_PATTERN: Final = r"^subj_[A-Za-z0-9_-]{8,64}$"
+
+
+class AddressRef(StewardModel):
+    """A postal address kept in the personal-data store (issue 21): what a
+    failed delivery holds instead of a customer's new address or a reship
+    destination. The keyed fingerprint tells one address from another without
+    the address (store/deliveries.py `put_delivery_address`)."""
+
+    subject_id: str = Field(pattern=SUBJECT_ID_PATTERN)
+    fingerprint: str = Field(pattern=r"^fp_[0-9a-f]{32}$")
+    country: CountryCode
+
+
+# Where a parcel goes: an address in clear (runs started before issue 21) or
+# kept by subject id.
+Destination = Address | AddressRef
+
+
+def destination_country(destination: Destination) -> str:
+    return destination.country
 
 
 class ServiceLevel(StrEnum):
@@ -46,10 +77,48 @@ class ShipmentRecord(StewardModel):
     # When the warehouse handed the parcel to the carrier (a carrier claim's
     # window counts from it); None: the time the shipment was registered.
     shipped_at: datetime | None = None
+    # Issue 21: set, the record is pseudonymised (`pseudonymise_shipment`):
+    # the order's and the destination's personal values are placeholders and
+    # live in this personal-data subject (the shipment's own, kind "shipment",
+    # store/deliveries.py); activities read them back by the shipment id.
+    # None: the values are in the record (runs started before).
+    subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
+    # With `subject_id`: the keyed fingerprint of the address the parcel was
+    # sent to (a new address is compared with it, not with the address).
+    address_fingerprint: str | None = Field(default=None, pattern=r"^fp_[0-9a-f]{32}$")
 
     @property
     def address(self) -> Address:
         return self.destination or self.order.shipping_address
+
+
+def pseudonymise_shipment(
+    record: ShipmentRecord, subject_id: str, address_fingerprint: str
+) -> ShipmentRecord:
+    """`record` without its personal values, for Temporal: the order
+    pseudonymised (domain/order_privacy.py), a destination reduced to its
+    country, the subject that keeps them and the keyed fingerprint of the
+    address it was sent to."""
+    destination = record.destination
+    if destination is not None:
+        destination = pseudonymous_address(destination.country)
+    return record.model_copy(
+        update={
+            "order": pseudonymise_order(record.order),
+            "destination": destination,
+            "subject_id": subject_id,
+            "address_fingerprint": address_fingerprint,
+        }
+    )
+
+
+def pseudonymous_address(country: str) -> Address:
+    """An address that only says its country (the rest is in a subject)."""
+    return Address(line1=PLACEHOLDER, city=PLACEHOLDER, postal_code=PLACEHOLDER, country=country)
+
+
+def is_pseudonymous_address(address: Address) -> bool:
+    return address.line1 == PLACEHOLDER and address.city == PLACEHOLDER
 
 
 class CustomerOption(StrEnum):
@@ -68,6 +137,9 @@ class CustomerReply(StewardModel):
     event_id: NonEmptyStr = Field(max_length=200)
     option: CustomerOption
     address: Address | None = None
+    # Issue 21: the new address kept in the personal-data store (set by the
+    # API, clients/failed_delivery.py relay_customer_reply; `address` None).
+    address_ref: AddressRef | None = None
     pickup_point_id: str | None = Field(default=None, max_length=64)
     preferred_date: date | None = None
     message: str = Field(default="", max_length=2000)
@@ -79,11 +151,17 @@ class CustomerReply(StewardModel):
 
     @model_validator(mode="after")
     def _option_details(self) -> CustomerReply:
-        if self.option is CustomerOption.NEW_ADDRESS and self.address is None:
+        if self.address is not None and self.address_ref is not None:
+            raise ValueError("address_ref: set by Steward in place of address, never both")
+        if self.option is CustomerOption.NEW_ADDRESS and self.new_address is None:
             raise ValueError("address is required when option is new_address")
         if self.option is CustomerOption.PICKUP_POINT and not self.pickup_point_id:
             raise ValueError("pickup_point_id is required when option is pickup_point")
         return self
+
+    @property
+    def new_address(self) -> Destination | None:
+        return self.address if self.address is not None else self.address_ref
 
 
 class DeliveryDecision(StrEnum):
@@ -192,16 +270,29 @@ class DeliveryDecideInput(StewardModel):
 
     decision: DeliveryDecision
     address: Address | None = None  # reship: None keeps the current destination
+    # Issue 21: the address kept in the personal-data store (set by the API).
+    address_ref: AddressRef | None = None
     pickup_point_id: str | None = Field(default=None, max_length=64)
     service_level: ServiceLevel = ServiceLevel.STANDARD
     note: str = Field(default="", max_length=2000)
     actor: NonEmptyStr
     role: Role
 
+    @model_validator(mode="after")
+    def _one_address(self) -> DeliveryDecideInput:
+        if self.address is not None and self.address_ref is not None:
+            raise ValueError("address_ref: set by Steward in place of address, never both")
+        return self
+
+    @property
+    def new_address(self) -> Destination | None:
+        return self.address if self.address is not None else self.address_ref
+
 
 class DeliveryDecisionRecord(StewardModel):
     decision: DeliveryDecision
     address: Address | None = None
+    address_ref: AddressRef | None = None  # issue 21: the address by subject id
     pickup_point_id: str | None = None
     service_level: ServiceLevel = ServiceLevel.STANDARD
     note: str = ""
@@ -209,6 +300,10 @@ class DeliveryDecisionRecord(StewardModel):
     role: Role
     decided_at: datetime
     by_default: bool = False
+
+    @property
+    def new_address(self) -> Destination | None:
+        return self.address if self.address is not None else self.address_ref
 
 
 class CustomerMessage(StewardModel):
@@ -278,12 +373,12 @@ class DeliveryDecisionRejected(ValueError):
 
 
 def needs_risk_review(
-    shipment: ShipmentRecord, new_address: Address | None, policy: FailedDeliveryPolicy
+    shipment: ShipmentRecord, new_address: Destination | None, policy: FailedDeliveryPolicy
 ) -> bool:
     """A new destination for a parcel worth at least the threshold is rescored."""
     if new_address is None:
         return False
-    if _same_address(new_address, shipment.address):
+    if same_destination(new_address, current_destination(shipment)):
         return False
     payment = shipment.order.payment
     return payment.amount_minor >= policy.rescore_from(payment.currency)
@@ -366,17 +461,42 @@ def validate_delivery_decision(state: FailedDeliveryState, decision: DeliveryDec
             rec is not None
             and rec.reship_blocked
             and reply is not None
-            and reply.address is not None
-            and decision.address is not None
-            and _same_address(decision.address, reply.address)
+            and (replied := reply.new_address) is not None
+            and (decided := decision.new_address) is not None
+            and same_destination(decided, replied)
         ):
             raise DeliveryDecisionRejected(
                 "address: risk review refused this address for a high-value parcel"
             )
-    elif decision.address is not None or decision.pickup_point_id is not None:
+    elif decision.new_address is not None or decision.pickup_point_id is not None:
         raise DeliveryDecisionRejected("address: only a reship takes an address or a pickup point")
     if decision.decision is DeliveryDecision.RETURN_TO_STOCK and not decision.note.strip():
         raise DeliveryDecisionRejected("note: say why the parcel goes back to stock")
+
+
+def current_destination(shipment: ShipmentRecord) -> Destination:
+    """Where the parcel went: its address, or for a pseudonymised record the
+    reference to it (its subject and fingerprint)."""
+    if shipment.subject_id is not None and shipment.address_fingerprint is not None:
+        return AddressRef(
+            subject_id=shipment.subject_id,
+            fingerprint=shipment.address_fingerprint,
+            country=shipment.address.country,
+        )
+    return shipment.address
+
+
+def same_destination(a: Destination, b: Destination) -> bool:
+    """Two addresses in clear compare by their normalised lines, two kept
+    ones by their keyed fingerprints; one of each never match (the workflow
+    cannot fingerprint: it has no key), so a new address is rescored."""
+    if isinstance(a, AddressRef) or isinstance(b, AddressRef):
+        return (
+            isinstance(a, AddressRef)
+            and isinstance(b, AddressRef)
+            and a.fingerprint == b.fingerprint
+        )
+    return _same_address(a, b)
 
 
 def _same_address(a: Address, b: Address) -> bool:
@@ -407,6 +527,9 @@ class NotifyDeliveryCustomerInput(StewardModel):
     message_id: NonEmptyStr  # deterministic: a retried send goes out once
     order_id: NonEmptyStr
     email: str
+    # Issue 21: set, `email` is a placeholder and the activity reads the
+    # recipient from this subject (the shipment's, field EMAIL_FIELD).
+    subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
     template: DeliveryTemplate
     options: list[CustomerOption] = Field(default_factory=list)
     deadline: datetime | None = None
@@ -418,7 +541,10 @@ class BookReshipmentInput(StewardModel):
     original_shipment_id: NonEmptyStr
     order_id: NonEmptyStr
     carrier: NonEmptyStr
+    # With `destination_ref` (issue 21): only the country (pseudonymous_address);
+    # the activity reads the address by the reference's subject id.
     destination: Address
+    destination_ref: AddressRef | None = None
     pickup_point_id: str | None = None
     service_level: ServiceLevel
     # The whole record, so the activity registers the new shipment for tracking.
@@ -480,6 +606,33 @@ NOTIFY_DELIVERY_CUSTOMER = "notify_delivery_customer"
 BOOK_RESHIPMENT = "book_reshipment"
 INSPECT_RETURNED_PARCEL = "inspect_returned_parcel"
 RESTOCK_RETURNED_PARCEL = "restock_returned_parcel"
+SCORE_DELIVERY_ADDRESS = "score_delivery_address"
+# The field of a shipment's subject that holds the customer's email.
+SHIPMENT_EMAIL_FIELD: Final = "order.customer.email"
+
+
+class ScoreDeliveryAddressInput(StewardModel):
+    """Rescore a shipment's order as if placed to a new address (issue 21):
+    the activity reads the order's personal values with the shipment (the
+    store, one query) and a kept address by its subject, puts the address in
+    as the shipping address and applies the scoring rules (the `score_order`
+    activity's)."""
+
+    workflow_id: NonEmptyStr
+    shipment_id: NonEmptyStr
+    # The shipment's subject when the case holds it pseudonymised; None: a
+    # case started before (the activity reads the shipment by id either way).
+    subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
+    # The new address: in clear (a reply relayed without the store) or kept
+    # by subject id; exactly one.
+    address: Address | None = None
+    address_ref: AddressRef | None = None
+
+    @model_validator(mode="after")
+    def _one_address(self) -> ScoreDeliveryAddressInput:
+        if (self.address is None) == (self.address_ref is None):
+            raise ValueError("address: give the address or its reference, exactly one")
+        return self
 
 
 class FailedDeliveryContract:

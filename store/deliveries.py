@@ -12,7 +12,8 @@ import asyncpg
 import asyncpg.pool
 
 from domain.carrier_events import CarrierEvent, TrackingStatus
-from domain.deliveries import ShipmentRecord
+from domain.deliveries import AddressRef, ShipmentRecord
+from domain.orders import Address
 from store import personal_data
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -32,6 +33,9 @@ class ShipmentRow:
     last_event_at: datetime | None
     tracked_by: str | None
     created_at: datetime
+    # The personal-data subject holding the record's personal values (None
+    # only while migration 0012's values wait to be sealed).
+    subject_id: str | None = None
 
 
 # The personal values of a ShipmentRecord (the order's customer, addresses,
@@ -68,6 +72,80 @@ def shipment_subject_id(shipment_id: str) -> str:
     return personal_data.subject_id_for("shipment", shipment_id)
 
 
+# ------------------------------------------------ addresses by subject id
+
+
+def address_text(address: Address) -> str:
+    """One canonical line for fingerprinting (case and spacing are folded by
+    personal_data.fingerprint); the same line as store/fulfilment.py's."""
+    parts = (address.line1, address.line2, address.city, address.postal_code)
+    return "|".join(p or "" for p in (*parts, address.region, address.country))
+
+
+def address_fingerprint(address: Address) -> str:
+    """The keyed fingerprint of an address (a failed delivery compares a new
+    address with the parcel's by it, never by the address)."""
+    return personal_data.fingerprint(address_text(address))
+
+
+def delivery_address_subject_id(shipment_id: str, fingerprint: str) -> str:
+    """Deterministic per shipment and address: a retried reply or decision,
+    or the same address given twice, rewrites one subject."""
+    return personal_data.subject_id_for("address", f"shipment/{shipment_id}/{fingerprint}")
+
+
+async def put_delivery_address(
+    db: Executor, shipment_id: str, order_id: str, address: Address
+) -> AddressRef:
+    """Keep an address given for a parcel (a customer's new address, a
+    coordinator's reship destination): kind ``address``, owned by the
+    shipment's subject, referencing the order and the shipment (issue 21).
+    Raises personal_data.SubjectErased (nothing written) when the shipment's
+    subject was erased."""
+    fingerprint = address_fingerprint(address)
+    fields = {k: str(v) for k, v in address.model_dump().items() if v is not None}
+    subject_id = await personal_data.put_subject(
+        db,
+        kind="address",
+        fields=fields,
+        subject_id=delivery_address_subject_id(shipment_id, fingerprint),
+        owner_id=shipment_subject_id(shipment_id),
+        refs=[("order", order_id), ("shipment", shipment_id)],
+    )
+    return AddressRef(subject_id=subject_id, fingerprint=fingerprint, country=address.country)
+
+
+async def get_delivery_address(db: Executor, subject_id: str) -> Address:
+    """The address kept under `subject_id` (one query). Raises
+    personal_data.SubjectErased or UnknownSubject."""
+    return Address.model_validate(await personal_data.get_subject(db, subject_id))
+
+
+def erased_address(country: str) -> Address:
+    return Address(line1=_ERASED, city=_ERASED, postal_code=_ERASED, country=country)
+
+
+async def read_delivery_addresses(db: Executor, refs: list[AddressRef]) -> dict[str, Address]:
+    """Each kept address by subject id, in one query; an erased one reads
+    ERASED_PLACEHOLDER (its country stays), an unknown one is left out."""
+    ids = [ref.subject_id for ref in refs]
+    if not ids:
+        return {}
+    try:
+        views = await personal_data.read_subjects(db, ids)
+    except personal_data.UnknownSubject:
+        return {}
+    out: dict[str, Address] = {}
+    for ref in refs:
+        view = views.get(ref.subject_id)
+        if view is None:
+            continue
+        out[ref.subject_id] = (
+            erased_address(ref.country) if view.erased else Address.model_validate(view.fields)
+        )
+    return out
+
+
 def _row(record: asyncpg.Record) -> ShipmentRow:
     document = personal_data.merge_document(
         record["record"], personal_data.view_from_joined(record), _ERASED_VALUES, _OPTIONAL
@@ -78,13 +156,14 @@ def _row(record: asyncpg.Record) -> ShipmentRow:
         last_event_at=record["last_event_at"],
         tracked_by=record["tracked_by"],
         created_at=record["created_at"],
+        subject_id=record["subject_id"],
     )
 
 
 # One query reads a shipment and its personal data (issue 21: the hot path
 # pays no extra round trip).
 _SHIPMENT_COLUMNS = (
-    "s.record, s.status, s.last_event_at, s.tracked_by, s.created_at, "
+    "s.record, s.status, s.last_event_at, s.tracked_by, s.created_at, s.subject_id, "
     + personal_data.joined_columns("pd")
 )
 _SHIPMENTS = "shipments s LEFT JOIN personal_subjects pd ON pd.subject_id = s.subject_id"

@@ -328,6 +328,7 @@ def build_activities(
         ops_desk.record_ops_request,
         deliveries.notify_delivery_customer,
         deliveries.book_reshipment,
+        deliveries.score_delivery_address,
         deliveries.inspect_returned_parcel,
         deliveries.restock_returned_parcel,
         claims.open_carrier_investigation,

@@ -32,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
         BOOK_RESHIPMENT,
         CLOSED_DELIVERY_STATUSES,
         RESHIP_BOOKING_REFUSED,
+        SCORE_DELIVERY_ADDRESS,
+        AddressRef,
         BookReshipmentInput,
         BookReshipmentResult,
         CustomerOption,
@@ -42,21 +44,25 @@ with workflow.unsafe.imports_passed_through():
         DeliveryDecisionRecord,
         DeliveryStatusChange,
         DeliveryTemplate,
+        Destination,
         FailedDeliveryContract,
         FailedDeliveryInput,
         FailedDeliveryResult,
         FailedDeliveryState,
         FailedDeliveryStatus,
         ParcelReceived,
+        ScoreDeliveryAddressInput,
         ServiceLevel,
         ShipmentRecord,
+        current_destination,
+        destination_country,
         needs_risk_review,
+        pseudonymous_address,
         recommend,
         risk_blocks_reship,
         validate_delivery_decision,
     )
     from domain.ids import FAILED_DELIVERY, carrier_claim_id
-    from domain.orders import Address
     from domain.outcomes import OrderOutcome
     from domain.risk import SCORE_ORDER, RiskAssessment, ScoreOrderInput
     from workflows.case import CaseBook, CaseFacts, PendingDecision, call_outside
@@ -120,7 +126,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
             busy=ALREADY_DECIDED
         )
         self._parcel_received: ParcelReceived | None = None
-        self._reviewed_address: Address | None = None
+        self._reviewed_address: Destination | None = None
         self._claim_origin = input.claim_workflow_id
 
     # ------------------------------------------------------------------ run
@@ -191,6 +197,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
             DeliveryDecisionRecord(
                 decision=decision.decision,
                 address=decision.address,
+                address_ref=decision.address_ref,
                 pickup_point_id=decision.pickup_point_id,
                 service_level=decision.service_level,
                 note=decision.note,
@@ -280,7 +287,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
                 "preferred_date": reply.preferred_date.isoformat()
                 if reply.preferred_date
                 else None,
-                "new_address_country": reply.address.country if reply.address else None,
+                "new_address_country": reply.new_address.country if reply.new_address else None,
             },
         )
 
@@ -338,10 +345,10 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
         if (
             reply is not None
             and reply.option is CustomerOption.NEW_ADDRESS
-            and reply.address is not None
+            and reply.new_address is not None
             and not self._decision.pending
         ):
-            risk = await self._review_address(reply.address)
+            risk = await self._review_address(reply.new_address)
         recommendation = recommend(
             reply=reply,
             attempt=self._state.attempt,
@@ -361,7 +368,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
             },
         )
 
-    async def _review_address(self, address: Address) -> RiskAssessment | None:
+    async def _review_address(self, address: Destination) -> RiskAssessment | None:
         """Rescore the order as if placed to `address`, when the policy asks.
 
         The scoring activity, not an OrderReviewWorkflow child: the review
@@ -377,14 +384,33 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
             FailedDeliveryStatus.RISK_REVIEW, STEWARD, "new address on a high-value parcel"
         )
         await self._case.flush()
-        order = self._shipment.order.model_copy(update={"shipping_address": address})
-        risk = await call_outside(
-            SCORE_ORDER,
-            ScoreOrderInput(order=order),
-            result_type=RiskAssessment,
-            retry=OUTSIDE_RETRY,
-            summary="score the new address",
-        )
+        if self._shipment.subject_id is not None or isinstance(address, AddressRef):
+            # Issue 21: the order is pseudonymised here, or the new address is
+            # kept by reference (the API relays it so, also to a case started
+            # before); the activity reads the values from the store. Depends
+            # on the input and the signal only: runs before never take it.
+            risk = await call_outside(
+                SCORE_DELIVERY_ADDRESS,
+                ScoreDeliveryAddressInput(
+                    workflow_id=workflow.info().workflow_id,
+                    shipment_id=self._shipment.shipment_id,
+                    subject_id=self._shipment.subject_id,
+                    address=None if isinstance(address, AddressRef) else address,
+                    address_ref=address if isinstance(address, AddressRef) else None,
+                ),
+                result_type=RiskAssessment,
+                retry=OUTSIDE_RETRY,
+                summary="score the new address",
+            )
+        else:
+            order = self._shipment.order.model_copy(update={"shipping_address": address})
+            risk = await call_outside(
+                SCORE_ORDER,
+                ScoreOrderInput(order=order),
+                result_type=RiskAssessment,
+                retry=OUTSIDE_RETRY,
+                summary="score the new address",
+            )
         self._state.risk = risk
         self._reviewed_address = address
         self._case.audit(
@@ -395,7 +421,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
                 "band": risk.band,
                 "routing": risk.routing,
                 "rule_set_version": risk.rule_set_version,
-                "country": address.country,
+                "country": destination_country(address),
             },
         )
         return risk
@@ -436,13 +462,16 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
             else DeliveryDecision.RETURN_TO_STOCK
         )
         address = None
+        address_ref = None
         pickup = None
         if decision is DeliveryDecision.RESHIP and reply is not None:
-            address = reply.address if reply.option is CustomerOption.NEW_ADDRESS else None
+            if reply.option is CustomerOption.NEW_ADDRESS:
+                address, address_ref = reply.address, reply.address_ref
             pickup = reply.pickup_point_id if reply.option is CustomerOption.PICKUP_POINT else None
         record = DeliveryDecisionRecord(
             decision=decision,
             address=address,
+            address_ref=address_ref,
             pickup_point_id=pickup,
             service_level=self._service_level(),
             note=f"{why}; default {self._policy.default_action} applied",
@@ -466,7 +495,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
                 "decision": record.decision,
                 "service_level": record.service_level,
                 "by_default": record.by_default,
-                "new_address_country": record.address.country if record.address else None,
+                "new_address_country": record.new_address.country if record.new_address else None,
                 "pickup_point_id": record.pickup_point_id,
             },
         )
@@ -482,7 +511,9 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
     # --------------------------------------------------------------- reship
 
     async def _reship(self, record: DeliveryDecisionRecord) -> None:
-        destination = record.address or self._shipment.address
+        # Issue 21: a pseudonymised shipment's own address is its subject's
+        # (a reference); runs started before hold the address itself.
+        destination = record.new_address or current_destination(self._shipment)
         if needs_risk_review(self._shipment, destination, self._policy):
             risk = await self._review_address(destination)
             if risk_blocks_reship(risk):
@@ -513,7 +544,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
                 "shipment_id": booked.shipment_id,
                 "tracking_number": booked.tracking_number,
                 "expected_delivery_at": booked.expected_delivery_at,
-                "destination_country": destination.country,
+                "destination_country": destination_country(destination),
             },
         )
         self._case.transition(
@@ -554,8 +585,8 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
         await self._refund()
 
     async def _book(
-        self, record: DeliveryDecisionRecord, destination: Address
-    ) -> tuple[BookReshipmentResult, DeliveryDecisionRecord, Address] | None:
+        self, record: DeliveryDecisionRecord, destination: Destination
+    ) -> tuple[BookReshipmentResult, DeliveryDecisionRecord, Destination] | None:
         """Book the second shipment: the full destination address, and the
         customer's preferred date as the earliest delivery. A refused label
         goes to a coordinator; None: the parcel goes back to stock instead."""
@@ -571,7 +602,13 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
                         original_shipment_id=self._shipment.shipment_id,
                         order_id=self._state.order_id,
                         carrier=self._shipment.carrier,
-                        destination=destination,
+                        # A kept address goes by reference (the activity reads it).
+                        destination=pseudonymous_address(destination.country)
+                        if isinstance(destination, AddressRef)
+                        else destination,
+                        destination_ref=destination
+                        if isinstance(destination, AddressRef)
+                        else None,
                         pickup_point_id=record.pickup_point_id,
                         service_level=record.service_level,
                         shipment=self._shipment,
@@ -592,7 +629,7 @@ class FailedDeliveryWorkflow(FailedDeliveryReturn):
                 if again is None:
                     return None
                 record = again
-                destination = again.address or destination
+                destination = again.new_address or destination
                 attempt += 1
 
     async def _reship_refused(

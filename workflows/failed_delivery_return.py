@@ -308,7 +308,10 @@ class FailedDeliveryReturn:
                 workflow_id=workflow_id,
                 message_id=f"{workflow_id}/{template}/{self._message_sequence}",
                 order_id=self._state.order_id,
+                # A pseudonymised shipment's email is a placeholder: the
+                # activity reads the recipient by the shipment's subject id.
                 email=str(self._shipment.order.customer.email),
+                subject_id=self._shipment.subject_id,
                 template=template,
                 options=self._state.options_offered if deadline else [],
                 deadline=deadline,

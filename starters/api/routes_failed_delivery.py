@@ -111,8 +111,10 @@ async def decide_delivery(
         role=principal.role,
     )
     update_id = f"{principal.actor}/{idempotency_key}" if idempotency_key else None
+    # Issue 21: a reship address goes to the personal-data store; the case
+    # gets its reference.
     state: FailedDeliveryState = await case_call(
-        failed_delivery.decide_delivery(client, shipment_id, decision, update_id=update_id)
+        failed_delivery.decide_delivery(client, shipment_id, decision, update_id=update_id, db=pool)
     )
     log.info("failed_delivery_decided", shipment_id=shipment_id, decision=body.decision.value)
     # The customer's reply carries their words by subject id (issue 21).
@@ -132,18 +134,16 @@ async def customer_reply(
     client: TemporalClient,
     pool: DbPool,
 ) -> dict[str, str]:
-    if body.message_subject_id is not None:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("body", "message_subject_id"),
-                    "msg": "set by Steward: send the customer's words in message",
-                }
-            ]
-        )
-    # Issue 21: the customer's words go to the personal-data store; the case
-    # gets the subject id.
+    for field, what in (
+        ("message_subject_id", "send the customer's words in message"),
+        ("address_ref", "send the customer's new address in address"),
+    ):
+        if getattr(body, field) is not None:
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("body", field), "msg": f"set by Steward: {what}"}]
+            )
+    # Issue 21: the customer's words and new address go to the personal-data
+    # store; the case gets their subject ids.
     await case_call(failed_delivery.relay_customer_reply(client, shipment_id, body, db=pool))
     return {"status": "accepted", "event_id": body.event_id}
 

@@ -54,6 +54,10 @@ RECORDED: dict[str, tuple[type, str]] = {
     "return_employee_sale_quota_back": (ReturnWorkflow, "refunded"),
     # Issue 21: the customer's reply carries its words by subject id.
     "failed_delivery_reply_subject": (FailedDeliveryWorkflow, "delivered"),
+    # Issue 21: the shipment pseudonymised (its subject id), the new address by
+    # reference; and a case started in clear that gets the address by reference.
+    "failed_delivery_subject_reship": (FailedDeliveryWorkflow, "delivered"),
+    "failed_delivery_clear_shipment_address_ref": (FailedDeliveryWorkflow, "delivered"),
 }
 
 

@@ -92,6 +92,7 @@ from domain.deliveries import (
     NOTIFY_DELIVERY_CUSTOMER,
     RESHIP_BOOKING_REFUSED,
     RESTOCK_RETURNED_PARCEL,
+    SCORE_DELIVERY_ADDRESS,
     BookReshipmentInput,
     BookReshipmentResult,
     DeliveryTemplate,
@@ -101,6 +102,7 @@ from domain.deliveries import (
     NotifyDeliveryCustomerInput,
     RestockParcelInput,
     RestockParcelResult,
+    ScoreDeliveryAddressInput,
     ShipmentRecord,
 )
 from domain.evidence import (
@@ -353,10 +355,17 @@ class FakeScoring:
     risk: RiskAssessment = field(default_factory=lambda: LOW_RISK)
 
     scored: list[ScoreOrderInput] = field(default_factory=list, init=False)
+    # A failed delivery's new address on a pseudonymised shipment (issue 21).
+    rescored: list[ScoreDeliveryAddressInput] = field(default_factory=list, init=False)
 
     @activity.defn(name=SCORE_ORDER)
     async def score_order(self, input: ScoreOrderInput) -> RiskAssessment:
         self.scored.append(input)
+        return self.risk
+
+    @activity.defn(name=SCORE_DELIVERY_ADDRESS)
+    async def score_delivery_address(self, input: ScoreDeliveryAddressInput) -> RiskAssessment:
+        self.rescored.append(input)
         return self.risk
 
 
