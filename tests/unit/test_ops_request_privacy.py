@@ -80,7 +80,7 @@ async def test_the_edge_keeps_the_values_and_hands_the_workflow_their_ids() -> N
         ("message", order_subject_id("FR-1")),
         ("address", order_subject_id("FR-1")),
     ]
-    refs = {args[1:] for sql, args in db.statements if "personal_subject_refs" in sql}
+    refs = {args[1:] for sql, args in db.statements if "INSERT INTO personal_subject_refs" in sql}
     assert refs == {("ops_request", "OPS-1"), ("order", "FR-1")}
 
 
