@@ -5,7 +5,15 @@ coordinator, asks the customer who answers in their own words, and is
 approved; a failed delivery whose message to the customer bounces (a failed
 activity) and which the customer answers with a free-text message; a return
 with the customer's contact; a privacy request that erases them.
-Complements test_no_pii_in_temporal.py (Temporal's own database)."""
+
+Then every process through the API and its webhooks (tests/integration/
+pii_probe.py: an order review, fulfilment, a failed delivery, a carrier
+claim, a return, a privacy request, the ops desk, an employee sale, a
+chargeback), one test per process: the production log pipeline at DEBUG,
+every failure of every workflow the scenario started (decoded) and every
+table outside the personal-data store hold none of the values it typed.
+Complements test_no_pii_in_temporal.py (Temporal's database and the decoded
+histories)."""
 
 from __future__ import annotations
 
@@ -48,6 +56,7 @@ from domain.review import (
 from store import audit as audit_store
 from store import deliveries
 from tests.factories import make_order
+from tests.integration import pii_probe as probe
 from tests.integration.polling import eventually
 from tests.workflows.inputs import tracking_event
 from workers import activities
@@ -275,3 +284,25 @@ async def test_no_personal_value_in_logs_failures_or_tables(
     for table, text in (await _tables_text(db_pool)).items():
         for secret in secrets:
             assert secret not in text, f"{secret!r} in clear in table {table}"
+
+
+@pytest.mark.parametrize("process", sorted(probe.SCENARIOS))
+async def test_no_personal_value_in_a_process_s_logs_failures_or_tables(
+    process: str, client: Client, db_pool: asyncpg.Pool, integration_settings: Settings
+) -> None:
+    trail = await probe.trail_of(process, client, db_pool, integration_settings)
+    # Proof the logs were captured: every case the scenario started is in them.
+    for workflow_id in trail.workflow_ids:
+        assert workflow_id.rsplit(":", 1)[-1] in trail.logs, f"{workflow_id} not in the logs"
+    found = probe.log_leaks(process, trail.logs, trail.values)
+    examined = 0
+    for workflow_id in sorted(trail.workflow_ids):
+        examined += len(await probe.failures(client, workflow_id))
+        found += await probe.failure_leaks(
+            client, probe.process_of(workflow_id), workflow_id, trail.values
+        )
+    found += await probe.table_leaks(db_pool, process, trail.values)
+    assert not found, "personal values outside the store:\n" + "\n".join(map(str, found))
+    if process == "failed_delivery":
+        # The bounced message to the customer is a failure that was searched.
+        assert examined, "the bounced notification left no failure to search"
