@@ -56,6 +56,7 @@ from starters.api.routes_common import (
 from starters.auth import Principal, authenticate, require_roles
 from store import campaign as campaign_store
 from store import cases as case_store
+from store.personal_data import SubjectErased
 
 log = structlog.get_logger(__name__)
 
@@ -395,7 +396,8 @@ async def cancel(
         409: {
             "model": ErrorResponse,
             "description": "Refused: `detail` starts with the reason (window, eligibility, "
-            "quota, stock, conflict), then why",
+            "quota, stock, conflict), then why; or `order_id`: a retried order whose "
+            "personal data a privacy request erased",
         },
     },
     summary="An employee's order: takes quota and stock atomically, then the order review",
@@ -416,6 +418,13 @@ async def place_order(
         ) from None
     except campaign_store.OrderInvalid as err:
         raise _invalid((err.field, err.reason)) from None
+    except SubjectErased:
+        # A retried order whose values a privacy request erased (issue 21).
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"order_id: the personal data of order {body.order_id} was erased by a "
+            "privacy request; it cannot be reviewed again",
+        ) from None
     if not decision.accepted:
         log.info("campaign_order_refused", campaign_id=campaign_id, reason=decision.refusal)
         # The API's one error body: the reason first in `detail` ("stock: ...").

@@ -31,7 +31,14 @@ from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import campaign as campaign_store
 from store import personal_data
-from tests.integration.test_campaign import HEADER, open_campaign, params
+from tests.integration.test_campaign import (
+    HEADER,
+    SKUS,
+    SYSTEM,
+    open_campaign,
+    order_body,
+    params,
+)
 from tests.integration.test_order_review_personal_data import decoded_history
 from tests.integration.test_privacy_holds import check
 from workers.settings import Settings
@@ -48,7 +55,9 @@ async def api(
         integration_settings,
         client=client,
         pool=db_pool,
-        api_keys=ApiKeyStore.from_mapping({"cpd-desk": ("desk", Role.COORDINATOR)}),
+        api_keys=ApiKeyStore.from_mapping(
+            {"cpd-desk": ("desk", Role.COORDINATOR), "cs-system": ("storefront", Role.SYSTEM)}
+        ),
     )
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://steward.test") as http:
@@ -197,3 +206,31 @@ async def test_a_request_id_of_another_campaign_is_refused(
             description="Another text",
             opened_by="desk",
         )
+
+
+async def test_an_order_whose_personal_data_was_erased_is_not_reviewed_again(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool, client: Client
+) -> None:
+    """The storefront retries an accepted order after a privacy request
+    erased its values (the employee since re-imported): a 409 naming
+    order_id, no review started again, no quota taken twice."""
+    now = datetime.now(UTC)
+    p = params(now - timedelta(minutes=1), now + timedelta(hours=1))
+    roster = HEADER + "E1,Noor Haddad,noor@maison.example,Maison SAS,FR,G1,2020-01-06,\n"
+    await open_campaign(db_pool, p, roster)
+    order_id = f"{p.campaign_id}-1"
+    body = order_body(order_id, "E1", [(SKUS[1], 1)])
+    placed = await api.post(f"/v1/campaigns/{p.campaign_id}/orders", json=body, headers=SYSTEM)
+    assert placed.status_code == 201, placed.text
+    review = client.get_workflow_handle(order_review_id(order_id))
+    try:
+        await personal_data.erase_subject(
+            db_pool, personal_data.subject_id_for("order", order_id), reason="test"
+        )
+        again = await api.post(f"/v1/campaigns/{p.campaign_id}/orders", json=body, headers=SYSTEM)
+        assert again.status_code == 409, again.text
+        assert again.json()["detail"].startswith(f"order_id: the personal data of order {order_id}")
+        usage = await campaign_store.employee_usage(db_pool, p.campaign_id)
+        assert [u["units_taken"] for u in usage] == [1]
+    finally:
+        await review.terminate("test over")
