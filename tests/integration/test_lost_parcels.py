@@ -20,6 +20,7 @@ from domain.carrier_events import CarrierEvent, Route, TrackingStatus
 from domain.claims import CarrierClaimInput, CarrierClaimState, ClaimType
 from domain.deliveries import ShipmentRecord
 from domain.ids import carrier_claim_id
+from domain.order_privacy import is_pseudonymised
 from domain.returns import ReturnLine, ReturnParcelClaimInput
 from store import deliveries as delivery_store
 from tests.factories import make_order
@@ -83,6 +84,20 @@ async def test_lost_return_parcel_is_registered_for_its_claim(db_pool: asyncpg.P
     row = await delivery_store.find_by_tracking(db_pool, "dhl", tracking)
     assert row is not None and row.record.shipment_id == f"{rma}-RETURN"
     assert row.tracked_by == carrier_claim_id("dhl", tracking)
+    # Issue 21: the claim's input (the activity's result, in Temporal) holds
+    # the order pseudonymised; the store keeps the parcel's real values.
+    assert is_pseudonymised(order)
+    sent = prepared.model_dump_json()
+    customer = _outbound(order_id).order
+    for value in (
+        customer.customer.email,
+        customer.customer.full_name,
+        customer.shipping_address.line1,
+        customer.device.ip_address,
+    ):
+        assert value not in sent, f"{value!r} is in the claim's input"
+    assert row.record.order.customer.email == customer.customer.email
+    assert row.record.order.shipping_address == customer.shipping_address
 
     unknown = await env.run(
         returns.prepare_return_parcel_claim,
