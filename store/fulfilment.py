@@ -138,17 +138,29 @@ def keyed_fingerprint(address: Address) -> str:
     return personal_data.fingerprint(address_text(address))
 
 
+async def _order_owner(db: Executor, order_id: str) -> str | None:
+    """The subject of the released order (its customer's values): the owner of
+    the order's address subjects, so a privacy request that finds the customer
+    (by the email's fingerprint) finds them too (`live_subjects`)."""
+    value = await db.fetchval(
+        "SELECT subject_id FROM fulfilment_orders WHERE order_id = $1", order_id
+    )
+    return str(value) if value is not None else None
+
+
 async def put_address(
     db: Executor, order_id: str, change_no: int, address: Address
 ) -> tuple[str, str]:
     """Store an address in the personal-data store: (subject id, keyed fingerprint).
-    A retry with the same change number rewrites the same subject."""
+    A retry with the same change number rewrites the same subject. Owned by
+    the order's subject (a privacy request for the customer reaches it)."""
     fields = {k: str(v) for k, v in address.model_dump().items() if v is not None}
     subject_id = await personal_data.put_subject(
         db,
         kind="address",
         fields=fields,
         subject_id=address_subject_id(order_id, change_no),
+        owner_id=await _order_owner(db, order_id),
         refs=[("order", order_id)],
     )
     return subject_id, personal_data.fingerprint(address_text(address))
@@ -171,14 +183,17 @@ async def put_edge_address(
     the edge sends instead of the address (ChangeAddressInput.address_subject_id).
     The id is derived from `order_id` and `key` (the edge's idempotency key,
     or the address's keyed fingerprint): a retried edge call rewrites the same
-    subject. Refs: ("order", order_id) and the caller's own `refs`.
-    Raises personal_data.SubjectErased when that subject was erased."""
+    subject. Refs: ("order", order_id) and the caller's own `refs`; owned by
+    the released order's subject, so a privacy request that finds the
+    customer finds the address too. Raises personal_data.SubjectErased when
+    that subject was erased."""
     fields = {k: str(v) for k, v in address.model_dump().items() if v is not None}
     return await personal_data.put_subject(
         db,
         kind="address",
         fields=fields,
         subject_id=edge_address_subject_id(order_id, key),
+        owner_id=await _order_owner(db, order_id),
         refs=[("order", order_id), *refs],
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import store
 import workflows
 from activities.fulfilment import SimulatedWms
 from clients import fulfilment, order_review
@@ -43,6 +45,7 @@ from workers import activities
 from workers.dev_server import TemporalDevServer
 from workers.settings import Settings
 
+MIGRATIONS = Path(store.__file__).parent / "migrations"
 SECRET = "wh-it-secret"
 KEYS = {
     "it-wms": ("wms", Role.SYSTEM),
@@ -176,6 +179,10 @@ async def test_release_hold_webhook_address_and_status(
     stored = await fulfilment_store.get_address(db_pool, state.address_ref)
     assert stored.line1 == street
     assert state.address_ref in await personal_data.find_subjects(db_pool, ref=("order", order_id))
+    # A privacy request finds the customer by the email's fingerprint and
+    # reaches the address through its owner, the order's subject.
+    customer = await personal_data.find_subjects(db_pool, fingerprint_of=kept.customer.email)
+    assert state.address_ref in await personal_data.live_subjects(db_pool, customer)
     shown = await api.get(f"/v1/fulfilments/{order_id}", headers=AUDITOR)
     assert shown.status_code == 200 and shown.json()["shipping_address"]["line1"] == street
     # The simulated warehouse was given the subject (it reads the address by it).
@@ -395,3 +402,25 @@ async def test_release_facts_read_the_profile_the_warning_and_the_vip_mark(
     )
     assert (await fulfilment_store.release_facts(db_pool, claimant, f"O-{unique}")).prior_claim
     assert not (await fulfilment_store.release_facts(db_pool, claimant, earlier)).prior_claim
+
+
+async def test_migration_0027_gives_earlier_address_subjects_their_owner(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """An address subject written before issue 21's owner (only the order's
+    reference) gets the released order's subject as owner, so a privacy
+    request for the customer reaches it; running it again changes nothing."""
+    order = make_order(f"FUL-MIG-{uuid.uuid4().hex[:10]}")
+    assert await fulfilment_store.save_order(db_pool, order)
+    fields = {"line1": "3 quai Voltaire", "city": "Paris", "postal_code": "75007", "country": "FR"}
+    earlier = await personal_data.put_subject(
+        db_pool, kind="address", fields=fields, refs=[("order", order.order_id)]
+    )
+    customer = await personal_data.find_subjects(db_pool, fingerprint_of=order.customer.email)
+    assert earlier not in await personal_data.live_subjects(db_pool, customer)
+    sql = (MIGRATIONS / "0027_fulfilment_address_owner.sql").read_text()
+    await db_pool.execute(sql)
+    await db_pool.execute(sql)
+    owner = fulfilment_store.order_subject_id(order.order_id)
+    assert (await personal_data.subject_info(db_pool, earlier)).owner_id == owner
+    assert earlier in await personal_data.live_subjects(db_pool, customer)
