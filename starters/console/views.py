@@ -873,6 +873,9 @@ def _state_facts(process: str, state: BaseModel) -> list[tuple[str, str]]:
             facts.append(("Disposition", _enum(s.disposition)))
         for refusal in s.refusals:
             facts.append(("Refused", refusal))
+        if s.cancel_reason:
+            # Read back from the personal-data store by the route (issue 21).
+            facts.append(("Customer's reason for cancelling", s.cancel_reason))
     elif process == "failed-delivery":
         facts += [
             ("Order", s.order_id),

@@ -528,3 +528,31 @@ def test_an_access_request_s_export_is_linked_once_ready(
 ) -> None:
     found = views.case_links("privacy-request", "PR-7", status, role, _State(kind=kind))
     assert found == [("Open the access export", "/console/privacy-requests/PR-7/export")] * links
+
+
+def test_a_returns_cancel_reason_is_a_fact_of_the_return() -> None:
+    """Issue 21: the route reads the customer's reason back from the
+    personal-data store (clients/returns.py with_cancel_reason); the page
+    shows it, or [erased], and nothing when there is none."""
+    from domain.returns import ReturnState
+
+    state = ReturnState.model_validate(
+        {
+            "rma_id": "RMA-1",
+            "order_id": "FR-1",
+            "market": "FR",
+            "currency": "EUR",
+            "status": "cancelled",
+            "reason": "too_small",
+            "parent_reason": "fit",
+            "resolution": "refund",
+            "lines": [{"sku": "HB-1", "quantity": 1}],
+            "value_minor": 1000,
+            "cancel_reason": "[erased]",
+            "cancel_reason_subject_id": "subj_reason-0001",
+        }
+    )
+    facts = views._state_facts("return", state)
+    assert ("Customer's reason for cancelling", "[erased]") in facts
+    silent = state.model_copy(update={"cancel_reason": None})
+    assert "Customer's reason for cancelling" not in dict(views._state_facts("return", silent))
