@@ -76,10 +76,18 @@ def shipment_subject_id(shipment_id: str) -> str:
 
 
 def address_text(address: Address) -> str:
-    """One canonical line for fingerprinting (case and spacing are folded by
-    personal_data.fingerprint); the same line as store/fulfilment.py's."""
-    parts = (address.line1, address.line2, address.city, address.postal_code)
-    return "|".join(p or "" for p in (*parts, address.region, address.country))
+    """One canonical line for fingerprinting: each part stripped, postal
+    code without spaces (case and inner spacing are folded by
+    personal_data.fingerprint)."""
+    parts = (
+        address.line1,
+        address.line2,
+        address.city,
+        address.postal_code.replace(" ", ""),
+        address.region,
+        address.country,
+    )
+    return "|".join((p or "").strip() for p in parts)
 
 
 def address_fingerprint(address: Address) -> str:

@@ -16,13 +16,26 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.deliveries import DeliveryActivities
+from activities.simulated import SimulatedCarrier, SimulatedNotifier, SimulatedParcelReturnsDesk
+from domain.deliveries import (
+    RESHIP_BOOKING_REFUSED,
+    BookReshipmentInput,
+    ServiceLevel,
+    ShipmentRecord,
+    pseudonymise_shipment,
+    pseudonymous_address,
+)
 from domain.orders import Address
 from domain.risk_rules import IdentityKind, identity_hash
 from store import deliveries as delivery_store
 from store import personal_data
-from tests.factories import order_data
+from tests.factories import make_order, order_data
 from tests.integration.test_api import COORDINATOR, OPS, SYSTEM, eventually
 from tests.integration.test_carrier_webhooks import (
     carrier_api,  # noqa: F401  (the fixture)
@@ -199,3 +212,79 @@ async def test_a_lost_parcel_claim_and_its_remedy_hold_no_personal_value(
         history = await decoded_history(client, workflow_id)
         assert shipment["shipment_id"].encode() in history
         assert_holds_none(history, personal_values(order), what)
+
+
+async def test_kept_delivery_addresses_go_with_the_customer_at_erasure(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """A kept address is owned by the shipment's subject (which holds the
+    customer's email): a privacy request finding the customer finds it too
+    (access export, erasure); erased, the case reads [erased] and a reship
+    there is refused for a coordinator to decide, never booked."""
+    unique = uuid.uuid4().hex[:10]
+    order = make_order(f"FDP-E-{unique}", customer={"email": f"erased.{unique}@example.fr"})
+    record = ShipmentRecord(
+        shipment_id=f"SH-E-{unique}",
+        carrier="ups",
+        tracking_number=f"1ZE{unique}",
+        expected_delivery_at=order.placed_at,
+        order=order,
+    )
+    assert await delivery_store.register_shipment(db_pool, record)
+    new = Address(line1=f"{unique} rue Cler", city="Paris", postal_code="75007", country="FR")
+    ref = await delivery_store.put_delivery_address(
+        db_pool, record.shipment_id, order.order_id, new
+    )
+    # The same address again is the same subject (a retried reply or decision).
+    assert (
+        await delivery_store.put_delivery_address(db_pool, record.shipment_id, order.order_id, new)
+        == ref
+    )
+    # Case and spacing do not make another address.
+    assert ref.fingerprint == delivery_store.address_fingerprint(
+        new.model_copy(update={"city": " PARIS "})
+    )
+
+    # Found from the customer's email, with the shipment's subject it belongs to.
+    matched = await personal_data.find_subjects(db_pool, fingerprint_of=order.customer.email)
+    shipment_subject = delivery_store.shipment_subject_id(record.shipment_id)
+    assert shipment_subject in matched
+    live = await personal_data.live_subjects(db_pool, matched)
+    assert ref.subject_id in live
+    refs = await personal_data.refs_of(db_pool, [ref.subject_id])
+    assert set(refs[ref.subject_id]) == {
+        ("order", order.order_id),
+        ("shipment", record.shipment_id),
+    }
+
+    for sid in live:
+        await personal_data.erase_subject(db_pool, sid, reason="test erasure")
+    (shown,) = (await delivery_store.read_delivery_addresses(db_pool, [ref])).values()
+    assert shown.line1 == personal_data.ERASED_PLACEHOLDER and shown.country == "FR"
+
+    booking = BookReshipmentInput(
+        workflow_id=f"failed-delivery:{record.shipment_id}",
+        original_shipment_id=record.shipment_id,
+        order_id=order.order_id,
+        carrier="ups",
+        destination=pseudonymous_address("FR"),
+        destination_ref=ref,
+        service_level=ServiceLevel.STANDARD,
+        shipment=pseudonymise_shipment(
+            record, shipment_subject, delivery_store.address_fingerprint(record.address)
+        ),
+    )
+    deliveries = DeliveryActivities(
+        db_pool,
+        SimulatedCarrier(db_pool),
+        SimulatedParcelReturnsDesk(db_pool),
+        SimulatedNotifier(db_pool),  # type: ignore[arg-type]
+    )
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(deliveries.book_reshipment, booking)
+    assert refused.value.type == RESHIP_BOOKING_REFUSED and refused.value.non_retryable
+    assert "erased" in refused.value.message
+    assert not await db_pool.fetchval(
+        "SELECT count(*) FROM sim_carrier_operations WHERE idempotency_key = $1",
+        f"{booking.workflow_id}/reship",
+    )
