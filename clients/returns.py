@@ -39,6 +39,7 @@ from clients.errors import (
 from domain.common import format_amount
 from domain.ids import RETURN, return_id
 from domain.returns import (
+    CLOSED_RETURN_STATUSES,
     CancelReturnRequest,
     CarrierEvent,
     CustomerChoiceInput,
@@ -243,6 +244,9 @@ async def cancel(
     its subject id instead of the words."""
     if db is not None and request.reason is not None:
         state = await get_status(client, rma_id)  # the order it belongs to; 404 first
+        if state.status in CLOSED_RETURN_STATUSES:
+            # Refused like a signal to a closed return, and nothing kept.
+            raise ReturnClosed(rma_id, state.status.value)
         subject_id = await returns_store.put_cancel_reason(
             db,
             rma_id=rma_id,

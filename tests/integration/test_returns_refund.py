@@ -312,6 +312,15 @@ async def test_a_customers_reason_for_cancelling_stays_out_of_temporal(
     assert audit["cancel_requested"].reason == (
         "the customer's reason, kept in the personal-data store"
     )
+    # A cancel of the closed return is refused and keeps nothing.
+    late = await api.post(
+        f"/v1/returns/{rma_id}/cancel", json={"event_id": "c-2", "reason": words}, headers=CS
+    )
+    assert late.status_code == 409 and "closed (cancelled)" in late.json()["detail"]
+    with pytest.raises(personal_data.UnknownSubject):
+        await personal_data.get_subject(
+            db_pool, returns_store.cancel_reason_subject_id(rma_id, "c-2")
+        )
     # Erased by a privacy request: GET shows the placeholder.
     await personal_data.erase_subject(db_pool, sid, reason="test")
     assert (await status_of(api, rma_id))["cancel_reason"] == personal_data.ERASED_PLACEHOLDER
