@@ -22,7 +22,7 @@ from activities.context import activity_logger
 from clients import fulfilment
 from clients.errors import CaseClosed, CaseNotFound, CaseRefused
 from domain.common import Role
-from domain.deliveries import ShipmentRecord
+from domain.deliveries import ShipmentRecord, pseudonymise_shipment
 from domain.fulfilment import (
     ChangeAddressInput,
     ChangeAddressOutcome,
@@ -101,7 +101,15 @@ class OpsDeskActivities:
                 type=SHIPMENT_UNKNOWN,
                 non_retryable=True,
             )
-        return row.record
+        if row.subject_id is None:  # values still waiting for migration 0012's seal
+            return row.record
+        # Issue 21: the ticket and the claim it opens get the record
+        # pseudonymised and the shipment's subject id, as a carrier event's
+        # claim does (clients/carrier_claim.start_claim); the claim's
+        # activities read the values back by it.
+        return pseudonymise_shipment(
+            row.record, row.subject_id, delivery_store.address_fingerprint(row.record.address)
+        )
 
     @activity.defn(name=RECORD_OPS_REQUEST)
     async def record_ops_request(self, input: RecordOpsRequestInput) -> None:

@@ -26,9 +26,11 @@ from temporalio.worker import Worker
 
 import workflows
 from domain.common import Role
+from domain.ids import carrier_claim_id
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from starters.ops_simulator import plan_day, simulate_day
+from store import deliveries as delivery_store
 from store import fulfilment as fulfilment_store
 from store import ops_requests as ops_store
 from store import personal_data as pd
@@ -37,6 +39,7 @@ from store.order_subjects import order_subject_id
 from tests.integration.polling import eventually
 from tests.integration.test_api import order_json
 from tests.integration.test_order_review_personal_data import decoded_history
+from tests.workflows.inputs import shipment
 from workers import activities
 from workers.settings import Settings
 
@@ -534,6 +537,55 @@ async def test_an_address_change_resolved_at_the_desk_changes_the_fulfilment(
     await pd.erase_subject(db_pool, ops_store.text_subject_id(workflow_id), reason="test")
     shown = await api.get(f"/v1/ops-requests/{request_id}", headers=AUDITOR)
     assert shown.json()["description"] == pd.ERASED_PLACEHOLDER
+
+
+async def test_a_carrier_claim_from_the_desk_carries_the_shipment_pseudonymised(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool, client: Client
+) -> None:
+    # Issue 21: the shipment the desk finds for a claim (an activity result,
+    # then the claim's input) holds the shipment's subject id, not the
+    # customer's values.
+    unique = uuid.uuid4().hex[:8]
+    record = shipment(datetime.now(UTC))
+    order = record.order
+    customer = order.customer.model_copy(
+        update={"email": f"ottilie.{unique}@example.com", "full_name": f"Ottilie Brandt-{unique}"}
+    )
+    address = order.shipping_address.model_copy(update={"line1": f"{unique} Kurfurstendamm"})
+    record = record.model_copy(
+        update={
+            "order": order.model_copy(update={"customer": customer, "shipping_address": address})
+        }
+    )
+    await delivery_store.register_shipment(db_pool, record)
+    opened = await api.post(
+        "/v1/ops-requests",
+        json={
+            "details": {
+                "type": "carrier_claim",
+                "carrier": record.carrier,
+                "tracking_number": record.tracking_number,
+                "claim_type": "damaged",
+            }
+        },
+        headers=COORDINATOR,
+    )
+    assert opened.status_code == 202, opened.text
+    request_id = opened.json()["request_id"]
+    claim_id = carrier_claim_id(record.carrier, record.tracking_number)
+    linked = await eventually(
+        lambda: api.get(f"/v1/ops-requests/{request_id}", headers=AUDITOR),
+        lambda r: r.status_code == 200 and claim_id in r.json()["linked_cases"],
+        what="the claim linked to the ticket",
+    )
+    assert linked.json()["order_id"] == order.order_id
+    ops_history = await decoded_history(client, f"ops-request:{request_id}")
+    claim_history = await decoded_history(client, claim_id)
+    subject = delivery_store.shipment_subject_id(record.shipment_id).encode()
+    assert subject in ops_history and subject in claim_history
+    for value in (unique, customer.email):
+        assert value.encode() not in ops_history, f"{value!r} in the ops request's history"
+        assert value.encode() not in claim_history, f"{value!r} in the claim's history"
 
 
 async def test_a_warehouse_count_event_opens_one_discrepancy_with_holds(
