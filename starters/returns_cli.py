@@ -147,6 +147,9 @@ def return_panel(state: ReturnState) -> Panel:
     facts.add_row("Wants", state.resolution.value)
     for refusal in state.refusals:
         facts.add_row("Refused", refusal)
+    if state.cancel_reason:
+        # The API reads the customer's words back from the personal-data store.
+        facts.add_row("Cancelled", f"the customer said: {state.cancel_reason}")
     if state.open_dispute:
         facts.add_row("Dispute", Text("open on the order: refunds frozen", style="bold red"))
     if state.tracking_number:

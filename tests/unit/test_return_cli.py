@@ -121,6 +121,11 @@ def test_panel_shows_qc_refund_and_finance() -> None:
     assert "second_choice by sophie (manager): scuffed corner" in text
     assert "6,000.00 EUR requested by sophie · sim_refund_abc" in text
     assert "approved by fiona" in text
+    assert "Cancelled" not in text
+    cancelled = state.model_copy(
+        update={"status": ReturnStatus.CANCELLED, "cancel_reason": "kept it after all"}
+    )
+    assert "the customer said: kept it after all" in render(return_panel(cancelled))
 
 
 def test_table_lists_returns() -> None:
