@@ -7,9 +7,10 @@ carrier intercept), special delivery arrangements and outbound QC.
 
 Pure: the workflow, the API and the ops desk (issue 17) validate with the
 same functions, and tests call them without a server. Addresses are personal
-data: they travel only in the (encrypted) update payload and the personal
-data store; the workflow keeps a reference and a fingerprint
-(`address_fingerprint`), never the address.
+data: the edges keep a new one in the personal-data store and send its
+subject id (`ChangeAddressInput.address_subject_id`, issue 21; the old shape
+with the address in the encrypted update is still accepted); the workflow
+keeps a reference and a fingerprint (`address_fingerprint`), never the address.
 """
 
 from __future__ import annotations

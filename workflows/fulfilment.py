@@ -27,7 +27,9 @@ interleave:
   idempotency key) and tells the customer.
 
 No address in the state: the personal-data store keeps it, the state keeps
-its subject id and a keyed fingerprint.
+its subject id and a keyed fingerprint. The edges send an address change as
+`address_subject_id` (issue 21), so no address reaches the history either;
+the old shape (`address` in the update) issues the same commands.
 """
 
 from __future__ import annotations
