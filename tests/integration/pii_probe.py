@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, quote_plus, urlencode
@@ -46,6 +46,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import workflows
+from activities.simulated import BOUNCING_DOMAIN
 from domain.campaign import CampaignParameters, CatalogueEntry, PriceLine, Quota
 from domain.common import Role
 from domain.orders import ItemCategory
@@ -53,6 +54,7 @@ from domain.webhook_signatures import stripe_signature_header
 from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import campaign as campaign_store
+from store.deliveries import get_shipment
 from tests.factories import order_data
 from tests.integration.polling import eventually
 from workers import activities
@@ -476,9 +478,41 @@ async def order_review(s: Stack) -> dict[str, str]:
     return customer.values()
 
 
+def bouncing(person: Persona) -> Persona:
+    """The same person with an email address the simulated notifier bounces."""
+    return replace(person, email=person.email.replace("example.com", BOUNCING_DOMAIN))
+
+
+async def bounced(s: Stack, case_id: str) -> None:
+    """Wait for the case's bounced message to the customer to be on record."""
+    await eventually(
+        lambda: s.db.fetchval(
+            "SELECT count(*) FROM audit_log WHERE case_id = $1 AND action = $2",
+            case_id,
+            "customer_notification_failed",
+        ),
+        lambda n: n > 0,
+        what=f"the bounced message of {case_id} on record",
+    )
+
+
+def warehouse_event(order_id: str, kind: str, minutes: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"wh-{order_id}-{kind}",
+        "order_id": order_id,
+        "kind": kind,
+        "occurred_at": (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat(),
+        "site": "PAR-1",
+        **extra,
+    }
+
+
 async def fulfilment(s: Stack) -> dict[str, str]:
     """A released order: a hold for its address, the customer's new address,
-    a timed delivery, the hold released; an address the country refuses."""
+    a timed delivery, the hold released, an address the country refuses; the
+    warehouse packs it and hands it to the carrier, booked to the new address.
+    Another released order the warehouse cancels: the message to its customer
+    bounces (a failed activity)."""
     customer = Persona.new("customer")
     moved = Persona.new("new_address")
     order_id = await released_order(s, customer, "PII-F")
@@ -503,7 +537,29 @@ async def fulfilment(s: Stack) -> dict[str, str]:
     bad = {**moved.address(), "postal_code": "ABC-DEF-GHI"}
     refused = await s.api.post(f"{url}/address", json={"address": bad}, headers=COORDINATOR)
     assert refused.status_code == 422, refused.text
-    return customer.values() | moved.values()
+    tracking = f"1ZF{uuid.uuid4().hex[:10].upper()}"
+    events = [
+        warehouse_event(order_id, "picking_started", 10),
+        warehouse_event(order_id, "packing_started", 20),
+        warehouse_event(order_id, "packed", 30),
+        warehouse_event(order_id, "handed_to_carrier", 40, carrier="ups", tracking_number=tracking),
+    ]
+    await s.post("/v1/webhooks/warehouse/events", {"events": events}, WEBHOOK, 202)
+    # The carrier got the real new address, read by its subject id.
+    booked = await eventually(
+        lambda: get_shipment(s.db, f"{order_id}-1"),
+        lambda row: row is not None,
+        what="the shipment booked at handover",
+    )
+    assert booked is not None and booked.record.destination is not None
+    assert booked.record.destination.line1 == moved.street
+
+    unreachable = bouncing(Persona.new("cancelled_customer"))
+    cancelled = await released_order(s, unreachable, "PII-FC")
+    event = warehouse_event(cancelled, "cancelled", 5, note="damaged in the warehouse")
+    await s.post("/v1/webhooks/warehouse/events", {"events": [event]}, WEBHOOK, 202)
+    await bounced(s, cancelled)
+    return customer.values() | moved.values() | unreachable.values()
 
 
 def shipment_json(order: dict[str, Any]) -> dict[str, Any]:
@@ -549,10 +605,7 @@ async def failed_delivery(s: Stack) -> dict[str, Any]:
     """A parcel the carrier could not deliver; the message to the customer
     bounces (a failed activity); the customer replies with a new address and
     a message; the coordinator reships there."""
-    customer = Persona.new("customer")
-    customer = Persona(
-        **{**customer.__dict__, "email": customer.email.replace("example.com", "bounce.example")}
-    )
+    customer = bouncing(Persona.new("customer"))
     moved = Persona.new("new_address")
     shipment = await shipped(s, customer, "PII-D")
     sid = shipment["shipment_id"]
@@ -571,12 +624,7 @@ async def failed_delivery(s: Stack) -> dict[str, Any]:
     decision = {"decision": "reship", "address": moved.address(), "note": "new address given"}
     await s.post(f"{url}/decision", decision, COORDINATOR)
     await s.wait(url, lambda d: d["status"] == "reshipped", "the reship")
-    failed = await s.db.fetchval(
-        "SELECT count(*) FROM audit_log WHERE case_id = $1 AND action = $2",
-        sid,
-        "customer_notification_failed",
-    )
-    assert failed, "the bounced message is on record"
+    await bounced(s, sid)
     return customer.values() | moved.values()
 
 

@@ -16,7 +16,6 @@ be there. A leak names the process, the workflow id, the value and the event:
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 
@@ -129,27 +128,15 @@ async def test_temporal_database_holds_no_customer_pii(
         assert secret.encode() not in stored, f"{secret!r} found in clear in Temporal's database"
 
 
-# Processes whose histories still carry a personal value (codec-encrypted),
-# left out of the decoded assertion until their move to subject ids lands;
-# PII_PROBE_ALL=1 asserts them too, to see the leaks.
-NOT_YET_CLEAN: dict[str, str] = {
-    "failed_delivery": "its input holds the shipment record (the order's customer, "
-    "addresses and IP), so do the notification's activity inputs",
-    "carrier_claim": "its input holds the shipment record, so does its remedy's (a failed "
-    "delivery, a child workflow) input",
-}
-
-
 @pytest.mark.parametrize("process", sorted(probe.SCENARIOS))
 async def test_decoded_histories_hold_no_personal_value(
     process: str, client: Client, db_pool: asyncpg.Pool, integration_settings: Settings
 ) -> None:
     trail = await probe.trail_of(process, client, db_pool, integration_settings)
-    left_out = {} if os.environ.get("PII_PROBE_ALL") else NOT_YET_CLEAN
-    checked = [w for w in sorted(trail.workflow_ids) if probe.process_of(w) not in left_out]
-    assert checked or process in left_out, f"{process}: no workflow to check"
+    own = "return" if process == "returns" else process
+    assert any(probe.process_of(w) == own for w in trail.workflow_ids), trail.workflow_ids
     found = []
-    for workflow_id in checked:
+    for workflow_id in sorted(trail.workflow_ids):
         found += await probe.history_leaks(
             client, probe.process_of(workflow_id), workflow_id, trail.values
         )
