@@ -181,7 +181,8 @@ async def _keep_address(
 ) -> AddressRef | None:
     """Keep `address` for the shipment's case; None for a shipment Steward
     does not keep (the address then travels as it is: a case opened for a
-    parcel outside the store) or whose personal data was erased."""
+    parcel outside the store). CaseRefused (nothing sent) for an address a
+    privacy request erased: it is never put back, in the store or the case."""
     shipment = await deliveries.get_shipment(db, shipment_id)
     if shipment is None or shipment.subject_id is None:
         return None
@@ -189,8 +190,11 @@ async def _keep_address(
         return await deliveries.put_delivery_address(
             db, shipment_id, shipment.record.order.order_id, address
         )
-    except personal_data.SubjectErased:
-        return None
+    except personal_data.SubjectErased as erased:
+        raise CaseRefused(
+            "address: this address was erased by a privacy request; "
+            "Steward may not keep it again for this parcel"
+        ) from erased
 
 
 async def with_reply_message(

@@ -108,8 +108,8 @@ async def put_delivery_address(
     """Keep an address given for a parcel (a customer's new address, a
     coordinator's reship destination): kind ``address``, owned by the
     shipment's subject, referencing the order and the shipment (issue 21).
-    Raises personal_data.SubjectErased (nothing written) when the shipment's
-    subject was erased."""
+    Raises personal_data.SubjectErased (nothing written) when this address's
+    subject was erased (the same address given again after an erasure)."""
     fingerprint = address_fingerprint(address)
     fields = {k: str(v) for k, v in address.model_dump().items() if v is not None}
     subject_id = await personal_data.put_subject(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -23,9 +23,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.deliveries import DeliveryActivities
 from activities.simulated import SimulatedCarrier, SimulatedNotifier, SimulatedParcelReturnsDesk
+from clients import failed_delivery
+from clients.errors import CaseRefused
 from domain.deliveries import (
     RESHIP_BOOKING_REFUSED,
     BookReshipmentInput,
+    CustomerOption,
+    CustomerReply,
     ServiceLevel,
     ShipmentRecord,
     pseudonymise_shipment,
@@ -261,6 +265,15 @@ async def test_kept_delivery_addresses_go_with_the_customer_at_erasure(
         await personal_data.erase_subject(db_pool, sid, reason="test erasure")
     (shown,) = (await delivery_store.read_delivery_addresses(db_pool, [ref])).values()
     assert shown.line1 == personal_data.ERASED_PLACEHOLDER and shown.country == "FR"
+    # The same address sent again is refused before anything is signalled
+    # (the Temporal client is never reached), never kept or sent in clear.
+    again = CustomerReply(
+        event_id=f"cs-again-{unique}", option=CustomerOption.NEW_ADDRESS, address=new
+    )
+    with pytest.raises(CaseRefused, match="address: this address was erased"):
+        await failed_delivery.relay_customer_reply(
+            cast(Client, None), record.shipment_id, again, db=db_pool
+        )
 
     booking = BookReshipmentInput(
         workflow_id=f"failed-delivery:{record.shipment_id}",
