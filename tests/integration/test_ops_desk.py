@@ -450,6 +450,7 @@ async def test_an_address_change_resolved_at_the_desk_changes_the_fulfilment(
     )
     unique = uuid.uuid4().hex[:8]
     street = f"{unique} Rue de la Paix"
+    moved = {"line1": street, "city": "Paris", "postal_code": "75002", "country": "FR"}
     note = f"Mme Vauquelin-{unique} moved, call her first"
     opened = await api.post(
         "/v1/ops-requests",
@@ -537,6 +538,34 @@ async def test_an_address_change_resolved_at_the_desk_changes_the_fulfilment(
     await pd.erase_subject(db_pool, ops_store.text_subject_id(workflow_id), reason="test")
     shown = await api.get(f"/v1/ops-requests/{request_id}", headers=AUDITOR)
     assert shown.json()["description"] == pd.ERASED_PLACEHOLDER
+
+    # An address erased before the resolution (a privacy request): fulfilment
+    # refuses the change, the ticket stays open and says why, without a value.
+    again = await api.post(
+        "/v1/ops-requests",
+        json={"details": {"type": "address_change", "order_id": order_id, "address": moved}},
+        headers=COORDINATOR,
+    )
+    second = again.json()["request_id"]
+    await eventually(
+        lambda: api.get(f"/v1/ops-requests/{second}", headers=AUDITOR),
+        lambda r: r.status_code == 200,
+        what="the second ticket",
+    )
+    erased_ref = ops_store.address_subject_id(f"ops-request:{second}")
+    assert await pd.erase_subject(db_pool, erased_ref, reason="test")
+    await api.post(f"/v1/ops-requests/{second}/claim", headers=COORDINATOR)
+    refused = await api.post(
+        f"/v1/ops-requests/{second}/resolve",
+        json={"outcome": "done", "root_cause": "customer_request"},
+        headers=COORDINATOR,
+    )
+    assert refused.status_code == 200, refused.text
+    after = refused.json()
+    assert after["status"] == "assigned"
+    (failed,) = [a for a in after["actions"] if a["kind"] == "change_address"]
+    assert not failed["ok"], failed
+    assert "address_subject_id" in failed["note"] and "erased" in failed["note"]
 
 
 async def test_a_carrier_claim_from_the_desk_carries_the_shipment_pseudonymised(
