@@ -668,12 +668,8 @@ async def carrier_claim(s: Stack) -> dict[str, Any]:
     return customer.values()
 
 
-async def returns(s: Stack) -> dict[str, Any]:
-    """A return of a released order, the label issued to the customer's contact."""
-    customer = Persona.new("customer")
-    order_id = await released_order(s, customer, "PII-RT")
-    rma_id = f"RMA-{uuid.uuid4().hex[:10].upper()}"
-    body = {
+def return_json(rma_id: str, order_id: str, person: Persona, **extra: Any) -> dict[str, Any]:
+    return {
         "rma_id": rma_id,
         "order": {
             "order_id": order_id,
@@ -692,12 +688,58 @@ async def returns(s: Stack) -> dict[str, Any]:
         },
         "lines": [{"sku": "HB-TOTE-MM-NOIR", "quantity": 1}],
         "reason": "too_small",
-        "resolution": "refund",
-        "contact": {"email": customer.email, "locale": "fr"},
+        "contact": {"email": person.email, "locale": "fr"},
+        **extra,
     }
+
+
+async def returns(s: Stack) -> dict[str, Any]:
+    """Two returns of a released order: one the customer cancels in their own
+    words; an exchange, whose parcel reaches the warehouse and passes QC, and
+    whose replacement order (the customer's again) is reviewed."""
+    customer = Persona.new("customer")
+    order_id = await released_order(s, customer, "PII-RT")
+    cancelled = f"RMA-{uuid.uuid4().hex[:10].upper()}"
+    await s.post(
+        "/v1/returns", return_json(cancelled, order_id, customer, resolution="refund"), OPS, 202
+    )
+    s.workflow_ids.add(f"return:{cancelled}")
+    url = f"/v1/returns/{cancelled}"
+    await s.wait(url, lambda r: r["status"] == "label_issued", "the label")
+    cancel = {"event_id": "cancel-1", "reason": customer.words}
+    await s.post(f"{url}/cancel", cancel, SYSTEM, 202)
+    await s.wait(url, lambda r: r["status"] == "cancelled", "the cancellation")
+
+    exchanged = f"RMA-{uuid.uuid4().hex[:10].upper()}"
+    replacement = f"PII-EX-{uuid.uuid4().hex[:10].upper()}"
+    body = return_json(
+        exchanged,
+        order_id,
+        customer,
+        resolution="exchange",
+        replacement=customer.order_json(replacement),
+    )
     await s.post("/v1/returns", body, OPS, 202)
-    s.workflow_ids.add(f"return:{rma_id}")
-    await s.wait(f"/v1/returns/{rma_id}", lambda r: r["status"] == "label_issued", "the label")
+    s.workflow_ids.add(f"return:{exchanged}")
+    url = f"/v1/returns/{exchanged}"
+    label = await s.wait(url, lambda r: r["status"] == "label_issued", "the label")
+    for number, kind in enumerate(("in_transit", "delivered_to_warehouse")):
+        scan = {
+            "event_id": f"scan-{number}",
+            "kind": kind,
+            "tracking_number": label["tracking_number"],
+            "occurred_at": datetime.now(UTC).isoformat(),
+        }
+        await s.post(f"{url}/carrier-events", scan, WEBHOOK, 202)
+    qc = {"event_id": "qc-1", "grade": "first_choice", "notes": "as new", "photos": []}
+    await s.post(f"{url}/qc-results", qc, WEBHOOK, 202)
+    await s.wait(url, lambda r: r["status"] == "exchanged", "the exchange")
+    s.workflow_ids.add(f"order-review:{replacement}")
+    await s.wait(
+        f"/v1/order-reviews/{replacement}",
+        lambda r: r["status"] in ("released", "awaiting_review"),
+        "the replacement's review",
+    )
     return customer.values()
 
 
