@@ -438,7 +438,8 @@ class Trail:
     process: str
     values: dict[str, str]
     logs: str
-    workflow_ids: frozenset[str]
+    workflow_ids: frozenset[str]  # every workflow the scenario's worker ran
+    named: frozenset[str]  # those the scenario itself started or waited for
 
 
 Scenario = Callable[[Stack], Awaitable[dict[str, Any]]]
@@ -451,7 +452,7 @@ async def run(
         async with stack(client, db, settings, process) as s:
             values = await scenario(s)
             started = s.workflow_ids | await s.on_task_queue()
-    return Trail(process, values, logs.getvalue(), frozenset(started))
+    return Trail(process, values, logs.getvalue(), frozenset(started), frozenset(s.workflow_ids))
 
 
 # ------------------------------------------------------------------ scenarios

@@ -317,7 +317,7 @@ async def test_no_personal_value_in_a_process_s_logs_failures_or_tables(
 ) -> None:
     trail = await probe.trail_of(process, client, db_pool, integration_settings)
     # Proof the logs were captured: every case the scenario started is in them.
-    for workflow_id in trail.workflow_ids:
+    for workflow_id in trail.named:
         assert workflow_id.rsplit(":", 1)[-1] in trail.logs, f"{workflow_id} not in the logs"
     found = probe.log_leaks(process, trail.logs, trail.values)
     examined = 0
