@@ -10,9 +10,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.context import activity_logger
 from activities.ports import RateLimitedError, RefusedError, ReturnCarrier, ReturnsWarehouse
-from domain.deliveries import ShipmentRecord
+from domain.deliveries import ShipmentRecord, pseudonymise_shipment
 from domain.ids import carrier_claim_id
-from domain.order_privacy import pseudonymise_order
 from domain.orders import Order
 from domain.returns import (
     CHECK_RETURN_ELIGIBILITY,
@@ -224,10 +223,15 @@ class ReturnActivities:
             # scans keep going where they went.
             log.warning("return_parcel_already_registered", reason=str(conflict))
         log.info("return_parcel_registered_for_claim", shipment_id=record.shipment_id)
-        # Issue 21: the claim (a Temporal input) gets the parcel without its
-        # personal values: the store keeps them with the shipment registered
-        # above (its subject, read back by the shipment id); the claim needs
-        # the order's id, items, amounts and market only.
+        # Issue 21: the claim (a Temporal input) gets the parcel pseudonymised,
+        # as the carrier webhooks start a claim: the store keeps its values
+        # with the shipment registered above (its own subject, read back by
+        # the shipment id); the claim needs the order's id, items, amounts
+        # and market only.
         return ReturnParcelClaimResult(
-            shipment=record.model_copy(update={"order": pseudonymise_order(record.order)})
+            shipment=pseudonymise_shipment(
+                record,
+                delivery_store.shipment_subject_id(record.shipment_id),
+                delivery_store.address_fingerprint(record.address),
+            )
         )

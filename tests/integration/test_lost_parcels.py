@@ -97,6 +97,9 @@ async def test_lost_return_parcel_is_registered_for_its_claim(db_pool: asyncpg.P
     ):
         assert value not in sent, f"{value!r} is in the claim's input"
     assert row.record.order.customer.email == customer.customer.email
+    # The claim's activities read them back by the shipment's own subject.
+    assert prepared.shipment.subject_id == delivery_store.shipment_subject_id(f"{rma}-RETURN")
+    assert row.subject_id == prepared.shipment.subject_id
     assert row.record.order.shipping_address == customer.shipping_address
 
     unknown = await env.run(
