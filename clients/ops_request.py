@@ -51,6 +51,7 @@ from domain.ops_request import (
     OpsRequestState,
     OpsRequestStatus,
     OpsRequestType,
+    OpsRequestView,
     QcCheckDetails,
     check_cctv_window,
     ops_request_id,
@@ -269,6 +270,21 @@ async def get_request(client: Client, request_id: str) -> OpsRequestState:
         f"ops request {request_id}",
     )
     return state
+
+
+async def with_request_texts(pool: asyncpg.Pool, state: OpsRequestState) -> OpsRequestView:
+    """`state` with the requester's description (and a QC check's reason) read
+    back from the personal-data store for display (one query; the API's GET
+    and the console's case page): None when there is none, "[erased]" once
+    erased."""
+    texts = await ops_store.read_request_texts(pool, ops_request_id(state.request_id))
+    return OpsRequestView.model_validate(
+        {
+            **state.model_dump(),
+            "description": texts.get("description"),
+            "qc_reason": texts.get("reason") if state.type is OpsRequestType.QC_CHECK else None,
+        }
+    )
 
 
 async def decide(

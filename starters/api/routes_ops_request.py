@@ -39,7 +39,6 @@ from domain.ops_request import (
     ReprioritiseInput,
     ResolveInput,
     RootCause,
-    ops_request_id,
 )
 from domain.ops_request import Channel as IntakeChannel
 from starters.api.routes_common import (
@@ -324,14 +323,7 @@ async def get_ops_request(
     request_id: RequestId, principal: Reader, client: TemporalClient, pool: DbPool
 ) -> OpsRequestView:
     state: OpsRequestState = await case_call(ops_client.get_request(client, request_id))
-    texts = await ops_store.read_request_texts(pool, ops_request_id(request_id))
-    return OpsRequestView.model_validate(
-        {
-            **state.model_dump(),
-            "description": texts.get("description"),
-            "qc_reason": texts.get("reason") if state.type is OpsRequestType.QC_CHECK else None,
-        }
-    )
+    return await ops_client.with_request_texts(pool, state)
 
 
 async def _decide(

@@ -971,6 +971,12 @@ def _more_facts(process: str, s: Any) -> list[tuple[str, str]]:
             ("Order", s.order_id or "—"),
             ("Assignee", s.assignee or "the queue"),
         ]
+        # Issue 21: the requester's words, read back from the personal-data
+        # store by the route (clients/ops_request.py with_request_texts).
+        if getattr(s, "qc_reason", None):
+            facts.append(("What to check", s.qc_reason))
+        if getattr(s, "description", None):
+            facts.append(("Requester's note", s.description))
         for e in s.escalations:
             answered = f"answered by {e.answered_by}" if e.answered_by else "open"
             facts.append(

@@ -556,3 +556,35 @@ def test_a_returns_cancel_reason_is_a_fact_of_the_return() -> None:
     assert ("Customer's reason for cancelling", "[erased]") in facts
     silent = state.model_copy(update={"cancel_reason": None})
     assert "Customer's reason for cancelling" not in dict(views._state_facts("return", silent))
+
+
+def test_an_ops_request_s_requester_words_are_facts_of_the_request() -> None:
+    """Issue 21: the route reads the requester's note and a QC check's reason
+    back from the personal-data store (clients/ops_request.py
+    with_request_texts); the page shows them, or [erased], and nothing when
+    there is none."""
+    from domain.ops_request import OpsRequestView
+
+    state = OpsRequestView.model_validate(
+        {
+            "request_id": "OPS-1",
+            "type": "qc_check",
+            "priority": "normal",
+            "status": "open",
+            "requester": "cs.alice",
+            "channel": "slack",
+            "market": "FR",
+            "order_id": "FR-1",
+            "opened_at": "2026-12-01T09:00:00Z",
+            "sla": "PT4H",
+            "description": "[erased]",
+            "qc_reason": "the clasp looks scratched",
+        }
+    )
+    facts = views._state_facts("ops-request", state)
+    assert ("What to check", "the clasp looks scratched") in facts
+    assert ("Requester's note", "[erased]") in facts
+    silent = state.model_copy(update={"description": None, "qc_reason": None})
+    assert not {"What to check", "Requester's note"} & set(
+        dict(views._state_facts("ops-request", silent))
+    )
