@@ -504,6 +504,9 @@ async def test_build_activities_registers_every_name(clean_db: asyncpg.Pool) -> 
         # Failed deliveries and carrier claims (activities/deliveries.py, claims.py).
         "notify_delivery_customer",
         "book_reshipment",
+        # A customer's new address, scored in the activity (issue 21: the
+        # workflow holds its subject id only).
+        "score_delivery_address",
         "inspect_returned_parcel",
         "restock_returned_parcel",
         "open_carrier_investigation",
