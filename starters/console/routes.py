@@ -356,6 +356,10 @@ async def _with_customer_words(pool: Any, process: str, state: Any) -> Any:
         return await order_review.with_messages(pool, state)
     if process == "failed-delivery":
         return await failed_delivery.with_reply_message(pool, state)
+    if process == "campaign":
+        from clients import campaign
+
+        return await campaign.with_request_texts(pool, state)
     return state
 
 

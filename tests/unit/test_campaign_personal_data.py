@@ -134,3 +134,42 @@ def test_a_caller_may_not_name_the_subject_the_edge_keeps_the_words_under(
     )
     assert answer.status_code == 422, answer.text
     assert [d["field"] for d in answer.json()["detail"]] == ["subject_id"]
+
+
+async def test_the_console_route_puts_the_words_back_as_get_does() -> None:
+    """The case page's state goes through the same merge as GET (one query
+    on the requests and their subjects); an erased subject reads [erased]."""
+    from starters.console import routes
+
+    asked: list[tuple[str, tuple[Any, ...]]] = []
+
+    class Pool:
+        async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+            asked.append((sql, args))
+            return [
+                {
+                    "request_id": "GR-1",
+                    "employee_id": "E0001",
+                    "pd_subject_id": "subj_campaign-request-0001",
+                    "pd_kind": "message",
+                    "pd_master_key_id": None,
+                    "pd_wrapped_key": None,
+                    "pd_ciphertext": None,
+                    "pd_erased_at": NOW,
+                    "pd_erasure_reason": "privacy-request:PR-1",
+                }
+            ]
+
+    view = campaign({"GR-1": None, "GR-2": None})
+    state = CampaignState.model_validate(
+        view.model_dump(exclude={"requests": {"__all__": {"employee_id", "description"}}})
+    )
+    shown = await routes._with_customer_words(Pool(), "campaign", state)
+    assert isinstance(shown, CampaignView)
+    assert (shown.requests["GR-1"].employee_id, shown.requests["GR-1"].description) == (
+        "E0001",
+        "[erased]",
+    )
+    assert shown.requests["GR-2"].description is None
+    ((_, args),) = asked
+    assert args == ("ES-2027-06", ["GR-1", "GR-2"])
