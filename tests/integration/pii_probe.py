@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -1005,6 +1006,42 @@ async def chargeback(s: Stack) -> dict[str, Any]:
     return customer.values()
 
 
+def _csrf(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None, page.text
+    return match.group(1)
+
+
+async def console_form(s: Stack, workflow_id: str, action: str, fields: dict[str, str]) -> None:
+    """A form of the case's page, submitted as the browser does (the signed-in
+    session's cookie, the page's CSRF token and nonce)."""
+    url = f"/console/cases/{workflow_id}"
+    page = await s.api.get(url)
+    assert page.status_code == 200, page.text
+    data = {"csrf": _csrf(page), "nonce": uuid.uuid4().hex[:12], "action": action, **fields}
+    sent = await s.api.post(url, data=data)
+    assert sent.status_code == 303, sent.text
+
+
+async def console(s: Stack) -> dict[str, Any]:
+    """The coordinators' console (an edge of its own, issue 20): signed in with
+    a coordinator's key, a fulfilment's new address typed into its case
+    page's form."""
+    customer, moved = Persona.new("customer"), Persona.new("new_address")
+    login = await s.api.get("/console/login")
+    signed = await s.api.post("/console/login", data={"csrf": _csrf(login), "api_key": "pii-coord"})
+    assert signed.status_code == 303, signed.text
+    order_id = await released_order(s, customer, "PII-CO")
+    address = {k: str(v) for k, v in moved.address().items()}
+    await console_form(s, f"fulfilment:{order_id}", "fulfilment-change-address", address)
+    await s.wait(
+        f"/v1/fulfilments/{order_id}",
+        lambda f: any(c["outcome"] == "applied" for c in f["address_changes"]),
+        "the address change applied",
+    )
+    return customer.values() | moved.values()
+
+
 SCENARIOS: dict[str, Scenario] = {
     "order_review": order_review,
     "fulfilment": fulfilment,
@@ -1015,6 +1052,7 @@ SCENARIOS: dict[str, Scenario] = {
     "ops_request": ops_request,
     "campaign": campaign,
     "chargeback": chargeback,
+    "console": console,
 }
 
 
