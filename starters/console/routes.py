@@ -653,7 +653,13 @@ async def _apply_more(
             change = fl.ChangeAddressInput.model_validate(
                 {"address": address, "note": fields.get("note", "")}
             )
-            await fl.change_address(order_id=key, body=change, principal=principal, client=client)
+            await fl.change_address(
+                order_id=key,
+                body=change,
+                principal=principal,
+                client=client,
+                pool=request.app.state.pool,
+            )
         elif action == "fulfilment-special-delivery":
             arrangement = fl.SpecialDeliveryInput.model_validate(
                 _or_none(fields, "window_start", "window_end", "carrier", "service", "store_id")

@@ -8,6 +8,7 @@ field and changes nothing."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -424,3 +425,42 @@ async def test_migration_0027_gives_earlier_address_subjects_their_owner(
     owner = fulfilment_store.order_subject_id(order.order_id)
     assert (await personal_data.subject_info(db_pool, earlier)).owner_id == owner
     assert earlier in await personal_data.live_subjects(db_pool, customer)
+
+
+async def test_the_console_s_address_form_keeps_the_address_out_of_temporal(
+    api: httpx.AsyncClient, client: Client, db_pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """The console's form goes through the API's route function: the address
+    is kept as an edge subject and the fulfilment's history holds only its id."""
+    order_id = await released_order(client, settings)
+    page = await api.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    signed = await api.post("/console/login", data={"csrf": csrf.group(1), "api_key": "it-coord"})
+    assert signed.status_code == 303, signed.text
+    case_url = f"/console/cases/fulfilment:{order_id}"
+    page = await api.get(case_url)
+    assert 'id="fulfilment-change-address"' in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    street = f"{uuid.uuid4().hex[:8]} rue de la Paix"
+    address = {"line1": street, "city": "Paris", "postal_code": "75002", "country": "FR"}
+    sent = await api.post(
+        case_url,
+        data={
+            "csrf": csrf.group(1),
+            "nonce": "n-1",
+            "action": "fulfilment-change-address",
+            **address,
+            "note": "the client called",
+        },
+    )
+    assert sent.status_code == 303, sent.text
+    state = await fulfilment.get_fulfilment(client, order_id)
+    assert state.address_changes[-1].outcome == "applied"
+    assert state.address_ref == fulfilment_store.edge_address_subject_id(
+        order_id, fulfilment_store.keyed_fingerprint(Address(**address))
+    )
+    assert (await fulfilment_store.get_address(db_pool, state.address_ref)).line1 == street
+    decoded = await decoded_history(client, f"fulfilment:{order_id}")
+    assert state.address_ref.encode() in decoded and street.encode() not in decoded
