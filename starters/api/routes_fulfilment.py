@@ -13,7 +13,6 @@ import hmac
 from collections.abc import Awaitable, Sequence
 from typing import Annotated
 
-import asyncpg
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
@@ -38,7 +37,6 @@ from starters.api.routes_common import (
     AppSettings,
     DbPool,
     TemporalClient,
-    _pool,
     case_call,
     error_responses,
 )
@@ -61,9 +59,6 @@ Changer = Annotated[
 ]
 Warehouse = Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.OPS))]
 OrderId = Annotated[BusinessKey, Path(examples=["A1001"])]
-# The database pool, injected like DbPool; a default of None lets the
-# console call a route function without it.
-EdgePool = Annotated[asyncpg.Pool | None, Depends(_pool)]
 Handle = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$", examples=["outbound-qc"])]
 
 
@@ -179,12 +174,10 @@ async def change_address(
     body: ChangeAddressInput,
     principal: Changer,
     client: TemporalClient,
-    pool: EdgePool = None,
+    pool: DbPool,
 ) -> FulfilmentView:
     """Issue 21: the address is kept in the personal-data store and the
-    fulfilment gets only its subject id; the answer reads it back. (`pool`
-    is always injected over HTTP; a direct caller without it, as the console
-    was, sends the address in the update, the old shape.)"""
+    fulfilment gets only its subject id; the answer reads it back."""
     if body.address_subject_id is not None:
         raise RequestValidationError(
             [
@@ -202,11 +195,7 @@ async def change_address(
         if err.status_code == status.HTTP_409_CONFLICT and str(err.detail).startswith("address."):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=err.detail) from None
         raise
-    return (
-        await fulfilment.with_address(pool, state)
-        if pool is not None
-        else FulfilmentView(**state.model_dump())
-    )
+    return await fulfilment.with_address(pool, state)
 
 
 @router.post(
