@@ -360,6 +360,10 @@ async def _with_customer_words(pool: Any, process: str, state: Any) -> Any:
         from clients import campaign
 
         return await campaign.with_request_texts(pool, state)
+    if process == "return":
+        from clients import returns
+
+        return await returns.with_cancel_reason(pool, state)
     return state
 
 

@@ -23,6 +23,7 @@ from starters.api.app import create_app
 from starters.auth import ApiKeyStore
 from store import audit as audit_store
 from store import order_subjects, personal_data
+from store import returns as returns_store
 from tests.integration.polling import eventually
 from tests.integration.test_api import (
     new_order_id,
@@ -38,6 +39,7 @@ from tests.integration.test_provider_webhooks import (
     stripe_event,
     uid,
 )
+from tests.integration.test_returns_refund import return_json
 from workers import activities
 from workers.settings import Settings
 
@@ -446,3 +448,45 @@ async def test_finance_resolves_a_task_no_process_closes_from_the_case_page(
     rows = await audit_store.list_by_case(db_pool, order_id)
     assert ("fiona", "task_resolved") in [(r.actor, r.action) for r in rows]
     assert 'id="task-resolution"' not in (await api.get(done.headers["location"])).text
+
+
+async def test_the_case_page_shows_a_returns_cancel_reason_kept_in_the_store(
+    api: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    """Issue 21 keeps a customer's reason for cancelling a return in the
+    personal-data store and the return holds its subject id: the case page
+    reads the words back like GET does; an erased one reads [erased]."""
+    rma_id = f"RMA-CW-{uuid.uuid4().hex[:8]}"
+    body = return_json(rma_id, f"ORD-{rma_id}")
+    started = await api.post("/v1/returns", json=body, headers=SYSTEM)
+    assert started.status_code == 202, started.text
+    await eventually(
+        lambda: api.get(f"/v1/returns/{rma_id}", headers=SYSTEM),
+        lambda r: r.status_code == 200 and r.json()["status"] == "label_issued",
+        what="the return label",
+    )
+    words = f"Kept it after all, it fits my sister {uuid.uuid4().hex[:8]}"
+    cancelled = await api.post(
+        f"/v1/returns/{rma_id}/cancel",
+        json={"event_id": "c-1", "reason": words},
+        headers=SYSTEM,
+    )
+    assert cancelled.status_code == 202, cancelled.text
+    await eventually(
+        lambda: api.get(f"/v1/returns/{rma_id}", headers=SYSTEM),
+        lambda r: r.json()["status"] == "cancelled" and r.json()["cancel_reason"] == words,
+        what="the cancel to reach the return",
+    )
+
+    await sign_in(api, "co-alice")
+    case_url = f"/console/cases/return:{rma_id}"
+    page = await api.get(case_url)
+    assert page.status_code == 200
+    assert words in page.text
+    assert await personal_data.erase_subject(
+        db_pool, returns_store.cancel_reason_subject_id(rma_id, "c-1"), reason="test"
+    )
+    erased = await api.get(case_url)
+    assert words not in erased.text
+    assert personal_data.ERASED_PLACEHOLDER in erased.text
+    await api.post("/console/logout", data={"csrf": csrf_of(erased)})
