@@ -364,6 +364,10 @@ async def _with_customer_words(pool: Any, process: str, state: Any) -> Any:
         from clients import returns
 
         return await returns.with_cancel_reason(pool, state)
+    if process == "ops-request":
+        from clients import ops_request
+
+        return await ops_request.with_request_texts(pool, state)
     return state
 
 

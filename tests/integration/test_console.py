@@ -292,8 +292,12 @@ async def test_an_ops_request_s_forms_follow_the_api_s_roles_and_csrf(
 ) -> None:
     from tests.integration.polling import eventually
 
+    # The requester's note is kept in the personal-data store (issue 21).
+    note = f"call back before noon {uuid.uuid4().hex[:6]}"
     opened = await api.post(
-        "/v1/ops-requests", json={"details": {"type": "other"}}, headers={"X-API-Key": "co-alice"}
+        "/v1/ops-requests",
+        json={"details": {"type": "other"}, "description": note},
+        headers={"X-API-Key": "co-alice"},
     )
     assert opened.status_code == 202, opened.text
     request_id = opened.json()["request_id"]
@@ -306,6 +310,7 @@ async def test_an_ops_request_s_forms_follow_the_api_s_roles_and_csrf(
     await sign_in(api, "co-audrey")  # an auditor reads, and has no form
     page = await api.get(case_url)
     assert page.status_code == 200 and "Requested by" in page.text
+    assert note in page.text  # read back for the page
     assert 'id="ops-request-resolve"' not in page.text
     forged = await api.post(case_url, data={"csrf": csrf_of(page), **resolve})
     assert forged.status_code == 403
