@@ -128,14 +128,6 @@ async def test_temporal_database_holds_no_customer_pii(
         assert secret.encode() not in stored, f"{secret!r} found in clear in Temporal's database"
 
 
-# (scenario, workflow id prefix) → why: histories still carrying a personal
-# value (codec-encrypted), left out of the assertion until the fix lands.
-NOT_YET_CLEAN: dict[tuple[str, str], str] = {
-    ("console", "fulfilment"): "the console's address form sends the address in the "
-    "change_address update (starters/console/routes.py calls change_address without pool=)",
-}
-
-
 @pytest.mark.parametrize("process", sorted(probe.SCENARIOS))
 async def test_decoded_histories_hold_no_personal_value(
     process: str, client: Client, db_pool: asyncpg.Pool, integration_settings: Settings
@@ -146,8 +138,6 @@ async def test_decoded_histories_hold_no_personal_value(
     assert any(probe.process_of(w) == own for w in trail.workflow_ids), trail.workflow_ids
     found = []
     for workflow_id in sorted(trail.workflow_ids):
-        if (process, probe.process_of(workflow_id)) in NOT_YET_CLEAN:
-            continue
         found += await probe.history_leaks(
             client, probe.process_of(workflow_id), workflow_id, trail.values
         )
