@@ -115,14 +115,18 @@ class DeliveryActivities:
         record and its subject, one query; erased values as placeholders)."""
         if shipment.subject_id is None:
             return shipment
-        row = await delivery_store.get_shipment(self.pool, shipment.shipment_id)
+        return (await self._registered(shipment.shipment_id)).record
+
+    async def _registered(self, shipment_id: str) -> delivery_store.ShipmentRow:
+        """The registered shipment (one query); an unknown id is for good."""
+        row = await delivery_store.get_shipment(self.pool, shipment_id)
         if row is None:
             raise ApplicationError(
-                f"shipment_id: no shipment {shipment.shipment_id} is registered",
+                f"shipment_id: no shipment {shipment_id} is registered",
                 type="UnknownShipment",
                 non_retryable=True,
             )
-        return row.record
+        return row
 
     @activity.defn(name=BOOK_RESHIPMENT)
     async def book_reshipment(self, input: BookReshipmentInput) -> BookReshipmentResult:
@@ -206,13 +210,7 @@ class DeliveryActivities:
         """The order of a pseudonymised shipment scored as if placed to
         `input.address`: its personal values from the store (one query), the
         rules and signals of the `score_order` activity."""
-        row = await delivery_store.get_shipment(self.pool, input.shipment_id)
-        if row is None:
-            raise ApplicationError(
-                f"shipment_id: no shipment {input.shipment_id} is registered",
-                type="UnknownShipment",
-                non_retryable=True,
-            )
+        row = await self._registered(input.shipment_id)
         address = input.address
         if input.address_ref is not None:
             address = await delivery_store.get_delivery_address(

@@ -15,6 +15,7 @@ from domain.carrier_events import CarrierEvent, TrackingStatus
 from domain.deliveries import AddressRef, ShipmentRecord
 from domain.orders import Address
 from store import personal_data
+from store.fulfilment import address_fields
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -111,7 +112,7 @@ async def put_delivery_address(
     Raises personal_data.SubjectErased (nothing written) when this address's
     subject was erased (the same address given again after an erasure)."""
     fingerprint = address_fingerprint(address)
-    fields = {k: str(v) for k, v in address.model_dump().items() if v is not None}
+    fields = address_fields(address)
     subject_id = await personal_data.put_subject(
         db,
         kind="address",

@@ -69,6 +69,12 @@ def address_subject_id(order_id: str, change_no: int) -> str:
     return personal_data.subject_id_for("address", f"{order_id}:{change_no}")
 
 
+def address_fields(address: Address) -> dict[str, str]:
+    """An address as a kind-"address" subject's fields (what `get_address`
+    reads back): every part that is set, by its name."""
+    return {k: str(v) for k, v in address.model_dump().items() if v is not None}
+
+
 def address_text(address: Address) -> str:
     """One canonical line for fingerprinting (case and spacing are folded by it)."""
     parts = (address.line1, address.line2, address.city, address.postal_code)
@@ -154,7 +160,7 @@ async def put_address(
     """Store an address in the personal-data store: (subject id, keyed fingerprint).
     A retry with the same change number rewrites the same subject. Owned by
     the order's subject (a privacy request for the customer reaches it)."""
-    fields = {k: str(v) for k, v in address.model_dump().items() if v is not None}
+    fields = address_fields(address)
     subject_id = await personal_data.put_subject(
         db,
         kind="address",
@@ -187,7 +193,7 @@ async def put_edge_address(
     the released order's subject, so a privacy request that finds the
     customer finds the address too. Raises personal_data.SubjectErased when
     that subject was erased."""
-    fields = {k: str(v) for k, v in address.model_dump().items() if v is not None}
+    fields = address_fields(address)
     return await personal_data.put_subject(
         db,
         kind="address",

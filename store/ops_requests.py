@@ -21,6 +21,7 @@ from domain.common import StewardModel
 from domain.ops_request import RecordOpsRequestInput
 from domain.orders import Address
 from store import personal_data
+from store.fulfilment import address_fields
 from store.order_subjects import order_subject_id
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -335,7 +336,7 @@ async def put_request_address(
     return await personal_data.put_subject(
         db,
         kind="address",
-        fields={k: str(v) for k, v in address.model_dump().items() if v is not None},
+        fields=address_fields(address),
         subject_id=subject_id,
         **_ownership(request_id, order_id),
     )
