@@ -100,6 +100,10 @@ BusinessKey = Annotated[
 # browser reads exactly (below 2^53). Computed totals (unit price x quantity,
 # an order's total) are held to the same bound.
 MAX_MINOR_UNITS: Final = 10**15
+
+# A personal-data subject id (store/personal_data.py subject_id_for/new_subject_id),
+# set by Steward's edges, never by a caller (issue 21).
+SUBJECT_ID_PATTERN: Final = r"^subj_[A-Za-z0-9_-]{8,64}$"
 MinorUnits = Annotated[
     int, Field(ge=0, le=MAX_MINOR_UNITS, description="Amount in minor units (cents)")
 ]

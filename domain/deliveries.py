@@ -19,6 +19,7 @@ from domain.business_hours import BusinessCalendar, coordinator_calendar
 from domain.carrier_events import CarrierEvent, TrackingStatus
 from domain.common import (
     DECISION_REJECTED,
+    SUBJECT_ID_PATTERN,
     BusinessKey,
     CountryCode,
     NonEmptyStr,
@@ -29,9 +30,6 @@ from domain.money_thresholds import delivery_rescore_from
 from domain.order_privacy import PLACEHOLDER, pseudonymise_order
 from domain.orders import Address, Order
 from domain.risk import RiskAssessment, RiskBand, Routing
-
-# A personal-data subject id (store/personal_data.py subject_id_for / new_subject_id).
-SUBJECT_ID_PATTERN: Final = r"^subj_[A-Za-z0-9_-]{8,64}$"
 
 
 class AddressRef(StewardModel):
@@ -147,7 +145,7 @@ class CustomerReply(StewardModel):
     # Issue 21: the customer's words are kept in the personal-data store
     # under this subject (kind "message", clients/failed_delivery.py
     # relay_customer_reply) and `message` is empty. None: `message` is the text.
-    message_subject_id: str | None = Field(default=None, pattern=r"^subj_[A-Za-z0-9_-]{8,64}$")
+    message_subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
 
     @model_validator(mode="after")
     def _option_details(self) -> CustomerReply:

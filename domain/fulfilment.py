@@ -26,6 +26,7 @@ from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 from domain.common import (
     DECISION_IN_PROGRESS,
     SINGLE_LINE,
+    SUBJECT_ID_PATTERN,
     BusinessKey,
     CountryCode,
     CurrencyCode,
@@ -186,9 +187,6 @@ class Reallocation(StewardModel):
     requested_at: datetime
 
 
-ADDRESS_SUBJECT_ID_PATTERN: Final = r"^subj_[A-Za-z0-9_-]{8,64}$"
-
-
 class ChangeAddressInput(_ActorFields):
     """The new shipping address: exactly one of `address` (the old shape, still
     accepted for running cases and callers inside Steward) and
@@ -199,7 +197,7 @@ class ChangeAddressInput(_ActorFields):
     change and the case goes on."""
 
     address: Address | None = None
-    address_subject_id: str | None = Field(default=None, pattern=ADDRESS_SUBJECT_ID_PATTERN)
+    address_subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
     note: Note = ""
 
     @model_validator(mode="after")
@@ -763,7 +761,7 @@ class ApplyAddressInput(StewardModel):
     # Exactly one: the address itself (the old shape: changes sent before issue
     # 21's edge subjects) or the kind-"address" subject the edge stored it in.
     address: Address | None = None
-    address_subject_id: str | None = Field(default=None, pattern=ADDRESS_SUBJECT_ID_PATTERN)
+    address_subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
     # Rescore with the risk rules (above the market's value threshold, or a new
     # country). With `address_subject_id` the workflow cannot see the country:
     # `rescore` says high value, and the activity rescores too when the

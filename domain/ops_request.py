@@ -26,6 +26,7 @@ from pydantic import AwareDatetime, Field, model_validator
 from domain.business_hours import SITES, BusinessCalendar
 from domain.claims import ClaimType
 from domain.common import (
+    SUBJECT_ID_PATTERN,
     BusinessKey,
     CurrencyCode,
     FreeText,
@@ -134,10 +135,6 @@ class _Details(StewardModel):
 
     def site(self) -> str | None:
         return getattr(self, "site_id", None)
-
-
-# A personal-data subject id (store/personal_data.py), set by Steward's edge.
-SUBJECT_ID_PATTERN: Final = r"^subj_[A-Za-z0-9_-]{8,64}$"
 
 
 class AddressChangeDetails(_Details):

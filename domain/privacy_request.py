@@ -22,7 +22,14 @@ from typing import Annotated, Final
 
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator
 
-from domain.common import BusinessKey, FreeText, NonEmptyStr, Role, StewardModel
+from domain.common import (
+    SUBJECT_ID_PATTERN,
+    BusinessKey,
+    FreeText,
+    NonEmptyStr,
+    Role,
+    StewardModel,
+)
 
 PRIVACY_REQUEST: Final = "privacy-request"
 
@@ -48,7 +55,7 @@ CONFIRM_PRIVACY_REQUEST: Final = "confirm_privacy_request"
 # Who may file, verify and read privacy requests and their exports.
 PRIVACY_ROLES: Final = frozenset({Role.COORDINATOR, Role.MANAGER})
 
-SubjectId = Annotated[str, StringConstraints(pattern=r"^subj_[A-Za-z0-9_-]{8,64}$")]
+SubjectId = Annotated[str, StringConstraints(pattern=SUBJECT_ID_PATTERN)]
 Fingerprint = Annotated[str, StringConstraints(pattern=r"^fp_[0-9a-f]{32}$")]
 
 

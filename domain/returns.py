@@ -19,6 +19,7 @@ from domain.common import (
     DECISION_IN_PROGRESS,
     DECISION_REJECTED,
     MAX_MINOR_UNITS,
+    SUBJECT_ID_PATTERN,
     BusinessKey,
     CountryCode,
     CurrencyCode,
@@ -341,7 +342,6 @@ class CustomerContact(StewardModel):
     locale: str = Field(default="en", max_length=10)
 
 
-SUBJECT_ID_PATTERN: Final = r"^subj_[A-Za-z0-9_-]{8,64}$"
 # The field of a return's contact subject that holds the customer's email.
 CONTACT_EMAIL_FIELD: Final = "email"
 

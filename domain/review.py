@@ -20,6 +20,7 @@ from domain.business_hours import (
 from domain.common import (
     DECISION_IN_PROGRESS,
     DECISION_REJECTED,
+    SUBJECT_ID_PATTERN,
     NonEmptyStr,
     Role,
     StewardModel,
@@ -151,7 +152,7 @@ class OrderReviewInput(StewardModel):
     # (domain/order_privacy.py) and the activities that need the values read
     # them by this id. None (runs started before, a review a workflow starts):
     # the order carries its values, as before.
-    subject_id: str | None = Field(default=None, pattern=r"^subj_[A-Za-z0-9_-]{8,64}$")
+    subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
 
     @model_validator(mode="after")
     def _subject_means_pseudonymised(self) -> OrderReviewInput:
@@ -208,7 +209,7 @@ class CustomerAnswer(StewardModel):
     # Issue 21: the customer's words are kept in the personal-data store
     # under this subject (kind "message", clients/order_review.py
     # answer_customer) and `message` is empty. None: `message` is the text.
-    message_subject_id: str | None = Field(default=None, pattern=r"^subj_[A-Za-z0-9_-]{8,64}$")
+    message_subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
 
 
 class CancelRequest(StewardModel):

@@ -83,6 +83,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from domain.common import SUBJECT_ID_PATTERN
+
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 SUBJECT_ID_PREFIX = "subj_"
@@ -96,7 +98,7 @@ MATCH_FIELDS: frozenset[str] = frozenset({"email", "phone"})
 
 _KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _FIELD_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,63}$")
-_SUBJECT_ID_PATTERN = re.compile(r"^subj_[A-Za-z0-9_-]{8,64}$")
+_SUBJECT_ID_PATTERN = re.compile(SUBJECT_ID_PATTERN)
 _REF_KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _MAX_FIELD_BYTES = 16_384
 _FINGERPRINT_INFO = b"steward personal-data fingerprint v1"
